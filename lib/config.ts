@@ -1,0 +1,107 @@
+/**
+ * Validated configuration from a JSON file, flags and environment.
+ *
+ * @module
+ */
+
+import { z } from "zod";
+import type { CliFlags } from "./cli.ts";
+import { LOG_LEVELS, type LogLevel } from "./log.ts";
+
+/** Everything the server needs to know at start-up. */
+export interface Config {
+  /** known_hosts files read in order. */
+  knownHostsFiles: string[];
+  /** Where accept-new records new host keys. */
+  knownHostsWriteFile: string;
+  hostKeyPolicy: "strict" | "accept-new";
+  logLevel: LogLevel;
+  /** Open SSH sessions allowed at once. */
+  maxSessions: number;
+  /** Channels open at once per session; keep at or below the server's MaxSessions. */
+  maxChannelsPerSession: number;
+  /** Cap per output stream of one command, in bytes. */
+  maxOutputBytes: number;
+  /** Timeout of ssh_execute when the call gives none, in seconds. */
+  defaultTimeoutSeconds: number;
+  /** Upper bound of any command timeout, in seconds. */
+  maxTimeoutSeconds: number;
+  connectTimeoutSeconds: number;
+  keepaliveIntervalSeconds: number;
+  keepaliveCountMax: number;
+  /** ssh-agent socket from SSH_AUTH_SOCK, if any. */
+  agentSocket?: string;
+}
+
+/** The JSON configuration file's shape (snake_case, every key optional). */
+export const ConfigFileSchema = z.strictObject({
+  known_hosts: z.array(z.string().min(1)).optional()
+    .describe("Extra known_hosts files, read after ~/.ssh/known_hosts"),
+  host_key_policy: z.enum(["strict", "accept-new"]).optional(),
+  log_level: z.enum(LOG_LEVELS).optional(),
+  max_sessions: z.int().min(1).max(1000).optional(),
+  max_channels_per_session: z.int().min(1).max(100).optional(),
+  max_output_bytes: z.int().min(1024).max(64 * 1024 * 1024).optional(),
+  default_timeout: z.number().positive().max(86400).optional(),
+  max_timeout: z.number().positive().max(7 * 86400).optional(),
+  connect_timeout: z.number().positive().max(600).optional(),
+  keepalive_interval: z.number().min(0).max(3600).optional(),
+  keepalive_count_max: z.int().min(1).max(100).optional(),
+});
+
+/** The configuration file's parsed contents. */
+export type ConfigFile = z.infer<typeof ConfigFileSchema>;
+
+/** Parses a configuration file's text; throws a TypeError naming the bad key. */
+export function parseConfigFile(text: string, path: string): ConfigFile {
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (error) {
+    throw new TypeError(`Cannot parse config file ${path}: not valid JSON`, { cause: error });
+  }
+  const result = ConfigFileSchema.safeParse(json);
+  if (!result.success) {
+    const issue = result.error.issues[0];
+    throw new TypeError(`Invalid config file ${path}: ${issue.path.join(".") || "(root)"}: ${issue.message}`);
+  }
+  return result.data;
+}
+
+/** Environment values the configuration depends on. */
+export interface ConfigEnv {
+  home?: string;
+  sshAuthSock?: string;
+}
+
+/** Combines defaults, the config file and flags (flags win). Pure. */
+export function resolveConfig(flags: CliFlags, file: ConfigFile, env: ConfigEnv): Config {
+  const userFile = env.home ? `${env.home}/.ssh/known_hosts` : undefined;
+  const extra = [...(file.known_hosts ?? []), ...flags.knownHosts];
+  const knownHostsFiles = [...(userFile ? [userFile] : []), ...extra];
+  // New keys go where the user pointed us last, like OpenSSH's first UserKnownHostsFile.
+  const knownHostsWriteFile = extra.at(-1) ?? userFile;
+  if (knownHostsWriteFile === undefined) {
+    throw new TypeError("No known_hosts file: HOME is not set and no --known-hosts was given");
+  }
+  const defaultTimeout = file.default_timeout ?? 60;
+  const maxTimeout = file.max_timeout ?? 86400;
+  if (defaultTimeout > maxTimeout) {
+    throw new TypeError(`default_timeout (${defaultTimeout}) exceeds max_timeout (${maxTimeout})`);
+  }
+  return {
+    knownHostsFiles,
+    knownHostsWriteFile,
+    hostKeyPolicy: flags.hostKeyPolicy ?? file.host_key_policy ?? "strict",
+    logLevel: flags.logLevel ?? file.log_level ?? "warn",
+    maxSessions: file.max_sessions ?? 20,
+    maxChannelsPerSession: file.max_channels_per_session ?? 10,
+    maxOutputBytes: file.max_output_bytes ?? 100_000,
+    defaultTimeoutSeconds: defaultTimeout,
+    maxTimeoutSeconds: maxTimeout,
+    connectTimeoutSeconds: file.connect_timeout ?? 20,
+    keepaliveIntervalSeconds: file.keepalive_interval ?? 15,
+    keepaliveCountMax: file.keepalive_count_max ?? 3,
+    agentSocket: env.sshAuthSock || undefined,
+  };
+}

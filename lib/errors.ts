@@ -1,0 +1,107 @@
+/**
+ * Stable error codes and the one error class of mcp-remote-ssh.
+ *
+ * The code is the contract with agents: it survives in the tool result's
+ * text and `_meta`, so agents can branch on it without parsing messages.
+ *
+ * @module
+ */
+
+/** Every code a tool error can carry. */
+export type ErrorCode =
+  | "INVALID_ARGUMENT"
+  | "HOST_KEY_UNKNOWN"
+  | "HOST_KEY_MISMATCH"
+  | "HOST_KEY_REVOKED"
+  | "KNOWN_HOSTS_WRITE_FAILED"
+  | "AUTH_FAILED"
+  | "AUTH_METHOD_MISSING"
+  | "KEY_UNREADABLE"
+  | "KEY_PASSPHRASE_REQUIRED"
+  | "KEY_PASSPHRASE_WRONG"
+  | "AGENT_UNAVAILABLE"
+  | "CONNECT_REFUSED"
+  | "CONNECT_TIMEOUT"
+  | "DNS_FAILED"
+  | "HANDSHAKE_FAILED"
+  | "CONNECTION_LOST"
+  | "SESSION_NOT_FOUND"
+  | "SESSION_LIMIT"
+  | "CHANNEL_OPEN_FAILED"
+  | "COMMAND_TIMEOUT"
+  | "CANCELLED"
+  | "INTERNAL";
+
+const RETRYABLE: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
+  "CONNECT_REFUSED",
+  "CONNECT_TIMEOUT",
+  "CONNECTION_LOST",
+  "CHANNEL_OPEN_FAILED",
+  "HANDSHAKE_FAILED",
+]);
+
+/** Options of {@linkcode SshMcpError}. */
+export interface SshMcpErrorOptions {
+  /** What the agent can do next. */
+  hint?: string;
+  /** The error this one explains. */
+  cause?: unknown;
+  /**
+   * Whether the same call may succeed if repeated.
+   * @default derived from the code
+   */
+  retryable?: boolean;
+}
+
+/** The one error type that crosses layers; everything else is mapped into it. */
+export class SshMcpError extends Error {
+  /** Stable machine-readable code. */
+  readonly code: ErrorCode;
+  /** What the agent can do next, if anything. */
+  readonly hint?: string;
+  /** Whether repeating the call may succeed. */
+  readonly retryable: boolean;
+
+  /** Creates an error with a stable code. */
+  constructor(code: ErrorCode, message: string, options: SshMcpErrorOptions = {}) {
+    super(message, { cause: options.cause });
+    this.name = "SshMcpError";
+    this.code = code;
+    this.hint = options.hint;
+    this.retryable = options.retryable ?? RETRYABLE.has(code);
+  }
+}
+
+/** The shape of an MCP tool error result that keeps the code. */
+export interface ToolErrorResult {
+  [key: string]: unknown;
+  isError: true;
+  content: { type: "text"; text: string }[];
+  _meta: { code: ErrorCode; retryable: boolean; hint?: string };
+}
+
+/**
+ * Turns anything thrown by a tool into an MCP error result.
+ *
+ * The SDK would flatten a thrown error to its message and lose the code, so
+ * tools catch and map here. Unknown errors become INTERNAL without their
+ * stack, which may hold paths or secrets.
+ */
+export function toToolResult(error: unknown): ToolErrorResult {
+  const e = error instanceof SshMcpError
+    ? error
+    : new SshMcpError("INTERNAL", `Unexpected failure: ${describe(error)}`, {
+      hint: "This is a bug in mcp-remote-ssh; the session may still be usable",
+    });
+  const text = `[${e.code}] ${e.message}` + (e.hint ? `\nHint: ${e.hint}` : "");
+  return {
+    isError: true,
+    content: [{ type: "text", text }],
+    _meta: { code: e.code, retryable: e.retryable, ...(e.hint ? { hint: e.hint } : {}) },
+  };
+}
+
+function describe(error: unknown): string {
+  if (error instanceof Error) return `${error.name}: ${error.message}`;
+  return String(error);
+}

@@ -1,0 +1,43 @@
+/**
+ * The server factory: an McpServer with every tool, and a close that ends
+ * every SSH connection. Does no I/O until used.
+ *
+ * @module
+ */
+
+// @ts-types="@modelcontextprotocol/sdk/server/mcp"
+import { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
+import { VERSION } from "./cli.ts";
+import type { Config } from "./config.ts";
+import type { Logger } from "./log.ts";
+import { SessionRegistry } from "./sessions.ts";
+import { registerTools } from "./tools/mod.ts";
+
+/** A ready server and the way to shut it down. */
+export interface CreatedServer {
+  server: McpServer;
+  sessions: SessionRegistry;
+  /** Closes the MCP server and every SSH session. */
+  close(): Promise<void>;
+}
+
+/** Builds the MCP server with all tools registered. */
+export function createServer(config: Config, logger: Logger): CreatedServer {
+  const server = new McpServer(
+    { name: "mcp-remote-ssh", version: VERSION },
+    {
+      instructions: "SSH sessions for agents. Call ssh_connect first; it returns a session_id used by every other " +
+        "tool. Errors start with a [CODE] and end with a Hint to act on.",
+    },
+  );
+  const sessions = new SessionRegistry({ maxSessions: config.maxSessions, logger });
+  registerTools(server, { sessions, config, logger });
+  return {
+    server,
+    sessions,
+    async close() {
+      await sessions.closeAll();
+      await server.close();
+    },
+  };
+}

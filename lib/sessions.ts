@@ -1,0 +1,151 @@
+/**
+ * The registry of open SSH sessions: ids, limits, and closing everything.
+ *
+ * @module
+ */
+
+import { SshMcpError } from "./errors.ts";
+import type { Logger } from "./log.ts";
+import { type ConnectOptions, SshConnection } from "./ssh/connection.ts";
+
+/** One session as tools see it. */
+export interface Session {
+  id: string;
+  connection: SshConnection;
+  createdAt: Date;
+  lastUsedAt: Date;
+  /** Why the connection ended, while the record is kept to explain it. */
+  lostReason: SshMcpError | null;
+}
+
+/** What ssh_list_sessions reports about a session. */
+export interface SessionSummary {
+  session_id: string;
+  host: string;
+  port: number;
+  username: string;
+  connected: boolean;
+  host_key_fingerprint: string;
+  server_version: string;
+  created_at: string;
+  last_used_at: string;
+  error?: string;
+}
+
+/** Options of {@linkcode SessionRegistry}. */
+export interface SessionRegistryOptions {
+  /**
+   * Sessions allowed at once (lost ones count until closed).
+   * @default 20
+   */
+  maxSessions?: number;
+  logger: Logger;
+  /** Opens a connection; replaceable for tests of the registry alone. */
+  connect?: (options: ConnectOptions) => Promise<SshConnection>;
+}
+
+/** Maps session ids to connections and closes them all on shutdown. */
+export class SessionRegistry {
+  #sessions = new Map<string, Session>();
+  #opening = 0;
+  #max: number;
+  #logger: Logger;
+  #connect: (options: ConnectOptions) => Promise<SshConnection>;
+
+  /** Creates an empty registry. */
+  constructor(options: SessionRegistryOptions) {
+    this.#max = options.maxSessions ?? 20;
+    this.#logger = options.logger;
+    this.#connect = options.connect ?? ((o) => SshConnection.open(o));
+  }
+
+  /** Connects and registers a new session. */
+  async open(options: ConnectOptions): Promise<Session> {
+    if (this.#sessions.size + this.#opening >= this.#max) {
+      throw new SshMcpError("SESSION_LIMIT", `Cannot open more than ${this.#max} sessions`, {
+        hint: "Close sessions you no longer need with ssh_close_session (ssh_list_sessions shows them)",
+      });
+    }
+    this.#opening++;
+    let connection: SshConnection;
+    try {
+      connection = await this.#connect(options);
+    } finally {
+      this.#opening--;
+    }
+    const id = newSessionId();
+    const now = new Date();
+    const session: Session = { id, connection, createdAt: now, lastUsedAt: now, lostReason: null };
+    this.#sessions.set(id, session);
+    connection.onClose((reason) => {
+      if (this.#sessions.get(id) === session) {
+        session.lostReason = reason;
+        this.#logger.info(`Session ${id} lost: ${reason?.message ?? "closed"}`);
+      }
+    });
+    this.#logger.info(`Session ${id} opened to ${options.username}@${options.host}:${options.port}`);
+    return session;
+  }
+
+  /** Returns a live session or throws SESSION_NOT_FOUND / CONNECTION_LOST. */
+  get(id: string): Session {
+    const session = this.#sessions.get(id);
+    if (session === undefined) {
+      throw new SshMcpError("SESSION_NOT_FOUND", `No session ${JSON.stringify(id.slice(0, 64))}`, {
+        hint: "Use a session_id returned by ssh_connect (ssh_list_sessions lists them)",
+      });
+    }
+    if (!session.connection.alive) {
+      const reason = session.lostReason?.message ?? "connection closed";
+      throw new SshMcpError("CONNECTION_LOST", `Session ${id} is disconnected: ${reason}`, {
+        hint: "Call ssh_close_session on it and ssh_connect again",
+      });
+    }
+    session.lastUsedAt = new Date();
+    return session;
+  }
+
+  /** Summaries of every session, lost ones included. */
+  list(): SessionSummary[] {
+    return [...this.#sessions.values()].map((s) => {
+      const info = s.connection.info;
+      return {
+        session_id: s.id,
+        host: info.host,
+        port: info.port,
+        username: info.username,
+        connected: s.connection.alive,
+        host_key_fingerprint: info.hostKeyFingerprint,
+        server_version: info.serverVersion,
+        created_at: s.createdAt.toISOString(),
+        last_used_at: s.lastUsedAt.toISOString(),
+        ...(s.connection.alive ? {} : { error: s.lostReason?.message ?? "connection closed" }),
+      };
+    });
+  }
+
+  /** Closes one session; throws SESSION_NOT_FOUND for an unknown id. */
+  async close(id: string): Promise<void> {
+    const session = this.#sessions.get(id);
+    if (session === undefined) {
+      throw new SshMcpError("SESSION_NOT_FOUND", `No session ${JSON.stringify(id.slice(0, 64))}`, {
+        hint: "It may already be closed; ssh_list_sessions lists open sessions",
+      });
+    }
+    this.#sessions.delete(id);
+    await session.connection.close();
+    this.#logger.info(`Session ${id} closed`);
+  }
+
+  /** Closes every session (shutdown). */
+  async closeAll(): Promise<void> {
+    const all = [...this.#sessions.values()];
+    this.#sessions.clear();
+    await Promise.allSettled(all.map((s) => s.connection.close()));
+  }
+}
+
+function newSessionId(): string {
+  const bytes = crypto.getRandomValues(new Uint8Array(8));
+  return "s-" + Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
+}

@@ -1,0 +1,524 @@
+/**
+ * One SSH connection: TCP, host key check, authentication, keepalive and a
+ * budget of channels below the server's `MaxSessions`.
+ *
+ * @module
+ */
+
+// @ts-types="@types/ssh2"
+import ssh2 from "ssh2";
+// @ts-types="@types/ssh2"
+import type { AuthenticationType, ClientChannel, ExecOptions as Ssh2ExecOptions } from "ssh2";
+import { Socket } from "node:net";
+import { Buffer } from "node:buffer";
+import { SshMcpError } from "../errors.ts";
+import type { Logger } from "../log.ts";
+import {
+  appendKnownHost,
+  checkHostKey,
+  fingerprintSha256,
+  formatKnownHostsLine,
+  keyTypeOf,
+  type KnownHostsEntry,
+  knownKeyTypes,
+  loadKnownHosts,
+} from "./known_hosts.ts";
+import { type LoadedKey, loadPrivateKey } from "./keys.ts";
+import { ChannelBudget } from "./budget.ts";
+
+/** What to do with a host key that known_hosts does not list. */
+export type HostKeyPolicy = "strict" | "accept-new";
+
+/** Where known hosts come from and where new ones go. */
+export interface KnownHostsConfig {
+  /** Files read in order (OpenSSH format). Missing ones are skipped. */
+  files: string[];
+  /** File that accept-new appends to. */
+  writeFile: string;
+  /** strict refuses unknown keys; accept-new records them. Changed keys are always refused. */
+  policy: HostKeyPolicy;
+}
+
+/** Options of {@linkcode SshConnection.open}. */
+export interface ConnectOptions {
+  /** Host name or address (already validated). */
+  host: string;
+  /** TCP port. */
+  port: number;
+  /** Remote user. */
+  username: string;
+  /** Password, if password authentication is wanted. */
+  password?: string;
+  /** Private key file, if key authentication is wanted. */
+  privateKeyPath?: string;
+  /** Passphrase for an encrypted private key. */
+  passphrase?: string;
+  /** ssh-agent socket, used when neither password nor key is given. */
+  agentSocket?: string;
+  /** Host key verification settings. */
+  knownHosts: KnownHostsConfig;
+  /**
+   * Time allowed for TCP, handshake and authentication together.
+   * @default 20000
+   */
+  connectTimeoutMs?: number;
+  /**
+   * Interval of SSH keepalive requests; 0 turns them off.
+   * @default 15000
+   */
+  keepaliveIntervalMs?: number;
+  /**
+   * Unanswered keepalives before the connection is declared dead.
+   * @default 3
+   */
+  keepaliveCountMax?: number;
+  /**
+   * Channels open at once; more wait in a queue. Keep at or below the
+   * server's MaxSessions (OpenSSH default 10).
+   * @default 10
+   */
+  maxChannels?: number;
+  /** Logger for connection events. */
+  logger: Logger;
+}
+
+/** Facts about an established connection. */
+export interface ConnectionInfo {
+  host: string;
+  port: number;
+  username: string;
+  hostKeyType: string;
+  hostKeyFingerprint: string;
+  serverVersion: string;
+  /** True when accept-new recorded this host key during connect. */
+  hostKeyAdded: boolean;
+  authMethod: "password" | "publickey" | "agent";
+}
+
+// chacha20 first: under Deno it outruns AES-GCM (no AES-NI binding in ssh2).
+const CIPHERS = [
+  "chacha20-poly1305@openssh.com",
+  "aes128-gcm@openssh.com",
+  "aes256-gcm@openssh.com",
+  "aes128-ctr",
+  "aes192-ctr",
+  "aes256-ctr",
+];
+const HOST_KEY_ALGORITHMS = [
+  "ssh-ed25519",
+  "ecdsa-sha2-nistp256",
+  "ecdsa-sha2-nistp384",
+  "ecdsa-sha2-nistp521",
+  "rsa-sha2-512",
+  "rsa-sha2-256",
+];
+
+/** An authenticated SSH connection. Close it with {@linkcode SshConnection.close}. */
+export class SshConnection {
+  /** Facts fixed at connect time. */
+  readonly info: ConnectionInfo;
+  #client: ssh2.Client;
+  #budget: ChannelBudget;
+  #closed = false;
+  #closeReason: SshMcpError | null = null;
+  #onClose = new Set<(reason: SshMcpError | null) => void>();
+  #logger: Logger;
+
+  private constructor(client: ssh2.Client, info: ConnectionInfo, maxChannels: number, logger: Logger) {
+    this.#client = client;
+    this.info = info;
+    this.#budget = new ChannelBudget(maxChannels);
+    this.#logger = logger;
+    client.on("error", (err: Error & { level?: string }) => {
+      this.#closeReason = mapRuntimeError(err);
+      logger.warn(`SSH ${info.username}@${info.host}:${info.port}: ${err.message}`);
+    });
+    client.on("close", () => {
+      this.#closed = true;
+      const reason = this.#closeReason ??
+        new SshMcpError("CONNECTION_LOST", `Connection to ${info.host}:${info.port} closed`, {
+          hint: "Call ssh_connect again to open a new session",
+        });
+      this.#budget.fail(reason);
+      for (const listener of this.#onClose) listener(reason);
+    });
+  }
+
+  /** Connects, verifies the host key before any authentication, and authenticates. */
+  static async open(options: ConnectOptions): Promise<SshConnection> {
+    const auth = await prepareAuth(options);
+    const known = await loadKnownHosts(options.knownHosts.files);
+    for (const warning of known.warnings) options.logger.warn(warning);
+    const timeoutMs = options.connectTimeoutMs ?? 20000;
+    const client = new ssh2.Client();
+    const socket = new Socket();
+    socket.setNoDelay(true); // ssh2 leaves Nagle on: ~40 ms per request otherwise.
+
+    let hostKeyError: SshMcpError | null = null;
+    let hostKey: { type: string; fingerprint: string; added: boolean } | null = null;
+    let lastAuth: AuthenticationType | null = null;
+    let authStarted = false;
+
+    const hostVerifier = (key: Buffer, verify: (ok: boolean) => void): void => {
+      verifyHostKey(options, known.entries, key).then(
+        (result) => {
+          hostKey = result;
+          verify(true);
+        },
+        (error: SshMcpError) => {
+          hostKeyError = error;
+          verify(false);
+        },
+      );
+    };
+
+    const attempts = [...auth.methods];
+    const authHandler = (
+      _methodsLeft: AuthenticationType[],
+      _partial: boolean,
+      next: (auth: ssh2.AnyAuthMethod | false) => void,
+    ): void => {
+      authStarted = true;
+      const method = attempts.shift();
+      if (method === undefined) return next(false);
+      lastAuth = method;
+      const username = options.username;
+      if (method === "password") next({ type: "password", username, password: options.password! });
+      else if (method === "publickey") next({ type: "publickey", username, key: auth.key!.parsed });
+      else next({ type: "agent", username, agent: options.agentSocket! });
+    };
+
+    const knownTypes = knownKeyTypes(known.entries, options.host, options.port)
+      .flatMap((t) => t === "ssh-rsa" ? ["rsa-sha2-512", "rsa-sha2-256"] : [t]);
+    const serverHostKey = [...new Set([...knownTypes, ...HOST_KEY_ALGORITHMS])]
+      .filter((a) => HOST_KEY_ALGORITHMS.includes(a));
+
+    const ready = new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        reject(
+          new SshMcpError(
+            "CONNECT_TIMEOUT",
+            `Cannot connect to ${options.host}:${options.port}: no SSH session within ${timeoutMs / 1000} s`,
+            { hint: "Check host and port, that sshd is up and reachable, or raise connect_timeout" },
+          ),
+        );
+        client.end();
+        socket.destroy();
+      }, timeoutMs);
+      client.once("ready", () => {
+        clearTimeout(timer);
+        resolve();
+      });
+      client.once("error", (err: Error & { level?: string; code?: string }) => {
+        clearTimeout(timer);
+        reject(
+          hostKeyError ??
+            mapConnectError(err, { options, lastAuth, authStarted, hostKeyChecked: hostKey !== null }),
+        );
+        socket.destroy();
+      });
+      client.once("close", () => {
+        clearTimeout(timer);
+        reject(
+          hostKeyError ??
+            new SshMcpError("CONNECTION_LOST", `Connection to ${options.host}:${options.port} closed during set-up`, {
+              hint: "The server closed the connection before authentication completed; check its logs",
+            }),
+        );
+      });
+    });
+
+    socket.connect(options.port, options.host);
+    client.connect({
+      sock: socket,
+      host: options.host,
+      port: options.port,
+      username: options.username,
+      hostVerifier,
+      authHandler,
+      readyTimeout: 0, // our own timer covers TCP, handshake and auth together
+      keepaliveInterval: options.keepaliveIntervalMs ?? 15000,
+      keepaliveCountMax: options.keepaliveCountMax ?? 3,
+      algorithms: { cipher: CIPHERS, serverHostKey },
+    } as ssh2.ConnectConfig);
+    try {
+      await ready;
+    } catch (error) {
+      client.end();
+      throw error;
+    }
+    const hk = hostKey as { type: string; fingerprint: string; added: boolean } | null;
+    if (hk === null) {
+      client.end();
+      throw new SshMcpError("INTERNAL", "SSH session became ready without a host key check");
+    }
+    // deno-lint-ignore no-explicit-any
+    const serverVersion = String((client as any)._remoteVer ?? "unknown");
+    const info: ConnectionInfo = {
+      host: options.host,
+      port: options.port,
+      username: options.username,
+      hostKeyType: hk.type,
+      hostKeyFingerprint: hk.fingerprint,
+      serverVersion,
+      hostKeyAdded: hk.added,
+      authMethod: lastAuth ?? "password",
+    };
+    return new SshConnection(client, info, options.maxChannels ?? 10, options.logger);
+  }
+
+  /** Whether the connection is still up. */
+  get alive(): boolean {
+    return !this.#closed;
+  }
+
+  /** Registers a listener for the end of the connection; returns a function that removes it. */
+  onClose(listener: (reason: SshMcpError | null) => void): () => void {
+    this.#onClose.add(listener);
+    return () => this.#onClose.delete(listener);
+  }
+
+  /**
+   * Opens an exec channel within the channel budget, waiting for a free slot.
+   * The slot is released when the channel closes.
+   */
+  async exec(command: string, options: { signal?: AbortSignal; pty?: false } = {}): Promise<ClientChannel> {
+    if (this.#closed) throw this.#lostError();
+    return await this.#budget.run(options.signal, () =>
+      new Promise<ClientChannel>((resolve, reject) => {
+        const execOptions: Ssh2ExecOptions = {};
+        this.#client.exec(command, execOptions, (err, channel) => {
+          if (err) return reject(this.#mapChannelError(err));
+          resolve(channel);
+        });
+      }));
+  }
+
+  /** Closes the connection and every channel on it. */
+  close(): Promise<void> {
+    if (this.#closed) return Promise.resolve();
+    return new Promise((resolve) => {
+      const done = () => resolve();
+      this.#client.once("close", done);
+      this.#closeReason ??= new SshMcpError("SESSION_NOT_FOUND", "Session was closed", {
+        hint: "Call ssh_connect to open a new session",
+      });
+      this.#client.end();
+      // A wedged peer must not hold shutdown hostage.
+      setTimeout(() => {
+        this.#client.destroy();
+        resolve();
+      }, 2000).unref?.();
+    });
+  }
+
+  /** Closes the connection (for `await using`). */
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+
+  #lostError(): SshMcpError {
+    return this.#closeReason ??
+      new SshMcpError("CONNECTION_LOST", `Connection to ${this.info.host}:${this.info.port} is closed`, {
+        hint: "Call ssh_connect again to open a new session",
+      });
+  }
+
+  #mapChannelError(err: Error & { reason?: number | string }): SshMcpError {
+    if (this.#closed) return this.#lostError();
+    // reason 1 = SSH_OPEN_ADMINISTRATIVELY_PROHIBITED: OpenSSH's answer past MaxSessions.
+    const prohibited = err.reason === 1;
+    this.#logger.debug(`channel open failed: ${err.message}`);
+    return new SshMcpError(
+      "CHANNEL_OPEN_FAILED",
+      prohibited
+        ? `Server ${this.info.host} refused a new channel (MaxSessions reached)`
+        : `Server ${this.info.host} refused a new channel`,
+      {
+        hint: prohibited
+          ? "Run fewer commands at once on this session, or lower max_channels_per_session to the server's MaxSessions"
+          : "Retry; if it persists, reconnect",
+        cause: err,
+        retryable: true,
+      },
+    );
+  }
+}
+
+interface PreparedAuth {
+  methods: ("password" | "publickey" | "agent")[];
+  key?: LoadedKey;
+}
+
+async function prepareAuth(options: ConnectOptions): Promise<PreparedAuth> {
+  const methods: PreparedAuth["methods"] = [];
+  let key: LoadedKey | undefined;
+  if (options.privateKeyPath !== undefined) {
+    key = await loadPrivateKey(options.privateKeyPath, options.passphrase);
+    methods.push("publickey");
+  }
+  if (options.password !== undefined) methods.push("password");
+  if (methods.length === 0) {
+    if (!options.agentSocket) {
+      throw new SshMcpError(
+        "AUTH_METHOD_MISSING",
+        "No way to authenticate: no password, no private key and no ssh-agent",
+        {
+          hint:
+            "Pass `password` or `private_key_path`, or start the server with SSH_AUTH_SOCK set to a running ssh-agent",
+        },
+      );
+    }
+    try {
+      await Deno.stat(options.agentSocket);
+    } catch (error) {
+      throw new SshMcpError("AGENT_UNAVAILABLE", `ssh-agent socket ${options.agentSocket} is not usable`, {
+        hint: "Start ssh-agent and add keys (ssh-add), or pass `password` or `private_key_path`",
+        cause: error,
+      });
+    }
+    methods.push("agent");
+  }
+  return { methods, key };
+}
+
+async function verifyHostKey(
+  options: ConnectOptions,
+  entries: KnownHostsEntry[],
+  key: Buffer,
+): Promise<{ type: string; fingerprint: string; added: boolean }> {
+  const { host, port } = options;
+  const blob = new Uint8Array(key);
+  const type = keyTypeOf(blob);
+  const fingerprint = fingerprintSha256(blob);
+  const verdict = checkHostKey(entries, { host, port, keyType: type, key: blob });
+  const line = formatKnownHostsLine({ host, port, key: blob });
+  switch (verdict.kind) {
+    case "match":
+      return { type, fingerprint, added: false };
+    case "revoked":
+      throw new SshMcpError(
+        "HOST_KEY_REVOKED",
+        `Host key ${type} ${fingerprint} of ${host}:${port} is marked @revoked in ${verdict.entry.file} line ${verdict.entry.line}`,
+        { hint: "Do not connect; the key was revoked on purpose. Ask the host's administrator" },
+      );
+    case "mismatch": {
+      const expected = verdict.expected
+        .map((e) => `${e.keyType} ${fingerprintOfBase64(e.keyBase64)} (${e.file} line ${e.line})`)
+        .join("; ");
+      throw new SshMcpError(
+        "HOST_KEY_MISMATCH",
+        `Host key of ${host}:${port} does not match known_hosts: server presented ${type} ${fingerprint}, expected ${expected}`,
+        {
+          hint:
+            "This may be an attack (man in the middle) or a reinstalled server. Verify the new fingerprint out of band; " +
+            `only then remove the old line (ssh-keygen -R '${hostLabel(host, port)}') and connect again`,
+        },
+      );
+    }
+    case "unknown":
+      if (options.knownHosts.policy === "strict") {
+        throw new SshMcpError(
+          "HOST_KEY_UNKNOWN",
+          `Host ${host}:${port} is not in known_hosts; it presented ${type} ${fingerprint}`,
+          {
+            hint: `Verify this fingerprint with the host's administrator (ssh-keygen -lf on the server's host key), ` +
+              `then trust it by appending this line to ${options.knownHosts.writeFile}: ${line} ` +
+              `(or start the server with --host-key-policy accept-new)`,
+          },
+        );
+      }
+      try {
+        await appendKnownHost(options.knownHosts.writeFile, line);
+      } catch (error) {
+        throw new SshMcpError(
+          "KNOWN_HOSTS_WRITE_FAILED",
+          `Cannot record host key of ${host}:${port} in ${options.knownHosts.writeFile}`,
+          { hint: "Check that the file and its directory are writable", cause: error },
+        );
+      }
+      options.logger.info(`Added ${hostLabel(host, port)} ${type} ${fingerprint} to ${options.knownHosts.writeFile}`);
+      return { type, fingerprint, added: true };
+  }
+}
+
+function hostLabel(host: string, port: number): string {
+  return port === 22 ? host : `[${host}]:${port}`;
+}
+
+function fingerprintOfBase64(b64: string): string {
+  return fingerprintSha256(new Uint8Array(Buffer.from(b64, "base64")));
+}
+
+interface ConnectErrorContext {
+  options: ConnectOptions;
+  lastAuth: AuthenticationType | null;
+  authStarted: boolean;
+  hostKeyChecked: boolean;
+}
+
+// Maps ssh2 failures by their fields (level, code), never by message text.
+function mapConnectError(err: Error & { level?: string; code?: string }, ctx: ConnectErrorContext): SshMcpError {
+  const { host, port, username } = ctx.options;
+  const where = `${host}:${port}`;
+  if (err.level === "client-authentication") {
+    const what = ctx.lastAuth === "password"
+      ? "the password"
+      : ctx.lastAuth === "publickey"
+      ? `the key ${ctx.options.privateKeyPath}`
+      : ctx.lastAuth === "agent"
+      ? "every key in the ssh-agent"
+      : "every offered method";
+    return new SshMcpError("AUTH_FAILED", `Server ${where} rejected ${what} for user ${username}`, {
+      hint: ctx.lastAuth === "password"
+        ? "Check username and password, and that the server allows password authentication"
+        : "Check username, that the public key is in the user's authorized_keys, or try another method",
+      cause: err,
+    });
+  }
+  if (err.level === "client-socket") {
+    if (err.code === "ECONNREFUSED") {
+      return new SshMcpError("CONNECT_REFUSED", `Cannot connect to ${where}: connection refused`, {
+        hint: "Check the port and that sshd is running",
+        cause: err,
+      });
+    }
+    if (err.code === "ENOTFOUND" || err.code === "EAI_AGAIN") {
+      return new SshMcpError("DNS_FAILED", `Cannot resolve host ${host}`, { hint: "Check the host name", cause: err });
+    }
+    return new SshMcpError("CONNECTION_LOST", `Connection to ${where} failed (${err.code ?? "socket error"})`, {
+      hint: "Check that the host is reachable",
+      cause: err,
+    });
+  }
+  if (err.level === "client-timeout") {
+    return new SshMcpError("CONNECT_TIMEOUT", `Connection to ${where} timed out`, {
+      hint: "Check host and port, or raise connect_timeout",
+      cause: err,
+    });
+  }
+  if (ctx.authStarted) {
+    // OpenSSH disconnects after MaxAuthTries failures instead of answering.
+    return new SshMcpError("AUTH_FAILED", `Server ${where} closed the connection during authentication`, {
+      hint: "Too many authentication attempts (MaxAuthTries), or the account is not allowed to log in",
+      cause: err,
+    });
+  }
+  return new SshMcpError("HANDSHAKE_FAILED", `SSH handshake with ${where} failed`, {
+    hint: "The server may not speak SSH on this port, or offers no algorithm in common",
+    cause: err,
+  });
+}
+
+function mapRuntimeError(err: Error & { level?: string }): SshMcpError {
+  if (err.level === "client-timeout") {
+    return new SshMcpError("CONNECTION_LOST", "Server not responding (keepalive timeout)", {
+      hint: "The connection is dead; call ssh_connect again",
+      cause: err,
+    });
+  }
+  return new SshMcpError("CONNECTION_LOST", "Connection lost", {
+    hint: "Call ssh_connect again to open a new session",
+    cause: err,
+  });
+}

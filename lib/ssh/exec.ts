@@ -1,0 +1,215 @@
+/**
+ * One-shot remote commands with real exit codes, separate byte-capped
+ * stdout/stderr, a wall-clock timeout that kills the remote process group,
+ * and stdin closed unless given.
+ *
+ * @module
+ */
+
+// @ts-types="@types/ssh2"
+import type { ClientChannel } from "ssh2";
+import { Buffer } from "node:buffer";
+import { SshMcpError } from "../errors.ts";
+import { shellQuote } from "../validate.ts";
+import type { SshConnection } from "./connection.ts";
+import { OutputCapture } from "./output.ts";
+
+/** Options of {@linkcode execCommand}. */
+export interface ExecOptions {
+  /** Shell command line, run by the user's login shell (POSIX sh assumed for cwd/env). */
+  command: string;
+  /** Directory to run in. */
+  cwd?: string;
+  /** Variables exported before the command (names already validated). */
+  env?: Record<string, string>;
+  /** Bytes fed to stdin; stdin is closed afterwards, or at once when absent. */
+  stdin?: string | Uint8Array;
+  /** Wall-clock limit; on expiry the remote process group is killed. */
+  timeoutMs: number;
+  /** Cap per stream, in bytes; head and tail are kept. */
+  maxOutputBytes: number;
+  /** Cancels the command (MCP cancellation); the remote side is killed. */
+  signal?: AbortSignal;
+}
+
+/** What a finished (or timed-out) command produced. */
+export interface ExecResult {
+  stdout: string;
+  stderr: string;
+  /** Exit status, or null when the process died by a signal or the channel was cut. */
+  exitCode: number | null;
+  /** Signal name without SIG (e.g. `KILL`) when the process died by a signal. */
+  signal: string | null;
+  timedOut: boolean;
+  truncated: boolean;
+  stdoutBytes: number;
+  stderrBytes: number;
+  durationMs: number;
+}
+
+// The wrapper's first stdout line carries the shell's PID, which sshd made a
+// session and process-group leader (setsid). Knowing it lets a timeout kill
+// the whole group, not just the shell, so `sleep 600` does not outlive us.
+const PID_MARK = "\x01MCPPID:";
+
+/** Builds the remote command line from structured options; every value is quoted. */
+export function buildCommandLine(options: Pick<ExecOptions, "command" | "cwd" | "env">): string {
+  const parts = [`printf '${PID_MARK.replace("\x01", "\\001")}%s\\n' "$$"`];
+  for (const [name, value] of Object.entries(options.env ?? {})) {
+    parts.push(`export ${name}=${shellQuote(value)}`);
+  }
+  if (options.cwd !== undefined) parts.push(`cd -- ${shellQuote(options.cwd)} || exit 1`);
+  // The user's command goes last and alone on its line so a trailing comment
+  // or here-document in it cannot swallow our part.
+  return `${parts.join("; ")}\n${options.command}`;
+}
+
+/**
+ * Wraps a command for sudo. The password, if any, is read by `sudo -S` from
+ * stdin, never from the command line; the command itself gets /dev/null as
+ * stdin so it cannot read the password if sudo did not ask for it.
+ * Without a password, `sudo -n` fails at once instead of waiting for one.
+ */
+export function buildSudoCommand(command: string, withPassword: boolean): string {
+  const inner = shellQuote(`exec </dev/null\n${command}`);
+  return withPassword ? `sudo -S -k -p '' -- sh -c ${inner}` : `sudo -n -- sh -c ${inner}`;
+}
+
+/** Runs one command on a connection and waits for it (or its timeout). */
+export async function execCommand(connection: SshConnection, options: ExecOptions): Promise<ExecResult> {
+  const started = performance.now();
+  const channel = await connection.exec(buildCommandLine(options), { signal: options.signal });
+  const stdout = new OutputCapture(options.maxOutputBytes);
+  const stderr = new OutputCapture(options.maxOutputBytes);
+  const pid = new PidPrefix();
+  let exitCode: number | null = null;
+  let exitSignal: string | null = null;
+  let timedOut = false;
+  let cancelled = false;
+
+  channel.on("data", (chunk: Buffer) => {
+    const rest = pid.take(chunk);
+    if (rest.length > 0) stdout.push(rest);
+  });
+  channel.stderr.on("data", (chunk: Buffer) => stderr.push(chunk));
+  channel.on("exit", (code: number | null, signalName?: string) => {
+    if (typeof code === "number") exitCode = code;
+    else if (signalName) exitSignal = signalName;
+  });
+
+  writeStdin(channel, options.stdin);
+
+  const closed = new Promise<void>((resolve) => channel.once("close", () => resolve()));
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const expired = new Promise<"timeout">((resolve) => {
+    timer = setTimeout(() => resolve("timeout"), options.timeoutMs);
+  });
+  const aborted = new Promise<"abort">((resolve) => {
+    if (options.signal?.aborted) resolve("abort");
+    options.signal?.addEventListener("abort", () => resolve("abort"), { once: true });
+  });
+  const outcome = await Promise.race([closed.then(() => "closed" as const), expired, aborted]);
+  clearTimeout(timer);
+  if (outcome !== "closed") {
+    timedOut = outcome === "timeout";
+    cancelled = outcome === "abort";
+    await killRemote(connection, channel, pid.value);
+    // Output that arrived before the kill is kept; wait briefly for the close.
+    await Promise.race([closed, delay(2000)]);
+  }
+
+  if (cancelled) {
+    throw new SshMcpError("CANCELLED", "Command was cancelled; the remote process was killed");
+  }
+  if (!timedOut && exitCode === null && exitSignal === null && !connection.alive) {
+    throw new SshMcpError("CONNECTION_LOST", "Connection was lost while the command ran; its outcome is unknown", {
+      hint: "Call ssh_connect again; check on the remote side whether the command completed",
+    });
+  }
+  const out = stdout.finish();
+  const err = stderr.finish();
+  return {
+    stdout: out.text,
+    stderr: err.text,
+    exitCode: timedOut ? null : exitCode,
+    signal: timedOut ? null : exitSignal,
+    timedOut,
+    truncated: out.truncated || err.truncated,
+    stdoutBytes: out.totalBytes,
+    stderrBytes: err.totalBytes,
+    durationMs: Math.round(performance.now() - started),
+  };
+}
+
+function writeStdin(channel: ClientChannel, stdin: string | Uint8Array | undefined): void {
+  if (stdin !== undefined && stdin.length > 0) {
+    channel.write(typeof stdin === "string" ? stdin : Buffer.from(stdin));
+  }
+  // Closing stdin makes `cat` and `read` return at once instead of hanging.
+  channel.end();
+}
+
+async function killRemote(connection: SshConnection, channel: ClientChannel, pid: number | null): Promise<void> {
+  try {
+    channel.signal("KILL"); // OpenSSH >= 7.9 kills the session's shell on request.
+  } catch {
+    // Best effort: the channel may already be closing; the group kill below covers it.
+  }
+  channel.close();
+  if (pid === null || !connection.alive) return;
+  try {
+    const killer = await connection.exec(`kill -KILL -- -${pid} 2>/dev/null; kill -KILL ${pid} 2>/dev/null; true`);
+    killer.resume();
+    killer.stderr.resume();
+    killer.end();
+    await Promise.race([new Promise((r) => killer.once("close", r)), delay(5000)]);
+  } catch {
+    // The connection went away while killing: its processes lose their channel too.
+  }
+}
+
+function delay(ms: number): Promise<void> {
+  return new Promise((resolve) => {
+    const t = setTimeout(resolve, ms);
+    // deno-lint-ignore no-explicit-any
+    (t as any).unref?.();
+  });
+}
+
+/** Strips the wrapper's PID line from the start of stdout and remembers the PID. */
+export class PidPrefix {
+  #pending: Uint8Array | null = new Uint8Array(0);
+  /** The PID once seen, else null. */
+  value: number | null = null;
+
+  /** Returns the bytes of `chunk` that belong to the user's stdout. */
+  take(chunk: Uint8Array): Uint8Array {
+    if (this.#pending === null) return chunk;
+    const joined = new Uint8Array(this.#pending.length + chunk.length);
+    joined.set(this.#pending);
+    joined.set(chunk, this.#pending.length);
+    const nl = joined.indexOf(10);
+    if (nl < 0) {
+      // A PID line is short; anything longer is not ours.
+      if (joined.length > 64 || !startsLikeMark(joined)) {
+        this.#pending = null;
+        return joined;
+      }
+      this.#pending = joined;
+      return new Uint8Array(0);
+    }
+    this.#pending = null;
+    const line = new TextDecoder().decode(joined.subarray(0, nl));
+    const digits = line.startsWith(PID_MARK) ? line.slice(PID_MARK.length) : "";
+    if (!/^\d{1,10}$/.test(digits)) return joined;
+    this.value = Number(digits);
+    return joined.subarray(nl + 1);
+  }
+}
+
+function startsLikeMark(bytes: Uint8Array): boolean {
+  const mark = new TextEncoder().encode(PID_MARK);
+  const n = Math.min(bytes.length, mark.length);
+  for (let i = 0; i < n; i++) if (bytes[i] !== mark[i]) return false;
+  return true;
+}

@@ -1,0 +1,89 @@
+/**
+ * Loading private keys with errors an agent can act on.
+ *
+ * ssh2 reports every parse failure as a plain Error; we tell "needs a
+ * passphrase" from "wrong passphrase" by looking at the key's own header
+ * (is it encrypted?) rather than at ssh2's message text.
+ *
+ * @module
+ */
+
+// @ts-types="@types/ssh2"
+import ssh2 from "ssh2";
+// @ts-types="@types/ssh2"
+import type { ParsedKey } from "ssh2";
+import { Buffer } from "node:buffer";
+import { SshMcpError } from "../errors.ts";
+
+/** A private key ready for ssh2, with nothing secret about it exposed. */
+export interface LoadedKey {
+  /** The parsed key object ssh2 accepts. */
+  parsed: ParsedKey;
+  /** Key type such as `ssh-ed25519`. */
+  type: string;
+}
+
+/** Reads and decrypts a private key file. Never includes key material or the passphrase in errors. */
+export async function loadPrivateKey(path: string, passphrase?: string): Promise<LoadedKey> {
+  let data: Uint8Array;
+  try {
+    data = await Deno.readFile(path);
+  } catch (error) {
+    const why = error instanceof Deno.errors.NotFound
+      ? "no such file"
+      : error instanceof Deno.errors.PermissionDenied || error instanceof Deno.errors.NotCapable
+      ? "permission denied"
+      : error instanceof Deno.errors.IsADirectory
+      ? "it is a directory"
+      : "it cannot be read";
+    throw new SshMcpError("KEY_UNREADABLE", `Cannot read private key ${path}: ${why}`, {
+      hint: "Check private_key_path; it must be a private key file readable by this server",
+      cause: error,
+    });
+  }
+  const text = new TextDecoder().decode(data);
+  const encrypted = isEncrypted(text);
+  if (encrypted && !passphrase) {
+    throw new SshMcpError("KEY_PASSPHRASE_REQUIRED", `Private key ${path} is encrypted`, {
+      hint: "Pass its passphrase in `passphrase`, or use an ssh-agent that holds the key",
+    });
+  }
+  const result = ssh2.utils.parseKey(Buffer.from(data), encrypted ? passphrase : undefined);
+  const key = Array.isArray(result) ? result[0] : result;
+  if (key instanceof Error || key === undefined) {
+    if (encrypted) {
+      throw new SshMcpError("KEY_PASSPHRASE_WRONG", `Cannot decrypt private key ${path}: wrong passphrase`, {
+        hint: "Check the passphrase; nothing was sent to the server",
+      });
+    }
+    throw new SshMcpError("KEY_UNREADABLE", `Cannot parse private key ${path}: unsupported or corrupt key format`, {
+      hint: "Use an OpenSSH, PEM or PuTTY private key file",
+    });
+  }
+  if (!key.isPrivateKey()) {
+    throw new SshMcpError("KEY_UNREADABLE", `File ${path} holds a public key, not a private key`, {
+      hint: "Point private_key_path at the private half (without .pub)",
+    });
+  }
+  return { parsed: key, type: key.type };
+}
+
+/** Whether a private key file's text says it is encrypted. */
+export function isEncrypted(text: string): boolean {
+  if (/^Proc-Type:\s*4,ENCRYPTED/m.test(text)) return true; // legacy PEM
+  if (text.includes("-----BEGIN ENCRYPTED PRIVATE KEY-----")) return true; // PKCS#8
+  if (/^Encryption:\s*(?!none)\S+/m.test(text)) return true; // PuTTY
+  const m = text.match(
+    /-----BEGIN OPENSSH PRIVATE KEY-----([\s\S]*?)-----END OPENSSH PRIVATE KEY-----/,
+  );
+  if (!m) return false;
+  // openssh-key-v1\0, then the cipher name as an SSH string.
+  const bin = Buffer.from(m[1].replace(/\s+/g, ""), "base64");
+  const magic = "openssh-key-v1\0";
+  if (bin.length < magic.length + 4 || bin.toString("latin1", 0, magic.length) !== magic) {
+    return false;
+  }
+  const len = bin.readUInt32BE(magic.length);
+  const cipher = bin.toString("latin1", magic.length + 4, magic.length + 4 + len);
+  return cipher !== "none";
+}

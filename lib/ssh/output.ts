@@ -1,0 +1,138 @@
+/**
+ * Byte-capped capture of one output stream.
+ *
+ * Remote output is bytes and may be endless (`yes`), so a stream keeps at
+ * most `maxBytes`: the first half and a rolling last half. Memory is bounded
+ * by the cap whatever the stream's size; the total is still counted so the
+ * cut can say what was dropped.
+ *
+ * @module
+ */
+
+/** What a finished capture holds. */
+export interface CapturedOutput {
+  /** UTF-8 text; when truncated, head + marker + tail. */
+  text: string;
+  /** Bytes the stream carried in total. */
+  totalBytes: number;
+  /** Bytes left out of `text`. */
+  droppedBytes: number;
+  /** Whether anything was left out. */
+  truncated: boolean;
+}
+
+/** Collects a byte stream under a cap, keeping its head and its tail. */
+export class OutputCapture {
+  #head: Uint8Array;
+  #headLen = 0;
+  #tail: Uint8Array;
+  #tailStart = 0; // ring start
+  #tailLen = 0;
+  #total = 0;
+
+  /** Creates a capture that keeps at most `maxBytes` bytes. */
+  constructor(maxBytes: number) {
+    if (!Number.isInteger(maxBytes) || maxBytes < 2) {
+      throw new RangeError(`Output cap must be an integer of at least 2 bytes, got ${maxBytes}`);
+    }
+    const headSize = Math.ceil(maxBytes / 2);
+    this.#head = new Uint8Array(headSize);
+    this.#tail = new Uint8Array(maxBytes - headSize);
+  }
+
+  /** Bytes seen so far. */
+  get totalBytes(): number {
+    return this.#total;
+  }
+
+  /** Adds a chunk of the stream. */
+  push(chunk: Uint8Array): void {
+    this.#total += chunk.length;
+    let rest = chunk;
+    if (this.#headLen < this.#head.length) {
+      const n = Math.min(rest.length, this.#head.length - this.#headLen);
+      this.#head.set(rest.subarray(0, n), this.#headLen);
+      this.#headLen += n;
+      rest = rest.subarray(n);
+    }
+    if (rest.length === 0) return;
+    const cap = this.#tail.length;
+    if (rest.length >= cap) {
+      this.#tail.set(rest.subarray(rest.length - cap));
+      this.#tailStart = 0;
+      this.#tailLen = cap;
+      return;
+    }
+    let end = (this.#tailStart + this.#tailLen) % cap;
+    for (let i = 0; i < rest.length;) {
+      const n = Math.min(rest.length - i, cap - end);
+      this.#tail.set(rest.subarray(i, i + n), end);
+      i += n;
+      end = (end + n) % cap;
+    }
+    const len = this.#tailLen + rest.length;
+    if (len > cap) {
+      this.#tailStart = (this.#tailStart + len - cap) % cap;
+      this.#tailLen = cap;
+    } else {
+      this.#tailLen = len;
+    }
+  }
+
+  /** Decodes what was kept; a cut never splits a UTF-8 character. */
+  finish(): CapturedOutput {
+    const kept = this.#headLen + this.#tailLen;
+    const dropped = this.#total - kept;
+    const tail = this.#tailBytes();
+    if (dropped === 0) {
+      const all = new Uint8Array(kept);
+      all.set(this.#head.subarray(0, this.#headLen));
+      all.set(tail, this.#headLen);
+      return { text: decode(all), totalBytes: this.#total, droppedBytes: 0, truncated: false };
+    }
+    const head = this.#head.subarray(0, charBoundaryBefore(this.#head, this.#headLen));
+    const tailFrom = charBoundaryAfter(tail);
+    const droppedAll = this.#total - head.length - (tail.length - tailFrom);
+    const marker = `\n[... ${droppedAll} bytes omitted of ${this.#total} total ...]\n`;
+    return {
+      text: decode(head) + marker + decode(tail.subarray(tailFrom)),
+      totalBytes: this.#total,
+      droppedBytes: droppedAll,
+      truncated: true,
+    };
+  }
+
+  #tailBytes(): Uint8Array {
+    const cap = this.#tail.length;
+    if (this.#tailStart + this.#tailLen <= cap) {
+      return this.#tail.slice(this.#tailStart, this.#tailStart + this.#tailLen);
+    }
+    const out = new Uint8Array(this.#tailLen);
+    const first = cap - this.#tailStart;
+    out.set(this.#tail.subarray(this.#tailStart));
+    out.set(this.#tail.subarray(0, this.#tailLen - first), first);
+    return out;
+  }
+}
+
+function decode(bytes: Uint8Array): string {
+  return new TextDecoder().decode(bytes);
+}
+
+// Where the last complete character of `bytes[0, len)` ends.
+function charBoundaryBefore(bytes: Uint8Array, len: number): number {
+  for (let i = len - 1, back = 0; i >= 0 && back < 4; i--, back++) {
+    const b = bytes[i];
+    if ((b & 0xc0) === 0x80) continue; // continuation byte
+    const need = b >= 0xf0 ? 4 : b >= 0xe0 ? 3 : b >= 0xc0 ? 2 : 1;
+    return i + need <= len ? len : i;
+  }
+  return len;
+}
+
+// Index of the first byte that starts a character.
+function charBoundaryAfter(bytes: Uint8Array): number {
+  let i = 0;
+  while (i < bytes.length && i < 3 && (bytes[i] & 0xc0) === 0x80) i++;
+  return i;
+}

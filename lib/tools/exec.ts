@@ -1,0 +1,133 @@
+/**
+ * Tools of the exec family: ssh_execute and ssh_sudo_execute.
+ *
+ * @module
+ */
+
+// @ts-types="@modelcontextprotocol/sdk/server/mcp"
+import type { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
+import { z } from "zod";
+import { buildSudoCommand, execCommand, type ExecResult } from "../ssh/exec.ts";
+import type { ToolDeps } from "./mod.ts";
+import { guarded, ok } from "./result.ts";
+import * as s from "./schemas.ts";
+
+const execOutput = {
+  stdout: z.string(),
+  stderr: z.string(),
+  exit_code: z.number().nullable().describe("Exit status; null if killed by a signal or timed out"),
+  signal: z.string().nullable().describe("Signal that killed the process (e.g. KILL), else null"),
+  timed_out: z.boolean(),
+  truncated: z.boolean().describe("True when output exceeded the cap; head and tail are kept"),
+  stdout_bytes: z.number().describe("Total bytes the command wrote to stdout"),
+  stderr_bytes: z.number().describe("Total bytes the command wrote to stderr"),
+  duration_ms: z.number(),
+};
+
+/** Registers the exec tools. */
+export function registerExecTools(server: McpServer, deps: ToolDeps): void {
+  const { sessions, config } = deps;
+  const maxCommand = 131072;
+
+  server.registerTool(
+    "ssh_execute",
+    {
+      title: "Run a command",
+      description: "Run one command on a session and wait for it. Returns stdout and stderr separately, the real " +
+        "exit code (a non-zero exit is a normal result), or the signal that killed it. Output beyond the cap keeps " +
+        "its head and tail. On timeout the remote process group is killed and partial output is returned with " +
+        "timed_out=true. stdin is closed unless `stdin` is given. No PTY: use shells for interactive programs.",
+      inputSchema: {
+        session_id: s.sessionId,
+        command: z.string().min(1).max(maxCommand).describe("Shell command line, run by the remote user's shell"),
+        timeout: s.timeoutSeconds(
+          config.maxTimeoutSeconds,
+          `Wall-clock limit (default ${config.defaultTimeoutSeconds})`,
+        )
+          .optional(),
+        cwd: s.remotePath.optional().describe("Remote directory to run in"),
+        env: s.env.optional(),
+        stdin: z.string().max(16 * 1024 * 1024).optional().describe("Text fed to the command's stdin, then closed"),
+      },
+      outputSchema: execOutput,
+      annotations: { readOnlyHint: false, destructiveHint: true, idempotentHint: false, openWorldHint: true },
+    },
+    guarded(async (args, extra) => {
+      const session = sessions.get(args.session_id);
+      const result = await execCommand(session.connection, {
+        command: args.command,
+        cwd: args.cwd,
+        env: args.env,
+        stdin: args.stdin,
+        timeoutMs: (args.timeout ?? config.defaultTimeoutSeconds) * 1000,
+        maxOutputBytes: config.maxOutputBytes,
+        signal: extra.signal,
+      });
+      return ok(toStructured(result), describe(result));
+    }),
+  );
+
+  server.registerTool(
+    "ssh_sudo_execute",
+    {
+      title: "Run a command with sudo",
+      description: "Run one command as root through sudo. With `password`, it is written to sudo's stdin " +
+        "(sudo -S), never placed on a command line or in any output. Without it, sudo -n is used and fails at once " +
+        "if a password is required. The command's own stdin is /dev/null.",
+      inputSchema: {
+        session_id: s.sessionId,
+        command: z.string().min(1).max(maxCommand).describe("Shell command line, run by sh -c as root"),
+        password: z.string().max(4096).optional().describe("The user's sudo password, if sudo asks for one"),
+        timeout: s.timeoutSeconds(
+          config.maxTimeoutSeconds,
+          `Wall-clock limit (default ${config.defaultTimeoutSeconds})`,
+        )
+          .optional(),
+        cwd: s.remotePath.optional().describe("Remote directory to run in"),
+      },
+      outputSchema: execOutput,
+      annotations: { readOnlyHint: false, destructiveHint: true, idempotentHint: false, openWorldHint: true },
+    },
+    guarded(async (args, extra) => {
+      const session = sessions.get(args.session_id);
+      const withPassword = args.password !== undefined;
+      const result = await execCommand(session.connection, {
+        command: buildSudoCommand(args.command, withPassword),
+        cwd: args.cwd,
+        stdin: withPassword ? `${args.password}\n` : undefined,
+        timeoutMs: (args.timeout ?? config.defaultTimeoutSeconds) * 1000,
+        maxOutputBytes: config.maxOutputBytes,
+        signal: extra.signal,
+      });
+      return ok(toStructured(result), describe(result));
+    }),
+  );
+}
+
+function toStructured(r: ExecResult) {
+  return {
+    stdout: r.stdout,
+    stderr: r.stderr,
+    exit_code: r.exitCode,
+    signal: r.signal,
+    timed_out: r.timedOut,
+    truncated: r.truncated,
+    stdout_bytes: r.stdoutBytes,
+    stderr_bytes: r.stderrBytes,
+    duration_ms: r.durationMs,
+  };
+}
+
+function describe(r: ExecResult): string {
+  const status = r.timedOut
+    ? `timed out after ${r.durationMs} ms (remote process killed)`
+    : r.signal !== null
+    ? `killed by signal ${r.signal} after ${r.durationMs} ms`
+    : r.exitCode === null
+    ? `ended without an exit status after ${r.durationMs} ms`
+    : `exit ${r.exitCode} in ${r.durationMs} ms`;
+  const parts = [status + (r.truncated ? " (output truncated)" : "")];
+  if (r.stdout) parts.push(`--- stdout (${r.stdoutBytes} bytes) ---\n${r.stdout}`);
+  if (r.stderr) parts.push(`--- stderr (${r.stderrBytes} bytes) ---\n${r.stderr}`);
+  return parts.join("\n");
+}

@@ -1,0 +1,43 @@
+/**
+ * Input fields shared by several tools, with the validators that make
+ * hostile values fail at the schema, before anything reaches ssh2 or a shell.
+ *
+ * @module
+ */
+
+import { z } from "zod";
+import { envNameProblem, hostProblem, userProblem } from "../validate.ts";
+
+function checked(problem: (v: string) => string | null) {
+  return (value: string, ctx: z.RefinementCtx) => {
+    const why = problem(value);
+    if (why !== null) ctx.addIssue({ code: "custom", message: why });
+  };
+}
+
+/** A session id as returned by ssh_connect. */
+export const sessionId = z.string().min(1).max(64).describe("Session id returned by ssh_connect");
+
+/** A remote host name or address. */
+export const host = z.string().max(255).superRefine(checked(hostProblem))
+  .describe("Host name or IP address of the SSH server (no user@ or :port here)");
+
+/** A remote user. */
+export const username = z.string().max(256).superRefine(checked(userProblem)).describe("Remote user name");
+
+/** A TCP port. */
+export const port = z.int().min(1).max(65535);
+
+/** A timeout in seconds, bounded by the server's configured maximum. */
+export function timeoutSeconds(max: number, what: string) {
+  return z.number().positive().max(max).describe(`${what}, in seconds (at most ${max})`);
+}
+
+/** Environment variables for a command. */
+export const env = z.record(
+  z.string().superRefine(checked(envNameProblem)),
+  z.string().max(32768).refine((v) => !v.includes("\0"), "environment values cannot contain NUL"),
+).describe("Environment variables exported before the command (names must match [A-Za-z_][A-Za-z0-9_]*)");
+
+/** A remote path that can be quoted for a shell. */
+export const remotePath = z.string().min(1).max(4096).refine((v) => !v.includes("\0"), "paths cannot contain NUL");

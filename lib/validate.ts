@@ -1,0 +1,59 @@
+/**
+ * Validators for values that reach ssh2 or a remote shell, as strict as
+ * OpenSSH's own checks (`valid_hostname`, `valid_ruser` in ssh.c) or stricter.
+ *
+ * @module
+ */
+
+// OpenSSH refuses these in a user name because they mean something to a shell.
+const USER_FORBIDDEN = /[\s'`";&<>|(){}\\$*?[\]!#~]/;
+// deno-lint-ignore no-control-regex
+const CONTROL = /[\x00-\x1f\x7f]/;
+const HOST_NAME = /^[A-Za-z0-9_](?:[A-Za-z0-9._-]{0,252})$/;
+const IPV6 = /^[0-9A-Fa-f:.]+(?:%[A-Za-z0-9_.-]+)?$/;
+
+/** Returns why `host` is not a usable SSH host name or address, or null if it is. */
+export function hostProblem(host: string): string | null {
+  if (host.length === 0) return "host is empty";
+  if (host.length > 253) return "host is longer than 253 characters";
+  if (CONTROL.test(host)) return "host contains control characters";
+  if (host.startsWith("-")) return "host must not start with '-' (it would read as an option)";
+  const bare = host.startsWith("[") && host.endsWith("]") ? host.slice(1, -1) : host;
+  if (bare.includes(":")) {
+    return IPV6.test(bare) ? null : "host is not a valid IPv6 address";
+  }
+  if (!HOST_NAME.test(bare)) {
+    return "host may contain only letters, digits, '.', '-' and '_'";
+  }
+  return null;
+}
+
+/** Returns why `user` is not a usable remote user name, or null if it is. */
+export function userProblem(user: string): string | null {
+  if (user.length === 0) return "username is empty";
+  if (user.length > 256) return "username is longer than 256 characters";
+  if (CONTROL.test(user)) return "username contains control characters";
+  if (user.startsWith("-")) return "username must not start with '-'";
+  if (USER_FORBIDDEN.test(user)) return "username contains whitespace or shell metacharacters";
+  return null;
+}
+
+/** Returns why `name` is not a POSIX environment variable name, or null. */
+export function envNameProblem(name: string): string | null {
+  // Valid in POSIX, but as an object key it would set a prototype instead.
+  if (name === "__proto__") return "environment variable name __proto__ is not allowed";
+  return /^[A-Za-z_][A-Za-z0-9_]{0,255}$/.test(name)
+    ? null
+    : `environment variable name ${JSON.stringify(name)} must match [A-Za-z_][A-Za-z0-9_]*`;
+}
+
+/**
+ * Quotes one argument for a POSIX shell so the remote sees it literally.
+ *
+ * Single quotes stop every expansion; an embedded quote closes, escapes and
+ * reopens. NUL cannot travel in a C string, so it is refused.
+ */
+export function shellQuote(value: string): string {
+  if (value.includes("\0")) throw new RangeError("Cannot quote a value containing NUL");
+  return `'${value.replaceAll("'", `'\\''`)}'`;
+}

@@ -1,0 +1,56 @@
+import assert from "node:assert/strict";
+import { envNameProblem, hostProblem, shellQuote, userProblem } from "./validate.ts";
+
+Deno.test("hostProblem() accepts names, IPv4 and IPv6 addresses", () => {
+  for (const h of ["example.com", "a-b.c_d", "127.0.0.1", "::1", "[::1]", "fe80::1%eth0", "h"]) {
+    assert.equal(hostProblem(h), null, h);
+  }
+});
+
+Deno.test("hostProblem() rejects options, metacharacters and control characters", () => {
+  for (
+    const h of [
+      "",
+      "-oProxyCommand=touch /tmp/pwned",
+      "host;id",
+      "host name",
+      "$(id)",
+      "`id`",
+      "a\nb",
+      "a\0b",
+      "x".repeat(254),
+      "[::1",
+      "::g",
+      "host/../x",
+      "__proto__:",
+    ]
+  ) {
+    assert.notEqual(hostProblem(h), null, JSON.stringify(h));
+  }
+});
+
+Deno.test("userProblem() accepts ordinary and domain-style users", () => {
+  for (const u of ["root", "deploy-bot", "a.b", "user@corp.example", "svc_1"]) {
+    assert.equal(userProblem(u), null, u);
+  }
+});
+
+Deno.test("userProblem() rejects options, metacharacters and control characters", () => {
+  for (const u of ["", "-oProxyCommand=x", "a b", "a;b", "$(id)", "`id`", "a\nb", "a'b", "a|b", "a\\b"]) {
+    assert.notEqual(userProblem(u), null, JSON.stringify(u));
+  }
+});
+
+Deno.test("envNameProblem() allows only portable names", () => {
+  assert.equal(envNameProblem("MY_VAR1"), null);
+  for (const n of ["", "1A", "A-B", "A B", "A=B", "__proto__", "__proto__;x", "PATH\n"]) {
+    assert.notEqual(envNameProblem(n), null, n);
+  }
+});
+
+Deno.test("shellQuote() makes one literal argument of hostile text", () => {
+  assert.equal(shellQuote("plain"), "'plain'");
+  assert.equal(shellQuote("it's"), `'it'\\''s'`);
+  assert.equal(shellQuote("$(id) `id` ; x\ny"), "'$(id) `id` ; x\ny'");
+  assert.throws(() => shellQuote("a\0b"), RangeError);
+});
