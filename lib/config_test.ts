@@ -1,0 +1,45 @@
+import assert from "node:assert/strict";
+import { parseFlags } from "./cli.ts";
+import { parseConfigFile, resolveConfig } from "./config.ts";
+
+Deno.test("resolveConfig() reads ~/.ssh/known_hosts and writes new keys there by default", () => {
+  const c = resolveConfig(parseFlags([]), {}, { home: "/home/u" });
+  assert.deepEqual(c.knownHostsFiles, ["/home/u/.ssh/known_hosts"]);
+  assert.equal(c.knownHostsWriteFile, "/home/u/.ssh/known_hosts");
+  assert.equal(c.hostKeyPolicy, "strict");
+  assert.equal(c.agentSocket, undefined);
+});
+
+Deno.test("resolveConfig() lets flags win over the file and writes to the last extra known_hosts", () => {
+  const file = parseConfigFile(
+    JSON.stringify({ known_hosts: ["/etc/kh"], host_key_policy: "strict", log_level: "debug", max_output_bytes: 4096 }),
+    "c.json",
+  );
+  const flags = parseFlags(["--known-hosts", "/tmp/kh", "--host-key-policy", "accept-new"]);
+  const c = resolveConfig(flags, file, { home: "/h", sshAuthSock: "/tmp/agent.sock" });
+  assert.deepEqual(c.knownHostsFiles, ["/h/.ssh/known_hosts", "/etc/kh", "/tmp/kh"]);
+  assert.equal(c.knownHostsWriteFile, "/tmp/kh");
+  assert.equal(c.hostKeyPolicy, "accept-new");
+  assert.equal(c.logLevel, "debug");
+  assert.equal(c.maxOutputBytes, 4096);
+  assert.equal(c.agentSocket, "/tmp/agent.sock");
+});
+
+Deno.test("resolveConfig() refuses to run without any known_hosts file", () => {
+  assert.throws(() => resolveConfig(parseFlags([]), {}, {}), /No known_hosts file/);
+});
+
+Deno.test("parseConfigFile() names the bad key and rejects unknown keys", () => {
+  assert.throws(() => parseConfigFile(`{"max_sessions": 0}`, "c.json"), /c\.json: max_sessions/);
+  assert.throws(() => parseConfigFile(`{"strict_host_key_checking": "no"}`, "c.json"), /c\.json/);
+  assert.throws(() => parseConfigFile(`{"__proto__": {"x": 1}}`, "c.json"), /c\.json/);
+  assert.throws(() => parseConfigFile(`not json`, "c.json"), /not valid JSON/);
+});
+
+Deno.test("parseFlags() rejects unknown flags, bad policies and transports", () => {
+  assert.throws(() => parseFlags(["--host-key-policy", "no"]), /host-key-policy/);
+  assert.throws(() => parseFlags(["--transport", "sse"]), /transport/);
+  assert.throws(() => parseFlags(["--StrictHostKeyChecking=no"]), TypeError);
+  assert.throws(() => parseFlags(["--log-level", "loud"]), /log-level/);
+  assert.deepEqual(parseFlags(["--known-hosts", "a", "--known-hosts", "b"]).knownHosts, ["a", "b"]);
+});
