@@ -5,8 +5,7 @@
  * @module
  */
 
-// @ts-types="@types/ssh2"
-import ssh2 from "ssh2";
+import ssh2 from "./ssh2.ts";
 // @ts-types="@types/ssh2"
 import type { AuthenticationType, ClientChannel, ExecOptions as Ssh2ExecOptions } from "ssh2";
 import { Socket } from "node:net";

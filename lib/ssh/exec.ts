@@ -38,7 +38,7 @@ export interface ExecResult {
   stderr: string;
   /** Exit status, or null when the process died by a signal or the channel was cut. */
   exitCode: number | null;
-  /** Signal name without SIG (e.g. `KILL`) when the process died by a signal. */
+  /** Signal name as ssh2 reports it (e.g. `SIGKILL`) when the process died by a signal. */
   signal: string | null;
   timedOut: boolean;
   truncated: boolean;

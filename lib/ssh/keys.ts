@@ -8,8 +8,7 @@
  * @module
  */
 
-// @ts-types="@types/ssh2"
-import ssh2 from "ssh2";
+import ssh2 from "./ssh2.ts";
 // @ts-types="@types/ssh2"
 import type { ParsedKey } from "ssh2";
 import { Buffer } from "node:buffer";

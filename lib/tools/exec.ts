@@ -16,7 +16,7 @@ const execOutput = {
   stdout: z.string(),
   stderr: z.string(),
   exit_code: z.number().nullable().describe("Exit status; null if killed by a signal or timed out"),
-  signal: z.string().nullable().describe("Signal that killed the process (e.g. KILL), else null"),
+  signal: z.string().nullable().describe("Signal that killed the process (e.g. SIGKILL), else null"),
   timed_out: z.boolean(),
   truncated: z.boolean().describe("True when output exceeded the cap; head and tail are kept"),
   stdout_bytes: z.number().describe("Total bytes the command wrote to stdout"),
