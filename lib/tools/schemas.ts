@@ -34,10 +34,22 @@ export function timeoutSeconds(max: number, what: string) {
 }
 
 /** Environment variables for a command. */
-export const env = z.record(
-  z.string().superRefine(checked(envNameProblem)),
-  z.string().max(32768).refine((v) => !v.includes("\0"), "environment values cannot contain NUL"),
-).describe("Environment variables exported before the command (names must match [A-Za-z_][A-Za-z0-9_]*)");
+export const env = z.preprocess(
+  refuseProtoKey,
+  z.record(
+    z.string().superRefine(checked(envNameProblem)),
+    z.string().max(32768).refine((v) => !v.includes("\0"), "environment values cannot contain NUL"),
+  ).describe("Environment variables exported before the command (names must match [A-Za-z_][A-Za-z0-9_]*)"),
+);
+
+// zod drops an own "__proto__" key from records without a word; the caller
+// should hear that its variable was refused rather than silently lost.
+function refuseProtoKey(value: unknown, ctx: { issues: unknown[] }): unknown {
+  if (value !== null && typeof value === "object" && Object.hasOwn(value, "__proto__")) {
+    ctx.issues.push({ code: "custom", message: "environment variable name __proto__ is not allowed", input: value });
+  }
+  return value;
+}
 
 /** A remote path that can be quoted for a shell. */
 export const remotePath = z.string().min(1).max(4096).refine((v) => !v.includes("\0"), "paths cannot contain NUL");

@@ -10,13 +10,18 @@ import process from "node:process";
 import type { CreatedServer } from "../server.ts";
 import type { Logger } from "../log.ts";
 
+/** Largest JSON-RPC message accepted on stdin. */
+export const MAX_MESSAGE_BYTES = 64 * 1024 * 1024;
+
 /**
  * Connects the server to stdio and resolves once it has shut down: on stdin
  * EOF (the client went away), SIGINT or SIGTERM. Every SSH connection is
  * closed before it resolves.
  */
 export async function serveStdio(created: CreatedServer, logger: Logger): Promise<void> {
-  const transport = new StdioServerTransport();
+  // The SDK's 10 MB default closes the transport on one oversized message,
+  // which would end the server; above this size a message is not a sane tool call.
+  const transport = new StdioServerTransport(process.stdin, process.stdout, { maxBufferSize: MAX_MESSAGE_BYTES });
   let resolveDone!: () => void;
   const done = new Promise<void>((resolve) => (resolveDone = resolve));
   let shuttingDown = false;
