@@ -55,6 +55,14 @@ Deno.test({ name: "ssh_execute runs commands with real results", ignore: skip },
     assert.match(missing.structured.stderr, /not found/);
   });
 
+  await t.step("the exit status of a command that ends at once is never lost", async () => {
+    // Its status can arrive in the same packet as the channel confirmation.
+    for (let batch = 0; batch < 10; batch++) {
+      const results = await Promise.all(Array.from({ length: 10 }, () => run("true")));
+      for (const r of results) assert.equal(r.structured.exit_code, 0);
+    }
+  });
+
   await t.step("a process killed by a signal is reported as that signal, not exit 0", async () => {
     const r = await run("echo before; kill -KILL $$");
     assert.equal(r.structured.signal, "SIGKILL");

@@ -6,19 +6,17 @@
  * @module
  */
 
-import { SshMcpError } from "../errors.ts";
-
-/** Anything that says when it has closed, like an ssh2 channel. */
-export interface Closable {
-  /** Registers a one-time close listener. */
-  once(event: "close", listener: () => void): unknown;
+interface Waiter {
+  wake: () => void;
+  fail: (e: unknown) => void;
 }
 
 /** Counts channel slots; a slot is held from open until the channel closes. */
 export class ChannelBudget {
   #max: number;
   #inUse = 0;
-  #waiters: { wake: () => void; fail: (e: unknown) => void }[] = [];
+  #queue: Waiter[] = []; // want a slot, first come first served
+  #observers: Waiter[] = []; // want to hear of the next release only
   #failed: unknown = null;
 
   /** Creates a budget of `max` concurrent channels. */
@@ -29,90 +27,79 @@ export class ChannelBudget {
     this.#max = max;
   }
 
-  /** Channels currently open or opening. */
+  /** Slots currently taken. */
   get inUse(): number {
     return this.#inUse;
   }
 
-  /** Channels waiting for a slot. */
+  /** Callers waiting for a slot. */
   get waiting(): number {
-    return this.#waiters.length;
+    return this.#queue.length;
   }
 
   /**
-   * Waits for a slot, then opens a channel with `open`. If the server still
-   * refuses (its limit is lower than ours), waits for another channel of ours
-   * to close and tries again.
+   * Waits for a free slot and takes it. Returns the function that gives it
+   * back; calling that more than once is harmless, so it can be tied to
+   * both a failed open and a channel's close.
    */
-  async run<T extends Closable>(signal: AbortSignal | undefined, open: () => Promise<T>): Promise<T> {
-    for (let attempt = 0;; attempt++) {
-      await this.#acquire(signal);
-      let channel: T;
-      try {
-        channel = await open();
-      } catch (error) {
-        const othersOpen = this.#inUse > 1;
-        this.#release();
-        const refused = error instanceof SshMcpError && error.code === "CHANNEL_OPEN_FAILED";
-        if (refused && othersOpen && attempt < 50) {
-          await this.#nextRelease(signal);
-          continue;
-        }
-        throw error;
-      }
-      channel.once("close", () => this.#release());
-      return channel;
+  async acquire(signal?: AbortSignal): Promise<() => void> {
+    if (this.#failed !== null) throw this.#failed;
+    signal?.throwIfAborted();
+    if (this.#inUse < this.#max && this.#queue.length === 0) {
+      this.#inUse++;
+    } else {
+      await this.#wait(this.#queue, signal); // the releaser hands its slot over
     }
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      this.#release();
+    };
+  }
+
+  /**
+   * Waits until some slot is given back. Used after the server refused a
+   * channel although we had a slot: its limit is lower than ours, so the
+   * next close is the moment to try again.
+   */
+  nextRelease(signal?: AbortSignal): Promise<void> {
+    if (this.#failed !== null) return Promise.reject(this.#failed);
+    return this.#wait(this.#observers, signal);
   }
 
   /** Fails every waiter and every later call with `reason` (the connection is gone). */
   fail(reason: unknown): void {
     this.#failed = reason;
-    for (const w of this.#waiters.splice(0)) w.fail(reason);
+    for (const w of [...this.#queue.splice(0), ...this.#observers.splice(0)]) w.fail(reason);
   }
 
-  #acquire(signal?: AbortSignal): Promise<void> {
-    if (this.#failed !== null) return Promise.reject(this.#failed);
-    signal?.throwIfAborted();
-    if (this.#inUse < this.#max) {
-      this.#inUse++;
-      return Promise.resolve();
-    }
-    return this.#wait(signal).then(() => {
-      this.#inUse++;
-    });
-  }
-
-  #nextRelease(signal?: AbortSignal): Promise<void> {
-    return this.#wait(signal);
-  }
-
-  #wait(signal?: AbortSignal): Promise<void> {
+  #wait(list: Waiter[], signal?: AbortSignal): Promise<void> {
     return new Promise<void>((resolve, reject) => {
-      const waiter = {
+      const onAbort = () => {
+        const i = list.indexOf(waiter);
+        if (i >= 0) list.splice(i, 1);
+        reject(signal!.reason);
+      };
+      const waiter: Waiter = {
         wake: () => {
           signal?.removeEventListener("abort", onAbort);
           resolve();
         },
-        fail: (e: unknown) => {
+        fail: (e) => {
           signal?.removeEventListener("abort", onAbort);
           reject(e);
         },
       };
-      const onAbort = () => {
-        const i = this.#waiters.indexOf(waiter);
-        if (i >= 0) this.#waiters.splice(i, 1);
-        reject(signal!.reason);
-      };
       signal?.addEventListener("abort", onAbort, { once: true });
-      this.#waiters.push(waiter);
+      list.push(waiter);
     });
   }
 
   #release(): void {
-    this.#inUse--;
-    // A woken waiter re-checks nothing: it takes the slot just freed.
-    const next = this.#waiters.shift();
-    if (next) next.wake();
+    for (const o of this.#observers.splice(0)) o.wake();
+    const next = this.#queue.shift();
+    if (next) next.wake(); // slot passes straight on; inUse is unchanged
+    else this.#inUse--;
   }
 }

@@ -1,58 +1,75 @@
 import assert from "node:assert/strict";
-import { EventEmitter } from "node:events";
-import { SshMcpError } from "../errors.ts";
 import { ChannelBudget } from "./budget.ts";
 
-function fakeChannel() {
-  return new EventEmitter() as EventEmitter & { once(e: "close", l: () => void): unknown };
-}
+const tick = () => new Promise((r) => setTimeout(r, 5));
 
-Deno.test("ChannelBudget queues opens beyond its size until a channel closes", async () => {
+Deno.test("ChannelBudget queues acquires beyond its size until a slot is released", async () => {
   const budget = new ChannelBudget(2);
-  const a = await budget.run(undefined, () => Promise.resolve(fakeChannel()));
-  await budget.run(undefined, () => Promise.resolve(fakeChannel()));
+  const releaseA = await budget.acquire();
+  await budget.acquire();
   let third = false;
-  const p = budget.run(undefined, () => Promise.resolve(fakeChannel())).then(() => (third = true));
-  await new Promise((r) => setTimeout(r, 10));
+  const p = budget.acquire().then(() => (third = true));
+  await tick();
   assert.equal(third, false);
   assert.equal(budget.waiting, 1);
-  a.emit("close");
+  releaseA();
   await p;
-  assert.equal(third, true);
   assert.equal(budget.inUse, 2);
 });
 
-Deno.test("ChannelBudget retries a refused open after another channel closes", async () => {
-  const budget = new ChannelBudget(5);
-  const first = await budget.run(undefined, () => Promise.resolve(fakeChannel()));
-  let tries = 0;
-  const p = budget.run(undefined, () => {
-    tries++;
-    return tries === 1
-      ? Promise.reject(new SshMcpError("CHANNEL_OPEN_FAILED", "refused"))
-      : Promise.resolve(fakeChannel());
-  });
-  await new Promise((r) => setTimeout(r, 10));
-  first.emit("close");
-  await p;
-  assert.equal(tries, 2);
+Deno.test("ChannelBudget never exceeds its size when releases and new acquires race", async () => {
+  const budget = new ChannelBudget(3);
+  let open = 0;
+  let maxOpen = 0;
+  await Promise.all(Array.from({ length: 40 }, async () => {
+    const release = await budget.acquire();
+    open++;
+    maxOpen = Math.max(maxOpen, open);
+    await tick();
+    open--;
+    release();
+  }));
+  assert.equal(maxOpen, 3);
+  assert.equal(budget.inUse, 0);
 });
 
-Deno.test("ChannelBudget fails waiters when the connection is gone", async () => {
+Deno.test("ChannelBudget release is idempotent", async () => {
   const budget = new ChannelBudget(1);
-  await budget.run(undefined, () => Promise.resolve(fakeChannel()));
-  const waiting = budget.run(undefined, () => Promise.resolve(fakeChannel()));
-  const reason = new SshMcpError("CONNECTION_LOST", "gone");
+  const release = await budget.acquire();
+  release();
+  release();
+  assert.equal(budget.inUse, 0);
+  await budget.acquire();
+  assert.equal(budget.inUse, 1);
+});
+
+Deno.test("ChannelBudget nextRelease resolves on the next release without taking a slot", async () => {
+  const budget = new ChannelBudget(5);
+  const release = await budget.acquire();
+  let heard = false;
+  const p = budget.nextRelease().then(() => (heard = true));
+  await tick();
+  assert.equal(heard, false);
+  release();
+  await p;
+  assert.equal(budget.inUse, 0);
+});
+
+Deno.test("ChannelBudget fails waiters and later calls when the connection is gone", async () => {
+  const budget = new ChannelBudget(1);
+  await budget.acquire();
+  const waiting = budget.acquire();
+  const reason = new Error("gone");
   budget.fail(reason);
   await assert.rejects(waiting, (e) => e === reason);
-  await assert.rejects(budget.run(undefined, () => Promise.resolve(fakeChannel())), (e) => e === reason);
+  await assert.rejects(budget.acquire(), (e) => e === reason);
 });
 
 Deno.test("ChannelBudget stops waiting when the signal aborts", async () => {
   const budget = new ChannelBudget(1);
-  await budget.run(undefined, () => Promise.resolve(fakeChannel()));
+  await budget.acquire();
   const ac = new AbortController();
-  const waiting = budget.run(ac.signal, () => Promise.resolve(fakeChannel()));
+  const waiting = budget.acquire(ac.signal);
   ac.abort(new Error("stop"));
   await assert.rejects(waiting, /stop/);
   assert.equal(budget.waiting, 0);

@@ -7,7 +7,7 @@
 
 import ssh2 from "./ssh2.ts";
 // @ts-types="@types/ssh2"
-import type { AuthenticationType, ClientChannel, ExecOptions as Ssh2ExecOptions } from "ssh2";
+import type { AuthenticationType, ClientChannel } from "ssh2";
 import { Socket } from "node:net";
 import { Buffer } from "node:buffer";
 import { SshMcpError } from "../errors.ts";
@@ -79,6 +79,22 @@ export interface ConnectOptions {
   maxChannels?: number;
   /** Logger for connection events. */
   logger: Logger;
+}
+
+/** Exit status of a remote command, filled in when the server reports it. */
+export interface ExitStatus {
+  /** Exit code, or null until reported (or when a signal ended the process). */
+  code: number | null;
+  /** Signal name as ssh2 reports it (e.g. `SIGKILL`), or null. */
+  signal: string | null;
+}
+
+/** An open exec channel with its status tracked from the first packet. */
+export interface ExecChannel {
+  channel: ClientChannel;
+  status: ExitStatus;
+  /** Resolves when the channel has closed (its budget slot is free again). */
+  closed: Promise<void>;
 }
 
 /** Facts about an established connection. */
@@ -278,19 +294,48 @@ export class SshConnection {
   }
 
   /**
-   * Opens an exec channel within the channel budget, waiting for a free slot.
-   * The slot is released when the channel closes.
+   * Opens an exec channel within the channel budget, waiting for a free slot;
+   * the slot is released when the channel closes. If the server refuses the
+   * channel while others of ours are open (its MaxSessions is lower than our
+   * budget), waits for one of them to close and tries again.
    */
-  async exec(command: string, options: { signal?: AbortSignal; pty?: false } = {}): Promise<ClientChannel> {
-    if (this.#closed) throw this.#lostError();
-    return await this.#budget.run(options.signal, () =>
-      new Promise<ClientChannel>((resolve, reject) => {
-        const execOptions: Ssh2ExecOptions = {};
-        this.#client.exec(command, execOptions, (err, channel) => {
-          if (err) return reject(this.#mapChannelError(err));
-          resolve(channel);
+  async exec(command: string, options: { signal?: AbortSignal } = {}): Promise<ExecChannel> {
+    for (let attempt = 0;; attempt++) {
+      if (this.#closed) throw this.#lostError();
+      const release = await this.#budget.acquire(options.signal);
+      try {
+        return await this.#openExec(command, release);
+      } catch (error) {
+        const othersOpen = this.#budget.inUse > 1;
+        release();
+        const refused = error instanceof SshMcpError && error.code === "CHANNEL_OPEN_FAILED";
+        if (!refused || !othersOpen || attempt >= 50) throw error;
+        await this.#budget.nextRelease(options.signal);
+      }
+    }
+  }
+
+  #openExec(command: string, release: () => void): Promise<ExecChannel> {
+    return new Promise<ExecChannel>((resolve, reject) => {
+      this.#client.exec(command, {}, (err, channel) => {
+        if (err) return reject(this.#mapChannelError(err));
+        // Listeners go on before this callback returns: the rest of the
+        // packet that confirmed the channel may already hold the command's
+        // exit status and close, and ssh2 emits those synchronously.
+        const status: ExitStatus = { code: null, signal: null };
+        channel.on("exit", (code: number | null, signal?: string) => {
+          if (typeof code === "number") status.code = code;
+          else if (signal) status.signal = signal;
         });
-      }));
+        const closed = new Promise<void>((done) =>
+          channel.once("close", () => {
+            release();
+            done();
+          })
+        );
+        resolve({ channel, status, closed });
+      });
+    });
   }
 
   /** Closes the connection and every channel on it. */

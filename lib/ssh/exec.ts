@@ -78,12 +78,10 @@ export function buildSudoCommand(command: string, withPassword: boolean): string
 /** Runs one command on a connection and waits for it (or its timeout). */
 export async function execCommand(connection: SshConnection, options: ExecOptions): Promise<ExecResult> {
   const started = performance.now();
-  const channel = await connection.exec(buildCommandLine(options), { signal: options.signal });
+  const { channel, status, closed } = await connection.exec(buildCommandLine(options), { signal: options.signal });
   const stdout = new OutputCapture(options.maxOutputBytes);
   const stderr = new OutputCapture(options.maxOutputBytes);
   const pid = new PidPrefix();
-  let exitCode: number | null = null;
-  let exitSignal: string | null = null;
   let timedOut = false;
   let cancelled = false;
 
@@ -92,14 +90,9 @@ export async function execCommand(connection: SshConnection, options: ExecOption
     if (rest.length > 0) stdout.push(rest);
   });
   channel.stderr.on("data", (chunk: Buffer) => stderr.push(chunk));
-  channel.on("exit", (code: number | null, signalName?: string) => {
-    if (typeof code === "number") exitCode = code;
-    else if (signalName) exitSignal = signalName;
-  });
 
   writeStdin(channel, options.stdin);
 
-  const closed = new Promise<void>((resolve) => channel.once("close", () => resolve()));
   let timer: ReturnType<typeof setTimeout> | undefined;
   const expired = new Promise<"timeout">((resolve) => {
     timer = setTimeout(() => resolve("timeout"), options.timeoutMs);
@@ -121,7 +114,7 @@ export async function execCommand(connection: SshConnection, options: ExecOption
   if (cancelled) {
     throw new SshMcpError("CANCELLED", "Command was cancelled; the remote process was killed");
   }
-  if (!timedOut && exitCode === null && exitSignal === null && !connection.alive) {
+  if (!timedOut && status.code === null && status.signal === null && !connection.alive) {
     throw new SshMcpError("CONNECTION_LOST", "Connection was lost while the command ran; its outcome is unknown", {
       hint: "Call ssh_connect again; check on the remote side whether the command completed",
     });
@@ -131,8 +124,8 @@ export async function execCommand(connection: SshConnection, options: ExecOption
   return {
     stdout: out.text,
     stderr: err.text,
-    exitCode: timedOut ? null : exitCode,
-    signal: timedOut ? null : exitSignal,
+    exitCode: timedOut ? null : status.code,
+    signal: timedOut ? null : status.signal,
     timedOut,
     truncated: out.truncated || err.truncated,
     stdoutBytes: out.totalBytes,
@@ -159,10 +152,10 @@ async function killRemote(connection: SshConnection, channel: ClientChannel, pid
   if (pid === null || !connection.alive) return;
   try {
     const killer = await connection.exec(`kill -KILL -- -${pid} 2>/dev/null; kill -KILL ${pid} 2>/dev/null; true`);
-    killer.resume();
-    killer.stderr.resume();
-    killer.end();
-    await Promise.race([new Promise((r) => killer.once("close", r)), delay(5000)]);
+    killer.channel.resume();
+    killer.channel.stderr.resume();
+    killer.channel.end();
+    await Promise.race([killer.closed, delay(5000)]);
   } catch {
     // The connection went away while killing: its processes lose their channel too.
   }
