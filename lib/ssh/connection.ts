@@ -93,6 +93,8 @@ export interface ExitStatus {
 export interface ExecChannel {
   channel: ClientChannel;
   status: ExitStatus;
+  /** Resolves when the exit status arrived, or the channel closed without one. */
+  exited: Promise<void>;
   /** Resolves when the channel has closed (its budget slot is free again). */
   closed: Promise<void>;
 }
@@ -168,6 +170,7 @@ export class SshConnection {
     const client = new ssh2.Client();
     const socket = new Socket();
     socket.setNoDelay(true); // ssh2 leaves Nagle on: ~40 ms per request otherwise.
+    coalesceWrites(socket);
 
     let hostKeyError: SshMcpError | null = null;
     let hostKey: { type: string; fingerprint: string; added: boolean } | null = null;
@@ -323,17 +326,21 @@ export class SshConnection {
         // packet that confirmed the channel may already hold the command's
         // exit status and close, and ssh2 emits those synchronously.
         const status: ExitStatus = { code: null, signal: null };
+        let onExit!: () => void;
+        const exited = new Promise<void>((r) => (onExit = r));
         channel.on("exit", (code: number | null, signal?: string) => {
           if (typeof code === "number") status.code = code;
           else if (signal) status.signal = signal;
+          onExit();
         });
         const closed = new Promise<void>((done) =>
           channel.once("close", () => {
             release();
+            onExit();
             done();
           })
         );
-        resolve({ channel, status, closed });
+        resolve({ channel, status, exited, closed });
       });
     });
   }
@@ -484,6 +491,28 @@ async function verifyHostKey(
       options.logger.info(`Added ${hostLabel(host, port)} ${type} ${fingerprint} to ${options.knownHosts.writeFile}`);
       return { type, fingerprint, added: true };
   }
+}
+
+/**
+ * ssh2 writes every packet as up to three socket writes (length, payload,
+ * MAC for chacha20), and an exec sends several packets at once; under Deno
+ * each write is a separate syscall-backed op. Corking until the current
+ * task's synchronous work is done sends them as one writev.
+ */
+function coalesceWrites(socket: Socket): void {
+  const write = socket.write;
+  let corked = false;
+  socket.write = function (this: Socket, ...args: Parameters<Socket["write"]>): boolean {
+    if (!corked) {
+      corked = true;
+      this.cork();
+      queueMicrotask(() => {
+        corked = false;
+        this.uncork();
+      });
+    }
+    return write.apply(this, args);
+  } as Socket["write"];
 }
 
 function hostLabel(host: string, port: number): string {

@@ -78,7 +78,9 @@ export function buildSudoCommand(command: string, withPassword: boolean): string
 /** Runs one command on a connection and waits for it (or its timeout). */
 export async function execCommand(connection: SshConnection, options: ExecOptions): Promise<ExecResult> {
   const started = performance.now();
-  const { channel, status, closed } = await connection.exec(buildCommandLine(options), { signal: options.signal });
+  const { channel, status, exited, closed } = await connection.exec(buildCommandLine(options), {
+    signal: options.signal,
+  });
   const stdout = new OutputCapture(options.maxOutputBytes);
   const stderr = new OutputCapture(options.maxOutputBytes);
   const pid = new PidPrefix();
@@ -101,7 +103,18 @@ export async function execCommand(connection: SshConnection, options: ExecOption
     if (options.signal?.aborted) resolve("abort");
     options.signal?.addEventListener("abort", () => resolve("abort"), { once: true });
   });
-  const outcome = await Promise.race([closed.then(() => "closed" as const), expired, aborted]);
+  // Done when the status and both streams' ends are in: the close handshake
+  // that follows costs a round trip the caller need not wait for.
+  const finished = Promise.all([
+    exited,
+    new Promise((r) => channel.once("end", r)),
+    new Promise((r) => channel.stderr.once("end", r)),
+  ]);
+  const outcome = await Promise.race([
+    Promise.race([finished, closed]).then(() => "closed" as const),
+    expired,
+    aborted,
+  ]);
   clearTimeout(timer);
   if (outcome !== "closed") {
     timedOut = outcome === "timeout";
@@ -135,11 +148,15 @@ export async function execCommand(connection: SshConnection, options: ExecOption
 }
 
 function writeStdin(channel: ClientChannel, stdin: string | Uint8Array | undefined): void {
-  if (stdin !== undefined && stdin.length > 0) {
-    channel.write(typeof stdin === "string" ? stdin : Buffer.from(stdin));
-  }
   // Closing stdin makes `cat` and `read` return at once instead of hanging.
-  channel.end();
+  if (stdin !== undefined && stdin.length > 0) {
+    channel.end(typeof stdin === "string" ? stdin : Buffer.from(stdin));
+  } else {
+    // eof() sends EOF without finishing the Writable side; ssh2's destroy()
+    // calls end() again later, which on a finished stream builds an error
+    // (stack trace included) on every command.
+    channel.eof();
+  }
 }
 
 async function killRemote(connection: SshConnection, channel: ClientChannel, pid: number | null): Promise<void> {

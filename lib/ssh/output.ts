@@ -23,9 +23,13 @@ export interface CapturedOutput {
 
 /** Collects a byte stream under a cap, keeping its head and its tail. */
 export class OutputCapture {
-  #head: Uint8Array;
+  // Buffers grow with the output: most commands print little, and a
+  // cap-sized allocation per stream per command is garbage the GC frees late.
+  #head = new Uint8Array(0);
+  #headSize: number;
   #headLen = 0;
-  #tail: Uint8Array;
+  #tail = new Uint8Array(0);
+  #tailSize: number;
   #tailStart = 0; // ring start
   #tailLen = 0;
   #total = 0;
@@ -35,9 +39,8 @@ export class OutputCapture {
     if (!Number.isInteger(maxBytes) || maxBytes < 2) {
       throw new RangeError(`Output cap must be an integer of at least 2 bytes, got ${maxBytes}`);
     }
-    const headSize = Math.ceil(maxBytes / 2);
-    this.#head = new Uint8Array(headSize);
-    this.#tail = new Uint8Array(maxBytes - headSize);
+    this.#headSize = Math.ceil(maxBytes / 2);
+    this.#tailSize = maxBytes - this.#headSize;
   }
 
   /** Bytes seen so far. */
@@ -49,13 +52,15 @@ export class OutputCapture {
   push(chunk: Uint8Array): void {
     this.#total += chunk.length;
     let rest = chunk;
-    if (this.#headLen < this.#head.length) {
-      const n = Math.min(rest.length, this.#head.length - this.#headLen);
+    if (this.#headLen < this.#headSize) {
+      const n = Math.min(rest.length, this.#headSize - this.#headLen);
+      this.#growHead(this.#headLen + n);
       this.#head.set(rest.subarray(0, n), this.#headLen);
       this.#headLen += n;
       rest = rest.subarray(n);
     }
     if (rest.length === 0) return;
+    if (this.#tail.length === 0) this.#tail = new Uint8Array(this.#tailSize);
     const cap = this.#tail.length;
     if (rest.length >= cap) {
       this.#tail.set(rest.subarray(rest.length - cap));
@@ -100,6 +105,14 @@ export class OutputCapture {
       droppedBytes: droppedAll,
       truncated: true,
     };
+  }
+
+  #growHead(needed: number): void {
+    if (needed <= this.#head.length) return;
+    const size = Math.min(this.#headSize, Math.max(needed, this.#head.length * 2, 4096));
+    const grown = new Uint8Array(size);
+    grown.set(this.#head.subarray(0, this.#headLen));
+    this.#head = grown;
   }
 
   #tailBytes(): Uint8Array {

@@ -1,0 +1,137 @@
+/**
+ * `deno task bench`: mcp-remote-ssh against OpenSSH on the same local sshd,
+ * in the same run. Prints medians and ratios; asserts nothing (timings do not
+ * belong in tests).
+ *
+ * 1. ssh_execute `true` over MCP stdio on one session (N=200) vs
+ *    `ssh -o ControlMaster=auto -o ControlPath=… true` (target ≤ 0.5×).
+ * 2. Spawn → initialize of the server (N=10; target ≤ 200 ms median).
+ * 3. Peak RSS of the server during the run (target ≤ 100 MiB).
+ * 4. Bytes of the tools/list answer.
+ */
+
+import { callOk, startServer } from "./fixtures/mcp.ts";
+import { startSshd } from "./fixtures/sshd.ts";
+
+const N_EXEC = Number(Deno.env.get("BENCH_N") ?? 200);
+const N_SPAWN = 10;
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = Math.floor(s.length / 2);
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+}
+
+function fmt(ms: number): string {
+  return `${ms.toFixed(2)} ms`;
+}
+
+async function peakRssMiB(pid: number): Promise<number> {
+  const status = await Deno.readTextFile(`/proc/${pid}/status`);
+  return Number(status.match(/^VmHWM:\s+(\d+) kB/m)![1]) / 1024;
+}
+
+await using sshd = await startSshd({ maxSessions: 10 });
+const work = await Deno.makeTempDir({ prefix: "mcp-bench-" });
+const knownHosts = await sshd.writeKnownHosts(`${work}/known_hosts`);
+const target = `${sshd.user}@${sshd.host}`;
+
+// --- 1a. mcp-remote-ssh: ssh_execute true, one session ---------------------
+await using server = await startServer({ args: ["--known-hosts", knownHosts] });
+const connect = await callOk(server.client, "ssh_connect", {
+  host: sshd.host,
+  port: sshd.port,
+  username: sshd.user,
+  private_key_path: sshd.keys.ed25519.path,
+});
+const session = connect.structured.session_id;
+for (let i = 0; i < 20; i++) await callOk(server.client, "ssh_execute", { session_id: session, command: "true" });
+const ours: number[] = [];
+for (let i = 0; i < N_EXEC; i++) {
+  const t0 = performance.now();
+  const r = await callOk(server.client, "ssh_execute", { session_id: session, command: "true" });
+  ours.push(performance.now() - t0);
+  if (r.structured.exit_code !== 0) throw new Error(`true exited ${r.structured.exit_code}`);
+}
+
+// --- 1b. OpenSSH with a ControlMaster on the same sshd ---------------------
+const control = `${work}/cm-%C`;
+const sshArgs = [
+  "-F",
+  "/dev/null",
+  "-o",
+  "BatchMode=yes",
+  "-o",
+  `UserKnownHostsFile=${knownHosts}`,
+  "-o",
+  "StrictHostKeyChecking=yes",
+  "-o",
+  "ControlMaster=auto",
+  "-o",
+  `ControlPath=${control}`,
+  "-o",
+  "ControlPersist=60",
+  "-i",
+  sshd.keys.ed25519.path,
+  "-p",
+  String(sshd.port),
+  target,
+];
+async function ssh(...args: string[]): Promise<void> {
+  const out = await new Deno.Command("ssh", { args: [...sshArgs, ...args], stdin: "null" }).output();
+  if (out.code !== 0) throw new Error(`ssh failed: ${new TextDecoder().decode(out.stderr)}`);
+}
+for (let i = 0; i < 20; i++) await ssh("true");
+const openssh: number[] = [];
+for (let i = 0; i < N_EXEC; i++) {
+  const t0 = performance.now();
+  await ssh("true");
+  openssh.push(performance.now() - t0);
+}
+await new Deno.Command("ssh", { args: [...sshArgs, "-O", "exit"], stdin: "null", stderr: "null" }).output();
+
+// --- 4. tools/list size ------------------------------------------------------
+const tools = await server.client.listTools();
+const toolsListBytes = new TextEncoder().encode(JSON.stringify({ jsonrpc: "2.0", id: 1, result: tools })).length;
+
+// --- 3. peak RSS of the server that served everything above -----------------
+const peakRss = await peakRssMiB(server.pid!);
+await server.close();
+
+// --- 2. spawn -> initialize ----------------------------------------------------
+const spawns: number[] = [];
+for (let i = 0; i < N_SPAWN; i++) {
+  const t0 = performance.now();
+  const s = await startServer({ args: ["--known-hosts", knownHosts] });
+  spawns.push(performance.now() - t0);
+  await s.close();
+}
+
+await Deno.remove(work, { recursive: true });
+
+const oursMed = median(ours);
+const sshMed = median(openssh);
+const ratio = oursMed / sshMed;
+const spawnMed = median(spawns);
+const rows: [string, string, string, string][] = [
+  [
+    `ssh_execute true, median of ${N_EXEC}`,
+    `${fmt(oursMed)} vs OpenSSH ControlMaster ${fmt(sshMed)} = ${ratio.toFixed(3)}x`,
+    "<= 0.5x",
+    ratio <= 0.5 ? "met" : "MISSED",
+  ],
+  [`spawn -> initialize, median of ${N_SPAWN}`, fmt(spawnMed), "<= 200 ms", spawnMed <= 200 ? "met" : "MISSED"],
+  ["server peak RSS (VmHWM)", `${peakRss.toFixed(1)} MiB`, "<= 100 MiB", peakRss <= 100 ? "met" : "MISSED"],
+  ["tools/list answer", `${toolsListBytes} bytes`, "-", "-"],
+];
+console.log(`\nmcp-remote-ssh bench (${sshd.host}:${sshd.port}, ${Deno.build.target})`);
+for (const [what, value, goal, verdict] of rows) {
+  console.log(`${what.padEnd(38)} ${value.padEnd(62)} target ${goal.padEnd(10)} ${verdict}`);
+}
+console.log(
+  `p10/p90 ssh_execute: ${fmt(ours.toSorted((a, b) => a - b)[Math.floor(N_EXEC * 0.1)])}/${
+    fmt(ours.toSorted((a, b) => a - b)[Math.floor(N_EXEC * 0.9)])
+  }; OpenSSH: ${fmt(openssh.toSorted((a, b) => a - b)[Math.floor(N_EXEC * 0.1)])}/${
+    fmt(openssh.toSorted((a, b) => a - b)[Math.floor(N_EXEC * 0.9)])
+  }`,
+);
