@@ -31,6 +31,8 @@ export interface Config {
   keepaliveCountMax: number;
   /** ssh-agent socket from SSH_AUTH_SOCK, if any. */
   agentSocket?: string;
+  /** The user's home directory, for `~/` in key paths. */
+  home?: string;
 }
 
 /** The JSON configuration file's shape (snake_case, every key optional). */
@@ -103,5 +105,6 @@ export function resolveConfig(flags: CliFlags, file: ConfigFile, env: ConfigEnv)
     keepaliveIntervalSeconds: file.keepalive_interval ?? 15,
     keepaliveCountMax: file.keepalive_count_max ?? 3,
     agentSocket: env.sshAuthSock || undefined,
+    home: env.home || undefined,
   };
 }

@@ -50,6 +50,13 @@ Deno.test({ name: "ssh_connect authenticates with password, keys and agent", ign
     assert.equal(await whoami(r.structured.session_id), sshd.user);
   });
 
+  await t.step("a key path under ~/ is read from the server's home directory", async () => {
+    await Deno.mkdir(`${server.home}/.ssh`, { recursive: true });
+    await Deno.copyFile(sshd.keys.ed25519.path, `${server.home}/.ssh/id_ed25519`);
+    const r = await callOk(c, "ssh_connect", { ...base(sshd), private_key_path: "~/.ssh/id_ed25519" });
+    assert.equal(await whoami(r.structured.session_id), sshd.user);
+  });
+
   await t.step("rsa key", async () => {
     const r = await callOk(c, "ssh_connect", { ...base(sshd), private_key_path: sshd.keys.rsa.path });
     assert.equal(await whoami(r.structured.session_id), sshd.user);
@@ -70,7 +77,7 @@ Deno.test({ name: "ssh_connect authenticates with password, keys and agent", ign
   await t.step("ssh_list_sessions shows every session and ssh_close_session ends one", async () => {
     const list = await callOk(c, "ssh_list_sessions");
     const sessions = list.structured.sessions as { session_id: string; connected: boolean }[];
-    assert.equal(sessions.length, sshd.passwordUser ? 5 : 4);
+    assert.equal(sessions.length, sshd.passwordUser ? 6 : 5);
     assert.ok(sessions.every((s) => s.connected));
     const id = sessions[0].session_id;
     await callOk(c, "ssh_close_session", { session_id: id });

@@ -125,6 +125,32 @@ Deno.test({ name: "ssh_execute runs commands with real results", ignore: skip },
     },
   );
 
+  await t.step("MCP cancellation of a running command kills it on the remote side", async () => {
+    const ac = new AbortController();
+    const pending = c.callTool(
+      { name: "ssh_execute", arguments: { session_id: id, command: "sleep 618" } },
+      undefined,
+      {
+        signal: ac.signal,
+      },
+    );
+    let running = 0;
+    for (let i = 0; i < 50 && running === 0; i++) {
+      running = await remoteProcessCount(server, id, "sleep 618");
+      if (running === 0) await new Promise((res) => setTimeout(res, 50));
+    }
+    assert.equal(running, 1, "the command never started");
+    ac.abort("test cancels");
+    await assert.rejects(pending);
+    let left = -1;
+    for (let i = 0; i < 50 && left !== 0; i++) {
+      left = await remoteProcessCount(server, id, "sleep 618");
+      if (left !== 0) await new Promise((res) => setTimeout(res, 100));
+    }
+    assert.equal(left, 0, "the cancelled command is still running");
+    assert.equal((await run("echo usable")).structured.stdout, "usable\n");
+  });
+
   await t.step("25 parallel commands on one session all succeed under MaxSessions 10", async () => {
     const results = await Promise.all(
       Array.from({ length: 25 }, (_, i) => run(`sleep 0.2; echo job-${i}`)),
@@ -261,3 +287,25 @@ function indexOf(haystack: Uint8Array, needle: Uint8Array): number {
   }
   return -1;
 }
+
+Deno.test({ name: "rekeying under load keeps output and exit codes intact", ignore: skip }, async () => {
+  // sshd rekeys every 256 MiB here: 4 GiB crosses 16 key exchanges with data in flight.
+  await using sshd = await startSshd({ extraConfig: "RekeyLimit 256M" });
+  const kh = await sshd.writeKnownHosts();
+  await using server = await startServer({ args: ["--known-hosts", kh] });
+  const id = await connect(server, sshd);
+  for (let round = 0; round < 2; round++) {
+    const [big, ...small] = await Promise.all([
+      callOk(server.client, "ssh_execute", { session_id: id, command: "yes | head -c 2G; echo end", timeout: 600 }),
+      ...Array.from(
+        { length: 5 },
+        (_, i) => callOk(server.client, "ssh_execute", { session_id: id, command: `sleep 1; echo small-${i}` }),
+      ),
+    ]);
+    assert.equal(big.structured.exit_code, 0);
+    assert.equal(big.structured.stdout_bytes, 2 * 1024 ** 3 + 4);
+    assert.ok(big.structured.stdout.endsWith("y\nend\n"));
+    small.forEach((r, i) => assert.equal(r.structured.stdout, `small-${i}\n`));
+  }
+  assert.match(sshd.logs(), /rekey|KEX/i);
+});

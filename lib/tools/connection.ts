@@ -55,7 +55,9 @@ export function registerConnectionTools(server: McpServer, deps: ToolDeps): void
         port: args.port,
         username: args.username,
         password: args.password,
-        privateKeyPath: args.private_key_path === undefined ? undefined : expandHome(args.private_key_path),
+        privateKeyPath: args.private_key_path === undefined
+          ? undefined
+          : expandHome(args.private_key_path, config.home),
         passphrase: args.passphrase,
         agentSocket: config.agentSocket,
         knownHosts: {
@@ -140,8 +142,7 @@ export function registerConnectionTools(server: McpServer, deps: ToolDeps): void
   );
 }
 
-function expandHome(path: string): string {
+function expandHome(path: string, home: string | undefined): string {
   if (path !== "~" && !path.startsWith("~/")) return path;
-  const home = Deno.env.get("HOME") ?? Deno.env.get("USERPROFILE");
   return home ? home + path.slice(1) : path;
 }

@@ -1,0 +1,34 @@
+#!/bin/sh
+# The project's test command. On a fresh Linux machine with Node and root it
+# installs what the tests need (Deno from npm, OpenSSH server, sudo, procps
+# from apt) when missing, then runs every check and test: deno task ok
+# (fmt check, lint, type check, tests against a real sshd).
+set -eu
+cd "$(dirname "$0")/.."
+DENO_VERSION=2.9.6
+
+if ! command -v deno >/dev/null 2>&1; then
+  echo "== installing deno@$DENO_VERSION from npm"
+  npm install -g "deno@$DENO_VERSION"
+fi
+have=$(deno --version | head -n 1 | cut -d ' ' -f 2)
+[ "$have" = "$DENO_VERSION" ] || echo "note: deno $have here; the project pins $DENO_VERSION"
+
+missing=""
+[ -x /usr/sbin/sshd ] || missing="$missing openssh-server"
+command -v ssh >/dev/null 2>&1 || missing="$missing openssh-client"
+command -v sudo >/dev/null 2>&1 || missing="$missing sudo"
+command -v ps >/dev/null 2>&1 || missing="$missing procps"
+if [ -n "$missing" ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "== installing$missing from apt"
+    export DEBIAN_FRONTEND=noninteractive
+    # shellcheck disable=SC2086 # word splitting of the package list is wanted
+    apt-get install -y -q $missing >/dev/null || { apt-get update -q >/dev/null && apt-get install -y -q $missing >/dev/null; }
+  else
+    echo "note: missing$missing and not root with apt-get: the sshd-backed tests will be skipped or fail"
+  fi
+fi
+
+export NO_COLOR=1
+exec deno task ok
