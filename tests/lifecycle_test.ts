@@ -73,6 +73,9 @@ class RawClient {
     });
     await this.send({ jsonrpc: "2.0", method: "notifications/initialized" });
   }
+  async cancelStdout(): Promise<void> {
+    await this.#reader.cancel();
+  }
   async closeStdin(): Promise<void> {
     await this.#writer.close();
   }
@@ -129,6 +132,31 @@ Deno.test({ name: "the server exits and closes its SSH connections", ignore: ski
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stderr, /Shutting down: stdin closed/);
     for (const line of r.stdoutLines) assert.equal(JSON.parse(line).jsonrpc, "2.0", line);
+  });
+
+  await t.step("when the client stops reading stdout", async () => {
+    const home = await Deno.makeTempDir({ prefix: "mcp-life-" });
+    try {
+      const kh = await sshd.writeKnownHosts(`${home}/kh`);
+      const child = spawnServer(["--known-hosts", kh, "--log-level", "info"], home);
+      const stderr = new Response(child.stderr).text();
+      const client = new RawClient(child);
+      await client.initialize();
+      await client.cancelStdout();
+      // The answer to this request meets a closed pipe.
+      await client.send({ jsonrpc: "2.0", id: 9, method: "tools/list" }).catch(() => {});
+      const status = await Promise.race([
+        child.status,
+        new Promise<never>((_, rej) => setTimeout(() => rej(new Error("server did not exit")), 15_000)),
+      ]);
+      await client.closeStdin().catch(() => {});
+      const log = await stderr;
+      assert.equal(status.code, 0, log);
+      assert.match(log, /Shutting down: stdout closed/);
+      assert.doesNotMatch(log, /Uncaught/);
+    } finally {
+      await Deno.remove(home, { recursive: true });
+    }
   });
 
   for (const signal of ["SIGTERM", "SIGINT"] as const) {

@@ -36,6 +36,9 @@ export async function serveStdio(created: CreatedServer, logger: Logger): Promis
     }
     resolveDone();
   };
+  // A client that closed our stdout cannot hear us any more: EPIPE must end
+  // the server cleanly instead of escaping as an uncaught error.
+  process.stdout.on("error", () => shutdown("stdout closed"));
   process.stdin.on("end", () => shutdown("stdin closed"));
   process.stdin.on("close", () => shutdown("stdin closed"));
   transport.onclose = () => shutdown("transport closed");
