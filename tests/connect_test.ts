@@ -126,6 +126,29 @@ Deno.test({ name: "ssh_connect authenticates with password, keys and agent", ign
     assert.equal(r.code, "CONNECT_REFUSED", r.text);
   });
 
+  await t.step("a server that accepts but never sends a banner is CONNECT_TIMEOUT within connect_timeout", async () => {
+    const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+    const port = (listener.addr as Deno.NetAddr).port;
+    const held: Deno.Conn[] = [];
+    const accepting = (async () => {
+      for await (const conn of listener) held.push(conn); // keep it open, say nothing
+    })();
+    try {
+      const r = await call(c, "ssh_connect", {
+        ...base(sshd),
+        port,
+        private_key_path: sshd.keys.ed25519.path,
+        connect_timeout: 1,
+      });
+      assert.equal(r.code, "CONNECT_TIMEOUT", r.text);
+      assert.match(r.text, /within 1 s/);
+    } finally {
+      listener.close();
+      await accepting.catch(() => {});
+      for (const conn of held) conn.close();
+    }
+  });
+
   await t.step("no secret reached the server's stderr", () => {
     const log = server.stderr();
     if (sshd.passwordUser) assert.ok(!log.includes(sshd.passwordUser.password));

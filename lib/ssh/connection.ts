@@ -8,7 +8,6 @@
 import ssh2 from "./ssh2.ts";
 // @ts-types="@types/ssh2"
 import type { AuthenticationType, ClientChannel } from "ssh2";
-import { Socket } from "node:net";
 import { Buffer } from "node:buffer";
 import { SshMcpError } from "../errors.ts";
 import type { Logger } from "../log.ts";
@@ -25,6 +24,7 @@ import {
 import { type LoadedKey, loadPrivateKey } from "./keys.ts";
 import { ChannelBudget } from "./budget.ts";
 import { fixRekeyQueue } from "./rekey_fix.ts";
+import { DenoSocket, toSocketError } from "./socket.ts";
 
 /** What to do with a host key that known_hosts does not list. */
 export type HostKeyPolicy = "strict" | "accept-new";
@@ -170,9 +170,14 @@ export class SshConnection {
     for (const warning of known.warnings) options.logger.warn(warning);
     const timeoutMs = options.connectTimeoutMs ?? 20000;
     const client = new ssh2.Client();
-    const socket = new Socket();
-    socket.setNoDelay(true); // ssh2 leaves Nagle on: ~40 ms per request otherwise.
-    coalesceWrites(socket);
+    const started = Date.now();
+    const timeoutError = () =>
+      new SshMcpError(
+        "CONNECT_TIMEOUT",
+        `Cannot connect to ${options.host}:${options.port}: no SSH session within ${timeoutMs / 1000} s`,
+        { hint: "Check host and port, that sshd is up and reachable, or raise connect_timeout" },
+      );
+    const socket = await connectTcp(options, timeoutMs, timeoutError);
 
     let hostKeyError: SshMcpError | null = null;
     let hostKey: { type: string; fingerprint: string; added: boolean } | null = null;
@@ -222,16 +227,10 @@ export class SshConnection {
 
     const ready = new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => {
-        reject(
-          new SshMcpError(
-            "CONNECT_TIMEOUT",
-            `Cannot connect to ${options.host}:${options.port}: no SSH session within ${timeoutMs / 1000} s`,
-            { hint: "Check host and port, that sshd is up and reachable, or raise connect_timeout" },
-          ),
-        );
+        reject(timeoutError());
         client.end();
         socket.destroy();
-      }, timeoutMs);
+      }, Math.max(0, timeoutMs - (Date.now() - started)));
       client.once("ready", () => {
         clearTimeout(timer);
         resolve();
@@ -255,9 +254,9 @@ export class SshConnection {
       });
     });
 
-    socket.connect(options.port, options.host);
     client.connect({
-      sock: socket,
+      // ssh2 uses only the net.Socket surface DenoSocket provides.
+      sock: socket as unknown as ssh2.ConnectConfig["sock"],
       host: options.host,
       port: options.port,
       username: options.username,
@@ -504,26 +503,28 @@ async function verifyHostKey(
   }
 }
 
-/**
- * ssh2 writes every packet as up to three socket writes (length, payload,
- * MAC for chacha20), and an exec sends several packets at once; under Deno
- * each write is a separate syscall-backed op. Corking until the current
- * task's synchronous work is done sends them as one writev.
- */
-function coalesceWrites(socket: Socket): void {
-  const write = socket.write;
-  let corked = false;
-  socket.write = function (this: Socket, ...args: Parameters<Socket["write"]>): boolean {
-    if (!corked) {
-      corked = true;
-      this.cork();
-      queueMicrotask(() => {
-        corked = false;
-        this.uncork();
-      });
-    }
-    return write.apply(this, args);
-  } as Socket["write"];
+/** Opens the TCP connection within the connect timeout, mapping failures to codes. */
+async function connectTcp(
+  options: ConnectOptions,
+  timeoutMs: number,
+  timeoutError: () => SshMcpError,
+): Promise<DenoSocket> {
+  const attempt = DenoSocket.connect(options.host, options.port);
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const expired = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(timeoutError()), timeoutMs);
+  });
+  try {
+    return await Promise.race([attempt, expired]);
+  } catch (error) {
+    // A connect that completes after we gave up must not leak its socket.
+    attempt.then((late) => late.destroy(), () => {});
+    if (error instanceof SshMcpError) throw error;
+    const err = Object.assign(toSocketError(error), { level: "client-socket" });
+    throw mapConnectError(err, { options, lastAuth: null, authStarted: false, hostKeyChecked: false });
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 function hostLabel(host: string, port: number): string {

@@ -1,0 +1,80 @@
+import assert from "node:assert/strict";
+import { Buffer } from "node:buffer";
+import { DenoSocket, type SocketError, toSocketError } from "./socket.ts";
+
+async function withPeer(fn: (socket: DenoSocket, peer: Deno.TcpConn) => Promise<void>) {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const { port } = listener.addr as Deno.NetAddr;
+  const [socket, peer] = await Promise.all([DenoSocket.connect("127.0.0.1", port), listener.accept()]);
+  listener.close();
+  try {
+    await fn(socket, peer as Deno.TcpConn);
+  } finally {
+    socket.destroy();
+    try {
+      peer.close();
+    } catch { /* closed by the test */ }
+  }
+}
+
+async function readAll(conn: Deno.Conn): Promise<string> {
+  return new TextDecoder().decode(await new Response(conn.readable).arrayBuffer());
+}
+
+Deno.test("DenoSocket sends writes of one task together, in order, then half-closes on end()", async () => {
+  await withPeer(async (socket, peer) => {
+    socket.write(Buffer.from("a"));
+    socket.write("bc");
+    socket.write(new Uint8Array([100]));
+    socket.end();
+    assert.equal(socket.writable, false);
+    assert.equal(socket.write("late"), false);
+    assert.equal(await readAll(peer), "abcd");
+  });
+});
+
+Deno.test("DenoSocket delivers data only after resume(), then end and close when the peer closes", async () => {
+  await withPeer(async (socket, peer) => {
+    const events: string[] = [];
+    socket.on("data", (d: Buffer) => events.push(`data:${d.toString()}`));
+    const closed = new Promise((r) => socket.on("close", r));
+    socket.on("end", () => events.push("end"));
+    await peer.write(new TextEncoder().encode("hello"));
+    await new Promise((r) => setTimeout(r, 20));
+    assert.deepEqual(events, []);
+    socket.resume();
+    await new Promise((r) => setTimeout(r, 20));
+    peer.close();
+    await closed;
+    assert.deepEqual(events, ["data:hello", "end"]);
+    assert.equal(socket._readableState.ended, true);
+  });
+});
+
+Deno.test("DenoSocket gives each data event its own bytes", async () => {
+  await withPeer(async (socket, peer) => {
+    const chunks: Buffer[] = [];
+    socket.on("data", (d: Buffer) => chunks.push(d));
+    socket.resume();
+    await peer.write(new TextEncoder().encode("first"));
+    await new Promise((r) => setTimeout(r, 20));
+    await peer.write(new TextEncoder().encode("2nd"));
+    await new Promise((r) => setTimeout(r, 20));
+    assert.deepEqual(chunks.map(String), ["first", "2nd"]);
+  });
+});
+
+Deno.test("DenoSocket.connect() fails with ECONNREFUSED on a closed port", async () => {
+  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const { port } = l.addr as Deno.NetAddr;
+  l.close();
+  await assert.rejects(
+    DenoSocket.connect("127.0.0.1", port),
+    (e) => toSocketError(e).code === "ECONNREFUSED",
+  );
+});
+
+Deno.test("toSocketError() keeps an existing code", () => {
+  const e: SocketError = Object.assign(new Error("x"), { code: "EHOSTUNREACH" });
+  assert.equal(toSocketError(e).code, "EHOSTUNREACH");
+});
