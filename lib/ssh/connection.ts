@@ -295,6 +295,11 @@ export class SshConnection {
     return new SshConnection(client, info, options.maxChannels ?? 10, options.logger);
   }
 
+  /** Why the connection ended, once it has. */
+  get closeReason(): SshMcpError | null {
+    return this.#closed ? this.#lostError() : null;
+  }
+
   /** Whether the connection is still up. */
   get alive(): boolean {
     return !this.#closed;

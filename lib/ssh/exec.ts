@@ -128,9 +128,15 @@ export async function execCommand(connection: SshConnection, options: ExecOption
     throw new SshMcpError("CANCELLED", "Command was cancelled; the remote process was killed");
   }
   if (!timedOut && status.code === null && status.signal === null && !connection.alive) {
-    throw new SshMcpError("CONNECTION_LOST", "Connection was lost while the command ran; its outcome is unknown", {
-      hint: "Call ssh_connect again; check on the remote side whether the command completed",
-    });
+    const why = connection.closeReason?.message ?? "connection closed";
+    throw new SshMcpError(
+      "CONNECTION_LOST",
+      `Connection was lost while the command ran (${why}); its outcome is unknown`,
+      {
+        hint: "Call ssh_connect again; check on the remote side whether the command completed",
+        cause: connection.closeReason ?? undefined,
+      },
+    );
   }
   const out = stdout.finish();
   const err = stderr.finish();
