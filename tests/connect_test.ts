@@ -262,3 +262,27 @@ Deno.test({ name: "host keys are verified before authentication", ignore: skip }
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test({ name: "an agent with more keys than MaxAuthTries fails fast with AUTH_FAILED", ignore: skip }, async () => {
+  await using sshd = await startSshd({ maxAuthTries: 2 });
+  const dir = await Deno.makeTempDir({ prefix: "mcp-agentkeys-" });
+  try {
+    const keys: string[] = [];
+    for (let i = 0; i < 4; i++) {
+      const path = `${dir}/k${i}`;
+      const out = await new Deno.Command("ssh-keygen", { args: ["-q", "-t", "ed25519", "-N", "", "-f", path] })
+        .output();
+      assert.equal(out.code, 0);
+      keys.push(path);
+    }
+    await using agent = await startAgent(keys);
+    const kh = await sshd.writeKnownHosts();
+    await using server = await startServer({ args: ["--known-hosts", kh], env: { SSH_AUTH_SOCK: agent.socket } });
+    const r = await call(server.client, "ssh_connect", base(sshd));
+    assert.equal(r.code, "AUTH_FAILED", r.text);
+    assert.match(r.text, /closed the connection during authentication/);
+    assert.match(r.text, /MaxAuthTries/);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
