@@ -4,24 +4,22 @@
  * @module
  */
 
-// @ts-types="@modelcontextprotocol/sdk/server/stdio"
-import { StdioServerTransport } from "@modelcontextprotocol/sdk/server/stdio.js";
-import process from "node:process";
 import type { CreatedServer } from "../server.ts";
 import type { Logger } from "../log.ts";
+import { DenoStdioTransport } from "./deno_stdio.ts";
 
 /** Largest JSON-RPC message accepted on stdin. */
 export const MAX_MESSAGE_BYTES = 64 * 1024 * 1024;
 
 /**
  * Connects the server to stdio and resolves once it has shut down: on stdin
- * EOF (the client went away), SIGINT or SIGTERM. Every SSH connection is
- * closed before it resolves.
+ * EOF or a closed stdout (the client went away), SIGINT or SIGTERM. Every
+ * SSH connection is closed before it resolves.
  */
 export async function serveStdio(created: CreatedServer, logger: Logger): Promise<void> {
-  // The SDK's 10 MB default closes the transport on one oversized message,
-  // which would end the server; above this size a message is not a sane tool call.
-  const transport = new StdioServerTransport(process.stdin, process.stdout, { maxBufferSize: MAX_MESSAGE_BYTES });
+  // Above this size a message is not a sane tool call; the SDK's own 10 MB
+  // default would end the server on a 10 MB command instead of refusing it.
+  const transport = new DenoStdioTransport({ maxMessageBytes: MAX_MESSAGE_BYTES });
   let resolveDone!: () => void;
   const done = new Promise<void>((resolve) => (resolveDone = resolve));
   let shuttingDown = false;
@@ -36,12 +34,8 @@ export async function serveStdio(created: CreatedServer, logger: Logger): Promis
     }
     resolveDone();
   };
-  // A client that closed our stdout cannot hear us any more: EPIPE must end
-  // the server cleanly instead of escaping as an uncaught error.
-  process.stdout.on("error", () => shutdown("stdout closed"));
-  process.stdin.on("end", () => shutdown("stdin closed"));
-  process.stdin.on("close", () => shutdown("stdin closed"));
-  transport.onclose = () => shutdown("transport closed");
+  transport.onclose = () => shutdown(transport.closeReason ?? "transport closed");
+  transport.onerror = (error) => logger.warn(`MCP transport: ${error.message}`);
   const signals: Deno.Signal[] = Deno.build.os === "windows" ? ["SIGINT", "SIGBREAK"] : ["SIGINT", "SIGTERM"];
   const handlers = signals.map((sig) => {
     const handler = () => shutdown(sig);

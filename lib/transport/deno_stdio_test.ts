@@ -1,0 +1,86 @@
+import assert from "node:assert/strict";
+import { DenoStdioTransport } from "./deno_stdio.ts";
+
+const enc = new TextEncoder();
+
+/** Feeds the given chunks, then EOF; optionally waits before EOF. */
+function input(chunks: (string | Uint8Array)[], hold?: Promise<void>) {
+  const queue = chunks.map((c) => (typeof c === "string" ? enc.encode(c) : c));
+  return {
+    async read(p: Uint8Array): Promise<number | null> {
+      const next = queue.shift();
+      if (next === undefined) {
+        await hold;
+        return null;
+      }
+      p.set(next);
+      return next.length;
+    },
+  };
+}
+
+function collect(t: DenoStdioTransport) {
+  const messages: unknown[] = [];
+  const errors: string[] = [];
+  t.onmessage = (m) => messages.push(m);
+  t.onerror = (e) => errors.push(e.message);
+  const closed = new Promise<void>((r) => (t.onclose = r));
+  return { messages, errors, closed };
+}
+
+const ping = (id: number) => JSON.stringify({ jsonrpc: "2.0", id, method: "ping" });
+
+Deno.test("DenoStdioTransport splits messages across and within chunks, CRLF included", async () => {
+  const whole = `${ping(1)}\n${ping(2)}\r\n${ping(3)}\n`;
+  const t = new DenoStdioTransport({ input: input([whole.slice(0, 10), whole.slice(10, 50), whole.slice(50)]) });
+  const { messages, closed } = collect(t);
+  await t.start();
+  await closed;
+  assert.deepEqual(messages.map((m) => (m as { id: number }).id), [1, 2, 3]);
+  assert.equal(t.closeReason, "stdin closed");
+});
+
+Deno.test("DenoStdioTransport reports a bad line and keeps reading", async () => {
+  const t = new DenoStdioTransport({ input: input([`not json\n{"jsonrpc":"2.0"}\n${ping(7)}\n`]) });
+  const { messages, errors, closed } = collect(t);
+  await t.start();
+  await closed;
+  assert.equal(errors.length, 2);
+  assert.deepEqual(messages.map((m) => (m as { id: number }).id), [7]);
+});
+
+Deno.test("DenoStdioTransport closes on a message over the limit", async () => {
+  const t = new DenoStdioTransport({ maxMessageBytes: 100, input: input(["x".repeat(60), "y".repeat(60), "\n"]) });
+  const { errors, closed } = collect(t);
+  await t.start();
+  await closed;
+  assert.equal(t.closeReason, "closed");
+  assert.match(errors[0], /larger than 100 bytes/);
+});
+
+Deno.test("DenoStdioTransport writes messages whole and in order, and closes when stdout fails", async () => {
+  let release!: () => void;
+  const hold = new Promise<void>((r) => (release = r));
+  const written: string[] = [];
+  let fail = false;
+  const t = new DenoStdioTransport({
+    input: input([], hold),
+    output: {
+      write(p: Uint8Array) {
+        if (fail) return Promise.reject(new Deno.errors.BrokenPipe("EPIPE"));
+        // Short writes: one byte at a time.
+        written.push(String.fromCharCode(p[0]));
+        return Promise.resolve(1);
+      },
+    },
+  });
+  const { closed } = collect(t);
+  await t.start();
+  await Promise.all([t.send({ jsonrpc: "2.0", id: 1, result: {} }), t.send({ jsonrpc: "2.0", id: 2, result: {} })]);
+  assert.equal(written.join(""), `{"jsonrpc":"2.0","id":1,"result":{}}\n{"jsonrpc":"2.0","id":2,"result":{}}\n`);
+  fail = true;
+  await assert.rejects(t.send({ jsonrpc: "2.0", id: 3, result: {} }));
+  await closed;
+  assert.equal(t.closeReason, "stdout closed");
+  release();
+});
