@@ -18,11 +18,13 @@ export function hostProblem(host: string): string | null {
   if (host.length > 253) return "host is longer than 253 characters";
   if (CONTROL.test(host)) return "host contains control characters";
   if (host.startsWith("-")) return "host must not start with '-' (it would read as an option)";
-  const bare = host.startsWith("[") && host.endsWith("]") ? host.slice(1, -1) : host;
-  if (bare.includes(":")) {
-    return IPV6.test(bare) ? null : "host is not a valid IPv6 address";
+  // The port has its own field: "[::1]" or "[h]:2222" would be taken apart
+  // differently by different layers, so brackets are refused outright.
+  if (host.includes("[") || host.includes("]")) return "write IPv6 addresses without brackets; the port is `port`";
+  if (host.includes(":")) {
+    return IPV6.test(host) ? null : "host is not a valid IPv6 address";
   }
-  if (!HOST_NAME.test(bare)) {
+  if (!HOST_NAME.test(host)) {
     return "host may contain only letters, digits, '.', '-' and '_'";
   }
   return null;

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { envNameProblem, hostProblem, shellQuote, userProblem } from "./validate.ts";
 
 Deno.test("hostProblem() accepts names, IPv4 and IPv6 addresses", () => {
-  for (const h of ["example.com", "a-b.c_d", "127.0.0.1", "::1", "[::1]", "fe80::1%eth0", "h"]) {
+  for (const h of ["example.com", "a-b.c_d", "127.0.0.1", "::1", "fe80::1%eth0", "h"]) {
     assert.equal(hostProblem(h), null, h);
   }
 });
@@ -20,6 +20,9 @@ Deno.test("hostProblem() rejects options, metacharacters and control characters"
       "a\0b",
       "x".repeat(254),
       "[::1",
+      "[::1]",
+      "[127.0.0.1]",
+      "[h]:2222",
       "::g",
       "host/../x",
       "__proto__:",

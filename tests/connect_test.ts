@@ -286,3 +286,55 @@ Deno.test({ name: "an agent with more keys than MaxAuthTries fails fast with AUT
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test(
+  { name: "accept-new: two racing first connects cannot both record a key for one host", ignore: skip },
+  async () => {
+    // One address, two servers with different host keys: the first TCP
+    // connection goes to sshd A, the second to sshd B (a man in the middle).
+    await using a = await startSshd();
+    await using b = await startSshd();
+    const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+    const port = (listener.addr as Deno.NetAddr).port;
+    const open: Deno.Conn[] = [];
+    let n = 0;
+    const proxying = (async () => {
+      for await (const inbound of listener) {
+        const target = n++ % 2 === 0 ? a : b;
+        const outbound = await Deno.connect({ hostname: target.host, port: target.port });
+        open.push(inbound, outbound);
+        inbound.readable.pipeTo(outbound.writable).catch(() => {});
+        outbound.readable.pipeTo(inbound.writable).catch(() => {});
+      }
+    })();
+    const dir = await Deno.makeTempDir({ prefix: "mcp-race-" });
+    try {
+      const file = `${dir}/known_hosts`;
+      await using server = await startServer({ args: ["--known-hosts", file, "--host-key-policy", "accept-new"] });
+      // The password user is shared by both servers; a key is authorized on one only.
+      const secret = a.passwordUser ? { password: a.passwordUser.password } : { private_key_path: a.keys.ed25519.path };
+      const args = { host: "127.0.0.1", port, username: a.user, ...secret };
+      const results = await Promise.all([
+        call(server.client, "ssh_connect", args),
+        call(server.client, "ssh_connect", args),
+      ]);
+      const codes = results.map((r) => r.isError ? r.code : "OK").sort();
+      const text = results.map((r) => r.text).join("\n");
+      // Whichever server won recorded its key; the other is refused as changed.
+      // (Without a shared password user the winner may be B, whose key auth fails.)
+      assert.equal(codes.filter((code) => code === "HOST_KEY_MISMATCH").length, 1, text);
+      if (a.passwordUser) assert.deepEqual(codes, ["HOST_KEY_MISMATCH", "OK"], text);
+      const lines = (await Deno.readTextFile(file)).split("\n").filter((l) => l !== "");
+      assert.equal(lines.length, 1, lines.join("\n"));
+    } finally {
+      listener.close();
+      await proxying.catch(() => {});
+      for (const c of open) {
+        try {
+          c.close();
+        } catch { /* already closed */ }
+      }
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+);

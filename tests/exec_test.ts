@@ -26,13 +26,22 @@ async function rssKiB(pid: number): Promise<{ rss: number; hwm: number }> {
   return { rss: field("VmRSS"), hwm: field("VmHWM") };
 }
 
-async function remoteProcessCount(server: TestServer, id: string, args: string): Promise<number> {
+async function remoteProcessCount(server: TestServer, id: string, args: string, allUsers = false): Promise<number> {
   // `ps -o args=` prints each command line; grep -cx matches whole lines only, so the grep itself never counts.
   const r = await callOk(server.client, "ssh_execute", {
     session_id: id,
-    command: `ps -u "$(id -u)" -o args= | grep -cx -- '${args}' || true`,
+    command: `ps ${allUsers ? "-e" : `-u "$(id -u)"`} -o args= | grep -cx -- '${args}' || true`,
   });
   return Number(r.structured.stdout.trim());
+}
+
+async function waitGone(server: TestServer, id: string, args: string, allUsers = false): Promise<number> {
+  let left = -1;
+  for (let i = 0; i < 50 && left !== 0; i++) {
+    left = await remoteProcessCount(server, id, args, allUsers);
+    if (left !== 0) await new Promise((res) => setTimeout(res, 100));
+  }
+  return left;
 }
 
 Deno.test({ name: "ssh_execute runs commands with real results", ignore: skip }, async (t) => {
@@ -122,6 +131,17 @@ Deno.test({ name: "ssh_execute runs commands with real results", ignore: skip },
       assert.equal(left, 0, "the remote sleep survived the timeout");
       const after = await run("echo still usable");
       assert.equal(after.structured.stdout, "still usable\n");
+    },
+  );
+
+  await t.step(
+    "a background job holding stdout runs into the timeout, keeps the exit status, and is killed",
+    async () => {
+      const r = await run("sleep 624 & echo started", { timeout: 2 });
+      assert.equal(r.structured.timed_out, true);
+      assert.equal(r.structured.exit_code, 0, "the shell itself exited 0 and that is kept");
+      assert.equal(r.structured.stdout, "started\n");
+      assert.equal(await waitGone(server, id, "sleep 624"), 0, "the background sleep survived");
     },
   );
 
@@ -268,6 +288,21 @@ Deno.test({ name: "ssh_sudo_execute keeps the password off every command line", 
     assert.match(r.structured.stderr, /incorrect password|Sorry/);
   });
 
+  await t.step("a sudo command that times out is killed on the root side too", async () => {
+    const r = await callOk(c, "ssh_sudo_execute", { session_id: id, command: "sleep 623", password, timeout: 2 });
+    assert.equal(r.structured.timed_out, true);
+    let left = -1;
+    for (let i = 0; i < 50 && left !== 0; i++) {
+      const ps = await callOk(c, "ssh_execute", {
+        session_id: id,
+        command: "ps -e -o args= | grep -cx 'sleep 623' || true",
+      });
+      left = Number(ps.structured.stdout.trim());
+      if (left !== 0) await new Promise((res) => setTimeout(res, 100));
+    }
+    assert.equal(left, 0, "root's sleep outlived the timeout");
+  });
+
   await t.step("without a password sudo -n fails at once instead of hanging", async () => {
     const r = await callOk(c, "ssh_sudo_execute", { session_id: id, command: "id -u", timeout: 30 });
     assert.equal(r.structured.exit_code, 1);
@@ -308,4 +343,26 @@ Deno.test({ name: "rekeying under load keeps output and exit codes intact", igno
     small.forEach((r, i) => assert.equal(r.structured.stdout, `small-${i}\n`));
   }
   assert.match(sshd.logs(), /rekey|KEX/i);
+});
+
+Deno.test({ name: "the timeout is wall clock: time queued for a channel counts", ignore: skip }, async () => {
+  await using sshd = await startSshd();
+  const dir = await Deno.makeTempDir({ prefix: "mcp-queue-" });
+  try {
+    const kh = await sshd.writeKnownHosts(`${dir}/kh`);
+    await Deno.writeTextFile(`${dir}/config.json`, JSON.stringify({ max_channels_per_session: 1 }));
+    await using server = await startServer({ args: ["--known-hosts", kh, "--config", `${dir}/config.json`] });
+    const id = await connect(server, sshd);
+    const long = callOk(server.client, "ssh_execute", { session_id: id, command: "sleep 3; echo long" });
+    await new Promise((r) => setTimeout(r, 300));
+    const queued = await callOk(server.client, "ssh_execute", { session_id: id, command: "echo never", timeout: 1 });
+    assert.equal(queued.structured.timed_out, true);
+    assert.equal(queued.structured.stdout, "");
+    assert.equal((await long).structured.stdout, "long\n");
+    // The budget is whole again afterwards.
+    const after = await callOk(server.client, "ssh_execute", { session_id: id, command: "echo after" });
+    assert.equal(after.structured.stdout, "after\n");
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });

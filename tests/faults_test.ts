@@ -9,7 +9,7 @@ import { sshdAvailable, startSshd } from "./fixtures/sshd.ts";
 
 const skip = !sshdAvailable();
 
-async function signalAll(pids: number[], signal: Deno.Signal): Promise<void> {
+function signalAll(pids: number[], signal: Deno.Signal): void {
   for (const pid of pids) {
     try {
       Deno.kill(pid, signal);
@@ -43,7 +43,7 @@ Deno.test(
       const pending = call(c, "ssh_execute", { session_id: a, command: "sleep 30", timeout: 20 });
       await new Promise((r) => setTimeout(r, 300));
       frozen = aPids;
-      await signalAll(frozen, "SIGSTOP"); // TCP stays up, the peer says nothing
+      signalAll(frozen, "SIGSTOP"); // TCP stays up, the peer says nothing
 
       const other = await callOk(c, "ssh_execute", { session_id: b, command: "echo still here" });
       assert.equal(other.structured.stdout, "still here\n");
@@ -59,7 +59,7 @@ Deno.test(
       assert.equal(lost.connected, false);
       assert.match(lost.error, /keepalive/);
     } finally {
-      await signalAll(frozen, "SIGCONT");
+      signalAll(frozen, "SIGCONT");
       await Deno.remove(dir, { recursive: true });
     }
   },

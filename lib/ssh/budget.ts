@@ -40,15 +40,16 @@ export class ChannelBudget {
   /**
    * Waits for a free slot and takes it. Returns the function that gives it
    * back; calling that more than once is harmless, so it can be tied to
-   * both a failed open and a channel's close.
+   * both a failed open and a channel's close. An `urgent` caller (killing a
+   * timed-out command) goes to the front of the queue.
    */
-  async acquire(signal?: AbortSignal): Promise<() => void> {
+  async acquire(signal?: AbortSignal, urgent = false): Promise<() => void> {
     if (this.#failed !== null) throw this.#failed;
     signal?.throwIfAborted();
     if (this.#inUse < this.#max && this.#queue.length === 0) {
       this.#inUse++;
     } else {
-      await this.#wait(this.#queue, signal); // the releaser hands its slot over
+      await this.#wait(this.#queue, signal, urgent); // the releaser hands its slot over
     }
     let released = false;
     return () => {
@@ -74,7 +75,7 @@ export class ChannelBudget {
     for (const w of [...this.#queue.splice(0), ...this.#observers.splice(0)]) w.fail(reason);
   }
 
-  #wait(list: Waiter[], signal?: AbortSignal): Promise<void> {
+  #wait(list: Waiter[], signal?: AbortSignal, first = false): Promise<void> {
     return new Promise<void>((resolve, reject) => {
       const onAbort = () => {
         const i = list.indexOf(waiter);
@@ -92,7 +93,8 @@ export class ChannelBudget {
         },
       };
       signal?.addEventListener("abort", onAbort, { once: true });
-      list.push(waiter);
+      if (first) list.unshift(waiter);
+      else list.push(waiter);
     });
   }
 

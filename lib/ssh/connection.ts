@@ -11,33 +11,12 @@ import type { AuthenticationType, ClientChannel } from "ssh2";
 import { Buffer } from "node:buffer";
 import { SshMcpError } from "../errors.ts";
 import type { Logger } from "../log.ts";
-import {
-  appendKnownHost,
-  checkHostKey,
-  fingerprintSha256,
-  formatKnownHostsLine,
-  keyTypeOf,
-  type KnownHostsEntry,
-  knownKeyTypes,
-  loadKnownHosts,
-} from "./known_hosts.ts";
+import { knownKeyTypes, loadKnownHosts } from "./known_hosts.ts";
+import { type KnownHostsConfig, verifyHostKey } from "./host_key_check.ts";
 import { type LoadedKey, loadPrivateKey } from "./keys.ts";
 import { ChannelBudget } from "./budget.ts";
 import { fixRekeyQueue } from "./rekey_fix.ts";
 import { DenoSocket, toSocketError } from "./socket.ts";
-
-/** What to do with a host key that known_hosts does not list. */
-export type HostKeyPolicy = "strict" | "accept-new";
-
-/** Where known hosts come from and where new ones go. */
-export interface KnownHostsConfig {
-  /** Files read in order (OpenSSH format). Missing ones are skipped. */
-  files: string[];
-  /** File that accept-new appends to. */
-  writeFile: string;
-  /** strict refuses unknown keys; accept-new records them. Changed keys are always refused. */
-  policy: HostKeyPolicy;
-}
 
 /** Options of {@linkcode SshConnection.open}. */
 export interface ConnectOptions {
@@ -143,13 +122,25 @@ export class SshConnection {
   #onClose = new Set<(reason: SshMcpError | null) => void>();
   #logger: Logger;
 
-  private constructor(client: ssh2.Client, info: ConnectionInfo, maxChannels: number, logger: Logger) {
+  #socket: DenoSocket;
+
+  private constructor(parts: {
+    client: ssh2.Client;
+    socket: DenoSocket;
+    info: ConnectionInfo;
+    maxChannels: number;
+    logger: Logger;
+    /** Why the host was refused during a re-exchange, if it was. */
+    rekeyRefused: () => SshMcpError | null;
+  }) {
+    const { client, info, logger } = parts;
     this.#client = client;
+    this.#socket = parts.socket;
     this.info = info;
-    this.#budget = new ChannelBudget(maxChannels);
+    this.#budget = new ChannelBudget(parts.maxChannels);
     this.#logger = logger;
     client.on("error", (err: Error & { level?: string }) => {
-      this.#closeReason = mapRuntimeError(err);
+      this.#closeReason ??= parts.rekeyRefused() ?? mapRuntimeError(err);
       logger.warn(`SSH ${info.username}@${info.host}:${info.port}: ${err.message}`);
     });
     client.on("close", () => {
@@ -185,20 +176,34 @@ export class SshConnection {
     let authStarted = false;
 
     let acceptedKey: Buffer | null = null;
+    let rekeyRefused: SshMcpError | null = null;
     const hostVerifier = (key: Buffer, verify: (ok: boolean) => void): void => {
       // Every re-exchange presents the host key again. It must be the key
       // accepted at connect, and the answer must be synchronous: an answer
       // deferred to a later tick let ssh2 interleave other packets with the
       // end of the key exchange, and sshd dropped the connection as corrupt.
-      if (acceptedKey !== null) return verify(acceptedKey.equals(key));
-      verifyHostKey(options, known.entries, key).then(
+      if (acceptedKey !== null) {
+        if (acceptedKey.equals(key)) return verify(true);
+        rekeyRefused = new SshMcpError(
+          "HOST_KEY_MISMATCH",
+          `Host ${options.host}:${options.port} presented a different host key during a key re-exchange`,
+          { hint: "The connection was closed; treat this as a possible attack and verify the host" },
+        );
+        return verify(false);
+      }
+      verifyHostKey(options, known.entries, new Uint8Array(key)).then(
         (result) => {
           hostKey = result;
           acceptedKey = Buffer.from(key);
           verify(true);
         },
-        (error: SshMcpError) => {
-          hostKeyError = error;
+        (error: unknown) => {
+          hostKeyError = error instanceof SshMcpError
+            ? error
+            : new SshMcpError("HANDSHAKE_FAILED", `Cannot check the host key of ${options.host}:${options.port}`, {
+              hint: "The server's host key could not be parsed or recorded",
+              cause: error,
+            });
           verify(false);
         },
       );
@@ -292,7 +297,14 @@ export class SshConnection {
       hostKeyAdded: hk.added,
       authMethod: lastAuth ?? "password",
     };
-    return new SshConnection(client, info, options.maxChannels ?? 10, options.logger);
+    return new SshConnection({
+      client,
+      socket,
+      info,
+      maxChannels: options.maxChannels ?? 10,
+      logger: options.logger,
+      rekeyRefused: () => rekeyRefused,
+    });
   }
 
   /** Why the connection ended, once it has. */
@@ -315,48 +327,82 @@ export class SshConnection {
    * Opens an exec channel within the channel budget, waiting for a free slot;
    * the slot is released when the channel closes. If the server refuses the
    * channel while others of ours are open (its MaxSessions is lower than our
-   * budget), waits for one of them to close and tries again.
+   * budget), waits for one of them to close and tries again. `signal` bounds
+   * the whole wait, queue and channel open included.
    */
-  async exec(command: string, options: { signal?: AbortSignal } = {}): Promise<ExecChannel> {
+  async exec(command: string, options: { signal?: AbortSignal; urgent?: boolean } = {}): Promise<ExecChannel> {
     for (let attempt = 0;; attempt++) {
       if (this.#closed) throw this.#lostError();
-      const release = await this.#budget.acquire(options.signal);
+      const release = await this.#budget.acquire(options.signal, options.urgent);
       try {
-        return await this.#openExec(command, release);
+        return await this.#openExec(command, release, options.signal);
       } catch (error) {
-        const othersOpen = this.#budget.inUse > 1;
-        release();
         const refused = error instanceof SshMcpError && error.code === "CHANNEL_OPEN_FAILED";
-        if (!refused || !othersOpen || attempt >= 50) throw error;
+        if (!refused || this.#budget.inUse === 0 || attempt >= 50) throw error;
         await this.#budget.nextRelease(options.signal);
       }
     }
   }
 
-  #openExec(command: string, release: () => void): Promise<ExecChannel> {
+  // Owns `release`: called when the open fails or the channel closes. An
+  // open abandoned by `signal` keeps its slot until the server answers.
+  #openExec(command: string, release: () => void, signal?: AbortSignal): Promise<ExecChannel> {
     return new Promise<ExecChannel>((resolve, reject) => {
-      this.#client.exec(command, {}, (err, channel) => {
-        if (err) return reject(this.#mapChannelError(err));
-        // Listeners go on before this callback returns: the rest of the
-        // packet that confirmed the channel may already hold the command's
-        // exit status and close, and ssh2 emits those synchronously.
-        const status: ExitStatus = { code: null, signal: null };
-        let onExit!: () => void;
-        const exited = new Promise<void>((r) => (onExit = r));
-        channel.on("exit", (code: number | null, signal?: string) => {
-          if (typeof code === "number") status.code = code;
-          else if (signal) status.signal = signal;
-          onExit();
-        });
-        const closed = new Promise<void>((done) =>
-          channel.once("close", () => {
+      let settled = false;
+      const onAbort = () => {
+        settled = true;
+        reject(signal!.reason);
+      };
+      if (signal?.aborted) {
+        release();
+        return reject(signal.reason);
+      }
+      signal?.addEventListener("abort", onAbort, { once: true });
+      try {
+        this.#client.exec(command, {}, (err, channel) => {
+          signal?.removeEventListener("abort", onAbort);
+          if (err) {
             release();
+            if (!settled) reject(this.#mapChannelError(err));
+            return;
+          }
+          // Listeners go on before this callback returns: the rest of the
+          // packet that confirmed the channel may already hold the command's
+          // exit status and close, and ssh2 emits those synchronously.
+          const status: ExitStatus = { code: null, signal: null };
+          let onExit!: () => void;
+          const exited = new Promise<void>((r) => (onExit = r));
+          channel.on("exit", (code: number | null, signalName?: string) => {
+            if (typeof code === "number") status.code = code;
+            else if (signalName) status.signal = signalName;
             onExit();
-            done();
-          })
+          });
+          const closed = new Promise<void>((done) =>
+            channel.once("close", () => {
+              release();
+              onExit();
+              done();
+            })
+          );
+          if (settled) {
+            channel.close(); // nobody waits for it any more
+            return;
+          }
+          settled = true;
+          resolve({ channel, status, exited, closed });
+        });
+      } catch (error) {
+        // ssh2 throws "Not connected" when the socket is no longer writable.
+        signal?.removeEventListener("abort", onAbort);
+        release();
+        this.#socket.destroy();
+        reject(
+          new SshMcpError("CONNECTION_LOST", `Connection to ${this.info.host}:${this.info.port} is gone`, {
+            hint: "Call ssh_connect again to open a new session",
+            cause: error,
+          }),
         );
-        resolve({ channel, status, exited, closed });
-      });
+      }
     });
   }
 
@@ -364,17 +410,17 @@ export class SshConnection {
   close(): Promise<void> {
     if (this.#closed) return Promise.resolve();
     return new Promise((resolve) => {
-      const done = () => resolve();
-      this.#client.once("close", done);
       this.#closeReason ??= new SshMcpError("SESSION_NOT_FOUND", "Session was closed", {
         hint: "Call ssh_connect to open a new session",
       });
-      this.#client.end();
-      // A wedged peer must not hold shutdown hostage.
-      setTimeout(() => {
-        this.#client.destroy();
+      // A wedged peer never answers the disconnect: after a grace period the
+      // socket is torn down here (ssh2's destroy() does nothing once ended).
+      const timer = setTimeout(() => this.#socket.destroy(), 2000);
+      this.#client.once("close", () => {
+        clearTimeout(timer);
         resolve();
-      }, 2000).unref?.();
+      });
+      this.#client.end();
     });
   }
 
@@ -448,63 +494,19 @@ async function prepareAuth(options: ConnectOptions): Promise<PreparedAuth> {
   return { methods, key };
 }
 
-async function verifyHostKey(
-  options: ConnectOptions,
-  entries: KnownHostsEntry[],
-  key: Buffer,
-): Promise<{ type: string; fingerprint: string; added: boolean }> {
-  const { host, port } = options;
-  const blob = new Uint8Array(key);
-  const type = keyTypeOf(blob);
-  const fingerprint = fingerprintSha256(blob);
-  const verdict = checkHostKey(entries, { host, port, keyType: type, key: blob });
-  const line = formatKnownHostsLine({ host, port, key: blob });
-  switch (verdict.kind) {
-    case "match":
-      return { type, fingerprint, added: false };
-    case "revoked":
-      throw new SshMcpError(
-        "HOST_KEY_REVOKED",
-        `Host key ${type} ${fingerprint} of ${host}:${port} is marked @revoked in ${verdict.entry.file} line ${verdict.entry.line}`,
-        { hint: "Do not connect; the key was revoked on purpose. Ask the host's administrator" },
-      );
-    case "mismatch": {
-      const expected = verdict.expected
-        .map((e) => `${e.keyType} ${fingerprintOfBase64(e.keyBase64)} (${e.file} line ${e.line})`)
-        .join("; ");
-      throw new SshMcpError(
-        "HOST_KEY_MISMATCH",
-        `Host key of ${host}:${port} does not match known_hosts: server presented ${type} ${fingerprint}, expected ${expected}`,
-        {
-          hint:
-            "This may be an attack (man in the middle) or a reinstalled server. Verify the new fingerprint out of band; " +
-            `only then remove the old line (ssh-keygen -R '${hostLabel(host, port)}') and connect again`,
-        },
-      );
-    }
-    case "unknown":
-      if (options.knownHosts.policy === "strict") {
-        throw new SshMcpError(
-          "HOST_KEY_UNKNOWN",
-          `Host ${host}:${port} is not in known_hosts; it presented ${type} ${fingerprint}`,
-          {
-            hint: `Verify this fingerprint with the host's administrator (ssh-keygen -lf on the server's host key), ` +
-              `then trust it by appending this line to ${options.knownHosts.writeFile}: ${line} ` +
-              `(or start the server with --host-key-policy accept-new)`,
-          },
-        );
-      }
-      try {
-        await appendKnownHost(options.knownHosts.writeFile, line);
-      } catch (error) {
-        throw new SshMcpError(
-          "KNOWN_HOSTS_WRITE_FAILED",
-          `Cannot record host key of ${host}:${port} in ${options.knownHosts.writeFile}`,
-          { hint: "Check that the file and its directory are writable", cause: error },
-        );
-      }
-      options.logger.info(`Added ${hostLabel(host, port)} ${type} ${fingerprint} to ${options.knownHosts.writeFile}`);
-      return { type, fingerprint, added: true };
+/**
+ * Sends a signal request on a session channel, also after its stdin EOF:
+ * RFC 4254 allows requests then, but ssh2's Channel.signal() sends nothing
+ * once EOF was sent, so a timed-out command's shell was never signalled.
+ */
+export function signalChannel(channel: ClientChannel, name: string): void {
+  const c = channel as unknown as {
+    outgoing?: { state?: string; id?: number };
+    _client?: { _protocol?: { signal(id: number, name: string): void } };
+  };
+  const state = c.outgoing?.state;
+  if ((state === "open" || state === "eof") && c.outgoing?.id !== undefined) {
+    c._client?._protocol?.signal(c.outgoing.id, name);
   }
 }
 
@@ -530,14 +532,6 @@ async function connectTcp(
   } finally {
     clearTimeout(timer);
   }
-}
-
-function hostLabel(host: string, port: number): string {
-  return port === 22 ? host : `[${host}]:${port}`;
-}
-
-function fingerprintOfBase64(b64: string): string {
-  return fingerprintSha256(new Uint8Array(Buffer.from(b64, "base64")));
 }
 
 interface ConnectErrorContext {

@@ -11,7 +11,7 @@ import type { ClientChannel } from "ssh2";
 import { Buffer } from "node:buffer";
 import { SshMcpError } from "../errors.ts";
 import { shellQuote } from "../validate.ts";
-import type { SshConnection } from "./connection.ts";
+import { signalChannel, type SshConnection } from "./connection.ts";
 import { OutputCapture } from "./output.ts";
 
 /** Options of {@linkcode execCommand}. */
@@ -69,40 +69,61 @@ export function buildCommandLine(options: Pick<ExecOptions, "command" | "cwd" | 
  * stdin, never from the command line; the command itself gets /dev/null as
  * stdin so it cannot read the password if sudo did not ask for it.
  * Without a password, `sudo -n` fails at once instead of waiting for one.
+ *
+ * The login user cannot signal the root processes sudo starts, so the root
+ * side bounds itself: coreutils `timeout` (where present) kills the
+ * command's whole process group when `timeoutSeconds` have passed.
  */
-export function buildSudoCommand(command: string, withPassword: boolean): string {
-  const inner = shellQuote(`exec </dev/null\n${command}`);
-  return withPassword ? `sudo -S -k -p '' -- sh -c ${inner}` : `sudo -n -- sh -c ${inner}`;
+export function buildSudoCommand(command: string, options: { withPassword: boolean; timeoutSeconds: number }): string {
+  const seconds = Math.max(1, Math.ceil(options.timeoutSeconds));
+  const script = 'exec </dev/null; if command -v timeout >/dev/null 2>&1; then exec timeout -s KILL "$1" sh -c "$2"; ' +
+    'else exec sh -c "$2"; fi';
+  const sudo = options.withPassword ? "sudo -S -k -p ''" : "sudo -n";
+  return `${sudo} -- sh -c ${shellQuote(script)} sh ${seconds} ${shellQuote(command)}`;
 }
 
 /** Runs one command on a connection and waits for it (or its timeout). */
 export async function execCommand(connection: SshConnection, options: ExecOptions): Promise<ExecResult> {
   const started = performance.now();
-  const { channel, status, exited, closed } = await connection.exec(buildCommandLine(options), {
-    signal: options.signal,
-  });
+  // One wall-clock deadline for the whole call: waiting for a channel slot
+  // and for the server to open the channel count against it too.
+  const deadline = AbortSignal.timeout(options.timeoutMs);
+  const stop = options.signal ? AbortSignal.any([deadline, options.signal]) : deadline;
   const stdout = new OutputCapture(options.maxOutputBytes);
   const stderr = new OutputCapture(options.maxOutputBytes);
-  const pid = new PidPrefix();
-  let timedOut = false;
-  let cancelled = false;
+  const result = (status: { code: number | null; signal: string | null }, timedOut: boolean): ExecResult => {
+    const out = stdout.finish();
+    const err = stderr.finish();
+    return {
+      stdout: out.text,
+      stderr: err.text,
+      exitCode: status.code,
+      signal: status.signal,
+      timedOut,
+      truncated: out.truncated || err.truncated,
+      stdoutBytes: out.totalBytes,
+      stderrBytes: err.totalBytes,
+      durationMs: Math.round(performance.now() - started),
+    };
+  };
 
+  let opened;
+  try {
+    opened = await connection.exec(buildCommandLine(options), { signal: stop });
+  } catch (error) {
+    if (options.signal?.aborted) throw cancelledError();
+    if (deadline.aborted) return result({ code: null, signal: null }, true); // never started
+    throw error;
+  }
+  const { channel, status, exited, closed } = opened;
+  const pid = new PidPrefix();
   channel.on("data", (chunk: Buffer) => {
     const rest = pid.take(chunk);
     if (rest.length > 0) stdout.push(rest);
   });
   channel.stderr.on("data", (chunk: Buffer) => stderr.push(chunk));
-
   writeStdin(channel, options.stdin);
 
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const expired = new Promise<"timeout">((resolve) => {
-    timer = setTimeout(() => resolve("timeout"), options.timeoutMs);
-  });
-  const aborted = new Promise<"abort">((resolve) => {
-    if (options.signal?.aborted) resolve("abort");
-    options.signal?.addEventListener("abort", () => resolve("abort"), { once: true });
-  });
   // Done when the status and both streams' ends are in: the close handshake
   // that follows costs a round trip the caller need not wait for.
   const finished = Promise.all([
@@ -110,24 +131,21 @@ export async function execCommand(connection: SshConnection, options: ExecOption
     new Promise((r) => channel.once("end", r)),
     new Promise((r) => channel.stderr.once("end", r)),
   ]);
-  const outcome = await Promise.race([
-    Promise.race([finished, closed]).then(() => "closed" as const),
-    expired,
-    aborted,
-  ]);
-  clearTimeout(timer);
-  if (outcome !== "closed") {
-    timedOut = outcome === "timeout";
-    cancelled = outcome === "abort";
+  const stopped = new Promise<"stopped">((resolve) => {
+    if (stop.aborted) resolve("stopped");
+    stop.addEventListener("abort", () => resolve("stopped"), { once: true });
+  });
+  const outcome = await Promise.race([Promise.race([finished, closed]).then(() => "done" as const), stopped]);
+  if (outcome === "stopped") {
     await killRemote(connection, channel, pid.value);
     // Output that arrived before the kill is kept; wait briefly for the close.
     await Promise.race([closed, delay(2000)]);
+    if (options.signal?.aborted) throw cancelledError();
+    // A status that did arrive is kept: with `cmd &` holding stdout open the
+    // shell has exited, but the call still ran into its timeout.
+    return result(status, true);
   }
-
-  if (cancelled) {
-    throw new SshMcpError("CANCELLED", "Command was cancelled; the remote process was killed");
-  }
-  if (!timedOut && status.code === null && status.signal === null && !connection.alive) {
+  if (status.code === null && status.signal === null && !connection.alive) {
     const why = connection.closeReason?.message ?? "connection closed";
     throw new SshMcpError(
       "CONNECTION_LOST",
@@ -138,19 +156,11 @@ export async function execCommand(connection: SshConnection, options: ExecOption
       },
     );
   }
-  const out = stdout.finish();
-  const err = stderr.finish();
-  return {
-    stdout: out.text,
-    stderr: err.text,
-    exitCode: timedOut ? null : status.code,
-    signal: timedOut ? null : status.signal,
-    timedOut,
-    truncated: out.truncated || err.truncated,
-    stdoutBytes: out.totalBytes,
-    stderrBytes: err.totalBytes,
-    durationMs: Math.round(performance.now() - started),
-  };
+  return result(status, false);
+}
+
+function cancelledError(): SshMcpError {
+  return new SshMcpError("CANCELLED", "Command was cancelled; the remote process was killed");
 }
 
 function writeStdin(channel: ClientChannel, stdin: string | Uint8Array | undefined): void {
@@ -166,29 +176,32 @@ function writeStdin(channel: ClientChannel, stdin: string | Uint8Array | undefin
 }
 
 async function killRemote(connection: SshConnection, channel: ClientChannel, pid: number | null): Promise<void> {
-  try {
-    channel.signal("KILL"); // OpenSSH >= 7.9 kills the session's shell on request.
-  } catch {
-    // Best effort: the channel may already be closing; the group kill below covers it.
-  }
+  signalChannel(channel, "KILL"); // OpenSSH >= 7.9 kills the session's shell on request
   channel.close();
   if (pid === null || !connection.alive) return;
+  // The shell was a session and group leader (sshd calls setsid): the group
+  // holds everything it started that did not detach on purpose.
   try {
-    const killer = await connection.exec(`kill -KILL -- -${pid} 2>/dev/null; kill -KILL ${pid} 2>/dev/null; true`);
+    const killer = await connection.exec(`kill -KILL -- -${pid} 2>/dev/null; kill -KILL ${pid} 2>/dev/null; true`, {
+      signal: AbortSignal.timeout(KILL_DEADLINE_MS),
+      urgent: true,
+    });
     killer.channel.resume();
     killer.channel.stderr.resume();
-    killer.channel.end();
-    await Promise.race([killer.closed, delay(5000)]);
+    killer.channel.eof();
+    await Promise.race([killer.closed, delay(KILL_DEADLINE_MS)]);
   } catch {
-    // The connection went away while killing: its processes lose their channel too.
+    // Best effort, bounded: the connection died or is too busy to kill within
+    // the deadline; its processes lose their channel either way.
   }
 }
 
+const KILL_DEADLINE_MS = 5000;
+
 function delay(ms: number): Promise<void> {
   return new Promise((resolve) => {
-    const t = setTimeout(resolve, ms);
-    // deno-lint-ignore no-explicit-any
-    (t as any).unref?.();
+    // An unreferenced timer: a pending grace period never keeps the process alive.
+    Deno.unrefTimer(setTimeout(resolve, ms));
   });
 }
 
@@ -217,7 +230,8 @@ export class PidPrefix {
     this.#pending = null;
     const line = new TextDecoder().decode(joined.subarray(0, nl));
     const digits = line.startsWith(PID_MARK) ? line.slice(PID_MARK.length) : "";
-    if (!/^\d{1,10}$/.test(digits)) return joined;
+    // PID 0 or 1 would make `kill -- -PID` hit far more than our command.
+    if (!/^\d{1,10}$/.test(digits) || Number(digits) < 2) return joined;
     this.value = Number(digits);
     return joined.subarray(nl + 1);
   }

@@ -16,9 +16,22 @@ Deno.test("buildCommandLine() quotes cwd and env values so the remote sees liter
   assert.ok(line.endsWith("\necho hi"));
 });
 
-Deno.test("buildSudoCommand() keeps the password off the command line and stdin away from the command", () => {
-  assert.equal(buildSudoCommand("id", true), `sudo -S -k -p '' -- sh -c 'exec </dev/null\nid'`);
-  assert.equal(buildSudoCommand("id", false), `sudo -n -- sh -c 'exec </dev/null\nid'`);
+Deno.test("buildSudoCommand() reads the password from stdin, gives the command /dev/null and a root-side bound", () => {
+  const withPassword = buildSudoCommand("echo 'hi'; id", { withPassword: true, timeoutSeconds: 2.5 });
+  assert.ok(withPassword.startsWith("sudo -S -k -p '' -- sh -c 'exec </dev/null; "), withPassword);
+  assert.match(withPassword, /exec timeout -s KILL "\$1" sh -c "\$2"/);
+  assert.ok(withPassword.endsWith(` sh 3 'echo '\\''hi'\\''; id'`), withPassword);
+  const noPassword = buildSudoCommand("id", { withPassword: false, timeoutSeconds: 60 });
+  assert.ok(noPassword.startsWith("sudo -n -- sh -c "), noPassword);
+  assert.ok(noPassword.endsWith(" sh 60 'id'"));
+});
+
+Deno.test("PidPrefix ignores PIDs 0 and 1, which would widen a group kill", () => {
+  for (const pid of ["0", "1"]) {
+    const p = new PidPrefix();
+    p.take(enc.encode(`\x01MCPPID:${pid}\nout`));
+    assert.equal(p.value, null);
+  }
 });
 
 Deno.test("PidPrefix strips the PID line even when it arrives in pieces", () => {

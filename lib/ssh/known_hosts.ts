@@ -298,6 +298,13 @@ export async function loadKnownHosts(paths: string[]): Promise<ParseResult> {
 export async function appendKnownHost(
   path: string,
   line: string,
+  options: {
+    /**
+     * Runs while the file is locked; the line is written only if it
+     * resolves true (lets the caller re-check what racing writers added).
+     */
+    onlyIf?: () => Promise<boolean>;
+  } = {},
 ): Promise<void> {
   if (line.trim() === "" || /[\r\n\0]/.test(line)) {
     throw new Error(
@@ -319,6 +326,7 @@ export async function appendKnownHost(
   }
   try {
     await file.lock(true);
+    if (options.onlyIf && !(await options.onlyIf())) return;
     const existing = await readAll(file);
     const text = new TextDecoder().decode(existing);
     if (text.split("\n").some((l) => l.replace(/\r$/, "") === line)) return;

@@ -16,6 +16,7 @@ import { Buffer } from "node:buffer";
 import { EventEmitter } from "node:events";
 
 const READ_SIZE = 64 * 1024;
+const END_GRACE_MS = 2000;
 
 /** An error with the errno-style code Node sockets carry. */
 export interface SocketError extends Error {
@@ -42,6 +43,7 @@ export class DenoSocket extends EventEmitter {
   #pending: Uint8Array[] = [];
   #flushing = false;
   #ending = false;
+  #endTimer: ReturnType<typeof setTimeout> | undefined;
 
   /** Wraps an established connection; reading starts on the first resume(). */
   constructor(conn: Deno.TcpConn) {
@@ -79,12 +81,16 @@ export class DenoSocket extends EventEmitter {
     return true;
   }
 
-  /** Sends what is queued, then half-closes the connection. */
+  /**
+   * Sends what is queued, then half-closes the connection. A peer that never
+   * closes its side is cut off after a grace period, so nothing lingers.
+   */
   end(): this {
     if (this.writable) {
       this.writable = false;
       this.#ending = true;
       this.#scheduleFlush();
+      this.#endTimer = setTimeout(() => this.destroy(), END_GRACE_MS);
     }
     return this;
   }
@@ -93,6 +99,7 @@ export class DenoSocket extends EventEmitter {
   destroy(error?: SocketError): this {
     if (this.destroyed) return this;
     this.destroyed = true;
+    clearTimeout(this.#endTimer);
     this.writable = false;
     this.readable = false;
     this._readableState.ended = true;

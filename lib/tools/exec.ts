@@ -91,11 +91,12 @@ export function registerExecTools(server: McpServer, deps: ToolDeps): void {
     guarded(async (args, extra) => {
       const session = sessions.get(args.session_id);
       const withPassword = args.password !== undefined;
+      const timeoutSeconds = args.timeout ?? config.defaultTimeoutSeconds;
       const result = await execCommand(session.connection, {
-        command: buildSudoCommand(args.command, withPassword),
+        command: buildSudoCommand(args.command, { withPassword, timeoutSeconds }),
         cwd: args.cwd,
         stdin: withPassword ? `${args.password}\n` : undefined,
-        timeoutMs: (args.timeout ?? config.defaultTimeoutSeconds) * 1000,
+        timeoutMs: timeoutSeconds * 1000,
         maxOutputBytes: config.maxOutputBytes,
         signal: extra.signal,
       });

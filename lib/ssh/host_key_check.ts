@@ -1,0 +1,140 @@
+/**
+ * Deciding whether to trust a server's host key, and recording new ones
+ * under accept-new without letting two racing first connects trust two keys.
+ *
+ * @module
+ */
+
+import { Buffer } from "node:buffer";
+import { SshMcpError } from "../errors.ts";
+import type { Logger } from "../log.ts";
+import {
+  appendKnownHost,
+  checkHostKey,
+  fingerprintSha256,
+  formatKnownHostsLine,
+  type HostKeyVerdict,
+  keyTypeOf,
+  type KnownHostsEntry,
+  loadKnownHosts,
+} from "./known_hosts.ts";
+
+/** What to do with a host key that known_hosts does not list. */
+export type HostKeyPolicy = "strict" | "accept-new";
+
+/** Where known hosts come from and where new ones go. */
+export interface KnownHostsConfig {
+  /** Files read in order (OpenSSH format). Missing ones are skipped. */
+  files: string[];
+  /** File that accept-new appends to. */
+  writeFile: string;
+  /** strict refuses unknown keys; accept-new records them. Changed keys are always refused. */
+  policy: HostKeyPolicy;
+}
+
+/** A host key that was accepted. */
+export interface AcceptedHostKey {
+  type: string;
+  fingerprint: string;
+  /** True when accept-new recorded it just now. */
+  added: boolean;
+}
+
+/** The host being checked. */
+export interface HostKeyTarget {
+  host: string;
+  port: number;
+  knownHosts: KnownHostsConfig;
+  logger: Logger;
+}
+
+/**
+ * Accepts `key` for the target or throws HOST_KEY_UNKNOWN, HOST_KEY_MISMATCH,
+ * HOST_KEY_REVOKED or KNOWN_HOSTS_WRITE_FAILED, each with the fingerprints
+ * and what to do.
+ */
+export async function verifyHostKey(
+  target: HostKeyTarget,
+  entries: KnownHostsEntry[],
+  key: Uint8Array,
+): Promise<AcceptedHostKey> {
+  const { host, port } = target;
+  const type = keyTypeOf(key);
+  const fingerprint = fingerprintSha256(key);
+  const verdict = checkHostKey(entries, { host, port, keyType: type, key });
+  if (verdict.kind !== "unknown") return judge(target, verdict, type, fingerprint);
+  const line = formatKnownHostsLine({ host, port, key });
+  if (target.knownHosts.policy === "strict") {
+    throw new SshMcpError(
+      "HOST_KEY_UNKNOWN",
+      `Host ${host}:${port} is not in known_hosts; it presented ${type} ${fingerprint}`,
+      {
+        hint: `Verify this fingerprint with the host's administrator (ssh-keygen -lf on the server's host key), ` +
+          `then trust it by appending this line to ${target.knownHosts.writeFile}: ${line} ` +
+          `(or start the server with --host-key-policy accept-new)`,
+      },
+    );
+  }
+  // Another connect may have recorded a key for this host since we read the
+  // files: look again under the file lock and write only if still unknown.
+  let raced: HostKeyVerdict | null = null;
+  try {
+    await appendKnownHost(target.knownHosts.writeFile, line, {
+      onlyIf: async () => {
+        const fresh = await loadKnownHosts(target.knownHosts.files);
+        const now = checkHostKey(fresh.entries, { host, port, keyType: type, key });
+        if (now.kind === "unknown") return true;
+        raced = now;
+        return false;
+      },
+    });
+  } catch (error) {
+    throw new SshMcpError(
+      "KNOWN_HOSTS_WRITE_FAILED",
+      `Cannot record host key of ${host}:${port} in ${target.knownHosts.writeFile}`,
+      { hint: "Check that the file and its directory are writable", cause: error },
+    );
+  }
+  if (raced !== null) return judge(target, raced, type, fingerprint);
+  target.logger.info(`Added ${hostLabel(host, port)} ${type} ${fingerprint} to ${target.knownHosts.writeFile}`);
+  return { type, fingerprint, added: true };
+}
+
+function judge(target: HostKeyTarget, verdict: HostKeyVerdict, type: string, fingerprint: string): AcceptedHostKey {
+  const { host, port } = target;
+  switch (verdict.kind) {
+    case "match":
+      return { type, fingerprint, added: false };
+    case "revoked":
+      throw new SshMcpError(
+        "HOST_KEY_REVOKED",
+        `Host key ${type} ${fingerprint} of ${host}:${port} is marked @revoked in ${verdict.entry.file} line ${verdict.entry.line}`,
+        { hint: "Do not connect; the key was revoked on purpose. Ask the host's administrator" },
+      );
+    case "mismatch": {
+      const expected = verdict.expected
+        .map((e) => `${e.keyType} ${fingerprintOfBase64(e.keyBase64)} (${e.file} line ${e.line})`)
+        .join("; ");
+      throw new SshMcpError(
+        "HOST_KEY_MISMATCH",
+        `Host key of ${host}:${port} does not match known_hosts: server presented ${type} ${fingerprint}, expected ${expected}`,
+        {
+          hint:
+            "This may be an attack (man in the middle) or a reinstalled server. Verify the new fingerprint out of band; " +
+            `only then remove the old line (ssh-keygen -R '${hostLabel(host, port)}') and connect again`,
+        },
+      );
+    }
+    case "unknown":
+      throw new SshMcpError("INTERNAL", "Host key verdict was unknown after the check");
+  }
+}
+
+/** OpenSSH's name for a host in messages: `host`, or `[host]:port` off port 22. */
+export function hostLabel(host: string, port: number): string {
+  return port === 22 ? host : `[${host}]:${port}`;
+}
+
+function fingerprintOfBase64(b64: string): string {
+  return fingerprintSha256(new Uint8Array(Buffer.from(b64, "base64")));
+}
