@@ -6,6 +6,7 @@
 import assert from "node:assert/strict";
 import { signalChannel, SshConnection } from "../lib/ssh/connection.ts";
 import { silentLogger } from "../lib/log.ts";
+import { execCommand } from "../lib/ssh/exec.ts";
 import { sshdAvailable, startSshd } from "./fixtures/sshd.ts";
 
 const skip = !sshdAvailable();
@@ -37,4 +38,31 @@ Deno.test({ name: "signalChannel() reaches the remote process after stdin EOF wa
   if (outcome !== "closed") channel.close();
   assert.equal(outcome, "closed");
   assert.equal(status.signal, "SIGKILL");
+});
+
+Deno.test({ name: "commands leave nothing behind: heap stays flat over 1500 execs", ignore: skip }, async () => {
+  const gc = (globalThis as { gc?: () => void }).gc;
+  if (!gc) {
+    console.warn("SKIP heap check: run deno test with --v8-flags=--expose-gc (deno task test does)");
+    return;
+  }
+  await using sshd = await startSshd();
+  const kh = await sshd.writeKnownHosts();
+  await using conn = await SshConnection.open({
+    host: sshd.host,
+    port: sshd.port,
+    username: sshd.user,
+    privateKeyPath: sshd.keys.ed25519.path,
+    knownHosts: { files: [kh], writeFile: kh, policy: "strict" },
+    logger: silentLogger,
+  });
+  const run = () => execCommand(conn, { command: "echo x", timeoutMs: 60_000, maxOutputBytes: 100_000 });
+  for (let i = 0; i < 300; i++) await run(); // warm up: JIT, pools
+  gc();
+  const before = Deno.memoryUsage().heapUsed;
+  for (let i = 0; i < 1500; i++) await run();
+  gc();
+  const grownKiB = (Deno.memoryUsage().heapUsed - before) / 1024;
+  // A per-command leak of even 1 KiB would show as 1500 KiB here.
+  assert.ok(grownKiB < 750, `heap grew by ${grownKiB.toFixed(0)} KiB over 1500 commands`);
 });

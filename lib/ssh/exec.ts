@@ -86,8 +86,25 @@ export function buildSudoCommand(command: string, options: { withPassword: boole
 export async function execCommand(connection: SshConnection, options: ExecOptions): Promise<ExecResult> {
   const started = performance.now();
   // One wall-clock deadline for the whole call: waiting for a channel slot
-  // and for the server to open the channel count against it too.
-  const deadline = AbortSignal.timeout(options.timeoutMs);
+  // and for the server to open the channel count against it too. Not
+  // AbortSignal.timeout(): its timer (and everything listening to it, output
+  // buffers included) would live on for the full timeout after we return.
+  const expiry = new AbortController();
+  const timer = setTimeout(() => expiry.abort(new Error("timeout")), options.timeoutMs);
+  try {
+    return await runUntil(connection, options, expiry.signal, started);
+  } finally {
+    clearTimeout(timer);
+    expiry.abort(); // releases every listener still waiting on the deadline
+  }
+}
+
+async function runUntil(
+  connection: SshConnection,
+  options: ExecOptions,
+  deadline: AbortSignal,
+  started: number,
+): Promise<ExecResult> {
   const stop = options.signal ? AbortSignal.any([deadline, options.signal]) : deadline;
   const stdout = new OutputCapture(options.maxOutputBytes);
   const stderr = new OutputCapture(options.maxOutputBytes);
@@ -131,11 +148,14 @@ export async function execCommand(connection: SshConnection, options: ExecOption
     new Promise((r) => channel.once("end", r)),
     new Promise((r) => channel.stderr.once("end", r)),
   ]);
+  let onStop!: () => void;
   const stopped = new Promise<"stopped">((resolve) => {
-    if (stop.aborted) resolve("stopped");
-    stop.addEventListener("abort", () => resolve("stopped"), { once: true });
+    onStop = () => resolve("stopped");
+    if (stop.aborted) onStop();
+    stop.addEventListener("abort", onStop, { once: true });
   });
   const outcome = await Promise.race([Promise.race([finished, closed]).then(() => "done" as const), stopped]);
+  stop.removeEventListener("abort", onStop);
   if (outcome === "stopped") {
     await killRemote(connection, channel, pid.value);
     // Output that arrived before the kill is kept; wait briefly for the close.
