@@ -11,7 +11,7 @@
  */
 
 import { callOk, startServer } from "./fixtures/mcp.ts";
-import { startSshd } from "./fixtures/sshd.ts";
+import { opensshArgs, startSshd } from "./fixtures/sshd.ts";
 
 const N_EXEC = Number(Deno.env.get("BENCH_N") ?? 200);
 const N_SPAWN = 10;
@@ -34,7 +34,6 @@ async function peakRssMiB(pid: number): Promise<number> {
 await using sshd = await startSshd({ maxSessions: 10 });
 const work = await Deno.makeTempDir({ prefix: "mcp-bench-" });
 const knownHosts = await sshd.writeKnownHosts(`${work}/known_hosts`);
-const target = `${sshd.user}@${sshd.host}`;
 
 // --- 1a. mcp-remote-ssh: ssh_execute true, one session ---------------------
 await using server = await startServer({ args: ["--known-hosts", knownHosts] });
@@ -56,27 +55,11 @@ async function oursOnce(): Promise<number> {
 
 // --- 1b. OpenSSH with a ControlMaster on the same sshd ---------------------
 const control = `${work}/cm-%C`;
-const sshArgs = [
-  "-F",
-  "/dev/null",
-  "-o",
-  "BatchMode=yes",
-  "-o",
-  `UserKnownHostsFile=${knownHosts}`,
-  "-o",
-  "StrictHostKeyChecking=yes",
-  "-o",
-  "ControlMaster=auto",
-  "-o",
-  `ControlPath=${control}`,
-  "-o",
-  "ControlPersist=60",
-  "-i",
-  sshd.keys.ed25519.path,
-  "-p",
-  String(sshd.port),
-  target,
-];
+const sshArgs = opensshArgs(sshd, {
+  knownHosts,
+  key: sshd.keys.ed25519.path,
+  extra: ["-o", "ControlMaster=auto", "-o", `ControlPath=${control}`, "-o", "ControlPersist=60"],
+});
 async function ssh(...args: string[]): Promise<void> {
   const out = await new Deno.Command("ssh", { args: [...sshArgs, ...args], stdin: "null" }).output();
   if (out.code !== 0) throw new Error(`ssh failed: ${new TextDecoder().decode(out.stderr)}`);

@@ -5,7 +5,7 @@
 
 import assert from "node:assert/strict";
 import { call, callOk, startServer } from "./fixtures/mcp.ts";
-import { type Sshd, sshdAvailable, startAgent, startSshd } from "./fixtures/sshd.ts";
+import { opensshArgs, type Sshd, sshdAvailable, startAgent, startSshd } from "./fixtures/sshd.ts";
 
 const skip = !sshdAvailable();
 if (skip) console.warn("SKIP connect tests: no sshd on this machine (apt-get install openssh-server)");
@@ -199,24 +199,7 @@ Deno.test({ name: "host keys are verified before authentication", ignore: skip }
       assert.equal(second.structured.host_key_added, false);
       assert.equal(await Deno.readTextFile(file), text);
       const ssh = await new Deno.Command("ssh", {
-        args: [
-          "-F",
-          "/dev/null",
-          "-o",
-          "BatchMode=yes",
-          "-o",
-          "StrictHostKeyChecking=yes",
-          "-o",
-          `UserKnownHostsFile=${file}`,
-          "-o",
-          "GlobalKnownHostsFile=/dev/null",
-          "-i",
-          sshd.keys.ed25519.path,
-          "-p",
-          String(sshd.port),
-          `${sshd.user}@127.0.0.1`,
-          "echo accepted",
-        ],
+        args: [...opensshArgs(sshd, { knownHosts: file, key: sshd.keys.ed25519.path }), "echo accepted"],
         stdin: "null",
       }).output();
       assert.equal(new TextDecoder().decode(ssh.stdout).trim(), "accepted", new TextDecoder().decode(ssh.stderr));

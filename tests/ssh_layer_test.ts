@@ -7,14 +7,13 @@ import assert from "node:assert/strict";
 import { signalChannel, SshConnection } from "../lib/ssh/connection.ts";
 import { silentLogger } from "../lib/log.ts";
 import { execCommand } from "../lib/ssh/exec.ts";
-import { sshdAvailable, startSshd } from "./fixtures/sshd.ts";
+import { type Sshd, sshdAvailable, startSshd } from "./fixtures/sshd.ts";
 
 const skip = !sshdAvailable();
 
-Deno.test({ name: "signalChannel() reaches the remote process after stdin EOF was sent", ignore: skip }, async () => {
-  await using sshd = await startSshd();
+async function connect(sshd: Sshd): Promise<SshConnection> {
   const kh = await sshd.writeKnownHosts();
-  await using conn = await SshConnection.open({
+  return await SshConnection.open({
     host: sshd.host,
     port: sshd.port,
     username: sshd.user,
@@ -22,6 +21,11 @@ Deno.test({ name: "signalChannel() reaches the remote process after stdin EOF wa
     knownHosts: { files: [kh], writeFile: kh, policy: "strict" },
     logger: silentLogger,
   });
+}
+
+Deno.test({ name: "signalChannel() reaches the remote process after stdin EOF was sent", ignore: skip }, async () => {
+  await using sshd = await startSshd();
+  await using conn = await connect(sshd);
   // `exec` replaces the shell, so the signal lands on sleep itself.
   const { channel, status, closed } = await conn.exec("exec sleep 625");
   channel.resume();
@@ -47,15 +51,7 @@ Deno.test({ name: "commands leave nothing behind: heap stays flat over 1500 exec
     return;
   }
   await using sshd = await startSshd();
-  const kh = await sshd.writeKnownHosts();
-  await using conn = await SshConnection.open({
-    host: sshd.host,
-    port: sshd.port,
-    username: sshd.user,
-    privateKeyPath: sshd.keys.ed25519.path,
-    knownHosts: { files: [kh], writeFile: kh, policy: "strict" },
-    logger: silentLogger,
-  });
+  await using conn = await connect(sshd);
   const run = () => execCommand(conn, { command: "echo x", timeoutMs: 60_000, maxOutputBytes: 100_000 });
   for (let i = 0; i < 300; i++) await run(); // warm up: JIT, pools
   gc();
