@@ -13,10 +13,11 @@ import { SshMcpError } from "../errors.ts";
 import type { Logger } from "../log.ts";
 import { knownKeyTypes, loadKnownHosts } from "./known_hosts.ts";
 import { type KnownHostsConfig, verifyHostKey } from "./host_key_check.ts";
-import { type LoadedKey, loadPrivateKey } from "./keys.ts";
 import { ChannelBudget } from "./budget.ts";
 import { fixRekeyQueue } from "./rekey_fix.ts";
 import { DenoSocket, toSocketError } from "./socket.ts";
+import { mapConnectError, mapRuntimeError } from "./connect_errors.ts";
+import { prepareAuth } from "./auth.ts";
 
 /** Options of {@linkcode SshConnection.open}. */
 export interface ConnectOptions {
@@ -457,43 +458,6 @@ export class SshConnection {
   }
 }
 
-interface PreparedAuth {
-  methods: ("password" | "publickey" | "agent")[];
-  key?: LoadedKey;
-}
-
-async function prepareAuth(options: ConnectOptions): Promise<PreparedAuth> {
-  const methods: PreparedAuth["methods"] = [];
-  let key: LoadedKey | undefined;
-  if (options.privateKeyPath !== undefined) {
-    key = await loadPrivateKey(options.privateKeyPath, options.passphrase);
-    methods.push("publickey");
-  }
-  if (options.password !== undefined) methods.push("password");
-  if (methods.length === 0) {
-    if (!options.agentSocket) {
-      throw new SshMcpError(
-        "AUTH_METHOD_MISSING",
-        "No way to authenticate: no password, no private key and no ssh-agent",
-        {
-          hint:
-            "Pass `password` or `private_key_path`, or start the server with SSH_AUTH_SOCK set to a running ssh-agent",
-        },
-      );
-    }
-    try {
-      await Deno.stat(options.agentSocket);
-    } catch (error) {
-      throw new SshMcpError("AGENT_UNAVAILABLE", `ssh-agent socket ${options.agentSocket} is not usable`, {
-        hint: "Start ssh-agent and add keys (ssh-add), or pass `password` or `private_key_path`",
-        cause: error,
-      });
-    }
-    methods.push("agent");
-  }
-  return { methods, key };
-}
-
 /**
  * Sends a signal request on a session channel, also after its stdin EOF:
  * RFC 4254 allows requests then, but ssh2's Channel.signal() sends nothing
@@ -532,77 +496,4 @@ async function connectTcp(
   } finally {
     clearTimeout(timer);
   }
-}
-
-interface ConnectErrorContext {
-  options: ConnectOptions;
-  lastAuth: AuthenticationType | null;
-  authStarted: boolean;
-  hostKeyChecked: boolean;
-}
-
-// Maps ssh2 failures by their fields (level, code), never by message text.
-function mapConnectError(err: Error & { level?: string; code?: string }, ctx: ConnectErrorContext): SshMcpError {
-  const { host, port, username } = ctx.options;
-  const where = `${host}:${port}`;
-  if (err.level === "client-authentication") {
-    const what = ctx.lastAuth === "password"
-      ? "the password"
-      : ctx.lastAuth === "publickey"
-      ? `the key ${ctx.options.privateKeyPath}`
-      : ctx.lastAuth === "agent"
-      ? "every key in the ssh-agent"
-      : "every offered method";
-    return new SshMcpError("AUTH_FAILED", `Server ${where} rejected ${what} for user ${username}`, {
-      hint: ctx.lastAuth === "password"
-        ? "Check username and password, and that the server allows password authentication"
-        : "Check username, that the public key is in the user's authorized_keys, or try another method",
-      cause: err,
-    });
-  }
-  if (err.level === "client-socket") {
-    if (err.code === "ECONNREFUSED") {
-      return new SshMcpError("CONNECT_REFUSED", `Cannot connect to ${where}: connection refused`, {
-        hint: "Check the port and that sshd is running",
-        cause: err,
-      });
-    }
-    if (err.code === "ENOTFOUND" || err.code === "EAI_AGAIN") {
-      return new SshMcpError("DNS_FAILED", `Cannot resolve host ${host}`, { hint: "Check the host name", cause: err });
-    }
-    return new SshMcpError("CONNECTION_LOST", `Connection to ${where} failed (${err.code ?? "socket error"})`, {
-      hint: "Check that the host is reachable",
-      cause: err,
-    });
-  }
-  if (err.level === "client-timeout") {
-    return new SshMcpError("CONNECT_TIMEOUT", `Connection to ${where} timed out`, {
-      hint: "Check host and port, or raise connect_timeout",
-      cause: err,
-    });
-  }
-  if (ctx.authStarted) {
-    // OpenSSH disconnects after MaxAuthTries failures instead of answering.
-    return new SshMcpError("AUTH_FAILED", `Server ${where} closed the connection during authentication`, {
-      hint: "Too many authentication attempts (MaxAuthTries), or the account is not allowed to log in",
-      cause: err,
-    });
-  }
-  return new SshMcpError("HANDSHAKE_FAILED", `SSH handshake with ${where} failed`, {
-    hint: "The server may not speak SSH on this port, or offers no algorithm in common",
-    cause: err,
-  });
-}
-
-function mapRuntimeError(err: Error & { level?: string }): SshMcpError {
-  if (err.level === "client-timeout") {
-    return new SshMcpError("CONNECTION_LOST", "Server not responding (keepalive timeout)", {
-      hint: "The connection is dead; call ssh_connect again",
-      cause: err,
-    });
-  }
-  return new SshMcpError("CONNECTION_LOST", "Connection lost", {
-    hint: "Call ssh_connect again to open a new session",
-    cause: err,
-  });
 }

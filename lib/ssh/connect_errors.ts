@@ -1,0 +1,85 @@
+/**
+ * Mapping ssh2's connection failures to stable error codes, by their fields
+ * (`level`, `code`), never by message text.
+ *
+ * @module
+ */
+
+// @ts-types="@types/ssh2"
+import type { AuthenticationType } from "ssh2";
+import { SshMcpError } from "../errors.ts";
+
+/** What the connect attempt knew when it failed. */
+export interface ConnectErrorContext {
+  options: { host: string; port: number; username: string; privateKeyPath?: string };
+  lastAuth: AuthenticationType | null;
+  authStarted: boolean;
+  hostKeyChecked: boolean;
+}
+
+/** Maps a failure during connect, handshake or authentication. */
+export function mapConnectError(err: Error & { level?: string; code?: string }, ctx: ConnectErrorContext): SshMcpError {
+  const { host, port, username } = ctx.options;
+  const where = `${host}:${port}`;
+  if (err.level === "client-authentication") {
+    const what = ctx.lastAuth === "password"
+      ? "the password"
+      : ctx.lastAuth === "publickey"
+      ? `the key ${ctx.options.privateKeyPath}`
+      : ctx.lastAuth === "agent"
+      ? "every key in the ssh-agent"
+      : "every offered method";
+    return new SshMcpError("AUTH_FAILED", `Server ${where} rejected ${what} for user ${username}`, {
+      hint: ctx.lastAuth === "password"
+        ? "Check username and password, and that the server allows password authentication"
+        : "Check username, that the public key is in the user's authorized_keys, or try another method",
+      cause: err,
+    });
+  }
+  if (err.level === "client-socket") {
+    if (err.code === "ECONNREFUSED") {
+      return new SshMcpError("CONNECT_REFUSED", `Cannot connect to ${where}: connection refused`, {
+        hint: "Check the port and that sshd is running",
+        cause: err,
+      });
+    }
+    if (err.code === "ENOTFOUND" || err.code === "EAI_AGAIN") {
+      return new SshMcpError("DNS_FAILED", `Cannot resolve host ${host}`, { hint: "Check the host name", cause: err });
+    }
+    return new SshMcpError("CONNECTION_LOST", `Connection to ${where} failed (${err.code ?? "socket error"})`, {
+      hint: "Check that the host is reachable",
+      cause: err,
+    });
+  }
+  if (err.level === "client-timeout") {
+    return new SshMcpError("CONNECT_TIMEOUT", `Connection to ${where} timed out`, {
+      hint: "Check host and port, or raise connect_timeout",
+      cause: err,
+    });
+  }
+  if (ctx.authStarted) {
+    // OpenSSH disconnects after MaxAuthTries failures instead of answering.
+    return new SshMcpError("AUTH_FAILED", `Server ${where} closed the connection during authentication`, {
+      hint: "Too many authentication attempts (MaxAuthTries), or the account is not allowed to log in",
+      cause: err,
+    });
+  }
+  return new SshMcpError("HANDSHAKE_FAILED", `SSH handshake with ${where} failed`, {
+    hint: "The server may not speak SSH on this port, or offers no algorithm in common",
+    cause: err,
+  });
+}
+
+/** Maps a failure of an established connection. */
+export function mapRuntimeError(err: Error & { level?: string }): SshMcpError {
+  if (err.level === "client-timeout") {
+    return new SshMcpError("CONNECTION_LOST", "Server not responding (keepalive timeout)", {
+      hint: "The connection is dead; call ssh_connect again",
+      cause: err,
+    });
+  }
+  return new SshMcpError("CONNECTION_LOST", "Connection lost", {
+    hint: "Call ssh_connect again to open a new session",
+    cause: err,
+  });
+}
