@@ -22,6 +22,8 @@ export interface Config {
   maxChannelsPerSession: number;
   /** Cap per output stream of one command, in bytes. */
   maxOutputBytes: number;
+  /** Output kept per interactive shell for reading, in bytes. */
+  shellBufferBytes: number;
   /** Timeout of ssh_execute when the call gives none, in seconds. */
   defaultTimeoutSeconds: number;
   /** Upper bound of any command timeout, in seconds. */
@@ -44,6 +46,7 @@ export const ConfigFileSchema = z.strictObject({
   max_sessions: z.int().min(1).max(1000).optional(),
   max_channels_per_session: z.int().min(1).max(100).optional(),
   max_output_bytes: z.int().min(1024).max(64 * 1024 * 1024).optional(),
+  shell_buffer_bytes: z.int().min(4096).max(64 * 1024 * 1024).optional(),
   default_timeout: z.number().positive().max(86400).optional(),
   max_timeout: z.number().positive().max(7 * 86400).optional(),
   connect_timeout: z.number().positive().max(600).optional(),
@@ -99,6 +102,7 @@ export function resolveConfig(flags: CliFlags, file: ConfigFile, env: ConfigEnv)
     maxSessions: file.max_sessions ?? 20,
     maxChannelsPerSession: file.max_channels_per_session ?? 10,
     maxOutputBytes: file.max_output_bytes ?? 100_000,
+    shellBufferBytes: file.shell_buffer_bytes ?? 500_000,
     defaultTimeoutSeconds: defaultTimeout,
     maxTimeoutSeconds: maxTimeout,
     connectTimeoutSeconds: file.connect_timeout ?? 20,

@@ -29,6 +29,9 @@ export type ErrorCode =
   | "SESSION_LIMIT"
   | "CHANNEL_OPEN_FAILED"
   | "COMMAND_TIMEOUT"
+  | "SHELL_NOT_FOUND"
+  | "SHELL_CLOSED"
+  | "SHELL_LIMIT"
   | "CANCELLED"
   | "INTERNAL";
 

@@ -7,6 +7,7 @@
 import { SshMcpError } from "./errors.ts";
 import type { Logger } from "./log.ts";
 import { type ConnectOptions, SshConnection } from "./ssh/connection.ts";
+import type { Shell } from "./ssh/shell.ts";
 
 /** One session as tools see it. */
 export interface Session {
@@ -16,6 +17,8 @@ export interface Session {
   lastUsedAt: Date;
   /** Why the connection ended, while the record is kept to explain it. */
   lostReason: SshMcpError | null;
+  /** Interactive shells of this session, by shell id. */
+  shells: Map<string, Shell>;
 }
 
 /** What ssh_list_sessions reports about a session. */
@@ -75,7 +78,7 @@ export class SessionRegistry {
     }
     const id = newSessionId();
     const now = new Date();
-    const session: Session = { id, connection, createdAt: now, lastUsedAt: now, lostReason: null };
+    const session: Session = { id, connection, createdAt: now, lastUsedAt: now, lostReason: null, shells: new Map() };
     this.#sessions.set(id, session);
     connection.onClose((reason) => {
       if (this.#sessions.get(id) === session) {
@@ -133,6 +136,8 @@ export class SessionRegistry {
       });
     }
     this.#sessions.delete(id);
+    for (const shell of session.shells.values()) shell.close();
+    session.shells.clear();
     await session.connection.close();
     this.#logger.info(`Session ${id} closed`);
   }
@@ -141,6 +146,7 @@ export class SessionRegistry {
   async closeAll(): Promise<void> {
     const all = [...this.#sessions.values()];
     this.#sessions.clear();
+    for (const s of all) for (const shell of s.shells.values()) shell.close();
     await Promise.allSettled(all.map((s) => s.connection.close()));
   }
 }

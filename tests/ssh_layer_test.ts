@@ -7,6 +7,7 @@ import assert from "node:assert/strict";
 import { signalChannel, SshConnection } from "../lib/ssh/connection.ts";
 import { silentLogger } from "../lib/log.ts";
 import { execCommand } from "../lib/ssh/exec.ts";
+import { Shell } from "../lib/ssh/shell.ts";
 import { type Sshd, sshdAvailable, startSshd } from "./fixtures/sshd.ts";
 
 const skip = !sshdAvailable();
@@ -62,3 +63,42 @@ Deno.test({ name: "commands leave nothing behind: heap stays flat over 1500 exec
   // A per-command leak of even 1 KiB would show as 1500 KiB here.
   assert.ok(grownKiB < 750, `heap grew by ${grownKiB.toFixed(0)} KiB over 1500 commands`);
 });
+
+Deno.test(
+  { name: "a shell's retained memory stays within its buffer bound however much it prints", ignore: skip },
+  async () => {
+    const gc = (globalThis as { gc?: () => void }).gc;
+    if (!gc) {
+      console.warn("SKIP heap check: run deno test with --v8-flags=--expose-gc (deno task test does)");
+      return;
+    }
+    await using sshd = await startSshd();
+    await using conn = await connect(sshd);
+    const shell = await Shell.open(conn, "default", { bufferBytes: 500_000 });
+    try {
+      const heap = () => {
+        gc();
+        return Deno.memoryUsage().heapUsed;
+      };
+      const print = async (count: number, tag: string) => {
+        shell.send(`seq 1 ${count}; echo ${tag}-$((1+1))-done\r`);
+        const w = await shell.wait({ pattern: `${tag}-2-done`, timeoutMs: 120_000, maxBytes: 1000 });
+        assert.equal(w.reason, "matched");
+        await shell.read("screen", 1); // the emulator has caught up
+        return w;
+      };
+      const start = heap();
+      const ten = await print(1_500_000, "a"); // 10.9 MB
+      assert.ok(ten.droppedBytes > 9_000_000);
+      const afterTen = heap();
+      await print(3_000_000, "b"); // 22 MB more
+      const afterThirty = heap();
+      const mib = (n: number) => (n / 1024 / 1024).toFixed(2);
+      // The 500 KB buffer plus the emulator's screen and scrollback.
+      assert.ok(afterTen - start < 4 * 1024 * 1024, `heap grew ${mib(afterTen - start)} MiB over 10 MB`);
+      assert.ok(afterThirty - afterTen < 1024 * 1024, `heap grew ${mib(afterThirty - afterTen)} MiB more over 22 MB`);
+    } finally {
+      shell.close();
+    }
+  },
+);

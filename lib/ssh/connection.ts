@@ -62,6 +62,16 @@ export interface ConnectOptions {
   logger: Logger;
 }
 
+/** Terminal settings of an interactive shell. */
+export interface PtyOptions {
+  /** TERM value, e.g. `xterm-256color`. */
+  term: string;
+  cols: number;
+  rows: number;
+}
+
+type OpenChannel = (callback: (err: Error | undefined, channel: ClientChannel) => void) => void;
+
 /** Exit status of a remote command, filled in when the server reports it. */
 export interface ExitStatus {
   /** Exit code, or null until reported (or when a signal ended the process). */
@@ -332,11 +342,24 @@ export class SshConnection {
    * the whole wait, queue and channel open included.
    */
   async exec(command: string, options: { signal?: AbortSignal; urgent?: boolean } = {}): Promise<ExecChannel> {
+    return await this.#open((cb) => this.#client.exec(command, {}, cb), options);
+  }
+
+  /**
+   * Opens an interactive shell on a PTY, within the same channel budget as
+   * exec (a shell holds its slot until it closes).
+   */
+  async shell(pty: PtyOptions, options: { signal?: AbortSignal } = {}): Promise<ExecChannel> {
+    const window = { term: pty.term, cols: pty.cols, rows: pty.rows, width: 0, height: 0 };
+    return await this.#open((cb) => this.#client.shell(window, {}, cb), options);
+  }
+
+  async #open(start: OpenChannel, options: { signal?: AbortSignal; urgent?: boolean }): Promise<ExecChannel> {
     for (let attempt = 0;; attempt++) {
       if (this.#closed) throw this.#lostError();
       const release = await this.#budget.acquire(options.signal, options.urgent);
       try {
-        return await this.#openExec(command, release, options.signal);
+        return await this.#openChannel(start, release, options.signal);
       } catch (error) {
         const refused = error instanceof SshMcpError && error.code === "CHANNEL_OPEN_FAILED";
         if (!refused || this.#budget.inUse === 0 || attempt >= 50) throw error;
@@ -347,7 +370,7 @@ export class SshConnection {
 
   // Owns `release`: called when the open fails or the channel closes. An
   // open abandoned by `signal` keeps its slot until the server answers.
-  #openExec(command: string, release: () => void, signal?: AbortSignal): Promise<ExecChannel> {
+  #openChannel(start: OpenChannel, release: () => void, signal?: AbortSignal): Promise<ExecChannel> {
     return new Promise<ExecChannel>((resolve, reject) => {
       let settled = false;
       const onAbort = () => {
@@ -360,7 +383,7 @@ export class SshConnection {
       }
       signal?.addEventListener("abort", onAbort, { once: true });
       try {
-        this.#client.exec(command, {}, (err, channel) => {
+        start((err, channel) => {
           signal?.removeEventListener("abort", onAbort);
           if (err) {
             release();

@@ -58,6 +58,13 @@ export function controlKeyBytes(key: string): string | null {
   if (m === null) return null;
   const char = m[1];
   if (char >= "a" && char <= "z") return String.fromCharCode(char.charCodeAt(0) - 96);
-  const punct: Record<string, string> = { "@": "\x00", "[": "\x1b", "\\": "\x1c", "]": "\x1d", "^": "\x1e", "_": "\x1f" };
+  const punct: Record<string, string> = {
+    "@": "\x00",
+    "[": "\x1b",
+    "\\": "\x1c",
+    "]": "\x1d",
+    "^": "\x1e",
+    "_": "\x1f",
+  };
   return Object.hasOwn(punct, char) ? punct[char] : null;
 }

@@ -11,6 +11,7 @@ import type { Logger } from "../log.ts";
 import type { SessionRegistry } from "../sessions.ts";
 import { registerConnectionTools } from "./connection.ts";
 import { registerExecTools } from "./exec.ts";
+import { registerShellTools } from "./shell.ts";
 
 /** What tools need from the rest of the server. */
 export interface ToolDeps {
@@ -23,4 +24,5 @@ export interface ToolDeps {
 export function registerTools(server: McpServer, deps: ToolDeps): void {
   registerConnectionTools(server, deps);
   registerExecTools(server, deps);
+  registerShellTools(server, deps);
 }
