@@ -8,6 +8,8 @@
  * 2. Spawn → initialize of the server (N=10; target ≤ 200 ms median).
  * 3. Peak RSS of the server during the run (target ≤ 100 MiB).
  * 4. Bytes of the tools/list answer.
+ * 5. Shell round trip: `echo` through ssh_shell_send + ssh_shell_wait for its
+ *    output (N=200) vs OpenSSH ControlMaster `true` (target ≤ 0.5×).
  */
 
 import { callOk, startServer } from "./fixtures/mcp.ts";
@@ -85,6 +87,29 @@ for (let i = 0; i < N_EXEC; i++) {
 }
 await new Deno.Command("ssh", { args: [...sshArgs, "-O", "exit"], stdin: "null", stderr: "null" }).output();
 
+const peakRssExec = await peakRssMiB(server.pid!); // connect + exec only, as issue 2 measured it
+
+// --- 5. shell round trip: ssh_shell_send + ssh_shell_wait for the output ----
+await callOk(server.client, "ssh_shell_open", { session_id: session });
+await callOk(server.client, "ssh_shell_send", { session_id: session, data: "PS1='> '" });
+await callOk(server.client, "ssh_shell_wait", { session_id: session, pattern: "> ", timeout: 10 });
+async function shellOnce(i: number): Promise<number> {
+  const t0 = performance.now();
+  // The typed line shows "$((i+1))"; only the output shows the number itself.
+  await callOk(server.client, "ssh_shell_send", { session_id: session, data: `echo r$((${i}+1))` });
+  const w = await callOk(server.client, "ssh_shell_wait", {
+    session_id: session,
+    pattern: `\nr${i + 1}\n`,
+    timeout: 10,
+  });
+  const ms = performance.now() - t0;
+  if (w.structured.reason !== "matched") throw new Error(`shell round trip ${i}: ${w.structured.reason}`);
+  return ms;
+}
+for (let i = 0; i < 20; i++) await shellOnce(i);
+const shellTimes: number[] = [];
+for (let i = 20; i < 20 + N_EXEC; i++) shellTimes.push(await shellOnce(i));
+
 // --- 4. tools/list size ------------------------------------------------------
 const tools = await server.client.listTools();
 const toolsListBytes = new TextEncoder().encode(JSON.stringify({ jsonrpc: "2.0", id: 1, result: tools })).length;
@@ -122,8 +147,21 @@ const rows: [string, string, string, string][] = [
     "<= 0.5x",
     altRatio <= 0.5 ? "met" : "MISSED",
   ],
+  [
+    `shell echo round trip, median of ${N_EXEC}`,
+    `${fmt(median(shellTimes))} vs OpenSSH ${fmt(sshMed)} = ${(median(shellTimes) / sshMed).toFixed(3)}x ` +
+    `(ssh_execute ${fmt(oursMed)})`,
+    "<= 0.5x",
+    median(shellTimes) / sshMed <= 0.5 ? "met" : "MISSED",
+  ],
   [`spawn -> initialize, median of ${N_SPAWN}`, fmt(spawnMed), "<= 200 ms", spawnMed <= 200 ? "met" : "MISSED"],
-  ["server peak RSS (VmHWM)", `${peakRss.toFixed(1)} MiB`, "<= 100 MiB", peakRss <= 100 ? "met" : "MISSED"],
+  [
+    "server peak RSS (VmHWM), exec part",
+    `${peakRssExec.toFixed(1)} MiB`,
+    "<= 100 MiB",
+    peakRssExec <= 100 ? "met" : "MISSED",
+  ],
+  ["  whole run, shells included", `${peakRss.toFixed(1)} MiB`, "<= 100 MiB", peakRss <= 100 ? "met" : "MISSED"],
   ["tools/list answer", `${toolsListBytes} bytes`, "-", "-"],
 ];
 console.log(`\nmcp-remote-ssh bench (${sshd.host}:${sshd.port}, ${Deno.build.target})`);

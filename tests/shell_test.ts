@@ -123,6 +123,19 @@ Deno.test({ name: "interactive shells behave like a terminal", ignore: skip }, a
     await callOk(c, "ssh_execute", { session_id: sid, command: `rm -f ${file}` });
   });
 
+  await t.step("resize tells the program the new size and the screen follows", async () => {
+    await callOk(c, "ssh_shell_resize", { session_id: sid, cols: 80, rows: 24 });
+    await send("echo size-$(stty size | tr ' ' x)");
+    const w = await wait({ pattern: "size-24x80" });
+    assert.equal(w.structured.reason, "matched");
+    await wait({ pattern: PROMPT });
+    const r = await callOk(c, "ssh_shell_read", { session_id: sid, mode: "screen" });
+    assert.equal(r.structured.cols, 80);
+    assert.equal(r.structured.rows, 24);
+    assert.equal(r.structured.output.split("\n").length, 24);
+    await callOk(c, "ssh_shell_resize", { session_id: sid, cols: 120, rows: 40 });
+  });
+
   await t.step("raw mode returns bytes as sent, escape sequences included", async () => {
     await send("printf '\\033[1;31mred\\033[0m\\n'");
     await wait({ quiet_ms: 300 });

@@ -12,7 +12,8 @@ import type { Buffer } from "node:buffer";
 import { SshMcpError } from "../errors.ts";
 import type { ExitStatus, SshConnection } from "./connection.ts";
 import { RollingBuffer, utf8LeadingContinuations, utf8SafeEnd } from "./rolling_buffer.ts";
-import { Screen, toText } from "./terminal.ts";
+import type { Screen } from "./terminal.ts";
+import { toText } from "./terminal_text.ts";
 
 /** Options of {@linkcode Shell.open}. */
 export interface ShellOptions {
@@ -99,13 +100,19 @@ export class Shell {
 
   private constructor(
     id: string,
-    parts: { channel: ClientChannel; status: ExitStatus; closed: Promise<void>; options: Required<ShellOptions> },
+    parts: {
+      channel: ClientChannel;
+      status: ExitStatus;
+      closed: Promise<void>;
+      screen: Screen;
+      options: Required<ShellOptions>;
+    },
   ) {
     this.id = id;
     this.#channel = parts.channel;
     this.#status = parts.status;
     this.#buffer = new RollingBuffer(parts.options.bufferBytes);
-    this.#screen = new Screen({ cols: parts.options.cols, rows: parts.options.rows });
+    this.#screen = parts.screen;
     this.#onClose = () => {};
     parts.channel.on("data", (chunk: Buffer) => this.#output(chunk));
     // A PTY merges stderr into stdout; anything on the extended stream is still output.
@@ -125,8 +132,18 @@ export class Shell {
       rows: options.rows ?? 40,
       bufferBytes: options.bufferBytes ?? 500_000,
     };
-    const opened = await connection.shell({ term: opts.term, cols: opts.cols, rows: opts.rows });
-    return new Shell(id, { ...opened, options: opts });
+    // The emulator is loaded on first use: servers that never open a shell
+    // do not carry it.
+    const { Screen } = await import("./terminal.ts");
+    const screen = new Screen({ cols: opts.cols, rows: opts.rows });
+    let opened;
+    try {
+      opened = await connection.shell({ term: opts.term, cols: opts.cols, rows: opts.rows });
+    } catch (error) {
+      screen.dispose();
+      throw error;
+    }
+    return new Shell(id, { ...opened, screen, options: opts });
   }
 
   /** Whether the shell has ended. */

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
-import { Screen, toText } from "./terminal.ts";
+import { Screen } from "./terminal.ts";
+import { toText } from "./terminal_text.ts";
 
 const utf8 = new TextEncoder();
 
