@@ -9,6 +9,8 @@
  * @module
  */
 
+import { utf8LeadingContinuations, utf8SafeEnd } from "./utf8.ts";
+
 /** What a finished capture holds. */
 export interface CapturedOutput {
   /** UTF-8 text; when truncated, head + marker + tail. */
@@ -95,8 +97,8 @@ export class OutputCapture {
       all.set(tail, this.#headLen);
       return { text: decode(all), totalBytes: this.#total, droppedBytes: 0, truncated: false };
     }
-    const head = this.#head.subarray(0, charBoundaryBefore(this.#head, this.#headLen));
-    const tailFrom = charBoundaryAfter(tail);
+    const head = this.#head.subarray(0, utf8SafeEnd(this.#head, this.#headLen));
+    const tailFrom = utf8LeadingContinuations(tail);
     const droppedAll = this.#total - head.length - (tail.length - tailFrom);
     const marker = `\n[... ${droppedAll} bytes omitted of ${this.#total} total ...]\n`;
     return {
@@ -130,22 +132,4 @@ export class OutputCapture {
 
 function decode(bytes: Uint8Array): string {
   return new TextDecoder().decode(bytes);
-}
-
-// Where the last complete character of `bytes[0, len)` ends.
-function charBoundaryBefore(bytes: Uint8Array, len: number): number {
-  for (let i = len - 1, back = 0; i >= 0 && back < 4; i--, back++) {
-    const b = bytes[i];
-    if ((b & 0xc0) === 0x80) continue; // continuation byte
-    const need = b >= 0xf0 ? 4 : b >= 0xe0 ? 3 : b >= 0xc0 ? 2 : 1;
-    return i + need <= len ? len : i;
-  }
-  return len;
-}
-
-// Index of the first byte that starts a character.
-function charBoundaryAfter(bytes: Uint8Array): number {
-  let i = 0;
-  while (i < bytes.length && i < 3 && (bytes[i] & 0xc0) === 0x80) i++;
-  return i;
 }

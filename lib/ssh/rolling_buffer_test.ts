@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
-import { RollingBuffer, utf8LeadingContinuations, utf8SafeEnd } from "./rolling_buffer.ts";
+import { RollingBuffer } from "./rolling_buffer.ts";
+import { utf8LeadingContinuations, utf8SafeEnd } from "./utf8.ts";
 
 const enc = new TextEncoder();
 const dec = new TextDecoder();

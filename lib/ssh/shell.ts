@@ -11,7 +11,8 @@ import type { ClientChannel } from "ssh2";
 import type { Buffer } from "node:buffer";
 import { SshMcpError } from "../errors.ts";
 import type { ExitStatus, SshConnection } from "./connection.ts";
-import { RollingBuffer, utf8LeadingContinuations, utf8SafeEnd } from "./rolling_buffer.ts";
+import { RollingBuffer } from "./rolling_buffer.ts";
+import { utf8LeadingContinuations, utf8SafeEnd } from "./utf8.ts";
 import type { Screen } from "./terminal.ts";
 import { toText } from "./terminal_text.ts";
 
