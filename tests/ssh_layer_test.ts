@@ -12,6 +12,19 @@ import { type Sshd, sshdAvailable, startSshd } from "./fixtures/sshd.ts";
 
 const skip = !sshdAvailable();
 
+/** Heap in use after a forced GC, or null (with a skip message) when gc is not exposed. */
+function heapAfterGc(): (() => number) | null {
+  const gc = (globalThis as { gc?: () => void }).gc;
+  if (!gc) {
+    console.warn("SKIP heap check: run deno test with --v8-flags=--expose-gc (deno task test does)");
+    return null;
+  }
+  return () => {
+    gc();
+    return Deno.memoryUsage().heapUsed;
+  };
+}
+
 async function connect(sshd: Sshd): Promise<SshConnection> {
   const kh = await sshd.writeKnownHosts();
   return await SshConnection.open({
@@ -46,20 +59,15 @@ Deno.test({ name: "signalChannel() reaches the remote process after stdin EOF wa
 });
 
 Deno.test({ name: "commands leave nothing behind: heap stays flat over 1500 execs", ignore: skip }, async () => {
-  const gc = (globalThis as { gc?: () => void }).gc;
-  if (!gc) {
-    console.warn("SKIP heap check: run deno test with --v8-flags=--expose-gc (deno task test does)");
-    return;
-  }
+  const heap = heapAfterGc();
+  if (!heap) return;
   await using sshd = await startSshd();
   await using conn = await connect(sshd);
   const run = () => execCommand(conn, { command: "echo x", timeoutMs: 60_000, maxOutputBytes: 100_000 });
   for (let i = 0; i < 300; i++) await run(); // warm up: JIT, pools
-  gc();
-  const before = Deno.memoryUsage().heapUsed;
+  const before = heap();
   for (let i = 0; i < 1500; i++) await run();
-  gc();
-  const grownKiB = (Deno.memoryUsage().heapUsed - before) / 1024;
+  const grownKiB = (heap() - before) / 1024;
   // A per-command leak of even 1 KiB would show as 1500 KiB here.
   assert.ok(grownKiB < 750, `heap grew by ${grownKiB.toFixed(0)} KiB over 1500 commands`);
 });
@@ -67,19 +75,12 @@ Deno.test({ name: "commands leave nothing behind: heap stays flat over 1500 exec
 Deno.test(
   { name: "a shell's retained memory stays within its buffer bound however much it prints", ignore: skip },
   async () => {
-    const gc = (globalThis as { gc?: () => void }).gc;
-    if (!gc) {
-      console.warn("SKIP heap check: run deno test with --v8-flags=--expose-gc (deno task test does)");
-      return;
-    }
+    const heap = heapAfterGc();
+    if (!heap) return;
     await using sshd = await startSshd();
     await using conn = await connect(sshd);
     const shell = await Shell.open(conn, "default", { bufferBytes: 500_000 });
     try {
-      const heap = () => {
-        gc();
-        return Deno.memoryUsage().heapUsed;
-      };
       const print = async (count: number, tag: string) => {
         shell.send(`seq 1 ${count}; echo ${tag}-$((1+1))-done\r`);
         const w = await shell.wait({ pattern: `${tag}-2-done`, timeoutMs: 120_000, maxBytes: 1000 });
