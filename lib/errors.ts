@@ -32,6 +32,7 @@ export type ErrorCode =
   | "SHELL_NOT_FOUND"
   | "SHELL_CLOSED"
   | "SHELL_LIMIT"
+  | "INPUT_BLOCKED"
   | "CANCELLED"
   | "INTERNAL";
 

@@ -159,6 +159,41 @@ Deno.test({ name: "interactive shells behave like a terminal", ignore: skip }, a
     await wait({ pattern: PROMPT });
   });
 
+  async function drain() {
+    for (let i = 0; i < 100; i++) {
+      const r = await callOk(c, "ssh_shell_read", { session_id: sid, max_bytes: 1_000_000 });
+      if (r.structured.remaining_bytes === 0) return;
+    }
+  }
+
+  await t.step("a regex wait consumes exactly through its match, anchors and greedy patterns included", async () => {
+    await drain();
+    await send("printf 'hello Alice\\nresult 12345 tail\\n'");
+    const w = await wait({ pattern: "^hello \\w+$", regex: true });
+    assert.equal(w.structured.match, "hello Alice");
+    assert.ok(w.structured.output.endsWith("hello Alice"), JSON.stringify(w.structured.output));
+    const g = await wait({ pattern: "\\d+", regex: true });
+    assert.equal(g.structured.match, "12345");
+    assert.ok(g.structured.output.endsWith("result 12345"), JSON.stringify(g.structured.output));
+    const rest = await wait({ pattern: PROMPT });
+    assert.match(rest.structured.output, /^ tail/);
+  });
+
+  await t.step("small byte limits never split an escape sequence or a character", async () => {
+    await drain();
+    await send("printf 'ab\\033[1;31mr\\342\\202\\254d\\033[0m\\n'");
+    await new Promise((r) => setTimeout(r, 700)); // no wait: it would consume the output
+    let text = "";
+    for (let i = 0; i < 200; i++) {
+      const r = await callOk(c, "ssh_shell_read", { session_id: sid, max_bytes: 3 });
+      text += r.structured.output;
+      if (r.structured.remaining_bytes === 0) break;
+    }
+    assert.ok(text.includes("abr€d\n"), JSON.stringify(text));
+    const output = text.slice(text.indexOf("\n") + 1); // past the echo of the typed command
+    assert.ok(!output.includes("\uFFFD") && !output.includes("[1;31m"), JSON.stringify(text));
+  });
+
   await t.step("a second shell is independent, and Ctrl+D ends a shell with its exit status", async () => {
     const second = await openWithPrompt({ shell_id: "build" });
     assert.equal(second, "build");
@@ -175,6 +210,25 @@ Deno.test({ name: "interactive shells behave like a terminal", ignore: skip }, a
     assert.equal(again.code, "SHELL_CLOSED");
   });
 
+  await t.step(
+    "parallel opens get distinct ids, and closing a shell that is printing keeps the server up",
+    async () => {
+      const opened = await Promise.all(
+        Array.from({ length: 4 }, () => callOk(c, "ssh_shell_open", { session_id: sid })),
+      );
+      const ids = opened.map((r) => r.structured.shell_id as string);
+      assert.equal(new Set(ids).size, 4, ids.join());
+      await callOk(c, "ssh_shell_send", { session_id: sid, shell_id: ids[0], data: "yes" });
+      await new Promise((r) => setTimeout(r, 500));
+      for (const id of ids) await callOk(c, "ssh_shell_close", { session_id: sid, shell_id: id });
+      const still = await callOk(c, "ssh_execute", { session_id: sid, command: "echo alive" });
+      assert.equal(still.structured.stdout, "alive\n");
+      // A session closed with a shell still printing.
+      await callOk(c, "ssh_shell_send", { session_id: sid, data: "yes" });
+      await new Promise((r) => setTimeout(r, 500));
+    },
+  );
+
   await t.step("closing the session closes its shells", async () => {
     await callOk(c, "ssh_close_session", { session_id: sid });
     const r = await call(c, "ssh_shell_read", { session_id: sid });
@@ -182,6 +236,7 @@ Deno.test({ name: "interactive shells behave like a terminal", ignore: skip }, a
   });
 
   await t.step("bad keys and unknown shells are clear errors", async () => {
+    await callOk(c, "ssh_list_sessions"); // the server survived closing a printing shell
     const sid2 = (await callOk(c, "ssh_connect", {
       host: sshd.host,
       port: sshd.port,

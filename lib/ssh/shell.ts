@@ -13,7 +13,7 @@ import { SshMcpError } from "../errors.ts";
 import type { ExitStatus, SshConnection } from "./connection.ts";
 import { RollingBuffer } from "./rolling_buffer.ts";
 import { utf8LeadingContinuations, utf8SafeEnd } from "./utf8.ts";
-import type { Screen } from "./terminal.ts";
+import type { Screen, ScreenSnapshot } from "./terminal.ts";
 import { toText } from "./terminal_text.ts";
 
 /** Options of {@linkcode Shell.open}. */
@@ -75,7 +75,12 @@ export interface WaitOptions {
   signal?: AbortSignal;
 }
 
-const SEARCH_WINDOW = 64 * 1024; // unread text searched per check: bounds regex cost
+const SEARCH_WINDOW = 64 * 1024; // unread text searched per check
+// A user regex can backtrack badly; its input is kept small so one wait
+// cannot stall the whole server for long.
+const REGEX_WINDOW = 8 * 1024;
+// Input the remote program has not read yet, beyond which sends are refused.
+const MAX_PENDING_INPUT = 4 * 1024 * 1024;
 // Each new chunk is searched with this much of the output before it, so a
 // match split across chunks is still found without rescanning everything.
 const MATCH_OVERLAP = 4096;
@@ -95,6 +100,8 @@ export class Shell {
   #screenBacklog = 0; // bytes handed to the emulator and not yet parsed
   #paused = false;
   #closed = false;
+  #closing = false; // close() was called: output is no longer rendered
+  #finalScreen: ScreenSnapshot | null = null;
   #lastOutputAt = performance.now();
   #listeners = new Set<() => void>();
   #onClose: () => void;
@@ -118,10 +125,17 @@ export class Shell {
     parts.channel.on("data", (chunk: Buffer) => this.#output(chunk));
     // A PTY merges stderr into stdout; anything on the extended stream is still output.
     parts.channel.stderr.on("data", (chunk: Buffer) => this.#output(chunk));
-    parts.closed.then(() => {
+    // Without a listener, an ssh2 channel error (a write racing the
+    // server's close) would be an uncaught error and end the process.
+    parts.channel.on("error", () => {});
+    parts.closed.then(async () => {
       this.#closed = true;
       this.#notify();
       this.#onClose();
+      // Keep what the screen showed at the end, then free the emulator.
+      await this.#screenWritten;
+      if (!this.#screen.disposed) this.#finalScreen = this.#screen.snapshot();
+      this.#disposeScreen();
     });
   }
 
@@ -161,6 +175,11 @@ export class Shell {
   /** Sends text as typed (no newline added). */
   send(text: string): void {
     this.#assertOpen();
+    if (this.#channel.writableLength > MAX_PENDING_INPUT) {
+      throw new SshMcpError("INPUT_BLOCKED", `Shell ${this.id} is not reading its input`, {
+        hint: "The program has megabytes of unread input; wait for it, or interrupt it with ctrl+c",
+      });
+    }
     this.#channel.write(text);
   }
 
@@ -168,17 +187,21 @@ export class Shell {
   resize(cols: number, rows: number): void {
     this.#assertOpen();
     this.#channel.setWindow(rows, cols, 0, 0);
-    this.#screenWritten = this.#screenWritten.then(() => this.#screen.resize(cols, rows));
+    // At once: the program's redraw for the new size comes back over the
+    // network, after this.
+    this.#screen.resize(cols, rows);
   }
 
   /** Reads what arrived since the last read, up to `maxBytes` bytes. */
   async read(mode: ReadMode, maxBytes: number): Promise<ShellRead> {
     if (mode === "screen") {
+      // Only bytes the emulator has parsed are shown, so only they count as read.
+      const shownTo = this.#buffer.end;
       await this.#screenWritten;
-      const snap = this.#screen.snapshot();
-      const unread = this.#buffer.end - Math.max(this.#cursor, this.#buffer.start);
+      const snap = this.#finalScreen ?? this.#screen.snapshot();
+      const unread = shownTo - Math.max(this.#cursor, this.#buffer.start);
       const dropped = Math.max(0, this.#buffer.start - this.#cursor);
-      this.#cursor = this.#buffer.end; // the screen shows the result of everything so far
+      this.#cursor = Math.max(this.#cursor, shownTo);
       return {
         output: snap.lines.join("\n"),
         bytes: unread,
@@ -190,12 +213,14 @@ export class Shell {
     }
     const dropped = Math.max(0, this.#buffer.start - this.#cursor);
     let from = Math.max(this.#cursor, this.#buffer.start);
-    const window = this.#buffer.slice(from, from + maxBytes);
+    // A little more than asked for, to hand out a whole escape sequence or
+    // character when the limit is smaller than the next one.
+    const window = this.#buffer.slice(from, from + Math.max(maxBytes, 512));
     // Never hand out half a character: skip the tail of one cut off by a
     // drop, and leave an incomplete one at the end for the next read.
     const skip = utf8LeadingContinuations(window);
-    const end = utf8SafeEnd(window);
-    const bytes = window.subarray(skip, Math.max(skip, end));
+    const end = readableEnd(window, skip, Math.min(window.length, skip + maxBytes));
+    const bytes = window.subarray(skip, end);
     from += skip;
     this.#cursor = from + bytes.length;
     const raw = new TextDecoder().decode(bytes);
@@ -215,8 +240,13 @@ export class Shell {
    */
   async wait(options: WaitOptions): Promise<ShellWait> {
     const matcher = options.pattern === undefined ? null : makeMatcher(options.pattern, options.regex ?? false);
+    if (options.signal?.aborted) {
+      throw new SshMcpError("CANCELLED", "Wait was cancelled; the shell keeps running");
+    }
+    const window = options.regex ? REGEX_WINDOW : SEARCH_WINDOW;
     const started = performance.now();
     let match: string | null = null;
+    let consumeTo: number | null = null; // absolute byte offset just past the match
     const reason = await new Promise<ShellWait["reason"]>((resolve) => {
       let timer: ReturnType<typeof setTimeout> | undefined;
       const finish = (why: ShellWait["reason"]) => {
@@ -229,10 +259,11 @@ export class Shell {
       let checkedTo = -Infinity; // output already searched, but for an overlap
       const check = () => {
         if (matcher !== null && this.#buffer.end > checkedTo) {
-          const found = matcher(this.#unreadText(checkedTo - MATCH_OVERLAP));
+          const found = this.#find(matcher, checkedTo - MATCH_OVERLAP, window);
           checkedTo = this.#buffer.end;
           if (found !== null) {
-            match = found;
+            match = found.text;
+            consumeTo = found.end;
             return finish("matched");
           }
         }
@@ -257,67 +288,75 @@ export class Shell {
     }
     // A match consumes output only through the match: what follows (often
     // the next prompt) stays unread for the next wait or read.
-    const limit = reason === "matched" && matcher !== null ? this.#matchEnd(matcher) : undefined;
-    const read = await this.read("text", Math.min(options.maxBytes, limit ?? Infinity));
+    const end = consumeTo as number | null;
+    const limit = end === null ? Infinity : end - Math.max(this.#cursor, this.#buffer.start);
+    const read = await this.read("text", Math.max(0, Math.min(options.maxBytes, limit)));
     return { ...read, reason, match };
   }
 
   /** Ends the shell (closes its channel). */
   close(): void {
+    this.#closing = true;
     if (!this.#closed) this.#channel.close();
+    if (this.#paused) this.#channel.resume(); // let the close come through
+    this.#disposeScreen();
+  }
+
+  #disposeScreen(): void {
     this.#screenWritten = this.#screenWritten.then(() => this.#screen.dispose());
   }
 
   #output(chunk: Uint8Array): void {
     this.#buffer.push(chunk);
     this.#lastOutputAt = performance.now();
+    this.#notify();
+    if (this.#closing || this.#closed) return; // nobody will look at the screen again
     // The emulator parses in time slices and keeps what it has not parsed
     // yet. Like a slow terminal, it slows the program down instead: past a
     // backlog the channel is paused, so SSH flow control stops the remote.
     this.#screenBacklog += chunk.length;
-    this.#screenWritten = this.#screen.write(chunk).then(() => {
+    const resumeIfDrained = () => {
       this.#screenBacklog -= chunk.length;
       if (this.#paused && this.#screenBacklog < SCREEN_BACKLOG_LOW) {
         this.#paused = false;
         this.#channel.resume();
       }
-    });
+    };
+    // A write the emulator refuses (disposed meanwhile) must not become an
+    // unhandled rejection, nor leave the channel paused.
+    this.#screenWritten = this.#screen.write(chunk).then(resumeIfDrained, resumeIfDrained);
     if (!this.#paused && this.#screenBacklog > SCREEN_BACKLOG_HIGH) {
       this.#paused = true;
       this.#channel.pause();
     }
-    this.#notify();
   }
 
   #notify(): void {
     for (const listener of [...this.#listeners]) listener();
   }
 
-  #searchWindow(since = -Infinity): { from: number; bytes: Uint8Array } {
-    const from = Math.max(this.#cursor, this.#buffer.end - SEARCH_WINDOW, this.#buffer.start, since);
-    const bytes = this.#buffer.slice(from, this.#buffer.end);
-    const skip = utf8LeadingContinuations(bytes);
-    return { from: from + skip, bytes: bytes.subarray(skip) };
-  }
-
-  #unreadText(since?: number): string {
-    return toText(new TextDecoder().decode(this.#searchWindow(since).bytes));
-  }
-
-  // Unread bytes up to the end of the first match: the shortest prefix of the
-  // search window whose text still matches (found by bisection).
-  #matchEnd(matcher: (text: string) => string | null): number | undefined {
-    const { from, bytes } = this.#searchWindow();
-    const matches = (n: number) => matcher(toText(new TextDecoder().decode(bytes.subarray(0, n)))) !== null;
-    if (!matches(bytes.length)) return undefined;
+  // Looks for the pattern in the unread output (as text), searching at most
+  // `window` bytes and nothing before `since`. Returns the matched text and
+  // the byte offset just past it, found by bisection on how much text a
+  // prefix of the bytes renders to (the match itself is computed once, on
+  // the whole window, so anchors and greedy patterns see all of it).
+  #find(matcher: Matcher, since: number, window: number): { text: string; end: number } | null {
+    const from = Math.max(this.#cursor, this.#buffer.end - window, this.#buffer.start, since);
+    const raw = this.#buffer.slice(from, this.#buffer.end);
+    const skip = utf8LeadingContinuations(raw);
+    const bytes = raw.subarray(skip);
+    const decode = (n: number) => toText(new TextDecoder().decode(bytes.subarray(0, n)));
+    const found = matcher(decode(bytes.length));
+    if (found === null) return null;
+    const textEnd = found.index + found.text.length;
     let lo = 0;
     let hi = bytes.length;
     while (lo < hi) {
       const mid = (lo + hi) >> 1;
-      if (matches(mid)) hi = mid;
+      if (decode(mid).length >= textEnd) hi = mid;
       else lo = mid + 1;
     }
-    return from + hi - Math.max(this.#cursor, this.#buffer.start);
+    return { text: found.text, end: from + skip + utf8SafeEnd(bytes, Math.max(hi, 1)) };
   }
 
   #exit(): { closed: boolean; exitCode: number | null; exitSignal: string | null } {
@@ -338,8 +377,15 @@ export class Shell {
   }
 }
 
-function makeMatcher(pattern: string, regex: boolean): (text: string) => string | null {
-  if (!regex) return (text) => (text.includes(pattern) ? pattern : null);
+type Matcher = (text: string) => { index: number; text: string } | null;
+
+function makeMatcher(pattern: string, regex: boolean): Matcher {
+  if (!regex) {
+    return (text) => {
+      const index = text.indexOf(pattern);
+      return index < 0 ? null : { index, text: pattern };
+    };
+  }
   let re: RegExp;
   try {
     re = new RegExp(pattern, "m");
@@ -348,5 +394,47 @@ function makeMatcher(pattern: string, regex: boolean): (text: string) => string 
       hint: "Fix the pattern, or pass regex=false to match it as plain text",
     });
   }
-  return (text) => re.exec(text)?.[0] ?? null;
+  return (text) => {
+    const m = re.exec(text);
+    return m === null ? null : { index: m.index, text: m[0] };
+  };
+}
+
+/**
+ * Where a read of `window[start, limit)` may end: not inside a UTF-8
+ * character, not inside an escape sequence (text mode would show it as
+ * garbage), but always past at least one whole character or sequence (looking
+ * beyond `limit` if need be) so a small byte limit still makes progress.
+ */
+function readableEnd(window: Uint8Array, start: number, limit: number): number {
+  let end = utf8SafeEnd(window, limit);
+  const esc = window.lastIndexOf(0x1b, end - 1);
+  if (esc >= start && esc >= end - 256 && !escapeComplete(window.subarray(esc, end))) end = esc;
+  if (end > start || start >= window.length) return Math.max(end, start);
+  // Nothing whole fits under the limit: hand out the first unit alone.
+  if (window[start] === 0x1b) {
+    for (let e = start + 2; e <= window.length; e++) {
+      if (escapeComplete(window.subarray(start, e))) return e;
+    }
+    return start; // the sequence is still arriving
+  }
+  return Math.max(start + 1, utf8SafeEnd(window, Math.min(window.length, start + 4)));
+}
+
+// Whether bytes starting with ESC hold a whole escape sequence.
+function escapeComplete(seq: Uint8Array): boolean {
+  if (seq.length < 2) return false;
+  const kind = seq[1];
+  if (kind === 0x5b) { // CSI: ESC [ params final(0x40-0x7e)
+    for (let i = 2; i < seq.length; i++) if (seq[i] >= 0x40 && seq[i] <= 0x7e) return true;
+    return false;
+  }
+  if (kind === 0x5d || kind === 0x50 || kind === 0x58 || kind === 0x5e || kind === 0x5f) { // OSC, DCS, SOS, PM, APC
+    for (let i = 2; i < seq.length; i++) {
+      if (seq[i] === 0x07 || (seq[i] === 0x1b && seq[i + 1] === 0x5c)) return true;
+    }
+    return false;
+  }
+  if (kind >= 0x20 && kind <= 0x2f) return seq.length >= 3; // ESC ( B and friends
+  return true; // two-byte escape
 }

@@ -84,6 +84,11 @@ export class Screen {
     });
   }
 
+  /** Whether dispose() was called. */
+  get disposed(): boolean {
+    return this.#disposed;
+  }
+
   /** The visible screen now: `rows` strings (trailing spaces trimmed), and the cursor (0-based row/col). */
   snapshot(): ScreenSnapshot {
     this.#checkOpen("read");

@@ -17,6 +17,9 @@ import { guarded, ok } from "./result.ts";
 import * as s from "./schemas.ts";
 
 const DEFAULT_SHELL = "default";
+// Shell ids being opened, per session: an id is taken before the channel
+// opens, so parallel opens neither share an id nor slip past the limit.
+const opening = new WeakMap<Session, Set<string>>();
 const MAX_SHELLS_PER_SESSION = 8;
 
 const shellId = z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/, "shell ids are 1-64 letters, digits, '.', '_' or '-'")
@@ -86,29 +89,40 @@ export function registerShellTools(server: McpServer, deps: ToolDeps): void {
     guarded(async (args) => {
       const session = sessions.get(args.session_id);
       for (const [id, shell] of session.shells) if (shell.closed) session.shells.delete(id);
+      const pending = opening.get(session) ?? new Set<string>();
+      opening.set(session, pending);
+      const taken = (name: string) => session.shells.has(name) || pending.has(name);
       let id = args.shell_id;
       if (id === undefined) {
         id = DEFAULT_SHELL;
-        for (let n = 2; session.shells.has(id); n++) id = `shell-${n}`;
-      } else if (session.shells.has(id)) {
+        for (let n = 2; taken(id); n++) id = `shell-${n}`;
+      } else if (taken(id)) {
         throw new SshMcpError("INVALID_ARGUMENT", `Shell ${JSON.stringify(id)} is already open`, {
           hint: "Use it, close it with ssh_shell_close, or choose another shell_id",
         });
       }
-      if (session.shells.size >= MAX_SHELLS_PER_SESSION) {
-        throw new SshMcpError("SHELL_LIMIT", `Session ${session.id} already has ${session.shells.size} shells`, {
+      if (session.shells.size + pending.size >= MAX_SHELLS_PER_SESSION) {
+        throw new SshMcpError("SHELL_LIMIT", `Session ${session.id} already has ${MAX_SHELLS_PER_SESSION} shells`, {
           hint: "Close shells you no longer need with ssh_shell_close",
         });
       }
       const term = args.term ?? "xterm-256color";
       const cols = args.cols ?? 120;
       const rows = args.rows ?? 40;
-      const shell = await Shell.open(session.connection, id, {
-        term,
-        cols,
-        rows,
-        bufferBytes: config.shellBufferBytes,
-      });
+      pending.add(id);
+      let shell: Shell;
+      try {
+        shell = await Shell.open(session.connection, id, { term, cols, rows, bufferBytes: config.shellBufferBytes });
+      } finally {
+        pending.delete(id);
+      }
+      if (!session.connection.alive) {
+        // The session was closed or lost while the shell opened.
+        shell.close();
+        throw new SshMcpError("CONNECTION_LOST", `Session ${session.id} ended while the shell opened`, {
+          hint: "Call ssh_connect again",
+        });
+      }
       session.shells.set(id, shell);
       return ok(
         { session_id: session.id, shell_id: id, term, cols, rows },
