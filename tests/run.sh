@@ -1,8 +1,9 @@
 #!/bin/sh
 # The project's test command. On a fresh Linux machine with Node and root it
-# installs what the tests need (Deno from npm, OpenSSH server, sudo, procps
-# from apt) when missing, then runs every check and test: deno task ok
-# (fmt check, lint, type check, tests against a real sshd).
+# installs what the tests need (Deno from npm; OpenSSH server, sudo, procps,
+# less, python3, ncurses-bin from apt) when missing, then runs every check
+# and test: deno task ok (fmt check, lint, type check, tests against a real
+# sshd).
 set -eu
 cd "$(dirname "$0")/.."
 DENO_VERSION=2.9.6
@@ -19,6 +20,11 @@ missing=""
 command -v ssh >/dev/null 2>&1 || missing="$missing openssh-client"
 command -v sudo >/dev/null 2>&1 || missing="$missing sudo"
 command -v ps >/dev/null 2>&1 || missing="$missing procps"
+# The shell tests drive real programs as the test user, whose PATH is the
+# system's: a pager, a REPL and tput.
+[ -x /usr/bin/less ] || missing="$missing less"
+[ -x /usr/bin/python3 ] || missing="$missing python3"
+[ -x /usr/bin/tput ] || missing="$missing ncurses-bin"
 if [ -n "$missing" ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     echo "== installing$missing from apt"
