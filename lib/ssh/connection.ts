@@ -7,7 +7,7 @@
 
 import ssh2 from "./ssh2.ts";
 // @ts-types="@types/ssh2"
-import type { AuthenticationType, ClientChannel } from "ssh2";
+import type { AuthenticationType, ClientChannel, SFTPWrapper } from "ssh2";
 import { Buffer } from "node:buffer";
 import { SshMcpError } from "../errors.ts";
 import type { Logger } from "../log.ts";
@@ -134,6 +134,7 @@ export class SshConnection {
   #logger: Logger;
 
   #socket: DenoSocket;
+  #sftp: Promise<SFTPWrapper> | null = null;
 
   private constructor(parts: {
     client: ssh2.Client;
@@ -352,6 +353,50 @@ export class SshConnection {
   async shell(pty: PtyOptions, options: { signal?: AbortSignal } = {}): Promise<ExecChannel> {
     const window = { term: pty.term, cols: pty.cols, rows: pty.rows, width: 0, height: 0 };
     return await this.#open((cb) => this.#client.shell(window, {}, cb), options);
+  }
+
+  /**
+   * The connection's SFTP session, opened on first use and shared by every
+   * file tool (one channel, like OpenSSH's sftp). Reopened if it closed.
+   */
+  async sftp(options: { signal?: AbortSignal } = {}): Promise<SFTPWrapper> {
+    this.#sftp ??= this.#openSftp(options.signal).catch((error) => {
+      this.#sftp = null;
+      throw error;
+    });
+    return await this.#sftp;
+  }
+
+  async #openSftp(signal?: AbortSignal): Promise<SFTPWrapper> {
+    if (this.#closed) throw this.#lostError();
+    const release = await this.#budget.acquire(signal);
+    return await new Promise<SFTPWrapper>((resolve, reject) => {
+      try {
+        this.#client.sftp((err, sftp) => {
+          if (err) {
+            release();
+            // ssh2 reports a refused subsystem as a plain error after the
+            // channel opened: with the connection up, that is the cause.
+            return reject(
+              this.#closed ? this.#lostError() : new SshMcpError(
+                "SFTP_UNAVAILABLE",
+                `Server ${this.info.host} offers no SFTP subsystem`,
+                { hint: "Enable `Subsystem sftp` in its sshd_config, or use ssh_execute for file work", cause: err },
+              ),
+            );
+          }
+          sftp.on("error", () => {}); // surfaced through each request's callback
+          sftp.once("close", () => {
+            release();
+            this.#sftp = null;
+          });
+          resolve(sftp);
+        });
+      } catch (error) {
+        release();
+        reject(new SshMcpError("CONNECTION_LOST", `Connection to ${this.info.host} is gone`, { cause: error }));
+      }
+    });
   }
 
   async #open(start: OpenChannel, options: { signal?: AbortSignal; urgent?: boolean }): Promise<ExecChannel> {

@@ -12,6 +12,7 @@ import type { SessionRegistry } from "../sessions.ts";
 import { registerConnectionTools } from "./connection.ts";
 import { registerExecTools } from "./exec.ts";
 import { registerShellTools } from "./shell.ts";
+import { registerFileTools } from "./files.ts";
 
 /** What tools need from the rest of the server. */
 export interface ToolDeps {
@@ -25,4 +26,5 @@ export function registerTools(server: McpServer, deps: ToolDeps): void {
   registerConnectionTools(server, deps);
   registerExecTools(server, deps);
   registerShellTools(server, deps);
+  registerFileTools(server, deps);
 }

@@ -1,0 +1,377 @@
+/**
+ * Tools of the remote-file family, over SFTP: read, write, edit, list,
+ * stat, mkdir, remove, rename, chmod.
+ *
+ * @module
+ */
+
+// @ts-types="@modelcontextprotocol/sdk/server/mcp"
+import type { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
+import { Buffer } from "node:buffer";
+import { createHash } from "node:crypto";
+import { z } from "zod";
+import { SshMcpError } from "../errors.ts";
+import * as sftp from "../ssh/sftp.ts";
+import type { ToolDeps } from "./mod.ts";
+import { guarded, ok } from "./result.ts";
+import * as s from "./schemas.ts";
+
+const MAX_WHOLE_FILE = 16 * 1024 * 1024; // line reads and edits hold the whole file
+const remotePath = s.remotePath.describe("Path on the remote host (absolute, or relative to the login directory)");
+const octalMode = z.string().regex(/^0?[0-7]{3,4}$/, "an octal mode such as 644 or 0755")
+  .describe("Permission bits in octal, e.g. 644 or 0755 (setuid/setgid/sticky allowed here only)");
+
+function sha256(data: Uint8Array): string {
+  return createHash("sha256").update(data).digest("hex");
+}
+
+function isBinary(data: Uint8Array): boolean {
+  if (data.includes(0)) return true;
+  try {
+    new TextDecoder("utf-8", { fatal: true }).decode(data);
+    return false;
+  } catch {
+    return true; // invalid UTF-8: not text we can return as a string
+  }
+}
+
+const statShape = {
+  path: z.string(),
+  type: z.enum(["file", "directory", "symlink", "other"]),
+  size: z.number(),
+  mode: z.string().describe("Permission bits in octal"),
+  mtime: z.string(),
+  uid: z.number(),
+  gid: z.number(),
+};
+
+function statOut(st: sftp.RemoteStat) {
+  return { ...st, mode: st.mode.toString(8).padStart(4, "0") };
+}
+
+/** Registers the remote-file tools. */
+export function registerFileTools(server: McpServer, deps: ToolDeps): void {
+  const { sessions } = deps;
+  const session = (id: string) => sessions.get(id).connection.sftp();
+
+  server.registerTool(
+    "ssh_read_remote_file",
+    {
+      title: "Read a remote file",
+      description: "Read a remote file over SFTP, whole or by byte range (offset/length) or line range " +
+        "(line_start/line_count), up to max_bytes. Text comes back as text; binary (NUL bytes or invalid UTF-8) as " +
+        'base64, or is refused with binary="refuse". Reports the file size and the sha256 of what was returned.',
+      inputSchema: {
+        session_id: s.sessionId,
+        remote_path: remotePath,
+        offset: z.int().min(0).optional().describe("Byte offset to start at (default 0)"),
+        length: z.int().min(0).optional().describe("Bytes to read (default: up to max_bytes)"),
+        line_start: z.int().min(1).optional().describe("First line to return (1-based); use instead of offset"),
+        line_count: z.int().min(1).optional().describe("Number of lines to return from line_start"),
+        max_bytes: z.int().min(1).max(MAX_WHOLE_FILE).optional().describe("Most bytes to return (default 262144)"),
+        binary: z.enum(["base64", "refuse"]).optional().describe("What to do with binary content (default base64)"),
+      },
+      outputSchema: {
+        path: z.string(),
+        size: z.number().describe("Size of the whole file"),
+        offset: z.number(),
+        bytes: z.number().describe("Bytes returned"),
+        complete: z.boolean().describe("The whole file was returned"),
+        encoding: z.enum(["utf8", "base64"]),
+        content: z.string(),
+        sha256: z.string().describe("sha256 of the returned bytes (of the file when complete)"),
+      },
+      annotations: { readOnlyHint: true, destructiveHint: false, idempotentHint: true, openWorldHint: true },
+    },
+    guarded(async (args) => {
+      const sf = await session(args.session_id);
+      const maxBytes = args.max_bytes ?? 262144;
+      let data: Uint8Array;
+      let size: number;
+      let offset = args.offset ?? 0;
+      if (args.line_start !== undefined || args.line_count !== undefined) {
+        const whole = await sftp.readRange(sf, args.remote_path, { offset: 0, length: MAX_WHOLE_FILE + 1 });
+        if (whole.size > MAX_WHOLE_FILE) {
+          throw new SshMcpError("FILE_TOO_LARGE", `${args.remote_path} is larger than 16 MiB`, {
+            hint: "Read it by byte range (offset/length) instead of by lines",
+          });
+        }
+        const lines = new TextDecoder().decode(whole.data).split(/(?<=\n)/);
+        const first = (args.line_start ?? 1) - 1;
+        const picked = lines.slice(first, args.line_count === undefined ? undefined : first + args.line_count);
+        offset = new TextEncoder().encode(lines.slice(0, first).join("")).length;
+        data = new TextEncoder().encode(picked.join("")).subarray(0, maxBytes);
+        size = whole.size;
+      } else {
+        const r = await sftp.readRange(sf, args.remote_path, {
+          offset,
+          length: Math.min(args.length ?? maxBytes, maxBytes),
+        });
+        data = r.data;
+        size = r.size;
+      }
+      const binary = isBinary(data);
+      if (binary && args.binary === "refuse") {
+        throw new SshMcpError("BINARY_FILE", `${args.remote_path} is binary`, {
+          hint: 'Read it with binary="base64", or download it with ssh_download_file',
+        });
+      }
+      const complete = offset === 0 && data.length === size;
+      const result = {
+        path: args.remote_path,
+        size,
+        offset,
+        bytes: data.length,
+        complete,
+        encoding: binary ? "base64" as const : "utf8" as const,
+        content: binary ? Buffer.from(data).toString("base64") : new TextDecoder().decode(data),
+        sha256: sha256(data),
+      };
+      const head = `${args.remote_path}: ${data.length} of ${size} bytes from offset ${offset}` +
+        (binary ? " (binary, base64)" : "") + `, sha256 ${result.sha256}`;
+      return ok(result, `${head}\n${result.content}`);
+    }),
+  );
+
+  server.registerTool(
+    "ssh_write_remote_file",
+    {
+      title: "Write a remote file",
+      description: "Write content to a remote file over SFTP. create (default) refuses an existing file; overwrite " +
+        "replaces it atomically (a temporary file in the same directory is renamed into place, so nobody sees a " +
+        "partial file); append adds to the end.",
+      inputSchema: {
+        session_id: s.sessionId,
+        remote_path: remotePath,
+        content: z.string().max(MAX_WHOLE_FILE * 2).describe("The content (text, or base64 with encoding=base64)"),
+        encoding: z.enum(["utf8", "base64"]).optional().describe("How content is encoded (default utf8)"),
+        mode: z.enum(["create", "overwrite", "append"]).optional().describe("create (default), overwrite or append"),
+        file_mode: octalMode.optional(),
+      },
+      outputSchema: { path: z.string(), bytes: z.number(), sha256: z.string(), mode: z.string() },
+      annotations: { readOnlyHint: false, destructiveHint: true, idempotentHint: false, openWorldHint: true },
+    },
+    guarded(async (args) => {
+      const sf = await session(args.session_id);
+      const data = args.encoding === "base64"
+        ? new Uint8Array(Buffer.from(args.content, "base64"))
+        : new TextEncoder().encode(args.content);
+      const how = args.mode ?? "create";
+      await sftp.writeFile(sf, args.remote_path, data, {
+        how,
+        mode: args.file_mode === undefined ? undefined : parseInt(args.file_mode, 8),
+      });
+      const hash = sha256(data);
+      return ok(
+        { path: args.remote_path, bytes: data.length, sha256: hash, mode: how },
+        `${how === "append" ? "Appended" : "Wrote"} ${data.length} bytes to ${args.remote_path} (sha256 ${hash})`,
+      );
+    }),
+  );
+
+  server.registerTool(
+    "ssh_edit_remote_file",
+    {
+      title: "Edit a remote file",
+      description:
+        "Replace exact text in a remote file: old_text must occur exactly expected_count times (default 1), " +
+        "else nothing is written and the error says how many times it occurs. With expected_sha256 the edit applies " +
+        "only if the file is unchanged since you read it. The file is replaced atomically and keeps its mode.",
+      inputSchema: {
+        session_id: s.sessionId,
+        remote_path: remotePath,
+        old_text: z.string().min(1).max(MAX_WHOLE_FILE).describe("Exact text to replace"),
+        new_text: z.string().max(MAX_WHOLE_FILE).describe("Replacement text"),
+        expected_count: z.int().min(1).max(100000).optional().describe("Occurrences expected (default 1)"),
+        expected_sha256: z.string().regex(/^[0-9a-f]{64}$/).optional()
+          .describe("sha256 the file must have now (from ssh_read_remote_file)"),
+      },
+      outputSchema: { path: z.string(), replacements: z.number(), sha256_before: z.string(), sha256_after: z.string() },
+      annotations: { readOnlyHint: false, destructiveHint: true, idempotentHint: false, openWorldHint: true },
+    },
+    guarded(async (args) => {
+      const sf = await session(args.session_id);
+      const whole = await sftp.readRange(sf, args.remote_path, { offset: 0, length: MAX_WHOLE_FILE + 1 });
+      if (whole.size > MAX_WHOLE_FILE) {
+        throw new SshMcpError("FILE_TOO_LARGE", `${args.remote_path} is larger than 16 MiB`, {
+          hint: "Edit it with ssh_execute (e.g. sed) instead",
+        });
+      }
+      const before = sha256(whole.data);
+      if (args.expected_sha256 !== undefined && args.expected_sha256 !== before) {
+        throw new SshMcpError("PRECONDITION_FAILED", `${args.remote_path} changed: its sha256 is ${before}`, {
+          hint: "Read it again and redo the edit against the current content",
+        });
+      }
+      if (isBinary(whole.data)) {
+        throw new SshMcpError("BINARY_FILE", `${args.remote_path} is binary; text edits are refused`);
+      }
+      const text = new TextDecoder().decode(whole.data);
+      const count = text.split(args.old_text).length - 1;
+      const expected = args.expected_count ?? 1;
+      if (count !== expected) {
+        throw new SshMcpError(
+          count === 0 ? "EDIT_NO_MATCH" : "EDIT_AMBIGUOUS",
+          `old_text occurs ${count} time${count === 1 ? "" : "s"} in ${args.remote_path}, expected ${expected}`,
+          {
+            hint: count === 0
+              ? "Copy old_text exactly from the file (whitespace and line endings included)"
+              : "Include more surrounding text to make it unique, or set expected_count",
+          },
+        );
+      }
+      const updated = new TextEncoder().encode(text.split(args.old_text).join(args.new_text));
+      await sftp.writeFile(sf, args.remote_path, updated, { how: "overwrite" });
+      const after = sha256(updated);
+      return ok(
+        { path: args.remote_path, replacements: count, sha256_before: before, sha256_after: after },
+        `Replaced ${count} occurrence${count === 1 ? "" : "s"} in ${args.remote_path} (sha256 ${after})`,
+      );
+    }),
+  );
+
+  server.registerTool(
+    "ssh_list_remote_dir",
+    {
+      title: "List a remote directory",
+      description: "List a remote directory with type, size, mode, mtime and symlink targets; recurse to `depth` " +
+        "levels; page with offset/limit through large directories.",
+      inputSchema: {
+        session_id: s.sessionId,
+        remote_path: remotePath,
+        depth: z.int().min(0).max(20).optional().describe("Levels to recurse below the directory (default 0)"),
+        offset: z.int().min(0).max(1_000_000).optional().describe("Entries to skip (paging; default 0)"),
+        limit: z.int().min(1).max(10000).optional().describe("Most entries to return (default 1000)"),
+      },
+      outputSchema: {
+        path: z.string(),
+        entries: z.array(
+          z.object({ ...statShape, name: z.string(), depth: z.number(), target: z.string().optional() }),
+        ),
+        truncated: z.boolean().describe("More entries exist past offset + limit"),
+      },
+      annotations: { readOnlyHint: true, destructiveHint: false, idempotentHint: true, openWorldHint: true },
+    },
+    guarded(async (args) => {
+      const sf = await session(args.session_id);
+      const offset = args.offset ?? 0;
+      const limit = args.limit ?? 1000;
+      const r = await sftp.listDir(sf, args.remote_path, { depth: args.depth ?? 0, max: offset + limit });
+      const entries = r.entries.slice(offset).map((e) => ({
+        ...statOut(e),
+        name: e.name,
+        depth: e.depth,
+        target: e.target,
+      }));
+      const text = entries.map((e) =>
+        `${"  ".repeat(e.depth)}${e.type === "directory" ? "d" : e.type === "symlink" ? "l" : "-"} ${e.mode} ` +
+        `${String(e.size).padStart(10)} ${e.mtime} ${e.name}${e.target ? ` -> ${e.target}` : ""}`
+      ).join("\n");
+      return ok(
+        { path: args.remote_path, entries, truncated: r.truncated },
+        `${args.remote_path}: ${entries.length} entries${r.truncated ? " (more: raise offset)" : ""}\n${text}`,
+      );
+    }),
+  );
+
+  server.registerTool(
+    "ssh_stat_remote",
+    {
+      title: "Stat a remote path",
+      description: "Type, size, mode, mtime and owner of a remote path (symlinks followed unless no_follow).",
+      inputSchema: {
+        session_id: s.sessionId,
+        remote_path: remotePath,
+        no_follow: z.boolean().optional().describe("Describe a symlink itself"),
+      },
+      outputSchema: statShape,
+      annotations: { readOnlyHint: true, destructiveHint: false, idempotentHint: true, openWorldHint: true },
+    },
+    guarded(async (args) => {
+      const st = statOut(await sftp.stat(await session(args.session_id), args.remote_path, args.no_follow ?? false));
+      return ok(st, `${st.path}: ${st.type}, ${st.size} bytes, mode ${st.mode}, modified ${st.mtime}`);
+    }),
+  );
+
+  server.registerTool(
+    "ssh_mkdir_remote",
+    {
+      title: "Create a remote directory",
+      description: "Create a remote directory, with missing parents when parents=true.",
+      inputSchema: {
+        session_id: s.sessionId,
+        remote_path: remotePath,
+        parents: z.boolean().optional().describe("Create missing parents; no error if it exists (default false)"),
+        file_mode: octalMode.optional(),
+      },
+      outputSchema: { path: z.string(), created: z.boolean() },
+      annotations: { readOnlyHint: false, destructiveHint: false, idempotentHint: true, openWorldHint: true },
+    },
+    guarded(async (args) => {
+      const sf = await session(args.session_id);
+      await sftp.mkdir(sf, args.remote_path, {
+        parents: args.parents ?? false,
+        mode: args.file_mode === undefined ? undefined : parseInt(args.file_mode, 8),
+      });
+      return ok({ path: args.remote_path, created: true }, `Created ${args.remote_path}`);
+    }),
+  );
+
+  server.registerTool(
+    "ssh_remove_remote",
+    {
+      title: "Remove a remote file or directory",
+      description: "Remove a remote file, symlink or empty directory; a non-empty directory only with recursive=true.",
+      inputSchema: {
+        session_id: s.sessionId,
+        remote_path: remotePath,
+        recursive: z.boolean().optional().describe("Remove a directory and everything in it (default false)"),
+      },
+      outputSchema: { path: z.string(), removed: z.number().describe("Entries removed") },
+      annotations: { readOnlyHint: false, destructiveHint: true, idempotentHint: true, openWorldHint: true },
+    },
+    guarded(async (args) => {
+      const n = await sftp.remove(await session(args.session_id), args.remote_path, {
+        recursive: args.recursive ?? false,
+      });
+      return ok({ path: args.remote_path, removed: n }, `Removed ${args.remote_path} (${n} entries)`);
+    }),
+  );
+
+  server.registerTool(
+    "ssh_rename_remote",
+    {
+      title: "Rename or move a remote path",
+      description: "Rename or move a remote path; refuses to replace an existing target unless overwrite=true.",
+      inputSchema: {
+        session_id: s.sessionId,
+        from_path: remotePath,
+        to_path: remotePath,
+        overwrite: z.boolean().optional().describe("Replace an existing target (default false)"),
+      },
+      outputSchema: { from_path: z.string(), to_path: z.string() },
+      annotations: { readOnlyHint: false, destructiveHint: true, idempotentHint: false, openWorldHint: true },
+    },
+    guarded(async (args) => {
+      await sftp.rename(await session(args.session_id), args.from_path, args.to_path, {
+        overwrite: args.overwrite ?? false,
+      });
+      return ok({ from_path: args.from_path, to_path: args.to_path }, `Renamed ${args.from_path} to ${args.to_path}`);
+    }),
+  );
+
+  server.registerTool(
+    "ssh_chmod_remote",
+    {
+      title: "Change remote permissions",
+      description: "Set the permission bits of a remote path.",
+      inputSchema: { session_id: s.sessionId, remote_path: remotePath, file_mode: octalMode },
+      outputSchema: { path: z.string(), mode: z.string() },
+      annotations: { readOnlyHint: false, destructiveHint: true, idempotentHint: true, openWorldHint: true },
+    },
+    guarded(async (args) => {
+      await sftp.chmod(await session(args.session_id), args.remote_path, parseInt(args.file_mode, 8));
+      return ok({ path: args.remote_path, mode: args.file_mode }, `Set mode ${args.file_mode} on ${args.remote_path}`);
+    }),
+  );
+}
