@@ -10,6 +10,7 @@
 import { HELP, parseFlags, VERSION } from "./lib/cli.ts";
 import { type ConfigFile, parseConfigFile, resolveConfig } from "./lib/config.ts";
 import { createLogger } from "./lib/log.ts";
+import { resolveRoots } from "./lib/local_paths.ts";
 import { createServer } from "./lib/server.ts";
 import { serveStdio } from "./lib/transport/stdio.ts";
 
@@ -41,6 +42,14 @@ async function main(argv: string[]): Promise<number> {
     });
   } catch (error) {
     console.error(`mcp-remote-ssh: ${error instanceof Error ? error.message : String(error)}`);
+    return 2;
+  }
+  try {
+    // Roots become real paths once, here: every transfer compares against them.
+    const roots = config.localRoots.length > 0 ? config.localRoots : ["."];
+    config.localRoots = await resolveRoots(roots, Deno.cwd());
+  } catch (error) {
+    console.error(`mcp-remote-ssh: local root: ${error instanceof Error ? error.message : String(error)}`);
     return 2;
   }
   const logger = createLogger(config.logLevel);

@@ -16,6 +16,7 @@ export interface CliFlags {
   transport: "stdio";
   config?: string;
   knownHosts: string[];
+  allowLocalDirs: string[];
   hostKeyPolicy?: "strict" | "accept-new";
   logLevel?: LogLevel;
   version: boolean;
@@ -34,6 +35,8 @@ Options:
   --known-hosts FILE            Extra known_hosts file, read after ~/.ssh/known_hosts;
                                 the last one given receives new keys under accept-new
                                 (repeatable)
+  --allow-local-dir DIR         Local directory that uploads may read and downloads may write
+                                (repeatable; default: the working directory)
   --host-key-policy POLICY      strict (default): refuse unknown host keys;
                                 accept-new: record unknown keys, refuse changed ones
   --log-level LEVEL             debug, info, warn (default), error, silent; logs go to stderr
@@ -54,6 +57,7 @@ export function parseFlags(argv: string[]): CliFlags {
       transport: { type: "string" },
       config: { type: "string" },
       "known-hosts": { type: "string", multiple: true },
+      "allow-local-dir": { type: "string", multiple: true },
       "host-key-policy": { type: "string" },
       "log-level": { type: "string" },
       version: { type: "boolean", short: "V" },
@@ -76,6 +80,7 @@ export function parseFlags(argv: string[]): CliFlags {
     transport,
     config: values.config,
     knownHosts: values["known-hosts"] ?? [],
+    allowLocalDirs: values["allow-local-dir"] ?? [],
     hostKeyPolicy: policy,
     logLevel: level as LogLevel | undefined,
     version: values.version ?? false,

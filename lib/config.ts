@@ -31,6 +31,11 @@ export interface Config {
   connectTimeoutSeconds: number;
   keepaliveIntervalSeconds: number;
   keepaliveCountMax: number;
+  /**
+   * Local directories transfers may read and write: as configured here,
+   * real paths after start-up resolves them.
+   */
+  localRoots: string[];
   /** ssh-agent socket from SSH_AUTH_SOCK, if any. */
   agentSocket?: string;
   /** The user's home directory, for `~/` in key paths. */
@@ -42,6 +47,8 @@ export const ConfigFileSchema = z.strictObject({
   known_hosts: z.array(z.string().min(1)).optional()
     .describe("Extra known_hosts files, read after ~/.ssh/known_hosts"),
   host_key_policy: z.enum(["strict", "accept-new"]).optional(),
+  local_roots: z.array(z.string().min(1)).optional()
+    .describe("Local directories uploads may read and downloads may write (default: the working directory)"),
   log_level: z.enum(LOG_LEVELS).optional(),
   max_sessions: z.int().min(1).max(1000).optional(),
   max_channels_per_session: z.int().min(1).max(100).optional(),
@@ -108,6 +115,7 @@ export function resolveConfig(flags: CliFlags, file: ConfigFile, env: ConfigEnv)
     connectTimeoutSeconds: file.connect_timeout ?? 20,
     keepaliveIntervalSeconds: file.keepalive_interval ?? 15,
     keepaliveCountMax: file.keepalive_count_max ?? 3,
+    localRoots: [...(file.local_roots ?? []), ...flags.allowLocalDirs],
     agentSocket: env.sshAuthSock || undefined,
     home: env.home || undefined,
   };

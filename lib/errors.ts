@@ -45,6 +45,7 @@ export type ErrorCode =
   | "EDIT_NO_MATCH"
   | "EDIT_AMBIGUOUS"
   | "PRECONDITION_FAILED"
+  | "PATH_NOT_ALLOWED"
   | "CANCELLED"
   | "INTERNAL";
 

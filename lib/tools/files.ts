@@ -12,6 +12,8 @@ import { createHash } from "node:crypto";
 import { z } from "zod";
 import { SshMcpError } from "../errors.ts";
 import * as sftp from "../ssh/sftp.ts";
+import { download, upload } from "../ssh/transfer.ts";
+import { LocalPathError, resolveReadFile, resolveWriteFile } from "../local_paths.ts";
 import type { ToolDeps } from "./mod.ts";
 import { guarded, ok } from "./result.ts";
 import * as s from "./schemas.ts";
@@ -49,10 +51,152 @@ function statOut(st: sftp.RemoteStat) {
   return { ...st, mode: st.mode.toString(8).padStart(4, "0") };
 }
 
+function localError(error: unknown): never {
+  if (error instanceof LocalPathError) {
+    const code = error.problem === "exists"
+      ? "FILE_EXISTS"
+      : error.problem === "not-found"
+      ? "SFTP_NO_SUCH_FILE"
+      : "PATH_NOT_ALLOWED";
+    throw new SshMcpError(code, `Local path refused: ${error.message}`, {
+      hint: error.problem === "exists"
+        ? "Pass overwrite=true to replace it"
+        : error.problem === "outside-roots"
+        ? "Use a path inside the allowed local directories (--allow-local-dir; default the server's working directory)"
+        : "Give a regular file inside an allowed local directory",
+      cause: error,
+    });
+  }
+  throw error;
+}
+
+const transferOutput = {
+  local_path: z.string().describe("The real local path used"),
+  remote_path: z.string(),
+  bytes: z.number(),
+  sha256: z.string(),
+  mode: z.string(),
+  verified: z.boolean(),
+};
+
 /** Registers the remote-file tools. */
 export function registerFileTools(server: McpServer, deps: ToolDeps): void {
-  const { sessions } = deps;
+  const { sessions, config } = deps;
   const session = (id: string) => sessions.get(id).connection.sftp();
+
+  // MCP progress notifications, when the client asked for them with a token.
+  // deno-lint-ignore no-explicit-any
+  function progress(extra: any): ((done: number, total: number) => void) | undefined {
+    const token = extra?._meta?.progressToken;
+    if (token === undefined) return undefined;
+    let last = 0;
+    return (done, total) => {
+      if (done - last < 1024 * 1024 && done !== total) return;
+      last = done;
+      extra.sendNotification({
+        method: "notifications/progress",
+        params: { progressToken: token, progress: done, total },
+      })
+        .catch(() => {});
+    };
+  }
+
+  function transferText(
+    verb: string,
+    from: string,
+    to: string,
+    r: { bytes: number; sha256: string; verified: boolean },
+  ) {
+    return `${verb} ${from} to ${to}: ${r.bytes} bytes, sha256 ${r.sha256}${r.verified ? " (verified)" : ""}`;
+  }
+
+  server.registerTool(
+    "ssh_upload_file",
+    {
+      title: "Upload a file",
+      description: "Copy a local file to the remote host over SFTP. The local file must be a regular file inside the " +
+        "allowed local directories. The upload goes to a temporary file renamed into place, so the target is never " +
+        "partial; its mode is kept without setuid/setgid/sticky bits. Sends MCP progress when asked.",
+      inputSchema: {
+        session_id: s.sessionId,
+        local_path: z.string().min(1).max(4096).describe("Local file (relative to the server's working directory)"),
+        remote_path: remotePath,
+        overwrite: z.boolean().optional().describe("Replace an existing remote file (default false)"),
+        verify: z.boolean().optional().describe("Read the remote file back and compare sha256 (default false)"),
+      },
+      outputSchema: transferOutput,
+      annotations: { readOnlyHint: false, destructiveHint: true, idempotentHint: false, openWorldHint: true },
+    },
+    guarded(async (args, extra) => {
+      const local = await resolveReadFile(args.local_path, { roots: config.localRoots, cwd: Deno.cwd() })
+        .catch(localError);
+      const sf = await session(args.session_id);
+      const r = await upload(sf, local, args.remote_path, {
+        overwrite: args.overwrite ?? false,
+        verify: args.verify ?? false,
+        onProgress: progress(extra),
+        signal: extra.signal,
+      });
+      const mode = r.mode.toString(8).padStart(4, "0");
+      return ok(
+        {
+          local_path: local,
+          remote_path: args.remote_path,
+          bytes: r.bytes,
+          sha256: r.sha256,
+          mode,
+          verified: r.verified,
+        },
+        transferText("Uploaded", local, args.remote_path, r),
+      );
+    }),
+  );
+
+  server.registerTool(
+    "ssh_download_file",
+    {
+      title: "Download a file",
+      description:
+        "Copy a remote file to this machine over SFTP, into the allowed local directories only. Written to " +
+        "a temporary file renamed into place (never a partial file under the final name), never replacing an existing " +
+        "file unless overwrite=true, never through a symlink, and without setuid/setgid/sticky bits.",
+      inputSchema: {
+        session_id: s.sessionId,
+        remote_path: remotePath,
+        local_path: z.string().min(1).max(4096).describe(
+          "Local destination (relative to the server's working directory)",
+        ),
+        overwrite: z.boolean().optional().describe("Replace an existing local file (default false)"),
+        verify: z.boolean().optional().describe("Re-read the local file and compare sha256 (default false)"),
+      },
+      outputSchema: transferOutput,
+      annotations: { readOnlyHint: false, destructiveHint: true, idempotentHint: false, openWorldHint: true },
+    },
+    guarded(async (args, extra) => {
+      const overwrite = args.overwrite ?? false;
+      const local = await resolveWriteFile(args.local_path, { roots: config.localRoots, cwd: Deno.cwd(), overwrite })
+        .catch(localError);
+      const sf = await session(args.session_id);
+      const r = await download(sf, args.remote_path, local, {
+        overwrite,
+        verify: args.verify ?? false,
+        onProgress: progress(extra),
+        signal: extra.signal,
+      });
+      const mode = r.mode.toString(8).padStart(4, "0");
+      return ok(
+        {
+          local_path: local,
+          remote_path: args.remote_path,
+          bytes: r.bytes,
+          sha256: r.sha256,
+          mode,
+          verified: r.verified,
+        },
+        transferText("Downloaded", args.remote_path, local, r),
+      );
+    }),
+  );
 
   server.registerTool(
     "ssh_read_remote_file",
