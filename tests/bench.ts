@@ -38,7 +38,7 @@ const work = await Deno.makeTempDir({ prefix: "mcp-bench-" });
 const knownHosts = await sshd.writeKnownHosts(`${work}/known_hosts`);
 
 // --- 1a. mcp-remote-ssh: ssh_execute true, one session ---------------------
-await using server = await startServer({ args: ["--known-hosts", knownHosts] });
+await using server = await startServer({ args: ["--known-hosts", knownHosts, "--allow-local-dir", work] });
 const connect = await callOk(server.client, "ssh_connect", {
   host: sshd.host,
   port: sshd.port,
@@ -87,7 +87,86 @@ for (let i = 0; i < N_EXEC; i++) {
 }
 await new Deno.Command("ssh", { args: [...sshArgs, "-O", "exit"], stdin: "null", stderr: "null" }).output();
 
-const peakRssExec = await peakRssMiB(server.pid!); // connect + exec only, as issue 2 measured it
+const peakRssExec = await peakRssMiB(server.pid!);
+
+// --- 6. 200 MiB up and down: ours vs sftp(1) and scp(1), median of 3 ------------
+const MIB = 1024 * 1024;
+const blob = new Uint8Array(200 * MIB);
+for (let i = 0; i < blob.length; i += 65536) crypto.getRandomValues(blob.subarray(i, i + 65536));
+await Deno.writeFile(`${work}/blob`, blob);
+const remoteDir = `/tmp/mcp-bench-${crypto.randomUUID()}`;
+await callOk(server.client, "ssh_mkdir_remote", { session_id: session, remote_path: remoteDir });
+const fileArgs = [
+  "-F",
+  "/dev/null",
+  "-o",
+  `UserKnownHostsFile=${knownHosts}`,
+  "-o",
+  "StrictHostKeyChecking=yes",
+  "-o",
+  "BatchMode=yes",
+  "-o",
+  "IdentitiesOnly=yes",
+  "-o",
+  "IdentityAgent=none",
+  "-i",
+  sshd.keys.ed25519.path,
+  "-P",
+  String(sshd.port),
+];
+async function timed(fn: () => Promise<unknown>): Promise<number> {
+  const t0 = performance.now();
+  await fn();
+  return performance.now() - t0;
+}
+async function tool(...args: string[]): Promise<void> {
+  const [cmd, ...rest] = args;
+  const out = await new Deno.Command(cmd, { args: rest, stdin: "null", stdout: "null", stderr: "piped" }).output();
+  if (out.code !== 0) throw new Error(`${cmd} failed: ${new TextDecoder().decode(out.stderr)}`);
+}
+async function sftpBatch(commands: string): Promise<void> {
+  await Deno.writeTextFile(`${work}/batch`, commands);
+  await tool("sftp", ...fileArgs, "-q", "-b", `${work}/batch`, `${sshd.user}@${sshd.host}`);
+}
+const xfer: Record<string, number[]> = {};
+const record = (k: string, ms: number) => (xfer[k] ??= []).push(ms);
+for (let round = 0; round < 3; round++) {
+  record(
+    "ours up",
+    await timed(() =>
+      callOk(server.client, "ssh_upload_file", {
+        session_id: session,
+        local_path: `${work}/blob`,
+        remote_path: `${remoteDir}/ours`,
+        overwrite: true,
+      })
+    ),
+  );
+  record(
+    "ours down",
+    await timed(async () => {
+      await Deno.remove(`${work}/ours.back`).catch(() => {});
+      await callOk(server.client, "ssh_download_file", {
+        session_id: session,
+        remote_path: `${remoteDir}/ours`,
+        local_path: `${work}/ours.back`,
+      });
+    }),
+  );
+  record("sftp up", await timed(() => sftpBatch(`put ${work}/blob ${remoteDir}/sftp\n`)));
+  record("sftp down", await timed(() => sftpBatch(`get ${remoteDir}/sftp ${work}/sftp.back\n`)));
+  record(
+    "scp up",
+    await timed(() => tool("scp", ...fileArgs, "-q", `${work}/blob`, `${sshd.user}@${sshd.host}:${remoteDir}/scp`)),
+  );
+  record(
+    "scp down",
+    await timed(() => tool("scp", ...fileArgs, "-q", `${sshd.user}@${sshd.host}:${remoteDir}/scp`, `${work}/scp.back`)),
+  );
+}
+await callOk(server.client, "ssh_remove_remote", { session_id: session, remote_path: remoteDir, recursive: true });
+const mbps = (k: string) => 200 / (median(xfer[k]) / 1000);
+// connect + exec only, as issue 2 measured it
 
 // --- 5. shell round trip: ssh_shell_send + ssh_shell_wait for the output ----
 await callOk(server.client, "ssh_shell_open", { session_id: session });
@@ -161,8 +240,23 @@ const rows: [string, string, string, string][] = [
     "<= 100 MiB",
     peakRssExec <= 100 ? "met" : "MISSED",
   ],
-  ["  whole run, shells included", `${peakRss.toFixed(1)} MiB`, "<= 100 MiB", peakRss <= 100 ? "met" : "MISSED"],
+  [
+    "  whole run (shells, 200 MiB transfers)",
+    `${peakRss.toFixed(1)} MiB`,
+    "<= 100 MiB",
+    peakRss <= 100 ? "met" : "MISSED",
+  ],
   ["tools/list answer", `${toolsListBytes} bytes`, "-", "-"],
+  ...(["up", "down"] as const).map((dir): [string, string, string, string] => {
+    const ratio = mbps(`ours ${dir}`) / mbps(`sftp ${dir}`);
+    return [
+      `200 MiB ${dir}load, median of 3`,
+      `${mbps(`ours ${dir}`).toFixed(0)} MB/s vs sftp ${mbps(`sftp ${dir}`).toFixed(0)} (${ratio.toFixed(2)}x), ` +
+      `scp ${mbps(`scp ${dir}`).toFixed(0)} (${(mbps(`ours ${dir}`) / mbps(`scp ${dir}`)).toFixed(2)}x)`,
+      ">= 1.0x",
+      ratio >= 1 ? "met" : "MISSED",
+    ];
+  }),
 ];
 console.log(`\nmcp-remote-ssh bench (${sshd.host}:${sshd.port}, ${Deno.build.target})`);
 for (const [what, value, goal, verdict] of rows) {
