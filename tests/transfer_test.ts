@@ -56,6 +56,7 @@ Deno.test({ name: "uploads and downloads are byte-exact, atomic and confined", i
           session_id: sid,
           local_path: `${root}/${name}`,
           remote_path: `${remote}/${name}`,
+          verify: true,
         });
         assert.equal(up.structured.sha256, sha(data), name);
         assert.equal(await remoteSha(`${remote}/${name}`), sha(data), `${name}: remote differs`);

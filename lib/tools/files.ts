@@ -74,7 +74,7 @@ const transferOutput = {
   local_path: z.string().describe("The real local path used"),
   remote_path: z.string(),
   bytes: z.number(),
-  sha256: z.string(),
+  sha256: z.string().nullable().describe("sha256 of the file when verify=true, else null"),
   mode: z.string(),
   verified: z.boolean(),
 };
@@ -105,9 +105,9 @@ export function registerFileTools(server: McpServer, deps: ToolDeps): void {
     verb: string,
     from: string,
     to: string,
-    r: { bytes: number; sha256: string; verified: boolean },
+    r: { bytes: number; sha256: string | null; verified: boolean },
   ) {
-    return `${verb} ${from} to ${to}: ${r.bytes} bytes, sha256 ${r.sha256}${r.verified ? " (verified)" : ""}`;
+    return `${verb} ${from} to ${to}: ${r.bytes} bytes` + (r.verified ? `, sha256 ${r.sha256} (verified)` : "");
   }
 
   server.registerTool(
