@@ -169,3 +169,64 @@ Deno.test({ name: "uploads and downloads are byte-exact, atomic and confined", i
     await Deno.remove(base, { recursive: true });
   }
 });
+
+Deno.test(
+  { name: "a transfer cut in the middle fails with the bytes done and leaves no final file", ignore: skip },
+  async () => {
+    await using sshd = await startSshd();
+    const root = await Deno.makeTempDir({ prefix: "mcp-cut-" });
+    try {
+      const kh = await sshd.writeKnownHosts(`${root}/kh`);
+      await using server = await startServer({ args: ["--known-hosts", kh, "--allow-local-dir", root] });
+      const c = server.client;
+      const connect = async () =>
+        (await callOk(c, "ssh_connect", {
+          host: sshd.host,
+          port: sshd.port,
+          username: sshd.user,
+          private_key_path: sshd.keys.ed25519.path,
+        })).structured.session_id as string;
+      const remote = `/tmp/mcp-cut-${crypto.randomUUID()}`;
+      const setup = await connect();
+      await callOk(c, "ssh_execute", { session_id: setup, command: `head -c 300M /dev/urandom > ${remote}` });
+
+      // Kill the connection's sshd processes once a few MB have moved.
+      async function cutDuring(call_: (sid: string) => Promise<{ isError: boolean; text: string; code?: string }>) {
+        const before = new Set(await sshd.childPids());
+        const sid = await connect();
+        await callOk(c, "ssh_execute", { session_id: sid, command: "true" });
+        const mine = (await sshd.childPids()).filter((p) => !before.has(p));
+        assert.ok(mine.length > 0);
+        const pending = call_(sid);
+        await new Promise((r) => setTimeout(r, 300));
+        for (const pid of mine) Deno.kill(pid, "SIGKILL");
+        return await pending;
+      }
+
+      const down = await cutDuring((sid) =>
+        call(c, "ssh_download_file", { session_id: sid, remote_path: remote, local_path: `${root}/got` })
+      );
+      assert.equal(down.isError, true);
+      assert.match(down.text, /after \d+ of 314572800 bytes/);
+      const leftovers: string[] = [];
+      for await (const e of Deno.readDir(root)) if (e.name !== "kh") leftovers.push(e.name);
+      assert.deepEqual(leftovers, [], "a partial download was left behind");
+
+      await Deno.writeFile(`${root}/big`, new Uint8Array(300 * 1024 * 1024));
+      const up = await cutDuring((sid) =>
+        call(c, "ssh_upload_file", { session_id: sid, local_path: `${root}/big`, remote_path: `${remote}.up` })
+      );
+      assert.equal(up.isError, true);
+      assert.match(up.text, /after \d+ of 314572800 bytes/);
+      const check = await connect();
+      const st = await call(c, "ssh_stat_remote", { session_id: check, remote_path: `${remote}.up` });
+      assert.equal(st.code, "SFTP_NO_SUCH_FILE", "a partial upload sits under the final name");
+      await callOk(c, "ssh_execute", {
+        session_id: check,
+        command: `rm -f ${remote} ${remote}.up /tmp/.mcp-cut-*.tmp`,
+      });
+    } finally {
+      await Deno.remove(root, { recursive: true });
+    }
+  },
+);

@@ -16,6 +16,7 @@ import { type KnownHostsConfig, verifyHostKey } from "./host_key_check.ts";
 import { ChannelBudget } from "./budget.ts";
 import { fixRekeyQueue } from "./rekey_fix.ts";
 import { DenoSocket, toSocketError } from "./socket.ts";
+import { failRequestsWhen } from "./sftp.ts";
 import { mapConnectError, mapRuntimeError } from "./connect_errors.ts";
 import { prepareAuth } from "./auth.ts";
 
@@ -386,6 +387,7 @@ export class SshConnection {
             );
           }
           sftp.on("error", () => {}); // surfaced through each request's callback
+          failRequestsWhen(sftp, new Promise<never>((_, fail) => this.onClose(() => fail(this.#lostError()))));
           sftp.once("close", () => {
             release();
             this.#sftp = null;

@@ -51,10 +51,30 @@ export function sftpError(error: unknown, path: string, action: string): SshMcpE
   }
 }
 
-function call<T>(path: string, action: string, fn: (cb: (err: Error | undefined | null, value: T) => void) => void) {
-  return new Promise<T>((resolve, reject) => {
+const ended = new WeakMap<SFTPWrapper, Promise<never>>();
+
+/**
+ * Makes every request on `sftp` fail once `end` rejects (the connection is
+ * gone): ssh2 leaves requests in flight on a dead connection unanswered,
+ * and a file tool would wait forever.
+ */
+export function failRequestsWhen(sftp: SFTPWrapper, end: Promise<never>): void {
+  end.catch(() => {}); // observed here; each request re-raises it
+  ended.set(sftp, end);
+}
+
+/** One SFTP request as a promise, failing with a coded error (or when the connection ends). */
+export function call<T>(
+  sftp: SFTPWrapper,
+  path: string,
+  action: string,
+  fn: (cb: (err: Error | undefined | null, value: T) => void) => void,
+): Promise<T> {
+  const request = new Promise<T>((resolve, reject) => {
     fn((err, value) => (err ? reject(sftpError(err, path, action)) : resolve(value)));
   });
+  const end = ended.get(sftp);
+  return end === undefined ? request : Promise.race([request, end]);
 }
 
 function describe(path: string, s: Stats): RemoteStat {
@@ -71,7 +91,7 @@ function describe(path: string, s: Stats): RemoteStat {
 
 /** Stats a path (symlinks followed unless `lstat`). */
 export async function stat(sftp: SFTPWrapper, path: string, lstat = false): Promise<RemoteStat> {
-  const s = await call<Stats>(path, "stat", (cb) => (lstat ? sftp.lstat(path, cb) : sftp.stat(path, cb)));
+  const s = await call<Stats>(sftp, path, "stat", (cb) => (lstat ? sftp.lstat(path, cb) : sftp.stat(path, cb)));
   return describe(path, s);
 }
 
@@ -81,9 +101,9 @@ export async function readRange(
   path: string,
   range: { offset: number; length: number },
 ): Promise<{ data: Uint8Array; size: number }> {
-  const handle = await call<Buffer>(path, "open", (cb) => sftp.open(path, "r", cb));
+  const handle = await call<Buffer>(sftp, path, "open", (cb) => sftp.open(path, "r", cb));
   try {
-    const info = await call<Stats>(path, "stat", (cb) => sftp.fstat(handle, cb));
+    const info = await call<Stats>(sftp, path, "stat", (cb) => sftp.fstat(handle, cb));
     if (info.isDirectory()) {
       throw new SshMcpError("IS_A_DIRECTORY", `Cannot read ${path}: it is a directory`, {
         hint: "Use ssh_list_remote_dir for directories",
@@ -100,7 +120,7 @@ export async function readRange(
         const len = Math.min(CHUNK, end - pos);
         next += len;
         const buf = Buffer.alloc(len);
-        const n = await call<number>(path, "read", (cb) => sftp.read(handle, buf, 0, len, pos, cb));
+        const n = await call<number>(sftp, path, "read", (cb) => sftp.read(handle, buf, 0, len, pos, cb));
         data.set(buf.subarray(0, n), pos - start);
         if (n < len) got = Math.min(got, pos - start + n); // file shrank while we read
       }
@@ -108,7 +128,7 @@ export async function readRange(
     await Promise.all(Array.from({ length: Math.min(IN_FLIGHT, Math.ceil((end - start) / CHUNK)) }, worker));
     return { data: data.subarray(0, got), size: info.size };
   } finally {
-    await call<void>(path, "close", (cb) => sftp.close(handle, cb)).catch(() => {});
+    await call<void>(sftp, path, "close", (cb) => sftp.close(handle, cb)).catch(() => {});
   }
 }
 
@@ -129,12 +149,17 @@ export interface WriteOptions {
  */
 export async function writeFile(sftp: SFTPWrapper, path: string, data: Uint8Array, options: WriteOptions) {
   if (options.how === "append") {
-    const handle = await call<Buffer>(path, "open", (cb) => sftp.open(path, "a", { mode: options.mode ?? 0o644 }, cb));
+    const handle = await call<Buffer>(
+      sftp,
+      path,
+      "open",
+      (cb) => sftp.open(path, "a", { mode: options.mode ?? 0o644 }, cb),
+    );
     try {
-      const size = (await call<Stats>(path, "stat", (cb) => sftp.fstat(handle, cb))).size;
+      const size = (await call<Stats>(sftp, path, "stat", (cb) => sftp.fstat(handle, cb))).size;
       await writeAll(sftp, handle, path, data, size);
     } finally {
-      await call<void>(path, "close", (cb) => sftp.close(handle, cb)).catch(() => {});
+      await call<void>(sftp, path, "close", (cb) => sftp.close(handle, cb)).catch(() => {});
     }
     return;
   }
@@ -152,22 +177,22 @@ export async function writeFile(sftp: SFTPWrapper, path: string, data: Uint8Arra
   }
   const temp = posix.join(posix.dirname(path), `.${posix.basename(path)}.mcp-${randomHex()}.tmp`);
   const mode = options.mode ?? existing?.mode ?? 0o644;
-  const handle = await call<Buffer>(temp, "create", (cb) => sftp.open(temp, "wx", { mode: 0o600 }, cb));
+  const handle = await call<Buffer>(sftp, temp, "create", (cb) => sftp.open(temp, "wx", { mode: 0o600 }, cb));
   try {
     await writeAll(sftp, handle, temp, data, 0);
     // Set after writing: a mode without write permission would refuse our own writes.
-    await call<void>(temp, "chmod", (cb) => sftp.fchmod(handle, mode, cb));
+    await call<void>(sftp, temp, "chmod", (cb) => sftp.fchmod(handle, mode, cb));
   } catch (error) {
-    await call<void>(temp, "close", (cb) => sftp.close(handle, cb)).catch(() => {});
-    await call<void>(temp, "remove", (cb) => sftp.unlink(temp, cb)).catch(() => {});
+    await call<void>(sftp, temp, "close", (cb) => sftp.close(handle, cb)).catch(() => {});
+    await call<void>(sftp, temp, "remove", (cb) => sftp.unlink(temp, cb)).catch(() => {});
     throw error;
   }
-  await call<void>(temp, "close", (cb) => sftp.close(handle, cb));
+  await call<void>(sftp, temp, "close", (cb) => sftp.close(handle, cb));
   try {
-    if (options.how === "create") await call<void>(path, "create", (cb) => sftp.rename(temp, path, cb));
-    else await call<void>(path, "replace", (cb) => sftp.ext_openssh_rename(temp, path, cb));
+    if (options.how === "create") await call<void>(sftp, path, "create", (cb) => sftp.rename(temp, path, cb));
+    else await call<void>(sftp, path, "replace", (cb) => sftp.ext_openssh_rename(temp, path, cb));
   } catch (error) {
-    await call<void>(temp, "remove", (cb) => sftp.unlink(temp, cb)).catch(() => {});
+    await call<void>(sftp, temp, "remove", (cb) => sftp.unlink(temp, cb)).catch(() => {});
     const raced = options.how === "create" && (await stat(sftp, path).then(() => true, () => false));
     if (raced) throw new SshMcpError("FILE_EXISTS", `${path} appeared while it was being written`, { cause: error });
     throw error;
@@ -182,6 +207,7 @@ async function writeAll(sftp: SFTPWrapper, handle: Buffer, path: string, data: U
       const len = Math.min(CHUNK, data.length - pos);
       next += len;
       await call<void>(
+        sftp,
         path,
         "write",
         (cb) => sftp.write(handle, Buffer.from(data.buffer, data.byteOffset + pos, len), 0, len, at + pos, cb),
@@ -214,7 +240,7 @@ export async function listDir(
   const entries: ListEntry[] = [];
   let truncated = false;
   const walk = async (dir: string, depth: number) => {
-    const list = await call<FileEntryWithStats[]>(dir, "list", (cb) => sftp.readdir(dir, cb));
+    const list = await call<FileEntryWithStats[]>(sftp, dir, "list", (cb) => sftp.readdir(dir, cb));
     list.sort((a, b) => (a.filename < b.filename ? -1 : a.filename > b.filename ? 1 : 0));
     for (const item of list) {
       if (entries.length >= options.max) {
@@ -224,7 +250,9 @@ export async function listDir(
       const full = posix.join(dir, item.filename);
       const entry: ListEntry = { ...describe(full, item.attrs as Stats), name: item.filename, depth };
       if (entry.type === "symlink") {
-        entry.target = await call<string>(full, "read link", (cb) => sftp.readlink(full, cb)).catch(() => undefined);
+        entry.target = await call<string>(sftp, full, "read link", (cb) => sftp.readlink(full, cb)).catch(() =>
+          undefined
+        );
       }
       entries.push(entry);
       if (entry.type === "directory" && depth < options.depth) await walk(full, depth + 1);
@@ -237,7 +265,7 @@ export async function listDir(
 /** Creates a directory, and its missing parents when `parents`. */
 export async function mkdir(sftp: SFTPWrapper, path: string, options: { parents: boolean; mode?: number }) {
   const make = (p: string) =>
-    call<void>(p, "create directory", (cb) => sftp.mkdir(p, { mode: options.mode ?? 0o755 }, cb));
+    call<void>(sftp, p, "create directory", (cb) => sftp.mkdir(p, { mode: options.mode ?? 0o755 }, cb));
   if (!options.parents) return await make(path);
   const parts = posix.normalize(path).split("/");
   let current = path.startsWith("/") ? "/" : "";
@@ -255,31 +283,31 @@ export async function mkdir(sftp: SFTPWrapper, path: string, options: { parents:
 export async function remove(sftp: SFTPWrapper, path: string, options: { recursive: boolean }): Promise<number> {
   const info = await stat(sftp, path, true);
   if (info.type !== "directory") {
-    await call<void>(path, "remove", (cb) => sftp.unlink(path, cb));
+    await call<void>(sftp, path, "remove", (cb) => sftp.unlink(path, cb));
     return 1;
   }
   let count = 0;
   if (options.recursive) {
-    const list = await call<FileEntryWithStats[]>(path, "list", (cb) => sftp.readdir(path, cb));
+    const list = await call<FileEntryWithStats[]>(sftp, path, "list", (cb) => sftp.readdir(path, cb));
     for (const item of list) count += await remove(sftp, posix.join(path, item.filename), options);
   }
-  await call<void>(path, "remove directory", (cb) => sftp.rmdir(path, cb));
+  await call<void>(sftp, path, "remove directory", (cb) => sftp.rmdir(path, cb));
   return count + 1;
 }
 
 /** Renames (moves) a path; refuses to replace an existing target unless `overwrite`. */
 export async function rename(sftp: SFTPWrapper, from: string, to: string, options: { overwrite: boolean }) {
-  if (options.overwrite) return await call<void>(to, "rename to", (cb) => sftp.ext_openssh_rename(from, to, cb));
+  if (options.overwrite) return await call<void>(sftp, to, "rename to", (cb) => sftp.ext_openssh_rename(from, to, cb));
   const exists = await stat(sftp, to, true).then(() => true, () => false);
   if (exists) {
     throw new SshMcpError("FILE_EXISTS", `${to} already exists`, { hint: "Pass overwrite=true to replace it" });
   }
-  await call<void>(from, "rename", (cb) => sftp.rename(from, to, cb));
+  await call<void>(sftp, from, "rename", (cb) => sftp.rename(from, to, cb));
 }
 
 /** Changes permission bits. */
 export async function chmod(sftp: SFTPWrapper, path: string, mode: number) {
-  await call<void>(path, "chmod", (cb) => sftp.chmod(path, mode, cb));
+  await call<void>(sftp, path, "chmod", (cb) => sftp.chmod(path, mode, cb));
 }
 
 function randomHex(): string {

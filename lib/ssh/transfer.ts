@@ -16,7 +16,7 @@ import { createHash } from "node:crypto";
 import { basename, dirname, join } from "node:path";
 import { posix } from "node:path";
 import { SshMcpError } from "../errors.ts";
-import { sftpError, stat } from "./sftp.ts";
+import { call, sftpError, stat } from "./sftp.ts";
 
 const CHUNK = 32 * 1024;
 const IN_FLIGHT = 64;
@@ -41,12 +41,6 @@ export interface TransferResult {
   verified: boolean;
 }
 
-function call<T>(path: string, action: string, fn: (cb: (err: Error | undefined | null, value: T) => void) => void) {
-  return new Promise<T>((resolve, reject) => {
-    fn((err, value) => (err ? reject(sftpError(err, path, action)) : resolve(value)));
-  });
-}
-
 function cutOff(error: unknown, what: string, done: number, total: number): SshMcpError {
   const base = error instanceof SshMcpError ? error : sftpError(error, what, "transfer");
   return new SshMcpError(
@@ -58,6 +52,10 @@ function cutOff(error: unknown, what: string, done: number, total: number): SshM
       retryable: base.retryable,
     },
   );
+}
+
+function delay(ms: number): Promise<void> {
+  return new Promise((resolve) => Deno.unrefTimer(setTimeout(resolve, ms)));
 }
 
 function tempName(name: string): string {
@@ -94,7 +92,7 @@ export async function upload(
   try {
     // ssh2's fastPut keeps 64 requests of 32 KiB in flight with little
     // overhead per request: it measured ~1.7x our promise-per-request loop.
-    await new Promise<void>((resolve, reject) =>
+    await stoppable(options.signal, (resolve, reject) =>
       sftp.fastPut(local, temp, {
         concurrency: IN_FLIGHT,
         chunkSize: CHUNK,
@@ -103,14 +101,15 @@ export async function upload(
           done = transferred;
           options.onProgress?.(transferred, total);
         },
-      }, (err) => (err ? reject(err) : resolve()))
-    );
-    await call<void>(temp, "chmod", (cb) => sftp.chmod(temp, mode, cb));
+      }, (err) => (err ? reject(err) : resolve())));
+    await call<void>(sftp, temp, "chmod", (cb) => sftp.chmod(temp, mode, cb));
     if (options.overwrite) {
-      await call<void>(remotePath, "replace", (cb) => sftp.ext_openssh_rename(temp, remotePath, cb));
-    } else await call<void>(remotePath, "create", (cb) => sftp.rename(temp, remotePath, cb));
+      await call<void>(sftp, remotePath, "replace", (cb) => sftp.ext_openssh_rename(temp, remotePath, cb));
+    } else await call<void>(sftp, remotePath, "create", (cb) => sftp.rename(temp, remotePath, cb));
   } catch (error) {
-    await call<void>(temp, "remove", (cb) => sftp.unlink(temp, cb)).catch(() => {});
+    // Bounded: on a dead connection ssh2 never answers, and the caller must
+    // hear about the failure rather than wait for the clean-up.
+    await Promise.race([call<void>(sftp, temp, "remove", (cb) => sftp.unlink(temp, cb)).catch(() => {}), delay(2000)]);
     throw cutOff(error, remotePath, done, info.size);
   }
   let sha256: string | null = null;
@@ -135,7 +134,7 @@ export async function download(
   local: string,
   options: TransferOptions,
 ): Promise<TransferResult> {
-  const info = await call<Stats>(remotePath, "stat", (cb) => sftp.stat(remotePath, cb));
+  const info = await call<Stats>(sftp, remotePath, "stat", (cb) => sftp.stat(remotePath, cb));
   if (!info.isFile()) {
     throw new SshMcpError("IS_A_DIRECTORY", `${remotePath} is not a regular file`, { hint: "Download regular files" });
   }
@@ -145,7 +144,7 @@ export async function download(
   (await Deno.open(temp, { write: true, createNew: true, mode: 0o600 })).close();
   let done = 0;
   try {
-    await new Promise<void>((resolve, reject) =>
+    await stoppable(options.signal, (resolve, reject) =>
       sftp.fastGet(remotePath, temp, {
         concurrency: IN_FLIGHT,
         chunkSize: CHUNK,
@@ -153,8 +152,7 @@ export async function download(
           done = transferred;
           options.onProgress?.(transferred, total);
         },
-      }, (err) => (err ? reject(err) : resolve()))
-    );
+      }, (err) => (err ? reject(err) : resolve())));
     const got = (await Deno.stat(temp)).size;
     if (got !== info.size) {
       throw new SshMcpError("SFTP_FAILURE", `${remotePath} changed size during the download`, {
@@ -187,6 +185,32 @@ export async function download(
   return { bytes: info.size, sha256, mode, verified };
 }
 
+/**
+ * Runs a callback-style transfer until it finishes or `signal` aborts.
+ * ssh2's fastGet/fastPut never call back when the connection dies under
+ * them, so without this a cut transfer would hang forever.
+ */
+function stoppable(
+  signal: AbortSignal | undefined,
+  start: (resolve: () => void, reject: (e: unknown) => void) => void,
+): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    const onAbort = () => reject(signal!.reason);
+    if (signal?.aborted) return onAbort();
+    signal?.addEventListener("abort", onAbort, { once: true });
+    start(
+      () => {
+        signal?.removeEventListener("abort", onAbort);
+        resolve();
+      },
+      (e) => {
+        signal?.removeEventListener("abort", onAbort);
+        reject(e);
+      },
+    );
+  });
+}
+
 async function hashLocal(path: string): Promise<string> {
   const hash = createHash("sha256");
   const file = await Deno.open(path, { read: true });
@@ -195,19 +219,19 @@ async function hashLocal(path: string): Promise<string> {
 }
 
 async function hashRemote(sftp: SFTPWrapper, path: string): Promise<string> {
-  const handle = await call<Buffer>(path, "open", (cb) => sftp.open(path, "r", cb));
+  const handle = await call<Buffer>(sftp, path, "open", (cb) => sftp.open(path, "r", cb));
   try {
-    const size = (await call<Stats>(path, "stat", (cb) => sftp.fstat(handle, cb))).size;
+    const size = (await call<Stats>(sftp, path, "stat", (cb) => sftp.fstat(handle, cb))).size;
     const hash = createHash("sha256");
     for (let pos = 0; pos < size;) {
       const len = Math.min(CHUNK, size - pos);
       const buf = Buffer.alloc(len);
-      const n = await call<number>(path, "read", (cb) => sftp.read(handle, buf, 0, len, pos, cb));
+      const n = await call<number>(sftp, path, "read", (cb) => sftp.read(handle, buf, 0, len, pos, cb));
       hash.update(buf.subarray(0, n));
       pos += n;
     }
     return hash.digest("hex");
   } finally {
-    await call<void>(path, "close", (cb) => sftp.close(handle, cb)).catch(() => {});
+    await call<void>(sftp, path, "close", (cb) => sftp.close(handle, cb)).catch(() => {});
   }
 }

@@ -101,6 +101,29 @@ export function registerFileTools(server: McpServer, deps: ToolDeps): void {
     };
   }
 
+  // Stops waiting for a transfer when the call is cancelled or the
+  // connection is lost (ssh2's fast transfers never report the latter).
+  function transferSignal(sessionId: string, callSignal: AbortSignal): { signal: AbortSignal; done: () => void } {
+    const stop = new AbortController();
+    const off = sessions.get(sessionId).connection.onClose((reason) =>
+      stop.abort(
+        reason ??
+          new SshMcpError("CONNECTION_LOST", "Connection closed during the transfer", {
+            hint: "Call ssh_connect again",
+          }),
+      )
+    );
+    const onCancel = () => stop.abort(new SshMcpError("CANCELLED", "Transfer was cancelled"));
+    callSignal.addEventListener("abort", onCancel, { once: true });
+    return {
+      signal: stop.signal,
+      done: () => {
+        off();
+        callSignal.removeEventListener("abort", onCancel);
+      },
+    };
+  }
+
   function transferText(
     verb: string,
     from: string,
@@ -131,12 +154,13 @@ export function registerFileTools(server: McpServer, deps: ToolDeps): void {
       const local = await resolveReadFile(args.local_path, { roots: config.localRoots, cwd: Deno.cwd() })
         .catch(localError);
       const sf = await session(args.session_id);
+      const stop = transferSignal(args.session_id, extra.signal);
       const r = await upload(sf, local, args.remote_path, {
         overwrite: args.overwrite ?? false,
         verify: args.verify ?? false,
         onProgress: progress(extra),
-        signal: extra.signal,
-      });
+        signal: stop.signal,
+      }).finally(stop.done);
       const mode = r.mode.toString(8).padStart(4, "0");
       return ok(
         {
@@ -177,12 +201,13 @@ export function registerFileTools(server: McpServer, deps: ToolDeps): void {
       const local = await resolveWriteFile(args.local_path, { roots: config.localRoots, cwd: Deno.cwd(), overwrite })
         .catch(localError);
       const sf = await session(args.session_id);
+      const stop = transferSignal(args.session_id, extra.signal);
       const r = await download(sf, args.remote_path, local, {
         overwrite,
         verify: args.verify ?? false,
         onProgress: progress(extra),
-        signal: extra.signal,
-      });
+        signal: stop.signal,
+      }).finally(stop.done);
       const mode = r.mode.toString(8).padStart(4, "0");
       return ok(
         {
