@@ -191,7 +191,9 @@ Deno.test(
       await callOk(c, "ssh_execute", { session_id: setup, command: `head -c 300M /dev/urandom > ${remote}` });
 
       // Kill the connection's sshd processes once a few MB have moved.
-      async function cutDuring(call_: (sid: string) => Promise<{ isError: boolean; text: string; code?: string }>) {
+      const cutDuring = async (
+        call_: (sid: string) => Promise<{ isError: boolean; text: string; code?: string }>,
+      ) => {
         const before = new Set(await sshd.childPids());
         const sid = await connect();
         await callOk(c, "ssh_execute", { session_id: sid, command: "true" });
@@ -201,7 +203,7 @@ Deno.test(
         await new Promise((r) => setTimeout(r, 300));
         for (const pid of mine) Deno.kill(pid, "SIGKILL");
         return await pending;
-      }
+      };
 
       const down = await cutDuring((sid) =>
         call(c, "ssh_download_file", { session_id: sid, remote_path: remote, local_path: `${root}/got` })
