@@ -88,20 +88,9 @@ export async function upload(
     throw new SshMcpError("FILE_EXISTS", `${remotePath} already exists`, { hint: "Pass overwrite=true to replace it" });
   }
   const temp = posix.join(posix.dirname(remotePath), tempName(posix.basename(remotePath)));
-  let done = 0;
+  const moved = { bytes: 0 };
   try {
-    // ssh2's fastPut keeps 64 requests of 32 KiB in flight with little
-    // overhead per request: it measured ~1.7x our promise-per-request loop.
-    await stoppable(options.signal, (resolve, reject) =>
-      sftp.fastPut(local, temp, {
-        concurrency: IN_FLIGHT,
-        chunkSize: CHUNK,
-        mode: 0o600,
-        step: (transferred: number, _chunk: number, total: number) => {
-          done = transferred;
-          options.onProgress?.(transferred, total);
-        },
-      }, (err) => (err ? reject(err) : resolve())));
+    await fastCopy(options, moved, (opts, cb) => sftp.fastPut(local, temp, { ...opts, mode: 0o600 }, cb));
     await call<void>(sftp, temp, "chmod", (cb) => sftp.chmod(temp, mode, cb));
     if (options.overwrite) {
       await call<void>(sftp, remotePath, "replace", (cb) => sftp.ext_openssh_rename(temp, remotePath, cb));
@@ -110,21 +99,10 @@ export async function upload(
     // Bounded: on a dead connection ssh2 never answers, and the caller must
     // hear about the failure rather than wait for the clean-up.
     await Promise.race([call<void>(sftp, temp, "remove", (cb) => sftp.unlink(temp, cb)).catch(() => {}), delay(2000)]);
-    throw cutOff(error, remotePath, done, info.size);
+    throw cutOff(error, remotePath, moved.bytes, info.size);
   }
-  let sha256: string | null = null;
-  let verified = false;
-  if (options.verify) {
-    sha256 = await hashLocal(local);
-    const remoteHash = await hashRemote(sftp, remotePath);
-    if (remoteHash !== sha256) {
-      throw new SshMcpError("SFTP_FAILURE", `${remotePath} does not match what was sent (sha256 ${remoteHash})`, {
-        hint: "Retry the upload",
-      });
-    }
-    verified = true;
-  }
-  return { bytes: info.size, sha256, mode, verified };
+  const sha256 = options.verify ? await compareHashes(sftp, local, remotePath) : null;
+  return { bytes: info.size, sha256, mode, verified: sha256 !== null };
 }
 
 /** Downloads a remote regular file to `local` (an already confined destination). */
@@ -142,17 +120,9 @@ export async function download(
   const temp = join(dirname(local), tempName(basename(local)));
   // Created here, exclusively and private, before ssh2 writes into it.
   (await Deno.open(temp, { write: true, createNew: true, mode: 0o600 })).close();
-  let done = 0;
+  const moved = { bytes: 0 };
   try {
-    await stoppable(options.signal, (resolve, reject) =>
-      sftp.fastGet(remotePath, temp, {
-        concurrency: IN_FLIGHT,
-        chunkSize: CHUNK,
-        step: (transferred: number, _chunk: number, total: number) => {
-          done = transferred;
-          options.onProgress?.(transferred, total);
-        },
-      }, (err) => (err ? reject(err) : resolve())));
+    await fastCopy(options, moved, (opts, cb) => sftp.fastGet(remotePath, temp, opts, cb));
     const got = (await Deno.stat(temp)).size;
     if (got !== info.size) {
       throw new SshMcpError("SFTP_FAILURE", `${remotePath} changed size during the download`, {
@@ -168,21 +138,49 @@ export async function download(
     await Deno.rename(temp, local);
   } catch (error) {
     await Deno.remove(temp).catch(() => {});
-    throw cutOff(error, remotePath, done, info.size);
+    throw cutOff(error, remotePath, moved.bytes, info.size);
   }
-  let sha256: string | null = null;
-  let verified = false;
-  if (options.verify) {
-    sha256 = await hashLocal(local);
-    const remoteHash = await hashRemote(sftp, remotePath);
-    if (remoteHash !== sha256) {
-      throw new SshMcpError("SFTP_FAILURE", `${local} does not match ${remotePath} (sha256 ${remoteHash})`, {
-        hint: "Retry the download",
-      });
-    }
-    verified = true;
+  const sha256 = options.verify ? await compareHashes(sftp, local, remotePath) : null;
+  return { bytes: info.size, sha256, mode, verified: sha256 !== null };
+}
+
+/** Options ssh2's fastGet and fastPut share. */
+interface FastOptions {
+  concurrency: number;
+  chunkSize: number;
+  step: (transferred: number, chunk: number, total: number) => void;
+}
+
+/**
+ * One fastGet/fastPut run: ssh2 keeps 64 requests of 32 KiB in flight with
+ * little overhead per request (measured ~1.7x a promise-per-request loop).
+ * Progress goes to `options.onProgress` and `moved`; `options.signal` stops it.
+ */
+function fastCopy(
+  options: TransferOptions,
+  moved: { bytes: number },
+  run: (opts: FastOptions, cb: (err?: Error | null) => void) => void,
+): Promise<void> {
+  const opts: FastOptions = {
+    concurrency: IN_FLIGHT,
+    chunkSize: CHUNK,
+    step: (transferred, _chunk, total) => {
+      moved.bytes = transferred;
+      options.onProgress?.(transferred, total);
+    },
+  };
+  return stoppable(options.signal, (resolve, reject) => run(opts, (err) => (err ? reject(err) : resolve())));
+}
+
+/** Hashes both copies; returns the sha256 if they agree, else throws. */
+async function compareHashes(sftp: SFTPWrapper, local: string, remotePath: string): Promise<string> {
+  const [here, there] = await Promise.all([hashLocal(local), hashRemote(sftp, remotePath)]);
+  if (here !== there) {
+    throw new SshMcpError("SFTP_FAILURE", `${local} (sha256 ${here}) and ${remotePath} (sha256 ${there}) differ`, {
+      hint: "Retry the transfer",
+    });
   }
-  return { bytes: info.size, sha256, mode, verified };
+  return here;
 }
 
 /**

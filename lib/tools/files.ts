@@ -124,13 +124,39 @@ export function registerFileTools(server: McpServer, deps: ToolDeps): void {
     };
   }
 
-  function transferText(
-    verb: string,
-    from: string,
-    to: string,
-    r: { bytes: number; sha256: string | null; verified: boolean },
+  // Runs one upload or download (the local path already confined) and shapes its result.
+  async function transfer(
+    args: { session_id: string; remote_path: string; overwrite?: boolean; verify?: boolean },
+    // deno-lint-ignore no-explicit-any
+    extra: any,
+    local: string,
+    direction: "up" | "down",
   ) {
-    return `${verb} ${from} to ${to}: ${r.bytes} bytes` + (r.verified ? `, sha256 ${r.sha256} (verified)` : "");
+    const sf = await session(args.session_id);
+    const stop = transferSignal(args.session_id, extra.signal);
+    const options = {
+      overwrite: args.overwrite ?? false,
+      verify: args.verify ?? false,
+      onProgress: progress(extra),
+      signal: stop.signal,
+    };
+    const r =
+      await (direction === "up"
+        ? upload(sf, local, args.remote_path, options)
+        : download(sf, args.remote_path, local, options)).finally(stop.done);
+    const [from, to] = direction === "up" ? [local, args.remote_path] : [args.remote_path, local];
+    return ok(
+      {
+        local_path: local,
+        remote_path: args.remote_path,
+        bytes: r.bytes,
+        sha256: r.sha256,
+        mode: r.mode.toString(8).padStart(4, "0"),
+        verified: r.verified,
+      },
+      `${direction === "up" ? "Uploaded" : "Downloaded"} ${from} to ${to}: ${r.bytes} bytes` +
+        (r.verified ? `, sha256 ${r.sha256} (verified)` : ""),
+    );
   }
 
   server.registerTool(
@@ -153,26 +179,7 @@ export function registerFileTools(server: McpServer, deps: ToolDeps): void {
     guarded(async (args, extra) => {
       const local = await resolveReadFile(args.local_path, { roots: config.localRoots, cwd: Deno.cwd() })
         .catch(localError);
-      const sf = await session(args.session_id);
-      const stop = transferSignal(args.session_id, extra.signal);
-      const r = await upload(sf, local, args.remote_path, {
-        overwrite: args.overwrite ?? false,
-        verify: args.verify ?? false,
-        onProgress: progress(extra),
-        signal: stop.signal,
-      }).finally(stop.done);
-      const mode = r.mode.toString(8).padStart(4, "0");
-      return ok(
-        {
-          local_path: local,
-          remote_path: args.remote_path,
-          bytes: r.bytes,
-          sha256: r.sha256,
-          mode,
-          verified: r.verified,
-        },
-        transferText("Uploaded", local, args.remote_path, r),
-      );
+      return await transfer(args, extra, local, "up");
     }),
   );
 
@@ -200,26 +207,7 @@ export function registerFileTools(server: McpServer, deps: ToolDeps): void {
       const overwrite = args.overwrite ?? false;
       const local = await resolveWriteFile(args.local_path, { roots: config.localRoots, cwd: Deno.cwd(), overwrite })
         .catch(localError);
-      const sf = await session(args.session_id);
-      const stop = transferSignal(args.session_id, extra.signal);
-      const r = await download(sf, args.remote_path, local, {
-        overwrite,
-        verify: args.verify ?? false,
-        onProgress: progress(extra),
-        signal: stop.signal,
-      }).finally(stop.done);
-      const mode = r.mode.toString(8).padStart(4, "0");
-      return ok(
-        {
-          local_path: local,
-          remote_path: args.remote_path,
-          bytes: r.bytes,
-          sha256: r.sha256,
-          mode,
-          verified: r.verified,
-        },
-        transferText("Downloaded", args.remote_path, local, r),
-      );
+      return await transfer(args, extra, local, "down");
     }),
   );
 
