@@ -4,20 +4,14 @@
  */
 
 import assert from "node:assert/strict";
-import { call, callOk, startServer, type TestServer } from "./fixtures/mcp.ts";
+import { call, callOk, connectWithKey, startServer, type TestServer } from "./fixtures/mcp.ts";
 import { type Sshd, sshdAvailable, startSshd } from "./fixtures/sshd.ts";
 
 const skip = !sshdAvailable();
 if (skip) console.warn("SKIP exec tests: no sshd on this machine (apt-get install openssh-server)");
 
-async function connect(server: TestServer, sshd: Sshd): Promise<string> {
-  const r = await callOk(server.client, "ssh_connect", {
-    host: sshd.host,
-    port: sshd.port,
-    username: sshd.user,
-    private_key_path: sshd.keys.ed25519.path,
-  });
-  return r.structured.session_id;
+function connect(server: TestServer, sshd: Sshd): Promise<string> {
+  return connectWithKey(server.client, sshd);
 }
 
 async function rssKiB(pid: number): Promise<{ rss: number; hwm: number }> {

@@ -7,7 +7,7 @@
 import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
 import { createHash } from "node:crypto";
-import { call, callOk, startServer } from "./fixtures/mcp.ts";
+import { call, callOk, connectWithKey, startServer } from "./fixtures/mcp.ts";
 import { sshdAvailable, startSshd } from "./fixtures/sshd.ts";
 
 const skip = !sshdAvailable();
@@ -24,12 +24,7 @@ Deno.test({ name: "remote files: read, write, edit, list and manage over SFTP", 
   const kh = await sshd.writeKnownHosts();
   await using server = await startServer({ args: ["--known-hosts", kh] });
   const c = server.client;
-  const sid = (await callOk(c, "ssh_connect", {
-    host: sshd.host,
-    port: sshd.port,
-    username: sshd.user,
-    private_key_path: sshd.keys.ed25519.path,
-  })).structured.session_id;
+  const sid = await connectWithKey(c, sshd);
   const dir = `/tmp/mcp-files-${crypto.randomUUID()}`;
   await callOk(c, "ssh_mkdir_remote", { session_id: sid, remote_path: `${dir}/a/b`, parents: true });
   const remoteSha = async (path: string) =>
@@ -254,12 +249,7 @@ Deno.test({ name: "a server without an sftp subsystem gives SFTP_UNAVAILABLE, no
   await using sshd = await startSshd({ sftp: false });
   const kh = await sshd.writeKnownHosts();
   await using server = await startServer({ args: ["--known-hosts", kh] });
-  const sid = (await callOk(server.client, "ssh_connect", {
-    host: sshd.host,
-    port: sshd.port,
-    username: sshd.user,
-    private_key_path: sshd.keys.ed25519.path,
-  })).structured.session_id;
+  const sid = await connectWithKey(server.client, sshd);
   const r = await call(server.client, "ssh_list_remote_dir", { session_id: sid, remote_path: "/tmp" });
   assert.equal(r.code, "SFTP_UNAVAILABLE", r.text);
   const still = await callOk(server.client, "ssh_execute", { session_id: sid, command: "echo ok" });

@@ -4,7 +4,7 @@
  */
 
 import assert from "node:assert/strict";
-import { call, callOk, startServer } from "./fixtures/mcp.ts";
+import { call, callOk, connectWithKey, startServer } from "./fixtures/mcp.ts";
 import { sshdAvailable, startSshd } from "./fixtures/sshd.ts";
 
 const skip = !sshdAvailable();
@@ -17,13 +17,7 @@ Deno.test({ name: "interactive shells behave like a terminal", ignore: skip }, a
   const kh = await sshd.writeKnownHosts();
   await using server = await startServer({ args: ["--known-hosts", kh] });
   const c = server.client;
-  const connectArgs = {
-    host: sshd.host,
-    port: sshd.port,
-    username: sshd.user,
-    private_key_path: sshd.keys.ed25519.path,
-  };
-  const sid = (await callOk(c, "ssh_connect", connectArgs)).structured.session_id;
+  const sid = await connectWithKey(c, sshd);
 
   const send = (data: string, extra: Record<string, unknown> = {}) =>
     callOk(c, "ssh_shell_send", { session_id: sid, data, ...extra });
@@ -238,7 +232,7 @@ Deno.test({ name: "interactive shells behave like a terminal", ignore: skip }, a
 
   await t.step("bad keys and unknown shells are clear errors", async () => {
     await callOk(c, "ssh_list_sessions"); // the server survived closing a printing shell
-    const sid2 = (await callOk(c, "ssh_connect", connectArgs)).structured.session_id;
+    const sid2 = await connectWithKey(c, sshd);
     const noShell = await call(c, "ssh_shell_read", { session_id: sid2, shell_id: "nope" });
     assert.equal(noShell.code, "SHELL_NOT_FOUND");
     await callOk(c, "ssh_shell_open", { session_id: sid2 });

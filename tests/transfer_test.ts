@@ -5,7 +5,7 @@
 
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
-import { call, callOk, startServer } from "./fixtures/mcp.ts";
+import { call, callOk, connectWithKey, startServer } from "./fixtures/mcp.ts";
 import { sshdAvailable, startSshd } from "./fixtures/sshd.ts";
 
 const skip = !sshdAvailable();
@@ -21,12 +21,7 @@ Deno.test({ name: "uploads and downloads are byte-exact, atomic and confined", i
   const kh = await sshd.writeKnownHosts(`${base}/kh`);
   await using server = await startServer({ args: ["--known-hosts", kh, "--allow-local-dir", root] });
   const c = server.client;
-  const sid = (await callOk(c, "ssh_connect", {
-    host: sshd.host,
-    port: sshd.port,
-    username: sshd.user,
-    private_key_path: sshd.keys.ed25519.path,
-  })).structured.session_id;
+  const sid = await connectWithKey(c, sshd);
   const remote = `/tmp/mcp-xfer-${crypto.randomUUID()}`;
   await callOk(c, "ssh_mkdir_remote", { session_id: sid, remote_path: remote });
   const remoteSha = async (path: string) =>
@@ -179,13 +174,7 @@ Deno.test(
       const kh = await sshd.writeKnownHosts(`${root}/kh`);
       await using server = await startServer({ args: ["--known-hosts", kh, "--allow-local-dir", root] });
       const c = server.client;
-      const connect = async () =>
-        (await callOk(c, "ssh_connect", {
-          host: sshd.host,
-          port: sshd.port,
-          username: sshd.user,
-          private_key_path: sshd.keys.ed25519.path,
-        })).structured.session_id as string;
+      const connect = async () => await connectWithKey(c, sshd);
       const remote = `/tmp/mcp-cut-${crypto.randomUUID()}`;
       const setup = await connect();
       await callOk(c, "ssh_execute", { session_id: setup, command: `head -c 300M /dev/urandom > ${remote}` });
