@@ -13,8 +13,10 @@ import { Buffer } from "node:buffer";
 import { posix } from "node:path";
 import { SshMcpError } from "../errors.ts";
 
-const CHUNK = 32 * 1024; // the packet size OpenSSH's sftp-server reads and writes
-const IN_FLIGHT = 64; // requests outstanding at once, as sftp(1) pipelines
+/** Bytes per SFTP read or write request. */
+export const CHUNK = 32 * 1024; // the packet size OpenSSH's sftp-server reads and writes
+/** SFTP requests outstanding at once. */
+export const IN_FLIGHT = 64; // requests outstanding at once, as sftp(1) pipelines
 
 /** What `stat` reports. */
 export interface RemoteStat {

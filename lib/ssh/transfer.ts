@@ -16,10 +16,7 @@ import { createHash } from "node:crypto";
 import { basename, dirname, join } from "node:path";
 import { posix } from "node:path";
 import { SshMcpError } from "../errors.ts";
-import { call, sftpError, stat } from "./sftp.ts";
-
-const CHUNK = 32 * 1024;
-const IN_FLIGHT = 64;
+import { call, CHUNK, IN_FLIGHT, sftpError, stat } from "./sftp.ts";
 
 /** Options of a transfer. */
 export interface TransferOptions {
