@@ -46,6 +46,9 @@ export type ErrorCode =
   | "EDIT_AMBIGUOUS"
   | "PRECONDITION_FAILED"
   | "PATH_NOT_ALLOWED"
+  | "REMOTE_DISK_FULL"
+  | "LOCAL_DISK_FULL"
+  | "LIMIT_EXCEEDED"
   | "CANCELLED"
   | "INTERNAL";
 

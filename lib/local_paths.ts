@@ -2,16 +2,21 @@
  * Confinement of local files to configured roots: upload sources are read
  * from them, download destinations are written into them.
  *
- * Every check here uses only `realPath`, `lstat` and `stat`; nothing is ever
- * opened, because opening a FIFO blocks and opening a device can have side
- * effects. The paths returned are the ones that were checked, so callers must
- * use them (not the input) for the actual I/O.
+ * The path checks use only `realPath`, `lstat` and `stat`: opening a FIFO
+ * blocks and opening a device can have side effects. The paths returned are
+ * the ones that were checked, so callers must use them (not the input) for
+ * the actual I/O, opened with {@linkcode openReadFile} and
+ * {@linkcode createFile}: those open without following a final symlink or
+ * blocking on a FIFO, then prove that what was opened is inside the roots,
+ * which closes the gap between the check and the open.
  *
  * @module
  */
 
+import fs from "node:fs";
 // Imported under another name because the documented API names its parameters `path`.
 import nodePath from "node:path";
+import { promisify } from "node:util";
 
 /** Why a local path was refused. */
 export type LocalPathProblem =
@@ -149,6 +154,56 @@ export async function resolveReadDir(path: string, options: LocalReadOptions): P
  * symlink planted after this check is replaced rather than followed.
  */
 export async function resolveWriteFile(path: string, options: LocalWriteOptions): Promise<string> {
+  const { destination, info } = await resolveDestination(path, options);
+  if (info === null) return destination;
+  if (info.isDirectory) {
+    throw new LocalPathError("is-a-directory", path, `Cannot write ${show(path)}: it is a directory`);
+  }
+  if (!info.isFile) {
+    throw new LocalPathError(
+      "not-a-regular-file",
+      path,
+      `Cannot write ${show(path)}: it is a ${kind(info)}, not a regular file`,
+    );
+  }
+  if (!options.overwrite) {
+    throw new LocalPathError("exists", path, `Cannot write ${show(path)}: it already exists and overwrite is off`);
+  }
+  return destination;
+}
+
+/**
+ * A directory to write a tree into (download of a directory): the same rules
+ * as {@linkcode resolveWriteFile}, except that an existing destination must be
+ * a directory (not a link to one), and is only accepted with `overwrite`,
+ * since the tree will replace it. Returns the absolute path and whether it
+ * exists.
+ */
+export async function resolveWriteDir(
+  path: string,
+  options: LocalWriteOptions,
+): Promise<{ path: string; exists: boolean }> {
+  const { destination, info } = await resolveDestination(path, options);
+  if (info === null) return { path: destination, exists: false };
+  if (!info.isDirectory) {
+    throw new LocalPathError(
+      "not-a-directory",
+      path,
+      `Cannot write a directory at ${show(path)}: it is a ${kind(info)}`,
+    );
+  }
+  if (!options.overwrite) {
+    throw new LocalPathError("exists", path, `Cannot write ${show(path)}: it already exists and overwrite is off`);
+  }
+  return { path: destination, exists: true };
+}
+
+// The checked destination (parent realpath + name) and what is there now;
+// a symlink there is refused, even dangling, even pointing inside.
+async function resolveDestination(
+  path: string,
+  options: LocalReadOptions,
+): Promise<{ destination: string; info: Deno.FileInfo | null }> {
   checkInput(path, "write");
   const last = path.split(CASE_INSENSITIVE ? /[\\/]/ : /\//).at(-1);
   if (last === "" || last === "." || last === "..") {
@@ -165,7 +220,7 @@ export async function resolveWriteFile(path: string, options: LocalWriteOptions)
     // lstat, not stat: a symlink at the destination must be seen as itself.
     info = await Deno.lstat(destination);
   } catch (error) {
-    if (error instanceof Deno.errors.NotFound) return destination;
+    if (error instanceof Deno.errors.NotFound) return { destination, info: null };
     throw mapFailure(error, path, "write");
   }
   if (info.isSymlink) {
@@ -175,20 +230,7 @@ export async function resolveWriteFile(path: string, options: LocalWriteOptions)
       `Cannot write ${show(path)}: it is a symbolic link, and downloads never write through links`,
     );
   }
-  if (info.isDirectory) {
-    throw new LocalPathError("is-a-directory", path, `Cannot write ${show(path)}: it is a directory`);
-  }
-  if (!info.isFile) {
-    throw new LocalPathError(
-      "not-a-regular-file",
-      path,
-      `Cannot write ${show(path)}: it is a ${kind(info)}, not a regular file`,
-    );
-  }
-  if (!options.overwrite) {
-    throw new LocalPathError("exists", path, `Cannot write ${show(path)}: it already exists and overwrite is off`);
-  }
-  return destination;
+  return { destination, info };
 }
 
 /**
@@ -338,4 +380,113 @@ function kind(info: Deno.FileInfo): string {
   if (info.isDirectory) return "directory";
   if (info.isFile) return "file";
   return "special file";
+}
+
+/** A local file opened for a transfer: a node:fs descriptor, owned by the caller. */
+export interface OpenedFile {
+  fd: number;
+  size: number;
+  /** Permission bits, without setuid/setgid/sticky. */
+  mode: number;
+}
+
+const fsOpen = promisify(fs.open);
+const fsFstat = promisify(fs.fstat);
+const fsClose = promisify(fs.close);
+// Undefined on Windows, where FIFOs and final-component symlinks are not a way in.
+const O_NOFOLLOW = fs.constants.O_NOFOLLOW ?? 0;
+const O_NONBLOCK = fs.constants.O_NONBLOCK ?? 0;
+
+/**
+ * Opens a checked regular file (a real path from {@linkcode resolveReadFile},
+ * or an entry a walker reached under a checked directory) for reading. A file
+ * swapped since the check for a FIFO, a device or a symlink is refused without
+ * blocking or following it, and the opened file itself must be inside `roots`.
+ */
+export async function openReadFile(real: string, roots: string[]): Promise<OpenedFile> {
+  let fd: number;
+  try {
+    fd = await fsOpen(real, fs.constants.O_RDONLY | O_NOFOLLOW | O_NONBLOCK);
+  } catch (error) {
+    throw openFailure(error, real, "read");
+  }
+  try {
+    const info = await fsFstat(fd);
+    if (!info.isFile()) {
+      throw new LocalPathError("not-a-regular-file", real, `Cannot read ${show(real)}: it is not a regular file`);
+    }
+    await proveInside(fd, real, info, roots, "read");
+    return { fd, size: info.size, mode: info.mode & 0o777 };
+  } catch (error) {
+    await fsClose(fd).catch(() => {});
+    throw error;
+  }
+}
+
+/**
+ * Creates `path` (whose parent was checked) for writing: exclusively, private
+ * (0600), never through a symlink, and proven inside `roots` once open.
+ * Returns the descriptor, owned by the caller.
+ */
+export async function createFile(path: string, roots: string[]): Promise<number> {
+  const flags = fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | O_NOFOLLOW;
+  let fd: number;
+  try {
+    fd = await fsOpen(path, flags, 0o600);
+  } catch (error) {
+    throw openFailure(error, path, "write");
+  }
+  try {
+    await proveInside(fd, path, await fsFstat(fd), roots, "write");
+    return fd;
+  } catch (error) {
+    await fsClose(fd).catch(() => {});
+    await Deno.remove(path).catch(() => {});
+    throw error;
+  }
+}
+
+/**
+ * Proves the open `fd` is a file inside `roots`. On Linux the kernel names the
+ * file behind the descriptor, which settles it; elsewhere the real path of
+ * `path` must be inside and name the same file (device and inode) as `fd`.
+ */
+async function proveInside(
+  fd: number,
+  path: string,
+  opened: fs.Stats,
+  roots: string[],
+  verb: string,
+): Promise<void> {
+  const named = await Deno.readLink(`/proc/self/fd/${fd}`).catch(() => null);
+  if (named !== null) {
+    if (!isInside(named, roots)) throw outside(path, verb, roots);
+    return;
+  }
+  const real = await Deno.realPath(path).catch(() => null);
+  const info = real === null ? null : await Deno.lstat(real).catch(() => null);
+  if (real === null || info === null || !isInside(real, roots) || info.ino !== opened.ino || info.dev !== opened.dev) {
+    throw outside(path, verb, roots);
+  }
+}
+
+function openFailure(error: unknown, path: string, verb: string): unknown {
+  const code = (error as { code?: unknown })?.code;
+  if (code === "ELOOP" || code === "EMLINK") {
+    return new LocalPathError(
+      "not-a-regular-file",
+      path,
+      `Cannot ${verb} ${show(path)}: it became a symbolic link after it was checked`,
+      { cause: error },
+    );
+  }
+  if (code === "EEXIST") {
+    return new LocalPathError("exists", path, `Cannot ${verb} ${show(path)}: it already exists`, { cause: error });
+  }
+  if (code === "ENOENT" || code === "ENOTDIR") {
+    return new LocalPathError("not-found", path, `Cannot ${verb} ${show(path)}: it no longer exists`, {
+      cause: error,
+    });
+  }
+  return error;
 }

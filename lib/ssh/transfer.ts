@@ -1,10 +1,12 @@
 /**
- * File transfers between this machine and the remote one over SFTP, with
- * many requests in flight (as sftp(1) and ssh2's fastGet/fastPut pipeline),
- * never a partial file under the final name (temporary file, then rename),
- * and the setuid/setgid/sticky bits dropped from copied modes.
+ * File and directory transfers between this machine and the remote one over
+ * SFTP: many requests in flight (as sftp(1) pipelines), never a partial file
+ * or tree under the final name (a temporary name, then rename), and the
+ * setuid/setgid/sticky bits dropped from copied modes.
  *
- * Local paths must already be confined by lib/local_paths.ts.
+ * Local files are opened through a {@linkcode LocalFiles} the caller gives,
+ * which confines them (lib/local_paths.ts); this module only ever uses the
+ * descriptors it hands out, so what was checked is what is read or written.
  *
  * @module
  */
@@ -13,46 +15,637 @@
 import type { SFTPWrapper, Stats } from "ssh2";
 import { Buffer } from "node:buffer";
 import { createHash } from "node:crypto";
+import fs from "node:fs";
 import { basename, dirname, join } from "node:path";
 import { posix } from "node:path";
+import { promisify } from "node:util";
 import { SshMcpError } from "../errors.ts";
-import { call, CHUNK, IN_FLIGHT, sftpError, stat } from "./sftp.ts";
+import { call, IN_FLIGHT, listDir, remove, sftpError, stat } from "./sftp.ts";
+
+/** A local file opened for a transfer (a node:fs descriptor). */
+export interface LocalFile {
+  fd: number;
+  size: number;
+  /** Permission bits (0o777 at most). */
+  mode: number;
+}
+
+/** How a transfer opens local files; the implementation confines them. */
+export interface LocalFiles {
+  /** Opens an existing regular file to read. */
+  openRead(path: string): Promise<LocalFile>;
+  /** Creates a new file (exclusively, mode 0600) to write; returns its descriptor. */
+  create(path: string): Promise<number>;
+}
 
 /** Options of a transfer. */
 export interface TransferOptions {
-  /** Replace an existing destination. */
+  /** Replace an existing destination (a whole directory, for trees). */
   overwrite: boolean;
   /** Read the result back and compare sha256. */
   verify: boolean;
-  /** Called with bytes done and total, at most every 64 KiB of progress. */
+  /** Called with bytes done and total. */
   onProgress?: (done: number, total: number) => void;
+  /** Stops the transfer: no new request is sent, and the call fails at once with the reason. */
   signal?: AbortSignal;
+  /** Bytes per request; defaults to {@linkcode TRANSFER_CHUNK}. */
+  chunk?: number;
 }
 
 /** What a transfer did. */
 export interface TransferResult {
+  type: "file" | "directory";
   bytes: number;
-  /** sha256 of the file, when verified (hashing costs a second pass). */
+  /** sha256 of a file, when verified (hashing costs a second pass); null for trees. */
   sha256: string | null;
   mode: number;
   verified: boolean;
+  files: number;
+  directories: number;
+  symlinks: number;
 }
 
-function cutOff(error: unknown, what: string, done: number, total: number): SshMcpError {
-  const base = error instanceof SshMcpError ? error : sftpError(error, what, "transfer");
+/**
+ * Bytes per transfer request. OpenSSH's sftp-server takes up to 256 KiB per
+ * message (and says so with limits@openssh.com); ssh2 splits anything larger
+ * than the server allows, so a large request is never refused.
+ */
+export const TRANSFER_CHUNK = 64 * 1024;
+/** Entries a tree transfer handles at most, so a huge tree fails before it starts. */
+export const MAX_TREE_ENTRIES = 100_000;
+/** Directory depth a tree transfer descends at most. */
+export const MAX_TREE_DEPTH = 64;
+
+const fsRead = fs.read;
+const fsWrite = fs.write;
+const fsClose = promisify(fs.close);
+const fsFchmod = promisify(fs.fchmod);
+
+/** Uploads a local regular file (a path the `local` side will open) to `remotePath`. */
+export async function upload(
+  sftp: SFTPWrapper,
+  local: LocalFiles,
+  localPath: string,
+  remotePath: string,
+  options: TransferOptions,
+): Promise<TransferResult> {
+  const file = await local.openRead(localPath);
+  const moved = { bytes: 0, total: file.size };
+  try {
+    const existing = await stat(sftp, remotePath).catch(missingIsNull);
+    if (existing?.type === "directory") {
+      throw new SshMcpError("IS_A_DIRECTORY", `${remotePath} is a directory`, {
+        hint: "Give the full remote file path, including the file name",
+      });
+    }
+    if (existing !== null && !options.overwrite) {
+      throw new SshMcpError("FILE_EXISTS", `${remotePath} already exists`, {
+        hint: "Pass overwrite=true to replace it",
+      });
+    }
+    const temp = posix.join(posix.dirname(remotePath), tempName(posix.basename(remotePath)));
+    try {
+      await putFile(sftp, file, temp, options, moved);
+      if (options.overwrite) {
+        await call<void>(sftp, remotePath, "replace", (cb) => sftp.ext_openssh_rename(temp, remotePath, cb));
+      } else await call<void>(sftp, remotePath, "create", (cb) => sftp.rename(temp, remotePath, cb));
+    } catch (error) {
+      await bounded(call<void>(sftp, temp, "remove", (cb) => sftp.unlink(temp, cb)));
+      throw error;
+    }
+  } catch (error) {
+    throw cutOff(error, remotePath, moved);
+  } finally {
+    await fsClose(file.fd).catch(() => {});
+  }
+  const sha256 = options.verify ? await compareHashes(sftp, local, localPath, remotePath) : null;
+  return { ...single(file.size, file.mode), sha256, verified: sha256 !== null };
+}
+
+/** Downloads a remote regular file to `localPath` (a destination whose parent was checked). */
+export async function download(
+  sftp: SFTPWrapper,
+  local: LocalFiles,
+  remotePath: string,
+  localPath: string,
+  options: TransferOptions,
+): Promise<TransferResult> {
+  const moved = { bytes: 0, total: 0 };
+  let mode = 0;
+  try {
+    const temp = join(dirname(localPath), tempName(basename(localPath)));
+    mode = await getFile(sftp, remotePath, local, temp, options, moved);
+    try {
+      if (!options.overwrite) {
+        // The destination was checked before; refuse one that appeared since.
+        const appeared = await Deno.lstat(localPath).then(() => true, () => false);
+        if (appeared) throw new SshMcpError("FILE_EXISTS", `${localPath} appeared during the download`);
+      }
+      await Deno.rename(temp, localPath);
+    } catch (error) {
+      await Deno.remove(temp).catch(() => {});
+      throw error;
+    }
+  } catch (error) {
+    throw cutOff(error, remotePath, moved);
+  }
+  const sha256 = options.verify ? await compareHashes(sftp, local, localPath, remotePath) : null;
+  return { ...single(moved.total, mode), sha256, verified: sha256 !== null };
+}
+
+/** One entry of a tree, relative to its top, parents before children. */
+interface TreeEntry {
+  /** Path below the top, `/`-separated. */
+  rel: string;
+  type: "file" | "directory" | "symlink";
+  size: number;
+  mode: number;
+  /** A symlink's target, copied as it is (never followed). */
+  target?: string;
+}
+
+/**
+ * Uploads a local directory tree (`localDir`, checked) to `remotePath`: built
+ * under a temporary name beside it and renamed into place when complete.
+ * Symlinks are recreated, not followed; FIFOs, devices and sockets refuse
+ * the whole transfer before anything is sent. With `overwrite`, an existing
+ * remote directory is replaced as a whole.
+ */
+export async function uploadTree(
+  sftp: SFTPWrapper,
+  local: LocalFiles,
+  localDir: string,
+  remotePath: string,
+  options: TransferOptions,
+): Promise<TransferResult> {
+  const top = await Deno.lstat(localDir);
+  const entries = await walkLocal(localDir);
+  const moved = { bytes: 0, total: entries.reduce((sum, e) => sum + e.size, 0) };
+  const existing = await stat(sftp, remotePath, true).catch(missingIsNull);
+  checkTreeDestination(existing === null ? null : existing.type === "directory", remotePath, options);
+  const stage = posix.join(posix.dirname(remotePath), tempName(posix.basename(remotePath)));
+  try {
+    await call<void>(sftp, stage, "create directory", (cb) => sftp.mkdir(stage, { mode: 0o700 }, cb));
+    try {
+      for (const e of entries) {
+        const to = posix.join(stage, e.rel);
+        if (e.type === "directory") {
+          await call<void>(sftp, to, "create directory", (cb) => sftp.mkdir(to, { mode: 0o700 }, cb));
+        } else if (e.type === "symlink") {
+          await call<void>(sftp, to, "create symlink", (cb) => sftp.symlink(e.target!, to, cb));
+        } else {
+          const file = await local.openRead(join(localDir, ...e.rel.split("/")));
+          try {
+            await putFile(sftp, file, to, options, moved);
+          } finally {
+            await fsClose(file.fd).catch(() => {});
+          }
+        }
+      }
+      // Deepest first, and only now: a directory without write permission would refuse its own contents.
+      for (const e of entries.toReversed()) {
+        if (e.type !== "directory") continue;
+        const to = posix.join(stage, e.rel);
+        await call<void>(sftp, to, "chmod", (cb) => sftp.chmod(to, e.mode, cb));
+      }
+      await call<void>(sftp, stage, "chmod", (cb) => sftp.chmod(stage, (top.mode ?? 0o755) & 0o777, cb));
+      await swapIn(
+        existing !== null,
+        remotePath,
+        (from, to) => call<void>(sftp, to, "rename", (cb) => sftp.rename(from, to, cb)),
+        (path) => remove(sftp, path, { recursive: true }),
+        (path) => posix.join(posix.dirname(path), tempName(posix.basename(path))),
+        stage,
+      );
+    } catch (error) {
+      await bounded(remove(sftp, stage, { recursive: true }), 10_000);
+      throw error;
+    }
+  } catch (error) {
+    throw cutOff(error, remotePath, moved);
+  }
+  if (options.verify) {
+    for (const e of entries) {
+      if (e.type === "file") {
+        await compareHashes(sftp, local, join(localDir, ...e.rel.split("/")), posix.join(remotePath, e.rel));
+      }
+    }
+  }
+  return treeResult(entries, moved.total, (top.mode ?? 0o755) & 0o777, options.verify);
+}
+
+/**
+ * Downloads a remote directory tree to `localPath` (a destination whose parent
+ * was checked): built under a temporary name beside it, then renamed into
+ * place. Names the server lists that could step outside (`..`, separators)
+ * and special files refuse the whole transfer before anything is written.
+ */
+export async function downloadTree(
+  sftp: SFTPWrapper,
+  local: LocalFiles,
+  remotePath: string,
+  localPath: string,
+  options: TransferOptions & { exists: boolean },
+): Promise<TransferResult> {
+  const top = await stat(sftp, remotePath);
+  const entries = await walkRemote(sftp, remotePath);
+  const moved = { bytes: 0, total: entries.reduce((sum, e) => sum + e.size, 0) };
+  const stage = join(dirname(localPath), tempName(basename(localPath)));
+  try {
+    await Deno.mkdir(stage, { mode: 0o700 });
+    try {
+      for (const e of entries) {
+        const to = join(stage, ...e.rel.split("/"));
+        if (e.type === "directory") await Deno.mkdir(to, { mode: 0o700 });
+        else if (e.type === "symlink") await Deno.symlink(e.target!, to);
+        else await getFile(sftp, posix.join(remotePath, e.rel), local, to, options, moved);
+      }
+      for (const e of entries.toReversed()) {
+        if (e.type === "directory") await Deno.chmod(join(stage, ...e.rel.split("/")), e.mode);
+      }
+      await Deno.chmod(stage, top.mode & 0o777);
+      await swapIn(
+        options.exists,
+        localPath,
+        (from, to) => Deno.rename(from, to),
+        (path) => Deno.remove(path, { recursive: true }),
+        (path) => join(dirname(path), tempName(basename(path))),
+        stage,
+      );
+    } catch (error) {
+      await Deno.remove(stage, { recursive: true }).catch(() => {});
+      throw error;
+    }
+  } catch (error) {
+    throw cutOff(error, remotePath, moved);
+  }
+  if (options.verify) {
+    for (const e of entries) {
+      if (e.type === "file") {
+        await compareHashes(sftp, local, join(localPath, ...e.rel.split("/")), posix.join(remotePath, e.rel));
+      }
+    }
+  }
+  return treeResult(entries, moved.total, top.mode & 0o777, options.verify);
+}
+
+/** Refuses a tree destination that exists without overwrite, or is not a directory. */
+function checkTreeDestination(
+  isDirectory: boolean | null,
+  path: string,
+  options: { overwrite: boolean },
+): void {
+  if (isDirectory === null) return;
+  if (!options.overwrite) {
+    throw new SshMcpError("FILE_EXISTS", `${path} already exists`, {
+      hint: "Pass overwrite=true to replace the whole directory",
+    });
+  }
+  if (!isDirectory) {
+    throw new SshMcpError("NOT_A_DIRECTORY", `${path} exists and is not a directory`, {
+      hint: "Remove it first, or choose another destination",
+    });
+  }
+}
+
+/**
+ * Renames the finished `stage` to `path`. A directory already there is first
+ * moved aside, and put back if the swap fails; it is removed once the new one
+ * is in place.
+ */
+async function swapIn(
+  exists: boolean,
+  path: string,
+  rename: (from: string, to: string) => Promise<void>,
+  removeTree: (path: string) => Promise<unknown>,
+  asideName: (path: string) => string,
+  stage: string,
+): Promise<void> {
+  if (!exists) return await rename(stage, path);
+  const aside = asideName(path);
+  await rename(path, aside);
+  try {
+    await rename(stage, path);
+  } catch (error) {
+    await rename(aside, path).catch(() => {});
+    throw error;
+  }
+  await removeTree(aside);
+}
+
+/** Walks a local tree without following symlinks; refuses special files and oversized trees. */
+async function walkLocal(top: string): Promise<TreeEntry[]> {
+  const entries: TreeEntry[] = [];
+  const walk = async (dir: string, rel: string, depth: number) => {
+    const names: string[] = [];
+    for await (const e of Deno.readDir(dir)) names.push(e.name);
+    names.sort();
+    for (const name of names) {
+      if (entries.length >= MAX_TREE_ENTRIES) throw tooBig(top);
+      const path = join(dir, name);
+      const entryRel = rel === "" ? name : `${rel}/${name}`;
+      const info = await Deno.lstat(path);
+      if (info.isSymlink) {
+        entries.push({ rel: entryRel, type: "symlink", size: 0, mode: 0, target: await Deno.readLink(path) });
+      } else if (info.isDirectory) {
+        if (depth >= MAX_TREE_DEPTH) throw tooDeep(top);
+        entries.push({ rel: entryRel, type: "directory", size: 0, mode: (info.mode ?? 0o755) & 0o777 });
+        await walk(path, entryRel, depth + 1);
+      } else if (info.isFile) {
+        entries.push({ rel: entryRel, type: "file", size: info.size, mode: (info.mode ?? 0o644) & 0o777 });
+      } else {
+        throw new SshMcpError("PATH_NOT_ALLOWED", `${path} is not a regular file, directory or symlink`, {
+          hint: "Trees with FIFOs, sockets or devices are not transferred; move them out first",
+        });
+      }
+    }
+  };
+  await walk(top, "", 0);
+  return entries;
+}
+
+/** Walks a remote tree; refuses special files, unsafe names and oversized trees. */
+async function walkRemote(sftp: SFTPWrapper, top: string): Promise<TreeEntry[]> {
+  const { entries, truncated } = await listDir(sftp, top, { depth: MAX_TREE_DEPTH, max: MAX_TREE_ENTRIES });
+  if (truncated) throw tooBig(top);
+  const unsafe = Deno.build.os === "windows" ? /[\\/\0:*?"<>|]/ : /[/\0]/;
+  return entries.map((e) => {
+    if (e.name === "" || e.name === "." || e.name === ".." || unsafe.test(e.name)) {
+      throw new SshMcpError("PATH_NOT_ALLOWED", `The server listed an unsafe name ${JSON.stringify(e.name)}`, {
+        hint: "Names with separators or '..' are never written locally",
+      });
+    }
+    if (e.type === "other") {
+      throw new SshMcpError("PATH_NOT_ALLOWED", `${e.path} is not a regular file, directory or symlink`, {
+        hint: "Trees with FIFOs, sockets or devices are not transferred",
+      });
+    }
+    if (e.type === "directory" && e.depth >= MAX_TREE_DEPTH) throw tooDeep(top);
+    if (e.type === "symlink" && e.target === undefined) {
+      throw new SshMcpError("SFTP_FAILURE", `Cannot read the symlink ${e.path}`);
+    }
+    return {
+      rel: posix.relative(top, e.path),
+      type: e.type,
+      size: e.type === "file" ? e.size : 0,
+      mode: e.mode & 0o777,
+      target: e.target,
+    };
+  });
+}
+
+function tooBig(top: string): SshMcpError {
+  return new SshMcpError("LIMIT_EXCEEDED", `${top} has more than ${MAX_TREE_ENTRIES} entries`, {
+    hint: "Transfer its subdirectories one by one, or pack it with tar through ssh_execute",
+  });
+}
+
+function tooDeep(top: string): SshMcpError {
+  return new SshMcpError("LIMIT_EXCEEDED", `${top} is nested deeper than ${MAX_TREE_DEPTH} levels`, {
+    hint: "Transfer a subdirectory, or pack it with tar through ssh_execute",
+  });
+}
+
+function single(bytes: number, mode: number): Omit<TransferResult, "sha256" | "verified"> {
+  return { type: "file", bytes, mode, files: 1, directories: 0, symlinks: 0 };
+}
+
+function treeResult(entries: TreeEntry[], bytes: number, mode: number, verified: boolean): TransferResult {
+  const count = (type: TreeEntry["type"]) => entries.filter((e) => e.type === type).length;
+  return {
+    type: "directory",
+    bytes,
+    sha256: null,
+    mode,
+    verified,
+    files: count("file"),
+    directories: count("directory") + 1,
+    symlinks: count("symlink"),
+  };
+}
+
+/** Writes the open local `file` to the new remote file `to` (created exclusively), mode set at the end. */
+async function putFile(
+  sftp: SFTPWrapper,
+  file: LocalFile,
+  to: string,
+  options: TransferOptions,
+  moved: { bytes: number; total: number },
+): Promise<void> {
+  const handle = await call<Buffer>(sftp, to, "create", (cb) => sftp.open(to, "wx", { mode: 0o600 }, cb));
+  try {
+    await pump(
+      {
+        size: file.size,
+        read: (buf, len, pos, cb) => fsRead(file.fd, buf, 0, len, pos, cb),
+        write: (buf, len, pos, cb) =>
+          sftp.write(handle, buf, 0, len, pos, (err) => cb(err && sftpError(err, to, "write"))),
+      },
+      options,
+      moved,
+    );
+    // Set after writing: a mode without write permission would refuse our own writes.
+    await call<void>(sftp, to, "chmod", (cb) => sftp.fchmod(handle, file.mode, cb));
+  } catch (error) {
+    throw await diskFull(sftp, to, error);
+  } finally {
+    await bounded(call<void>(sftp, to, "close", (cb) => sftp.close(handle, cb)));
+  }
+}
+
+/** Copies the remote regular file `from` to the new local file `to`; returns its mode. */
+async function getFile(
+  sftp: SFTPWrapper,
+  from: string,
+  local: LocalFiles,
+  to: string,
+  options: TransferOptions,
+  moved: { bytes: number; total: number },
+): Promise<number> {
+  const handle = await call<Buffer>(sftp, from, "open", (cb) => sftp.open(from, "r", cb));
+  try {
+    const info = await call<Stats>(sftp, from, "stat", (cb) => sftp.fstat(handle, cb));
+    if (!info.isFile()) {
+      throw new SshMcpError("IS_A_DIRECTORY", `${from} is not a regular file`, {
+        hint: "Pass recursive=true to download a directory",
+      });
+    }
+    if (moved.total === 0) moved.total = info.size; // a single file: its size is the total
+    const mode = info.mode & 0o777; // never setuid/setgid/sticky on this machine
+    const fd = await local.create(to);
+    try {
+      await pump(
+        {
+          size: info.size,
+          read: (buf, len, pos, cb) =>
+            sftp.read(handle, buf, 0, len, pos, (err, n) => cb(err && sftpError(err, from, "read"), n)),
+          write: (buf, len, pos, cb) => writeAll(fd, buf, 0, len, pos, cb),
+        },
+        options,
+        moved,
+      );
+      await fsFchmod(fd, mode);
+      await fsClose(fd);
+    } catch (error) {
+      await fsClose(fd).catch(() => {});
+      await Deno.remove(to).catch(() => {});
+      throw error;
+    }
+    return mode;
+  } finally {
+    await bounded(call<void>(sftp, from, "close", (cb) => sftp.close(handle, cb)));
+  }
+}
+
+type Done = (err?: unknown, n?: number) => void;
+
+/** The two ends of one file copy, callback style: a promise per request costs measurable throughput. */
+interface Ends {
+  size: number;
+  read(buf: Buffer, len: number, pos: number, cb: Done): void;
+  write(buf: Buffer, len: number, pos: number, cb: Done): void;
+}
+
+/**
+ * Copies `ends.size` bytes with IN_FLIGHT requests outstanding, each slot
+ * reading a chunk and writing it at the same offset before taking the next.
+ * A short read continues where it stopped; a read of nothing means the file
+ * shrank. On an abort it fails at once and sends nothing more: ssh2 never
+ * answers requests on a dead connection, so it cannot wait for them.
+ */
+function pump(ends: Ends, options: TransferOptions, moved: { bytes: number; total: number }): Promise<void> {
+  const chunk = options.chunk ?? TRANSFER_CHUNK;
+  const signal = options.signal;
+  return new Promise<void>((resolve, reject) => {
+    let next = 0;
+    let active = 0;
+    let failure: { error: unknown } | null = null;
+    const settle = () => {
+      if (active > 0 && failure === null) return;
+      signal?.removeEventListener("abort", onAbort);
+      if (failure !== null) reject(failure.error);
+      else resolve();
+    };
+    const fail = (error: unknown) => {
+      if (failure !== null) return;
+      failure = { error };
+      settle();
+    };
+    const onAbort = () => fail(signal!.reason);
+    const take = (buf: Buffer) => {
+      if (failure !== null) return;
+      if (next >= ends.size) return settle();
+      const pos = next;
+      const len = Math.min(chunk, ends.size - pos);
+      next += len;
+      active++;
+      step(buf, pos, len);
+    };
+    const step = (buf: Buffer, pos: number, left: number) => {
+      if (failure !== null) return;
+      ends.read(buf, left, pos, (err, n) => {
+        if (failure !== null) return;
+        if (err) return fail(err);
+        if (!n) {
+          return fail(
+            new SshMcpError("SFTP_FAILURE", "The source file shrank during the transfer", {
+              hint: "Retry when the file is no longer being written",
+            }),
+          );
+        }
+        ends.write(buf, n, pos, (err) => {
+          if (failure !== null) return;
+          if (err) return fail(err);
+          moved.bytes += n;
+          options.onProgress?.(moved.bytes, moved.total);
+          if (n < left) return step(buf, pos + n, left - n);
+          active--;
+          take(buf);
+        });
+      });
+    };
+    if (signal?.aborted) return reject(signal.reason);
+    signal?.addEventListener("abort", onAbort, { once: true });
+    const slots = Math.min(IN_FLIGHT, Math.ceil(ends.size / chunk));
+    if (slots === 0) return settle();
+    for (let i = 0; i < slots; i++) take(Buffer.allocUnsafe(chunk));
+  });
+}
+
+function writeAll(fd: number, buf: Buffer, off: number, len: number, pos: number, cb: Done): void {
+  fsWrite(fd, buf, off, len, pos, (err, written) => {
+    if (err) return cb(err);
+    if (written < len) return writeAll(fd, buf, off + written, len - written, pos + written, cb);
+    cb(undefined, len);
+  });
+}
+
+/**
+ * SFTP v3 reports a full disk as a bare failure; when a write fails that way,
+ * ask the server (statvfs@openssh.com) whether the file system is full, so the
+ * agent hears the cause rather than "failure".
+ */
+async function diskFull(sftp: SFTPWrapper, path: string, error: unknown): Promise<unknown> {
+  if (!(error instanceof SshMcpError) || error.code !== "SFTP_FAILURE") return error;
+  const dir = posix.dirname(path);
+  const space = await within(
+    call<{ bavail: number; frsize: number }>(sftp, dir, "statvfs", (cb) => sftp.ext_openssh_statvfs(dir, cb))
+      .catch(() => null),
+    2000,
+  );
+  if (space === null || space.bavail * space.frsize >= 1024 * 1024) return error;
+  return new SshMcpError("REMOTE_DISK_FULL", `No space left on the remote disk writing ${dir}`, {
+    hint: "Free space on the remote host (ssh_execute 'df -h'), or upload somewhere else",
+    cause: error,
+  });
+}
+
+/** Any failure of a transfer as a coded error: SFTP statuses, and local I/O (a full disk must say so). */
+function coded(error: unknown, path: string): SshMcpError {
+  if (error instanceof SshMcpError) return error;
+  const code = (error as { code?: unknown })?.code;
+  if (typeof code === "number") return sftpError(error, path, "transfer");
+  const message = error instanceof Error ? error.message : String(error);
+  if (code === "ENOSPC" || code === "EDQUOT") {
+    return new SshMcpError("LOCAL_DISK_FULL", `No space left on this machine's disk (${message})`, {
+      hint: "Free space locally, or download into another allowed directory",
+      cause: error,
+    });
+  }
+  if (code === "EACCES" || code === "EPERM") {
+    return new SshMcpError("PATH_NOT_ALLOWED", `Permission denied on this machine (${message})`, { cause: error });
+  }
+  return new SshMcpError("INTERNAL", `Local I/O failed: ${message}`, { cause: error });
+}
+
+function cutOff(error: unknown, what: string, moved: { bytes: number; total: number }): SshMcpError {
+  const base = coded(error, what);
+  if (moved.bytes === 0) return base;
   return new SshMcpError(
     base.code,
-    `${base.message} (after ${done} of ${total} bytes; nothing left under the final name)`,
-    {
-      hint: base.hint,
-      cause: error,
-      retryable: base.retryable,
-    },
+    `${base.message} (after ${moved.bytes} of ${moved.total} bytes; nothing left under the final name)`,
+    { hint: base.hint, cause: error, retryable: base.retryable },
   );
 }
 
-function delay(ms: number): Promise<void> {
-  return new Promise((resolve) => Deno.unrefTimer(setTimeout(resolve, ms)));
+function missingIsNull(e: SshMcpError): null {
+  if (e.code === "SFTP_NO_SUCH_FILE") return null;
+  throw e;
+}
+
+/**
+ * Waits for a clean-up at most `ms`: on a dead connection ssh2 never answers,
+ * and the caller must hear about the failure rather than wait for it.
+ */
+async function bounded(work: Promise<unknown>, ms = 2000): Promise<void> {
+  await within(work.catch(() => null), ms);
+}
+
+/** `work`'s value, or null if it takes longer than `ms`. */
+function within<T>(work: Promise<T>, ms: number): Promise<T | null> {
+  // Unref'd, so a pending timer never holds the process open.
+  const timeout = new Promise<null>((resolve) => Deno.unrefTimer(Number(setTimeout(() => resolve(null), ms))));
+  return Promise.race([work, timeout]);
 }
 
 function tempName(name: string): string {
@@ -60,157 +653,38 @@ function tempName(name: string): string {
   return `.${name}.mcp-${rnd}.tmp`;
 }
 
-/** Uploads a local regular file (real path, already confined) to `remotePath`. */
-export async function upload(
-  sftp: SFTPWrapper,
-  local: string,
-  remotePath: string,
-  options: TransferOptions,
-): Promise<TransferResult> {
-  const info = await Deno.stat(local);
-  if (!info.isFile) {
-    throw new SshMcpError("PATH_NOT_ALLOWED", `${local} is not a regular file`, { hint: "Upload regular files" });
-  }
-  const mode = (info.mode ?? 0o644) & 0o777;
-  const existing = await stat(sftp, remotePath).catch((e: SshMcpError) => {
-    if (e.code === "SFTP_NO_SUCH_FILE") return null;
-    throw e;
-  });
-  if (existing?.type === "directory") {
-    throw new SshMcpError("IS_A_DIRECTORY", `${remotePath} is a directory`, {
-      hint: "Give the full remote file path, including the file name",
-    });
-  }
-  if (existing !== null && !options.overwrite) {
-    throw new SshMcpError("FILE_EXISTS", `${remotePath} already exists`, { hint: "Pass overwrite=true to replace it" });
-  }
-  const temp = posix.join(posix.dirname(remotePath), tempName(posix.basename(remotePath)));
-  const moved = { bytes: 0 };
-  try {
-    await fastCopy(options, moved, (opts, cb) => sftp.fastPut(local, temp, { ...opts, mode: 0o600 }, cb));
-    await call<void>(sftp, temp, "chmod", (cb) => sftp.chmod(temp, mode, cb));
-    if (options.overwrite) {
-      await call<void>(sftp, remotePath, "replace", (cb) => sftp.ext_openssh_rename(temp, remotePath, cb));
-    } else await call<void>(sftp, remotePath, "create", (cb) => sftp.rename(temp, remotePath, cb));
-  } catch (error) {
-    // Bounded: on a dead connection ssh2 never answers, and the caller must
-    // hear about the failure rather than wait for the clean-up.
-    await Promise.race([call<void>(sftp, temp, "remove", (cb) => sftp.unlink(temp, cb)).catch(() => {}), delay(2000)]);
-    throw cutOff(error, remotePath, moved.bytes, info.size);
-  }
-  const sha256 = options.verify ? await compareHashes(sftp, local, remotePath) : null;
-  return { bytes: info.size, sha256, mode, verified: sha256 !== null };
-}
-
-/** Downloads a remote regular file to `local` (an already confined destination). */
-export async function download(
-  sftp: SFTPWrapper,
-  remotePath: string,
-  local: string,
-  options: TransferOptions,
-): Promise<TransferResult> {
-  const info = await call<Stats>(sftp, remotePath, "stat", (cb) => sftp.stat(remotePath, cb));
-  if (!info.isFile()) {
-    throw new SshMcpError("IS_A_DIRECTORY", `${remotePath} is not a regular file`, { hint: "Download regular files" });
-  }
-  const mode = info.mode & 0o777; // never setuid/setgid/sticky on this machine
-  const temp = join(dirname(local), tempName(basename(local)));
-  // Created here, exclusively and private, before ssh2 writes into it.
-  (await Deno.open(temp, { write: true, createNew: true, mode: 0o600 })).close();
-  const moved = { bytes: 0 };
-  try {
-    await fastCopy(options, moved, (opts, cb) => sftp.fastGet(remotePath, temp, opts, cb));
-    const got = (await Deno.stat(temp)).size;
-    if (got !== info.size) {
-      throw new SshMcpError("SFTP_FAILURE", `${remotePath} changed size during the download`, {
-        hint: "Retry when the file is no longer being written",
-      });
-    }
-    await Deno.chmod(temp, mode);
-    if (!options.overwrite) {
-      // The destination was checked before; refuse one that appeared since.
-      const appeared = await Deno.lstat(local).then(() => true, () => false);
-      if (appeared) throw new SshMcpError("FILE_EXISTS", `${local} appeared during the download`);
-    }
-    await Deno.rename(temp, local);
-  } catch (error) {
-    await Deno.remove(temp).catch(() => {});
-    throw cutOff(error, remotePath, moved.bytes, info.size);
-  }
-  const sha256 = options.verify ? await compareHashes(sftp, local, remotePath) : null;
-  return { bytes: info.size, sha256, mode, verified: sha256 !== null };
-}
-
-/** Options ssh2's fastGet and fastPut share. */
-interface FastOptions {
-  concurrency: number;
-  chunkSize: number;
-  step: (transferred: number, chunk: number, total: number) => void;
-}
-
-/**
- * One fastGet/fastPut run: ssh2 keeps 64 requests of 32 KiB in flight with
- * little overhead per request (measured ~1.7x a promise-per-request loop).
- * Progress goes to `options.onProgress` and `moved`; `options.signal` stops it.
- */
-function fastCopy(
-  options: TransferOptions,
-  moved: { bytes: number },
-  run: (opts: FastOptions, cb: (err?: Error | null) => void) => void,
-): Promise<void> {
-  const opts: FastOptions = {
-    concurrency: IN_FLIGHT,
-    chunkSize: CHUNK,
-    step: (transferred, _chunk, total) => {
-      moved.bytes = transferred;
-      options.onProgress?.(transferred, total);
-    },
-  };
-  return stoppable(options.signal, (resolve, reject) => run(opts, (err) => (err ? reject(err) : resolve())));
-}
-
 /** Hashes both copies; returns the sha256 if they agree, else throws. */
-async function compareHashes(sftp: SFTPWrapper, local: string, remotePath: string): Promise<string> {
-  const [here, there] = await Promise.all([hashLocal(local), hashRemote(sftp, remotePath)]);
+async function compareHashes(
+  sftp: SFTPWrapper,
+  local: LocalFiles,
+  localPath: string,
+  remotePath: string,
+): Promise<string> {
+  const [here, there] = await Promise.all([hashLocal(local, localPath), hashRemote(sftp, remotePath)]);
   if (here !== there) {
-    throw new SshMcpError("SFTP_FAILURE", `${local} (sha256 ${here}) and ${remotePath} (sha256 ${there}) differ`, {
+    throw new SshMcpError("SFTP_FAILURE", `${localPath} (sha256 ${here}) and ${remotePath} (sha256 ${there}) differ`, {
       hint: "Retry the transfer",
     });
   }
   return here;
 }
 
-/**
- * Runs a callback-style transfer until it finishes or `signal` aborts.
- * ssh2's fastGet/fastPut never call back when the connection dies under
- * them, so without this a cut transfer would hang forever.
- */
-function stoppable(
-  signal: AbortSignal | undefined,
-  start: (resolve: () => void, reject: (e: unknown) => void) => void,
-): Promise<void> {
-  return new Promise<void>((resolve, reject) => {
-    const onAbort = () => reject(signal!.reason);
-    if (signal?.aborted) return onAbort();
-    signal?.addEventListener("abort", onAbort, { once: true });
-    start(
-      () => {
-        signal?.removeEventListener("abort", onAbort);
-        resolve();
-      },
-      (e) => {
-        signal?.removeEventListener("abort", onAbort);
-        reject(e);
-      },
-    );
-  });
-}
-
-async function hashLocal(path: string): Promise<string> {
-  const hash = createHash("sha256");
-  const file = await Deno.open(path, { read: true });
-  for await (const chunk of file.readable) hash.update(chunk); // closes the file when done
-  return hash.digest("hex");
+async function hashLocal(local: LocalFiles, path: string): Promise<string> {
+  const file = await local.openRead(path);
+  try {
+    const hash = createHash("sha256");
+    const buf = Buffer.allocUnsafe(1024 * 1024);
+    const read = promisify(fs.read);
+    for (let pos = 0;;) {
+      const { bytesRead: n } = await read(file.fd, buf, 0, buf.length, pos);
+      if (n === 0) break;
+      hash.update(buf.subarray(0, n));
+      pos += n;
+    }
+    return hash.digest("hex");
+  } finally {
+    await fsClose(file.fd).catch(() => {});
+  }
 }
 
 async function hashRemote(sftp: SFTPWrapper, path: string): Promise<string> {
@@ -218,15 +692,16 @@ async function hashRemote(sftp: SFTPWrapper, path: string): Promise<string> {
   try {
     const size = (await call<Stats>(sftp, path, "stat", (cb) => sftp.fstat(handle, cb))).size;
     const hash = createHash("sha256");
+    const buf = Buffer.allocUnsafe(TRANSFER_CHUNK);
     for (let pos = 0; pos < size;) {
-      const len = Math.min(CHUNK, size - pos);
-      const buf = Buffer.alloc(len);
+      const len = Math.min(buf.length, size - pos);
       const n = await call<number>(sftp, path, "read", (cb) => sftp.read(handle, buf, 0, len, pos, cb));
+      if (n === 0) break;
       hash.update(buf.subarray(0, n));
       pos += n;
     }
     return hash.digest("hex");
   } finally {
-    await call<void>(sftp, path, "close", (cb) => sftp.close(handle, cb)).catch(() => {});
+    await bounded(call<void>(sftp, path, "close", (cb) => sftp.close(handle, cb)));
   }
 }

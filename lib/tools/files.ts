@@ -7,13 +7,31 @@
 
 // @ts-types="@modelcontextprotocol/sdk/server/mcp"
 import type { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
+// @ts-types="@types/ssh2"
+import type { SFTPWrapper } from "ssh2";
 import { Buffer } from "node:buffer";
 import { createHash } from "node:crypto";
 import { z } from "zod";
 import { SshMcpError } from "../errors.ts";
 import * as sftp from "../ssh/sftp.ts";
-import { download, upload } from "../ssh/transfer.ts";
-import { LocalPathError, resolveReadFile, resolveWriteFile } from "../local_paths.ts";
+import {
+  download,
+  downloadTree,
+  type LocalFiles,
+  type TransferOptions,
+  type TransferResult,
+  upload,
+  uploadTree,
+} from "../ssh/transfer.ts";
+import {
+  createFile,
+  LocalPathError,
+  openReadFile,
+  resolveReadDir,
+  resolveReadFile,
+  resolveWriteDir,
+  resolveWriteFile,
+} from "../local_paths.ts";
 import type { ToolDeps } from "./mod.ts";
 import { guarded, ok } from "./result.ts";
 import * as s from "./schemas.ts";
@@ -73,10 +91,16 @@ function localError(error: unknown): never {
 const transferOutput = {
   local_path: z.string().describe("The real local path used"),
   remote_path: z.string(),
-  bytes: z.number(),
-  sha256: z.string().nullable().describe("sha256 of the file when verify=true, else null"),
+  type: z.enum(["file", "directory"]),
+  bytes: z.number().describe("Bytes of file content moved"),
+  sha256: z.string().nullable().describe(
+    "sha256 of the file when verify=true, else null (always null for directories)",
+  ),
   mode: z.string(),
-  verified: z.boolean(),
+  verified: z.boolean().describe("Every file was read back and its sha256 compared"),
+  files: z.number(),
+  directories: z.number(),
+  symlinks: z.number(),
 };
 
 /** Registers the remote-file tools. */
@@ -124,6 +148,19 @@ export function registerFileTools(server: McpServer, deps: ToolDeps): void {
     };
   }
 
+  const where = () => ({ roots: config.localRoots, cwd: Deno.cwd() });
+  // Local files for transfers, opened only through the confinement checks.
+  const localFiles: LocalFiles = {
+    openRead: (path) => openReadFile(path, config.localRoots).catch(localError),
+    create: (path) => createFile(path, config.localRoots).catch(localError),
+  };
+  const isDirectory = (path: string) =>
+    new SshMcpError("IS_A_DIRECTORY", `${path} is a directory`, {
+      hint: "Pass recursive=true to transfer the whole directory",
+    });
+
+  type Run = (sf: SFTPWrapper, options: TransferOptions) => Promise<TransferResult>;
+
   // Runs one upload or download (the local path already confined) and shapes its result.
   async function transfer(
     args: { session_id: string; remote_path: string; overwrite?: boolean; verify?: boolean },
@@ -131,6 +168,7 @@ export function registerFileTools(server: McpServer, deps: ToolDeps): void {
     extra: any,
     local: string,
     direction: "up" | "down",
+    run: Run,
   ) {
     const sf = await session(args.session_id);
     const stop = transferSignal(args.session_id, extra.signal);
@@ -140,74 +178,123 @@ export function registerFileTools(server: McpServer, deps: ToolDeps): void {
       onProgress: progress(extra),
       signal: stop.signal,
     };
-    const r =
-      await (direction === "up"
-        ? upload(sf, local, args.remote_path, options)
-        : download(sf, args.remote_path, local, options)).finally(stop.done);
+    const r = await run(sf, options).finally(stop.done);
     const [from, to] = direction === "up" ? [local, args.remote_path] : [args.remote_path, local];
+    const what = r.type === "file"
+      ? `${r.bytes} bytes`
+      : `${r.files} files, ${r.directories} directories, ${r.symlinks} symlinks, ${r.bytes} bytes`;
     return ok(
       {
         local_path: local,
         remote_path: args.remote_path,
+        type: r.type,
         bytes: r.bytes,
         sha256: r.sha256,
         mode: r.mode.toString(8).padStart(4, "0"),
         verified: r.verified,
+        files: r.files,
+        directories: r.directories,
+        symlinks: r.symlinks,
       },
-      `${direction === "up" ? "Uploaded" : "Downloaded"} ${from} to ${to}: ${r.bytes} bytes` +
-        (r.verified ? `, sha256 ${r.sha256} (verified)` : ""),
+      `${direction === "up" ? "Uploaded" : "Downloaded"} ${from} to ${to}: ${what}` +
+        (r.verified ? (r.sha256 === null ? ", every file verified" : `, sha256 ${r.sha256} (verified)`) : ""),
     );
   }
+
+  const recursive = z.boolean().optional().describe(
+    "Transfer a directory with everything in it (default false). Symlinks are copied as links, never followed; " +
+      "FIFOs, sockets and devices refuse the transfer",
+  );
 
   server.registerTool(
     "ssh_upload_file",
     {
-      title: "Upload a file",
-      description: "Copy a local file to the remote host over SFTP. The local file must be a regular file inside the " +
-        "allowed local directories. The upload goes to a temporary file renamed into place, so the target is never " +
-        "partial; its mode is kept without setuid/setgid/sticky bits. Sends MCP progress when asked.",
+      title: "Upload a file or directory",
+      description: "Copy a local file, or a directory with recursive=true, to the remote host over SFTP. The local " +
+        "path must be inside the allowed local directories. The copy is built under a temporary name and renamed " +
+        "into place, so the target is never partial; modes are kept without setuid/setgid/sticky bits. Sends MCP " +
+        "progress when asked.",
       inputSchema: {
         session_id: s.sessionId,
-        local_path: z.string().min(1).max(4096).describe("Local file (relative to the server's working directory)"),
-        remote_path: remotePath,
-        overwrite: z.boolean().optional().describe("Replace an existing remote file (default false)"),
-        verify: z.boolean().optional().describe("Read the remote file back and compare sha256 (default false)"),
+        local_path: z.string().min(1).max(4096).describe(
+          "Local file or directory (relative to the server's working directory)",
+        ),
+        remote_path: remotePath.describe("Remote destination: the file's (or directory's) full new path"),
+        overwrite: z.boolean().optional().describe(
+          "Replace an existing remote file, or a whole existing directory (default false)",
+        ),
+        verify: z.boolean().optional().describe("Read every file back and compare sha256 (default false)"),
+        recursive,
       },
       outputSchema: transferOutput,
       annotations: { readOnlyHint: false, destructiveHint: true, idempotentHint: false, openWorldHint: true },
     },
     guarded(async (args, extra) => {
-      const local = await resolveReadFile(args.local_path, { roots: config.localRoots, cwd: Deno.cwd() })
-        .catch(localError);
-      return await transfer(args, extra, local, "up");
+      const local = await resolveReadFile(args.local_path, where()).then(
+        (path) => ({ path, tree: false }),
+        async (error) => {
+          if (!(error instanceof LocalPathError && error.problem === "is-a-directory")) return localError(error);
+          if (!args.recursive) throw isDirectory(args.local_path);
+          return { path: await resolveReadDir(args.local_path, where()).catch(localError), tree: true };
+        },
+      );
+      return await transfer(
+        args,
+        extra,
+        local.path,
+        "up",
+        (sf, options) => (local.tree ? uploadTree : upload)(sf, localFiles, local.path, args.remote_path, options),
+      );
     }),
   );
 
   server.registerTool(
     "ssh_download_file",
     {
-      title: "Download a file",
+      title: "Download a file or directory",
       description:
-        "Copy a remote file to this machine over SFTP, into the allowed local directories only. Written to " +
-        "a temporary file renamed into place (never a partial file under the final name), never replacing an existing " +
-        "file unless overwrite=true, never through a symlink, and without setuid/setgid/sticky bits.",
+        "Copy a remote file, or a directory with recursive=true, to this machine over SFTP, into the allowed local " +
+        "directories only. Built under a temporary name and renamed into place (never a partial file or tree under " +
+        "the final name), never replacing an existing file unless overwrite=true, never through a symlink, and " +
+        "without setuid/setgid/sticky bits.",
       inputSchema: {
         session_id: s.sessionId,
         remote_path: remotePath,
         local_path: z.string().min(1).max(4096).describe(
-          "Local destination (relative to the server's working directory)",
+          "Local destination: the file's (or directory's) full new path, relative to the server's working directory",
         ),
-        overwrite: z.boolean().optional().describe("Replace an existing local file (default false)"),
-        verify: z.boolean().optional().describe("Re-read the local file and compare sha256 (default false)"),
+        overwrite: z.boolean().optional().describe(
+          "Replace an existing local file, or a whole existing directory (default false)",
+        ),
+        verify: z.boolean().optional().describe("Re-read every local file and compare sha256 (default false)"),
+        recursive,
       },
       outputSchema: transferOutput,
       annotations: { readOnlyHint: false, destructiveHint: true, idempotentHint: false, openWorldHint: true },
     },
     guarded(async (args, extra) => {
       const overwrite = args.overwrite ?? false;
-      const local = await resolveWriteFile(args.local_path, { roots: config.localRoots, cwd: Deno.cwd(), overwrite })
-        .catch(localError);
-      return await transfer(args, extra, local, "down");
+      const top = await sftp.stat(await session(args.session_id), args.remote_path);
+      if (top.type === "directory") {
+        if (!args.recursive) throw isDirectory(args.remote_path);
+        const dest = await resolveWriteDir(args.local_path, { ...where(), overwrite }).catch(localError);
+        return await transfer(
+          args,
+          extra,
+          dest.path,
+          "down",
+          (sf, options) =>
+            downloadTree(sf, localFiles, args.remote_path, dest.path, { ...options, exists: dest.exists }),
+        );
+      }
+      const local = await resolveWriteFile(args.local_path, { ...where(), overwrite }).catch(localError);
+      return await transfer(
+        args,
+        extra,
+        local,
+        "down",
+        (sf, options) => download(sf, localFiles, args.remote_path, local, options),
+      );
     }),
   );
 
