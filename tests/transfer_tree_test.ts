@@ -1,0 +1,212 @@
+/**
+ * End to end: directory trees up and down (recursive=true): nested folders,
+ * an empty folder, symlinks and odd names arrive identical, modes without
+ * setuid, and never a partial tree under the final name.
+ */
+
+import assert from "node:assert/strict";
+import { createHash } from "node:crypto";
+import { join } from "node:path";
+import { call, callOk, connectWithKey, startServer } from "./fixtures/mcp.ts";
+import { sshdAvailable, startSshd } from "./fixtures/sshd.ts";
+
+const skip = !sshdAvailable();
+
+/** One line per entry: type, mode, path, and content hash or link target. */
+async function snapshot(top: string): Promise<string[]> {
+  const lines: string[] = [];
+  const walk = async (dir: string, rel: string) => {
+    for await (const e of Deno.readDir(dir)) {
+      const path = join(dir, e.name);
+      const r = rel === "" ? e.name : `${rel}/${e.name}`;
+      const info = await Deno.lstat(path);
+      const mode = (info.mode! & 0o7777).toString(8);
+      if (info.isSymlink) lines.push(`l ${r} -> ${await Deno.readLink(path)}`);
+      else if (info.isDirectory) {
+        lines.push(`d ${mode} ${r}`);
+        await walk(path, r);
+      } else lines.push(`f ${mode} ${r} ${createHash("sha256").update(await Deno.readFile(path)).digest("hex")}`);
+    }
+  };
+  await walk(top, "");
+  return lines.sort();
+}
+
+const ODD = ["with space", "quo'te", 'dq"uote', "-leading-dash", "ünïcödé ✓", "$(touch pwned)"];
+
+async function makeTree(top: string): Promise<void> {
+  await Deno.mkdir(`${top}/a/b/c`, { recursive: true });
+  await Deno.mkdir(`${top}/empty`);
+  await Deno.writeTextFile(`${top}/a/b/c/deep.txt`, "deep\n");
+  await Deno.writeFile(`${top}/a/bytes.bin`, new Uint8Array(256).map((_, i) => i));
+  const big = new Uint8Array(600_000);
+  for (let i = 0; i < big.length; i += 65536) crypto.getRandomValues(big.subarray(i, i + 65536));
+  await Deno.writeFile(`${top}/a/big.bin`, big);
+  await Deno.writeFile(`${top}/zero`, new Uint8Array(0));
+  for (const name of ODD) await Deno.writeTextFile(`${top}/a/${name}`, `${name}\n`);
+  await Deno.mkdir(`${top}/a/${ODD[0]} dir`);
+  await Deno.writeTextFile(`${top}/a/${ODD[0]} dir/${ODD[4]}`, "x");
+  await Deno.symlink("b/c/deep.txt", `${top}/a/link-inside`);
+  await Deno.symlink("/etc/passwd", `${top}/a/link-absolute`); // copied as a link, never read
+  await Deno.symlink("missing", `${top}/a/link-dangling`);
+  await Deno.writeTextFile(`${top}/tool`, "#!/bin/sh\n");
+  await Deno.chmod(`${top}/tool`, 0o4755);
+  await Deno.chmod(`${top}/a/b`, 0o750);
+  await Deno.chmod(`${top}/empty`, 0o700);
+}
+
+Deno.test({ name: "directory trees go up and come back identical", ignore: skip }, async (t) => {
+  await using sshd = await startSshd();
+  const base = await Deno.realPath(await Deno.makeTempDir({ prefix: "mcp-tree-" }));
+  const root = `${base}/root`;
+  await Deno.mkdir(root);
+  const kh = await sshd.writeKnownHosts(`${base}/kh`);
+  await using server = await startServer({ args: ["--known-hosts", kh, "--allow-local-dir", root] });
+  const c = server.client;
+  const sid = await connectWithKey(c, sshd);
+  const remote = `/tmp/mcp-tree-${crypto.randomUUID()}`;
+  await callOk(c, "ssh_mkdir_remote", { session_id: sid, remote_path: remote });
+  const sh = async (command: string) => (await callOk(c, "ssh_execute", { session_id: sid, command })).structured;
+  await makeTree(`${root}/src`);
+  const expected = await snapshot(`${root}/src`);
+  // The setuid bit never crosses; everything else does.
+  const expectedCopy = expected.map((l) => l.replace("f 4755 tool", "f 755 tool")).sort();
+
+  try {
+    await t.step("a directory needs recursive=true", async () => {
+      const up = await call(c, "ssh_upload_file", {
+        session_id: sid,
+        local_path: `${root}/src`,
+        remote_path: `${remote}/tree`,
+      });
+      assert.equal(up.code, "IS_A_DIRECTORY", up.text);
+      assert.match(up.text, /recursive=true/);
+    });
+
+    await t.step("upload: the remote tree matches, links copied as links", async () => {
+      const up = await callOk(c, "ssh_upload_file", {
+        session_id: sid,
+        local_path: `${root}/src`,
+        remote_path: `${remote}/tree`,
+        recursive: true,
+        verify: true,
+      });
+      assert.equal(up.structured.type, "directory");
+      assert.equal(up.structured.files, ODD.length + 6);
+      assert.equal(up.structured.symlinks, 3);
+      assert.equal(up.structured.directories, 6);
+      assert.equal(up.structured.verified, true);
+      // What the remote side itself says, independently of our SFTP code.
+      const listed = await sh(
+        `cd ${remote}/tree && find . -mindepth 1 -printf '%y %m %P -> %l\\n' | sort && ` +
+          `find . -type f -printf '%P\\n' | sort | while IFS= read -r f; do sha256sum -- "$f"; done`,
+      );
+      const lines: string[] = listed.stdout.trim().split("\n");
+      for (const want of expectedCopy) {
+        const [type, mode, ...rest] = want.split(" ");
+        if (type === "l") {
+          const [path, target] = [want.slice(2).split(" -> ")[0], want.split(" -> ")[1]];
+          assert.ok(lines.includes(`l 777 ${path} -> ${target}`), `${want} missing in:\n${listed.stdout}`);
+        } else if (type === "d") {
+          assert.ok(lines.includes(`d ${mode} ${rest.join(" ")} -> `), `${want} missing in:\n${listed.stdout}`);
+        } else {
+          const hash = rest.at(-1)!;
+          const path = rest.slice(0, -1).join(" ");
+          assert.ok(lines.includes(`f ${mode} ${path} -> `), `${want} missing in:\n${listed.stdout}`);
+          assert.ok(lines.includes(`${hash}  ${path}`), `${path}: content differs`);
+        }
+      }
+      assert.equal(lines.filter((l) => / -> /.test(l)).length, expected.length, listed.stdout);
+      assert.equal((await sh(`test -e ${remote}/pwned && echo yes || echo no`)).stdout, "no\n");
+      assert.equal((await sh(`ls -A ${remote}`)).stdout, "tree\n", "a staging directory was left behind");
+    });
+
+    await t.step("download: the local copy matches the original", async () => {
+      const down = await callOk(c, "ssh_download_file", {
+        session_id: sid,
+        remote_path: `${remote}/tree`,
+        local_path: `${root}/back`,
+        recursive: true,
+        verify: true,
+      });
+      assert.equal(down.structured.files, ODD.length + 6);
+      assert.equal(down.structured.verified, true);
+      assert.deepEqual(await snapshot(`${root}/back`), expectedCopy);
+      const names = [];
+      for await (const e of Deno.readDir(root)) names.push(e.name);
+      assert.deepEqual(names.sort(), ["back", "src"], "a staging directory was left behind");
+    });
+
+    await t.step("an existing destination is kept unless overwrite, then replaced whole", async () => {
+      const again = await call(c, "ssh_upload_file", {
+        session_id: sid,
+        local_path: `${root}/src`,
+        remote_path: `${remote}/tree`,
+        recursive: true,
+      });
+      assert.equal(again.code, "FILE_EXISTS", again.text);
+      const downAgain = await call(c, "ssh_download_file", {
+        session_id: sid,
+        remote_path: `${remote}/tree`,
+        local_path: `${root}/back`,
+        recursive: true,
+      });
+      assert.equal(downAgain.code, "FILE_EXISTS", downAgain.text);
+
+      await sh(`touch ${remote}/tree/stale`);
+      await Deno.writeTextFile(`${root}/back/stale`, "old");
+      await callOk(c, "ssh_upload_file", {
+        session_id: sid,
+        local_path: `${root}/src`,
+        remote_path: `${remote}/tree`,
+        recursive: true,
+        overwrite: true,
+      });
+      assert.equal((await sh(`test -e ${remote}/tree/stale && echo yes || echo no`)).stdout, "no\n");
+      await callOk(c, "ssh_download_file", {
+        session_id: sid,
+        remote_path: `${remote}/tree`,
+        local_path: `${root}/back`,
+        recursive: true,
+        overwrite: true,
+      });
+      assert.deepEqual(await snapshot(`${root}/back`), expectedCopy);
+      assert.equal((await sh(`ls -A ${remote}`)).stdout, "tree\n");
+    });
+
+    await t.step("a tree with a FIFO is refused before anything is sent", async () => {
+      await Deno.mkdir(`${root}/withfifo`);
+      await Deno.writeTextFile(`${root}/withfifo/a`, "a");
+      const made = await new Deno.Command("mkfifo", { args: [`${root}/withfifo/pipe`] }).output();
+      assert.equal(made.code, 0);
+      const r = await call(c, "ssh_upload_file", {
+        session_id: sid,
+        local_path: `${root}/withfifo`,
+        remote_path: `${remote}/withfifo`,
+        recursive: true,
+      });
+      assert.equal(r.code, "PATH_NOT_ALLOWED", r.text);
+      assert.match(r.text, /pipe/);
+      assert.equal((await sh(`ls -A ${remote}`)).stdout, "tree\n");
+    });
+
+    await t.step("a remote tree is never written outside the local roots", async () => {
+      await Deno.mkdir(`${base}/outside`);
+      await Deno.symlink(`${base}/outside`, `${root}/out-link`);
+      for (const local_path of [`${base}/outside/t`, `${root}/../outside/t`, `${root}/out-link/t`, `${root}/out-link`]) {
+        const r = await call(c, "ssh_download_file", {
+          session_id: sid,
+          remote_path: `${remote}/tree`,
+          local_path,
+          recursive: true,
+        });
+        assert.ok(r.isError, local_path);
+        assert.ok(["PATH_NOT_ALLOWED", "FILE_EXISTS"].includes(r.code!), `${local_path}: ${r.text}`);
+      }
+      for await (const e of Deno.readDir(`${base}/outside`)) assert.fail(`${e.name} was written outside`);
+    });
+  } finally {
+    await call(c, "ssh_remove_remote", { session_id: sid, remote_path: remote, recursive: true });
+    await Deno.remove(base, { recursive: true });
+  }
+});
