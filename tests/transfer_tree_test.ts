@@ -193,7 +193,9 @@ Deno.test({ name: "directory trees go up and come back identical", ignore: skip 
     await t.step("a remote tree is never written outside the local roots", async () => {
       await Deno.mkdir(`${base}/outside`);
       await Deno.symlink(`${base}/outside`, `${root}/out-link`);
-      for (const local_path of [`${base}/outside/t`, `${root}/../outside/t`, `${root}/out-link/t`, `${root}/out-link`]) {
+      for (
+        const local_path of [`${base}/outside/t`, `${root}/../outside/t`, `${root}/out-link/t`, `${root}/out-link`]
+      ) {
         const r = await call(c, "ssh_download_file", {
           session_id: sid,
           remote_path: `${remote}/tree`,
