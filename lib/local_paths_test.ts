@@ -1,12 +1,16 @@
 import assert from "node:assert/strict";
+import fs from "node:fs";
 import { join } from "node:path";
 import {
+  createFile,
   isInside,
   LocalPathError,
   type LocalPathProblem,
+  openReadFile,
   resolveReadDir,
   resolveReadFile,
   resolveRoots,
+  resolveWriteDir,
   resolveWriteFile,
 } from "./local_paths.ts";
 
@@ -345,4 +349,287 @@ Deno.test("resolveRoots() makes roots absolute and real", async () => {
   // A file reached through the link is inside the real root.
   const roots = await resolveRoots(["root-link"], f.dir);
   assert.equal(await resolveReadFile(join(f.dir, "root-link", "a.txt"), { roots, cwd: "/" }), join(f.root, "a.txt"));
+});
+
+// Whether `mkfifo` can be run at all; the FIFO tests are ignored without it.
+const hasMkfifo = await new Deno.Command("mkfifo", { args: ["--version"], stdout: "null", stderr: "null" })
+  .output()
+  .then(() => true, () => false);
+
+async function mkfifo(path: string): Promise<void> {
+  const { success } = await new Deno.Command("mkfifo", { args: [path], stdout: "null", stderr: "null" }).output();
+  assert.ok(success, `mkfifo ${path} failed`);
+}
+
+/**
+ * Files under `dir` that this process still holds open (Linux only; elsewhere
+ * always empty), to show that refused opens close what they opened.
+ */
+async function openFilesUnder(dir: string): Promise<string[]> {
+  const found: string[] = [];
+  let entries: Deno.DirEntry[];
+  try {
+    entries = await Array.fromAsync(Deno.readDir("/proc/self/fd"));
+  } catch {
+    return found;
+  }
+  for (const entry of entries) {
+    const target = await Deno.readLink(`/proc/self/fd/${entry.name}`).catch(() => null);
+    if (target !== null && (target === dir || target.startsWith(dir + "/"))) found.push(target);
+  }
+  return found;
+}
+
+async function names(dir: string): Promise<string[]> {
+  return (await Array.fromAsync(Deno.readDir(dir), (entry) => entry.name)).sort();
+}
+
+// openReadFile() and createFile() are given paths that were checked earlier;
+// these tests call them on paths swapped after that check, as an attacker
+// racing the check would leave them.
+
+Deno.test("openReadFile() opens a regular file inside and returns its size and permission bits", async () => {
+  await using f = await fixture();
+  const p = join(f.root, "tool");
+  await Deno.writeTextFile(p, "#!/bin/sh\necho hi\n");
+  await Deno.chmod(p, 0o4755);
+  assert.equal((await Deno.stat(p)).mode! & 0o7777, 0o4755);
+  const opened = await openReadFile(p, f.roots);
+  try {
+    assert.equal(opened.size, 18);
+    assert.equal(opened.mode, 0o755);
+    assert.equal(fs.readFileSync(opened.fd, "utf8"), "#!/bin/sh\necho hi\n");
+  } finally {
+    fs.closeSync(opened.fd);
+  }
+  await Deno.chmod(join(f.root, "a.txt"), 0o640);
+  const plain = await openReadFile(join(f.root, "a.txt"), f.roots);
+  try {
+    assert.equal(plain.size, 6);
+    assert.equal(plain.mode, 0o640);
+    assert.equal(fs.readFileSync(plain.fd, "utf8"), "inside");
+  } finally {
+    fs.closeSync(plain.fd);
+  }
+  assert.deepEqual(await openFilesUnder(f.dir), []);
+});
+
+Deno.test({
+  name: "openReadFile() refuses a file swapped for a FIFO without blocking on it",
+  ignore: !hasMkfifo,
+  async fn() {
+    await using f = await fixture();
+    const fifo = join(f.root, "fifo");
+    await mkfifo(fifo);
+    // Nothing ever opens the FIFO for writing: an open that waited for a
+    // writer would never return, so this returning at all shows it did not.
+    const error = await refused(() => openReadFile(fifo, f.roots), "not-a-regular-file", fifo);
+    assert.match(error.message, /not a regular file/);
+    assert.deepEqual(await openFilesUnder(f.dir), []);
+  },
+});
+
+Deno.test("openReadFile() refuses a file swapped for a symlink, even one pointing to a file inside", async () => {
+  await using f = await fixture();
+  await Deno.symlink(join(f.root, "a.txt"), join(f.root, "link-in"));
+  await Deno.symlink("a.txt", join(f.root, "link-relative"));
+  await Deno.symlink(join(f.dir, "secret.txt"), join(f.root, "link-out"));
+  await Deno.symlink("/etc/passwd", join(f.root, "link-passwd"));
+  await Deno.symlink(join(f.root, "missing"), join(f.root, "link-dangling"));
+  for (const name of ["link-in", "link-relative", "link-out", "link-passwd", "link-dangling"]) {
+    const p = join(f.root, name);
+    const error = await refused(() => openReadFile(p, f.roots), "not-a-regular-file", p);
+    assert.match(error.message, /symbolic link/);
+  }
+  assert.deepEqual(await openFilesUnder(f.dir), []);
+});
+
+Deno.test("openReadFile() refuses a file reached through a parent directory swapped for a link outside", async () => {
+  await using f = await fixture();
+  await Deno.symlink(f.dir, join(f.root, "sub"));
+  const p = join(f.root, "sub", "secret.txt");
+  await refused(() => openReadFile(p, f.roots), "outside-roots", p);
+  await Deno.symlink("/etc", join(f.root, "etc"));
+  await refused(() => openReadFile(join(f.root, "etc", "passwd"), f.roots), "outside-roots");
+  assert.deepEqual(await openFilesUnder(f.dir), []);
+});
+
+Deno.test("openReadFile() opens a file through a symlinked parent that stays inside", async () => {
+  await using f = await fixture();
+  await Deno.mkdir(join(f.root, "real"));
+  await Deno.writeTextFile(join(f.root, "real", "b.txt"), "through");
+  await Deno.symlink(join(f.root, "real"), join(f.root, "sub"));
+  const opened = await openReadFile(join(f.root, "sub", "b.txt"), f.roots);
+  try {
+    assert.equal(opened.size, 7);
+    assert.equal(fs.readFileSync(opened.fd, "utf8"), "through");
+  } finally {
+    fs.closeSync(opened.fd);
+  }
+  assert.deepEqual(await openFilesUnder(f.dir), []);
+});
+
+Deno.test("openReadFile() refuses /dev/null, a directory and a missing file", async () => {
+  await using f = await fixture();
+  // With /dev as a root, only the file type is left to refuse it.
+  const dev = await resolveRoots(["/dev"], "/");
+  await refused(() => openReadFile("/dev/null", dev), "not-a-regular-file", "/dev/null");
+  await refused(() => openReadFile("/dev/null", f.roots), "not-a-regular-file", "/dev/null");
+  await Deno.mkdir(join(f.root, "sub"));
+  await refused(() => openReadFile(join(f.root, "sub"), f.roots), "not-a-regular-file");
+  await refused(() => openReadFile(join(f.root, "missing"), f.roots), "not-found");
+  assert.deepEqual(await openFilesUnder(f.dir), []);
+});
+
+Deno.test("openReadFile() refuses a regular file outside the roots", async () => {
+  await using f = await fixture();
+  const p = join(f.dir, "secret.txt");
+  await refused(() => openReadFile(p, f.roots), "outside-roots", p);
+  assert.deepEqual(await openFilesUnder(f.dir), []);
+});
+
+Deno.test("createFile() creates a new private file that is writable through the descriptor", async () => {
+  await using f = await fixture();
+  const p = join(f.root, "new.txt");
+  const fd = await createFile(p, f.roots);
+  try {
+    assert.equal((await Deno.stat(p)).mode! & 0o777, 0o600);
+    fs.writeSync(fd, "downloaded");
+  } finally {
+    fs.closeSync(fd);
+  }
+  assert.equal(await Deno.readTextFile(p), "downloaded");
+  assert.deepEqual(await openFilesUnder(f.dir), []);
+});
+
+Deno.test("createFile() refuses an existing file and leaves it unchanged", async () => {
+  await using f = await fixture();
+  const p = join(f.root, "a.txt");
+  await refused(() => createFile(p, f.roots), "exists", p);
+  assert.equal(await Deno.readTextFile(p), "inside");
+  await Deno.mkdir(join(f.root, "sub"));
+  await refused(() => createFile(join(f.root, "sub"), f.roots), "exists");
+  assert.deepEqual(await names(join(f.root, "sub")), []);
+  assert.deepEqual(await openFilesUnder(f.dir), []);
+});
+
+Deno.test("createFile() refuses a path swapped for a symlink and does not create its target", async () => {
+  await using f = await fixture();
+  await Deno.symlink(join(f.root, "missing-in"), join(f.root, "dangling-in"));
+  await Deno.symlink(join(f.dir, "pwned"), join(f.root, "dangling-out"));
+  await Deno.symlink(join(f.root, "a.txt"), join(f.root, "link-file"));
+  for (const name of ["dangling-in", "dangling-out", "link-file"]) {
+    const p = join(f.root, name);
+    await refused(() => createFile(p, f.roots), "exists", p);
+    assert.ok((await Deno.lstat(p)).isSymlink, `${name} is still the link`);
+  }
+  await assert.rejects(Deno.lstat(join(f.root, "missing-in")), Deno.errors.NotFound);
+  await assert.rejects(Deno.lstat(join(f.dir, "pwned")), Deno.errors.NotFound);
+  assert.equal(await Deno.readTextFile(join(f.root, "a.txt")), "inside");
+  assert.deepEqual(await openFilesUnder(f.dir), []);
+});
+
+Deno.test("createFile() refuses a parent directory swapped for a link outside and leaves nothing there", async () => {
+  await using f = await fixture();
+  const outside = join(f.dir, "outside");
+  await Deno.mkdir(outside);
+  await Deno.writeTextFile(join(outside, "keep.txt"), "keep");
+  await Deno.symlink(outside, join(f.root, "out"));
+  const before = await names(outside);
+  const p = join(f.root, "out", "pwned");
+  await refused(() => createFile(p, f.roots), "outside-roots", p);
+  assert.deepEqual(await names(outside), before);
+  assert.equal(await Deno.readTextFile(join(outside, "keep.txt")), "keep");
+  // An existing file out there is refused before anything is opened, and kept.
+  await refused(() => createFile(join(f.root, "out", "keep.txt"), f.roots), "exists");
+  assert.equal(await Deno.readTextFile(join(outside, "keep.txt")), "keep");
+  assert.deepEqual(await names(f.dir), ["outside", "root", "secret.txt"]);
+  assert.deepEqual(await openFilesUnder(f.dir), []);
+});
+
+Deno.test("createFile() creates through a symlinked parent that stays inside, and refuses a missing parent", async () => {
+  await using f = await fixture();
+  await Deno.mkdir(join(f.root, "real"));
+  await Deno.symlink(join(f.root, "real"), join(f.root, "sub"));
+  fs.closeSync(await createFile(join(f.root, "sub", "new.txt"), f.roots));
+  assert.ok((await Deno.lstat(join(f.root, "real", "new.txt"))).isFile);
+  await refused(() => createFile(join(f.root, "missing", "new.txt"), f.roots), "not-found");
+  assert.deepEqual(await openFilesUnder(f.dir), []);
+});
+
+Deno.test("resolveWriteDir() accepts a missing destination inside and creates nothing", async () => {
+  await using f = await fixture();
+  for (const overwrite of [false, true]) {
+    const opts = { roots: f.roots, cwd: f.root, overwrite };
+    assert.deepEqual(await resolveWriteDir("tree", opts), { path: join(f.root, "tree"), exists: false });
+    assert.deepEqual(await resolveWriteDir(join(f.root, "tree"), opts), { path: join(f.root, "tree"), exists: false });
+  }
+  await assert.rejects(Deno.lstat(join(f.root, "tree")), Deno.errors.NotFound);
+});
+
+Deno.test("resolveWriteDir() accepts an existing directory only with overwrite, at its real path", async () => {
+  await using f = await fixture();
+  await Deno.mkdir(join(f.root, "real", "tree"), { recursive: true });
+  await Deno.symlink(join(f.root, "real"), join(f.root, "sub"));
+  const opts = { roots: f.roots, cwd: f.root, overwrite: true };
+  assert.deepEqual(await resolveWriteDir("sub/tree", opts), { path: join(f.root, "real", "tree"), exists: true });
+  assert.deepEqual(await resolveWriteDir("real/tree", opts), { path: join(f.root, "real", "tree"), exists: true });
+  const error = await refused(() => resolveWriteDir("sub/tree", { ...opts, overwrite: false }), "exists", "sub/tree");
+  assert.match(error.message, /overwrite is off/);
+});
+
+Deno.test("resolveWriteDir() refuses an existing non-directory", async () => {
+  await using f = await fixture();
+  for (const overwrite of [false, true]) {
+    const opts = { roots: f.roots, cwd: f.root, overwrite };
+    const error = await refused(() => resolveWriteDir("a.txt", opts), "not-a-directory", "a.txt");
+    assert.match(error.message, /it is a file/);
+  }
+  const dev = await resolveRoots(["/dev"], "/");
+  await refused(
+    () => resolveWriteDir("/dev/null", { roots: dev, cwd: "/", overwrite: true }),
+    "not-a-directory",
+    "/dev/null",
+  );
+  assert.equal(await Deno.readTextFile(join(f.root, "a.txt")), "inside");
+});
+
+Deno.test("resolveWriteDir() refuses a symlink at the destination, even to a directory inside", async () => {
+  await using f = await fixture();
+  await Deno.mkdir(join(f.root, "tree"));
+  await Deno.symlink(join(f.root, "tree"), join(f.root, "link-in"));
+  await Deno.symlink(f.dir, join(f.root, "link-out"));
+  await Deno.symlink(join(f.root, "missing"), join(f.root, "dangling"));
+  for (const overwrite of [false, true]) {
+    const opts = { roots: f.roots, cwd: f.root, overwrite };
+    for (const p of ["link-in", "link-out", "dangling"]) {
+      const error = await refused(() => resolveWriteDir(p, opts), "not-a-regular-file", p);
+      assert.match(error.message, /symbolic link/);
+    }
+  }
+  await assert.rejects(Deno.lstat(join(f.root, "missing")), Deno.errors.NotFound);
+});
+
+Deno.test("resolveWriteDir() refuses destinations whose parent is outside the roots", async () => {
+  await using f = await fixture();
+  await Deno.symlink(f.dir, join(f.root, "out"));
+  const opts = { roots: f.roots, cwd: f.root, overwrite: true };
+  await refused(() => resolveWriteDir("../tree", opts), "outside-roots", "../tree");
+  await refused(() => resolveWriteDir("out/tree", opts), "outside-roots", "out/tree");
+  await refused(() => resolveWriteDir("out/root", opts), "outside-roots");
+  await refused(() => resolveWriteDir(join(f.dir, "tree"), opts), "outside-roots");
+  // The root itself cannot be replaced: its parent is outside.
+  await refused(() => resolveWriteDir(f.root, opts), "outside-roots");
+  await refused(() => resolveWriteDir("/etc", opts), "outside-roots");
+  assert.deepEqual(await names(f.dir), ["root", "secret.txt"]);
+});
+
+Deno.test("resolveWriteDir() refuses a missing parent and a final component that names no directory", async () => {
+  await using f = await fixture();
+  const opts = { roots: f.roots, cwd: f.root, overwrite: true };
+  await refused(() => resolveWriteDir("missing/tree", opts), "not-found", "missing/tree");
+  await refused(() => resolveWriteDir("a.txt/tree", opts), "not-a-directory");
+  for (const p of [".", "..", "tree/", "sub/."]) {
+    await refused(() => resolveWriteDir(p, opts), "invalid", p);
+  }
 });
