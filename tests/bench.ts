@@ -10,6 +10,10 @@
  * 4. Bytes of the tools/list answer.
  * 5. Shell round trip: `echo` through ssh_shell_send + ssh_shell_wait for its
  *    output (N=200) vs OpenSSH ControlMaster `true` (target ≤ 0.5×).
+ * 6. 200 MiB upload and download, median of 3, vs sftp(1) and scp(1)
+ *    (target ≥ 1.0× sftp).
+ * 7. RSS growth of a fresh server over a 1 GiB upload then download
+ *    (target ≤ 64 MiB).
  */
 
 import { callOk, startServer } from "./fixtures/mcp.ts";
@@ -206,6 +210,53 @@ for (let i = 0; i < N_SPAWN; i++) {
   await s.close();
 }
 
+// --- 7. RSS growth of a fresh server during a 1 GiB upload and download ---------
+// The peak (VmHWM) is reset once the session and its SFTP channel are warm,
+// so the growth is what the transfer itself costs.
+const GIB = 1024 * MIB;
+const sparse = await Deno.open(`${work}/gib`, { create: true, write: true });
+await sparse.truncate(GIB); // zeros: the bytes do not matter to memory, and it costs no disk
+sparse.close();
+const rssServer = await startServer({ args: ["--known-hosts", knownHosts, "--allow-local-dir", work] });
+const rssSession = (await callOk(rssServer.client, "ssh_connect", {
+  host: sshd.host,
+  port: sshd.port,
+  username: sshd.user,
+  private_key_path: sshd.keys.ed25519.path,
+})).structured.session_id;
+const gibRemote = `/tmp/mcp-bench-gib-${crypto.randomUUID()}`;
+await Deno.writeTextFile(`${work}/small`, "warm-up\n");
+await callOk(rssServer.client, "ssh_upload_file", {
+  session_id: rssSession,
+  local_path: `${work}/small`,
+  remote_path: gibRemote,
+});
+const rssStatus = async () => await Deno.readTextFile(`/proc/${rssServer.pid}/status`);
+// Growth during one transfer: from the RSS when it starts to the peak while it runs.
+async function growthDuring(transfer: () => Promise<unknown>): Promise<{ from: number; growth: number }> {
+  const from = Number((await rssStatus()).match(/^VmRSS:\s+(\d+) kB/m)![1]) / 1024;
+  await Deno.writeTextFile(`/proc/${rssServer.pid}/clear_refs`, "5"); // resets VmHWM to the current RSS
+  await transfer();
+  return { from, growth: (await peakRssMiB(rssServer.pid!)) - from };
+}
+const rssUp = await growthDuring(() =>
+  callOk(rssServer.client, "ssh_upload_file", {
+    session_id: rssSession,
+    local_path: `${work}/gib`,
+    remote_path: gibRemote,
+    overwrite: true,
+  })
+);
+const rssDown = await growthDuring(() =>
+  callOk(rssServer.client, "ssh_download_file", {
+    session_id: rssSession,
+    remote_path: gibRemote,
+    local_path: `${work}/gib.back`,
+  })
+);
+await callOk(rssServer.client, "ssh_remove_remote", { session_id: rssSession, remote_path: gibRemote });
+await rssServer.close();
+
 await Deno.remove(work, { recursive: true });
 
 const oursMed = median(ours);
@@ -247,6 +298,12 @@ const rows: [string, string, string, string][] = [
     peakRss <= 100 ? "met" : "MISSED",
   ],
   ["tools/list answer", `${toolsListBytes} bytes`, "-", "-"],
+  ...([["up", rssUp], ["down", rssDown]] as const).map(([dir, r]): [string, string, string, string] => [
+    `server RSS growth, 1 GiB ${dir}load`,
+    `${r.growth.toFixed(1)} MiB (from ${r.from.toFixed(1)} MiB)`,
+    "<= 64 MiB",
+    r.growth <= 64 ? "met" : "MISSED",
+  ]),
   ...(["up", "down"] as const).map((dir): [string, string, string, string] => {
     const ratio = mbps(`ours ${dir}`) / mbps(`sftp ${dir}`);
     return [
