@@ -109,24 +109,29 @@ export function registerFileTools(server: McpServer, deps: ToolDeps): void {
   const session = (id: string) => sessions.get(id).connection.sftp();
 
   // MCP progress notifications, when the client asked for them with a token.
+  // `flush` waits for the last one to be written, so the final progress
+  // always reaches the client before the result does.
   // deno-lint-ignore no-explicit-any
-  function progress(extra: any): ((done: number, total: number) => void) | undefined {
+  function progress(extra: any): { report?: (done: number, total: number) => void; flush: () => Promise<unknown> } {
     const token = extra?._meta?.progressToken;
-    if (token === undefined) return undefined;
+    let sent: Promise<unknown> = Promise.resolve();
+    if (token === undefined) return { flush: () => sent };
     let last = 0;
-    return (done, total) => {
-      if (done - last < 1024 * 1024 && done !== total) return;
-      last = done;
-      extra.sendNotification({
-        method: "notifications/progress",
-        params: { progressToken: token, progress: done, total },
-      })
-        .catch(() => {});
+    return {
+      report: (done, total) => {
+        if (done - last < 1024 * 1024 && done !== total) return;
+        last = done;
+        sent = extra.sendNotification({
+          method: "notifications/progress",
+          params: { progressToken: token, progress: done, total },
+        }).catch(() => {});
+      },
+      flush: () => sent,
     };
   }
 
-  // Stops waiting for a transfer when the call is cancelled or the
-  // connection is lost (ssh2's fast transfers never report the latter).
+  // Stops a transfer when the call is cancelled or the connection is lost
+  // (ssh2 never answers the requests in flight on a dead connection).
   function transferSignal(sessionId: string, callSignal: AbortSignal): { signal: AbortSignal; done: () => void } {
     const stop = new AbortController();
     const off = sessions.get(sessionId).connection.onClose((reason) =>
@@ -172,13 +177,15 @@ export function registerFileTools(server: McpServer, deps: ToolDeps): void {
   ) {
     const sf = await session(args.session_id);
     const stop = transferSignal(args.session_id, extra.signal);
+    const notify = progress(extra);
     const options = {
       overwrite: args.overwrite ?? false,
       verify: args.verify ?? false,
-      onProgress: progress(extra),
+      onProgress: notify.report,
       signal: stop.signal,
     };
     const r = await run(sf, options).finally(stop.done);
+    await notify.flush();
     const [from, to] = direction === "up" ? [local, args.remote_path] : [args.remote_path, local];
     const what = r.type === "file"
       ? `${r.bytes} bytes`
