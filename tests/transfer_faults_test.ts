@@ -215,3 +215,63 @@ Deno.test({ name: "a full disk on either side is a coded error with nothing left
     await Deno.remove(root, { recursive: true });
   }
 });
+
+Deno.test(
+  { name: "transfers stay byte-exact while keys are renewed every 1 MiB; a denied path is coded", ignore: skip },
+  async () => {
+    await using sshd = await startSshd({ extraConfig: "LogLevel DEBUG1\nRekeyLimit 1M" });
+    const root = await Deno.makeTempDir({ prefix: "mcp-rekey-" });
+    try {
+      const kh = await sshd.writeKnownHosts(`${root}/kh`);
+      await using server = await startServer({ args: ["--known-hosts", kh, "--allow-local-dir", root] });
+      const c = server.client;
+      const sid = await connectWithKey(c, sshd);
+      const data = new Uint8Array(24 * 1024 * 1024);
+      for (let i = 0; i < data.length; i += 65536) crypto.getRandomValues(data.subarray(i, i + 65536));
+      await Deno.writeFile(`${root}/data`, data);
+      const remote = `/tmp/mcp-rekey-${crypto.randomUUID()}`;
+      // Commands run alongside, so rekeying meets channel traffic of both kinds.
+      const alongside = Array.from(
+        { length: 8 },
+        (_, i) =>
+          callOk(c, "ssh_execute", { session_id: sid, command: `head -c 1M /dev/urandom | sha256sum; echo ${i}` }),
+      );
+      const up = await callOk(c, "ssh_upload_file", {
+        session_id: sid,
+        local_path: `${root}/data`,
+        remote_path: remote,
+        verify: true,
+      });
+      const down = await callOk(c, "ssh_download_file", {
+        session_id: sid,
+        remote_path: remote,
+        local_path: `${root}/back`,
+        verify: true,
+      });
+      assert.equal(up.structured.sha256, down.structured.sha256);
+      assert.deepEqual(await Deno.readFile(`${root}/back`), data);
+      const rekeys = sshd.logs().match(/SSH2_MSG_KEXINIT sent/g)?.length ?? 0;
+      assert.ok(rekeys >= 20, `only ${rekeys} key exchanges:\n${sshd.logs().slice(-3000)}`);
+      for (const [i, r] of (await Promise.all(alongside)).entries()) {
+        assert.match(r.structured.stdout, new RegExp(`\n${i}\n$`));
+      }
+
+      const denied = await call(c, "ssh_upload_file", {
+        session_id: sid,
+        local_path: `${root}/data`,
+        remote_path: "/root/mcp-denied",
+      });
+      assert.equal(denied.code, "SFTP_PERMISSION_DENIED", denied.text);
+      const deniedDown = await call(c, "ssh_download_file", {
+        session_id: sid,
+        remote_path: "/root/.bashrc",
+        local_path: `${root}/stolen`,
+      });
+      assert.ok(["SFTP_PERMISSION_DENIED", "SFTP_NO_SUCH_FILE"].includes(deniedDown.code!), deniedDown.text);
+      await assert.rejects(Deno.stat(`${root}/stolen`));
+      await callOk(c, "ssh_execute", { session_id: sid, command: `rm -f ${remote}` });
+    } finally {
+      await Deno.remove(root, { recursive: true });
+    }
+  },
+);
