@@ -243,13 +243,7 @@ export async function uploadTree(
   } catch (error) {
     throw cutOff(error, remotePath, moved);
   }
-  if (options.verify) {
-    for (const e of entries) {
-      if (e.type === "file") {
-        await compareHashes(sftp, local, join(localDir, ...e.rel.split("/")), posix.join(remotePath, e.rel));
-      }
-    }
-  }
+  if (options.verify) await compareTrees(sftp, local, localDir, remotePath, entries);
   return treeResult(entries, moved.total, (top.mode ?? 0o755) & 0o777, options.verify);
 }
 
@@ -298,13 +292,7 @@ export async function downloadTree(
   } catch (error) {
     throw cutOff(error, remotePath, moved);
   }
-  if (options.verify) {
-    for (const e of entries) {
-      if (e.type === "file") {
-        await compareHashes(sftp, local, join(localPath, ...e.rel.split("/")), posix.join(remotePath, e.rel));
-      }
-    }
-  }
+  if (options.verify) await compareTrees(sftp, local, localPath, remotePath, entries);
   return treeResult(entries, moved.total, top.mode & 0o777, options.verify);
 }
 
@@ -674,6 +662,20 @@ function within<T>(work: Promise<T>, ms: number): Promise<T | null> {
 function tempName(name: string): string {
   const rnd = Array.from(crypto.getRandomValues(new Uint8Array(6)), (b) => b.toString(16).padStart(2, "0")).join("");
   return `.${name}.mcp-${rnd}.tmp`;
+}
+
+/** Compares every file of a transferred tree by sha256; throws at the first difference. */
+async function compareTrees(
+  sftp: SFTPWrapper,
+  local: LocalFiles,
+  localTop: string,
+  remoteTop: string,
+  entries: TreeEntry[],
+): Promise<void> {
+  for (const e of entries) {
+    if (e.type !== "file") continue;
+    await compareHashes(sftp, local, join(localTop, ...e.rel.split("/")), posix.join(remoteTop, e.rel));
+  }
 }
 
 /** Hashes both copies; returns the sha256 if they agree, else throws. */
