@@ -36,6 +36,13 @@ export interface Config {
    * real paths after start-up resolves them.
    */
   localRoots: string[];
+  /**
+   * Addresses local forward listeners may bind besides loopback (127.0.0.0/8, ::1).
+   * Empty by default: a tunnel is reachable from this machine only.
+   */
+  forwardBindAddresses: string[];
+  /** Forwards allowed per session. */
+  maxForwardsPerSession: number;
   /** ssh-agent socket from SSH_AUTH_SOCK, if any. */
   agentSocket?: string;
   /** The user's home directory, for `~/` in key paths. */
@@ -59,6 +66,9 @@ export const ConfigFileSchema = z.strictObject({
   connect_timeout: z.number().positive().max(600).optional(),
   keepalive_interval: z.number().min(0).max(3600).optional(),
   keepalive_count_max: z.int().min(1).max(100).optional(),
+  forward_bind_addresses: z.array(z.string().min(1).max(255)).optional()
+    .describe("Addresses port-forward listeners may bind besides loopback (e.g. 0.0.0.0); default none"),
+  max_forwards_per_session: z.int().min(1).max(1000).optional(),
 });
 
 /** The configuration file's parsed contents. */
@@ -116,6 +126,8 @@ export function resolveConfig(flags: CliFlags, file: ConfigFile, env: ConfigEnv)
     keepaliveIntervalSeconds: file.keepalive_interval ?? 15,
     keepaliveCountMax: file.keepalive_count_max ?? 3,
     localRoots: [...(file.local_roots ?? []), ...flags.allowLocalDirs],
+    forwardBindAddresses: file.forward_bind_addresses ?? [],
+    maxForwardsPerSession: file.max_forwards_per_session ?? 16,
     agentSocket: env.sshAuthSock || undefined,
     home: env.home || undefined,
   };

@@ -7,6 +7,7 @@
 import { SshMcpError } from "./errors.ts";
 import type { Logger } from "./log.ts";
 import { type ConnectOptions, SshConnection } from "./ssh/connection.ts";
+import type { Forward } from "./ssh/forward.ts";
 import type { Shell } from "./ssh/shell.ts";
 
 /** One session as tools see it. */
@@ -19,6 +20,8 @@ export interface Session {
   lostReason: SshMcpError | null;
   /** Interactive shells of this session, by shell id. */
   shells: Map<string, Shell>;
+  /** Port forwards of this session, by forward id. */
+  forwards: Map<string, Forward>;
 }
 
 /** What ssh_list_sessions reports about a session. */
@@ -78,9 +81,19 @@ export class SessionRegistry {
     }
     const id = newSessionId();
     const now = new Date();
-    const session: Session = { id, connection, createdAt: now, lastUsedAt: now, lostReason: null, shells: new Map() };
+    const session: Session = {
+      id,
+      connection,
+      createdAt: now,
+      lastUsedAt: now,
+      lostReason: null,
+      shells: new Map(),
+      forwards: new Map(),
+    };
     this.#sessions.set(id, session);
     connection.onClose((reason) => {
+      // A lost connection carries no tunnel: free the local ports at once.
+      closeForwards(session).catch(() => {});
       if (this.#sessions.get(id) === session) {
         session.lostReason = reason;
         this.#logger.info(`Session ${id} lost: ${reason?.message ?? "closed"}`);
@@ -106,6 +119,11 @@ export class SessionRegistry {
     }
     session.lastUsedAt = new Date();
     return session;
+  }
+
+  /** A session by id, lost or not, without touching it; undefined if there is none. */
+  find(id: string): Session | undefined {
+    return this.#sessions.get(id);
   }
 
   /** Summaries of every session, lost ones included. */
@@ -138,6 +156,7 @@ export class SessionRegistry {
     this.#sessions.delete(id);
     for (const shell of session.shells.values()) shell.close();
     session.shells.clear();
+    await closeForwards(session);
     await session.connection.close();
     this.#logger.info(`Session ${id} closed`);
   }
@@ -147,8 +166,15 @@ export class SessionRegistry {
     const all = [...this.#sessions.values()];
     this.#sessions.clear();
     for (const s of all) for (const shell of s.shells.values()) shell.close();
+    await Promise.allSettled(all.map((s) => closeForwards(s)));
     await Promise.allSettled(all.map((s) => s.connection.close()));
   }
+}
+
+async function closeForwards(session: Session): Promise<void> {
+  const forwards = [...session.forwards.values()];
+  session.forwards.clear();
+  await Promise.allSettled(forwards.map((f) => f.close()));
 }
 
 function newSessionId(): string {

@@ -71,6 +71,13 @@ export interface PtyOptions {
   rows: number;
 }
 
+/** A connection to a remote listener (`ssh -R`): accept it to get its channel, or reject it. */
+export type TcpInHandler = (
+  details: { destIP: string; destPort: number; srcIP: string; srcPort: number },
+  accept: () => ClientChannel,
+  reject: () => void,
+) => void;
+
 type OpenChannel = (callback: (err: Error | undefined, channel: ClientChannel) => void) => void;
 
 /** Exit status of a remote command, filled in when the server reports it. */
@@ -136,6 +143,8 @@ export class SshConnection {
 
   #socket: DenoSocket;
   #sftp: Promise<SFTPWrapper> | null = null;
+  /** Remote listeners (ssh -R) by "address:port", as the server reports connections to them. */
+  #listeners = new Map<string, TcpInHandler>();
 
   private constructor(parts: {
     client: ssh2.Client;
@@ -155,6 +164,11 @@ export class SshConnection {
     client.on("error", (err: Error & { level?: string }) => {
       this.#closeReason ??= parts.rekeyRefused() ?? mapRuntimeError(err);
       logger.warn(`SSH ${info.username}@${info.host}:${info.port}: ${err.message}`);
+    });
+    client.on("tcp connection", (details, accept, reject) => {
+      const handler = this.#listeners.get(`${details.destIP}:${details.destPort}`);
+      if (handler === undefined) return reject();
+      handler(details, accept, reject);
     });
     client.on("close", () => {
       this.#closed = true;
@@ -473,6 +487,90 @@ export class SshConnection {
             cause: error,
           }),
         );
+      }
+    });
+  }
+
+  /**
+   * Opens a direct-tcpip channel: the server connects to `host:port` on our
+   * behalf (as `ssh -L` and `ssh -D` do). Not counted in the channel budget:
+   * OpenSSH's MaxSessions limits session channels only.
+   */
+  tcpOut(host: string, port: number, from: { address: string; port: number }): Promise<ClientChannel> {
+    if (this.#closed) return Promise.reject(this.#lostError());
+    return new Promise<ClientChannel>((resolve, reject) => {
+      const off = this.onClose(() => reject(this.#lostError()));
+      try {
+        this.#client.forwardOut(from.address, from.port, host, port, (err, channel) => {
+          off();
+          if (!err) return resolve(channel);
+          const e = err as Error & { reason?: number };
+          reject(
+            e.reason === 1
+              ? new SshMcpError("FORWARD_REFUSED", `Server ${this.info.host} does not allow TCP forwarding`, {
+                hint: "The server's sshd_config sets AllowTcpForwarding or PermitOpen against it",
+                cause: err,
+              })
+              : new SshMcpError(
+                "FORWARD_TARGET_FAILED",
+                `Server ${this.info.host} could not connect to ${host}:${port}: ${e.message.replace(/^\(SSH\) /, "")}`,
+                { hint: "Check that something listens there, as seen from the SSH server", cause: err },
+              ),
+          );
+        });
+      } catch (error) {
+        off();
+        reject(new SshMcpError("CONNECTION_LOST", `Connection to ${this.info.host} is gone`, { cause: error }));
+      }
+    });
+  }
+
+  /**
+   * Asks the server to listen on `address:port` (as `ssh -R`; port 0 lets it
+   * choose) and hands each connection to it to `handler`. Returns the port
+   * bound and a function that stops the listener.
+   */
+  tcpIn(address: string, port: number, handler: TcpInHandler): Promise<{ port: number; stop: () => Promise<void> }> {
+    if (this.#closed) return Promise.reject(this.#lostError());
+    return new Promise((resolve, reject) => {
+      const off = this.onClose(() => reject(this.#lostError()));
+      try {
+        this.#client.forwardIn(address, port, (err, bound) => {
+          off();
+          if (err) {
+            return reject(
+              new SshMcpError("FORWARD_REFUSED", `Server ${this.info.host} refused to listen on ${address}:${port}`, {
+                hint: "The port may be in use there, below 1024, or the server forbids remote forwarding " +
+                  "(AllowTcpForwarding, GatewayPorts for non-loopback addresses)",
+                cause: err,
+              }),
+            );
+          }
+          const actual = port === 0 ? bound : port;
+          const key = `${address}:${actual}`;
+          this.#listeners.set(key, handler);
+          resolve({
+            port: actual,
+            stop: () =>
+              new Promise<void>((done) => {
+                this.#listeners.delete(key);
+                if (this.#closed) return done();
+                const offStop = this.onClose(() => done());
+                try {
+                  this.#client.unforwardIn(address, actual, () => {
+                    offStop();
+                    done();
+                  });
+                } catch {
+                  offStop();
+                  done();
+                }
+              }),
+          });
+        });
+      } catch (error) {
+        off();
+        reject(new SshMcpError("CONNECTION_LOST", `Connection to ${this.info.host} is gone`, { cause: error }));
       }
     });
   }

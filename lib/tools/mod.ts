@@ -13,6 +13,7 @@ import { registerConnectionTools } from "./connection.ts";
 import { registerExecTools } from "./exec.ts";
 import { registerShellTools } from "./shell.ts";
 import { registerFileTools } from "./files.ts";
+import { registerForwardTools } from "./forward.ts";
 
 /** What tools need from the rest of the server. */
 export interface ToolDeps {
@@ -27,4 +28,5 @@ export function registerTools(server: McpServer, deps: ToolDeps): void {
   registerExecTools(server, deps);
   registerShellTools(server, deps);
   registerFileTools(server, deps);
+  registerForwardTools(server, deps);
 }

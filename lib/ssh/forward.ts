@@ -1,0 +1,528 @@
+/**
+ * Port forwarding over one SSH connection, the three kinds OpenSSH has:
+ * local (`ssh -L`: we listen, the server connects out), remote (`ssh -R`: the
+ * server listens, we connect out here) and dynamic (`ssh -D`: a SOCKS5 proxy
+ * here, the server connects to whatever each client asks for).
+ *
+ * Every forward counts its connections and bytes, records its last error,
+ * caps its open connections, and closes its listener and every connection
+ * when closed. A target that refuses or goes away closes the one client
+ * connection it concerns; the forward keeps serving.
+ *
+ * @module
+ */
+
+// @ts-types="@types/ssh2"
+import type { ClientChannel } from "ssh2";
+import { SshMcpError } from "../errors.ts";
+import type { Logger } from "../log.ts";
+import type { SshConnection } from "./connection.ts";
+
+/** The three kinds of forward. */
+export type ForwardKind = "local" | "remote" | "dynamic";
+
+/** An address and port. */
+export interface Endpoint {
+  host: string;
+  port: number;
+}
+
+/** What a forward reports about itself. */
+export interface ForwardInfo {
+  id: string;
+  kind: ForwardKind;
+  /** Where connections arrive: on this machine (local, dynamic) or on the SSH server (remote). */
+  listen: Endpoint;
+  /** Where they go: from the SSH server (local), on this machine (remote); null for dynamic. */
+  target: Endpoint | null;
+  openConnections: number;
+  totalConnections: number;
+  /** Bytes from the connecting clients towards the targets. */
+  bytesOut: number;
+  /** Bytes from the targets back to the clients. */
+  bytesIn: number;
+  createdAt: Date;
+  lastError: string | null;
+  lastErrorAt: Date | null;
+}
+
+/** Connections one forward keeps open at once; more are closed at once and recorded. */
+export const MAX_FORWARD_CONNECTIONS = 256;
+/** Time a SOCKS client has to finish its request. */
+const SOCKS_HANDSHAKE_MS = 10_000;
+/** Bytes read from a client socket at a time. */
+const READ_SIZE = 64 * 1024;
+
+/** One running forward. */
+export class Forward {
+  readonly id: string;
+  readonly kind: ForwardKind;
+  readonly listen: Endpoint;
+  readonly target: Endpoint | null;
+  readonly createdAt: Date = new Date();
+  #stats = { open: 0, total: 0, out: 0, in: 0 };
+  #lastError: { message: string; at: Date } | null = null;
+  #links = new Set<Link>();
+  #stop: () => Promise<void>;
+  #closing: Promise<void> | null = null;
+  #logger: Logger;
+  #max: number;
+
+  private constructor(
+    parts: { id: string; kind: ForwardKind; listen: Endpoint; target: Endpoint | null; logger: Logger; max: number },
+  ) {
+    this.id = parts.id;
+    this.kind = parts.kind;
+    this.listen = parts.listen;
+    this.target = parts.target;
+    this.#logger = parts.logger;
+    this.#max = parts.max;
+    this.#stop = () => Promise.resolve();
+  }
+
+  /** Listens on `bind` here; each connection is carried to `target` from the SSH server's side (`ssh -L`). */
+  static local(
+    connection: SshConnection,
+    options: { id: string; bind: Endpoint; target: Endpoint; logger: Logger; maxConnections?: number },
+  ): Forward {
+    const listener = listenHere(options.bind);
+    const forward = new Forward({
+      id: options.id,
+      kind: "local",
+      listen: { host: options.bind.host, port: (listener.addr as Deno.NetAddr).port },
+      target: options.target,
+      logger: options.logger,
+      max: options.maxConnections ?? MAX_FORWARD_CONNECTIONS,
+    });
+    forward.#serve(listener, async (tcp) => {
+      const from = tcp.remoteAddr as Deno.NetAddr;
+      const channel = await connection.tcpOut(options.target.host, options.target.port, {
+        address: from.hostname,
+        port: from.port,
+      });
+      return { channel, pending: new Uint8Array(0) };
+    });
+    return forward;
+  }
+
+  /** A SOCKS5 proxy on `bind` here; each CONNECT is carried out from the SSH server's side (`ssh -D`). */
+  static dynamic(
+    connection: SshConnection,
+    options: { id: string; bind: Endpoint; logger: Logger; maxConnections?: number },
+  ): Forward {
+    const listener = listenHere(options.bind);
+    const forward = new Forward({
+      id: options.id,
+      kind: "dynamic",
+      listen: { host: options.bind.host, port: (listener.addr as Deno.NetAddr).port },
+      target: null,
+      logger: options.logger,
+      max: options.maxConnections ?? MAX_FORWARD_CONNECTIONS,
+    });
+    forward.#serve(listener, async (tcp) => {
+      const from = tcp.remoteAddr as Deno.NetAddr;
+      return await socksHandshake(
+        tcp,
+        (target) => connection.tcpOut(target.host, target.port, { address: from.hostname, port: from.port }),
+      );
+    });
+    return forward;
+  }
+
+  /** Has the SSH server listen on `bind`; each connection comes back to `target` on this machine (`ssh -R`). */
+  static async remote(
+    connection: SshConnection,
+    options: { id: string; bind: Endpoint; target: Endpoint; logger: Logger; maxConnections?: number },
+  ): Promise<Forward> {
+    let forward: Forward | null = null;
+    const pending: Parameters<Parameters<SshConnection["tcpIn"]>[2]>[] = [];
+    const bound = await connection.tcpIn(options.bind.host, options.bind.port, (...args) => {
+      if (forward === null) pending.push(args); // a connection can beat our own bookkeeping
+      else forward.#acceptRemote(options.target, ...args);
+    });
+    const created: Forward = new Forward({
+      id: options.id,
+      kind: "remote",
+      listen: { host: options.bind.host, port: bound.port },
+      target: options.target,
+      logger: options.logger,
+      max: options.maxConnections ?? MAX_FORWARD_CONNECTIONS,
+    });
+    created.#stop = bound.stop;
+    forward = created;
+    for (const args of pending) created.#acceptRemote(options.target, ...args);
+    return created;
+  }
+
+  /** A snapshot of this forward's state. */
+  info(): ForwardInfo {
+    return {
+      id: this.id,
+      kind: this.kind,
+      listen: this.listen,
+      target: this.target,
+      openConnections: this.#stats.open,
+      totalConnections: this.#stats.total,
+      bytesOut: this.#stats.out,
+      bytesIn: this.#stats.in,
+      createdAt: this.createdAt,
+      lastError: this.#lastError?.message ?? null,
+      lastErrorAt: this.#lastError?.at ?? null,
+    };
+  }
+
+  /** Whether {@linkcode Forward.close} was called. */
+  get closed(): boolean {
+    return this.#closing !== null;
+  }
+
+  /** Stops listening and closes every connection; resolves once the port is free. */
+  close(): Promise<void> {
+    this.#closing ??= (async () => {
+      await this.#stop().catch(() => {});
+      for (const link of this.#links) link.close();
+      await Promise.all([...this.#links].map((l) => l.done));
+    })();
+    return this.#closing;
+  }
+
+  #fail(message: string): void {
+    this.#lastError = { message, at: new Date() };
+    this.#logger.debug(`forward ${this.id}: ${message}`);
+  }
+
+  // Accepts connections here; `open` makes the channel for one (and may
+  // have read bytes already that belong to it: `pending`).
+  #serve(
+    listener: Deno.TcpListener,
+    open: (tcp: Deno.TcpConn) => Promise<{ channel: ClientChannel; pending: Uint8Array }>,
+  ): void {
+    this.#stop = () => {
+      try {
+        listener.close(); // the port is free once this returns
+      } catch {
+        // already closed
+      }
+      return Promise.resolve();
+    };
+    (async () => {
+      for await (const tcp of listener) {
+        if (this.closed) {
+          tcp.close();
+          break;
+        }
+        if (this.#stats.open >= this.#max) {
+          this.#fail(`refused a connection: ${this.#max} already open`);
+          tcp.close();
+          continue;
+        }
+        tcp.setNoDelay(true);
+        const link = this.#link(tcp);
+        open(tcp).then(
+          ({ channel, pending }) => link.attach(channel, pending),
+          (error) => {
+            this.#fail(error instanceof Error ? error.message : String(error));
+            link.close();
+          },
+        );
+      }
+    })().catch((error) => {
+      if (!this.closed) this.#fail(`listener failed: ${error instanceof Error ? error.message : error}`);
+    });
+  }
+
+  #acceptRemote(
+    target: Endpoint,
+    _details: unknown,
+    accept: () => ClientChannel,
+    reject: () => void,
+  ): void {
+    if (this.closed || this.#stats.open >= this.#max) {
+      if (!this.closed) this.#fail(`refused a connection: ${this.#max} already open`);
+      return reject();
+    }
+    // Reserve the slot before connecting, so a burst cannot overshoot the cap.
+    this.#stats.open++;
+    Deno.connect({ hostname: target.host, port: target.port }).then(
+      (tcp) => {
+        this.#stats.open--;
+        if (this.closed) {
+          tcp.close();
+          return reject();
+        }
+        tcp.setNoDelay(true);
+        this.#link(tcp).attach(accept(), new Uint8Array(0));
+      },
+      (error) => {
+        this.#stats.open--;
+        this.#fail(`cannot connect to ${target.host}:${target.port}: ${error.message}`);
+        reject(); // the remote client sees its connection closed, not a hang
+      },
+    );
+  }
+
+  #link(tcp: Deno.TcpConn): Link {
+    // For a remote forward the TCP side is the target, not the client.
+    const counts = this.kind === "remote"
+      ? { fromTcp: (n: number) => (this.#stats.in += n), toTcp: (n: number) => (this.#stats.out += n) }
+      : { fromTcp: (n: number) => (this.#stats.out += n), toTcp: (n: number) => (this.#stats.in += n) };
+    const link = new Link(tcp, counts, (message) => this.#fail(message));
+    this.#links.add(link);
+    this.#stats.open++;
+    this.#stats.total++;
+    link.done.then(() => {
+      this.#links.delete(link);
+      this.#stats.open--;
+    });
+    return link;
+  }
+}
+
+/** Byte counters of a link, by direction on its TCP side. */
+interface Counts {
+  fromTcp(n: number): void;
+  toTcp(n: number): void;
+}
+
+/** One TCP connection joined to its SSH channel, bytes counted both ways. */
+class Link {
+  readonly done: Promise<void>;
+  #tcp: Deno.TcpConn;
+  #channel: ClientChannel | null = null;
+  #count: Counts;
+  #onError: (message: string) => void;
+  #closed = false;
+  #finish!: () => void;
+
+  constructor(tcp: Deno.TcpConn, count: Counts, onError: (message: string) => void) {
+    this.#tcp = tcp;
+    this.#count = count;
+    this.#onError = onError;
+    this.done = new Promise((resolve) => (this.#finish = resolve));
+  }
+
+  /** Starts copying both ways; `pending` goes to the channel first. */
+  attach(channel: ClientChannel, pending: Uint8Array): void {
+    if (this.#closed) {
+      channel.close();
+      return;
+    }
+    this.#channel = channel;
+    const channelClosed = new Promise<void>((resolve) => channel.once("close", resolve));
+    channel.on("error", (error: Error) => this.#onError(`channel: ${error.message}`));
+    if (pending.length > 0) {
+      this.#count.fromTcp(pending.length);
+      channel.write(pending);
+    }
+    this.#toChannel(channel);
+    // Once the target's bytes are all delivered and the server has closed the
+    // channel (target gone), the client connection ends too, as with OpenSSH:
+    // a client that keeps its side open is not left waiting.
+    this.#toClient(channel).then(() => channelClosed).then(() => this.close());
+  }
+
+  /** Closes both sides (idempotent). */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    try {
+      this.#tcp.close();
+    } catch {
+      // already closed
+    }
+    this.#channel?.close();
+    this.#finish();
+  }
+
+  // Client → target. Each read gets a fresh buffer: ssh2 keeps a reference
+  // to what it could not send yet (window exhausted).
+  async #toChannel(channel: ClientChannel): Promise<void> {
+    try {
+      while (!this.#closed) {
+        const buf = new Uint8Array(READ_SIZE);
+        const n = await this.#tcp.read(buf);
+        if (n === null) break;
+        this.#count.fromTcp(n);
+        if (!channel.write(buf.subarray(0, n))) await drained(channel);
+      }
+      if (!this.#closed) channel.end(); // half-close: the target sees EOF, replies can still come
+    } catch {
+      this.close(); // reset by the client, or closed under us
+    }
+  }
+
+  // Target → client, pulling from the channel only as fast as the client takes it.
+  async #toClient(channel: ClientChannel): Promise<void> {
+    try {
+      for await (const chunk of channel as AsyncIterable<Uint8Array>) {
+        this.#count.toTcp(chunk.length);
+        for (let off = 0; off < chunk.length;) off += await this.#tcp.write(chunk.subarray(off));
+      }
+      if (!this.#closed) await this.#tcp.closeWrite();
+    } catch {
+      this.close();
+    }
+  }
+}
+
+function drained(channel: ClientChannel): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      channel.off("drain", done);
+      channel.off("close", done);
+      resolve();
+    };
+    channel.on("drain", done);
+    channel.on("close", done);
+  });
+}
+
+function listenHere(bind: Endpoint): Deno.TcpListener {
+  try {
+    return Deno.listen({ hostname: bind.host, port: bind.port, transport: "tcp" });
+  } catch (error) {
+    const inUse = error instanceof Deno.errors.AddrInUse;
+    throw new SshMcpError(
+      "BIND_FAILED",
+      inUse
+        ? `Port ${bind.port} on ${bind.host} is already in use here`
+        : `Cannot listen on ${bind.host}:${bind.port} here: ${error instanceof Error ? error.message : error}`,
+      { hint: inUse ? "Choose another local_port, or 0 for a free one" : "Check the address and port", cause: error },
+    );
+  }
+}
+
+// --- SOCKS5 (RFC 1928), CONNECT only, no authentication --------------------------------
+
+/** SOCKS5 reply codes used here. */
+const SOCKS = {
+  ok: 0x00,
+  failure: 0x01,
+  notAllowed: 0x02,
+  hostUnreachable: 0x04,
+  refused: 0x05,
+  commandNotSupported: 0x07,
+  addressNotSupported: 0x08,
+} as const;
+
+/** A parsed SOCKS5 CONNECT request, or the reply code that refuses it. */
+export type SocksRequest = { target: Endpoint; rest: Uint8Array } | { refuse: number };
+
+/**
+ * Parses a client's greeting and CONNECT request from the bytes so far.
+ * Returns null when more bytes are needed; throws on bytes that are not SOCKS5.
+ * `rest` holds whatever the client sent after the request.
+ */
+export function parseSocks(data: Uint8Array): { methods: number[]; request: SocksRequest | null; used: number } | null {
+  if (data.length < 2) return null;
+  if (data[0] !== 0x05) throw new Error(`not a SOCKS5 client (version byte ${data[0]})`);
+  const nMethods = data[1];
+  if (nMethods === 0) throw new Error("SOCKS5 greeting offers no methods");
+  if (data.length < 2 + nMethods) return null;
+  const methods = [...data.subarray(2, 2 + nMethods)];
+  const req = 2 + nMethods;
+  if (data.length < req + 5) return { methods, request: null, used: req };
+  if (data[req] !== 0x05) throw new Error("SOCKS5 request has a wrong version byte");
+  const command = data[req + 1];
+  const atyp = data[req + 3];
+  let host: string;
+  let at = req + 4;
+  if (atyp === 0x01) {
+    if (data.length < at + 4 + 2) return { methods, request: null, used: req };
+    host = [...data.subarray(at, at + 4)].join(".");
+    at += 4;
+  } else if (atyp === 0x04) {
+    if (data.length < at + 16 + 2) return { methods, request: null, used: req };
+    const groups: string[] = [];
+    for (let i = 0; i < 16; i += 2) groups.push(((data[at + i] << 8) | data[at + i + 1]).toString(16));
+    host = groups.join(":");
+    at += 16;
+  } else if (atyp === 0x03) {
+    const len = data[at];
+    if (data.length < at + 1 + len + 2) return { methods, request: null, used: req };
+    const name = new TextDecoder("utf-8", { fatal: false }).decode(data.subarray(at + 1, at + 1 + len));
+    at += 1 + len;
+    // The name goes to the server as a host to resolve: nothing that is not a host name.
+    if (len === 0 || !/^[A-Za-z0-9._-]+$/.test(name)) {
+      return { methods, request: { refuse: SOCKS.addressNotSupported }, used: at + 2 };
+    }
+    host = name;
+  } else {
+    return { methods, request: { refuse: SOCKS.addressNotSupported }, used: data.length };
+  }
+  const port = (data[at] << 8) | data[at + 1];
+  at += 2;
+  if (command !== 0x01) return { methods, request: { refuse: SOCKS.commandNotSupported }, used: at };
+  if (port === 0) return { methods, request: { refuse: SOCKS.refused }, used: at };
+  return { methods, request: { target: { host, port }, rest: data.slice(at) }, used: data.length };
+}
+
+function socksReply(code: number): Uint8Array {
+  // The bound address is not known on this side of the tunnel: 0.0.0.0:0, as OpenSSH answers.
+  return new Uint8Array([0x05, code, 0x00, 0x01, 0, 0, 0, 0, 0, 0]);
+}
+
+/**
+ * Runs the SOCKS5 handshake on `tcp` and opens the channel the client asks
+ * for. Refusals and failures answer with the matching SOCKS reply and throw
+ * (the caller closes the connection and records the error).
+ */
+async function socksHandshake(
+  tcp: Deno.TcpConn,
+  connect: (target: Endpoint) => Promise<ClientChannel>,
+): Promise<{ channel: ClientChannel; pending: Uint8Array }> {
+  let timer = 0;
+  const deadline = new Promise<never>((_, reject) => {
+    timer = Number(setTimeout(
+      () => reject(new Error(`SOCKS client sent no complete request within ${SOCKS_HANDSHAKE_MS} ms`)),
+      SOCKS_HANDSHAKE_MS,
+    ));
+  });
+  try {
+    let data = new Uint8Array(0);
+    let greeted = false;
+    while (true) {
+      const parsed = parseSocks(data);
+      if (parsed !== null && !greeted) {
+        if (!parsed.methods.includes(0x00)) {
+          await tcp.write(new Uint8Array([0x05, 0xff]));
+          throw new Error("SOCKS client offers no method without authentication");
+        }
+        await tcp.write(new Uint8Array([0x05, 0x00]));
+        greeted = true;
+      }
+      if (parsed?.request) {
+        const request = parsed.request;
+        if ("refuse" in request) {
+          await tcp.write(socksReply(request.refuse));
+          throw new Error(`SOCKS request refused (reply ${request.refuse})`);
+        }
+        let channel: ClientChannel;
+        try {
+          channel = await connect(request.target);
+        } catch (error) {
+          const code = error instanceof SshMcpError && error.code === "FORWARD_REFUSED"
+            ? SOCKS.notAllowed
+            : /refused/i.test(String((error as Error)?.message))
+            ? SOCKS.refused
+            : SOCKS.hostUnreachable;
+          await tcp.write(socksReply(code)).catch(() => {});
+          throw error;
+        }
+        await tcp.write(socksReply(SOCKS.ok));
+        return { channel, pending: request.rest };
+      }
+      const buf = new Uint8Array(512);
+      const n = await Promise.race([tcp.read(buf), deadline]);
+      if (n === null) throw new Error("SOCKS client closed before its request");
+      const next = new Uint8Array(data.length + n);
+      next.set(data);
+      next.set(buf.subarray(0, n), data.length);
+      if (next.length > 600) throw new Error("SOCKS request too long");
+      data = next;
+    }
+  } finally {
+    clearTimeout(timer);
+    deadline.catch(() => {});
+  }
+}
