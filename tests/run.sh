@@ -1,9 +1,9 @@
 #!/bin/sh
 # The project's test command. On a fresh Linux machine with Node and root it
 # installs what the tests need (Deno from npm; OpenSSH server, sudo, procps,
-# less, python3, ncurses-bin from apt) when missing, then runs every check
-# and test: deno task ok (fmt check, lint, type check, tests against a real
-# sshd).
+# less, python3, ncurses-bin, iproute2, curl from apt) when missing, then runs
+# every check and test: deno task ok (fmt check, lint, type check, tests
+# against a real sshd).
 set -eu
 cd "$(dirname "$0")/.."
 DENO_VERSION=2.9.6
@@ -25,6 +25,10 @@ command -v ps >/dev/null 2>&1 || missing="$missing procps"
 [ -x /usr/bin/less ] || missing="$missing less"
 [ -x /usr/bin/python3 ] || missing="$missing python3"
 [ -x /usr/bin/tput ] || missing="$missing ncurses-bin"
+# The port forwarding tests put an sshd and services in a network namespace
+# (ip netns, a veth pair) and probe them with curl.
+[ -x /bin/ip ] || [ -x /sbin/ip ] || command -v ip >/dev/null 2>&1 || missing="$missing iproute2"
+command -v curl >/dev/null 2>&1 || missing="$missing curl"
 if [ -n "$missing" ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     echo "== installing$missing from apt"
