@@ -13,6 +13,7 @@ import { createLogger } from "./lib/log.ts";
 import { resolveRoots } from "./lib/local_paths.ts";
 import { createServer } from "./lib/server.ts";
 import { serveStdio } from "./lib/transport/stdio.ts";
+import { isLoopback, MCP_PATH, serveHttp, SSE_PATH } from "./lib/transport/http.ts";
 
 export { createServer } from "./lib/server.ts";
 
@@ -53,9 +54,86 @@ async function main(argv: string[]): Promise<number> {
     return 2;
   }
   const logger = createLogger(config.logLevel);
-  const created = createServer(config, logger);
-  await serveStdio(created, logger);
+  if (flags.transport === "stdio") {
+    await serveStdio(createServer(config, logger), logger);
+    return 0;
+  }
+  const host = flags.host ?? "127.0.0.1";
+  const port = flags.port ?? 9810;
+  let token: string;
+  let generated = false;
+  try {
+    const fromFile = flags.tokenFile === undefined ? undefined : (await Deno.readTextFile(flags.tokenFile)).trim();
+    const configured = fromFile ?? Deno.env.get(TOKEN_ENV)?.trim();
+    if (configured !== undefined && configured !== "") {
+      if (configured.length < 16 || /\s/.test(configured)) {
+        throw new TypeError("the token must be at least 16 characters, without whitespace");
+      }
+      token = configured;
+    } else if (isLoopback(host)) {
+      token = randomToken();
+      generated = true;
+    } else {
+      throw new TypeError(
+        `refusing to listen on ${host} without a token: anyone who can reach it could drive your SSH sessions. ` +
+          `Set ${TOKEN_ENV} or pass --token-file, or bind 127.0.0.1`,
+      );
+    }
+  } catch (error) {
+    console.error(`mcp-remote-ssh: ${error instanceof Error ? error.message : String(error)}`);
+    return 2;
+  }
+  let http;
+  try {
+    http = await serveHttp({
+      transport: flags.transport,
+      host,
+      port,
+      token,
+      allowedOrigins: config.httpAllowedOrigins,
+      maxBodyBytes: config.httpMaxBodyBytes,
+      idleTimeoutMs: config.httpIdleTimeoutSeconds * 1000,
+      create: () => createServer(config!, logger),
+      logger,
+    });
+  } catch (error) {
+    console.error(
+      `mcp-remote-ssh: cannot listen on ${host}:${port}: ${error instanceof Error ? error.message : error}`,
+    );
+    return 2;
+  }
+  const shown = host.includes(":") ? `[${host}]` : host;
+  const url = `http://${shown}:${http.port}${flags.transport === "sse" ? SSE_PATH : MCP_PATH}`;
+  console.error(`mcp-remote-ssh: ${flags.transport} listening on ${url}`);
+  if (generated) {
+    // Printed once, here, because nobody configured one; never logged anywhere else.
+    const entry = {
+      type: flags.transport === "sse" ? "sse" : "http",
+      url,
+      headers: { Authorization: `Bearer ${token}` },
+    };
+    console.error(
+      `mcp-remote-ssh: no token configured, so this run uses a new one. Client configuration:\n` +
+        JSON.stringify({ mcpServers: { ssh: entry } }, null, 2),
+    );
+  }
+  const signals: Deno.Signal[] = Deno.build.os === "windows" ? ["SIGINT", "SIGBREAK"] : ["SIGINT", "SIGTERM"];
+  for (const sig of signals) {
+    Deno.addSignalListener(sig, () => {
+      logger.info(`Shutting down: ${sig}`);
+      http.shutdown();
+    });
+  }
+  await http.finished;
   return 0;
+}
+
+/** Environment variable holding the HTTP bearer token. */
+const TOKEN_ENV = "MCP_REMOTE_SSH_TOKEN";
+
+function randomToken(): string {
+  const bytes = crypto.getRandomValues(new Uint8Array(32));
+  return btoa(String.fromCharCode(...bytes)).replaceAll("+", "-").replaceAll("/", "_").replace(/=+$/, "");
 }
 
 if (import.meta.main) {

@@ -13,7 +13,15 @@ export const VERSION: string = denoJson.version;
 
 /** Flags as given; unset ones are undefined so the config file can fill them. */
 export interface CliFlags {
-  transport: "stdio";
+  transport: "stdio" | "streamable-http" | "sse";
+  /** HTTP transports: address to bind. */
+  host?: string;
+  /** HTTP transports: port to bind (0 = a free one). */
+  port?: number;
+  /** HTTP transports: file holding the bearer token. */
+  tokenFile?: string;
+  /** HTTP transports: origins allowed in an Origin header. */
+  allowOrigins: string[];
   config?: string;
   knownHosts: string[];
   allowLocalDirs: string[];
@@ -30,7 +38,15 @@ An MCP server that gives AI agents SSH sessions, commands and files on remote ho
 Usage: mcp-remote-ssh [options]
 
 Options:
-  --transport stdio             MCP transport (default: stdio)
+  --transport KIND              stdio (default), streamable-http, or sse (older HTTP clients)
+  --host ADDR                   HTTP: address to bind (default 127.0.0.1); another address
+                                than loopback needs a configured token
+  --port N                      HTTP: port (default 9810; 0 picks a free one)
+  --token-file FILE             HTTP: bearer token clients must send; or set
+                                MCP_REMOTE_SSH_TOKEN; on loopback without either, a random
+                                token is generated and printed once to stderr
+  --allow-origin ORIGIN         HTTP: an Origin browsers may send, e.g.
+                                http://localhost:6274 (repeatable; default none)
   --config FILE                 JSON configuration file (see README)
   --known-hosts FILE            Extra known_hosts file, read after ~/.ssh/known_hosts;
                                 the last one given receives new keys under accept-new
@@ -43,8 +59,8 @@ Options:
   --version                     Print the version and exit
   --help                        Print this help and exit
 
-Stdout carries only MCP messages. The server exits on stdin EOF, SIGINT or SIGTERM,
-closing every SSH connection it holds.
+With stdio, stdout carries only MCP messages. The server exits on stdin EOF (stdio),
+SIGINT or SIGTERM, closing every SSH connection it holds.
 `;
 
 /** Parses argv; throws a TypeError with a readable message on bad flags. */
@@ -55,6 +71,10 @@ export function parseFlags(argv: string[]): CliFlags {
     allowPositionals: false,
     options: {
       transport: { type: "string" },
+      host: { type: "string" },
+      port: { type: "string" },
+      "token-file": { type: "string" },
+      "allow-origin": { type: "string", multiple: true },
       config: { type: "string" },
       "known-hosts": { type: "string", multiple: true },
       "allow-local-dir": { type: "string", multiple: true },
@@ -65,8 +85,15 @@ export function parseFlags(argv: string[]): CliFlags {
     },
   });
   const transport = values.transport ?? "stdio";
-  if (transport !== "stdio") {
-    throw new TypeError(`Unsupported --transport ${JSON.stringify(transport)}: only stdio is available`);
+  if (transport !== "stdio" && transport !== "streamable-http" && transport !== "sse") {
+    throw new TypeError(`Invalid --transport ${JSON.stringify(transport)}: use stdio, streamable-http or sse`);
+  }
+  const port = values.port === undefined ? undefined : Number(values.port);
+  if (port !== undefined && !(Number.isInteger(port) && port >= 0 && port <= 65535 && /^\d+$/.test(values.port!))) {
+    throw new TypeError(`Invalid --port ${JSON.stringify(values.port)}: use 0-65535`);
+  }
+  if (transport === "stdio" && (values.host ?? values.port ?? values["token-file"]) !== undefined) {
+    throw new TypeError("--host, --port and --token-file apply to the HTTP transports only");
   }
   const policy = values["host-key-policy"];
   if (policy !== undefined && policy !== "strict" && policy !== "accept-new") {
@@ -78,6 +105,10 @@ export function parseFlags(argv: string[]): CliFlags {
   }
   return {
     transport,
+    host: values.host,
+    port,
+    tokenFile: values["token-file"],
+    allowOrigins: values["allow-origin"] ?? [],
     config: values.config,
     knownHosts: values["known-hosts"] ?? [],
     allowLocalDirs: values["allow-local-dir"] ?? [],

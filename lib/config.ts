@@ -43,6 +43,12 @@ export interface Config {
   forwardBindAddresses: string[];
   /** Forwards allowed per session. */
   maxForwardsPerSession: number;
+  /** HTTP transports: origins allowed in an Origin header (exact match). */
+  httpAllowedOrigins: string[];
+  /** HTTP transports: largest request body, in bytes. */
+  httpMaxBodyBytes: number;
+  /** HTTP transports: an idle HTTP session is closed (with its SSH sessions) after this long, in seconds. */
+  httpIdleTimeoutSeconds: number;
   /** ssh-agent socket from SSH_AUTH_SOCK, if any. */
   agentSocket?: string;
   /** The user's home directory, for `~/` in key paths. */
@@ -69,6 +75,10 @@ export const ConfigFileSchema = z.strictObject({
   forward_bind_addresses: z.array(z.string().min(1).max(255)).optional()
     .describe("Addresses port-forward listeners may bind besides loopback (e.g. 0.0.0.0); default none"),
   max_forwards_per_session: z.int().min(1).max(1000).optional(),
+  http_allowed_origins: z.array(z.string().min(1).max(512)).optional()
+    .describe("Origins browsers may send to the HTTP transports, e.g. http://localhost:6274; default none"),
+  http_max_body_bytes: z.int().min(1024).max(256 * 1024 * 1024).optional(),
+  http_idle_timeout: z.number().positive().max(7 * 86400).optional(),
 });
 
 /** The configuration file's parsed contents. */
@@ -128,6 +138,9 @@ export function resolveConfig(flags: CliFlags, file: ConfigFile, env: ConfigEnv)
     localRoots: [...(file.local_roots ?? []), ...flags.allowLocalDirs],
     forwardBindAddresses: file.forward_bind_addresses ?? [],
     maxForwardsPerSession: file.max_forwards_per_session ?? 16,
+    httpAllowedOrigins: [...(file.http_allowed_origins ?? []), ...flags.allowOrigins],
+    httpMaxBodyBytes: file.http_max_body_bytes ?? 32 * 1024 * 1024,
+    httpIdleTimeoutSeconds: file.http_idle_timeout ?? 1800,
     agentSocket: env.sshAuthSock || undefined,
     home: env.home || undefined,
   };

@@ -1,0 +1,389 @@
+/**
+ * Serving MCP over HTTP: streamable HTTP (the current transport) or SSE (for
+ * older clients), safe to run.
+ *
+ * Every request passes the same gate before anything else: the `Host` header
+ * must name the bound address (DNS rebinding), an `Origin`, when sent, must be
+ * allowed by configuration, a token in the query string is refused, the
+ * bearer token must match (constant time), and the body must fit the limit.
+ *
+ * Each HTTP session gets its own MCP server and its own SSH session registry,
+ * so one client can never list, use or close another's SSH sessions, shells or
+ * forwards, even with a guessed id; when the HTTP session ends (DELETE, idle
+ * timeout, shutdown) everything it owned is closed.
+ *
+ * @module
+ */
+
+// @ts-types="@modelcontextprotocol/sdk/server/webStandardStreamableHttp"
+import { WebStandardStreamableHTTPServerTransport } from "@modelcontextprotocol/sdk/server/webStandardStreamableHttp.js";
+// @ts-types="@modelcontextprotocol/sdk/shared/transport"
+import type { Transport } from "@modelcontextprotocol/sdk/shared/transport.js";
+// @ts-types="@modelcontextprotocol/sdk/types"
+import {
+  isInitializeRequest,
+  type JSONRPCMessage,
+  JSONRPCMessageSchema,
+  SUPPORTED_PROTOCOL_VERSIONS,
+} from "@modelcontextprotocol/sdk/types.js";
+import { createHash, timingSafeEqual } from "node:crypto";
+import { isIP } from "node:net";
+import type { Logger } from "../log.ts";
+import type { CreatedServer } from "../server.ts";
+
+/** Options of {@linkcode serveHttp}. */
+export interface HttpOptions {
+  transport: "streamable-http" | "sse";
+  /** Address to bind. */
+  host: string;
+  /** Port to bind; 0 picks a free one (reported by `onListen`). */
+  port: number;
+  /** The bearer token every request must carry. */
+  token: string;
+  /** Origins allowed in an `Origin` header (exact, e.g. "http://localhost:3000"); none by default. */
+  allowedOrigins: string[];
+  /** Largest request body accepted. */
+  maxBodyBytes: number;
+  /** An HTTP session unused this long is closed with everything it owned. */
+  idleTimeoutMs: number;
+  /** Builds the MCP server (and SSH session registry) of one HTTP session. */
+  create: () => CreatedServer;
+  logger: Logger;
+  /** Called once listening, with the port bound. */
+  onListen?: (port: number) => void;
+}
+
+/** A running HTTP server. */
+export interface HttpServer {
+  port: number;
+  /** Stops accepting, closes every HTTP session and what it owned. */
+  shutdown(): Promise<void>;
+  /** Resolves once the server has stopped. */
+  finished: Promise<void>;
+}
+
+/** Where the streamable HTTP endpoint lives. */
+export const MCP_PATH = "/mcp";
+/** Where an SSE client opens its stream, and where it posts messages. */
+export const SSE_PATH = "/sse";
+export const SSE_MESSAGES_PATH = "/messages";
+
+/** One HTTP session: its transport, its own MCP server, and when it was last used. */
+interface HttpSession {
+  id: string;
+  created: CreatedServer;
+  transport: WebStandardStreamableHTTPServerTransport | SseTransport;
+  lastUsed: number;
+  closing: Promise<void> | null;
+}
+
+/** Starts the HTTP server; resolves once it listens. */
+export function serveHttp(options: HttpOptions): Promise<HttpServer> {
+  const sessions = new Map<string, HttpSession>();
+  const { logger } = options;
+  const expectedToken = new TextEncoder().encode(options.token);
+
+  const closeSession = (session: HttpSession, why: string): Promise<void> => {
+    session.closing ??= (async () => {
+      sessions.delete(session.id);
+      logger.info(`HTTP session ${session.id.slice(0, 8)}… closed: ${why}`);
+      await session.created.close().catch(() => {});
+      await session.transport.close().catch(() => {});
+    })();
+    return session.closing;
+  };
+
+  const sweep = setInterval(() => {
+    const now = Date.now();
+    for (const s of sessions.values()) {
+      if (now - s.lastUsed > options.idleTimeoutMs) closeSession(s, "idle timeout");
+    }
+  }, Math.min(60_000, Math.max(1000, options.idleTimeoutMs / 4)));
+  Deno.unrefTimer(Number(sweep));
+
+  const gate = (request: Request, url: URL): Response | null => {
+    if (!hostAllowed(request.headers.get("host"), options.host, boundPort)) {
+      return plain(403, "Forbidden: Host header does not name this server");
+    }
+    const origin = request.headers.get("origin");
+    if (origin !== null && !options.allowedOrigins.includes(origin)) {
+      return plain(403, "Forbidden: Origin not allowed");
+    }
+    for (const name of url.searchParams.keys()) {
+      if (/token|auth|key|secret|password/i.test(name)) {
+        return plain(400, "Bad Request: credentials are accepted only in the Authorization header");
+      }
+    }
+    if (!tokenMatches(request.headers.get("authorization"), expectedToken)) {
+      return new Response("Unauthorized\n", {
+        status: 401,
+        headers: { "www-authenticate": 'Bearer realm="mcp-remote-ssh"', "content-type": "text/plain" },
+      });
+    }
+    const length = request.headers.get("content-length");
+    if (length !== null && Number(length) > options.maxBodyBytes) {
+      return plain(413, `Payload Too Large: the limit is ${options.maxBodyBytes} bytes`);
+    }
+    const version = request.headers.get("mcp-protocol-version");
+    if (version !== null && !SUPPORTED_PROTOCOL_VERSIONS.includes(version)) {
+      return plain(400, `Bad Request: unsupported MCP-Protocol-Version ${JSON.stringify(version.slice(0, 40))}`);
+    }
+    return null;
+  };
+
+  async function streamable(request: Request): Promise<Response> {
+    const id = request.headers.get("mcp-session-id");
+    if (id !== null) {
+      const session = sessions.get(id);
+      if (session === undefined || session.transport instanceof SseTransport) {
+        return jsonError(404, -32001, "Session not found");
+      }
+      session.lastUsed = Date.now();
+      const response = await session.transport.handleRequest(request);
+      if (request.method === "DELETE" && response.ok) await closeSession(session, "deleted by the client");
+      return response;
+    }
+    if (request.method !== "POST") return jsonError(400, -32000, "Bad Request: no session; initialize first");
+    const body = await readJson(request, options.maxBodyBytes);
+    if (body instanceof Response) return body;
+    const messages = Array.isArray(body) ? body : [body];
+    if (!messages.some((m) => isInitializeRequest(m))) {
+      return jsonError(400, -32000, "Bad Request: no session; initialize first");
+    }
+    // The session's own server and registry; kept only if initialize succeeds.
+    const created = options.create();
+    let session: HttpSession | null = null;
+    const transport: WebStandardStreamableHTTPServerTransport = new WebStandardStreamableHTTPServerTransport({
+      sessionIdGenerator: newSessionId,
+      maxRequestBodySize: options.maxBodyBytes,
+      onsessioninitialized: (sid) => {
+        session = { id: sid, created, transport, lastUsed: Date.now(), closing: null };
+        sessions.set(sid, session);
+        logger.info(`HTTP session ${sid.slice(0, 8)}… opened`);
+      },
+    });
+    transport.onclose = () => {
+      if (session !== null) closeSession(session, "transport closed");
+    };
+    await created.server.connect(transport);
+    const response = await transport.handleRequest(request, { parsedBody: body });
+    if (session === null) await created.close(); // initialize failed: nothing to keep
+    return response;
+  }
+
+  async function sse(request: Request, url: URL): Promise<Response> {
+    if (url.pathname === SSE_PATH && request.method === "GET") {
+      const id = newSessionId();
+      const transport = new SseTransport(id, `${SSE_MESSAGES_PATH}?sessionId=${id}`);
+      const session: HttpSession = { id, created: options.create(), transport, lastUsed: Date.now(), closing: null };
+      sessions.set(id, session);
+      transport.onclose = () => closeSession(session, "stream closed");
+      await session.created.server.connect(transport);
+      logger.info(`SSE session ${id.slice(0, 8)}… opened`);
+      return transport.response(request.signal);
+    }
+    if (url.pathname === SSE_MESSAGES_PATH && request.method === "POST") {
+      const session = sessions.get(url.searchParams.get("sessionId") ?? "");
+      if (session === undefined || !(session.transport instanceof SseTransport)) {
+        return plain(404, "Session not found");
+      }
+      session.lastUsed = Date.now();
+      const body = await readJson(request, options.maxBodyBytes);
+      if (body instanceof Response) return body;
+      return session.transport.deliver(body);
+    }
+    return plain(404, "Not Found");
+  }
+
+  let boundPort = options.port;
+  let resolveListening!: () => void;
+  const listening = new Promise<void>((resolve) => (resolveListening = resolve));
+  const server = Deno.serve({
+    hostname: options.host,
+    port: options.port,
+    onListen: (addr) => {
+      boundPort = (addr as Deno.NetAddr).port;
+      options.onListen?.(boundPort);
+      resolveListening();
+    },
+    onError: (error) => {
+      logger.error(`HTTP handler failed: ${error instanceof Error ? error.message : String(error)}`);
+      return plain(500, "Internal Server Error");
+    },
+  }, async (request) => {
+    const url = new URL(request.url);
+    const refused = gate(request, url);
+    if (refused !== null) {
+      logger.info(`HTTP ${request.method} ${url.pathname} refused: ${refused.status}`);
+      return refused;
+    }
+    if (options.transport === "streamable-http") {
+      if (url.pathname !== MCP_PATH) return plain(404, "Not Found");
+      return await streamable(request);
+    }
+    return await sse(request, url);
+  });
+
+  let stopping: Promise<void> | null = null;
+  const shutdown = () =>
+    stopping ??= (async () => {
+      clearInterval(sweep);
+      await Promise.allSettled([...sessions.values()].map((s) => closeSession(s, "server shutdown")));
+      await server.shutdown();
+    })();
+  return listening.then(() => ({ port: boundPort, shutdown, finished: server.finished }));
+}
+
+/** ≥ 128 bits from the system's CSPRNG (here 256), hex. */
+function newSessionId(): string {
+  return Array.from(crypto.getRandomValues(new Uint8Array(32)), (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+/** Whether `host` (the Host header) names the server bound at `bind`:`port`. */
+export function hostAllowed(host: string | null, bind: string, port: number): boolean {
+  if (host === null) return false;
+  const names = new Set<string>();
+  const add = (name: string) => names.add(`${name}:${port}`.toLowerCase());
+  if (isIP(bind) === 6) add(`[${bind}]`);
+  else add(bind);
+  if (isLoopback(bind)) {
+    add("localhost");
+    add("127.0.0.1");
+    add("[::1]");
+  }
+  // A wildcard bind serves whatever address the client used; DNS rebinding
+  // is then stopped by the token, which a rebinding page does not have.
+  if (bind === "0.0.0.0" || bind === "::") return /^[A-Za-z0-9.\-:[\]]+$/.test(host);
+  return names.has(host.toLowerCase());
+}
+
+/** Loopback addresses: 127.0.0.0/8, ::1 and localhost. */
+export function isLoopback(host: string): boolean {
+  return host === "localhost" || host === "::1" || (isIP(host) === 4 && host.startsWith("127."));
+}
+
+/** Constant-time bearer token check: both sides are hashed first, so not even the length leaks. */
+export function tokenMatches(header: string | null, expected: Uint8Array): boolean {
+  const match = header?.match(/^Bearer\s+(\S+)\s*$/i) ?? null;
+  const given = createHash("sha256").update(new TextEncoder().encode(match?.[1] ?? "")).digest();
+  const wanted = createHash("sha256").update(expected).digest();
+  return timingSafeEqual(given, wanted) && match !== null;
+}
+
+function plain(status: number, text: string): Response {
+  return new Response(text + "\n", { status, headers: { "content-type": "text/plain" } });
+}
+
+function jsonError(status: number, code: number, message: string): Response {
+  return new Response(JSON.stringify({ jsonrpc: "2.0", error: { code, message }, id: null }), {
+    status,
+    headers: { "content-type": "application/json" },
+  });
+}
+
+/** Reads a JSON body up to `limit` bytes; a Response (413/400) when it cannot. */
+async function readJson(request: Request, limit: number): Promise<unknown | Response> {
+  if (request.body === null) return jsonError(400, -32700, "Parse error: empty body");
+  const reader = request.body.getReader();
+  const parts: Uint8Array[] = [];
+  let size = 0;
+  while (true) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    size += value.length;
+    if (size > limit) {
+      await reader.cancel().catch(() => {});
+      return plain(413, `Payload Too Large: the limit is ${limit} bytes`);
+    }
+    parts.push(value);
+  }
+  const bytes = new Uint8Array(size);
+  let at = 0;
+  for (const p of parts) {
+    bytes.set(p, at);
+    at += p.length;
+  }
+  try {
+    return JSON.parse(new TextDecoder().decode(bytes));
+  } catch {
+    return jsonError(400, -32700, "Parse error: the body is not JSON");
+  }
+}
+
+/**
+ * The SSE transport (MCP 2024-11-05): a GET opens an event stream whose
+ * first event names the URL to POST messages to; replies go down the stream.
+ */
+class SseTransport implements Transport {
+  sessionId: string;
+  onclose?: () => void;
+  onerror?: (error: Error) => void;
+  onmessage?: (message: JSONRPCMessage) => void;
+  #endpoint: string;
+  #controller: ReadableStreamDefaultController<Uint8Array> | null = null;
+  #closed = false;
+  #keepAlive = 0;
+
+  constructor(sessionId: string, endpoint: string) {
+    this.sessionId = sessionId;
+    this.#endpoint = endpoint;
+  }
+
+  start(): Promise<void> {
+    return Promise.resolve();
+  }
+
+  /** The event stream for the GET that opened the session. */
+  response(signal: AbortSignal): Response {
+    const stream = new ReadableStream<Uint8Array>({
+      start: (controller) => {
+        this.#controller = controller;
+        this.#write(`event: endpoint\ndata: ${this.#endpoint}\n\n`);
+        this.#keepAlive = Number(setInterval(() => this.#write(": keep-alive\n\n"), 15_000));
+      },
+      cancel: () => this.close(),
+    });
+    signal.addEventListener("abort", () => this.close(), { once: true });
+    return new Response(stream, {
+      headers: { "content-type": "text/event-stream", "cache-control": "no-cache", connection: "keep-alive" },
+    });
+  }
+
+  /** A POSTed message (or batch) for the server. */
+  deliver(body: unknown): Response {
+    const messages = Array.isArray(body) ? body : [body];
+    for (const raw of messages) {
+      const parsed = JSONRPCMessageSchema.safeParse(raw);
+      if (!parsed.success) return jsonError(400, -32600, "Invalid Request: not a JSON-RPC message");
+    }
+    for (const raw of messages) this.onmessage?.(JSONRPCMessageSchema.parse(raw));
+    return new Response("Accepted\n", { status: 202 });
+  }
+
+  send(message: JSONRPCMessage): Promise<void> {
+    if (this.#closed) return Promise.reject(new Error("SSE stream is closed"));
+    this.#write(`event: message\ndata: ${JSON.stringify(message)}\n\n`);
+    return Promise.resolve();
+  }
+
+  close(): Promise<void> {
+    if (this.#closed) return Promise.resolve();
+    this.#closed = true;
+    clearInterval(this.#keepAlive);
+    try {
+      this.#controller?.close();
+    } catch {
+      // the client already went away
+    }
+    this.onclose?.();
+    return Promise.resolve();
+  }
+
+  #write(text: string): void {
+    try {
+      this.#controller?.enqueue(new TextEncoder().encode(text));
+    } catch {
+      this.close();
+    }
+  }
+}
