@@ -74,6 +74,8 @@ interface HttpSession {
   created: CreatedServer;
   transport: WebStandardStreamableHTTPServerTransport | SseTransport;
   lastUsed: number;
+  /** Requests the server has not answered yet: a long command keeps its session alive. */
+  inFlight: number;
   closing: Promise<void> | null;
 }
 
@@ -96,7 +98,7 @@ export function serveHttp(options: HttpOptions): Promise<HttpServer> {
   const sweep = setInterval(() => {
     const now = Date.now();
     for (const s of sessions.values()) {
-      if (now - s.lastUsed > options.idleTimeoutMs) closeSession(s, "idle timeout");
+      if (s.inFlight === 0 && now - s.lastUsed > options.idleTimeoutMs) closeSession(s, "idle timeout");
     }
   }, Math.min(60_000, Math.max(1000, options.idleTimeoutMs / 4)));
   Deno.unrefTimer(Number(sweep));
@@ -157,7 +159,7 @@ export function serveHttp(options: HttpOptions): Promise<HttpServer> {
       sessionIdGenerator: newSessionId,
       maxRequestBodySize: options.maxBodyBytes,
       onsessioninitialized: (sid) => {
-        session = { id: sid, created, transport, lastUsed: Date.now(), closing: null };
+        session = { id: sid, created, transport, lastUsed: Date.now(), inFlight: 0, closing: null };
         sessions.set(sid, session);
         logger.info(`HTTP session ${sid.slice(0, 8)}… opened`);
       },
@@ -166,6 +168,7 @@ export function serveHttp(options: HttpOptions): Promise<HttpServer> {
       if (session !== null) closeSession(session, "transport closed");
     };
     await created.server.connect(transport);
+    trackRequests(transport, () => session);
     const response = await transport.handleRequest(request, { parsedBody: body });
     if (session === null) await created.close(); // initialize failed: nothing to keep
     return response;
@@ -175,10 +178,18 @@ export function serveHttp(options: HttpOptions): Promise<HttpServer> {
     if (url.pathname === SSE_PATH && request.method === "GET") {
       const id = newSessionId();
       const transport = new SseTransport(id, `${SSE_MESSAGES_PATH}?sessionId=${id}`);
-      const session: HttpSession = { id, created: options.create(), transport, lastUsed: Date.now(), closing: null };
+      const session: HttpSession = {
+        id,
+        created: options.create(),
+        transport,
+        lastUsed: Date.now(),
+        inFlight: 0,
+        closing: null,
+      };
       sessions.set(id, session);
       transport.onclose = () => closeSession(session, "stream closed");
       await session.created.server.connect(transport);
+      trackRequests(transport, () => session);
       logger.info(`SSE session ${id.slice(0, 8)}… opened`);
       return transport.response(request.signal);
     }
@@ -232,6 +243,29 @@ export function serveHttp(options: HttpOptions): Promise<HttpServer> {
       await server.shutdown();
     })();
   return listening.then(() => ({ port: boundPort, shutdown, finished: server.finished }));
+}
+
+/**
+ * Counts a session's unanswered requests (wrapping the handlers the MCP
+ * server installed on its transport), so the idle sweep never closes a
+ * session in the middle of a long command.
+ */
+function trackRequests(transport: Transport, session: () => HttpSession | null): void {
+  const receive = transport.onmessage;
+  const send = transport.send.bind(transport);
+  transport.onmessage = (message, extra) => {
+    const s = session();
+    if (s !== null && "method" in message && "id" in message) s.inFlight++;
+    receive?.(message, extra);
+  };
+  transport.send = (message, options) => {
+    const s = session();
+    if (s !== null) {
+      s.lastUsed = Date.now();
+      if (("result" in message || "error" in message) && s.inFlight > 0) s.inFlight--;
+    }
+    return send(message, options);
+  };
 }
 
 /** ≥ 128 bits from the system's CSPRNG (here 256), hex. */
