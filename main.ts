@@ -47,13 +47,20 @@ async function main(argv: string[]): Promise<number> {
   }
   try {
     // Roots become real paths once, here: every transfer compares against them.
-    const roots = config.localRoots.length > 0 ? config.localRoots : ["."];
+    const roots = config.localFilesOff ? [] : config.localRoots.length > 0 ? config.localRoots : ["."];
     config.localRoots = await resolveRoots(roots, Deno.cwd());
   } catch (error) {
     console.error(`mcp-remote-ssh: local root: ${error instanceof Error ? error.message : String(error)}`);
     return 2;
   }
   const logger = createLogger(config.logLevel);
+  // Writes happen only for downloads (into the local roots) and for new host
+  // keys under accept-new. With neither possible, give the permission up, so
+  // not even a bug in this process or a dependency can write a file.
+  if (config.localRoots.length === 0 && config.hostKeyPolicy === "strict") {
+    await Deno.permissions.revoke({ name: "write" });
+    logger.info("No local roots and strict host keys: write permission dropped");
+  }
   if (flags.transport === "stdio") {
     await serveStdio(createServer(config, logger), logger);
     return 0;

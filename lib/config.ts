@@ -36,6 +36,8 @@ export interface Config {
    * real paths after start-up resolves them.
    */
   localRoots: string[];
+  /** The configuration turned local files off (`local_roots: []` and no --allow-local-dir). */
+  localFilesOff: boolean;
   /**
    * Addresses local forward listeners may bind besides loopback (127.0.0.0/8, ::1).
    * Empty by default: a tunnel is reachable from this machine only.
@@ -61,7 +63,10 @@ export const ConfigFileSchema = z.strictObject({
     .describe("Extra known_hosts files, read after ~/.ssh/known_hosts"),
   host_key_policy: z.enum(["strict", "accept-new"]).optional(),
   local_roots: z.array(z.string().min(1)).optional()
-    .describe("Local directories uploads may read and downloads may write (default: the working directory)"),
+    .describe(
+      "Local directories uploads may read and downloads may write (default: the working directory; [] turns " +
+        "transfers off, and with host_key_policy strict the server then gives up its write permission)",
+    ),
   log_level: z.enum(LOG_LEVELS).optional(),
   max_sessions: z.int().min(1).max(1000).optional(),
   max_channels_per_session: z.int().min(1).max(100).optional(),
@@ -136,6 +141,7 @@ export function resolveConfig(flags: CliFlags, file: ConfigFile, env: ConfigEnv)
     keepaliveIntervalSeconds: file.keepalive_interval ?? 15,
     keepaliveCountMax: file.keepalive_count_max ?? 3,
     localRoots: [...(file.local_roots ?? []), ...flags.allowLocalDirs],
+    localFilesOff: file.local_roots !== undefined && file.local_roots.length === 0 && flags.allowLocalDirs.length === 0,
     forwardBindAddresses: file.forward_bind_addresses ?? [],
     maxForwardsPerSession: file.max_forwards_per_session ?? 16,
     httpAllowedOrigins: [...(file.http_allowed_origins ?? []), ...flags.allowOrigins],
