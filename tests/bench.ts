@@ -16,9 +16,15 @@
  *    download (target ≤ 64 MiB each).
  * 8. 200 MiB through a local forward vs `ssh -L` to the same sshd, median of
  *    3 (target ≥ 0.8×).
+ * 9. ssh_execute `true` over streamable HTTP (N=200) vs over stdio, measured
+ *    back to back (target ≤ 1.5×).
  */
 
-import { callOk, startServer } from "./fixtures/mcp.ts";
+// @ts-types="@modelcontextprotocol/sdk/client/index"
+import { Client } from "@modelcontextprotocol/sdk/client/index.js";
+// @ts-types="@modelcontextprotocol/sdk/client/streamableHttp"
+import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
+import { callOk, ROOT, RUN_FLAGS, startServer } from "./fixtures/mcp.ts";
 import { opensshArgs, startSshd } from "./fixtures/sshd.ts";
 
 const N_EXEC = Number(Deno.env.get("BENCH_N") ?? 200);
@@ -273,6 +279,102 @@ const toolsListBytes = new TextEncoder().encode(JSON.stringify({ jsonrpc: "2.0",
 
 // --- 3. peak RSS of the server that served everything above -----------------
 const peakRss = await peakRssMiB(server.pid!);
+
+// --- 9. ssh_execute true over streamable HTTP vs stdio -------------------------
+// The server as users run it over HTTP (same flags as the stdio fixture), one
+// SDK client and one HTTP session; then N more over the stdio session above,
+// right after, so both are measured in the same period.
+const httpToken = Array.from(crypto.getRandomValues(new Uint8Array(24)), (b) => b.toString(16).padStart(2, "0"))
+  .join("");
+const httpHome = await Deno.makeTempDir({ prefix: "mcp-home-" });
+const httpProc = new Deno.Command(Deno.execPath(), {
+  args: [
+    "run",
+    ...RUN_FLAGS,
+    "--quiet",
+    "--frozen",
+    `${ROOT}main.ts`,
+    "--transport",
+    "streamable-http",
+    "--host",
+    "127.0.0.1",
+    "--port",
+    "0",
+    "--known-hosts",
+    knownHosts,
+  ],
+  clearEnv: true,
+  env: {
+    HOME: httpHome,
+    PATH: Deno.env.get("PATH") ?? "/usr/bin:/bin",
+    DENO_DIR: Deno.env.get("DENO_DIR") ?? `${Deno.env.get("HOME")}/.cache/deno`,
+    NO_COLOR: "1",
+    MCP_REMOTE_SSH_TOKEN: httpToken,
+  },
+  cwd: ROOT,
+  stdin: "null",
+  stdout: "null",
+  stderr: "piped",
+}).spawn();
+// Read stderr up to the "listening on" line, then keep draining it (its tail
+// is kept for errors) so the pipe never fills.
+let httpStderr = "";
+const httpUrl = await new Promise<URL>((resolve, reject) => {
+  const timer = setTimeout(() => reject(new Error(`HTTP server did not listen in 30 s:\n${httpStderr}`)), 30_000);
+  (async () => {
+    let found = false;
+    for await (const chunk of httpProc.stderr.pipeThrough(new TextDecoderStream())) {
+      httpStderr = (httpStderr + chunk).slice(-100_000);
+      const m = found ? null : httpStderr.match(/streamable-http listening on (http:\/\/\S+)/);
+      if (m) {
+        found = true;
+        clearTimeout(timer);
+        resolve(new URL(m[1]));
+      }
+    }
+    clearTimeout(timer);
+    if (!found) reject(new Error(`HTTP server exited before listening:\n${httpStderr}`));
+  })().catch(reject);
+});
+const httpTransport = new StreamableHTTPClientTransport(httpUrl, {
+  requestInit: { headers: { Authorization: `Bearer ${httpToken}` } },
+});
+const httpClient = new Client({ name: "mcp-remote-ssh-bench", version: "0" });
+await httpClient.connect(httpTransport);
+const httpSession = (await callOk(httpClient, "ssh_connect", {
+  host: sshd.host,
+  port: sshd.port,
+  username: sshd.user,
+  private_key_path: sshd.keys.ed25519.path,
+})).structured.session_id;
+async function httpOnce(): Promise<number> {
+  const t0 = performance.now();
+  const r = await callOk(httpClient, "ssh_execute", { session_id: httpSession, command: "true" });
+  const ms = performance.now() - t0;
+  if (r.structured.exit_code !== 0) throw new Error(`true exited ${r.structured.exit_code}`);
+  return ms;
+}
+for (let i = 0; i < 20; i++) await httpOnce();
+const overHttp: number[] = [];
+for (let i = 0; i < N_EXEC; i++) overHttp.push(await httpOnce());
+const overStdio: number[] = [];
+for (let i = 0; i < N_EXEC; i++) overStdio.push(await oursOnce());
+await httpTransport.terminateSession(); // DELETE: the server closes the session and its SSH connection
+await httpClient.close();
+httpProc.kill("SIGTERM");
+const httpExit = await Promise.race([
+  httpProc.status,
+  new Promise<null>((resolve) => setTimeout(() => resolve(null), 5000)),
+]);
+if (httpExit === null) {
+  console.warn("warning: the HTTP server did not exit within 5 s of SIGTERM; killing it");
+  httpProc.kill("SIGKILL");
+  await httpProc.status;
+} else if (httpExit.code !== 0) {
+  console.warn(`warning: the HTTP server exited ${httpExit.code} after SIGTERM:\n${httpStderr.slice(-2000)}`);
+}
+await Deno.remove(httpHome, { recursive: true }).catch(() => {});
+
 await server.close();
 
 // --- 2. spawn -> initialize ----------------------------------------------------
@@ -338,6 +440,9 @@ const sshMed = median(openssh);
 const ratio = oursMed / sshMed;
 const altRatio = median(oursAlt) / median(opensshAlt);
 const spawnMed = median(spawns);
+const httpMed = median(overHttp);
+const httpStdioMed = median(overStdio);
+const httpRatio = httpMed / httpStdioMed;
 const rows: [string, string, string, string][] = [
   [
     `ssh_execute true, median of ${N_EXEC}`,
@@ -350,6 +455,12 @@ const rows: [string, string, string, string][] = [
     `${fmt(median(oursAlt))} vs ${fmt(median(opensshAlt))} = ${altRatio.toFixed(3)}x`,
     "<= 0.5x",
     altRatio <= 0.5 ? "met" : "MISSED",
+  ],
+  [
+    `ssh_execute true over streamable HTTP, median of ${N_EXEC}`,
+    `${fmt(httpMed)} vs stdio ${fmt(httpStdioMed)} = ${httpRatio.toFixed(3)}x`,
+    "<= 1.5x",
+    httpRatio <= 1.5 ? "met" : "MISSED",
   ],
   [
     `shell echo round trip, median of ${N_EXEC}`,
@@ -397,8 +508,9 @@ const rows: [string, string, string, string][] = [
   }),
 ];
 console.log(`\nmcp-remote-ssh bench (${sshd.host}:${sshd.port}, ${Deno.build.target})`);
+const whatWidth = Math.max(38, ...rows.map(([what]) => what.length));
 for (const [what, value, goal, verdict] of rows) {
-  console.log(`${what.padEnd(38)} ${value.padEnd(62)} target ${goal.padEnd(10)} ${verdict}`);
+  console.log(`${what.padEnd(whatWidth)} ${value.padEnd(62)} target ${goal.padEnd(10)} ${verdict}`);
 }
 console.log(
   `p10/p90 ssh_execute: ${fmt(ours.toSorted((a, b) => a - b)[Math.floor(N_EXEC * 0.1)])}/${
