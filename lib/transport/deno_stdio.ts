@@ -27,6 +27,12 @@ export interface DenoStdioOptions {
   input?: { read(p: Uint8Array): Promise<number | null> };
   /** Where messages go; Deno.stdout unless testing. */
   output?: { write(p: Uint8Array): Promise<number> };
+  /**
+   * After stdin EOF, how long requests already read may take to be answered
+   * before the transport closes anyway (the client has left).
+   * @default 5000
+   */
+  drainMs?: number;
 }
 
 /** Why the transport closed. */
@@ -42,6 +48,9 @@ export class DenoStdioTransport implements Transport {
   onmessage?: (message: JSONRPCMessage) => void;
   /** Set when the transport has closed, saying why. */
   closeReason: CloseReason | null = null;
+  #unanswered = new Set<string | number>();
+  #drainMs: number;
+  #drained: (() => void) | null = null;
 
   #input: NonNullable<DenoStdioOptions["input"]>;
   #output: NonNullable<DenoStdioOptions["output"]>;
@@ -57,6 +66,7 @@ export class DenoStdioTransport implements Transport {
     this.#input = options.input ?? Deno.stdin;
     this.#output = options.output ?? Deno.stdout;
     this.#maxBytes = options.maxMessageBytes ?? 64 * 1024 * 1024;
+    this.#drainMs = options.drainMs ?? 5000;
   }
 
   /** Starts reading messages. */
@@ -67,6 +77,9 @@ export class DenoStdioTransport implements Transport {
 
   /** Writes one message; messages go out whole and in call order. */
   send(message: JSONRPCMessage): Promise<void> {
+    if ("id" in message && message.id !== undefined && ("result" in message || "error" in message)) {
+      this.#answered(message.id);
+    }
     const bytes = this.#encoder.encode(serializeMessage(message));
     const write = this.#writing.then(async () => {
       if (this.closeReason !== null) return;
@@ -103,6 +116,7 @@ export class DenoStdioTransport implements Transport {
         if (n === null) break;
         this.#take(chunk.subarray(0, n));
       }
+      await this.#drain();
       this.#close("stdin closed");
     } catch (error) {
       // Unreadable stdin, or a message over the size limit.
@@ -145,7 +159,27 @@ export class DenoStdioTransport implements Transport {
       this.onerror?.(error instanceof Error ? error : new Error(String(error)));
       return;
     }
+    if ("method" in message && "id" in message) this.#unanswered.add(message.id);
     this.onmessage?.(message);
+  }
+
+  #answered(id: string | number): void {
+    this.#unanswered.delete(id);
+    if (this.#unanswered.size === 0) this.#drained?.();
+  }
+
+  // After stdin EOF, requests already read still get their answers (a client
+  // may pipe a batch and close), but a client that left is not waited for long.
+  #drain(): Promise<void> {
+    const answered = this.#unanswered.size === 0 ? Promise.resolve() : new Promise<void>((resolve) => {
+      const timer = setTimeout(resolve, this.#drainMs);
+      this.#drained = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+    });
+    // Then the answers already handed to send() must reach stdout before the close.
+    return answered.then(() => this.#writing);
   }
 }
 

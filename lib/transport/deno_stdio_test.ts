@@ -32,7 +32,10 @@ const ping = (id: number) => JSON.stringify({ jsonrpc: "2.0", id, method: "ping"
 
 Deno.test("DenoStdioTransport splits messages across and within chunks, CRLF included", async () => {
   const whole = `${ping(1)}\n${ping(2)}\r\n${ping(3)}\n`;
-  const t = new DenoStdioTransport({ input: input([whole.slice(0, 10), whole.slice(10, 50), whole.slice(50)]) });
+  const t = new DenoStdioTransport({
+    drainMs: 20,
+    input: input([whole.slice(0, 10), whole.slice(10, 50), whole.slice(50)]),
+  });
   const { messages, closed } = collect(t);
   await t.start();
   await closed;
@@ -41,7 +44,7 @@ Deno.test("DenoStdioTransport splits messages across and within chunks, CRLF inc
 });
 
 Deno.test("DenoStdioTransport reports a bad line and keeps reading", async () => {
-  const t = new DenoStdioTransport({ input: input([`not json\n{"jsonrpc":"2.0"}\n${ping(7)}\n`]) });
+  const t = new DenoStdioTransport({ drainMs: 20, input: input([`not json\n{"jsonrpc":"2.0"}\n${ping(7)}\n`]) });
   const { messages, errors, closed } = collect(t);
   await t.start();
   await closed;
@@ -83,4 +86,26 @@ Deno.test("DenoStdioTransport writes messages whole and in order, and closes whe
   await closed;
   assert.equal(t.closeReason, "stdout closed");
   release();
+});
+
+Deno.test("DenoStdioTransport answers requests read before stdin EOF, then closes", async () => {
+  const written: string[] = [];
+  const output = {
+    async write(p: Uint8Array): Promise<number> {
+      await new Promise((r) => setTimeout(r, 5)); // a slow pipe
+      written.push(new TextDecoder().decode(p));
+      return p.length;
+    },
+  };
+  const t = new DenoStdioTransport({ drainMs: 1000, input: input([`${ping(1)}\n${ping(2)}\n`]), output });
+  const closed = new Promise<void>((r) => (t.onclose = r));
+  // Answers arrive after EOF, one of them late: both must be written before the close.
+  t.onmessage = (m) => {
+    const id = (m as { id: number }).id;
+    setTimeout(() => t.send({ jsonrpc: "2.0", id, result: {} }), id * 30);
+  };
+  await t.start();
+  await closed;
+  assert.deepEqual(written.map((w) => JSON.parse(w).id), [1, 2]);
+  assert.equal(t.closeReason, "stdin closed");
 });
