@@ -111,7 +111,6 @@ async function main(argv: string[]): Promise<number> {
   }
   const shown = host.includes(":") ? `[${host}]` : host;
   const url = `http://${shown}:${http.port}${flags.transport === "sse" ? SSE_PATH : MCP_PATH}`;
-  console.error(`mcp-remote-ssh: ${flags.transport} listening on ${url}`);
   if (generated) {
     // Printed once, here, because nobody configured one; never logged anywhere else.
     const entry = {
@@ -124,6 +123,8 @@ async function main(argv: string[]): Promise<number> {
         JSON.stringify({ mcpServers: { ssh: entry } }, null, 2),
     );
   }
+  // Last, so that whoever waits for this line has seen everything before it.
+  console.error(`mcp-remote-ssh: ${flags.transport} listening on ${url}`);
   const signals: Deno.Signal[] = Deno.build.os === "windows" ? ["SIGINT", "SIGBREAK"] : ["SIGINT", "SIGTERM"];
   for (const sig of signals) {
     Deno.addSignalListener(sig, () => {

@@ -38,7 +38,23 @@ Deno.test("parseConfigFile() names the bad key and rejects unknown keys", () => 
 
 Deno.test("parseFlags() rejects unknown flags, bad policies and transports", () => {
   assert.throws(() => parseFlags(["--host-key-policy", "no"]), /host-key-policy/);
-  assert.throws(() => parseFlags(["--transport", "sse"]), /transport/);
+  assert.throws(() => parseFlags(["--transport", "websocket"]), /transport/);
+  assert.throws(() => parseFlags(["--transport", "sse", "--port", "65536"]), /--port/);
+  assert.throws(() => parseFlags(["--transport", "sse", "--port", "1e3"]), /--port/);
+  assert.throws(() => parseFlags(["--port", "9810"]), /HTTP transports only/);
+  const http = parseFlags([
+    "--transport",
+    "sse",
+    "--port",
+    "0",
+    "--allow-origin",
+    "http://a",
+    "--allow-origin",
+    "http://b",
+  ]);
+  assert.equal(http.transport, "sse");
+  assert.equal(http.port, 0);
+  assert.deepEqual(http.allowOrigins, ["http://a", "http://b"]);
   assert.throws(() => parseFlags(["--StrictHostKeyChecking=no"]), TypeError);
   assert.throws(() => parseFlags(["--log-level", "loud"]), /log-level/);
   assert.deepEqual(parseFlags(["--known-hosts", "a", "--known-hosts", "b"]).knownHosts, ["a", "b"]);
