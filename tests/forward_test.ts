@@ -220,6 +220,59 @@ Deno.test({ name: "forwards end with their session and their server, freeing the
   }
 });
 
+Deno.test({ name: "SOCKS clients that reset right after CONNECT leave no channel open", ignore: skip }, async () => {
+  await using sshd = await startSshd();
+  const dir = await Deno.makeTempDir({ prefix: "mcp-fwd-rst-" });
+  // A target that counts the connections the SSH server keeps open to it.
+  const target = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  let open = 0;
+  const serving = (async () => {
+    for await (const conn of target) {
+      open++;
+      (async () => {
+        const buf = new Uint8Array(1024);
+        try {
+          while ((await conn.read(buf)) !== null) { /* drain */ }
+        } catch {
+          // reset
+        } finally {
+          open--;
+          conn.close();
+        }
+      })();
+    }
+  })().catch(() => {});
+  try {
+    const kh = await sshd.writeKnownHosts(`${dir}/kh`);
+    await using server = await startServer({ args: ["--known-hosts", kh] });
+    const c = server.client;
+    const sid = await connectWithKey(c, sshd);
+    const d = (await callOk(c, "ssh_forward_port", { session_id: sid, direction: "dynamic" })).structured;
+    const targetPort = (target.addr as Deno.NetAddr).port;
+    // Greeting, CONNECT, then a reset (SO_LINGER 0) before reading the reply.
+    const script = [
+      "import socket, struct, sys",
+      "s = socket.create_connection(('127.0.0.1', int(sys.argv[1])))",
+      "s.sendall(b'\\x05\\x01\\x00'); s.recv(2)",
+      "s.sendall(b'\\x05\\x01\\x00\\x01' + bytes([127, 0, 0, 1]) + struct.pack('>H', int(sys.argv[2])))",
+      "s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack('ii', 1, 0)); s.close()",
+    ].join("\n");
+    for (let i = 0; i < 20; i++) {
+      const r = await new Deno.Command("python3", { args: ["-c", script, String(d.listen.port), String(targetPort)] })
+        .output();
+      assert.equal(r.code, 0, new TextDecoder().decode(r.stderr));
+    }
+    for (let i = 0; i < 50 && open > 0; i++) await new Promise((r) => setTimeout(r, 100));
+    assert.equal(open, 0, `${open} connections to the target stayed open after their clients reset`);
+    const list = (await callOk(c, "ssh_list_forwards", { session_id: sid })).structured.forwards;
+    assert.equal(list[0].open_connections, 0);
+  } finally {
+    target.close();
+    await serving;
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
 Deno.test({ name: "forward requests that are not allowed are refused clearly", ignore: skip }, async () => {
   await using sshd = await startSshd({ allowTcpForwarding: false });
   const dir = await Deno.makeTempDir({ prefix: "mcp-fwd-deny-" });

@@ -217,6 +217,10 @@ Deno.test({ name: "the HTTP gate refuses bad requests before anything runs", ign
       assert.equal(await raw(`evil.example:${server.port}`), 403);
       assert.equal(await raw(`127.0.0.1.evil.example:${server.port}`), 403);
       assert.equal(await raw(`127.0.0.1:${server.port + 1}`), 403);
+      assert.ok(
+        [400, 403].includes(await raw(`127.0.0.1:${server.port}.`)),
+        "an unparsable Host is refused, not a 500",
+      );
       assert.equal(await raw(`127.0.0.1:${server.port}`), 200, "control");
       assert.equal(await raw(`localhost:${server.port}`), 200, "control");
     });
@@ -384,6 +388,32 @@ Deno.test({ name: "an idle HTTP session is closed with its SSH sessions", ignore
       await assert.rejects(c.listTools(), /404|not found/i);
     } finally {
       await c.close().catch(() => {});
+    }
+
+    // A cancelled call gets no answer from the server; it must not keep the session alive.
+    const d = await connectClient("streamable-http", server.url);
+    try {
+      const before = (await sshd.childPids()).length;
+      const sid = await connectWithKey(d, sshd);
+      const ac = new AbortController();
+      const pending = d.callTool(
+        { name: "ssh_execute", arguments: { session_id: sid, command: "sleep 30" } },
+        undefined,
+        {
+          signal: ac.signal,
+        },
+      );
+      await new Promise((r) => setTimeout(r, 300));
+      ac.abort();
+      await assert.rejects(pending);
+      let now = Infinity;
+      for (let i = 0; i < 100 && now > before; i++) {
+        await new Promise((r) => setTimeout(r, 100));
+        now = (await sshd.childPids()).length;
+      }
+      assert.equal(now, before, "a cancelled call kept its HTTP session (and SSH connection) alive");
+    } finally {
+      await d.close().catch(() => {});
     }
   } finally {
     await Deno.remove(dir, { recursive: true });

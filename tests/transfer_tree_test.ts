@@ -174,6 +174,33 @@ Deno.test({ name: "directory trees go up and come back identical", ignore: skip 
       assert.equal((await sh(`ls -A ${remote}`)).stdout, "tree\n");
     });
 
+    await t.step("replacing a tree whose old copy cannot be removed succeeds and says where it is", async () => {
+      await Deno.mkdir(`${root}/v1/ro`, { recursive: true });
+      await Deno.writeTextFile(`${root}/v1/ro/f`, "v1");
+      await Deno.chmod(`${root}/v1/ro`, 0o555); // copied as is: the remote user cannot delete inside it
+      await callOk(c, "ssh_upload_file", {
+        session_id: sid,
+        local_path: `${root}/v1`,
+        remote_path: `${remote}/versioned`,
+        recursive: true,
+      });
+      await Deno.chmod(`${root}/v1/ro`, 0o755);
+      await Deno.writeTextFile(`${root}/v1/ro/f`, "v2");
+      const again = await callOk(c, "ssh_upload_file", {
+        session_id: sid,
+        local_path: `${root}/v1`,
+        remote_path: `${remote}/versioned`,
+        recursive: true,
+        overwrite: true,
+      });
+      assert.equal((await sh(`cat ${remote}/versioned/ro/f`)).stdout, "v2");
+      const left = again.structured.leftover;
+      assert.match(left, /\/\.versioned\.mcp-[0-9a-f]+\.tmp$/);
+      assert.match(again.text, /could not be removed and is left at/);
+      assert.equal((await sh(`cat ${left}/ro/f`)).stdout, "v1");
+      await sh(`chmod -R u+w ${left} && rm -rf ${left} ${remote}/versioned`);
+    });
+
     await t.step("a tree with a FIFO is refused before anything is sent", async () => {
       await Deno.mkdir(`${root}/withfifo`);
       await Deno.writeTextFile(`${root}/withfifo/a`, "a");

@@ -551,19 +551,23 @@ export class SshConnection {
           this.#listeners.set(key, handler);
           resolve({
             port: actual,
+            // Bounded: a stalled server may never answer, and closing a
+            // forward or a session must not hang on it.
             stop: () =>
               new Promise<void>((done) => {
                 this.#listeners.delete(key);
                 if (this.#closed) return done();
-                const offStop = this.onClose(() => done());
-                try {
-                  this.#client.unforwardIn(address, actual, () => {
-                    offStop();
-                    done();
-                  });
-                } catch {
+                const finish = () => {
                   offStop();
+                  clearTimeout(timer);
                   done();
+                };
+                const offStop = this.onClose(finish);
+                const timer = setTimeout(finish, 2000);
+                try {
+                  this.#client.unforwardIn(address, actual, finish);
+                } catch {
+                  finish();
                 }
               }),
           });

@@ -219,7 +219,11 @@ export class Forward {
           tcp.close();
           continue;
         }
-        tcp.setNoDelay(true);
+        try {
+          tcp.setNoDelay(true);
+        } catch {
+          // reset before we got to it; the link will see that on its first read
+        }
         const link = this.#link(tcp);
         open(tcp).then(
           ({ channel, pending }) => link.attach(channel, pending),
@@ -253,7 +257,11 @@ export class Forward {
           tcp.close();
           return reject();
         }
-        tcp.setNoDelay(true);
+        try {
+          tcp.setNoDelay(true);
+        } catch {
+          // the target already closed; the link will see that on its first read
+        }
         this.#link(tcp).attach(accept(), new Uint8Array(0));
       },
       (error) => {
@@ -542,7 +550,12 @@ async function socksHandshake(
           await tcp.write(socksReply(code)).catch(() => {});
           throw error;
         }
-        await tcp.write(socksReply(SOCKS.ok));
+        try {
+          await tcp.write(socksReply(SOCKS.ok));
+        } catch (error) {
+          channel.close(); // the client left: nobody will ever own this channel
+          throw error;
+        }
         return { channel, pending: request.rest };
       }
       const buf = new Uint8Array(512);

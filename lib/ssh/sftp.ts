@@ -73,7 +73,13 @@ export function call<T>(
   fn: (cb: (err: Error | undefined | null, value: T) => void) => void,
 ): Promise<T> {
   const request = new Promise<T>((resolve, reject) => {
-    fn((err, value) => (err ? reject(sftpError(err, path, action)) : resolve(value)));
+    try {
+      fn((err, value) => (err ? reject(sftpError(err, path, action)) : resolve(value)));
+    } catch (error) {
+      // ssh2 throws synchronously for what it cannot even send (e.g. an
+      // extension the server lacks): still an SFTP error, not a local one.
+      reject(sftpError(error, path, action));
+    }
   });
   const end = ended.get(sftp);
   return end === undefined ? request : Promise.race([request, end]);

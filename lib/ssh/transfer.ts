@@ -65,6 +65,11 @@ export interface TransferResult {
   files: number;
   directories: number;
   symlinks: number;
+  /**
+   * Where the replaced directory was left when it could not be removed after
+   * the new tree went into place (the transfer itself succeeded).
+   */
+  leftover?: string;
 }
 
 /**
@@ -203,6 +208,7 @@ export async function uploadTree(
   const existing = await stat(sftp, remotePath, true).catch(missingIsNull);
   checkTreeDestination(existing === null ? null : existing.type === "directory", remotePath, options);
   const stage = posix.join(posix.dirname(remotePath), tempName(posix.basename(remotePath)));
+  let leftover: string | null = null;
   try {
     await call<void>(sftp, stage, "create directory", (cb) => sftp.mkdir(stage, { mode: 0o700 }, cb));
     try {
@@ -228,7 +234,7 @@ export async function uploadTree(
         await call<void>(sftp, to, "chmod", (cb) => sftp.chmod(to, e.mode, cb));
       }
       await call<void>(sftp, stage, "chmod", (cb) => sftp.chmod(stage, (top.mode ?? 0o755) & 0o777, cb));
-      await swapIn(
+      leftover = await swapIn(
         existing !== null,
         remotePath,
         (from, to) => call<void>(sftp, to, "rename", (cb) => sftp.rename(from, to, cb)),
@@ -244,7 +250,7 @@ export async function uploadTree(
     throw cutOff(error, remotePath, moved);
   }
   if (options.verify) await compareTrees(sftp, local, localDir, remotePath, entries);
-  return treeResult(entries, moved.total, (top.mode ?? 0o755) & 0o777, options.verify);
+  return { ...treeResult(entries, moved.total, (top.mode ?? 0o755) & 0o777, options.verify), ...leftoverOf(leftover) };
 }
 
 /**
@@ -264,6 +270,7 @@ export async function downloadTree(
   const entries = await walkRemote(sftp, remotePath);
   const moved = { bytes: 0, total: entries.reduce((sum, e) => sum + e.size, 0) };
   const stage = join(dirname(localPath), tempName(basename(localPath)));
+  let leftover: string | null = null;
   try {
     await Deno.mkdir(stage, { mode: 0o700 });
     try {
@@ -277,7 +284,7 @@ export async function downloadTree(
         if (e.type === "directory") await Deno.chmod(join(stage, ...e.rel.split("/")), e.mode);
       }
       await Deno.chmod(stage, top.mode & 0o777);
-      await swapIn(
+      leftover = await swapIn(
         options.exists,
         localPath,
         (from, to) => Deno.rename(from, to),
@@ -293,7 +300,7 @@ export async function downloadTree(
     throw cutOff(error, remotePath, moved);
   }
   if (options.verify) await compareTrees(sftp, local, localPath, remotePath, entries);
-  return treeResult(entries, moved.total, top.mode & 0o777, options.verify);
+  return { ...treeResult(entries, moved.total, top.mode & 0o777, options.verify), ...leftoverOf(leftover) };
 }
 
 /** Refuses a tree destination that exists without overwrite, or is not a directory. */
@@ -327,8 +334,11 @@ async function swapIn(
   removeTree: (path: string) => Promise<unknown>,
   asideName: (path: string) => string,
   stage: string,
-): Promise<void> {
-  if (!exists) return await rename(stage, path);
+): Promise<string | null> {
+  if (!exists) {
+    await rename(stage, path);
+    return null;
+  }
   const aside = asideName(path);
   await rename(path, aside);
   try {
@@ -337,7 +347,18 @@ async function swapIn(
     await rename(aside, path).catch(() => {});
     throw error;
   }
-  await removeTree(aside);
+  // The new tree is in place: failing to remove the old one is not a failed
+  // transfer, but the caller must say where the old copy was left.
+  try {
+    await removeTree(aside);
+    return null;
+  } catch {
+    return aside;
+  }
+}
+
+function leftoverOf(path: string | null): { leftover?: string } {
+  return path === null ? {} : { leftover: path };
 }
 
 /** Walks a local tree without following symlinks; refuses special files and oversized trees. */

@@ -101,6 +101,9 @@ const transferOutput = {
   files: z.number(),
   directories: z.number(),
   symlinks: z.number(),
+  leftover: z.string().optional().describe(
+    "Set when an existing directory was replaced but its old copy could not be removed: where it was left",
+  ),
 };
 
 /** Registers the remote-file tools. */
@@ -202,9 +205,13 @@ export function registerFileTools(server: McpServer, deps: ToolDeps): void {
         files: r.files,
         directories: r.directories,
         symlinks: r.symlinks,
+        ...(r.leftover === undefined ? {} : { leftover: r.leftover }),
       },
       `${direction === "up" ? "Uploaded" : "Downloaded"} ${from} to ${to}: ${what}` +
-        (r.verified ? (r.sha256 === null ? ", every file verified" : `, sha256 ${r.sha256} (verified)`) : ""),
+        (r.verified ? (r.sha256 === null ? ", every file verified" : `, sha256 ${r.sha256} (verified)`) : "") +
+        (r.leftover === undefined
+          ? ""
+          : `\nWarning: the replaced directory could not be removed and is left at ${r.leftover}`),
     );
   }
 

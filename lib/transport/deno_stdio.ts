@@ -15,6 +15,7 @@ import { deserializeMessage, serializeMessage } from "@modelcontextprotocol/sdk/
 import type { Transport } from "@modelcontextprotocol/sdk/shared/transport.js";
 // @ts-types="@modelcontextprotocol/sdk/types"
 import type { JSONRPCMessage } from "@modelcontextprotocol/sdk/types.js";
+import { settle } from "./pending.ts";
 
 /** Options of {@linkcode DenoStdioTransport}. */
 export interface DenoStdioOptions {
@@ -77,9 +78,8 @@ export class DenoStdioTransport implements Transport {
 
   /** Writes one message; messages go out whole and in call order. */
   send(message: JSONRPCMessage): Promise<void> {
-    if ("id" in message && message.id !== undefined && ("result" in message || "error" in message)) {
-      this.#answered(message.id);
-    }
+    settle(this.#unanswered, message, "out");
+    if (this.#unanswered.size === 0) this.#drained?.();
     const bytes = this.#encoder.encode(serializeMessage(message));
     const write = this.#writing.then(async () => {
       if (this.closeReason !== null) return;
@@ -159,13 +159,9 @@ export class DenoStdioTransport implements Transport {
       this.onerror?.(error instanceof Error ? error : new Error(String(error)));
       return;
     }
-    if ("method" in message && "id" in message) this.#unanswered.add(message.id);
-    this.onmessage?.(message);
-  }
-
-  #answered(id: string | number): void {
-    this.#unanswered.delete(id);
+    settle(this.#unanswered, message, "in");
     if (this.#unanswered.size === 0) this.#drained?.();
+    this.onmessage?.(message);
   }
 
   // After stdin EOF, requests already read still get their answers (a client

@@ -109,3 +109,15 @@ Deno.test("DenoStdioTransport answers requests read before stdin EOF, then close
   assert.deepEqual(written.map((w) => JSON.parse(w).id), [1, 2]);
   assert.equal(t.closeReason, "stdin closed");
 });
+
+Deno.test("DenoStdioTransport does not wait at EOF for a request its client cancelled", async () => {
+  const cancel = JSON.stringify({ jsonrpc: "2.0", method: "notifications/cancelled", params: { requestId: 1 } });
+  // The drain would otherwise wait a minute: the test would fail by its own deadline below.
+  const t = new DenoStdioTransport({ drainMs: 60_000, input: input([`${ping(1)}\n${cancel}\n`]) });
+  const closed = new Promise<string>((r) => (t.onclose = () => r("closed")));
+  let timer = 0;
+  const deadline = new Promise<string>((r) => (timer = Number(setTimeout(() => r("still waiting"), 30_000))));
+  await t.start();
+  assert.equal(await Promise.race([closed, deadline]), "closed");
+  clearTimeout(timer);
+});

@@ -29,6 +29,7 @@ import {
 import { createHash, timingSafeEqual } from "node:crypto";
 import { isIP } from "node:net";
 import type { Logger } from "../log.ts";
+import { settle } from "./pending.ts";
 import type { CreatedServer } from "../server.ts";
 
 /** Options of {@linkcode serveHttp}. */
@@ -74,8 +75,8 @@ interface HttpSession {
   created: CreatedServer;
   transport: WebStandardStreamableHTTPServerTransport | SseTransport;
   lastUsed: number;
-  /** Requests the server has not answered yet: a long command keeps its session alive. */
-  inFlight: number;
+  /** Ids of requests not yet answered or cancelled: a long command keeps its session alive. */
+  inFlight: Set<string | number>;
   closing: Promise<void> | null;
 }
 
@@ -98,7 +99,7 @@ export function serveHttp(options: HttpOptions): Promise<HttpServer> {
   const sweep = setInterval(() => {
     const now = Date.now();
     for (const s of sessions.values()) {
-      if (s.inFlight === 0 && now - s.lastUsed > options.idleTimeoutMs) closeSession(s, "idle timeout");
+      if (s.inFlight.size === 0 && now - s.lastUsed > options.idleTimeoutMs) closeSession(s, "idle timeout");
     }
   }, Math.min(60_000, Math.max(1000, options.idleTimeoutMs / 4)));
   Deno.unrefTimer(Number(sweep));
@@ -159,7 +160,7 @@ export function serveHttp(options: HttpOptions): Promise<HttpServer> {
       sessionIdGenerator: newSessionId,
       maxRequestBodySize: options.maxBodyBytes,
       onsessioninitialized: (sid) => {
-        session = { id: sid, created, transport, lastUsed: Date.now(), inFlight: 0, closing: null };
+        session = { id: sid, created, transport, lastUsed: Date.now(), inFlight: new Set(), closing: null };
         sessions.set(sid, session);
         logger.info(`HTTP session ${sid.slice(0, 8)}… opened`);
       },
@@ -183,7 +184,7 @@ export function serveHttp(options: HttpOptions): Promise<HttpServer> {
         created: options.create(),
         transport,
         lastUsed: Date.now(),
-        inFlight: 0,
+        inFlight: new Set(),
         closing: null,
       };
       sessions.set(id, session);
@@ -222,7 +223,12 @@ export function serveHttp(options: HttpOptions): Promise<HttpServer> {
       return plain(500, "Internal Server Error");
     },
   }, async (request) => {
-    const url = new URL(request.url);
+    let url: URL;
+    try {
+      url = new URL(request.url);
+    } catch {
+      return plain(400, "Bad Request: unparsable request target or Host");
+    }
     const refused = gate(request, url);
     if (refused !== null) {
       logger.info(`HTTP ${request.method} ${url.pathname} refused: ${refused.status}`);
@@ -255,14 +261,14 @@ function trackRequests(transport: Transport, session: () => HttpSession | null):
   const send = transport.send.bind(transport);
   transport.onmessage = (message, extra) => {
     const s = session();
-    if (s !== null && "method" in message && "id" in message) s.inFlight++;
+    if (s !== null) settle(s.inFlight, message, "in");
     receive?.(message, extra);
   };
   transport.send = (message, options) => {
     const s = session();
     if (s !== null) {
       s.lastUsed = Date.now();
-      if (("result" in message || "error" in message) && s.inFlight > 0) s.inFlight--;
+      settle(s.inFlight, message, "out");
     }
     return send(message, options);
   };
