@@ -27,13 +27,9 @@ interface HttpServer extends AsyncDisposable {
   stop(): Promise<number>;
 }
 
-/** Spawns main.ts with an HTTP transport as users run it; resolves once it listens. */
-async function startHttp(
-  args: string[],
-  env: Record<string, string> = { MCP_REMOTE_SSH_TOKEN: TOKEN },
-): Promise<HttpServer> {
-  const home = await Deno.makeTempDir({ prefix: "mcp-http-home-" });
-  const proc = new Deno.Command(Deno.execPath(), {
+/** main.ts run as users run it, with only the given environment (and its own HOME). */
+function serverCommand(args: string[], env: Record<string, string>, home: string): Deno.Command {
+  return new Deno.Command(Deno.execPath(), {
     args: ["run", ...RUN_FLAGS, "--quiet", "--frozen", `${ROOT}main.ts`, ...args],
     env: {
       HOME: home,
@@ -47,7 +43,16 @@ async function startHttp(
     stdin: "null",
     stdout: "null",
     stderr: "piped",
-  }).spawn();
+  });
+}
+
+/** Spawns main.ts with an HTTP transport as users run it; resolves once it listens. */
+async function startHttp(
+  args: string[],
+  env: Record<string, string> = { MCP_REMOTE_SSH_TOKEN: TOKEN },
+): Promise<HttpServer> {
+  const home = await Deno.makeTempDir({ prefix: "mcp-http-home-" });
+  const proc = serverCommand(args, env, home).spawn();
   let stderr = "";
   const watch: { onLine: (() => void) | null } = { onLine: null };
   const pump = (async () => {
@@ -306,21 +311,7 @@ Deno.test({ name: "HTTP start-up refuses unsafe or bad settings", ignore: skip }
   const dir = await Deno.makeTempDir({ prefix: "mcp-http-start-" });
   try {
     const run = async (args: string[], env: Record<string, string> = {}) => {
-      const out = await new Deno.Command(Deno.execPath(), {
-        args: ["run", ...RUN_FLAGS, "--quiet", "--frozen", `${ROOT}main.ts`, "--known-hosts", `${dir}/kh`, ...args],
-        env: {
-          HOME: dir,
-          PATH: Deno.env.get("PATH") ?? "/usr/bin:/bin",
-          DENO_DIR: Deno.env.get("DENO_DIR") ?? `${Deno.env.get("HOME")}/.cache/deno`,
-          NO_COLOR: "1",
-          ...env,
-        },
-        clearEnv: true,
-        cwd: ROOT,
-        stdin: "null",
-        stdout: "null",
-        stderr: "piped",
-      }).output();
+      const out = await serverCommand(["--known-hosts", `${dir}/kh`, ...args], env, dir).output();
       return { code: out.code, stderr: new TextDecoder().decode(out.stderr) };
     };
     const wide = await run(["--transport", "streamable-http", "--host", "0.0.0.0", "--port", "0"]);

@@ -88,16 +88,7 @@ export class Forward {
     connection: SshConnection,
     options: { id: string; bind: Endpoint; target: Endpoint; logger: Logger; maxConnections?: number },
   ): Forward {
-    const listener = listenHere(options.bind);
-    const forward = new Forward({
-      id: options.id,
-      kind: "local",
-      listen: { host: options.bind.host, port: (listener.addr as Deno.NetAddr).port },
-      target: options.target,
-      logger: options.logger,
-      max: options.maxConnections ?? MAX_FORWARD_CONNECTIONS,
-    });
-    forward.#serve(listener, async (tcp) => {
+    return Forward.#listening("local", options, options.target, async (tcp) => {
       const from = tcp.remoteAddr as Deno.NetAddr;
       const channel = await connection.tcpOut(options.target.host, options.target.port, {
         address: from.hostname,
@@ -105,7 +96,6 @@ export class Forward {
       });
       return { channel, pending: new Uint8Array(0) };
     });
-    return forward;
   }
 
   /** A SOCKS5 proxy on `bind` here; each CONNECT is carried out from the SSH server's side (`ssh -D`). */
@@ -113,22 +103,32 @@ export class Forward {
     connection: SshConnection,
     options: { id: string; bind: Endpoint; logger: Logger; maxConnections?: number },
   ): Forward {
-    const listener = listenHere(options.bind);
-    const forward = new Forward({
-      id: options.id,
-      kind: "dynamic",
-      listen: { host: options.bind.host, port: (listener.addr as Deno.NetAddr).port },
-      target: null,
-      logger: options.logger,
-      max: options.maxConnections ?? MAX_FORWARD_CONNECTIONS,
-    });
-    forward.#serve(listener, async (tcp) => {
+    return Forward.#listening("dynamic", options, null, async (tcp) => {
       const from = tcp.remoteAddr as Deno.NetAddr;
       return await socksHandshake(
         tcp,
         (target) => connection.tcpOut(target.host, target.port, { address: from.hostname, port: from.port }),
       );
     });
+  }
+
+  // A forward that listens here (local, dynamic); `open` makes each connection's channel.
+  static #listening(
+    kind: "local" | "dynamic",
+    options: { id: string; bind: Endpoint; logger: Logger; maxConnections?: number },
+    target: Endpoint | null,
+    open: (tcp: Deno.TcpConn) => Promise<{ channel: ClientChannel; pending: Uint8Array }>,
+  ): Forward {
+    const listener = listenHere(options.bind);
+    const forward = new Forward({
+      id: options.id,
+      kind,
+      listen: { host: options.bind.host, port: (listener.addr as Deno.NetAddr).port },
+      target,
+      logger: options.logger,
+      max: options.maxConnections ?? MAX_FORWARD_CONNECTIONS,
+    });
+    forward.#serve(listener, open);
     return forward;
   }
 
