@@ -39,12 +39,12 @@ async function tempsIn(c: Parameters<typeof connectWithKey>[0], sid: string, dir
 Deno.test({ name: "a cancelled upload stops sending and leaves no file behind", ignore: skip }, async () => {
   await using sshd = await startSshd();
   const root = await Deno.makeTempDir({ prefix: "mcp-cancel-" });
+  const remote = `/tmp/mcp-cancel-${crypto.randomUUID()}`;
   try {
     const kh = await sshd.writeKnownHosts(`${root}/kh`);
     await using server = await startServer({ args: ["--known-hosts", kh, "--allow-local-dir", root] });
     const c = server.client;
     const { sid, pids } = await sessionWithPids(c, sshd);
-    const remote = `/tmp/mcp-cancel-${crypto.randomUUID()}`;
     await callOk(c, "ssh_mkdir_remote", { session_id: sid, remote_path: remote });
     // 8 GiB of zeros, sparse here: far longer to send than this test runs.
     const big = await Deno.open(`${root}/big`, { create: true, write: true });
@@ -94,6 +94,8 @@ Deno.test({ name: "a cancelled upload stops sending and leaves no file behind", 
     });
     await callOk(c, "ssh_remove_remote", { session_id: sid, remote_path: remote, recursive: true });
   } finally {
+    // The "remote" side is this machine: a failed run must not leave its big file behind.
+    await Deno.remove(remote, { recursive: true }).catch(() => {});
     await Deno.remove(root, { recursive: true });
   }
 });
@@ -102,6 +104,7 @@ Deno.test({ name: "a frozen peer ends a download with the bytes done", ignore: s
   await using sshd = await startSshd();
   const root = await Deno.makeTempDir({ prefix: "mcp-frozen-" });
   let frozen: number[] = [];
+  const remote = `/tmp/mcp-frozen-${crypto.randomUUID()}`;
   try {
     const kh = await sshd.writeKnownHosts(`${root}/kh`);
     const config = `${root}/config.json`;
@@ -111,7 +114,6 @@ Deno.test({ name: "a frozen peer ends a download with the bytes done", ignore: s
       args: ["--known-hosts", kh, "--config", config, "--allow-local-dir", `${root}/in`],
     });
     const c = server.client;
-    const remote = `/tmp/mcp-frozen-${crypto.randomUUID()}`;
     const { sid, pids } = await sessionWithPids(c, sshd);
     await callOk(c, "ssh_execute", { session_id: sid, command: `head -c 1G /dev/zero > ${remote}` });
     let stopped = false;
@@ -145,6 +147,8 @@ Deno.test({ name: "a frozen peer ends a download with the bytes done", ignore: s
     const check = await connectWithKey(c, sshd);
     await callOk(c, "ssh_execute", { session_id: check, command: `rm -f ${remote}` });
   } finally {
+    // The "remote" side is this machine: a failed run must not leave its big file behind.
+    await Deno.remove(remote, { recursive: true }).catch(() => {});
     for (const pid of frozen) Deno.kill(pid, "SIGCONT");
     await Deno.remove(root, { recursive: true });
   }
@@ -221,6 +225,7 @@ Deno.test(
   async () => {
     await using sshd = await startSshd({ extraConfig: "LogLevel DEBUG1\nRekeyLimit 1M" });
     const root = await Deno.makeTempDir({ prefix: "mcp-rekey-" });
+    const remote = `/tmp/mcp-rekey-${crypto.randomUUID()}`;
     try {
       const kh = await sshd.writeKnownHosts(`${root}/kh`);
       await using server = await startServer({ args: ["--known-hosts", kh, "--allow-local-dir", root] });
@@ -229,7 +234,6 @@ Deno.test(
       const data = new Uint8Array(24 * 1024 * 1024);
       for (let i = 0; i < data.length; i += 65536) crypto.getRandomValues(data.subarray(i, i + 65536));
       await Deno.writeFile(`${root}/data`, data);
-      const remote = `/tmp/mcp-rekey-${crypto.randomUUID()}`;
       // Commands run alongside, so rekeying meets channel traffic of both kinds.
       const alongside = Array.from(
         { length: 8 },
@@ -271,6 +275,8 @@ Deno.test(
       await assert.rejects(Deno.stat(`${root}/stolen`));
       await callOk(c, "ssh_execute", { session_id: sid, command: `rm -f ${remote}` });
     } finally {
+      // The "remote" side is this machine: a failed run must not leave its big file behind.
+      await Deno.remove(remote, { recursive: true }).catch(() => {});
       await Deno.remove(root, { recursive: true });
     }
   },

@@ -182,12 +182,12 @@ Deno.test(
   async () => {
     await using sshd = await startSshd();
     const root = await Deno.makeTempDir({ prefix: "mcp-cut-" });
+    const remote = `/tmp/mcp-cut-${crypto.randomUUID()}`;
     try {
       const kh = await sshd.writeKnownHosts(`${root}/kh`);
       await using server = await startServer({ args: ["--known-hosts", kh, "--allow-local-dir", root] });
       const c = server.client;
       const connect = async () => await connectWithKey(c, sshd);
-      const remote = `/tmp/mcp-cut-${crypto.randomUUID()}`;
       const setup = await connect();
       await callOk(c, "ssh_execute", { session_id: setup, command: `head -c 300M /dev/urandom > ${remote}` });
 
@@ -229,6 +229,8 @@ Deno.test(
         command: `rm -f ${remote} ${remote}.up /tmp/.mcp-cut-*.tmp`,
       });
     } finally {
+      // The "remote" side is this machine: a failed run must not leave its big file behind.
+      await Deno.remove(remote, { recursive: true }).catch(() => {});
       await Deno.remove(root, { recursive: true });
     }
   },
