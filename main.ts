@@ -13,7 +13,8 @@ import { createLogger } from "./lib/log.ts";
 import { resolveRoots } from "./lib/local_paths.ts";
 import { createServer } from "./lib/server.ts";
 import { serveStdio } from "./lib/transport/stdio.ts";
-import { isLoopback, MCP_PATH, serveHttp, SSE_PATH } from "./lib/transport/http.ts";
+import { clientConfig, MCP_PATH, resolveToken, serveHttp, SSE_PATH, TOKEN_ENV } from "./lib/transport/http.ts";
+import { onShutdownSignal } from "./lib/transport/signals.ts";
 
 export { createServer } from "./lib/server.ts";
 
@@ -67,25 +68,9 @@ async function main(argv: string[]): Promise<number> {
   }
   const host = flags.host ?? "127.0.0.1";
   const port = flags.port ?? 9810;
-  let token: string;
-  let generated = false;
+  let token: { token: string; generated: boolean };
   try {
-    const fromFile = flags.tokenFile === undefined ? undefined : (await Deno.readTextFile(flags.tokenFile)).trim();
-    const configured = fromFile ?? Deno.env.get(TOKEN_ENV)?.trim();
-    if (configured !== undefined && configured !== "") {
-      if (configured.length < 16 || /\s/.test(configured)) {
-        throw new TypeError("the token must be at least 16 characters, without whitespace");
-      }
-      token = configured;
-    } else if (isLoopback(host)) {
-      token = randomToken();
-      generated = true;
-    } else {
-      throw new TypeError(
-        `refusing to listen on ${host} without a token: anyone who can reach it could drive your SSH sessions. ` +
-          `Set ${TOKEN_ENV} or pass --token-file, or bind 127.0.0.1`,
-      );
-    }
+    token = await resolveToken(host, flags.tokenFile, Deno.env.get(TOKEN_ENV));
   } catch (error) {
     console.error(`mcp-remote-ssh: ${error instanceof Error ? error.message : String(error)}`);
     return 2;
@@ -96,7 +81,7 @@ async function main(argv: string[]): Promise<number> {
       transport: flags.transport,
       host,
       port,
-      token,
+      token: token.token,
       allowedOrigins: config.httpAllowedOrigins,
       maxBodyBytes: config.httpMaxBodyBytes,
       idleTimeoutMs: config.httpIdleTimeoutSeconds * 1000,
@@ -111,37 +96,21 @@ async function main(argv: string[]): Promise<number> {
   }
   const shown = host.includes(":") ? `[${host}]` : host;
   const url = `http://${shown}:${http.port}${flags.transport === "sse" ? SSE_PATH : MCP_PATH}`;
-  if (generated) {
+  if (token.generated) {
     // Printed once, here, because nobody configured one; never logged anywhere else.
-    const entry = {
-      type: flags.transport === "sse" ? "sse" : "http",
-      url,
-      headers: { Authorization: `Bearer ${token}` },
-    };
     console.error(
-      `mcp-remote-ssh: no token configured, so this run uses a new one. Client configuration:\n` +
-        JSON.stringify({ mcpServers: { ssh: entry } }, null, 2),
+      "mcp-remote-ssh: no token configured, so this run uses a new one. Client configuration:\n" +
+        clientConfig(flags.transport, url, token.token),
     );
   }
   // Last, so that whoever waits for this line has seen everything before it.
   console.error(`mcp-remote-ssh: ${flags.transport} listening on ${url}`);
-  const signals: Deno.Signal[] = Deno.build.os === "windows" ? ["SIGINT", "SIGBREAK"] : ["SIGINT", "SIGTERM"];
-  for (const sig of signals) {
-    Deno.addSignalListener(sig, () => {
-      logger.info(`Shutting down: ${sig}`);
-      http.shutdown();
-    });
-  }
+  onShutdownSignal((sig) => {
+    logger.info(`Shutting down: ${sig}`);
+    http.shutdown();
+  });
   await http.finished;
   return 0;
-}
-
-/** Environment variable holding the HTTP bearer token. */
-const TOKEN_ENV = "MCP_REMOTE_SSH_TOKEN";
-
-function randomToken(): string {
-  const bytes = crypto.getRandomValues(new Uint8Array(32));
-  return btoa(String.fromCharCode(...bytes)).replaceAll("+", "-").replaceAll("/", "_").replace(/=+$/, "");
 }
 
 if (import.meta.main) {

@@ -6,6 +6,7 @@
 
 import { SshMcpError } from "./errors.ts";
 import type { Logger } from "./log.ts";
+import { randomHex } from "./random.ts";
 import { type ConnectOptions, SshConnection } from "./ssh/connection.ts";
 import type { Forward } from "./ssh/forward.ts";
 import type { Shell } from "./ssh/shell.ts";
@@ -178,6 +179,5 @@ async function closeForwards(session: Session): Promise<void> {
 }
 
 function newSessionId(): string {
-  const bytes = crypto.getRandomValues(new Uint8Array(8));
-  return "s-" + Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
+  return "s-" + randomHex(8);
 }

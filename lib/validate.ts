@@ -5,12 +5,19 @@
  * @module
  */
 
+import { isIP } from "node:net";
+
 // OpenSSH refuses these in a user name because they mean something to a shell.
 const USER_FORBIDDEN = /[\s'`";&<>|(){}\\$*?[\]!#~]/;
 // deno-lint-ignore no-control-regex
 const CONTROL = /[\x00-\x1f\x7f]/;
 const HOST_NAME = /^[A-Za-z0-9_](?:[A-Za-z0-9._-]{0,252})$/;
 const IPV6 = /^[0-9A-Fa-f:.]+(?:%[A-Za-z0-9_.-]+)?$/;
+
+/** Loopback addresses: 127.0.0.0/8, ::1 and the name localhost. */
+export function isLoopback(host: string): boolean {
+  return host === "localhost" || host === "::1" || (isIP(host) === 4 && host.startsWith("127."));
+}
 
 /** Returns why `host` is not a usable SSH host name or address, or null if it is. */
 export function hostProblem(host: string): string | null {

@@ -12,6 +12,7 @@ import type { FileEntryWithStats, SFTPWrapper, Stats } from "ssh2";
 import { Buffer } from "node:buffer";
 import { posix } from "node:path";
 import { SshMcpError } from "../errors.ts";
+import { tempName } from "../random.ts";
 
 /** Bytes per SFTP read or write request. */
 export const CHUNK = 32 * 1024; // the packet size OpenSSH's sftp-server reads and writes
@@ -183,7 +184,7 @@ export async function writeFile(sftp: SFTPWrapper, path: string, data: Uint8Arra
   if (existing?.type === "directory") {
     throw new SshMcpError("IS_A_DIRECTORY", `Cannot write ${path}: it is a directory`);
   }
-  const temp = posix.join(posix.dirname(path), `.${posix.basename(path)}.mcp-${randomHex()}.tmp`);
+  const temp = posix.join(posix.dirname(path), tempName(posix.basename(path)));
   const mode = options.mode ?? existing?.mode ?? 0o644;
   const handle = await call<Buffer>(sftp, temp, "create", (cb) => sftp.open(temp, "wx", { mode: 0o600 }, cb));
   try {
@@ -316,8 +317,4 @@ export async function rename(sftp: SFTPWrapper, from: string, to: string, option
 /** Changes permission bits. */
 export async function chmod(sftp: SFTPWrapper, path: string, mode: number) {
   await call<void>(sftp, path, "chmod", (cb) => sftp.chmod(path, mode, cb));
-}
-
-function randomHex(): string {
-  return Array.from(crypto.getRandomValues(new Uint8Array(6)), (b) => b.toString(16).padStart(2, "0")).join("");
 }

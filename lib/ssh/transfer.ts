@@ -20,6 +20,7 @@ import { basename, dirname, join } from "node:path";
 import { posix } from "node:path";
 import { promisify } from "node:util";
 import { SshMcpError } from "../errors.ts";
+import { tempName } from "../random.ts";
 import { call, listDir, remove, sftpError, stat } from "./sftp.ts";
 
 /** A local file opened for a transfer (a node:fs descriptor). */
@@ -678,11 +679,6 @@ function within<T>(work: Promise<T>, ms: number): Promise<T | null> {
   // Unref'd, so a pending timer never holds the process open.
   const timeout = new Promise<null>((resolve) => Deno.unrefTimer(Number(setTimeout(() => resolve(null), ms))));
   return Promise.race([work, timeout]);
-}
-
-function tempName(name: string): string {
-  const rnd = Array.from(crypto.getRandomValues(new Uint8Array(6)), (b) => b.toString(16).padStart(2, "0")).join("");
-  return `.${name}.mcp-${rnd}.tmp`;
 }
 
 /** Compares every file of a transferred tree by sha256; throws at the first difference. */

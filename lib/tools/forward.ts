@@ -13,7 +13,8 @@ import { z } from "zod";
 import { SshMcpError } from "../errors.ts";
 import type { Session } from "../sessions.ts";
 import { type Endpoint, Forward, type ForwardInfo } from "../ssh/forward.ts";
-import { hostProblem } from "../validate.ts";
+import { hostProblem, isLoopback } from "../validate.ts";
+import { randomHex } from "../random.ts";
 import type { ToolDeps } from "./mod.ts";
 import { guarded, ok } from "./result.ts";
 import * as s from "./schemas.ts";
@@ -76,14 +77,11 @@ function summary(f: ForwardInfo): string {
 
 /** Whether a local listener may bind `host`: loopback always, others only when configured. */
 function bindAllowed(host: string, allowed: string[]): boolean {
-  if (isIP(host) === 4 && host.startsWith("127.")) return true;
-  if (host === "::1") return true;
-  return allowed.includes(host);
+  return isLoopback(host) || allowed.includes(host);
 }
 
 function newForwardId(): string {
-  const bytes = crypto.getRandomValues(new Uint8Array(6));
-  return "f-" + Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
+  return "f-" + randomHex(6);
 }
 
 /** Registers the port-forwarding tools. */

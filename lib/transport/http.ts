@@ -30,6 +30,8 @@ import { createHash, timingSafeEqual } from "node:crypto";
 import { isIP } from "node:net";
 import type { Logger } from "../log.ts";
 import { settle } from "./pending.ts";
+import { randomHex } from "../random.ts";
+import { isLoopback } from "../validate.ts";
 import type { CreatedServer } from "../server.ts";
 
 /** Options of {@linkcode serveHttp}. */
@@ -63,6 +65,45 @@ export interface HttpServer {
   finished: Promise<void>;
 }
 
+/** Environment variable holding the bearer token. */
+export const TOKEN_ENV = "MCP_REMOTE_SSH_TOKEN";
+
+/**
+ * The bearer token for a server bound to `host`: from `tokenFile`, else
+ * `envToken`; on loopback without either, a new random one (`generated`).
+ * Throws a TypeError for a weak token, or for another address without one:
+ * anyone who can reach it could drive the user's SSH sessions.
+ */
+export async function resolveToken(
+  host: string,
+  tokenFile: string | undefined,
+  envToken: string | undefined,
+): Promise<{ token: string; generated: boolean }> {
+  const configured = tokenFile === undefined ? envToken?.trim() : (await Deno.readTextFile(tokenFile)).trim();
+  if (configured !== undefined && configured !== "") {
+    if (configured.length < 16 || /\s/.test(configured)) {
+      throw new TypeError("the token must be at least 16 characters, without whitespace");
+    }
+    return { token: configured, generated: false };
+  }
+  if (isLoopback(host)) return { token: randomToken(), generated: true };
+  throw new TypeError(
+    `refusing to listen on ${host} without a token: anyone who can reach it could drive your SSH sessions. ` +
+      `Set ${TOKEN_ENV} or pass --token-file, or bind 127.0.0.1`,
+  );
+}
+
+/** An `mcpServers` entry a client can paste to reach `url` with `token`. */
+export function clientConfig(transport: HttpOptions["transport"], url: string, token: string): string {
+  const entry = { type: transport === "sse" ? "sse" : "http", url, headers: { Authorization: `Bearer ${token}` } };
+  return JSON.stringify({ mcpServers: { ssh: entry } }, null, 2);
+}
+
+function randomToken(): string {
+  const bytes = crypto.getRandomValues(new Uint8Array(32));
+  return btoa(String.fromCharCode(...bytes)).replaceAll("+", "-").replaceAll("/", "_").replace(/=+$/, "");
+}
+
 /** Where the streamable HTTP endpoint lives. */
 export const MCP_PATH = "/mcp";
 /** Where an SSE client opens its stream, and where it posts messages. */
@@ -84,7 +125,9 @@ interface HttpSession {
 export function serveHttp(options: HttpOptions): Promise<HttpServer> {
   const sessions = new Map<string, HttpSession>();
   const { logger } = options;
-  const expectedToken = new TextEncoder().encode(options.token);
+  const tokenOk = tokenChecker(options.token);
+  // Built once the port is known (port 0 asks for a free one); nothing arrives before.
+  let hostOk: (host: string | null) => boolean = () => false;
 
   const closeSession = (session: HttpSession, why: string): Promise<void> => {
     session.closing ??= (async () => {
@@ -105,7 +148,7 @@ export function serveHttp(options: HttpOptions): Promise<HttpServer> {
   Deno.unrefTimer(Number(sweep));
 
   const gate = (request: Request, url: URL): Response | null => {
-    if (!hostAllowed(request.headers.get("host"), options.host, boundPort)) {
+    if (!hostOk(request.headers.get("host"))) {
       return plain(403, "Forbidden: Host header does not name this server");
     }
     const origin = request.headers.get("origin");
@@ -117,7 +160,7 @@ export function serveHttp(options: HttpOptions): Promise<HttpServer> {
         return plain(400, "Bad Request: credentials are accepted only in the Authorization header");
       }
     }
-    if (!tokenMatches(request.headers.get("authorization"), expectedToken)) {
+    if (!tokenOk(request.headers.get("authorization"))) {
       return new Response("Unauthorized\n", {
         status: 401,
         headers: { "www-authenticate": 'Bearer realm="mcp-remote-ssh"', "content-type": "text/plain" },
@@ -215,6 +258,7 @@ export function serveHttp(options: HttpOptions): Promise<HttpServer> {
     port: options.port,
     onListen: (addr) => {
       boundPort = (addr as Deno.NetAddr).port;
+      hostOk = hostChecker(options.host, boundPort);
       options.onListen?.(boundPort);
       resolveListening();
     },
@@ -276,38 +320,36 @@ function trackRequests(transport: Transport, session: () => HttpSession | null):
 
 /** ≥ 128 bits from the system's CSPRNG (here 256), hex. */
 function newSessionId(): string {
-  return Array.from(crypto.getRandomValues(new Uint8Array(32)), (b) => b.toString(16).padStart(2, "0")).join("");
+  return randomHex(32);
 }
 
-/** Whether `host` (the Host header) names the server bound at `bind`:`port`. */
-export function hostAllowed(host: string | null, bind: string, port: number): boolean {
-  if (host === null) return false;
-  const names = new Set<string>();
-  const add = (name: string) => names.add(`${name}:${port}`.toLowerCase());
-  if (isIP(bind) === 6) add(`[${bind}]`);
-  else add(bind);
-  if (isLoopback(bind)) {
-    add("localhost");
-    add("127.0.0.1");
-    add("[::1]");
-  }
+/**
+ * The check of `Host` headers for a server bound at `bind`:`port`, built
+ * once: the bound address, plus the loopback names when it is loopback.
+ */
+export function hostChecker(bind: string, port: number): (host: string | null) => boolean {
   // A wildcard bind serves whatever address the client used; DNS rebinding
   // is then stopped by the token, which a rebinding page does not have.
-  if (bind === "0.0.0.0" || bind === "::") return /^[A-Za-z0-9.\-:[\]]+$/.test(host);
-  return names.has(host.toLowerCase());
+  if (bind === "0.0.0.0" || bind === "::") return (host) => host !== null && /^[A-Za-z0-9.\-:[\]]+$/.test(host);
+  const names = [
+    isIP(bind) === 6 ? `[${bind}]` : bind,
+    ...(isLoopback(bind) ? ["localhost", "127.0.0.1", "[::1]"] : []),
+  ];
+  const allowed = new Set(names.map((name) => `${name}:${port}`.toLowerCase()));
+  return (host) => host !== null && allowed.has(host.toLowerCase());
 }
 
-/** Loopback addresses: 127.0.0.0/8, ::1 and localhost. */
-export function isLoopback(host: string): boolean {
-  return host === "localhost" || host === "::1" || (isIP(host) === 4 && host.startsWith("127."));
-}
-
-/** Constant-time bearer token check: both sides are hashed first, so not even the length leaks. */
-export function tokenMatches(header: string | null, expected: Uint8Array): boolean {
-  const match = header?.match(/^Bearer\s+(\S+)\s*$/i) ?? null;
-  const given = createHash("sha256").update(new TextEncoder().encode(match?.[1] ?? "")).digest();
-  const wanted = createHash("sha256").update(expected).digest();
-  return timingSafeEqual(given, wanted) && match !== null;
+/**
+ * The bearer-token check, built once: both sides are SHA-256 hashed before a
+ * constant-time comparison, so not even the token's length leaks.
+ */
+export function tokenChecker(token: string): (header: string | null) => boolean {
+  const wanted = createHash("sha256").update(token).digest();
+  return (header) => {
+    const match = header?.match(/^Bearer\s+(\S+)\s*$/i) ?? null;
+    const given = createHash("sha256").update(match?.[1] ?? "").digest();
+    return timingSafeEqual(given, wanted) && match !== null;
+  };
 }
 
 function plain(status: number, text: string): Response {

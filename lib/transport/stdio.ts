@@ -7,6 +7,7 @@
 import type { CreatedServer } from "../server.ts";
 import type { Logger } from "../log.ts";
 import { DenoStdioTransport } from "./deno_stdio.ts";
+import { onShutdownSignal } from "./signals.ts";
 
 /** Largest JSON-RPC message accepted on stdin. */
 export const MAX_MESSAGE_BYTES = 64 * 1024 * 1024;
@@ -36,13 +37,8 @@ export async function serveStdio(created: CreatedServer, logger: Logger): Promis
   };
   transport.onclose = () => shutdown(transport.closeReason ?? "transport closed");
   transport.onerror = (error) => logger.warn(`MCP transport: ${error.message}`);
-  const signals: Deno.Signal[] = Deno.build.os === "windows" ? ["SIGINT", "SIGBREAK"] : ["SIGINT", "SIGTERM"];
-  const handlers = signals.map((sig) => {
-    const handler = () => shutdown(sig);
-    Deno.addSignalListener(sig, handler);
-    return [sig, handler] as const;
-  });
+  const unsubscribe = onShutdownSignal((sig) => shutdown(sig));
   await created.server.connect(transport);
   await done;
-  for (const [sig, handler] of handlers) Deno.removeSignalListener(sig, handler);
+  unsubscribe();
 }
