@@ -13,7 +13,6 @@ import { createLogger } from "./lib/log.ts";
 import { resolveRoots } from "./lib/local_paths.ts";
 import { createServer } from "./lib/server.ts";
 import { serveStdio } from "./lib/transport/stdio.ts";
-import { clientConfig, MCP_PATH, resolveToken, serveHttp, SSE_PATH, TOKEN_ENV } from "./lib/transport/http.ts";
 import { onShutdownSignal } from "./lib/transport/signals.ts";
 
 export { createServer } from "./lib/server.ts";
@@ -66,6 +65,10 @@ async function main(argv: string[]): Promise<number> {
     await serveStdio(createServer(config, logger), logger);
     return 0;
   }
+  // Loaded only here: stdio, the common case, starts without the HTTP modules.
+  const { clientConfig, MCP_PATH, resolveToken, serveHttp, SSE_PATH, TOKEN_ENV } = await import(
+    "./lib/transport/http.ts"
+  );
   const host = flags.host ?? "127.0.0.1";
   const port = flags.port ?? 9810;
   let token: { token: string; generated: boolean };
