@@ -15,6 +15,7 @@ import { knownKeyTypes, loadKnownHosts } from "./known_hosts.ts";
 import { type KnownHostsConfig, verifyHostKey } from "./host_key_check.ts";
 import { ChannelBudget } from "./budget.ts";
 import { fixRekeyQueue } from "./rekey_fix.ts";
+import { ownsNoInput, useFastDecipher } from "./chacha_decipher.ts";
 import { DenoSocket, toSocketError } from "./socket.ts";
 import { failRequestsWhen } from "./sftp.ts";
 import { mapConnectError, mapRuntimeError } from "./connect_errors.ts";
@@ -301,6 +302,14 @@ export class SshConnection {
       algorithms: { cipher: CIPHERS, serverHostKey, compress: ["none"] },
     } as ssh2.ConnectConfig);
     if (!fixRekeyQueue(client)) options.logger.warn("ssh2 internals changed: rekey packet fix not applied");
+    if (useFastDecipher(client)) {
+      // deno-lint-ignore no-explicit-any
+      socket.keepsNoChunk = () => ownsNoInput((client as any)._protocol?._decipher);
+    } else {
+      options.logger.warn(
+        "ssh2 internals changed or no chacha20-poly1305 in node:crypto: using ssh2's slower decipher",
+      );
+    }
     try {
       await ready;
     } catch (error) {

@@ -6,7 +6,8 @@
  * busy session that garbage grew the server's heap, and the per-write cost
  * sat on every command's critical path. This class gives ssh2 the small
  * part of the net.Socket surface it uses, reads into one reusable buffer
- * (handing ssh2 an exact-size copy), and writes everything produced in one
+ * (handing ssh2 an exact-size copy, or the buffer itself when the decipher
+ * keeps nothing of it), and writes everything produced in one
  * task as a single write.
  *
  * @module
@@ -39,6 +40,9 @@ export class DenoSocket extends EventEmitter {
   destroyed = false;
   /** ssh2 reads `_readableState.ended` to decide whether it may write. */
   readonly _readableState = { ended: false };
+
+  /** Whether the reader of "data" keeps no reference to a chunk once its listeners return. */
+  keepsNoChunk: () => boolean = () => false;
 
   #conn: Deno.TcpConn;
   #buf = new Uint8Array(READ_SIZE);
@@ -174,9 +178,14 @@ export class DenoSocket extends EventEmitter {
           this.destroy();
           return;
         }
-        // ssh2 may keep a view of a chunk until the rest of a packet
-        // arrives, so it gets its own copy and the read buffer is reused.
-        this.emit("data", Buffer.from(this.#buf.subarray(0, n)));
+        // ssh2's deciphers may keep a view of a chunk until the rest of a
+        // packet arrives, so they get their own copy and the read buffer is
+        // reused. One that keeps nothing gets a view, saving a copy of every
+        // byte; if it was replaced while handling the chunk (a rekey), the
+        // new one might keep a view, so the next read gets a new buffer.
+        const inPlace = this.keepsNoChunk();
+        this.emit("data", inPlace ? Buffer.from(this.#buf.buffer, 0, n) : Buffer.from(this.#buf.subarray(0, n)));
+        if (inPlace && !this.keepsNoChunk()) this.#buf = new Uint8Array(READ_SIZE);
       }
     } catch (error) {
       if (!this.destroyed) this.destroy(toSocketError(error));

@@ -78,3 +78,28 @@ Deno.test("toSocketError() keeps an existing code", () => {
   const e: SocketError = Object.assign(new Error("x"), { code: "EHOSTUNREACH" });
   assert.equal(toSocketError(e).code, "EHOSTUNREACH");
 });
+
+Deno.test("DenoSocket lends its read buffer only while the reader keeps nothing, and not after that changes", async () => {
+  await withPeer(async (socket, peer) => {
+    const seen: { chunk: Buffer; copy: string }[] = [];
+    let keeps = false;
+    socket.keepsNoChunk = () => !keeps;
+    socket.on("data", (d: Buffer) => {
+      seen.push({ chunk: d, copy: d.toString() });
+      if (seen.length === 2) keeps = true; // e.g. a rekey to a decipher that keeps views
+    });
+    socket.resume();
+    for (const text of ["one", "two", "three", "four"]) {
+      await peer.write(new TextEncoder().encode(text));
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    assert.deepEqual(seen.map((s) => s.copy), ["one", "two", "three", "four"]);
+    // the first two were lent: the same memory, since overwritten
+    assert.equal(seen[0].chunk.buffer, seen[1].chunk.buffer);
+    assert.equal(seen[0].chunk.toString(), "two");
+    // the second was read while lending was allowed, so the third read went
+    // to a new buffer, and from then on each chunk is a copy that stays intact
+    assert.notEqual(seen[2].chunk.buffer, seen[1].chunk.buffer);
+    assert.deepEqual(seen.map((s) => s.chunk.toString()), ["two", "two", "three", "four"]);
+  });
+});
