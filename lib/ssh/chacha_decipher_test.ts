@@ -4,7 +4,17 @@ import crypto from "node:crypto";
 import "./chacha_fix.ts";
 // @ts-types="./ssh2_crypto.d.ts"
 import ssh2Crypto from "ssh2/lib/protocol/crypto.js";
-import { chachaBlock, ChachaPolyDecipher, MAX_PACKET_LENGTH, ownsNoInput, useFastDecipher } from "./chacha_decipher.ts";
+import {
+  carry,
+  chachaBlock,
+  ChachaPolyDecipher,
+  limbsToWords,
+  MAX_PACKET_LENGTH,
+  mulMod,
+  ownsNoInput,
+  toLimbs,
+  useFastDecipher,
+} from "./chacha_decipher.ts";
 
 const INFO = ssh2Crypto.CIPHER_INFO["chacha20-poly1305@openssh.com"];
 
@@ -81,7 +91,7 @@ Deno.test("the decipher checks every MAC right over thousands of packets of ever
   const key = crypto.randomBytes(64);
   const seal = await sealer(key, 0xfffffff0); // the sequence number wraps on the way
   const { d, got } = opener(key, 0xfffffff0);
-  const sizes = Array.from({ length: 3000 }, (_, i) => i < 64 ? i : crypto.randomInt(0, 32769));
+  const sizes = Array.from({ length: 3000 }, (_, i) => i < 64 ? i + 1 : crypto.randomInt(1, 32769));
   for (const size of sizes) {
     const payload = crypto.randomBytes(size);
     const packet = seal(payload);
@@ -151,4 +161,181 @@ Deno.test("useFastDecipher swaps in this decipher for ssh2's chacha20-poly1305 o
   assert.ok(!(protocol._decipher instanceof ChachaPolyDecipher));
   assert.ok(!ownsNoInput(protocol._decipher));
   assert.ok(!useFastDecipher({}), "no protocol: nothing to patch");
+});
+
+/** An encrypted length field that decrypts to `len` at `seqno`. */
+function lengthField(key: Buffer, seqno: number, len: number): Buffer {
+  const words = new Uint32Array(8);
+  new Uint8Array(words.buffer).set(key.subarray(32));
+  const block = new Uint32Array(16);
+  chachaBlock(words, 0, seqno, block);
+  const stream = new Uint8Array(block.buffer);
+  const plain = Buffer.alloc(4);
+  plain.writeUInt32BE(len);
+  return Buffer.from(plain.map((b, i) => b ^ stream[i]));
+}
+
+Deno.test("a length below 8, not a multiple of 8, or above ssh2's bound is refused", () => {
+  const key = crypto.randomBytes(64);
+  for (const len of [0, 4, 12, 36, MAX_PACKET_LENGTH + 8, 0xfffffff8]) {
+    const { d } = opener(key, 9);
+    assert.throws(() => d.decrypt(lengthField(key, 9, len), 0, 4), /Bad packet length/, `length ${len}`);
+  }
+  const { d } = opener(key, 9);
+  assert.equal(
+    d.decrypt(lengthField(key, 9, MAX_PACKET_LENGTH), 0, 4),
+    undefined,
+    "the bound itself waits for its bytes",
+  );
+});
+
+Deno.test("a length changed to another valid one fails the MAC", async () => {
+  const key = crypto.randomBytes(64);
+  const seal = await sealer(key, 2);
+  const packet = seal(crypto.randomBytes(100));
+  const len = packet.readUInt32BE(0) ^ lengthField(key, 2, 0).readUInt32BE(0);
+  const forged = Buffer.concat([lengthField(key, 2, len + 8), packet.subarray(4), Buffer.alloc(8)]);
+  const { d, got } = opener(key, 2);
+  assert.throws(() => d.decrypt(forged, 0, forged.length), /Invalid MAC/);
+  assert.equal(got.length, 0);
+});
+
+Deno.test("a failure is final: later chunks are refused at once", async () => {
+  const key = crypto.randomBytes(64);
+  const seal = await sealer(key);
+  // a bogus length: the next chunk must not be taken as that packet's body
+  const first = opener(key, 0);
+  assert.throws(() => first.d.decrypt(lengthField(key, 0, 0x7ffffff8), 0, 4), /Bad packet length/);
+  assert.throws(() => first.d.decrypt(Buffer.alloc(64), 0, 64), /Bad packet length/);
+  // a bad MAC on a packet checked in place
+  const bad = seal(Buffer.from("x".repeat(50)));
+  bad[bad.length - 1] ^= 1;
+  const second = opener(key, 0);
+  assert.throws(() => second.d.decrypt(bad, 0, bad.length), /Invalid MAC/);
+  assert.throws(() => second.d.decrypt(Buffer.alloc(64), 0, 64), /Invalid MAC/);
+});
+
+Deno.test("a padding length the packet cannot hold, or under 4, is refused", async () => {
+  await ssh2Crypto.init;
+  const key = crypto.randomBytes(64);
+  for (const padding of [255, 3, 0]) {
+    const out: Buffer[] = [];
+    const cipher = ssh2Crypto.createCipher({
+      outbound: {
+        onWrite: (b: Buffer) => out.push(Buffer.from(b)),
+        cipherInfo: INFO,
+        cipherKey: key,
+        seqno: 0,
+        forceNative: true,
+      },
+    });
+    const packet = cipher.allocPacket(20);
+    packet[4] = padding; // sealed, so the MAC holds: only the padding check can refuse it
+    cipher.encrypt(packet);
+    const sealed = Buffer.concat(out);
+    const { d, got } = opener(key, 0);
+    assert.throws(() => d.decrypt(sealed, 0, sealed.length), /Bad padding length/, `padding ${padding}`);
+    assert.equal(got.length, 0);
+  }
+});
+
+Deno.test("a payload handler's return value stops the chunk where ssh2 expects (the NEWKEYS hand-off)", async () => {
+  const key = crypto.randomBytes(64);
+  const seal = await sealer(key);
+  const packets = [10, 20, 30].map((n) => seal(crypto.randomBytes(n)));
+  const stream = Buffer.concat(packets);
+  let calls = 0;
+  const d = new ChachaPolyDecipher({
+    inSeqno: 0,
+    _onPayload: () => (++calls === 2 ? false : undefined),
+    _decKeyMain: key.subarray(0, 32),
+    _decKeyPktLen: key.subarray(32),
+  });
+  assert.equal(d.decrypt(stream, 0, stream.length), packets[0].length + packets[1].length);
+  assert.equal(calls, 2);
+  assert.equal(d.inSeqno, 2, "counted before the handler ran, so a handler may reset it");
+  // the rest goes on from there (here with the same decipher)
+  assert.equal(d.decrypt(stream, packets[0].length + packets[1].length, stream.length), undefined);
+  assert.equal(calls, 3);
+  const numeric = new ChachaPolyDecipher({
+    inSeqno: 0,
+    _onPayload: () => 12345,
+    _decKeyMain: key.subarray(0, 32),
+    _decKeyPktLen: key.subarray(32),
+  });
+  assert.equal(numeric.decrypt(stream, 0, stream.length), 12345);
+});
+
+Deno.test("for a genuine packet exactly one more MAC value is accepted: its tag plus or minus 5", async () => {
+  // The documented cost of taking the tag from the AEAD (see #macMatches):
+  // this pins it, so a change that widens it fails here.
+  const key = crypto.randomBytes(64);
+  const seal = await sealer(key);
+  const le = (b: Uint8Array) => b.reduceRight((v, x) => (v << 8n) | BigInt(x), 0n);
+  const withMac = (packet: Buffer, mac: bigint) => {
+    const out = Buffer.from(packet);
+    for (let i = 0; i < 16; i++) out[out.length - 16 + i] = Number((mac >> BigInt(8 * i)) & 0xffn);
+    return out;
+  };
+  const accepts = (packet: Buffer, seqno: number) => {
+    try {
+      opener(key, seqno).d.decrypt(packet, 0, packet.length);
+      return true;
+    } catch {
+      return false;
+    }
+  };
+  const M = (1n << 128n) - 1n;
+  let plus = 0, minus = 0;
+  for (let seqno = 0; seqno < 200; seqno++) {
+    const packet = seal(crypto.randomBytes(crypto.randomInt(1, 3000)));
+    const tag = le(packet.subarray(packet.length - 16));
+    const p5 = accepts(withMac(packet, (tag + 5n) & M), seqno);
+    const m5 = accepts(withMac(packet, (tag - 5n) & M), seqno);
+    assert.ok(p5 !== m5, `packet ${seqno}: exactly one of ±5`);
+    if (p5) plus++;
+    else minus++;
+    for (const delta of [1n, -1n, 4n, 6n, 10n, -10n, 1n << 127n]) {
+      assert.ok(!accepts(withMac(packet, (tag + delta) & M), seqno), `packet ${seqno}, delta ${delta}`);
+    }
+  }
+  assert.ok(plus > 0 && minus > 0, "both ways occur");
+});
+
+Deno.test("the field arithmetic mod 2^130 - 5 matches BigInt, boundaries included", () => {
+  const P = (1n << 130n) - 5n;
+  const toBig = (h: Float64Array) => h.reduceRight((v, x) => v * 8192n + BigInt(x), 0n);
+  const fromBig = (v: bigint, out: Float64Array) => {
+    for (let i = 0; i < 10; i++) (out[i] = Number(v & 8191n), v >>= 13n);
+  };
+  const a = new Float64Array(10), b = new Float64Array(10), out = new Float64Array(10), g = new Float64Array(10);
+  const words = new Float64Array(4);
+  const randomBelow = (bits: number) =>
+    BigInt("0x" + crypto.randomBytes(Math.ceil(bits / 8)).toString("hex")) & ((1n << BigInt(bits)) - 1n);
+  const cases: [bigint, bigint][] = [
+    [P - 1n, P - 1n],
+    [P - 1n, 1n],
+    [(1n << 130n) - 1n, (1n << 124n) - 1n],
+    [0n, P - 1n],
+    [1n, 1n],
+  ];
+  for (let i = 0; i < 3000; i++) cases.push([randomBelow(130), randomBelow(124)]);
+  for (const [x, y] of cases) {
+    fromBig(x, a);
+    fromBig(y, b);
+    mulMod(a, b, out, g);
+    const want = (x * y) % P;
+    assert.equal(toBig(out), want, `${x} * ${y}`);
+    assert.ok(out.every((l) => Number.isInteger(l) && l >= 0 && l < 8192));
+    limbsToWords(out, words);
+    assert.equal(words.reduceRight((v, w) => (v << 32n) | BigInt(w), 0n), want & ((1n << 128n) - 1n));
+  }
+  // toLimbs: 16 bytes and a high part; carry: borrows and wrap-around
+  const bytes = crypto.randomBytes(16);
+  toLimbs(bytes, 3, a);
+  assert.equal(toBig(a), BigInt("0x" + Buffer.from(bytes).reverse().toString("hex")) + (3n << 128n));
+  fromBig(12345n, a);
+  a[0] -= 20000; // a borrow through the low limbs
+  carry(a);
+  assert.equal(toBig(a), 12345n - 20000n + P);
 });

@@ -34,5 +34,11 @@ function finishAfterUpdate<T>(create: (...args: never[]) => T) {
   };
 }
 
+/** node:crypto's own functions, for code that calls `final()` itself (./chacha_decipher.ts). */
+export const unpatched: Pick<typeof crypto, "createCipheriv" | "createDecipheriv"> = {
+  createCipheriv: crypto.createCipheriv,
+  createDecipheriv: crypto.createDecipheriv,
+};
+
 crypto.createCipheriv = finishAfterUpdate(crypto.createCipheriv) as typeof crypto.createCipheriv;
 crypto.createDecipheriv = finishAfterUpdate(crypto.createDecipheriv) as typeof crypto.createDecipheriv;

@@ -303,8 +303,9 @@ export class SshConnection {
     } as ssh2.ConnectConfig);
     if (!fixRekeyQueue(client)) options.logger.warn("ssh2 internals changed: rekey packet fix not applied");
     if (useFastDecipher(client)) {
-      // deno-lint-ignore no-explicit-any
-      socket.keepsNoChunk = () => ownsNoInput((client as any)._protocol?._decipher);
+      // Lent only while ssh2's packet parser is the one reader and its decipher keeps nothing.
+      const protocol = (client as unknown as { _protocol?: { _decipher?: unknown } })._protocol;
+      socket.keepsNoChunk = () => socket.listenerCount("data") === 1 && ownsNoInput(protocol?._decipher);
     } else {
       options.logger.warn(
         "ssh2 internals changed or no chacha20-poly1305 in node:crypto: using ssh2's slower decipher",
