@@ -15,7 +15,8 @@
  * 7. RSS growth of a fresh server during a 1 GiB upload, and during a 1 GiB
  *    download (target ≤ 64 MiB each).
  * 8. 200 MiB through a local forward vs `ssh -L` to the same sshd, median of
- *    3 (target ≥ 0.8×).
+ *    7 alternating rounds (target ≥ 0.8×). Single runs on a 2-core VM swing
+ *    by ±15%, so fewer rounds made the ratio a draw.
  * 9. ssh_execute `true` over streamable HTTP (N=200) vs over stdio, measured
  *    back to back (target ≤ 1.5×).
  */
@@ -180,7 +181,7 @@ await callOk(server.client, "ssh_remove_remote", { session_id: session, remote_p
 const mbps = (k: string) => 200 / (median(xfer[k]) / 1000);
 // connect + exec only, as issue 2 measured it
 
-// --- 8. 200 MiB through a local forward: ours vs ssh -L, median of 3 -----------
+// --- 8. 200 MiB through a local forward: ours vs ssh -L, median of 7 -----------
 // A source here sends 200 MiB to each connection; the tunnel goes out through
 // sshd and back to it, and the reader times the whole stream to EOF.
 const SOURCE_BYTES = 200 * MIB;
@@ -242,7 +243,8 @@ for (let i = 0;; i++) {
   await new Promise((r) => setTimeout(r, 50));
 }
 const tunnel: Record<string, number[]> = { ours: [], openssh: [] };
-for (let round = 0; round < 3; round++) {
+const TUNNEL_ROUNDS = 7;
+for (let round = 0; round < TUNNEL_ROUNDS; round++) {
   tunnel.ours.push(await drain(ourForward.structured.listen.port));
   tunnel.openssh.push(await drain(sshForwardPort));
 }
@@ -490,7 +492,7 @@ const rows: [string, string, string, string][] = [
     r.growth <= 64 ? "met" : "MISSED",
   ]),
   [
-    "200 MiB through a local forward, median of 3",
+    `200 MiB through a local forward, median of ${TUNNEL_ROUNDS}`,
     `${tunnelMbps("ours").toFixed(0)} MB/s vs ssh -L ${tunnelMbps("openssh").toFixed(0)} ` +
     `(${(tunnelMbps("ours") / tunnelMbps("openssh")).toFixed(2)}x)`,
     ">= 0.8x",
