@@ -18,8 +18,11 @@ import {
 
 const INFO = ssh2Crypto.CIPHER_INFO["chacha20-poly1305@openssh.com"];
 
-/** Packets as ssh2's own pure-JS cipher frames them (the peer's side). */
-async function sealer(key: Buffer, seqno = 0) {
+/**
+ * Packets as ssh2's own pure-JS cipher frames them (the peer's side);
+ * `frame` may change the framed plaintext before it is sealed.
+ */
+async function sealer(key: Buffer, seqno = 0, frame: (packet: Buffer) => void = () => {}) {
   await ssh2Crypto.init;
   const out: Buffer[] = [];
   const cipher = ssh2Crypto.createCipher({
@@ -34,6 +37,7 @@ async function sealer(key: Buffer, seqno = 0) {
   return (payload: Uint8Array): Buffer => {
     const packet = cipher.allocPacket(payload.length);
     packet.set(payload, 5);
+    frame(packet);
     cipher.encrypt(packet);
     return Buffer.concat(out.splice(0));
   };
@@ -216,23 +220,11 @@ Deno.test("a failure is final: later chunks are refused at once", async () => {
 });
 
 Deno.test("a padding length the packet cannot hold, or under 4, is refused", async () => {
-  await ssh2Crypto.init;
   const key = crypto.randomBytes(64);
   for (const padding of [255, 3, 0]) {
-    const out: Buffer[] = [];
-    const cipher = ssh2Crypto.createCipher({
-      outbound: {
-        onWrite: (b: Buffer) => out.push(Buffer.from(b)),
-        cipherInfo: INFO,
-        cipherKey: key,
-        seqno: 0,
-        forceNative: true,
-      },
-    });
-    const packet = cipher.allocPacket(20);
-    packet[4] = padding; // sealed, so the MAC holds: only the padding check can refuse it
-    cipher.encrypt(packet);
-    const sealed = Buffer.concat(out);
+    // sealed, so the MAC holds: only the padding check can refuse it
+    const seal = await sealer(key, 0, (packet) => void (packet[4] = padding));
+    const sealed = seal(new Uint8Array(20));
     const { d, got } = opener(key, 0);
     assert.throws(() => d.decrypt(sealed, 0, sealed.length), /Bad padding length/, `padding ${padding}`);
     assert.equal(got.length, 0);
