@@ -154,6 +154,10 @@ Deno.test({ name: "ssh_connect authenticates with password, keys and agent", ign
     if (sshd.passwordUser) assert.ok(!log.includes(sshd.passwordUser.password));
     assert.ok(!log.includes(sshd.keys.passphrase.passphrase!));
   });
+
+  await t.step("sessions used the fast chacha20-poly1305 decipher (no fallback to ssh2's was logged)", () => {
+    assert.doesNotMatch(server.stderr(), /slower decipher/);
+  });
 });
 
 Deno.test({ name: "host keys are verified before authentication", ignore: skip }, async (t) => {
