@@ -85,9 +85,8 @@ export function ownsNoInput(decipher: unknown): boolean {
 /**
  * Makes a connecting ssh2 client use {@linkcode ChachaPolyDecipher} for every
  * chacha20-poly1305 key it gets (the first and each rekey). Call right after
- * `client.connect()`.
- * Returns false, changing nothing, if ssh2's internals are not the expected
- * shape.
+ * `client.connect()`. Returns false, changing nothing, if ssh2's internals
+ * are not the expected shape or this runtime fails the known-answer test.
  */
 export function useFastDecipher(client: unknown): boolean {
   // deno-lint-ignore no-explicit-any
@@ -151,7 +150,12 @@ export class ChachaPolyDecipher {
     inputFree.add(this);
   }
 
-  free(): void {}
+  /** ssh2 calls this when a rekey replaces this decipher, or the connection ends: the keys are wiped. */
+  free(): void {
+    this.#keyMain.fill(0);
+    this.#wordsMain.fill(0);
+    this.#wordsLen.fill(0);
+  }
 
   /** ssh2's contract: returns undefined when `data` is used up, or where to resume if a payload handler paused. */
   decrypt(data: Uint8Array, p: number, dataLen: number): number | undefined {

@@ -331,3 +331,12 @@ Deno.test("the field arithmetic mod 2^130 - 5 matches BigInt, boundaries include
   carry(a);
   assert.equal(toBig(a), 12345n - 20000n + P);
 });
+
+Deno.test("free() wipes the keys: nothing opens afterwards", async () => {
+  const key = crypto.randomBytes(64);
+  const seal = await sealer(key);
+  const packet = seal(crypto.randomBytes(40));
+  const { d } = opener(key, 0);
+  d.free();
+  assert.throws(() => d.decrypt(packet, 0, packet.length), /Invalid MAC|Bad packet length/);
+});
