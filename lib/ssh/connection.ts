@@ -308,7 +308,7 @@ export class SshConnection {
       socket.keepsNoChunk = () => socket.listenerCount("data") === 1 && ownsNoInput(protocol?._decipher);
     } else {
       options.logger.warn(
-        "ssh2 internals changed or no chacha20-poly1305 in node:crypto: using ssh2's slower decipher",
+        "ssh2 internals changed, or node:crypto's chacha20-poly1305 failed its self-test: using ssh2's slower decipher",
       );
     }
     try {
