@@ -142,7 +142,8 @@ export class ChachaPolyDecipher {
   constructor(from: { inSeqno: number; _onPayload: OnPayload; _decKeyMain: Buffer; _decKeyPktLen: Buffer }) {
     this.inSeqno = from.inSeqno;
     this._onPayload = from._onPayload;
-    this.#keyMain = Buffer.from(from._decKeyMain);
+    this.#keyMain = Buffer.alloc(32); // its own memory, not a slice of Buffer's shared pool
+    this.#keyMain.set(from._decKeyMain);
     this.#wordsMain = keyWords(from._decKeyMain);
     this.#wordsLen = keyWords(from._decKeyPktLen);
     this.#blockBytes = new Uint8Array(this.#block.buffer);
