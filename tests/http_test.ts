@@ -14,6 +14,7 @@ import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/
 import { SSEClientTransport } from "@modelcontextprotocol/sdk/client/sse.js";
 import { call, callOk, connectWithKey, ROOT, RUN_FLAGS } from "./fixtures/mcp.ts";
 import { sshdAvailable, startSshd } from "./fixtures/sshd.ts";
+import { tempDir } from "./fixtures/process.ts";
 
 const skip = !sshdAvailable();
 const TOKEN = "t-" + crypto.randomUUID().replaceAll("-", "");
@@ -118,295 +119,280 @@ async function connectClient(kind: "streamable-http" | "sse", url: string, token
 for (const kind of ["streamable-http", "sse"] as const) {
   Deno.test({ name: `the SDK client over ${kind} runs commands with real results`, ignore: skip }, async () => {
     await using sshd = await startSshd();
-    const dir = await Deno.makeTempDir({ prefix: "mcp-http-" });
+    await using tmp = await tempDir("mcp-http-");
+    const dir = tmp.path;
+    const kh = await sshd.writeKnownHosts(`${dir}/kh`);
+    await using server = await startHttp(["--transport", kind, "--port", "0", "--known-hosts", kh]);
+    assert.doesNotMatch(server.stderr(), new RegExp(TOKEN), "the configured token was printed");
+    const c = await connectClient(kind, server.url);
     try {
-      const kh = await sshd.writeKnownHosts(`${dir}/kh`);
-      await using server = await startHttp(["--transport", kind, "--port", "0", "--known-hosts", kh]);
-      assert.doesNotMatch(server.stderr(), new RegExp(TOKEN), "the configured token was printed");
-      const c = await connectClient(kind, server.url);
-      try {
-        const sid = await connectWithKey(c, sshd);
-        const ok = await callOk(c, "ssh_execute", { session_id: sid, command: "echo out; echo err >&2; exit 3" });
-        assert.equal(ok.structured.stdout, "out\n");
-        assert.equal(ok.structured.stderr, "err\n");
-        assert.equal(ok.structured.exit_code, 3);
-        const killed = await callOk(c, "ssh_execute", { session_id: sid, command: "kill -9 $$" });
-        assert.equal(killed.structured.signal, "SIGKILL");
-        const slow = await callOk(c, "ssh_execute", { session_id: sid, command: "echo a; sleep 600", timeout: 2 });
-        assert.equal(slow.structured.timed_out, true);
-        assert.equal(slow.structured.stdout, "a\n");
-        const stdin = await callOk(c, "ssh_execute", { session_id: sid, command: "cat", stdin: "piped in" });
-        assert.equal(stdin.structured.stdout, "piped in");
-        const big = await callOk(c, "ssh_execute", { session_id: sid, command: "head -c 3000000 /dev/zero | wc -c" });
-        assert.equal(big.structured.stdout.trim(), "3000000");
-        const bad = await call(c, "ssh_execute", { session_id: "s-nope", command: "true" });
-        assert.equal(bad.code, "SESSION_NOT_FOUND");
-      } finally {
-        await c.close();
-      }
-      assert.equal(await server.stop(), 0, `exit code after SIGTERM; stderr:\n${server.stderr()}`);
+      const sid = await connectWithKey(c, sshd);
+      const ok = await callOk(c, "ssh_execute", { session_id: sid, command: "echo out; echo err >&2; exit 3" });
+      assert.equal(ok.structured.stdout, "out\n");
+      assert.equal(ok.structured.stderr, "err\n");
+      assert.equal(ok.structured.exit_code, 3);
+      const killed = await callOk(c, "ssh_execute", { session_id: sid, command: "kill -9 $$" });
+      assert.equal(killed.structured.signal, "SIGKILL");
+      const slow = await callOk(c, "ssh_execute", { session_id: sid, command: "echo a; sleep 600", timeout: 2 });
+      assert.equal(slow.structured.timed_out, true);
+      assert.equal(slow.structured.stdout, "a\n");
+      const stdin = await callOk(c, "ssh_execute", { session_id: sid, command: "cat", stdin: "piped in" });
+      assert.equal(stdin.structured.stdout, "piped in");
+      const big = await callOk(c, "ssh_execute", { session_id: sid, command: "head -c 3000000 /dev/zero | wc -c" });
+      assert.equal(big.structured.stdout.trim(), "3000000");
+      const bad = await call(c, "ssh_execute", { session_id: "s-nope", command: "true" });
+      assert.equal(bad.code, "SESSION_NOT_FOUND");
     } finally {
-      await Deno.remove(dir, { recursive: true });
+      await c.close();
     }
+    assert.equal(await server.stop(), 0, `exit code after SIGTERM; stderr:\n${server.stderr()}`);
   });
 }
 
 Deno.test({ name: "the HTTP gate refuses bad requests before anything runs", ignore: skip }, async (t) => {
-  const dir = await Deno.makeTempDir({ prefix: "mcp-http-gate-" });
-  try {
-    const canary = `${dir}/pwned`;
-    await using server = await startHttp([
-      "--transport",
-      "streamable-http",
-      "--port",
-      "0",
-      "--known-hosts",
-      `${dir}/kh`,
-      "--allow-origin",
-      "http://localhost:6274",
-    ]);
-    const init = {
-      jsonrpc: "2.0",
-      id: 1,
-      method: "initialize",
-      params: { protocolVersion: "2025-06-18", capabilities: {}, clientInfo: { name: "raw", version: "0" } },
-    };
-    const base = {
-      "content-type": "application/json",
-      accept: "application/json, text/event-stream",
-    };
-    const post = async (headers: Record<string, string>, body: BodyInit = JSON.stringify(init), url = server.url) => {
-      const r = await fetch(url, { method: "POST", headers: { ...base, ...headers }, body });
-      await r.body?.cancel();
-      return r.status;
-    };
-    const auth = { authorization: `Bearer ${TOKEN}` };
+  await using tmp = await tempDir("mcp-http-gate-");
+  const dir = tmp.path;
+  const canary = `${dir}/pwned`;
+  await using server = await startHttp([
+    "--transport",
+    "streamable-http",
+    "--port",
+    "0",
+    "--known-hosts",
+    `${dir}/kh`,
+    "--allow-origin",
+    "http://localhost:6274",
+  ]);
+  const init = {
+    jsonrpc: "2.0",
+    id: 1,
+    method: "initialize",
+    params: { protocolVersion: "2025-06-18", capabilities: {}, clientInfo: { name: "raw", version: "0" } },
+  };
+  const base = {
+    "content-type": "application/json",
+    accept: "application/json, text/event-stream",
+  };
+  const post = async (headers: Record<string, string>, body: BodyInit = JSON.stringify(init), url = server.url) => {
+    const r = await fetch(url, { method: "POST", headers: { ...base, ...headers }, body });
+    await r.body?.cancel();
+    return r.status;
+  };
+  const auth = { authorization: `Bearer ${TOKEN}` };
 
-    await t.step("a well-formed request with the token is accepted (control)", async () => {
-      assert.equal(await post(auth), 200);
-      assert.equal(await post({ ...auth, origin: "http://localhost:6274" }), 200, "an allowed origin");
-    });
-    await t.step("no token, a wrong token, or another scheme: 401", async () => {
-      assert.equal(await post({}), 401);
-      assert.equal(await post({ authorization: `Bearer ${TOKEN}x` }), 401);
-      assert.equal(await post({ authorization: `Bearer ${TOKEN.slice(0, -1)}` }), 401);
-      assert.equal(await post({ authorization: `Basic ${btoa(`user:${TOKEN}`)}` }), 401);
-      assert.equal(await post({ authorization: "Bearer" }), 401);
-    });
-    await t.step("a token in the query string is refused even when it is right", async () => {
-      for (const name of ["access_token", "token", "auth"]) {
-        const url = `${server.url}?${name}=${TOKEN}`;
-        assert.equal(await post({}, undefined, url), 400, name);
-        assert.equal(await post(auth, undefined, url), 400, `${name} with the header too`);
-      }
-    });
-    await t.step("foreign and null origins: 403, even with the token", async () => {
-      assert.equal(await post({ ...auth, origin: "https://evil.example" }), 403);
-      assert.equal(await post({ ...auth, origin: "null" }), 403);
-      assert.equal(await post({ ...auth, origin: "http://localhost:6274.evil.example" }), 403);
-    });
-    await t.step("a Host that is not this server (DNS rebinding): 403", async () => {
-      // fetch sets Host itself; a raw request can say anything.
-      const raw = async (host: string) => {
-        const conn = await Deno.connect({ hostname: "127.0.0.1", port: server.port });
-        const body = JSON.stringify(init);
-        const request = `POST /mcp HTTP/1.1\r\nHost: ${host}\r\nAuthorization: Bearer ${TOKEN}\r\n` +
-          `Content-Type: application/json\r\nAccept: application/json, text/event-stream\r\n` +
-          `Content-Length: ${body.length}\r\nConnection: close\r\n\r\n${body}`;
-        await conn.write(new TextEncoder().encode(request));
-        const buf = new Uint8Array(256);
-        const n = await conn.read(buf);
-        conn.close();
-        return Number(new TextDecoder().decode(buf.subarray(0, n ?? 0)).split(" ")[1]);
-      };
-      assert.equal(await raw(`evil.example:${server.port}`), 403);
-      assert.equal(await raw(`127.0.0.1.evil.example:${server.port}`), 403);
-      assert.equal(await raw(`127.0.0.1:${server.port + 1}`), 403);
-      assert.ok(
-        [400, 403].includes(await raw(`127.0.0.1:${server.port}.`)),
-        "an unparsable Host is refused, not a 500",
-      );
-      assert.equal(await raw(`127.0.0.1:${server.port}`), 200, "control");
-      assert.equal(await raw(`localhost:${server.port}`), 200, "control");
-    });
-    await t.step("a 100 MB body: 413", async () => {
-      const huge = new Uint8Array(100 * 1024 * 1024).fill(0x20);
-      assert.equal(await post(auth, huge), 413);
-    });
-    await t.step("a bad MCP-Protocol-Version: 400; an unknown session: 404", async () => {
-      assert.equal(await post({ ...auth, "mcp-protocol-version": "1999-01-01" }), 400);
-      const list = { jsonrpc: "2.0", id: 2, method: "tools/list" };
-      assert.equal(await post({ ...auth, "mcp-session-id": "0".repeat(64) }, JSON.stringify(list)), 404);
-    });
-    await t.step("nothing ran: no canary, and no token in the log", () => {
-      assert.throws(() => Deno.statSync(canary));
-      assert.doesNotMatch(server.stderr(), new RegExp(TOKEN));
-    });
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
+  await t.step("a well-formed request with the token is accepted (control)", async () => {
+    assert.equal(await post(auth), 200);
+    assert.equal(await post({ ...auth, origin: "http://localhost:6274" }), 200, "an allowed origin");
+  });
+  await t.step("no token, a wrong token, or another scheme: 401", async () => {
+    assert.equal(await post({}), 401);
+    assert.equal(await post({ authorization: `Bearer ${TOKEN}x` }), 401);
+    assert.equal(await post({ authorization: `Bearer ${TOKEN.slice(0, -1)}` }), 401);
+    assert.equal(await post({ authorization: `Basic ${btoa(`user:${TOKEN}`)}` }), 401);
+    assert.equal(await post({ authorization: "Bearer" }), 401);
+  });
+  await t.step("a token in the query string is refused even when it is right", async () => {
+    for (const name of ["access_token", "token", "auth"]) {
+      const url = `${server.url}?${name}=${TOKEN}`;
+      assert.equal(await post({}, undefined, url), 400, name);
+      assert.equal(await post(auth, undefined, url), 400, `${name} with the header too`);
+    }
+  });
+  await t.step("foreign and null origins: 403, even with the token", async () => {
+    assert.equal(await post({ ...auth, origin: "https://evil.example" }), 403);
+    assert.equal(await post({ ...auth, origin: "null" }), 403);
+    assert.equal(await post({ ...auth, origin: "http://localhost:6274.evil.example" }), 403);
+  });
+  await t.step("a Host that is not this server (DNS rebinding): 403", async () => {
+    // fetch sets Host itself; a raw request can say anything.
+    const raw = async (host: string) => {
+      const conn = await Deno.connect({ hostname: "127.0.0.1", port: server.port });
+      const body = JSON.stringify(init);
+      const request = `POST /mcp HTTP/1.1\r\nHost: ${host}\r\nAuthorization: Bearer ${TOKEN}\r\n` +
+        `Content-Type: application/json\r\nAccept: application/json, text/event-stream\r\n` +
+        `Content-Length: ${body.length}\r\nConnection: close\r\n\r\n${body}`;
+      await conn.write(new TextEncoder().encode(request));
+      const buf = new Uint8Array(256);
+      const n = await conn.read(buf);
+      conn.close();
+      return Number(new TextDecoder().decode(buf.subarray(0, n ?? 0)).split(" ")[1]);
+    };
+    assert.equal(await raw(`evil.example:${server.port}`), 403);
+    assert.equal(await raw(`127.0.0.1.evil.example:${server.port}`), 403);
+    assert.equal(await raw(`127.0.0.1:${server.port + 1}`), 403);
+    assert.ok(
+      [400, 403].includes(await raw(`127.0.0.1:${server.port}.`)),
+      "an unparsable Host is refused, not a 500",
+    );
+    assert.equal(await raw(`127.0.0.1:${server.port}`), 200, "control");
+    assert.equal(await raw(`localhost:${server.port}`), 200, "control");
+  });
+  await t.step("a 100 MB body: 413", async () => {
+    const huge = new Uint8Array(100 * 1024 * 1024).fill(0x20);
+    assert.equal(await post(auth, huge), 413);
+  });
+  await t.step("a bad MCP-Protocol-Version: 400; an unknown session: 404", async () => {
+    assert.equal(await post({ ...auth, "mcp-protocol-version": "1999-01-01" }), 400);
+    const list = { jsonrpc: "2.0", id: 2, method: "tools/list" };
+    assert.equal(await post({ ...auth, "mcp-session-id": "0".repeat(64) }, JSON.stringify(list)), 404);
+  });
+  await t.step("nothing ran: no canary, and no token in the log", () => {
+    assert.throws(() => Deno.statSync(canary));
+    assert.doesNotMatch(server.stderr(), new RegExp(TOKEN));
+  });
 });
 
 Deno.test({ name: "two HTTP clients cannot see or use each other's SSH sessions", ignore: skip }, async () => {
   await using sshd = await startSshd();
-  const dir = await Deno.makeTempDir({ prefix: "mcp-http-iso-" });
+  await using tmp = await tempDir("mcp-http-iso-");
+  const dir = tmp.path;
+  const kh = await sshd.writeKnownHosts(`${dir}/kh`);
+  await using server = await startHttp(["--transport", "streamable-http", "--port", "0", "--known-hosts", kh]);
+  const a = await connectClient("streamable-http", server.url);
+  const b = await connectClient("streamable-http", server.url);
   try {
-    const kh = await sshd.writeKnownHosts(`${dir}/kh`);
-    await using server = await startHttp(["--transport", "streamable-http", "--port", "0", "--known-hosts", kh]);
-    const a = await connectClient("streamable-http", server.url);
-    const b = await connectClient("streamable-http", server.url);
-    try {
-      const sidA = await connectWithKey(a, sshd);
-      await callOk(a, "ssh_shell_open", { session_id: sidA });
-      const fwd = (await callOk(a, "ssh_forward_port", { session_id: sidA, direction: "dynamic" })).structured;
-      const listB = await callOk(b, "ssh_list_sessions");
-      assert.deepEqual(listB.structured.sessions, []);
-      assert.deepEqual((await callOk(b, "ssh_list_forwards")).structured.forwards, []);
-      for (
-        const [tool, args] of [
-          ["ssh_execute", { session_id: sidA, command: `touch ${dir}/pwned` }],
-          ["ssh_shell_send", { session_id: sidA, data: `touch ${dir}/pwned` }],
-          ["ssh_close_forward", { session_id: sidA, forward_id: fwd.forward_id }],
-          ["ssh_close_session", { session_id: sidA }],
-        ] as const
-      ) {
-        const r = await call(b, tool, args);
-        assert.equal(r.code, "SESSION_NOT_FOUND", `${tool}: ${r.text}`);
-      }
-      assert.throws(() => Deno.statSync(`${dir}/pwned`));
-      const stillA = await callOk(a, "ssh_execute", { session_id: sidA, command: "echo mine" });
-      assert.equal(stillA.structured.stdout, "mine\n");
-
-      // Ending A's HTTP session closes what it owned: its SSH connection and its forward's port.
-      const before = (await sshd.childPids()).length;
-      await (a.transport as StreamableHTTPClientTransport).terminateSession();
-      const freed = await (async () => {
-        for (let i = 0; i < 50; i++) {
-          try {
-            Deno.listen({ hostname: "127.0.0.1", port: fwd.listen.port }).close();
-            return true;
-          } catch {
-            await new Promise((r) => setTimeout(r, 100));
-          }
-        }
-        return false;
-      })();
-      assert.ok(freed, "the forward's port is still taken after the HTTP session ended");
-      let after = before;
-      for (let i = 0; i < 50 && after >= before; i++) {
-        await new Promise((r) => setTimeout(r, 100));
-        after = (await sshd.childPids()).length;
-      }
-      assert.ok(after < before, "the SSH connection of the ended HTTP session is still up");
-    } finally {
-      await a.close().catch(() => {});
-      await b.close();
+    const sidA = await connectWithKey(a, sshd);
+    await callOk(a, "ssh_shell_open", { session_id: sidA });
+    const fwd = (await callOk(a, "ssh_forward_port", { session_id: sidA, direction: "dynamic" })).structured;
+    const listB = await callOk(b, "ssh_list_sessions");
+    assert.deepEqual(listB.structured.sessions, []);
+    assert.deepEqual((await callOk(b, "ssh_list_forwards")).structured.forwards, []);
+    for (
+      const [tool, args] of [
+        ["ssh_execute", { session_id: sidA, command: `touch ${dir}/pwned` }],
+        ["ssh_shell_send", { session_id: sidA, data: `touch ${dir}/pwned` }],
+        ["ssh_close_forward", { session_id: sidA, forward_id: fwd.forward_id }],
+        ["ssh_close_session", { session_id: sidA }],
+      ] as const
+    ) {
+      const r = await call(b, tool, args);
+      assert.equal(r.code, "SESSION_NOT_FOUND", `${tool}: ${r.text}`);
     }
+    assert.throws(() => Deno.statSync(`${dir}/pwned`));
+    const stillA = await callOk(a, "ssh_execute", { session_id: sidA, command: "echo mine" });
+    assert.equal(stillA.structured.stdout, "mine\n");
+
+    // Ending A's HTTP session closes what it owned: its SSH connection and its forward's port.
+    const before = (await sshd.childPids()).length;
+    await (a.transport as StreamableHTTPClientTransport).terminateSession();
+    const freed = await (async () => {
+      for (let i = 0; i < 50; i++) {
+        try {
+          Deno.listen({ hostname: "127.0.0.1", port: fwd.listen.port }).close();
+          return true;
+        } catch {
+          await new Promise((r) => setTimeout(r, 100));
+        }
+      }
+      return false;
+    })();
+    assert.ok(freed, "the forward's port is still taken after the HTTP session ended");
+    let after = before;
+    for (let i = 0; i < 50 && after >= before; i++) {
+      await new Promise((r) => setTimeout(r, 100));
+      after = (await sshd.childPids()).length;
+    }
+    assert.ok(after < before, "the SSH connection of the ended HTTP session is still up");
   } finally {
-    await Deno.remove(dir, { recursive: true });
+    await a.close().catch(() => {});
+    await b.close();
   }
 });
 
 Deno.test({ name: "HTTP start-up refuses unsafe or bad settings", ignore: skip }, async () => {
-  const dir = await Deno.makeTempDir({ prefix: "mcp-http-start-" });
-  try {
-    const run = async (args: string[], env: Record<string, string> = {}) => {
-      const out = await serverCommand(["--known-hosts", `${dir}/kh`, ...args], env, dir).output();
-      return { code: out.code, stderr: new TextDecoder().decode(out.stderr) };
-    };
-    const wide = await run(["--transport", "streamable-http", "--host", "0.0.0.0", "--port", "0"]);
-    assert.equal(wide.code, 2);
-    assert.match(wide.stderr, /refusing to listen on 0\.0\.0\.0 without a token/);
-    const short = await run(["--transport", "sse", "--port", "0"], { MCP_REMOTE_SSH_TOKEN: "short" });
-    assert.equal(short.code, 2);
-    assert.match(short.stderr, /at least 16 characters/);
-    const port = await run(["--transport", "sse", "--port", "99999"]);
-    assert.equal(port.code, 2);
-    const stdioHost = await run(["--host", "127.0.0.1"]);
-    assert.equal(stdioHost.code, 2);
+  await using tmp = await tempDir("mcp-http-start-");
+  const dir = tmp.path;
+  const run = async (args: string[], env: Record<string, string> = {}) => {
+    const out = await serverCommand(["--known-hosts", `${dir}/kh`, ...args], env, dir).output();
+    return { code: out.code, stderr: new TextDecoder().decode(out.stderr) };
+  };
+  const wide = await run(["--transport", "streamable-http", "--host", "0.0.0.0", "--port", "0"]);
+  assert.equal(wide.code, 2);
+  assert.match(wide.stderr, /refusing to listen on 0\.0\.0\.0 without a token/);
+  const short = await run(["--transport", "sse", "--port", "0"], { MCP_REMOTE_SSH_TOKEN: "short" });
+  assert.equal(short.code, 2);
+  assert.match(short.stderr, /at least 16 characters/);
+  const port = await run(["--transport", "sse", "--port", "99999"]);
+  assert.equal(port.code, 2);
+  const stdioHost = await run(["--host", "127.0.0.1"]);
+  assert.equal(stdioHost.code, 2);
 
-    // On loopback without a token, one is generated and printed once, with the client configuration.
-    await using generated = await startHttp([
-      "--transport",
-      "streamable-http",
-      "--port",
-      "0",
-      "--known-hosts",
-      `${dir}/kh`,
-    ], {});
-    const printed = generated.stderr().match(/"Authorization": "Bearer ([^"]+)"/);
-    assert.ok(printed, generated.stderr());
-    assert.equal(generated.stderr().split(printed[1]).length - 1, 1, "the token was printed more than once");
-    const c = await connectClient("streamable-http", generated.url, printed[1]);
-    assert.ok((await c.listTools()).tools.length > 20);
-    await c.close();
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
+  // On loopback without a token, one is generated and printed once, with the client configuration.
+  await using generated = await startHttp([
+    "--transport",
+    "streamable-http",
+    "--port",
+    "0",
+    "--known-hosts",
+    `${dir}/kh`,
+  ], {});
+  const printed = generated.stderr().match(/"Authorization": "Bearer ([^"]+)"/);
+  assert.ok(printed, generated.stderr());
+  assert.equal(generated.stderr().split(printed[1]).length - 1, 1, "the token was printed more than once");
+  const c = await connectClient("streamable-http", generated.url, printed[1]);
+  assert.ok((await c.listTools()).tools.length > 20);
+  await c.close();
 });
 
 Deno.test({ name: "an idle HTTP session is closed with its SSH sessions", ignore: skip }, async () => {
   await using sshd = await startSshd();
-  const dir = await Deno.makeTempDir({ prefix: "mcp-http-idle-" });
+  await using tmp = await tempDir("mcp-http-idle-");
+  const dir = tmp.path;
+  const kh = await sshd.writeKnownHosts(`${dir}/kh`);
+  const config = `${dir}/config.json`;
+  await Deno.writeTextFile(config, JSON.stringify({ http_idle_timeout: 1 }));
+  await using server = await startHttp([
+    "--transport",
+    "streamable-http",
+    "--port",
+    "0",
+    "--known-hosts",
+    kh,
+    "--config",
+    config,
+  ]);
+  const c = await connectClient("streamable-http", server.url);
   try {
-    const kh = await sshd.writeKnownHosts(`${dir}/kh`);
-    const config = `${dir}/config.json`;
-    await Deno.writeTextFile(config, JSON.stringify({ http_idle_timeout: 1 }));
-    await using server = await startHttp([
-      "--transport",
-      "streamable-http",
-      "--port",
-      "0",
-      "--known-hosts",
-      kh,
-      "--config",
-      config,
-    ]);
-    const c = await connectClient("streamable-http", server.url);
-    try {
-      const before = (await sshd.childPids()).length;
-      const sid = await connectWithKey(c, sshd);
-      // Three idle timeouts long: a command in flight keeps its session.
-      const long = await callOk(c, "ssh_execute", { session_id: sid, command: "sleep 3; echo done" });
-      assert.equal(long.structured.stdout, "done\n");
-      assert.ok((await sshd.childPids()).length > before);
-      let now = Infinity;
-      for (let i = 0; i < 100 && now > before; i++) {
-        await new Promise((r) => setTimeout(r, 100));
-        now = (await sshd.childPids()).length;
-      }
-      assert.equal(now, before, "the SSH connection outlived its idle HTTP session");
-      await assert.rejects(c.listTools(), /404|not found/i);
-    } finally {
-      await c.close().catch(() => {});
+    const before = (await sshd.childPids()).length;
+    const sid = await connectWithKey(c, sshd);
+    // Three idle timeouts long: a command in flight keeps its session.
+    const long = await callOk(c, "ssh_execute", { session_id: sid, command: "sleep 3; echo done" });
+    assert.equal(long.structured.stdout, "done\n");
+    assert.ok((await sshd.childPids()).length > before);
+    let now = Infinity;
+    for (let i = 0; i < 100 && now > before; i++) {
+      await new Promise((r) => setTimeout(r, 100));
+      now = (await sshd.childPids()).length;
     }
-
-    // A cancelled call gets no answer from the server; it must not keep the session alive.
-    const d = await connectClient("streamable-http", server.url);
-    try {
-      const before = (await sshd.childPids()).length;
-      const sid = await connectWithKey(d, sshd);
-      const ac = new AbortController();
-      const pending = d.callTool(
-        { name: "ssh_execute", arguments: { session_id: sid, command: "sleep 30" } },
-        undefined,
-        {
-          signal: ac.signal,
-        },
-      );
-      await new Promise((r) => setTimeout(r, 300));
-      ac.abort();
-      await assert.rejects(pending);
-      let now = Infinity;
-      for (let i = 0; i < 100 && now > before; i++) {
-        await new Promise((r) => setTimeout(r, 100));
-        now = (await sshd.childPids()).length;
-      }
-      assert.equal(now, before, "a cancelled call kept its HTTP session (and SSH connection) alive");
-    } finally {
-      await d.close().catch(() => {});
-    }
+    assert.equal(now, before, "the SSH connection outlived its idle HTTP session");
+    await assert.rejects(c.listTools(), /404|not found/i);
   } finally {
-    await Deno.remove(dir, { recursive: true });
+    await c.close().catch(() => {});
+  }
+
+  // A cancelled call gets no answer from the server; it must not keep the session alive.
+  const d = await connectClient("streamable-http", server.url);
+  try {
+    const before = (await sshd.childPids()).length;
+    const sid = await connectWithKey(d, sshd);
+    const ac = new AbortController();
+    const pending = d.callTool(
+      { name: "ssh_execute", arguments: { session_id: sid, command: "sleep 30" } },
+      undefined,
+      {
+        signal: ac.signal,
+      },
+    );
+    await new Promise((r) => setTimeout(r, 300));
+    ac.abort();
+    await assert.rejects(pending);
+    let now = Infinity;
+    for (let i = 0; i < 100 && now > before; i++) {
+      await new Promise((r) => setTimeout(r, 100));
+      now = (await sshd.childPids()).length;
+    }
+    assert.equal(now, before, "a cancelled call kept its HTTP session (and SSH connection) alive");
+  } finally {
+    await d.close().catch(() => {});
   }
 });
