@@ -12,6 +12,10 @@ import { pathToFileURL } from "node:url";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 // @ts-types="@modelcontextprotocol/sdk/client/stdio"
 import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js";
+// @ts-types="@modelcontextprotocol/sdk/client/streamableHttp"
+import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
+// @ts-types="@modelcontextprotocol/sdk/shared/transport"
+import type { Transport } from "@modelcontextprotocol/sdk/shared/transport.js";
 // @ts-types="@modelcontextprotocol/sdk/types"
 import { ListRootsRequestSchema } from "@modelcontextprotocol/sdk/types.js";
 import { call, callOk, type CallResult, connectWithKey, ROOT, RUN_FLAGS, startServer } from "./fixtures/mcp.ts";
@@ -113,6 +117,24 @@ Deno.test(
   },
 );
 
+/** An SDK client that declares roots and answers roots/list with `roots()` (plus two that must be skipped). */
+async function rootsClient(transport: Transport, roots: () => string[]): Promise<Client> {
+  const client = new Client(
+    { name: "mcp-remote-ssh-roots-tests", version: "0" },
+    { capabilities: { roots: { listChanged: true } } },
+  );
+  client.setRequestHandler(ListRootsRequestSchema, () => ({
+    roots: [
+      // Only local file:// roots count; the others are ignored, not fatal.
+      { uri: "https://example.invalid/project", name: "not a file" },
+      { uri: pathToFileURL(`/nonexistent-${crypto.randomUUID()}`).href, name: "gone" },
+      ...roots().map((dir) => ({ uri: pathToFileURL(dir).href, name: "workspace" })),
+    ],
+  }));
+  await client.connect(transport);
+  return client;
+}
+
 /** A server (shipped permissions, cwd `/`) driven by a client that declares roots and answers roots/list. */
 async function startWithRoots(
   args: string[],
@@ -133,19 +155,7 @@ async function startWithRoots(
   });
   let stderr = "";
   transport.stderr?.on("data", (chunk: Uint8Array) => (stderr += new TextDecoder().decode(chunk)));
-  const client = new Client(
-    { name: "mcp-remote-ssh-roots-tests", version: "0" },
-    { capabilities: { roots: { listChanged: true } } },
-  );
-  client.setRequestHandler(ListRootsRequestSchema, () => ({
-    roots: [
-      // Only local file:// roots count; the others are ignored, not fatal.
-      { uri: "https://example.invalid/project", name: "not a file" },
-      { uri: pathToFileURL(`/nonexistent-${crypto.randomUUID()}`).href, name: "gone" },
-      ...roots().map((dir) => ({ uri: pathToFileURL(dir).href, name: "workspace" })),
-    ],
-  }));
-  await client.connect(transport);
+  const client = await rootsClient(transport, roots);
   const close = async () => {
     await client.close();
     await home[Symbol.asyncDispose]();
@@ -237,3 +247,80 @@ Deno.test(
     });
   },
 );
+
+Deno.test({ name: "over HTTP each session has its own client's roots", ignore: skip }, async () => {
+  await using sshd = await startSshd();
+  await using base = await tempDir("mcp-roots-http-");
+  const kh = await sshd.writeKnownHosts(`${base.path}/kh`);
+  const a = `${base.path}/a`;
+  const b = `${base.path}/b`;
+  await Deno.mkdir(a);
+  await Deno.mkdir(b);
+  await Deno.mkdir(`${base.path}/home`);
+  const token = crypto.randomUUID();
+  const proc = new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      ...RUN_FLAGS,
+      "--quiet",
+      "--frozen",
+      "--config",
+      `${ROOT}deno.json`,
+      `${ROOT}main.ts`,
+      ...["--transport", "streamable-http", "--port", "0", "--known-hosts", kh],
+    ],
+    env: {
+      HOME: `${base.path}/home`,
+      PATH: Deno.env.get("PATH") ?? "/usr/bin:/bin",
+      DENO_DIR: Deno.env.get("DENO_DIR") ?? `${Deno.env.get("HOME")}/.cache/deno`,
+      NO_COLOR: "1",
+      MCP_REMOTE_SSH_TOKEN: token,
+    },
+    clearEnv: true,
+    cwd: "/",
+    stdin: "null",
+    stdout: "null",
+    stderr: "piped",
+  }).spawn();
+  const lines = proc.stderr.pipeThrough(new TextDecoderStream()).getReader();
+  let stderr = "";
+  let url: string | undefined;
+  while (url === undefined) {
+    const { value, done } = await lines.read();
+    assert.equal(done, false, `the server exited before listening:\n${stderr}`);
+    stderr += value;
+    url = stderr.match(/listening on (http:\/\/\S+)/)?.[1];
+  }
+  const drain = (async () => {
+    while (!(await lines.read()).done) { /* keep the pipe flowing */ }
+  })();
+  const connect = (roots: string[]) =>
+    rootsClient(
+      new StreamableHTTPClientTransport(new URL(url), {
+        requestInit: { headers: { Authorization: `Bearer ${token}` } },
+      }),
+      () => roots,
+    );
+  try {
+    const first = await connect([a]);
+    const second = await connect([b]);
+    try {
+      for (const [client, mine, theirs] of [[first, a, b], [second, b, a]] as const) {
+        await withSession(sshd, client, async (sid, remote) => {
+          await callOk(client, "ssh_download_file", { session_id: sid, remote_path: remote, local_path: `${mine}/x` });
+          assert.equal(await Deno.readTextFile(`${mine}/x`), "remote\n");
+          const other = await download(client, sid, remote, `${theirs}/y`);
+          assert.equal(other.code, "PATH_NOT_ALLOWED", other.text);
+          assert.equal(exists(`${theirs}/y`), false);
+        });
+      }
+    } finally {
+      await first.close();
+      await second.close();
+    }
+  } finally {
+    proc.kill("SIGTERM");
+    await proc.status;
+    await drain;
+  }
+});
