@@ -81,6 +81,7 @@ export interface RootsServer {
 
 /** A `roots/list` answer, as far as it is used here. */
 export interface RootsList {
+  /** Each root: a URI (only `file://` ones are used) and an optional display name. */
   roots: { uri: string; name?: string }[];
 }
 
@@ -89,7 +90,7 @@ export interface RootsList {
  * scheme other than `file://` (which the SDK's own schema rejects, failing the
  * whole list) is skipped instead of costing the client's other roots.
  */
-export const RootsListSchema = z.looseObject({
+export const RootsListSchema: z.ZodType<RootsList> = z.looseObject({
   roots: z.array(z.looseObject({ uri: z.string(), name: z.string().optional() })),
 });
 
@@ -104,6 +105,7 @@ export interface LocalRootsOptions {
   off: boolean;
   /** The working directory as the root of last resort (see {@linkcode workingDirRoot}). */
   workingDir: WorkingDirRoot;
+  /** Where the choice of roots and skipped client roots are reported. */
   logger: Logger;
 }
 
@@ -150,7 +152,13 @@ export class LocalRoots {
     const previous = server.oninitialized;
     server.oninitialized = () => {
       previous?.();
-      this.#decide(server.getClientCapabilities());
+      const capabilities = server.getClientCapabilities();
+      if (capabilities?.roots && (this.#source === "configured" || this.#source === "off")) {
+        this.#options.logger.info(
+          `The client's roots are ignored: ${this.#source === "off" ? "local files are off" : "configured roots win"}`,
+        );
+      }
+      this.#decide(capabilities);
     };
     onListChanged(() => {
       this.#generation++;
@@ -219,11 +227,9 @@ export class LocalRoots {
     if (off) {
       this.#source = "off";
       this.#why = 'local files are turned off by "local_roots": [] in the config file';
-      if (capabilities?.roots) logger.info("The client's roots are ignored: local files are turned off");
     } else if (configured.length > 0) {
       this.#source = "configured";
       this.#roots = configured;
-      if (capabilities?.roots) logger.info("The client's roots are ignored: configured local roots win");
     } else if (capabilities?.roots) {
       this.#source = "client";
       this.#stale = true;
