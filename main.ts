@@ -11,6 +11,7 @@ import { HELP, parseFlags, VERSION } from "./lib/cli.ts";
 import { type ConfigFile, parseConfigFile, resolveConfig } from "./lib/config.ts";
 import { createLogger } from "./lib/log.ts";
 import { resolveRoots } from "./lib/local_paths.ts";
+import { workingDirRoot } from "./lib/roots.ts";
 import { createServer } from "./lib/server.ts";
 import { serveStdio } from "./lib/transport/stdio.ts";
 import { onShutdownSignal } from "./lib/transport/signals.ts";
@@ -47,22 +48,36 @@ async function main(argv: string[]): Promise<number> {
   }
   try {
     // Roots become real paths once, here: every transfer compares against them.
-    const roots = config.localFilesOff ? [] : config.localRoots.length > 0 ? config.localRoots : ["."];
-    config.localRoots = await resolveRoots(roots, Deno.cwd());
+    config.localRoots = await resolveRoots(config.localRoots, Deno.cwd());
   } catch (error) {
     console.error(`mcp-remote-ssh: local root: ${error instanceof Error ? error.message : String(error)}`);
     return 2;
   }
+  // The working directory is only the last resort, and never / or the home directory.
+  if (!config.localFilesOff && config.localRoots.length === 0) {
+    config.workingDir = await workingDirRoot(Deno.cwd(), config.home);
+  }
   const logger = createLogger(config.logLevel);
   // Writes happen only for downloads (into the local roots) and for new host
   // keys under accept-new. With neither possible, give the permission up, so
-  // not even a bug in this process or a dependency can write a file.
-  if (config.localRoots.length === 0 && config.hostKeyPolicy === "strict") {
+  // not even a bug in this process or a dependency can write a file. Roots a
+  // client may send later need it, so at start-up that is known only when
+  // local files are off.
+  const dropWrite = async (why: string) => {
     await Deno.permissions.revoke({ name: "write" });
-    logger.info("No local roots and strict host keys: write permission dropped");
-  }
+    logger.info(`${why} and strict host keys: write permission dropped`);
+  };
+  const strict = config.hostKeyPolicy === "strict";
+  if (config.localFilesOff && strict) await dropWrite("Local files off");
   if (flags.transport === "stdio") {
-    await serveStdio(createServer(config, logger), logger);
+    const created = createServer(config, logger);
+    // One client per process: once it has initialized, its capabilities say
+    // for good whether any root can ever arrive.
+    if (strict && !config.localFilesOff) {
+      created.roots.decided.then(() => created.roots.neverAny ? dropWrite("No local roots possible") : undefined)
+        .catch((error) => logger.error(`Cannot drop the write permission: ${error}`));
+    }
+    await serveStdio(created, logger);
     return 0;
   }
   // Loaded only here: stdio, the common case, starts without the HTTP modules.

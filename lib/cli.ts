@@ -52,7 +52,8 @@ Options:
                                 the last one given receives new keys under accept-new
                                 (repeatable)
   --allow-local-dir DIR         Local directory that uploads may read and downloads may write
-                                (repeatable; default: the working directory)
+                                (repeatable). Without one: the MCP client's roots if it sends
+                                any, else the working directory unless it is / or your home
   --host-key-policy POLICY      strict (default): refuse unknown host keys;
                                 accept-new: record unknown keys, refuse changed ones
   --log-level LEVEL             debug, info, warn (default), error, silent; logs go to stderr

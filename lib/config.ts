@@ -7,6 +7,7 @@
 import { z } from "zod";
 import type { CliFlags } from "./cli.ts";
 import { LOG_LEVELS, type LogLevel } from "./log.ts";
+import type { WorkingDirRoot } from "./roots.ts";
 
 /** Everything the server needs to know at start-up. */
 export interface Config {
@@ -33,11 +34,18 @@ export interface Config {
   keepaliveCountMax: number;
   /**
    * Local directories transfers may read and write: as configured here,
-   * real paths after start-up resolves them.
+   * real paths after start-up resolves them. When set, the client's roots are
+   * ignored.
    */
   localRoots: string[];
   /** The configuration turned local files off (`local_roots: []` and no --allow-local-dir). */
   localFilesOff: boolean;
+  /**
+   * The working directory as the local root of last resort (no configured
+   * roots, a client that sends none). Start-up checks it (`workingDirRoot` in
+   * lib/roots.ts); until then it is refused.
+   */
+  workingDir: WorkingDirRoot;
   /**
    * Addresses local forward listeners may bind besides loopback (127.0.0.0/8, ::1).
    * Empty by default: a tunnel is reachable from this machine only.
@@ -64,8 +72,10 @@ export const ConfigFileSchema = z.strictObject({
   host_key_policy: z.enum(["strict", "accept-new"]).optional(),
   local_roots: z.array(z.string().min(1)).optional()
     .describe(
-      "Local directories uploads may read and downloads may write (default: the working directory; [] turns " +
-        "transfers off, and with host_key_policy strict the server then gives up its write permission)",
+      "Local directories uploads may read and downloads may write. When set, the MCP client's roots are ignored; " +
+        "without it, the client's roots are used, or else the working directory unless it is / or the home " +
+        "directory (or above it). [] turns local files off whatever the client sends, and with host_key_policy " +
+        "strict the server then gives up its write permission",
     ),
   log_level: z.enum(LOG_LEVELS).optional(),
   max_sessions: z.int().min(1).max(1000).optional(),
@@ -142,6 +152,7 @@ export function resolveConfig(flags: CliFlags, file: ConfigFile, env: ConfigEnv)
     keepaliveCountMax: file.keepalive_count_max ?? 3,
     localRoots: [...(file.local_roots ?? []), ...flags.allowLocalDirs],
     localFilesOff: file.local_roots !== undefined && file.local_roots.length === 0 && flags.allowLocalDirs.length === 0,
+    workingDir: { refused: "the working directory was not checked" },
     forwardBindAddresses: file.forward_bind_addresses ?? [],
     maxForwardsPerSession: file.max_forwards_per_session ?? 16,
     httpAllowedOrigins: [...(file.http_allowed_origins ?? []), ...flags.allowOrigins],

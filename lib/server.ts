@@ -7,9 +7,12 @@
 
 // @ts-types="@modelcontextprotocol/sdk/server/mcp"
 import { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
+// @ts-types="@modelcontextprotocol/sdk/types"
+import { RootsListChangedNotificationSchema } from "@modelcontextprotocol/sdk/types.js";
 import { VERSION } from "./cli.ts";
 import type { Config } from "./config.ts";
 import type { Logger } from "./log.ts";
+import { LocalRoots } from "./roots.ts";
 import { SessionRegistry } from "./sessions.ts";
 import { registerTools } from "./tools/mod.ts";
 
@@ -17,6 +20,8 @@ import { registerTools } from "./tools/mod.ts";
 export interface CreatedServer {
   server: McpServer;
   sessions: SessionRegistry;
+  /** The local roots of this instance (configured, or the client's, or the working directory). */
+  roots: LocalRoots;
   /** Closes the MCP server and every SSH session. */
   close(): Promise<void>;
 }
@@ -31,10 +36,22 @@ export function createServer(config: Config, logger: Logger): CreatedServer {
     },
   );
   const sessions = new SessionRegistry({ maxSessions: config.maxSessions, logger });
-  registerTools(server, { sessions, config, logger });
+  // Per instance: each client (each HTTP session) may send its own roots.
+  const roots = new LocalRoots({
+    configured: config.localRoots,
+    off: config.localFilesOff,
+    workingDir: config.workingDir,
+    logger,
+  });
+  roots.attach(
+    server.server,
+    (handler) => server.server.setNotificationHandler(RootsListChangedNotificationSchema, handler),
+  );
+  registerTools(server, { sessions, config, logger, roots });
   return {
     server,
     sessions,
+    roots,
     async close() {
       await sessions.closeAll();
       await server.close();

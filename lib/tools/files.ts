@@ -32,6 +32,7 @@ import {
   resolveWriteDir,
   resolveWriteFile,
 } from "../local_paths.ts";
+import { RootsListSchema } from "../roots.ts";
 import type { ToolDeps } from "./mod.ts";
 import { guarded, ok } from "./result.ts";
 import * as s from "./schemas.ts";
@@ -80,7 +81,7 @@ function localError(error: unknown): never {
       hint: error.problem === "exists"
         ? "Pass overwrite=true to replace it"
         : error.problem === "outside-roots"
-        ? "Use a path inside the allowed local directories (--allow-local-dir; default the server's working directory)"
+        ? "Use a path inside the allowed local roots listed in the message"
         : "Give a regular file inside an allowed local directory",
       cause: error,
     });
@@ -108,7 +109,7 @@ const transferOutput = {
 
 /** Registers the remote-file tools. */
 export function registerFileTools(server: McpServer, deps: ToolDeps): void {
-  const { sessions, config } = deps;
+  const { sessions, roots } = deps;
   const session = (id: string) => sessions.get(id).connection.sftp();
 
   // MCP progress notifications, when the client asked for them with a token.
@@ -156,11 +157,17 @@ export function registerFileTools(server: McpServer, deps: ToolDeps): void {
     };
   }
 
-  const where = () => ({ roots: config.localRoots, cwd: Deno.cwd() });
+  // The roots in force for this call: the client's list is (re)read here, inside
+  // the tool call, so that over HTTP the request travels on the call's own stream.
+  // deno-lint-ignore no-explicit-any
+  const where = async (extra: any) => ({
+    roots: await roots.require((options) => extra.sendRequest({ method: "roots/list" }, RootsListSchema, options)),
+    cwd: Deno.cwd(),
+  });
   // Local files for transfers, opened only through the confinement checks.
   const localFiles: LocalFiles = {
-    openRead: (path) => openReadFile(path, config.localRoots).catch(localError),
-    create: (path) => createFile(path, config.localRoots).catch(localError),
+    openRead: (path) => openReadFile(path, roots.current()).catch(localError),
+    create: (path) => createFile(path, roots.current()).catch(localError),
   };
   const isDirectory = (path: string) =>
     new SshMcpError("IS_A_DIRECTORY", `${path} is a directory`, {
@@ -244,12 +251,13 @@ export function registerFileTools(server: McpServer, deps: ToolDeps): void {
       annotations: { readOnlyHint: false, destructiveHint: true, idempotentHint: false, openWorldHint: true },
     },
     guarded(async (args, extra) => {
-      const local = await resolveReadFile(args.local_path, where()).then(
+      const place = await where(extra);
+      const local = await resolveReadFile(args.local_path, place).then(
         (path) => ({ path, tree: false }),
         async (error) => {
           if (!(error instanceof LocalPathError && error.problem === "is-a-directory")) return localError(error);
           if (!args.recursive) throw isDirectory(args.local_path);
-          return { path: await resolveReadDir(args.local_path, where()).catch(localError), tree: true };
+          return { path: await resolveReadDir(args.local_path, place).catch(localError), tree: true };
         },
       );
       return await transfer(
@@ -288,10 +296,12 @@ export function registerFileTools(server: McpServer, deps: ToolDeps): void {
     },
     guarded(async (args, extra) => {
       const overwrite = args.overwrite ?? false;
+      // Before anything remote: without a local root there is nothing to do.
+      const place = await where(extra);
       const top = await sftp.stat(await session(args.session_id), args.remote_path);
       if (top.type === "directory") {
         if (!args.recursive) throw isDirectory(args.remote_path);
-        const dest = await resolveWriteDir(args.local_path, { ...where(), overwrite }).catch(localError);
+        const dest = await resolveWriteDir(args.local_path, { ...place, overwrite }).catch(localError);
         return await transfer(
           args,
           extra,
@@ -301,7 +311,7 @@ export function registerFileTools(server: McpServer, deps: ToolDeps): void {
             downloadTree(sf, localFiles, args.remote_path, dest.path, { ...options, exists: dest.exists }),
         );
       }
-      const local = await resolveWriteFile(args.local_path, { ...where(), overwrite }).catch(localError);
+      const local = await resolveWriteFile(args.local_path, { ...place, overwrite }).catch(localError);
       return await transfer(
         args,
         extra,

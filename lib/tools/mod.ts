@@ -8,6 +8,7 @@
 import type { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
 import type { Config } from "../config.ts";
 import type { Logger } from "../log.ts";
+import type { LocalRoots } from "../roots.ts";
 import type { SessionRegistry } from "../sessions.ts";
 import { registerConnectionTools } from "./connection.ts";
 import { registerExecTools } from "./exec.ts";
@@ -20,6 +21,8 @@ export interface ToolDeps {
   sessions: SessionRegistry;
   config: Config;
   logger: Logger;
+  /** The local roots of this server instance; local file tools read them from here, not from config. */
+  roots: LocalRoots;
 }
 
 /** Registers every tool on `server`. */
