@@ -20,18 +20,15 @@ import { WebStandardStreamableHTTPServerTransport } from "@modelcontextprotocol/
 // @ts-types="@modelcontextprotocol/sdk/shared/transport"
 import type { Transport } from "@modelcontextprotocol/sdk/shared/transport.js";
 // @ts-types="@modelcontextprotocol/sdk/types"
-import {
-  isInitializeRequest,
-  type JSONRPCMessage,
-  JSONRPCMessageSchema,
-  SUPPORTED_PROTOCOL_VERSIONS,
-} from "@modelcontextprotocol/sdk/types.js";
+import { isInitializeRequest, SUPPORTED_PROTOCOL_VERSIONS } from "@modelcontextprotocol/sdk/types.js";
 import { createHash, timingSafeEqual } from "node:crypto";
 import { isIP } from "node:net";
 import type { Logger } from "../log.ts";
 import { settle } from "./pending.ts";
 import { randomHex } from "../random.ts";
 import { isLoopback } from "../validate.ts";
+import { jsonError, plain, readJson } from "./responses.ts";
+import { SseTransport } from "./sse.ts";
 import type { CreatedServer } from "../server.ts";
 
 /** Options of {@linkcode serveHttp}. */
@@ -350,122 +347,4 @@ export function tokenChecker(token: string): (header: string | null) => boolean 
     const given = createHash("sha256").update(match?.[1] ?? "").digest();
     return timingSafeEqual(given, wanted) && match !== null;
   };
-}
-
-function plain(status: number, text: string): Response {
-  return new Response(text + "\n", { status, headers: { "content-type": "text/plain" } });
-}
-
-function jsonError(status: number, code: number, message: string): Response {
-  return new Response(JSON.stringify({ jsonrpc: "2.0", error: { code, message }, id: null }), {
-    status,
-    headers: { "content-type": "application/json" },
-  });
-}
-
-/** Reads a JSON body up to `limit` bytes; a Response (413/400) when it cannot. */
-async function readJson(request: Request, limit: number): Promise<unknown | Response> {
-  if (request.body === null) return jsonError(400, -32700, "Parse error: empty body");
-  const reader = request.body.getReader();
-  const parts: Uint8Array[] = [];
-  let size = 0;
-  while (true) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    size += value.length;
-    if (size > limit) {
-      await reader.cancel().catch(() => {});
-      return plain(413, `Payload Too Large: the limit is ${limit} bytes`);
-    }
-    parts.push(value);
-  }
-  const bytes = new Uint8Array(size);
-  let at = 0;
-  for (const p of parts) {
-    bytes.set(p, at);
-    at += p.length;
-  }
-  try {
-    return JSON.parse(new TextDecoder().decode(bytes));
-  } catch {
-    return jsonError(400, -32700, "Parse error: the body is not JSON");
-  }
-}
-
-/**
- * The SSE transport (MCP 2024-11-05): a GET opens an event stream whose
- * first event names the URL to POST messages to; replies go down the stream.
- */
-class SseTransport implements Transport {
-  sessionId: string;
-  onclose?: () => void;
-  onerror?: (error: Error) => void;
-  onmessage?: (message: JSONRPCMessage) => void;
-  #endpoint: string;
-  #controller: ReadableStreamDefaultController<Uint8Array> | null = null;
-  #closed = false;
-  #keepAlive = 0;
-
-  constructor(sessionId: string, endpoint: string) {
-    this.sessionId = sessionId;
-    this.#endpoint = endpoint;
-  }
-
-  start(): Promise<void> {
-    return Promise.resolve();
-  }
-
-  /** The event stream for the GET that opened the session. */
-  response(signal: AbortSignal): Response {
-    const stream = new ReadableStream<Uint8Array>({
-      start: (controller) => {
-        this.#controller = controller;
-        this.#write(`event: endpoint\ndata: ${this.#endpoint}\n\n`);
-        this.#keepAlive = Number(setInterval(() => this.#write(": keep-alive\n\n"), 15_000));
-      },
-      cancel: () => this.close(),
-    });
-    signal.addEventListener("abort", () => this.close(), { once: true });
-    return new Response(stream, {
-      headers: { "content-type": "text/event-stream", "cache-control": "no-cache", connection: "keep-alive" },
-    });
-  }
-
-  /** A POSTed message (or batch) for the server. */
-  deliver(body: unknown): Response {
-    const messages = Array.isArray(body) ? body : [body];
-    for (const raw of messages) {
-      const parsed = JSONRPCMessageSchema.safeParse(raw);
-      if (!parsed.success) return jsonError(400, -32600, "Invalid Request: not a JSON-RPC message");
-    }
-    for (const raw of messages) this.onmessage?.(JSONRPCMessageSchema.parse(raw));
-    return new Response("Accepted\n", { status: 202 });
-  }
-
-  send(message: JSONRPCMessage): Promise<void> {
-    if (this.#closed) return Promise.reject(new Error("SSE stream is closed"));
-    this.#write(`event: message\ndata: ${JSON.stringify(message)}\n\n`);
-    return Promise.resolve();
-  }
-
-  close(): Promise<void> {
-    if (this.#closed) return Promise.resolve();
-    this.#closed = true;
-    clearInterval(this.#keepAlive);
-    try {
-      this.#controller?.close();
-    } catch {
-      // the client already went away
-    }
-    this.onclose?.();
-    return Promise.resolve();
-  }
-
-  #write(text: string): void {
-    try {
-      this.#controller?.enqueue(new TextEncoder().encode(text));
-    } catch {
-      this.close();
-    }
-  }
 }
