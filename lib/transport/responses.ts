@@ -10,11 +10,19 @@ export function plain(status: number, text: string): Response {
   return new Response(text + "\n", { status, headers: { "content-type": "text/plain" } });
 }
 
-/** A JSON-RPC error response with no request id, as the MCP transports answer before a message is read. */
-export function jsonError(status: number, code: number, message: string): Response {
-  return new Response(JSON.stringify({ jsonrpc: "2.0", error: { code, message }, id: null }), {
+/**
+ * A JSON-RPC error response: with no request id (`null`), as the MCP
+ * transports answer before a message is read, unless `init.id` names one.
+ */
+export function jsonError(
+  status: number,
+  code: number,
+  message: string,
+  init: { id?: string | number | null; headers?: Record<string, string> } = {},
+): Response {
+  return new Response(JSON.stringify({ jsonrpc: "2.0", error: { code, message }, id: init.id ?? null }), {
     status,
-    headers: { "content-type": "application/json" },
+    headers: { "content-type": "application/json", ...init.headers },
   });
 }
 
