@@ -560,6 +560,38 @@ Deno.test("over HTTPS the SDK client runs tools, and plain HTTP to the same port
     const listed = await callOk(c, "ssh_list_sessions");
     assert.deepEqual(listed.structured.sessions, []);
     await c.close();
+    // HTTP/2 carries the Host as :authority; the DNS-rebinding check must read it there too.
+    const curl = async (version: string, host: string) =>
+      (await runProcess("curl", [
+        "-s",
+        "-o",
+        "/dev/null",
+        "-w",
+        "%{http_version} %{http_code}",
+        version,
+        "--cacert",
+        cert,
+        "-H",
+        `Host: ${host}`,
+        "-H",
+        `Authorization: Bearer ${printed[1]}`,
+        "-H",
+        "content-type: application/json",
+        "-H",
+        "accept: application/json, text/event-stream",
+        "-d",
+        JSON.stringify({
+          jsonrpc: "2.0",
+          id: 1,
+          method: "initialize",
+          params: { protocolVersion: "2025-06-18", capabilities: {}, clientInfo: { name: "curl", version: "0" } },
+        }),
+        server.url,
+      ])).stdout;
+    assert.equal(await curl("--http2", `evil.example:${server.port}`), "2 403");
+    assert.equal(await curl("--http1.1", `evil.example:${server.port}`), "1.1 403");
+    assert.equal(await curl("--http2", `localhost:${server.port}`), "2 200", "control");
+    assert.equal(await curl("--http1.1", `localhost:${server.port}`), "1.1 200", "control");
     await assert.rejects(
       fetch(server.url.replace("https:", "http:"), { method: "POST", body: "{}" }).then((r) => r.body?.cancel()),
       "plain HTTP to the TLS port was answered",
