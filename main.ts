@@ -84,10 +84,16 @@ async function main(argv: string[]): Promise<number> {
   const { clientConfig, MCP_PATH, resolveToken, serveHttp, SSE_PATH, TOKEN_ENV } = await import(
     "./lib/transport/http.ts"
   );
+  const { loadTls, tlsProblem } = await import("./lib/transport/tls.ts");
   const host = flags.host ?? "127.0.0.1";
   const port = flags.port ?? 9810;
   let token: { token: string; generated: boolean };
+  let tls;
   try {
+    // Before the token: without TLS, even the right token would cross the network in clear.
+    const problem = tlsProblem(host, config.httpTls !== undefined);
+    if (problem !== null) throw new TypeError(problem);
+    tls = config.httpTls === undefined ? undefined : await loadTls(config.httpTls);
     token = await resolveToken(host, flags.tokenFile, Deno.env.get(TOKEN_ENV));
   } catch (error) {
     console.error(`mcp-remote-ssh: ${error instanceof Error ? error.message : String(error)}`);
@@ -103,6 +109,9 @@ async function main(argv: string[]): Promise<number> {
       allowedOrigins: config.httpAllowedOrigins,
       maxBodyBytes: config.httpMaxBodyBytes,
       idleTimeoutMs: config.httpIdleTimeoutSeconds * 1000,
+      maxSessions: config.httpMaxSessions,
+      initTimeoutMs: config.httpInitTimeoutSeconds * 1000,
+      tls,
       create: () => createServer(config!, logger),
       logger,
     });
@@ -113,7 +122,8 @@ async function main(argv: string[]): Promise<number> {
     return 2;
   }
   const shown = host.includes(":") ? `[${host}]` : host;
-  const url = `http://${shown}:${http.port}${flags.transport === "sse" ? SSE_PATH : MCP_PATH}`;
+  const scheme = tls === undefined ? "http" : "https";
+  const url = `${scheme}://${shown}:${http.port}${flags.transport === "sse" ? SSE_PATH : MCP_PATH}`;
   if (token.generated) {
     // Printed once, here, because nobody configured one; never logged anywhere else.
     console.error(

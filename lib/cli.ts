@@ -22,6 +22,10 @@ export interface CliFlags {
   tokenFile?: string;
   /** HTTP transports: origins allowed in an Origin header. */
   allowOrigins: string[];
+  /** HTTP transports: PEM certificate chain to serve HTTPS with (needs `tlsKey`). */
+  tlsCert?: string;
+  /** HTTP transports: PEM private key of `tlsCert`. */
+  tlsKey?: string;
   config?: string;
   knownHosts: string[];
   allowLocalDirs: string[];
@@ -40,13 +44,17 @@ Usage: mcp-remote-ssh [options]
 Options:
   --transport KIND              stdio (default), streamable-http, or sse (older HTTP clients)
   --host ADDR                   HTTP: address to bind (default 127.0.0.1); another address
-                                than loopback needs a configured token
+                                than loopback needs TLS (--tls-cert, --tls-key) and a
+                                configured token
   --port N                      HTTP: port (default 9810; 0 picks a free one)
   --token-file FILE             HTTP: bearer token clients must send; or set
                                 MCP_REMOTE_SSH_TOKEN; on loopback without either, a random
                                 token is generated and printed once to stderr
   --allow-origin ORIGIN         HTTP: an Origin browsers may send, e.g.
                                 http://localhost:6274 (repeatable; default none)
+  --tls-cert FILE               HTTP: serve HTTPS with this PEM certificate (chain);
+                                needs --tls-key
+  --tls-key FILE                HTTP: the PEM private key of --tls-cert
   --config FILE                 JSON configuration file (see README)
   --known-hosts FILE            Extra known_hosts file, read after ~/.ssh/known_hosts;
                                 the last one given receives new keys under accept-new
@@ -76,6 +84,8 @@ export function parseFlags(argv: string[]): CliFlags {
       port: { type: "string" },
       "token-file": { type: "string" },
       "allow-origin": { type: "string", multiple: true },
+      "tls-cert": { type: "string" },
+      "tls-key": { type: "string" },
       config: { type: "string" },
       "known-hosts": { type: "string", multiple: true },
       "allow-local-dir": { type: "string", multiple: true },
@@ -96,6 +106,14 @@ export function parseFlags(argv: string[]): CliFlags {
   if (transport === "stdio" && (values.host ?? values.port ?? values["token-file"]) !== undefined) {
     throw new TypeError("--host, --port and --token-file apply to the HTTP transports only");
   }
+  if (transport === "stdio" && (values["tls-cert"] ?? values["tls-key"]) !== undefined) {
+    throw new TypeError("--tls-cert and --tls-key apply to the HTTP transports only");
+  }
+  // A certificate without its key (or the reverse) cannot serve HTTPS; saying
+  // so here beats a server that silently falls back to plain HTTP.
+  if ((values["tls-cert"] === undefined) !== (values["tls-key"] === undefined)) {
+    throw new TypeError("--tls-cert and --tls-key go together: give both PEM files, or neither");
+  }
   const policy = values["host-key-policy"];
   if (policy !== undefined && policy !== "strict" && policy !== "accept-new") {
     throw new TypeError(`Invalid --host-key-policy ${JSON.stringify(policy)}: use strict or accept-new`);
@@ -110,6 +128,8 @@ export function parseFlags(argv: string[]): CliFlags {
     port,
     tokenFile: values["token-file"],
     allowOrigins: values["allow-origin"] ?? [],
+    tlsCert: values["tls-cert"],
+    tlsKey: values["tls-key"],
     config: values.config,
     knownHosts: values["known-hosts"] ?? [],
     allowLocalDirs: values["allow-local-dir"] ?? [],

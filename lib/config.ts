@@ -59,6 +59,12 @@ export interface Config {
   httpMaxBodyBytes: number;
   /** HTTP transports: an idle HTTP session is closed (with its SSH sessions) after this long, in seconds. */
   httpIdleTimeoutSeconds: number;
+  /** HTTP transports: HTTP sessions open at once; an `initialize` beyond them gets 503. */
+  httpMaxSessions: number;
+  /** HTTP transports: a session that has not completed `initialize` this long after it opened is dropped, in seconds. */
+  httpInitTimeoutSeconds: number;
+  /** HTTP transports: PEM certificate (chain) and private key files to serve HTTPS with; both or neither. */
+  httpTls?: { certFile: string; keyFile: string };
   /** ssh-agent socket from SSH_AUTH_SOCK, if any. */
   agentSocket?: string;
   /** The user's home directory, for `~/` in key paths. */
@@ -94,6 +100,12 @@ export const ConfigFileSchema = z.strictObject({
     .describe("Origins browsers may send to the HTTP transports, e.g. http://localhost:6274; default none"),
   http_max_body_bytes: z.int().min(1024).max(256 * 1024 * 1024).optional(),
   http_idle_timeout: z.number().positive().max(7 * 86400).optional(),
+  http_max_sessions: z.int().min(1).max(10_000).optional()
+    .describe("HTTP sessions open at once (default 32); an initialize beyond them gets 503"),
+  http_init_timeout: z.number().positive().max(60).optional()
+    .describe("Seconds a new HTTP session may take to complete initialize before it is dropped (default 60)"),
+  http_tls_cert: z.string().min(1).optional().describe("PEM certificate (chain) to serve HTTPS with"),
+  http_tls_key: z.string().min(1).optional().describe("PEM private key of http_tls_cert"),
 });
 
 /** The configuration file's parsed contents. */
@@ -131,6 +143,14 @@ export function resolveConfig(flags: CliFlags, file: ConfigFile, env: ConfigEnv)
   if (knownHostsWriteFile === undefined) {
     throw new TypeError("No known_hosts file: HOME is not set and no --known-hosts was given");
   }
+  // Flags replace the file's pair as a whole: mixing a flag's certificate
+  // with the file's key would pair files nobody paired.
+  const flagsTls = flags.tlsCert !== undefined || flags.tlsKey !== undefined;
+  const tlsCert = flagsTls ? flags.tlsCert : file.http_tls_cert;
+  const tlsKey = flagsTls ? flags.tlsKey : file.http_tls_key;
+  if ((tlsCert === undefined) !== (tlsKey === undefined)) {
+    throw new TypeError("http_tls_cert and http_tls_key go together: give both PEM files, or neither");
+  }
   const defaultTimeout = file.default_timeout ?? 60;
   const maxTimeout = file.max_timeout ?? 86400;
   if (defaultTimeout > maxTimeout) {
@@ -158,6 +178,9 @@ export function resolveConfig(flags: CliFlags, file: ConfigFile, env: ConfigEnv)
     httpAllowedOrigins: [...(file.http_allowed_origins ?? []), ...flags.allowOrigins],
     httpMaxBodyBytes: file.http_max_body_bytes ?? 32 * 1024 * 1024,
     httpIdleTimeoutSeconds: file.http_idle_timeout ?? 1800,
+    httpMaxSessions: file.http_max_sessions ?? 32,
+    httpInitTimeoutSeconds: file.http_init_timeout ?? 60,
+    httpTls: tlsCert !== undefined && tlsKey !== undefined ? { certFile: tlsCert, keyFile: tlsKey } : undefined,
     agentSocket: env.sshAuthSock || undefined,
     home: env.home || undefined,
   };

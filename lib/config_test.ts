@@ -59,3 +59,30 @@ Deno.test("parseFlags() rejects unknown flags, bad policies and transports", () 
   assert.throws(() => parseFlags(["--log-level", "loud"]), /log-level/);
   assert.deepEqual(parseFlags(["--known-hosts", "a", "--known-hosts", "b"]).knownHosts, ["a", "b"]);
 });
+
+Deno.test("resolveConfig() takes the HTTP session cap, the initialize deadline and a TLS pair", () => {
+  const defaults = resolveConfig(parseFlags([]), {}, { home: "/h" });
+  assert.equal(defaults.httpMaxSessions, 32);
+  assert.equal(defaults.httpInitTimeoutSeconds, 60);
+  assert.equal(defaults.httpTls, undefined);
+  const file = parseConfigFile(
+    JSON.stringify({ http_max_sessions: 2, http_init_timeout: 0.5, http_tls_cert: "/c", http_tls_key: "/k" }),
+    "c.json",
+  );
+  const c = resolveConfig(parseFlags(["--transport", "sse"]), file, { home: "/h" });
+  assert.equal(c.httpMaxSessions, 2);
+  assert.equal(c.httpInitTimeoutSeconds, 0.5);
+  assert.deepEqual(c.httpTls, { certFile: "/c", keyFile: "/k" });
+  const flags = parseFlags(["--transport", "sse", "--tls-cert", "/fc", "--tls-key", "/fk"]);
+  assert.deepEqual(resolveConfig(flags, file, { home: "/h" }).httpTls, { certFile: "/fc", keyFile: "/fk" });
+});
+
+Deno.test("resolveConfig() refuses half a TLS pair and an initialize deadline over a minute", () => {
+  const half = parseConfigFile(JSON.stringify({ http_tls_cert: "/c" }), "c.json");
+  assert.throws(
+    () => resolveConfig(parseFlags([]), half, { home: "/h" }),
+    /http_tls_cert and http_tls_key go together/,
+  );
+  assert.throws(() => parseConfigFile(`{"http_init_timeout": 61}`, "c.json"), /http_init_timeout/);
+  assert.throws(() => parseConfigFile(`{"http_max_sessions": 0}`, "c.json"), /http_max_sessions/);
+});

@@ -2,7 +2,9 @@
  * End to end: the HTTP transports. The SDK client over streamable HTTP and
  * over SSE runs commands; raw fetch shows every refusal at the gate; two
  * HTTP clients cannot reach each other's SSH sessions; a non-loopback bind
- * without a token refuses to start; SIGTERM ends the server cleanly.
+ * without TLS or without a token refuses to start; over HTTPS the SDK client
+ * works and plain HTTP does not; the session cap answers 503; a session that
+ * never completes initialize is dropped; SIGTERM ends the server cleanly.
  */
 
 import assert from "node:assert/strict";
@@ -14,7 +16,7 @@ import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/
 import { SSEClientTransport } from "@modelcontextprotocol/sdk/client/sse.js";
 import { call, callOk, connectWithKey, ROOT, RUN_FLAGS } from "./fixtures/mcp.ts";
 import { sshdAvailable, startSshd } from "./fixtures/sshd.ts";
-import { tempDir } from "./fixtures/process.ts";
+import { delay, run as runProcess, tempDir } from "./fixtures/process.ts";
 
 const skip = !sshdAvailable();
 const TOKEN = "t-" + crypto.randomUUID().replaceAll("-", "");
@@ -65,7 +67,7 @@ async function startHttp(
   const url = await new Promise<string>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`server did not start:\n${stderr}`)), 20_000);
     watch.onLine = () => {
-      const m = stderr.match(/listening on (http:\/\/\S+)/);
+      const m = stderr.match(/listening on (https?:\/\/\S+)/);
       if (m) {
         clearTimeout(timer);
         resolve(m[1]);
@@ -101,16 +103,125 @@ async function startHttp(
   };
 }
 
-async function connectClient(kind: "streamable-http" | "sse", url: string, token = TOKEN): Promise<Client> {
+/**
+ * Runs main.ts with `args` and expects it to refuse to start: resolves with
+ * its exit code and stderr once it exits; if it starts listening instead, it
+ * is stopped at once and the test fails (no listener left on a wide address).
+ */
+async function refusal(args: string[], env: Record<string, string>): Promise<{ code: number; stderr: string }> {
+  await using home = await tempDir("mcp-http-home-");
+  const proc = serverCommand(args, env, home.path).spawn();
+  let stderr = "";
+  let listening = false;
+  for await (const chunk of proc.stderr.pipeThrough(new TextDecoderStream())) {
+    stderr += chunk;
+    if (/listening on/.test(stderr)) {
+      listening = true;
+      proc.kill("SIGTERM");
+    }
+  }
+  const { code } = await proc.status;
+  assert.ok(!listening, `the server started listening instead of refusing:\n${stderr}`);
+  return { code, stderr };
+}
+
+/** A self-signed P-256 server certificate for 127.0.0.1 and localhost, made with openssl into `dir`. */
+async function selfSignedCert(dir: string): Promise<{ cert: string; key: string; pem: string }> {
+  const cert = `${dir}/cert.pem`;
+  const key = `${dir}/key.pem`;
+  await runProcess("openssl", [
+    "req",
+    "-x509",
+    "-newkey",
+    "ec",
+    "-pkeyopt",
+    "ec_paramgen_curve:P-256",
+    "-nodes",
+    "-subj",
+    "/CN=localhost",
+    "-addext",
+    "subjectAltName=IP:127.0.0.1,DNS:localhost",
+    // rustls (Deno's fetch) refuses a CA certificate as the server's own.
+    "-addext",
+    "basicConstraints=critical,CA:FALSE",
+    "-days",
+    "2",
+    "-keyout",
+    key,
+    "-out",
+    cert,
+  ]);
+  return { cert, key, pem: await Deno.readTextFile(cert) };
+}
+
+/** A raw streamable-HTTP `initialize` that never sends `notifications/initialized`. */
+async function rawInitialize(
+  url: string,
+  id: number,
+  http?: Deno.HttpClient,
+): Promise<{ status: number; sessionId: string | null; retryAfter: string | null; body: string }> {
+  const init = {
+    jsonrpc: "2.0",
+    id,
+    method: "initialize",
+    params: { protocolVersion: "2025-06-18", capabilities: {}, clientInfo: { name: "raw", version: "0" } },
+  };
+  const r = await fetch(url, {
+    method: "POST",
+    headers: {
+      authorization: `Bearer ${TOKEN}`,
+      "content-type": "application/json",
+      accept: "application/json, text/event-stream",
+    },
+    body: JSON.stringify(init),
+    ...(http ? { client: http } : {}),
+  });
+  return {
+    status: r.status,
+    sessionId: r.headers.get("mcp-session-id"),
+    retryAfter: r.headers.get("retry-after"),
+    body: await r.text(),
+  };
+}
+
+/** Whether the server still knows streamable-HTTP session `sessionId` (404 once it is gone). */
+async function sessionKnown(url: string, sessionId: string): Promise<boolean> {
+  const r = await fetch(url, {
+    method: "POST",
+    headers: {
+      authorization: `Bearer ${TOKEN}`,
+      "content-type": "application/json",
+      accept: "application/json, text/event-stream",
+      "mcp-session-id": sessionId,
+      "mcp-protocol-version": "2025-06-18",
+    },
+    body: JSON.stringify({ jsonrpc: "2.0", method: "notifications/cancelled", params: { requestId: 0 } }),
+  });
+  await r.body?.cancel();
+  return r.status !== 404;
+}
+
+/**
+ * Connects the SDK client; `http` is the fetch client to use (one that
+ * trusts a test certificate, for HTTPS).
+ */
+async function connectClient(
+  kind: "streamable-http" | "sse",
+  url: string,
+  token = TOKEN,
+  http?: Deno.HttpClient,
+): Promise<Client> {
   const headers = { Authorization: `Bearer ${token}` };
+  const send: typeof fetch = (input, init) => fetch(input, { ...init, ...(http ? { client: http } : {}) });
   const transport = kind === "sse"
     ? new SSEClientTransport(new URL(url), {
       requestInit: { headers },
+      fetch: send,
       eventSourceInit: {
-        fetch: (input, init) => fetch(input, { ...init, headers: { ...init?.headers, ...headers } }),
+        fetch: (input, init) => send(input, { ...init, headers: { ...init?.headers, ...headers } }),
       },
     })
-    : new StreamableHTTPClientTransport(new URL(url), { requestInit: { headers } });
+    : new StreamableHTTPClientTransport(new URL(url), { requestInit: { headers }, fetch: send });
   const client = new Client({ name: "http-test", version: "0" });
   await client.connect(transport);
   return client;
@@ -308,7 +419,7 @@ Deno.test({ name: "HTTP start-up refuses unsafe or bad settings", ignore: skip }
   };
   const wide = await run(["--transport", "streamable-http", "--host", "0.0.0.0", "--port", "0"]);
   assert.equal(wide.code, 2);
-  assert.match(wide.stderr, /refusing to listen on 0\.0\.0\.0 without a token/);
+  assert.match(wide.stderr, /refusing to listen on 0\.0\.0\.0 without TLS/);
   const short = await run(["--transport", "sse", "--port", "0"], { MCP_REMOTE_SSH_TOKEN: "short" });
   assert.equal(short.code, 2);
   assert.match(short.stderr, /at least 16 characters/);
@@ -394,5 +505,204 @@ Deno.test({ name: "an idle HTTP session is closed with its SSH sessions", ignore
     assert.equal(now, before, "a cancelled call kept its HTTP session (and SSH connection) alive");
   } finally {
     await d.close().catch(() => {});
+  }
+});
+
+Deno.test("a non-loopback bind without TLS refuses to start and names the TLS flags", async () => {
+  await using tmp = await tempDir("mcp-http-tls-");
+  const dir = tmp.path;
+  const env = { MCP_REMOTE_SSH_TOKEN: TOKEN };
+  for (const transport of ["streamable-http", "sse"]) {
+    const r = await refusal(
+      ["--transport", transport, "--host", "0.0.0.0", "--port", "0", "--known-hosts", `${dir}/kh`],
+      env,
+    );
+    assert.equal(r.code, 2, r.stderr);
+    assert.match(r.stderr, /refusing to listen on 0\.0\.0\.0 without TLS/);
+    assert.match(r.stderr, /--tls-cert FILE and --tls-key FILE/);
+  }
+  const { cert, key } = await selfSignedCert(dir);
+  const base = ["--transport", "streamable-http", "--port", "0", "--known-hosts", `${dir}/kh`];
+  const half = await refusal([...base, "--tls-cert", cert], env);
+  assert.equal(half.code, 2);
+  assert.match(half.stderr, /--tls-cert and --tls-key go together/);
+  const config = `${dir}/config.json`;
+  await Deno.writeTextFile(config, JSON.stringify({ http_tls_key: key }));
+  const halfConfig = await refusal([...base, "--host", "0.0.0.0", "--config", config], env);
+  assert.equal(halfConfig.code, 2);
+  assert.match(halfConfig.stderr, /http_tls_cert and http_tls_key go together/);
+  const missing = await refusal([...base, "--tls-cert", `${dir}/nope.pem`, "--tls-key", key], env);
+  assert.equal(missing.code, 2);
+  assert.match(missing.stderr, /Cannot read the TLS certificate/);
+  const swapped = await refusal([...base, "--tls-cert", key, "--tls-key", cert], env);
+  assert.equal(swapped.code, 2);
+  assert.match(swapped.stderr, /holds no PEM certificate/);
+  // TLS does not replace the token beyond loopback.
+  const noToken = await refusal([...base, "--host", "0.0.0.0", "--tls-cert", cert, "--tls-key", key], {});
+  assert.equal(noToken.code, 2);
+  assert.match(noToken.stderr, /without a token/);
+});
+
+Deno.test("over HTTPS the SDK client runs tools, and plain HTTP to the same port gets nothing", async () => {
+  await using tmp = await tempDir("mcp-http-tls-");
+  const dir = tmp.path;
+  const { cert, key, pem } = await selfSignedCert(dir);
+  const tls = ["--tls-cert", cert, "--tls-key", key, "--known-hosts", `${dir}/kh`];
+  // No token configured: the generated one is printed with an https client configuration.
+  await using server = await startHttp(["--transport", "streamable-http", "--port", "0", ...tls], {});
+  assert.match(server.url, /^https:\/\/127\.0\.0\.1:\d+\/mcp$/);
+  const printed = server.stderr().match(/"Authorization": "Bearer ([^"]+)"/);
+  assert.ok(printed, server.stderr());
+  assert.match(server.stderr(), /"url": "https:\/\/127\.0\.0\.1:\d+\/mcp"/);
+  const http = Deno.createHttpClient({ caCerts: [pem] });
+  try {
+    const c = await connectClient("streamable-http", server.url, printed[1], http);
+    const listed = await callOk(c, "ssh_list_sessions");
+    assert.deepEqual(listed.structured.sessions, []);
+    await c.close();
+    // HTTP/2 carries the Host as :authority; the DNS-rebinding check must read it there too.
+    // The refusals are GETs: a 403 sent before a request body is read ends an HTTP/2 stream
+    // with RST_STREAM, which curl may report as a failure (exit 92) instead of the status.
+    const initialize = JSON.stringify({
+      jsonrpc: "2.0",
+      id: 1,
+      method: "initialize",
+      params: { protocolVersion: "2025-06-18", capabilities: {}, clientInfo: { name: "curl", version: "0" } },
+    });
+    const curl = async (version: string, host: string, body?: string) =>
+      (await runProcess("curl", [
+        "-s",
+        "-o",
+        "/dev/null",
+        "-w",
+        "%{http_version} %{http_code}",
+        version,
+        "--cacert",
+        cert,
+        "-H",
+        `Host: ${host}`,
+        "-H",
+        `Authorization: Bearer ${printed[1]}`,
+        "-H",
+        "content-type: application/json",
+        "-H",
+        "accept: application/json, text/event-stream",
+        ...(body === undefined ? [] : ["-d", body]),
+        server.url,
+      ])).stdout;
+    assert.equal(await curl("--http2", `evil.example:${server.port}`), "2 403");
+    assert.equal(await curl("--http1.1", `evil.example:${server.port}`), "1.1 403");
+    assert.equal(await curl("--http2", `localhost:${server.port}`, initialize), "2 200", "control");
+    assert.equal(await curl("--http1.1", `localhost:${server.port}`, initialize), "1.1 200", "control");
+    await assert.rejects(
+      fetch(server.url.replace("https:", "http:"), { method: "POST", body: "{}" }).then((r) => r.body?.cancel()),
+      "plain HTTP to the TLS port was answered",
+    );
+    await assert.rejects(
+      fetch(server.url, { method: "POST", body: "{}" }).then((r) => r.body?.cancel()),
+      "a client that does not trust the certificate got an answer",
+    );
+  } finally {
+    http.close();
+  }
+
+  // SSE too, and beyond loopback once TLS is on (reached here through 127.0.0.1).
+  await using wide = await startHttp(["--transport", "sse", "--host", "0.0.0.0", "--port", "0", ...tls]);
+  assert.match(wide.url, /^https:\/\/0\.0\.0\.0:\d+\/sse$/);
+  const http2 = Deno.createHttpClient({ caCerts: [pem] });
+  try {
+    const c = await connectClient("sse", `https://127.0.0.1:${wide.port}/sse`, TOKEN, http2);
+    assert.deepEqual((await callOk(c, "ssh_list_sessions")).structured.sessions, []);
+    await c.close();
+  } finally {
+    http2.close();
+  }
+});
+
+Deno.test("beyond the session cap initialize gets 503 with Retry-After, and a DELETE frees a slot", async () => {
+  await using tmp = await tempDir("mcp-http-cap-");
+  const dir = tmp.path;
+  const config = `${dir}/config.json`;
+  await Deno.writeTextFile(config, JSON.stringify({ http_max_sessions: 2 }));
+  const common = ["--port", "0", "--known-hosts", `${dir}/kh`, "--config", config];
+  await using server = await startHttp(["--transport", "streamable-http", ...common]);
+  const a = await connectClient("streamable-http", server.url);
+  const b = await connectClient("streamable-http", server.url);
+  const clients = [a, b];
+  try {
+    const refused = await rawInitialize(server.url, 7);
+    assert.equal(refused.status, 503);
+    assert.ok(Number(refused.retryAfter) > 0, `Retry-After: ${refused.retryAfter}`);
+    assert.equal(refused.sessionId, null);
+    const body = JSON.parse(refused.body);
+    assert.equal(body.jsonrpc, "2.0");
+    assert.equal(body.id, 7);
+    assert.equal(body.error.code, -32000);
+    assert.match(body.error.message, /Too many HTTP sessions: 2 are open/);
+    await assert.rejects(connectClient("streamable-http", server.url), /503|Too many HTTP sessions/);
+
+    await (a.transport as StreamableHTTPClientTransport).terminateSession();
+    const c = await connectClient("streamable-http", server.url);
+    clients.push(c);
+    assert.ok((await c.listTools()).tools.length > 20);
+    assert.ok((await b.listTools()).tools.length > 20, "an existing session suffered from the refusals");
+    assert.equal((await rawInitialize(server.url, 8)).status, 503, "the freed slot was counted twice");
+  } finally {
+    for (const c of clients) await c.close().catch(() => {});
+  }
+
+  // An SSE stream is a session too.
+  await Deno.writeTextFile(config, JSON.stringify({ http_max_sessions: 1 }));
+  await using sse = await startHttp(["--transport", "sse", ...common]);
+  const s = await connectClient("sse", sse.url);
+  try {
+    const r = await fetch(sse.url, { headers: { authorization: `Bearer ${TOKEN}` } });
+    const text = await r.text();
+    assert.equal(r.status, 503, text);
+    assert.ok(r.headers.get("retry-after"));
+  } finally {
+    await s.close();
+  }
+});
+
+Deno.test("a session that never completes initialize is dropped and frees its slot", async () => {
+  await using tmp = await tempDir("mcp-http-init-");
+  const dir = tmp.path;
+  const config = `${dir}/config.json`;
+  await Deno.writeTextFile(config, JSON.stringify({ http_max_sessions: 2, http_init_timeout: 2 }));
+  await using server = await startHttp([
+    "--transport",
+    "streamable-http",
+    "--port",
+    "0",
+    "--known-hosts",
+    `${dir}/kh`,
+    "--config",
+    config,
+    "--log-level",
+    "info",
+  ]);
+  // Opened first: a session that completed its handshake outlives the deadline. The deadline
+  // leaves the SDK client's own handshake ample time on a loaded machine.
+  const done = await connectClient("streamable-http", server.url);
+  const clients = [done];
+  try {
+    const half = await rawInitialize(server.url, 1);
+    assert.equal(half.status, 200, half.body);
+    assert.ok(half.sessionId);
+    assert.equal((await rawInitialize(server.url, 2)).status, 503, "the cap counts half-open sessions");
+    let known = true;
+    for (let i = 0; i < 200 && known; i++) {
+      await delay(100);
+      known = await sessionKnown(server.url, half.sessionId);
+    }
+    assert.ok(!known, "the half-open session was never dropped");
+    assert.match(server.stderr(), /initialize not completed in time/);
+    assert.ok((await done.listTools()).tools.length > 20, "the initialized session was dropped too");
+    const next = await connectClient("streamable-http", server.url);
+    clients.push(next);
+    assert.deepEqual((await callOk(next, "ssh_list_sessions")).structured.sessions, []);
+  } finally {
+    for (const c of clients) await c.close().catch(() => {});
   }
 });

@@ -29,6 +29,7 @@ command -v ps >/dev/null 2>&1 || missing="$missing procps"
 # (ip netns, a veth pair) and probe them with curl.
 [ -x /bin/ip ] || [ -x /sbin/ip ] || command -v ip >/dev/null 2>&1 || missing="$missing iproute2"
 command -v curl >/dev/null 2>&1 || missing="$missing curl"
+command -v openssl >/dev/null 2>&1 || missing="$missing openssl" # HTTPS tests make a self-signed certificate
 if [ -n "$missing" ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     echo "== installing$missing from apt"

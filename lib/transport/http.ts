@@ -7,6 +7,11 @@
  * allowed by configuration, a token in the query string is refused, the
  * bearer token must match (constant time), and the body must fit the limit.
  *
+ * Beyond loopback it serves HTTPS only (see tls.ts). Sessions are capped:
+ * an `initialize` beyond `maxSessions` gets 503 with Retry-After, and a
+ * session that has not completed `initialize` within `initTimeoutMs` is
+ * dropped, so a token holder cannot pile up servers until memory runs out.
+ *
  * Each HTTP session gets its own MCP server and its own SSH session registry,
  * so one client can never list, use or close another's SSH sessions, shells or
  * forwards, even with a guessed id; when the HTTP session ends (DELETE, idle
@@ -20,18 +25,16 @@ import { WebStandardStreamableHTTPServerTransport } from "@modelcontextprotocol/
 // @ts-types="@modelcontextprotocol/sdk/shared/transport"
 import type { Transport } from "@modelcontextprotocol/sdk/shared/transport.js";
 // @ts-types="@modelcontextprotocol/sdk/types"
-import {
-  isInitializeRequest,
-  type JSONRPCMessage,
-  JSONRPCMessageSchema,
-  SUPPORTED_PROTOCOL_VERSIONS,
-} from "@modelcontextprotocol/sdk/types.js";
+import { isInitializeRequest, SUPPORTED_PROTOCOL_VERSIONS } from "@modelcontextprotocol/sdk/types.js";
 import { createHash, timingSafeEqual } from "node:crypto";
 import { isIP } from "node:net";
 import type { Logger } from "../log.ts";
 import { settle } from "./pending.ts";
 import { randomHex } from "../random.ts";
 import { isLoopback } from "../validate.ts";
+import { jsonError, plain, readJson } from "./responses.ts";
+import { SseTransport } from "./sse.ts";
+import { type TlsPem, tlsProblem } from "./tls.ts";
 import type { CreatedServer } from "../server.ts";
 
 /** Options of {@linkcode serveHttp}. */
@@ -49,6 +52,16 @@ export interface HttpOptions {
   maxBodyBytes: number;
   /** An HTTP session unused this long is closed with everything it owned. */
   idleTimeoutMs: number;
+  /** HTTP sessions open at once; an `initialize` (or SSE stream) beyond them gets 503. */
+  maxSessions: number;
+  /**
+   * A session whose client has not sent `notifications/initialized` this long
+   * after it opened is closed: the handshake takes one round trip, and a
+   * half-open session still holds a server and a slot.
+   */
+  initTimeoutMs: number;
+  /** Serve HTTPS with this certificate and key; without it only loopback is allowed. */
+  tls?: TlsPem;
   /** Builds the MCP server (and SSH session registry) of one HTTP session. */
   create: () => CreatedServer;
   logger: Logger;
@@ -118,12 +131,20 @@ interface HttpSession {
   lastUsed: number;
   /** Ids of requests not yet answered or cancelled: a long command keeps its session alive. */
   inFlight: Set<string | number>;
+  /** The client sent `notifications/initialized`: the session is past its handshake. */
+  initialized: boolean;
+  /** Drops the session if the handshake is not completed in time. */
+  initTimer: number;
   closing: Promise<void> | null;
 }
 
 /** Starts the HTTP server; resolves once it listens. */
 export function serveHttp(options: HttpOptions): Promise<HttpServer> {
+  const refused = tlsProblem(options.host, options.tls !== undefined);
+  if (refused !== null) return Promise.reject(new TypeError(refused));
   const sessions = new Map<string, HttpSession>();
+  // Initialize requests being handled: they hold a slot before their session exists.
+  let reserved = 0;
   const { logger } = options;
   const tokenOk = tokenChecker(options.token);
   // Built once the port is known (port 0 asks for a free one); nothing arrives before.
@@ -131,12 +152,48 @@ export function serveHttp(options: HttpOptions): Promise<HttpServer> {
 
   const closeSession = (session: HttpSession, why: string): Promise<void> => {
     session.closing ??= (async () => {
+      clearTimeout(session.initTimer);
       sessions.delete(session.id);
       logger.info(`HTTP session ${session.id.slice(0, 8)}… closed: ${why}`);
       await session.created.close().catch(() => {});
       await session.transport.close().catch(() => {});
     })();
     return session.closing;
+  };
+
+  /** Records a session that has just opened, and starts its handshake deadline. */
+  const admit = (id: string, created: CreatedServer, transport: HttpSession["transport"]): HttpSession => {
+    const session: HttpSession = {
+      id,
+      created,
+      transport,
+      lastUsed: Date.now(),
+      inFlight: new Set(),
+      initialized: false,
+      initTimer: 0,
+      closing: null,
+    };
+    session.initTimer = Number(setTimeout(() => {
+      if (!session.initialized) closeSession(session, "initialize not completed in time");
+    }, options.initTimeoutMs));
+    Deno.unrefTimer(session.initTimer);
+    sessions.set(id, session);
+    return session;
+  };
+
+  /** The 503 for a session beyond the cap, or null when a slot is free. */
+  const full = (requestId: string | number | null): Response | null => {
+    if (sessions.size + reserved < options.maxSessions) return null;
+    logger.warn(`HTTP session refused: ${options.maxSessions} open, the most allowed (http_max_sessions)`);
+    // A slot held by an abandoned handshake is free again by then.
+    const retryAfter = String(Math.max(1, Math.ceil(options.initTimeoutMs / 1000)));
+    return jsonError(
+      503,
+      -32000,
+      `Too many HTTP sessions: ${options.maxSessions} are open, the most this server allows; ` +
+        `end one (DELETE) or retry later`,
+      { id: requestId, headers: { "retry-after": retryAfter } },
+    );
   };
 
   const sweep = setInterval(() => {
@@ -148,7 +205,7 @@ export function serveHttp(options: HttpOptions): Promise<HttpServer> {
   Deno.unrefTimer(Number(sweep));
 
   const gate = (request: Request, url: URL): Response | null => {
-    if (!hostOk(request.headers.get("host"))) {
+    if (!hostOk(authority(request, url))) {
       return plain(403, "Forbidden: Host header does not name this server");
     }
     const origin = request.headers.get("origin");
@@ -193,44 +250,51 @@ export function serveHttp(options: HttpOptions): Promise<HttpServer> {
     const body = await readJson(request, options.maxBodyBytes);
     if (body instanceof Response) return body;
     const messages = Array.isArray(body) ? body : [body];
-    if (!messages.some((m) => isInitializeRequest(m))) {
+    // The JSON-RPC id the 503 answers; isInitializeRequest's type leaves it out.
+    const initialize = messages.find((m) => isInitializeRequest(m)) as { id?: string | number } | undefined;
+    if (initialize === undefined) {
       return jsonError(400, -32000, "Bad Request: no session; initialize first");
     }
+    const busy = full(initialize.id ?? null);
+    if (busy !== null) return busy;
+    reserved++;
+    let reserving = true;
+    const release = () => {
+      if (reserving) reserved--;
+      reserving = false;
+    };
     // The session's own server and registry; kept only if initialize succeeds.
     const created = options.create();
     let session: HttpSession | null = null;
-    const transport: WebStandardStreamableHTTPServerTransport = new WebStandardStreamableHTTPServerTransport({
-      sessionIdGenerator: newSessionId,
-      maxRequestBodySize: options.maxBodyBytes,
-      onsessioninitialized: (sid) => {
-        session = { id: sid, created, transport, lastUsed: Date.now(), inFlight: new Set(), closing: null };
-        sessions.set(sid, session);
-        logger.info(`HTTP session ${sid.slice(0, 8)}… opened`);
-      },
-    });
-    transport.onclose = () => {
-      if (session !== null) closeSession(session, "transport closed");
-    };
-    await created.server.connect(transport);
-    trackRequests(transport, () => session);
-    const response = await transport.handleRequest(request, { parsedBody: body });
-    if (session === null) await created.close(); // initialize failed: nothing to keep
-    return response;
+    try {
+      const transport: WebStandardStreamableHTTPServerTransport = new WebStandardStreamableHTTPServerTransport({
+        sessionIdGenerator: newSessionId,
+        maxRequestBodySize: options.maxBodyBytes,
+        onsessioninitialized: (sid) => {
+          release(); // the reservation becomes the session, in one step
+          session = admit(sid, created, transport);
+          logger.info(`HTTP session ${sid.slice(0, 8)}… opened`);
+        },
+      });
+      transport.onclose = () => {
+        if (session !== null) closeSession(session, "transport closed");
+      };
+      await created.server.connect(transport);
+      trackRequests(transport, () => session);
+      return await transport.handleRequest(request, { parsedBody: body });
+    } finally {
+      release();
+      if (session === null) await created.close(); // initialize failed: nothing to keep
+    }
   }
 
   async function sse(request: Request, url: URL): Promise<Response> {
     if (url.pathname === SSE_PATH && request.method === "GET") {
+      const busy = full(null);
+      if (busy !== null) return busy;
       const id = newSessionId();
       const transport = new SseTransport(id, `${SSE_MESSAGES_PATH}?sessionId=${id}`);
-      const session: HttpSession = {
-        id,
-        created: options.create(),
-        transport,
-        lastUsed: Date.now(),
-        inFlight: new Set(),
-        closing: null,
-      };
-      sessions.set(id, session);
+      const session = admit(id, options.create(), transport);
       transport.onclose = () => closeSession(session, "stream closed");
       await session.created.server.connect(transport);
       trackRequests(transport, () => session);
@@ -256,6 +320,7 @@ export function serveHttp(options: HttpOptions): Promise<HttpServer> {
   const server = Deno.serve({
     hostname: options.host,
     port: options.port,
+    ...options.tls,
     onListen: (addr) => {
       boundPort = (addr as Deno.NetAddr).port;
       hostOk = hostChecker(options.host, boundPort);
@@ -305,7 +370,13 @@ function trackRequests(transport: Transport, session: () => HttpSession | null):
   const send = transport.send.bind(transport);
   transport.onmessage = (message, extra) => {
     const s = session();
-    if (s !== null) settle(s.inFlight, message, "in");
+    if (s !== null) {
+      settle(s.inFlight, message, "in");
+      if ("method" in message && message.method === "notifications/initialized" && !("id" in message)) {
+        s.initialized = true;
+        clearTimeout(s.initTimer);
+      }
+    }
     receive?.(message, extra);
   };
   transport.send = (message, options) => {
@@ -316,6 +387,22 @@ function trackRequests(transport: Transport, session: () => HttpSession | null):
     }
     return send(message, options);
   };
+}
+
+/**
+ * The authority the client addressed, as `host:port`. HTTP/1.1 sends it as
+ * `Host`; HTTP/2 (which browsers and fetch negotiate over TLS) sends
+ * `:authority`, which Deno puts only into the request URL. A browser always
+ * sends one of the two, so DNS rebinding is checked either way; an HTTP/1.x
+ * request without `Host` gets a URL Deno made up from `localhost`, which is
+ * no browser's and still needs the token.
+ */
+function authority(request: Request, url: URL): string | null {
+  const host = request.headers.get("host");
+  if (host !== null) return host;
+  if (url.hostname === "") return null;
+  // URL drops a default port; the Host check compares it explicitly.
+  return url.port === "" ? `${url.hostname}:${url.protocol === "https:" ? 443 : 80}` : url.host;
 }
 
 /** ≥ 128 bits from the system's CSPRNG (here 256), hex. */
@@ -350,122 +437,4 @@ export function tokenChecker(token: string): (header: string | null) => boolean 
     const given = createHash("sha256").update(match?.[1] ?? "").digest();
     return timingSafeEqual(given, wanted) && match !== null;
   };
-}
-
-function plain(status: number, text: string): Response {
-  return new Response(text + "\n", { status, headers: { "content-type": "text/plain" } });
-}
-
-function jsonError(status: number, code: number, message: string): Response {
-  return new Response(JSON.stringify({ jsonrpc: "2.0", error: { code, message }, id: null }), {
-    status,
-    headers: { "content-type": "application/json" },
-  });
-}
-
-/** Reads a JSON body up to `limit` bytes; a Response (413/400) when it cannot. */
-async function readJson(request: Request, limit: number): Promise<unknown | Response> {
-  if (request.body === null) return jsonError(400, -32700, "Parse error: empty body");
-  const reader = request.body.getReader();
-  const parts: Uint8Array[] = [];
-  let size = 0;
-  while (true) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    size += value.length;
-    if (size > limit) {
-      await reader.cancel().catch(() => {});
-      return plain(413, `Payload Too Large: the limit is ${limit} bytes`);
-    }
-    parts.push(value);
-  }
-  const bytes = new Uint8Array(size);
-  let at = 0;
-  for (const p of parts) {
-    bytes.set(p, at);
-    at += p.length;
-  }
-  try {
-    return JSON.parse(new TextDecoder().decode(bytes));
-  } catch {
-    return jsonError(400, -32700, "Parse error: the body is not JSON");
-  }
-}
-
-/**
- * The SSE transport (MCP 2024-11-05): a GET opens an event stream whose
- * first event names the URL to POST messages to; replies go down the stream.
- */
-class SseTransport implements Transport {
-  sessionId: string;
-  onclose?: () => void;
-  onerror?: (error: Error) => void;
-  onmessage?: (message: JSONRPCMessage) => void;
-  #endpoint: string;
-  #controller: ReadableStreamDefaultController<Uint8Array> | null = null;
-  #closed = false;
-  #keepAlive = 0;
-
-  constructor(sessionId: string, endpoint: string) {
-    this.sessionId = sessionId;
-    this.#endpoint = endpoint;
-  }
-
-  start(): Promise<void> {
-    return Promise.resolve();
-  }
-
-  /** The event stream for the GET that opened the session. */
-  response(signal: AbortSignal): Response {
-    const stream = new ReadableStream<Uint8Array>({
-      start: (controller) => {
-        this.#controller = controller;
-        this.#write(`event: endpoint\ndata: ${this.#endpoint}\n\n`);
-        this.#keepAlive = Number(setInterval(() => this.#write(": keep-alive\n\n"), 15_000));
-      },
-      cancel: () => this.close(),
-    });
-    signal.addEventListener("abort", () => this.close(), { once: true });
-    return new Response(stream, {
-      headers: { "content-type": "text/event-stream", "cache-control": "no-cache", connection: "keep-alive" },
-    });
-  }
-
-  /** A POSTed message (or batch) for the server. */
-  deliver(body: unknown): Response {
-    const messages = Array.isArray(body) ? body : [body];
-    for (const raw of messages) {
-      const parsed = JSONRPCMessageSchema.safeParse(raw);
-      if (!parsed.success) return jsonError(400, -32600, "Invalid Request: not a JSON-RPC message");
-    }
-    for (const raw of messages) this.onmessage?.(JSONRPCMessageSchema.parse(raw));
-    return new Response("Accepted\n", { status: 202 });
-  }
-
-  send(message: JSONRPCMessage): Promise<void> {
-    if (this.#closed) return Promise.reject(new Error("SSE stream is closed"));
-    this.#write(`event: message\ndata: ${JSON.stringify(message)}\n\n`);
-    return Promise.resolve();
-  }
-
-  close(): Promise<void> {
-    if (this.#closed) return Promise.resolve();
-    this.#closed = true;
-    clearInterval(this.#keepAlive);
-    try {
-      this.#controller?.close();
-    } catch {
-      // the client already went away
-    }
-    this.onclose?.();
-    return Promise.resolve();
-  }
-
-  #write(text: string): void {
-    try {
-      this.#controller?.enqueue(new TextEncoder().encode(text));
-    } catch {
-      this.close();
-    }
-  }
 }
