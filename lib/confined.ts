@@ -77,7 +77,7 @@ export interface Here {
 }
 
 /** Times a walk is tried again when a component changed under it, before refusing. */
-const WALK_ATTEMPTS = 3;
+const WALK_ATTEMPTS = 8;
 /** Directory depth {@linkcode Here.removeTree} descends at most. */
 const MAX_REMOVE_DEPTH = 128;
 

@@ -279,10 +279,6 @@ Deno.test({ name: "a hostile remote tree arrives without links out or unsafe mod
       local_path: `${root}/got`,
       recursive: true,
     });
-    const skipped = (r.structured.skipped as { path: string; target: string }[])
-      .map((l) => `${l.path} -> ${l.target}`).sort();
-    assert.deepEqual(skipped, ["abs -> /root/.ssh", "sub/escape -> ../../../../etc", "sub/through -> up/.."]);
-    assert.match(r.text, /3 symlinks not created/);
     const links = (await snapshot(`${root}/got`)).filter((l) => l.startsWith("l ")).sort();
     assert.deepEqual(links, [
       "l dangling -> missing",
@@ -300,6 +296,10 @@ Deno.test({ name: "a hostile remote tree arrives without links out or unsafe mod
       }
     };
     await check(`${root}/got`);
+    const skipped = (r.structured.skipped as { path: string; target: string }[])
+      .map((l) => `${l.path} -> ${l.target}`).sort();
+    assert.deepEqual(skipped, ["abs -> /root/.ssh", "sub/escape -> ../../../../etc", "sub/through -> up/.."]);
+    assert.match(r.text, /3 symlinks not created/);
     assert.equal((await Deno.lstat(`${root}/got`)).mode! & 0o7022, 0);
     const names = [];
     for await (const e of Deno.readDir(root)) names.push(e.name);
