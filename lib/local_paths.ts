@@ -5,10 +5,11 @@
  * The path checks use only `realPath`, `lstat` and `stat`: opening a FIFO
  * blocks and opening a device can have side effects. The paths returned are
  * the ones that were checked, so callers must use them (not the input) for
- * the actual I/O, opened with {@linkcode openReadFile} and
- * {@linkcode createFile}: those open without following a final symlink or
- * blocking on a FIFO, then prove that what was opened is inside the roots,
- * which closes the gap between the check and the open.
+ * the actual I/O, done with {@linkcode openReadFile}, {@linkcode createFile}
+ * and {@linkcode confinedFiles}: those reach the path's directory again one
+ * proven step at a time and act on a single name inside it (lib/confined.ts),
+ * which closes the gap between the check and the use. These checks are the
+ * early, friendly refusals; the confined actions are the proof.
  *
  * @module
  */
