@@ -5,18 +5,18 @@
  * The path checks use only `realPath`, `lstat` and `stat`: opening a FIFO
  * blocks and opening a device can have side effects. The paths returned are
  * the ones that were checked, so callers must use them (not the input) for
- * the actual I/O, opened with {@linkcode openReadFile} and
- * {@linkcode createFile}: those open without following a final symlink or
- * blocking on a FIFO, then prove that what was opened is inside the roots,
- * which closes the gap between the check and the open.
+ * the actual I/O, done with {@linkcode openReadFile}, {@linkcode createFile}
+ * and {@linkcode confinedFiles}: those reach the path's directory again one
+ * proven step at a time and act on a single name inside it (lib/confined.ts),
+ * which closes the gap between the check and the use. These checks are the
+ * early, friendly refusals; the confined actions are the proof.
  *
  * @module
  */
 
-import fs from "node:fs";
 // Imported under another name because the documented API names its parameters `path`.
 import nodePath from "node:path";
-import { promisify } from "node:util";
+import { type EntryInfo, type Here, inDirectory, processUmask } from "./confined.ts";
 
 /** Why a local path was refused. */
 export type LocalPathProblem =
@@ -390,103 +390,75 @@ export interface OpenedFile {
   mode: number;
 }
 
-const fsOpen = promisify(fs.open);
-const fsFstat = promisify(fs.fstat);
-const fsClose = promisify(fs.close);
-// Undefined on Windows, where FIFOs and final-component symlinks are not a way in.
-const O_NOFOLLOW = fs.constants.O_NOFOLLOW ?? 0;
-const O_NONBLOCK = fs.constants.O_NONBLOCK ?? 0;
-
 /**
  * Opens a checked regular file (a real path from {@linkcode resolveReadFile},
- * or an entry a walker reached under a checked directory) for reading. A file
- * swapped since the check for a FIFO, a device or a symlink is refused without
- * blocking or following it, and the opened file itself must be inside `roots`.
+ * or an entry a walker reached under a checked directory) for reading. Its
+ * directory is reached from the root one proven step at a time and the file
+ * opened must be the one in it (lib/confined.ts), so a parent swapped for a
+ * symlink, a FIFO, a device or a final symlink are refused without blocking
+ * or following them.
  */
-export async function openReadFile(real: string, roots: string[]): Promise<OpenedFile> {
-  let fd: number;
-  try {
-    fd = await fsOpen(real, fs.constants.O_RDONLY | O_NOFOLLOW | O_NONBLOCK);
-  } catch (error) {
-    throw openFailure(error, real, "read");
-  }
-  try {
-    const info = await fsFstat(fd);
-    if (!info.isFile()) {
-      throw new LocalPathError("not-a-regular-file", real, `Cannot read ${show(real)}: it is not a regular file`);
-    }
-    await proveInside(fd, real, info, roots, "read");
-    return { fd, size: info.size, mode: info.mode & 0o777 };
-  } catch (error) {
-    await fsClose(fd).catch(() => {});
-    throw error;
-  }
+export function openReadFile(real: string, roots: string[]): Promise<OpenedFile> {
+  return attempt(() =>
+    inDirectory(nodePath.dirname(real), roots, (here) => {
+      const { fd, info } = here.openRead(nodePath.basename(real));
+      return { fd, size: info.size, mode: info.mode & 0o777 };
+    }, real)
+  );
 }
 
 /**
  * Creates `path` (whose parent was checked) for writing: exclusively, private
- * (0600), never through a symlink, and proven inside `roots` once open.
+ * (0600), never through a symlink, in its parent proven inside `roots`.
  * Returns the descriptor, owned by the caller.
  */
-export async function createFile(path: string, roots: string[]): Promise<number> {
-  const flags = fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | O_NOFOLLOW;
-  let fd: number;
-  try {
-    fd = await fsOpen(path, flags, 0o600);
-  } catch (error) {
-    throw openFailure(error, path, "write");
-  }
-  try {
-    await proveInside(fd, path, await fsFstat(fd), roots, "write");
-    return fd;
-  } catch (error) {
-    await fsClose(fd).catch(() => {});
-    await Deno.remove(path).catch(() => {});
-    throw error;
-  }
+export function createFile(path: string, roots: string[]): Promise<number> {
+  return attempt(() =>
+    inDirectory(nodePath.dirname(path), roots, (here) => here.create(nodePath.basename(path)), path)
+  );
 }
 
 /**
- * Proves the open `fd` is a file inside `roots`. On Linux the kernel names the
- * file behind the descriptor, which settles it; elsewhere the real path of
- * `path` must be inside and name the same file (device and inode) as `fd`.
+ * Local file actions for transfers (the shape lib/ssh/transfer.ts asks for),
+ * each confined to `roots`: every path's parent is reached from a root one
+ * proven step at a time, and the action is taken on the name inside it.
  */
-async function proveInside(
-  fd: number,
-  path: string,
-  opened: fs.Stats,
-  roots: string[],
-  verb: string,
-): Promise<void> {
-  const named = await Deno.readLink(`/proc/self/fd/${fd}`).catch(() => null);
-  if (named !== null) {
-    if (!isInside(named, roots)) throw outside(path, verb, roots);
-    return;
-  }
-  const real = await Deno.realPath(path).catch(() => null);
-  const info = real === null ? null : await Deno.lstat(real).catch(() => null);
-  if (real === null || info === null || !isInside(real, roots) || info.ino !== opened.ino || info.dev !== opened.dev) {
-    throw outside(path, verb, roots);
-  }
+export function confinedFiles(roots: string[]): {
+  openRead(path: string): Promise<OpenedFile>;
+  create(path: string): Promise<number>;
+  mkdir(path: string, mode: number): Promise<void>;
+  symlink(target: string, path: string): Promise<void>;
+  rename(from: string, to: string, replace: boolean): Promise<void>;
+  remove(path: string): Promise<void>;
+  removeTree(path: string): Promise<void>;
+  list(path: string): Promise<EntryInfo[]>;
+  umask(): number;
+} {
+  const inParent = <T>(path: string, act: (here: Here, name: string) => T): Promise<T> =>
+    attempt(() => inDirectory(nodePath.dirname(path), roots, (here) => act(here, nodePath.basename(path)), path));
+  return {
+    openRead: (path) => openReadFile(path, roots),
+    create: (path) => createFile(path, roots),
+    mkdir: (path, mode) => inParent(path, (here, name) => here.mkdir(name, mode)),
+    symlink: (target, path) => inParent(path, (here, name) => here.symlink(target, name)),
+    rename: (from, to, replace) => {
+      if (nodePath.dirname(from) !== nodePath.dirname(to)) {
+        return Promise.reject(new LocalPathError("invalid", to, `Cannot rename ${show(from)} to another directory`));
+      }
+      return inParent(to, (here, name) => here.rename(nodePath.basename(from), name, replace));
+    },
+    remove: (path) => inParent(path, (here, name) => here.remove(name)),
+    removeTree: (path) => inParent(path, (here, name) => here.removeTree(name)),
+    list: (path) => attempt(() => inDirectory(path, roots, (here) => here.list())),
+    umask: processUmask,
+  };
 }
 
-function openFailure(error: unknown, path: string, verb: string): unknown {
-  const code = (error as { code?: unknown })?.code;
-  if (code === "ELOOP" || code === "EMLINK") {
-    return new LocalPathError(
-      "not-a-regular-file",
-      path,
-      `Cannot ${verb} ${show(path)}: it became a symbolic link after it was checked`,
-      { cause: error },
-    );
+// The confined actions are synchronous (see lib/confined.ts); callers get promises.
+function attempt<T>(work: () => T): Promise<T> {
+  try {
+    return Promise.resolve(work());
+  } catch (error) {
+    return Promise.reject(error);
   }
-  if (code === "EEXIST") {
-    return new LocalPathError("exists", path, `Cannot ${verb} ${show(path)}: it already exists`, { cause: error });
-  }
-  if (code === "ENOENT" || code === "ENOTDIR") {
-    return new LocalPathError("not-found", path, `Cannot ${verb} ${show(path)}: it no longer exists`, {
-      cause: error,
-    });
-  }
-  return error;
 }

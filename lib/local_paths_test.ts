@@ -454,12 +454,13 @@ Deno.test("openReadFile() refuses a file reached through a parent directory swap
   assert.deepEqual(await openFilesUnder(f.dir), []);
 });
 
-Deno.test("openReadFile() opens a file through a symlinked parent that stays inside", async () => {
+Deno.test("openReadFile() refuses a symlinked parent even when it stays inside (callers pass real paths)", async () => {
   await using f = await fixture();
   await Deno.mkdir(join(f.root, "real"));
   await Deno.writeTextFile(join(f.root, "real", "b.txt"), "through");
   await Deno.symlink(join(f.root, "real"), join(f.root, "sub"));
-  const opened = await openReadFile(join(f.root, "sub", "b.txt"), f.roots);
+  await refused(() => openReadFile(join(f.root, "sub", "b.txt"), f.roots), "outside-roots");
+  const opened = await openReadFile(join(f.root, "real", "b.txt"), f.roots);
   try {
     assert.equal(opened.size, 7);
     assert.equal(fs.readFileSync(opened.fd, "utf8"), "through");
@@ -474,7 +475,7 @@ Deno.test("openReadFile() refuses /dev/null, a directory and a missing file", as
   // With /dev as a root, only the file type is left to refuse it.
   const dev = await resolveRoots(["/dev"], "/");
   await refused(() => openReadFile("/dev/null", dev), "not-a-regular-file", "/dev/null");
-  await refused(() => openReadFile("/dev/null", f.roots), "not-a-regular-file", "/dev/null");
+  await refused(() => openReadFile("/dev/null", f.roots), "outside-roots", "/dev/null");
   await Deno.mkdir(join(f.root, "sub"));
   await refused(() => openReadFile(join(f.root, "sub"), f.roots), "not-a-regular-file");
   await refused(() => openReadFile(join(f.root, "missing"), f.roots), "not-found");
@@ -541,17 +542,19 @@ Deno.test("createFile() refuses a parent directory swapped for a link outside an
   assert.deepEqual(await names(outside), before);
   assert.equal(await Deno.readTextFile(join(outside, "keep.txt")), "keep");
   // An existing file out there is refused before anything is opened, and kept.
-  await refused(() => createFile(join(f.root, "out", "keep.txt"), f.roots), "exists");
+  await refused(() => createFile(join(f.root, "out", "keep.txt"), f.roots), "outside-roots");
   assert.equal(await Deno.readTextFile(join(outside, "keep.txt")), "keep");
   assert.deepEqual(await names(f.dir), ["outside", "root", "secret.txt"]);
   assert.deepEqual(await openFilesUnder(f.dir), []);
 });
 
-Deno.test("createFile() creates through a symlinked parent that stays inside, and refuses a missing parent", async () => {
+Deno.test("createFile() refuses a symlinked parent even inside, and a missing parent", async () => {
   await using f = await fixture();
   await Deno.mkdir(join(f.root, "real"));
   await Deno.symlink(join(f.root, "real"), join(f.root, "sub"));
-  fs.closeSync(await createFile(join(f.root, "sub", "new.txt"), f.roots));
+  await refused(() => createFile(join(f.root, "sub", "new.txt"), f.roots), "outside-roots");
+  assert.deepEqual(await names(join(f.root, "real")), []);
+  fs.closeSync(await createFile(join(f.root, "real", "new.txt"), f.roots));
   assert.ok((await Deno.lstat(join(f.root, "real", "new.txt"))).isFile);
   await refused(() => createFile(join(f.root, "missing", "new.txt"), f.roots), "not-found");
   assert.deepEqual(await openFilesUnder(f.dir), []);

@@ -1,7 +1,9 @@
 /**
  * End to end: directory trees up and down (recursive=true): nested folders,
  * an empty folder, symlinks and odd names arrive identical, modes without
- * setuid, and never a partial tree under the final name.
+ * setuid, and never a partial tree under the final name. A hostile remote
+ * tree (links out, 0777/4755/1777 modes) arrives without the links out and
+ * without group/world write or special bits.
  */
 
 import assert from "node:assert/strict";
@@ -71,6 +73,8 @@ Deno.test({ name: "directory trees go up and come back identical", ignore: skip 
   const expected = await snapshot(`${root}/src`);
   // The setuid bit never crosses; everything else does.
   const expectedCopy = expected.map((l) => l.replace("f 4755 tool", "f 755 tool")).sort();
+  // Coming down, a link that is absolute (or leaves the tree) is not created.
+  const expectedDown = expectedCopy.filter((l) => !l.startsWith("l a/link-absolute "));
 
   try {
     await t.step("a directory needs recursive=true", async () => {
@@ -131,7 +135,12 @@ Deno.test({ name: "directory trees go up and come back identical", ignore: skip 
       });
       assert.equal(down.structured.files, ODD.length + 6);
       assert.equal(down.structured.verified, true);
-      assert.deepEqual(await snapshot(`${root}/back`), expectedCopy);
+      assert.deepEqual(await snapshot(`${root}/back`), expectedDown);
+      assert.deepEqual(down.structured.skipped, [{ path: "a/link-absolute", target: "/etc/passwd" }]);
+      assert.match(
+        down.text,
+        /1 symlink not created \(absolute or outside the tree\): a\/link-absolute -> \/etc\/passwd/,
+      );
       const names = [];
       for await (const e of Deno.readDir(root)) names.push(e.name);
       assert.deepEqual(names.sort(), ["back", "src"], "a staging directory was left behind");
@@ -170,7 +179,7 @@ Deno.test({ name: "directory trees go up and come back identical", ignore: skip 
         recursive: true,
         overwrite: true,
       });
-      assert.deepEqual(await snapshot(`${root}/back`), expectedCopy);
+      assert.deepEqual(await snapshot(`${root}/back`), expectedDown);
       assert.equal((await sh(`ls -A ${remote}`)).stdout, "tree\n");
     });
 
@@ -234,6 +243,67 @@ Deno.test({ name: "directory trees go up and come back identical", ignore: skip 
       }
       for await (const e of Deno.readDir(`${base}/outside`)) assert.fail(`${e.name} was written outside`);
     });
+  } finally {
+    await call(c, "ssh_remove_remote", { session_id: sid, remote_path: remote, recursive: true });
+    await Deno.remove(base, { recursive: true });
+  }
+});
+
+Deno.test({ name: "a hostile remote tree arrives without links out or unsafe modes", ignore: skip }, async () => {
+  await using sshd = await startSshd();
+  const base = await Deno.realPath(await Deno.makeTempDir({ prefix: "mcp-tree-hostile-" }));
+  const root = `${base}/root`;
+  await Deno.mkdir(root);
+  const kh = await sshd.writeKnownHosts(`${base}/kh`);
+  await using server = await startServer({ args: ["--known-hosts", kh, "--allow-local-dir", root] });
+  const c = server.client;
+  const sid = await connectWithKey(c, sshd);
+  const remote = `/tmp/mcp-tree-hostile-${crypto.randomUUID()}`;
+  const sh = async (command: string) => (await callOk(c, "ssh_execute", { session_id: sid, command })).structured;
+  try {
+    const made = await sh(
+      `set -e; mkdir -p ${remote}/sub/deeper ${remote}/shared ${remote}/sticky && cd ${remote} && ` +
+        "echo x > sub/file && echo x > open && printf '#!/bin/sh\\n' > suid && " +
+        "ln -s /root/.ssh abs && ln -s ../../../../etc sub/escape && " +
+        // sub/up is the top (inside); sub/through goes through it to the top's parent (outside).
+        "ln -s .. sub/up && ln -s up/.. sub/through && ln -s ../open sub/sibling && " +
+        "ln -s deeper/../file sub/in-tree && ln -s missing dangling && " +
+        "chmod 0777 open shared && chmod 4755 suid && chmod 1777 sticky && chmod 2775 sub/deeper && " +
+        "stat -c '%a %n' suid sticky sub/deeper",
+    );
+    assert.equal(made.exit_code, 0, JSON.stringify(made));
+    assert.equal(made.stdout, "4755 suid\n1777 sticky\n2775 sub/deeper\n");
+    const r = await callOk(c, "ssh_download_file", {
+      session_id: sid,
+      remote_path: remote,
+      local_path: `${root}/got`,
+      recursive: true,
+    });
+    const links = (await snapshot(`${root}/got`)).filter((l) => l.startsWith("l ")).sort();
+    assert.deepEqual(links, [
+      "l dangling -> missing",
+      "l sub/in-tree -> deeper/../file",
+      "l sub/sibling -> ../open",
+      "l sub/up -> ..",
+    ]);
+    const check = async (dir: string) => {
+      for await (const e of Deno.readDir(dir)) {
+        const info = await Deno.lstat(`${dir}/${e.name}`);
+        if (info.isSymlink) continue;
+        const mode = info.mode! & 0o7777;
+        assert.equal(mode & 0o7022, 0, `${dir}/${e.name} has mode ${mode.toString(8)}`);
+        if (info.isDirectory) await check(`${dir}/${e.name}`);
+      }
+    };
+    await check(`${root}/got`);
+    const skipped = (r.structured.skipped as { path: string; target: string }[])
+      .map((l) => `${l.path} -> ${l.target}`).sort();
+    assert.deepEqual(skipped, ["abs -> /root/.ssh", "sub/escape -> ../../../../etc", "sub/through -> up/.."]);
+    assert.match(r.text, /3 symlinks not created/);
+    assert.equal((await Deno.lstat(`${root}/got`)).mode! & 0o7022, 0);
+    const names = [];
+    for await (const e of Deno.readDir(root)) names.push(e.name);
+    assert.deepEqual(names, ["got"], "a staging directory was left behind");
   } finally {
     await call(c, "ssh_remove_remote", { session_id: sid, remote_path: remote, recursive: true });
     await Deno.remove(base, { recursive: true });

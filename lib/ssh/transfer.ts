@@ -4,9 +4,15 @@
  * or tree under the final name (a temporary name, then rename), and the
  * setuid/setgid/sticky bits dropped from copied modes.
  *
- * Local files are opened through a {@linkcode LocalFiles} the caller gives,
- * which confines them (lib/local_paths.ts); this module only ever uses the
- * descriptors it hands out, so what was checked is what is read or written.
+ * Every local action (open, create, mkdir, symlink, rename, remove, list)
+ * goes through a {@linkcode LocalFiles} the caller gives, which confines it
+ * to the local roots (lib/local_paths.ts); this module never touches a local
+ * path itself, and reads and writes only the descriptors handed out.
+ *
+ * Downloaded trees never plant a way out: symlinks that are absolute or
+ * resolve outside the tree are skipped (and reported), and modes are masked
+ * with 0o755 at creation, so nothing arrives group/world-writable or
+ * setuid/setgid/sticky.
  *
  * @module
  */
@@ -31,12 +37,46 @@ export interface LocalFile {
   mode: number;
 }
 
-/** How a transfer opens local files; the implementation confines them. */
+/** One entry of a local directory listing (an lstat, never following links). */
+export interface LocalEntry {
+  name: string;
+  type: "file" | "directory" | "symlink" | "other";
+  size: number;
+  mode: number;
+  target?: string;
+}
+
+/**
+ * How a transfer acts on local files; the implementation confines every
+ * action to the local roots. Paths are absolute; each acts on the last name
+ * in the path's (checked) parent directory, never following a link there.
+ */
 export interface LocalFiles {
   /** Opens an existing regular file to read. */
   openRead(path: string): Promise<LocalFile>;
   /** Creates a new file (exclusively, mode 0600) to write; returns its descriptor. */
   create(path: string): Promise<number>;
+  /** Creates a directory with `mode` (the umask applies). */
+  mkdir(path: string, mode: number): Promise<void>;
+  /** Creates a symlink at `path` pointing at `target`. */
+  symlink(target: string, path: string): Promise<void>;
+  /** Renames within one directory; an existing `to` is refused unless `replace`. */
+  rename(from: string, to: string, replace: boolean): Promise<void>;
+  /** Removes a file, symlink or empty directory. */
+  remove(path: string): Promise<void>;
+  /** Removes a directory and everything in it, never following a link. */
+  removeTree(path: string): Promise<void>;
+  /** Lists a directory, sorted by name. */
+  list(path: string): Promise<LocalEntry[]>;
+  /** The umask new local files get (applied to downloaded files' modes). */
+  umask(): number;
+}
+
+/** A symlink of a downloaded tree that was not created. */
+export interface SkippedLink {
+  /** Path below the tree's top, `/`-separated. */
+  path: string;
+  target: string;
 }
 
 /** Options of a transfer. */
@@ -66,6 +106,8 @@ export interface TransferResult {
   files: number;
   directories: number;
   symlinks: number;
+  /** Symlinks of a downloaded tree not created: absolute, or resolving outside the tree. */
+  skipped?: SkippedLink[];
   /**
    * Where the replaced directory was left when it could not be removed after
    * the new tree went into place (the transfer itself succeeded).
@@ -161,14 +203,10 @@ export async function download(
     const temp = join(dirname(localPath), tempName(basename(localPath)));
     mode = await getFile(sftp, remotePath, local, temp, options, moved);
     try {
-      if (!options.overwrite) {
-        // The destination was checked before; refuse one that appeared since.
-        const appeared = await Deno.lstat(localPath).then(() => true, () => false);
-        if (appeared) throw new SshMcpError("FILE_EXISTS", `${localPath} appeared during the download`);
-      }
-      await Deno.rename(temp, localPath);
+      // The destination was checked before; without overwrite, one that appeared since is refused.
+      await local.rename(temp, localPath, options.overwrite);
     } catch (error) {
-      await Deno.remove(temp).catch(() => {});
+      await local.remove(temp).catch(() => {});
       throw error;
     }
   } catch (error) {
@@ -203,8 +241,8 @@ export async function uploadTree(
   remotePath: string,
   options: TransferOptions,
 ): Promise<TransferResult> {
-  const top = await Deno.lstat(localDir);
-  const entries = await walkLocal(localDir);
+  const top = await topOf(local, localDir);
+  const entries = await walkLocal(local, localDir);
   const moved = { bytes: 0, total: entries.reduce((sum, e) => sum + e.size, 0) };
   const existing = await stat(sftp, remotePath, true).catch(missingIsNull);
   checkTreeDestination(existing === null ? null : existing.type === "directory", remotePath, options);
@@ -234,7 +272,7 @@ export async function uploadTree(
         const to = posix.join(stage, e.rel);
         await call<void>(sftp, to, "chmod", (cb) => sftp.chmod(to, e.mode, cb));
       }
-      await call<void>(sftp, stage, "chmod", (cb) => sftp.chmod(stage, (top.mode ?? 0o755) & 0o777, cb));
+      await call<void>(sftp, stage, "chmod", (cb) => sftp.chmod(stage, top.mode & 0o777, cb));
       leftover = await swapIn(
         existing !== null,
         remotePath,
@@ -251,7 +289,7 @@ export async function uploadTree(
     throw cutOff(error, remotePath, moved);
   }
   if (options.verify) await compareTrees(sftp, local, localDir, remotePath, entries);
-  return { ...treeResult(entries, moved.total, (top.mode ?? 0o755) & 0o777, options.verify), ...leftoverOf(leftover) };
+  return { ...treeResult(entries, moved.total, top.mode & 0o777, options.verify), ...leftoverOf(leftover) };
 }
 
 /**
@@ -259,6 +297,10 @@ export async function uploadTree(
  * was checked): built under a temporary name beside it, then renamed into
  * place. Names the server lists that could step outside (`..`, separators)
  * and special files refuse the whole transfer before anything is written.
+ * Symlinks that are absolute or resolve outside the tree are not created and
+ * are listed in `skipped`; modes are masked with 0o755 when each file or
+ * directory is created (directories keep owner rwx so the tree can be
+ * filled), and nothing is chmod-ed by path afterwards.
  */
 export async function downloadTree(
   sftp: SFTPWrapper,
@@ -268,40 +310,99 @@ export async function downloadTree(
   options: TransferOptions & { exists: boolean },
 ): Promise<TransferResult> {
   const top = await stat(sftp, remotePath);
-  const entries = await walkRemote(sftp, remotePath);
+  const walked = await walkRemote(sftp, remotePath);
+  const { kept: entries, skipped } = splitLinks(walked);
   const moved = { bytes: 0, total: entries.reduce((sum, e) => sum + e.size, 0) };
   const stage = join(dirname(localPath), tempName(basename(localPath)));
+  const topMode = dirMode(top.mode);
   let leftover: string | null = null;
   try {
-    await Deno.mkdir(stage, { mode: 0o700 });
+    await local.mkdir(stage, topMode);
     try {
       for (const e of entries) {
         const to = join(stage, ...e.rel.split("/"));
-        if (e.type === "directory") await Deno.mkdir(to, { mode: 0o700 });
-        else if (e.type === "symlink") await Deno.symlink(e.target!, to);
+        if (e.type === "directory") await local.mkdir(to, dirMode(e.mode));
+        else if (e.type === "symlink") await local.symlink(e.target!, to);
         else await getFile(sftp, posix.join(remotePath, e.rel), local, to, options, moved);
       }
-      for (const e of entries.toReversed()) {
-        if (e.type === "directory") await Deno.chmod(join(stage, ...e.rel.split("/")), e.mode);
-      }
-      await Deno.chmod(stage, top.mode & 0o777);
       leftover = await swapIn(
         options.exists,
         localPath,
-        (from, to) => Deno.rename(from, to),
-        (path) => Deno.remove(path, { recursive: true }),
+        (from, to) => local.rename(from, to, false),
+        (path) => local.removeTree(path),
         (path) => join(dirname(path), tempName(basename(path))),
         stage,
       );
     } catch (error) {
-      await Deno.remove(stage, { recursive: true }).catch(() => {});
+      await local.removeTree(stage).catch(() => {});
       throw error;
     }
   } catch (error) {
     throw cutOff(error, remotePath, moved);
   }
   if (options.verify) await compareTrees(sftp, local, localPath, remotePath, entries);
-  return { ...treeResult(entries, moved.total, top.mode & 0o777, options.verify), ...leftoverOf(leftover) };
+  return {
+    ...treeResult(entries, moved.total, topMode & ~local.umask() & 0o777, options.verify),
+    skipped,
+    ...leftoverOf(leftover),
+  };
+}
+
+/** A downloaded directory's mode: no group/world write or special bits, owner always rwx. */
+function dirMode(remote: number): number {
+  return (remote & 0o755) | 0o700;
+}
+
+/**
+ * Splits a remote tree's symlinks into those safe to create and those not:
+ * a link is skipped when its target is absolute, or when resolving it from
+ * its place in the tree (through the tree's other links, as the kernel
+ * would) steps above the tree's top, or takes too many hops.
+ */
+export function splitLinks<E extends { rel: string; type: string; target?: string }>(
+  entries: E[],
+): { kept: E[]; skipped: SkippedLink[] } {
+  const links = new Map<string, string>();
+  for (const e of entries) if (e.type === "symlink") links.set(e.rel, e.target ?? "");
+  const kept: E[] = [];
+  const skipped: SkippedLink[] = [];
+  for (const e of entries) {
+    if (e.type !== "symlink") kept.push(e);
+    else if (staysInside(e.rel, e.target ?? "", links)) kept.push(e);
+    else skipped.push({ path: e.rel, target: e.target ?? "" });
+  }
+  return { kept, skipped };
+}
+
+function staysInside(rel: string, target: string, links: Map<string, string>): boolean {
+  let hops = 0;
+  // Resolves `target` relative to the directory `dir` (components below the top).
+  const resolve = (dir: string[], target: string): string[] | null => {
+    if (target === "" || target.startsWith("/") || target.includes("\0")) return null;
+    const at = [...dir];
+    const parts = target.split("/");
+    for (let i = 0; i < parts.length; i++) {
+      const part = parts[i];
+      if (part === "" || part === ".") continue;
+      if (part === "..") {
+        if (at.length === 0) return null;
+        at.pop();
+        continue;
+      }
+      const path = [...at, part].join("/");
+      const next = links.get(path);
+      // A link in the middle is followed, as the kernel would; a final one too,
+      // since whoever opens the link ends where its target ends.
+      if (next !== undefined) {
+        if (++hops > 40) return null;
+        const landed = resolve(at, next);
+        if (landed === null) return null;
+        at.splice(0, at.length, ...landed);
+      } else at.push(part);
+    }
+    return at;
+  };
+  return resolve(rel.split("/").slice(0, -1), target) !== null;
 }
 
 /** Refuses a tree destination that exists without overwrite, or is not a directory. */
@@ -362,26 +463,33 @@ function leftoverOf(path: string | null): { leftover?: string } {
   return path === null ? {} : { leftover: path };
 }
 
-/** Walks a local tree without following symlinks; refuses special files and oversized trees. */
-async function walkLocal(top: string): Promise<TreeEntry[]> {
+/** The top of a local tree, as its parent's listing describes it. */
+async function topOf(local: LocalFiles, dir: string): Promise<LocalEntry> {
+  const entry = (await local.list(dirname(dir))).find((e) => e.name === basename(dir));
+  if (entry === undefined || entry.type !== "directory") {
+    throw new SshMcpError("PATH_NOT_ALLOWED", `${dir} is no longer a directory`, {
+      hint: "Check the local path and try again",
+    });
+  }
+  return entry;
+}
+
+/** Walks a local tree (confined listings, never following symlinks); refuses special files and oversized trees. */
+async function walkLocal(local: LocalFiles, top: string): Promise<TreeEntry[]> {
   const entries: TreeEntry[] = [];
   const walk = async (dir: string, rel: string, depth: number) => {
-    const names: string[] = [];
-    for await (const e of Deno.readDir(dir)) names.push(e.name);
-    names.sort();
-    for (const name of names) {
+    for (const info of await local.list(dir)) {
       if (entries.length >= MAX_TREE_ENTRIES) throw tooBig(top);
-      const path = join(dir, name);
-      const entryRel = rel === "" ? name : `${rel}/${name}`;
-      const info = await Deno.lstat(path);
-      if (info.isSymlink) {
-        entries.push({ rel: entryRel, type: "symlink", size: 0, mode: 0, target: await Deno.readLink(path) });
-      } else if (info.isDirectory) {
+      const path = join(dir, info.name);
+      const entryRel = rel === "" ? info.name : `${rel}/${info.name}`;
+      if (info.type === "symlink") {
+        entries.push({ rel: entryRel, type: "symlink", size: 0, mode: 0, target: info.target });
+      } else if (info.type === "directory") {
         if (depth >= MAX_TREE_DEPTH) throw tooDeep(top);
-        entries.push({ rel: entryRel, type: "directory", size: 0, mode: (info.mode ?? 0o755) & 0o777 });
+        entries.push({ rel: entryRel, type: "directory", size: 0, mode: info.mode & 0o777 });
         await walk(path, entryRel, depth + 1);
-      } else if (info.isFile) {
-        entries.push({ rel: entryRel, type: "file", size: info.size, mode: (info.mode ?? 0o644) & 0o777 });
+      } else if (info.type === "file") {
+        entries.push({ rel: entryRel, type: "file", size: info.size, mode: info.mode & 0o777 });
       } else {
         throw new SshMcpError("PATH_NOT_ALLOWED", `${path} is not a regular file, directory or symlink`, {
           hint: "Trees with FIFOs, sockets or devices are not transferred; move them out first",
@@ -501,7 +609,8 @@ async function getFile(
       });
     }
     if (moved.total === 0) moved.total = info.size; // a single file: its size is the total
-    const mode = info.mode & 0o777; // never setuid/setgid/sticky on this machine
+    // Never setuid/setgid/sticky or group/world-writable here, and no more than the umask allows.
+    const mode = info.mode & 0o755 & ~local.umask();
     const fd = await local.create(to);
     try {
       await pump(
@@ -519,7 +628,7 @@ async function getFile(
       await fsClose(fd);
     } catch (error) {
       await fsClose(fd).catch(() => {});
-      await Deno.remove(to).catch(() => {});
+      await local.remove(to).catch(() => {});
       throw error;
     }
     return mode;

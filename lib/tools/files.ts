@@ -24,9 +24,8 @@ import {
   uploadTree,
 } from "../ssh/transfer.ts";
 import {
-  createFile,
+  confinedFiles,
   LocalPathError,
-  openReadFile,
   resolveReadDir,
   resolveReadFile,
   resolveWriteDir,
@@ -89,6 +88,15 @@ function localError(error: unknown): never {
   throw error;
 }
 
+// The skipped links in a line: the first few, so the text stays short.
+function skippedText(skipped: { path: string; target: string }[] | undefined): string {
+  if (skipped === undefined || skipped.length === 0) return "";
+  const shown = skipped.slice(0, 3).map((l) => `${l.path} -> ${l.target}`).join(", ");
+  const more = skipped.length > 3 ? ` and ${skipped.length - 3} more` : "";
+  return `\n${skipped.length} symlink${skipped.length === 1 ? "" : "s"} not created (absolute or outside the tree): ` +
+    `${shown}${more}`;
+}
+
 const transferOutput = {
   local_path: z.string().describe("The real local path used"),
   remote_path: z.string(),
@@ -102,6 +110,9 @@ const transferOutput = {
   files: z.number(),
   directories: z.number(),
   symlinks: z.number(),
+  skipped: z.array(z.object({ path: z.string(), target: z.string() })).optional().describe(
+    "Symlinks of a downloaded tree that were not created because they are absolute or point outside the tree",
+  ),
   leftover: z.string().optional().describe(
     "Set when an existing directory was replaced but its old copy could not be removed: where it was left",
   ),
@@ -164,11 +175,21 @@ export function registerFileTools(server: McpServer, deps: ToolDeps): void {
     roots: await roots.require((options) => extra.sendRequest({ method: "roots/list" }, RootsListSchema, options)),
     cwd: Deno.cwd(),
   });
-  // Local files for transfers, opened only through the confinement checks.
-  const localFiles: LocalFiles = {
-    openRead: (path) => openReadFile(path, roots.current()).catch(localError),
-    create: (path) => createFile(path, roots.current()).catch(localError),
-  };
+  // Local file actions for transfers, each confined to `roots` (lib/local_paths.ts, lib/confined.ts).
+  function localFiles(allowed: string[]): LocalFiles {
+    const c = confinedFiles(allowed);
+    return {
+      openRead: (path) => c.openRead(path).catch(localError),
+      create: (path) => c.create(path).catch(localError),
+      mkdir: (path, mode) => c.mkdir(path, mode).catch(localError),
+      symlink: (target, path) => c.symlink(target, path).catch(localError),
+      rename: (from, to, replace) => c.rename(from, to, replace).catch(localError),
+      remove: (path) => c.remove(path).catch(localError),
+      removeTree: (path) => c.removeTree(path).catch(localError),
+      list: (path) => c.list(path).catch(localError),
+      umask: c.umask,
+    };
+  }
   const isDirectory = (path: string) =>
     new SshMcpError("IS_A_DIRECTORY", `${path} is a directory`, {
       hint: "Pass recursive=true to transfer the whole directory",
@@ -212,10 +233,12 @@ export function registerFileTools(server: McpServer, deps: ToolDeps): void {
         files: r.files,
         directories: r.directories,
         symlinks: r.symlinks,
+        ...(r.skipped === undefined ? {} : { skipped: r.skipped }),
         ...(r.leftover === undefined ? {} : { leftover: r.leftover }),
       },
       `${direction === "up" ? "Uploaded" : "Downloaded"} ${from} to ${to}: ${what}` +
         (r.verified ? (r.sha256 === null ? ", every file verified" : `, sha256 ${r.sha256} (verified)`) : "") +
+        skippedText(r.skipped) +
         (r.leftover === undefined
           ? ""
           : `\nWarning: the replaced directory could not be removed and is left at ${r.leftover}`),
@@ -265,7 +288,8 @@ export function registerFileTools(server: McpServer, deps: ToolDeps): void {
         extra,
         local.path,
         "up",
-        (sf, options) => (local.tree ? uploadTree : upload)(sf, localFiles, local.path, args.remote_path, options),
+        (sf, options) =>
+          (local.tree ? uploadTree : upload)(sf, localFiles(place.roots), local.path, args.remote_path, options),
       );
     }),
   );
@@ -308,7 +332,10 @@ export function registerFileTools(server: McpServer, deps: ToolDeps): void {
           dest.path,
           "down",
           (sf, options) =>
-            downloadTree(sf, localFiles, args.remote_path, dest.path, { ...options, exists: dest.exists }),
+            downloadTree(sf, localFiles(place.roots), args.remote_path, dest.path, {
+              ...options,
+              exists: dest.exists,
+            }),
         );
       }
       const local = await resolveWriteFile(args.local_path, { ...place, overwrite }).catch(localError);
@@ -317,7 +344,7 @@ export function registerFileTools(server: McpServer, deps: ToolDeps): void {
         extra,
         local,
         "down",
-        (sf, options) => download(sf, localFiles, args.remote_path, local, options),
+        (sf, options) => download(sf, localFiles(place.roots), args.remote_path, local, options),
       );
     }),
   );

@@ -1,0 +1,484 @@
+/**
+ * Acting on local files inside a directory proven to lie under the local
+ * roots, with no window in which a path component swapped for a symlink can
+ * redirect the action (uploads read, downloads create, rename, remove).
+ *
+ * Deno has no openat(), and under the shipped permission set (`deno run -P`)
+ * it resolves a relative path against getcwd() before the system call
+ * (strace, Deno 2.9.6: after `chdir("/r/d")`, `lstat("f")` is
+ * `statx("/r/d/f")`), so walking with chdir() and then acting on relative
+ * names still walks every component again, and loses the race. What holds:
+ *
+ * - The working directory is a reference to a directory inode, and getcwd()
+ *   says where that inode is now. chdir() one component at a time, each
+ *   checked with lstat() to be a directory and then with getcwd() to be
+ *   where it was expected, proves the working directory is inside a root.
+ * - The kernel's `/proc/self/cwd` link resolves to that inode without walking
+ *   any path. Deno refuses `/proc/self/...` named directly, but passes a path
+ *   through a symlink to it unchanged to lstat, readlink, readdir, mkdir,
+ *   chdir, rename, symlink, remove and makeTempFile (O_CREAT|O_EXCL). Each
+ *   action goes through such a symlink (the "anchor"), made fresh in the
+ *   system temp directory for each action and removed after it.
+ * - Deno.open is the exception: it resolves symlinks itself and opens the
+ *   resulting text path. A descriptor it returns is trusted only once its
+ *   device and inode equal those of an lstat() through the anchor.
+ *
+ * Whether Deno still behaves so is checked once, by a self-test in which the
+ * working directory is deleted and a decoy directory is put where a textual
+ * resolution would land: any action reaching the decoy, or any other
+ * surprise, turns every local file action into a refusal ("fail closed").
+ * Without /proc (macOS, Windows) the same refusal applies.
+ *
+ * The working directory is process-wide: every section here is synchronous
+ * (one JavaScript turn, no await) and restores the previous directory. Deno
+ * turns every relative path into an absolute one when an operation is
+ * called, so asynchronous work already in flight is not affected.
+ *
+ * @module
+ */
+
+import fs from "node:fs";
+import nodePath from "node:path";
+import { LocalPathError } from "./local_paths.ts";
+
+/** What an lstat through the anchor says about one entry. */
+export interface EntryInfo {
+  name: string;
+  type: "file" | "directory" | "symlink" | "other";
+  size: number;
+  /** Permission bits (0o7777 at most). */
+  mode: number;
+  /** A symlink's target, as stored. */
+  target?: string;
+}
+
+/** Actions on single names inside the proven directory; valid only during the section. */
+export interface Here {
+  /** The proven directory's real path. */
+  readonly path: string;
+  /** lstat of `name`, or null if there is none. */
+  lstat(name: string): Deno.FileInfo | null;
+  /** Opens the regular file `name` for reading, proven to be the one in this directory. */
+  openRead(name: string): { fd: number; info: fs.Stats };
+  /** Creates a new private (0600) file named `name` exclusively; returns its proven descriptor. */
+  create(name: string): number;
+  /** Creates the directory `name` with `mode` (the umask applies). */
+  mkdir(name: string, mode: number): void;
+  /** Creates the symlink `name` pointing at `target` (not checked here). */
+  symlink(target: string, name: string): void;
+  /** Renames `from` to `to` in this directory; refuses an existing `to` unless `replace`. */
+  rename(from: string, to: string, replace: boolean): void;
+  /** Removes a file, symlink or empty directory, never following a link. */
+  remove(name: string): void;
+  /** Removes `name` and, if it is a real directory, everything below it, never following a link. */
+  removeTree(name: string): void;
+  /** Lists this directory (sorted by name), with an lstat of each entry. */
+  list(): EntryInfo[];
+}
+
+/** Times a walk is tried again when a component changed under it, before refusing. */
+const WALK_ATTEMPTS = 8;
+/** Directory depth {@linkcode Here.removeTree} descends at most. */
+const MAX_REMOVE_DEPTH = 128;
+
+type SelfTest = { ok: true; umask: number } | { ok: false; reason: string };
+let selfTest: SelfTest | null = null;
+
+/**
+ * Runs `act` with the working directory set to `dir` (absolute, real), after
+ * proving `dir` is inside one of `roots` (absolute, real). Synchronous from
+ * start to end; the previous working directory is restored in every case.
+ * Throws a {@linkcode LocalPathError}: "outside-roots" when containment
+ * cannot be proven (including when this platform cannot prove it at all),
+ * "not-found" / "not-a-directory" when a component is missing or is not a
+ * directory. Errors name `shown` (default `dir`), the path the caller was given.
+ */
+export function inDirectory<T>(dir: string, roots: string[], act: (here: Here) => T, shown: string = dir): T {
+  const test = confinementSelfTest();
+  if (!test.ok) {
+    throw new LocalPathError(
+      "outside-roots",
+      shown,
+      `Cannot use local files: confinement to the local roots cannot be proven here (${test.reason})`,
+    );
+  }
+  const root = containingRoot(dir, roots);
+  if (root === null) {
+    throw new LocalPathError(
+      "outside-roots",
+      shown,
+      `Cannot use ${show(shown)}: it is outside the allowed local roots`,
+    );
+  }
+  const components = nodePath.relative(root, dir).split(nodePath.sep).filter((c) => c !== "");
+  return withAnchor((anchor) => {
+    walk(anchor, root, components, shown);
+    return act(makeHere(anchor, dir));
+  });
+}
+
+/**
+ * The umask the kernel applies to new directories, as measured by the
+ * self-test (Deno needs `--allow-sys` to ask); 0o022 if unknown.
+ */
+export function processUmask(): number {
+  const test = confinementSelfTest();
+  return test.ok ? test.umask : 0o022;
+}
+
+/**
+ * Runs (once per process) the behavioural test that every action this
+ * module takes through the anchor reaches the kernel unresolved. Exported
+ * for tests and for a start-up log line.
+ */
+export function confinementSelfTest(): SelfTest {
+  if (selfTest === null) selfTest = runSelfTest();
+  return selfTest;
+}
+
+function runSelfTest(): SelfTest {
+  if (Deno.build.os !== "linux") return { ok: false, reason: "it needs Linux's /proc/self/cwd" };
+  let previous: string;
+  try {
+    previous = Deno.cwd();
+  } catch (error) {
+    return { ok: false, reason: `the working directory is unavailable: ${describe(error)}` };
+  }
+  let base: string | null = null;
+  try {
+    base = Deno.makeTempDirSync({ prefix: "mcp-remote-ssh-selftest-" });
+    const gone = nodePath.join(base, "gone");
+    Deno.mkdirSync(gone);
+    const ino = Deno.statSync(gone).ino;
+    // Where a resolution through getcwd()'s text would land once `gone` is deleted.
+    const decoy = `${gone} (deleted)`;
+    Deno.mkdirSync(decoy);
+    Deno.writeTextFileSync(nodePath.join(decoy, "x"), "decoy");
+    Deno.symlinkSync("x", nodePath.join(decoy, "l"));
+    Deno.mkdirSync(nodePath.join(decoy, "d"));
+    Deno.mkdirSync(nodePath.join(base, "umask"), { mode: 0o777 });
+    const umask = ~(Deno.statSync(nodePath.join(base, "umask")).mode ?? 0o755) & 0o777;
+    const result = withAnchor((anchor) => {
+      Deno.chdir(gone);
+      Deno.removeSync(gone);
+      const at = (name: string) => `${anchor}/${name}`;
+      const probes: [string, () => unknown][] = [
+        ["lstat", () => Deno.lstatSync(at("x"))],
+        ["readlink", () => Deno.readLinkSync(at("l"))],
+        ["mkdir", () => Deno.mkdirSync(at("m"))],
+        ["create", () => Deno.makeTempFileSync({ dir: anchor })],
+        ["rename", () => Deno.renameSync(at("x"), at("y"))],
+        ["symlink", () => Deno.symlinkSync("t", at("s"))],
+        ["remove", () => Deno.removeSync(at("x"))],
+        ["chdir", () => Deno.chdir(at("d"))],
+      ];
+      for (const [name, probe] of probes) {
+        try {
+          probe();
+          return `${name} through /proc/self/cwd reached a path, not the working directory`;
+        } catch (error) {
+          if (!(error instanceof Deno.errors.NotFound)) return `${name} failed: ${describe(error)}`;
+        }
+      }
+      if (Deno.statSync(`${anchor}/.`).ino !== ino) return "stat through /proc/self/cwd named another directory";
+      if ([...Deno.readDirSync(anchor)].length !== 0) return "readdir through /proc/self/cwd listed another directory";
+      return null;
+    }, previous);
+    const left = [...Deno.readDirSync(decoy)].map((e) => e.name).sort().join(",");
+    if (result !== null) return { ok: false, reason: result };
+    if (left !== "d,l,x") return { ok: false, reason: "an action through /proc/self/cwd changed another directory" };
+    return { ok: true, umask };
+  } catch (error) {
+    return { ok: false, reason: `the self-test failed: ${describe(error)}` };
+  } finally {
+    try {
+      Deno.chdir(previous);
+    } catch {
+      // Nothing better to return to; later relative paths fail loudly.
+    }
+    if (base !== null) {
+      try {
+        Deno.removeSync(base, { recursive: true });
+      } catch {
+        // A leftover empty temp directory is not worth failing over.
+      }
+    }
+  }
+}
+
+/**
+ * Makes a fresh anchor (a symlink to /proc/self/cwd in a new private temp
+ * directory), runs `act`, then restores the working directory to `previous`
+ * (default: the current one) and removes the anchor. All synchronous.
+ */
+function withAnchor<T>(act: (anchor: string) => T, previous?: string): T {
+  const back = previous ?? Deno.cwd();
+  const holder = Deno.makeTempDirSync({ prefix: "mcp-remote-ssh-" });
+  const anchor = nodePath.join(holder, "cwd");
+  try {
+    Deno.symlinkSync("/proc/self/cwd", anchor);
+    return act(anchor);
+  } finally {
+    try {
+      Deno.chdir(back);
+    } finally {
+      try {
+        Deno.removeSync(holder, { recursive: true });
+      } catch {
+        // Removing a private symlink and its directory failing is not a reason to fail the action.
+      }
+    }
+  }
+}
+
+/** chdir()s from `root` down `components`, proving each step with getcwd(); retries a changed component. */
+function walk(anchor: string, root: string, components: string[], dir: string): void {
+  for (let attempt = 1;; attempt++) {
+    try {
+      walkOnce(anchor, root, components, dir);
+      return;
+    } catch (error) {
+      if (!(error instanceof Swapped) || attempt >= WALK_ATTEMPTS) {
+        if (error instanceof Swapped) {
+          throw new LocalPathError(
+            "outside-roots",
+            dir,
+            `Cannot use ${show(dir)}: ${error.message}, so it cannot be proven inside the local roots`,
+          );
+        }
+        throw error;
+      }
+    }
+  }
+}
+
+class Swapped extends Error {}
+
+function walkOnce(anchor: string, root: string, components: string[], dir: string): void {
+  Deno.chdir(root);
+  if (Deno.cwd() !== root) throw new Swapped(`the root ${show(root)} moved`);
+  let here = root;
+  for (const c of components) {
+    if (c === "." || c === ".." || c.includes("/") || c.includes("\0")) {
+      throw new LocalPathError("invalid", dir, `Cannot use ${show(dir)}: it has a component ${show(c)}`);
+    }
+    const info = lstatOrNull(`${anchor}/${c}`);
+    if (info === null) {
+      throw new LocalPathError(
+        "not-found",
+        dir,
+        `Cannot use ${show(dir)}: ${show(nodePath.join(here, c))} does not exist`,
+      );
+    }
+    if (info.isSymlink) throw new Swapped(`${show(nodePath.join(here, c))} is a symbolic link`);
+    if (!info.isDirectory) {
+      throw new LocalPathError(
+        "not-a-directory",
+        dir,
+        `Cannot use ${show(dir)}: ${show(nodePath.join(here, c))} is not a directory`,
+      );
+    }
+    try {
+      Deno.chdir(`${anchor}/${c}`);
+    } catch (error) {
+      if (error instanceof Deno.errors.NotFound || error instanceof Deno.errors.NotADirectory) {
+        throw new Swapped(`${show(nodePath.join(here, c))} changed while it was checked`);
+      }
+      throw error;
+    }
+    here = nodePath.join(here, c);
+    // getcwd() names the inode now held, wherever the path led: a component
+    // swapped for a link since the lstat lands somewhere else.
+    if (Deno.cwd() !== here) throw new Swapped(`${show(here)} changed while it was checked`);
+  }
+}
+
+function makeHere(anchor: string, dir: string): Here {
+  const at = (name: string) => {
+    if (name === "" || name === "." || name === ".." || name.includes("/") || name.includes("\0")) {
+      throw new LocalPathError("invalid", nodePath.join(dir, name), `Cannot use the name ${show(name)}`);
+    }
+    return `${anchor}/${name}`;
+  };
+  const full = (name: string) => nodePath.join(dir, name);
+  const here: Here = {
+    path: dir,
+    lstat: (name) => lstatOrNull(at(name)),
+    openRead(name) {
+      const before = lstatOrNull(at(name));
+      if (before === null) {
+        throw new LocalPathError("not-found", full(name), `Cannot read ${show(full(name))}: it does not exist`);
+      }
+      if (!before.isFile) {
+        const what = before.isSymlink ? "a symbolic link" : before.isDirectory ? "a directory" : "not a regular file";
+        throw new LocalPathError("not-a-regular-file", full(name), `Cannot read ${show(full(name))}: it is ${what}`);
+      }
+      // Non-blocking, so a FIFO swapped in cannot hold the event loop; never following a final link.
+      const fd = openFd(
+        at(name),
+        fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK,
+        full(name),
+      );
+      try {
+        const info = fs.fstatSync(fd);
+        if (!info.isFile()) {
+          throw new LocalPathError(
+            "not-a-regular-file",
+            full(name),
+            `Cannot read ${show(full(name))}: it is not a regular file`,
+          );
+        }
+        prove(info, at(name), full(name), "read");
+        return { fd, info };
+      } catch (error) {
+        fs.closeSync(fd);
+        throw error;
+      }
+    },
+    create(name) {
+      if (lstatOrNull(at(name)) !== null) {
+        throw new LocalPathError("exists", full(name), `Cannot write ${show(full(name))}: it already exists`);
+      }
+      // makeTempFile creates with O_CREAT|O_EXCL (mode 0600) through the anchor, in this very directory.
+      const made = nodePath.basename(Deno.makeTempFileSync({ dir: anchor, prefix: ".mcp-", suffix: ".new" }));
+      let fd: number;
+      try {
+        fd = openFd(at(made), fs.constants.O_WRONLY | fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK, full(name));
+      } catch (error) {
+        Deno.removeSync(at(made));
+        throw error;
+      }
+      try {
+        prove(fs.fstatSync(fd), at(made), full(name), "write");
+        if (lstatOrNull(at(name)) !== null) {
+          throw new LocalPathError("exists", full(name), `Cannot write ${show(full(name))}: it already exists`);
+        }
+        Deno.renameSync(at(made), at(name));
+        return fd;
+      } catch (error) {
+        fs.closeSync(fd);
+        removeQuietly(at(made));
+        throw error;
+      }
+    },
+    mkdir(name, mode) {
+      Deno.mkdirSync(at(name), { mode });
+    },
+    symlink(target, name) {
+      Deno.symlinkSync(target, at(name));
+    },
+    rename(from, to, replace) {
+      if (!replace && lstatOrNull(at(to)) !== null) {
+        throw new LocalPathError("exists", full(to), `Cannot write ${show(full(to))}: it appeared in the meantime`);
+      }
+      Deno.renameSync(at(from), at(to));
+    },
+    remove(name) {
+      Deno.removeSync(at(name));
+    },
+    removeTree(name) {
+      removeBelow(anchor, dir, name, 0);
+    },
+    list() {
+      const names = [...Deno.readDirSync(anchor)].map((e) => e.name).sort();
+      const entries: EntryInfo[] = [];
+      for (const name of names) {
+        const info = lstatOrNull(at(name));
+        if (info === null) continue; // removed since the listing
+        const type = info.isSymlink ? "symlink" : info.isDirectory ? "directory" : info.isFile ? "file" : "other";
+        entries.push({
+          name,
+          type,
+          size: info.isFile ? info.size : 0,
+          mode: (info.mode ?? 0) & 0o7777,
+          ...(type === "symlink" ? { target: Deno.readLinkSync(at(name)) } : {}),
+        });
+      }
+      return entries;
+    },
+  };
+  return here;
+}
+
+/** Removes `name` in the working directory `dir`, descending into real directories only. */
+function removeBelow(anchor: string, dir: string, name: string, depth: number): void {
+  const info = lstatOrNull(`${anchor}/${name}`);
+  if (info === null) return;
+  if (info.isDirectory) {
+    if (depth >= MAX_REMOVE_DEPTH) throw new Error(`${nodePath.join(dir, name)} is nested too deeply to remove`);
+    const child = nodePath.join(dir, name);
+    Deno.chdir(`${anchor}/${name}`);
+    if (Deno.cwd() !== child) throw new Swapped(`${show(child)} changed while it was removed`);
+    for (const e of Deno.readDirSync(anchor)) removeBelow(anchor, child, e.name, depth + 1);
+    Deno.chdir(`${anchor}/..`);
+    if (Deno.cwd() !== dir) throw new Swapped(`${show(dir)} changed while it was removed`);
+  }
+  Deno.removeSync(`${anchor}/${name}`);
+}
+
+/** Throws unless the open `fd` is the file that `anchored` (a name through the anchor) names now. */
+function prove(opened: fs.Stats, anchored: string, shown: string, verb: string): void {
+  const named = lstatOrNull(anchored);
+  if (named === null || named.ino !== opened.ino || named.dev !== opened.dev) {
+    throw new LocalPathError(
+      "outside-roots",
+      shown,
+      `Cannot ${verb} ${show(shown)}: the file opened is not the one inside the allowed local roots (a path changed)`,
+    );
+  }
+}
+
+function openFd(path: string, flags: number, shown: string): number {
+  try {
+    return fs.openSync(path, flags);
+  } catch (error) {
+    const code = (error as { code?: unknown })?.code;
+    if (code === "ELOOP" || code === "EMLINK" || code === "ENXIO" || code === "EISDIR") {
+      throw new LocalPathError("not-a-regular-file", shown, `Cannot open ${show(shown)}: it is not a regular file`, {
+        cause: error,
+      });
+    }
+    if (code === "ENOENT" || code === "ENOTDIR") {
+      throw new LocalPathError("not-found", shown, `Cannot open ${show(shown)}: it no longer exists`, { cause: error });
+    }
+    throw error;
+  }
+}
+
+function lstatOrNull(path: string): Deno.FileInfo | null {
+  try {
+    return Deno.lstatSync(path);
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) return null;
+    throw error;
+  }
+}
+
+function removeQuietly(path: string): void {
+  try {
+    Deno.removeSync(path);
+  } catch {
+    // Best effort: the file is a private, empty-or-partial temporary.
+  }
+}
+
+/** The longest root that contains `dir` (or is it); roots and `dir` are absolute and real. */
+function containingRoot(dir: string, roots: string[]): string | null {
+  let best: string | null = null;
+  for (const root of roots) {
+    if (!nodePath.isAbsolute(root) || !nodePath.isAbsolute(dir)) continue;
+    const rel = nodePath.relative(root, dir);
+    if (rel === "" || (rel !== ".." && !rel.startsWith(`..${nodePath.sep}`) && !nodePath.isAbsolute(rel))) {
+      if (best === null || root.length > best.length) best = root;
+    }
+  }
+  return best;
+}
+
+function show(value: string): string {
+  return JSON.stringify(value);
+}
+
+function describe(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}

@@ -1,0 +1,165 @@
+/**
+ * End to end, under the shipped permission set (`deno run -P`): a directory
+ * inside a local root is swapped in a tight loop (atomic rename exchange)
+ * with a symlink to a directory outside, while hundreds of uploads and
+ * downloads, of files and trees, go through it. Not one byte may come from
+ * outside, nothing may be written outside, and every failure must be a coded
+ * refusal, never INTERNAL.
+ */
+
+import assert from "node:assert/strict";
+import { call, type CallResult, connectWithKey, startServer } from "./fixtures/mcp.ts";
+import { sshdAvailable, startSshd } from "./fixtures/sshd.ts";
+
+const PYTHON = "/usr/bin/python3";
+const skip = !sshdAvailable() || Deno.build.os !== "linux" || !exists(PYTHON);
+
+function exists(path: string): boolean {
+  try {
+    Deno.statSync(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Swaps two names with renameat2(RENAME_EXCHANGE) until killed; prints "ready" once it has swapped. */
+const RACER = `
+import ctypes, sys
+libc = ctypes.CDLL(None, use_errno=True)
+a, b = sys.argv[1].encode(), sys.argv[2].encode()
+if libc.renameat2(-100, a, -100, b, 2) != 0:
+    sys.exit("renameat2 failed: errno %d" % ctypes.get_errno())
+print("ready", flush=True)
+while True:
+    libc.renameat2(-100, a, -100, b, 2)
+`;
+
+/** Every file below `dir` (not following links) as "path: content" or "path -> target", sorted. */
+async function contents(dir: string, rel = ""): Promise<string[]> {
+  const out: string[] = [];
+  for await (const e of Deno.readDir(dir)) {
+    const path = `${dir}/${e.name}`;
+    const r = rel === "" ? e.name : `${rel}/${e.name}`;
+    const info = await Deno.lstat(path);
+    if (info.isSymlink) out.push(`${r} -> ${await Deno.readLink(path)}`);
+    else if (info.isDirectory) out.push(`${r}/ ${(info.mode! & 0o7777).toString(8)}`, ...await contents(path, r));
+    else out.push(`${r}: ${await Deno.readTextFile(path)} ${(info.mode! & 0o7777).toString(8)}`);
+  }
+  return out.sort();
+}
+
+// Refusals a swap may cause: the path cannot be proven inside, or what it named is gone or changed.
+const ALLOWED_FAILURES = ["PATH_NOT_ALLOWED", "SFTP_NO_SUCH_FILE", "FILE_EXISTS", "NOT_A_DIRECTORY"];
+
+Deno.test({
+  name: "a directory swapped with a link outside never lets a byte in or out of the roots",
+  ignore: skip,
+}, async () => {
+  await using sshd = await startSshd();
+  const base = await Deno.realPath(await Deno.makeTempDir({ prefix: "mcp-confine-" }));
+  const root = `${base}/root`;
+  const outside = `${base}/outside`;
+  const secret = `OUTSIDE-${crypto.randomUUID()}`;
+  // Same names inside and outside: only the content tells where a byte came from.
+  for (const [dir, content] of [[`${root}/d`, "inside"], [outside, secret]]) {
+    await Deno.mkdir(`${dir}/tree/sub`, { recursive: true });
+    await Deno.writeTextFile(`${dir}/f.txt`, content);
+    await Deno.writeTextFile(`${dir}/tree/t.txt`, content);
+    await Deno.writeTextFile(`${dir}/tree/sub/u.txt`, content);
+  }
+  await Deno.symlink(outside, `${root}/swap`);
+  const before = await contents(outside);
+
+  const kh = await sshd.writeKnownHosts(`${base}/kh`);
+  await using server = await startServer({ args: ["--known-hosts", kh, "--allow-local-dir", root] });
+  const c = server.client;
+  const sid = await connectWithKey(c, sshd);
+  const remote = `/tmp/mcp-confine-${crypto.randomUUID()}`;
+  const sh = async (command: string) => {
+    const r = await call(c, "ssh_execute", { session_id: sid, command });
+    assert.ok(!r.isError && r.structured.exit_code === 0, r.text);
+    return r.structured.stdout as string;
+  };
+  await sh(
+    `mkdir -p ${remote}/up ${remote}/src/tree/sub && echo remote > ${remote}/src/f.txt && ` +
+      `echo remote > ${remote}/src/tree/t.txt && echo remote > ${remote}/src/tree/sub/u.txt`,
+  );
+
+  const racer = new Deno.Command(PYTHON, {
+    args: ["-c", RACER, `${root}/d`, `${root}/swap`],
+    stdout: "piped",
+    stderr: "inherit",
+  }).spawn();
+  const outcomes: Record<string, { ok: number; refused: Record<string, number> }> = {};
+  const record = (kind: string, r: CallResult) => {
+    const o = outcomes[kind] ??= { ok: 0, refused: {} };
+    if (!r.isError) o.ok++;
+    else {
+      assert.ok(ALLOWED_FAILURES.includes(r.code ?? ""), `${kind}: ${r.code}: ${r.text}`);
+      o.refused[r.code!] = (o.refused[r.code!] ?? 0) + 1;
+    }
+  };
+  try {
+    // Wait for the racer to have swapped once, not for a fixed time.
+    const reader = racer.stdout.getReader();
+    const first = await reader.read();
+    assert.match(new TextDecoder().decode(first.value), /ready/);
+    reader.releaseLock();
+
+    const ROUNDS = 60;
+    for (let i = 0; i < ROUNDS; i++) {
+      const d = `${root}/d`;
+      await Promise.all([
+        call(c, "ssh_upload_file", { session_id: sid, local_path: `${d}/f.txt`, remote_path: `${remote}/up/f${i}` })
+          .then((r) => record("upload file", r)),
+        call(c, "ssh_upload_file", {
+          session_id: sid,
+          local_path: `${d}/tree`,
+          remote_path: `${remote}/up/t${i}`,
+          recursive: true,
+        }).then((r) => record("upload tree", r)),
+        call(c, "ssh_download_file", {
+          session_id: sid,
+          remote_path: `${remote}/src/f.txt`,
+          local_path: `${d}/down${i}`,
+        }).then((r) => record("download file", r)),
+        call(c, "ssh_download_file", {
+          session_id: sid,
+          remote_path: `${remote}/src/tree`,
+          local_path: `${d}/downtree${i}`,
+          recursive: true,
+        }).then((r) => record("download tree", r)),
+        call(c, "ssh_download_file", {
+          session_id: sid,
+          remote_path: `${remote}/src/f.txt`,
+          local_path: `${d}/f.txt`,
+          overwrite: true,
+        }).then((r) => record("download over", r)),
+      ]);
+    }
+  } finally {
+    racer.kill("SIGKILL");
+    await racer.status;
+    await racer.stdout.cancel().catch(() => {});
+  }
+  try {
+    console.log(JSON.stringify(outcomes));
+    // Nothing written outside: same names, same contents, same modes.
+    assert.deepEqual(await contents(outside), before);
+    // Not one byte from outside reached the remote side.
+    const leaked = await sh(`grep -rl -- '${secret}' ${remote} || true`);
+    assert.equal(leaked, "", `files uploaded from outside the root:\n${leaked}`);
+    const uploaded = Number((await sh(`find ${remote}/up -type f | wc -l`)).trim());
+    assert.ok(uploaded > 0);
+    // Some calls must have got through, or the race proved nothing; per direction, since a
+    // tree needs many steps to pass between swaps and few do.
+    const succeeded = (prefix: string) =>
+      Object.entries(outcomes).filter(([k]) => k.startsWith(prefix)).reduce((n, [, o]) => n + o.ok, 0);
+    assert.ok(succeeded("upload") > 0, `no upload succeeded: ${JSON.stringify(outcomes)}`);
+    assert.ok(succeeded("download") > 0, `no download succeeded: ${JSON.stringify(outcomes)}`);
+  } finally {
+    await call(c, "ssh_remove_remote", { session_id: sid, remote_path: remote, recursive: true });
+    await Deno.remove(base, { recursive: true });
+  }
+});
