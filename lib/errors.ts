@@ -57,6 +57,10 @@ export type ErrorCode =
   | "CANCELLED"
   | "INTERNAL";
 
+// Retryable by default: failures that happen before anything reached the
+// remote side (connect, handshake, a refused channel, a connection already
+// gone). Once a command or transfer may have started, `outcomeUnknown()`
+// takes the retry advice back, whatever the code.
 const RETRYABLE: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
   "CONNECT_REFUSED",
   "CONNECT_TIMEOUT",
@@ -95,6 +99,34 @@ export class SshMcpError extends Error {
     this.hint = options.hint;
     this.retryable = options.retryable ?? RETRYABLE.has(code);
   }
+}
+
+/** The hint of a command whose outcome is unknown. */
+export const COMMAND_OUTCOME_UNKNOWN = "The command may have run: check the remote state before running it again";
+
+/**
+ * The same failure, said of an operation that may already have taken effect
+ * on the remote side: not retryable, and the hint says to look before
+ * repeating it. An agent told "retryable" after a lost `echo x >> f` would
+ * append twice; the remote state is the only one that knows.
+ *
+ * @param error The failure as the lower layer reported it (its hint is kept after the new one).
+ * @param hint What may have happened and what to check.
+ * @returns A non-retryable error with the same code and message, caused by `error`.
+ *
+ * @example
+ * ```ts
+ * const lost = new SshMcpError("CONNECTION_LOST", "Connection lost", { hint: "Call ssh_connect again" });
+ * outcomeUnknown(lost).retryable; // false
+ * ```
+ */
+export function outcomeUnknown(error: SshMcpError, hint: string = COMMAND_OUTCOME_UNKNOWN): SshMcpError {
+  if (!error.retryable && error.hint?.startsWith(hint)) return error; // said already
+  return new SshMcpError(error.code, error.message, {
+    hint: error.hint === undefined ? hint : `${hint}. ${error.hint}`,
+    cause: error,
+    retryable: false,
+  });
 }
 
 /** The shape of an MCP tool error result that keeps the code. */

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { SshMcpError, toToolResult } from "./errors.ts";
+import { COMMAND_OUTCOME_UNKNOWN, outcomeUnknown, SshMcpError, toToolResult } from "./errors.ts";
 
 Deno.test("toToolResult() keeps code, hint and retryability of an SshMcpError", () => {
   const r = toToolResult(new SshMcpError("CONNECT_TIMEOUT", "Cannot connect", { hint: "Raise connect_timeout" }));
@@ -19,4 +19,22 @@ Deno.test("SshMcpError keeps its cause", () => {
   const cause = new Error("inner");
   assert.equal(new SshMcpError("AUTH_FAILED", "x", { cause }).cause, cause);
   assert.equal(new SshMcpError("AUTH_FAILED", "x").retryable, false);
+});
+
+Deno.test("outcomeUnknown() takes the retry advice back and says to check the remote state", () => {
+  const lost = new SshMcpError("CONNECTION_LOST", "Connection lost", { hint: "Call ssh_connect again" });
+  assert.equal(lost.retryable, true); // lost before anything was sent: safe to repeat
+  const unknown = outcomeUnknown(lost);
+  assert.equal(unknown.code, "CONNECTION_LOST");
+  assert.equal(unknown.message, "Connection lost");
+  assert.equal(unknown.retryable, false);
+  assert.equal(unknown.cause, lost);
+  assert.equal(unknown.hint, `${COMMAND_OUTCOME_UNKNOWN}. Call ssh_connect again`);
+  assert.deepEqual(toToolResult(unknown)._meta, { code: "CONNECTION_LOST", retryable: false, hint: unknown.hint });
+});
+
+Deno.test("outcomeUnknown() applied twice says it once", () => {
+  const once = outcomeUnknown(new SshMcpError("CONNECTION_LOST", "Connection lost"));
+  assert.equal(outcomeUnknown(once), once);
+  assert.equal(once.hint, COMMAND_OUTCOME_UNKNOWN);
 });

@@ -264,12 +264,16 @@ Deno.test({ name: "ssh_sudo_execute keeps the password off every command line", 
     // Control: the scan does find a process whose command line holds a known marker.
     const marker = `marker-${crypto.randomUUID()}`;
     const p = callOk(c, "ssh_execute", { session_id: id, command: `sleep 1; true # ${marker}` });
-    await new Promise((res) => setTimeout(res, 300));
+    let ended = false;
+    p.finally(() => (ended = true));
     let found = false;
-    for await (const entry of Deno.readDir("/proc")) {
-      if (!/^\d+$/.test(entry.name)) continue;
-      const text = await Deno.readTextFile(`/proc/${entry.name}/cmdline`).catch(() => "");
-      if (text.includes(marker)) found = true;
+    // Scans until the command shows up (or ends unseen), however slow it is to start.
+    while (!found && !ended) {
+      for await (const entry of Deno.readDir("/proc")) {
+        if (!/^\d+$/.test(entry.name)) continue;
+        const text = await Deno.readTextFile(`/proc/${entry.name}/cmdline`).catch(() => "");
+        if (text.includes(marker)) found = true;
+      }
     }
     await p;
     assert.ok(found, "the /proc scan cannot see remote command lines; the check above proves nothing");
@@ -349,8 +353,19 @@ Deno.test({ name: "the timeout is wall clock: time queued for a channel counts",
     await Deno.writeTextFile(`${dir}/config.json`, JSON.stringify({ max_channels_per_session: 1 }));
     await using server = await startServer({ args: ["--known-hosts", kh, "--config", `${dir}/config.json`] });
     const id = await connect(server, sshd);
-    const long = callOk(server.client, "ssh_execute", { session_id: id, command: "sleep 3; echo long" });
-    await new Promise((r) => setTimeout(r, 300));
+    // The long command must hold the only channel before the next call queues behind it.
+    const started = `/tmp/mcp-queue-${crypto.randomUUID()}`;
+    const long = callOk(server.client, "ssh_execute", {
+      session_id: id,
+      command: `touch ${started}; sleep 3; echo long`,
+    });
+    let longEnded = false;
+    long.finally(() => (longEnded = true)).catch(() => {});
+    while (!(await Deno.lstat(started).then(() => true, () => false))) {
+      assert.ok(!longEnded, "the long command ended before it started");
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    await Deno.remove(started);
     const queued = await callOk(server.client, "ssh_execute", { session_id: id, command: "echo never", timeout: 1 });
     assert.equal(queued.structured.timed_out, true);
     assert.equal(queued.structured.stdout, "");

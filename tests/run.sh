@@ -41,5 +41,9 @@ if [ -n "$missing" ]; then
   fi
 fi
 
+# As root the sshd-backed tests log in as their own account, mcp-remote-ssh-test, with a
+# password and /etc/sudoers.d/mcp-remote-ssh-test; both are created when missing and removed
+# when the tests end (tests/fixtures/account.ts). They never reconfigure an existing account of
+# that name that they did not mark as theirs.
 export NO_COLOR=1
 exec deno task ok

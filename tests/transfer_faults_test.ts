@@ -22,13 +22,10 @@ async function written(pids: number[]): Promise<number> {
 
 /** Connects a fresh session and returns it with the sshd processes serving it. */
 async function sessionWithPids(c: Parameters<typeof connectWithKey>[0], sshd: Sshd) {
-  const before = new Set(await sshd.childPids());
+  const before = await sshd.childPids();
   const sid = await connectWithKey(c, sshd);
   await callOk(c, "ssh_execute", { session_id: sid, command: "true" });
-  await new Promise((r) => setTimeout(r, 200)); // the pre-auth child is gone by now
-  const pids = (await sshd.childPids()).filter((p) => !before.has(p));
-  assert.ok(pids.length > 0);
-  return { sid, pids };
+  return { sid, pids: await sshd.sessionPids(before) };
 }
 
 async function tempsIn(c: Parameters<typeof connectWithKey>[0], sid: string, dir: string): Promise<string> {
@@ -139,6 +136,7 @@ Deno.test({ name: "a frozen peer ends a download with the bytes done", ignore: s
     const text = (result.content as { text: string }[])[0].text;
     assert.match(text, /CONNECTION_LOST/);
     assert.match(text, /after \d+ of 1073741824 bytes/);
+    assert.equal((result._meta as { retryable?: boolean }).retryable, false, "a cut transfer was called retryable");
     const left: string[] = [];
     for await (const e of Deno.readDir(`${root}/in`)) left.push(e.name);
     assert.deepEqual(left, [], "a partial download was left behind");

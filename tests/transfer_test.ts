@@ -191,42 +191,52 @@ Deno.test(
       const setup = await connect();
       await callOk(c, "ssh_execute", { session_id: setup, command: `head -c 300M /dev/urandom > ${remote}` });
 
-      // Kill the connection's sshd processes once a few MB have moved.
-      const cutDuring = async (
-        call_: (sid: string) => Promise<{ isError: boolean; text: string; code?: string }>,
-      ) => {
-        const before = new Set(await sshd.childPids());
+      // Kills the connection's sshd processes once progress shows that bytes have moved.
+      const cutDuring = async (name: string, args: (sid: string) => Record<string, unknown>) => {
+        const before = await sshd.childPids();
         const sid = await connect();
         await callOk(c, "ssh_execute", { session_id: sid, command: "true" });
-        const mine = (await sshd.childPids()).filter((p) => !before.has(p));
-        assert.ok(mine.length > 0);
-        const pending = call_(sid);
-        await new Promise((r) => setTimeout(r, 300));
-        for (const pid of mine) Deno.kill(pid, "SIGKILL");
-        return await pending;
+        const mine = await sshd.sessionPids(before);
+        let cut = false;
+        const r = await c.callTool({ name, arguments: args(sid) }, undefined, {
+          onprogress: () => {
+            if (cut) return;
+            cut = true;
+            for (const pid of mine) Deno.kill(pid, "SIGKILL");
+          },
+        });
+        assert.ok(cut, "no progress was reported before the transfer ended");
+        const meta = r._meta as { code?: string; retryable?: boolean; hint?: string };
+        const text = (r.content as { text: string }[])[0].text;
+        assert.equal(r.isError, true, text);
+        assert.match(text, /after \d+ of 314572800 bytes/);
+        // Cut after bytes moved: a temporary file or a rename may have landed.
+        assert.equal(meta.code, "CONNECTION_LOST", text);
+        assert.equal(meta.retryable, false, text);
+        assert.match(meta.hint!, /check the destination/);
       };
 
-      const down = await cutDuring((sid) =>
-        call(c, "ssh_download_file", { session_id: sid, remote_path: remote, local_path: `${root}/got` })
+      await cutDuring(
+        "ssh_download_file",
+        (sid) => ({ session_id: sid, remote_path: remote, local_path: `${root}/got` }),
       );
-      assert.equal(down.isError, true);
-      assert.match(down.text, /after \d+ of 314572800 bytes/);
       const leftovers: string[] = [];
       for await (const e of Deno.readDir(root)) if (e.name !== "kh") leftovers.push(e.name);
       assert.deepEqual(leftovers, [], "a partial download was left behind");
 
       await Deno.writeFile(`${root}/big`, new Uint8Array(300 * 1024 * 1024));
-      const up = await cutDuring((sid) =>
-        call(c, "ssh_upload_file", { session_id: sid, local_path: `${root}/big`, remote_path: `${remote}.up` })
-      );
-      assert.equal(up.isError, true);
-      assert.match(up.text, /after \d+ of 314572800 bytes/);
+      await cutDuring("ssh_upload_file", (sid) => ({
+        session_id: sid,
+        local_path: `${root}/big`,
+        remote_path: `${remote}.up`,
+      }));
       const check = await connect();
       const st = await call(c, "ssh_stat_remote", { session_id: check, remote_path: `${remote}.up` });
       assert.equal(st.code, "SFTP_NO_SUCH_FILE", "a partial upload sits under the final name");
       await callOk(c, "ssh_execute", {
         session_id: check,
-        command: `rm -f ${remote} ${remote}.up /tmp/.mcp-cut-*.tmp`,
+        // The cut upload's temporary file: a dead connection could not remove it. Only this run's.
+        command: `rm -f ${remote} ${remote}.up /tmp/.${remote.slice("/tmp/".length)}.up.mcp-*.tmp`,
       });
     } finally {
       // The "remote" side is this machine: a failed run must not leave its big file behind.

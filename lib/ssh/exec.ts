@@ -9,7 +9,7 @@
 // @ts-types="@types/ssh2"
 import type { ClientChannel } from "ssh2";
 import { Buffer } from "node:buffer";
-import { SshMcpError } from "../errors.ts";
+import { outcomeUnknown, SshMcpError } from "../errors.ts";
 import { shellQuote } from "../validate.ts";
 import { signalChannel, type SshConnection } from "./connection.ts";
 import { OutputCapture } from "./output.ts";
@@ -41,6 +41,8 @@ export interface ExecResult {
   /** Signal name as ssh2 reports it (e.g. `SIGKILL`) when the process died by a signal. */
   signal: string | null;
   timedOut: boolean;
+  /** On a timeout: whether the kill of the remote process group is known to have run. */
+  killConfirmed?: boolean;
   truncated: boolean;
   stdoutBytes: number;
   stderrBytes: number;
@@ -125,11 +127,17 @@ async function runUntil(
   };
 
   let opened;
+  const aliveBefore = connection.alive;
   try {
     opened = await connection.exec(buildCommandLine(options), { signal: stop });
   } catch (error) {
     if (options.signal?.aborted) throw cancelledError();
     if (deadline.aborted) return result({ code: null, signal: null }, true); // never started
+    // The channel open and the exec request are one step seen from here: a
+    // connection that died during it may have delivered the request, so the
+    // command may have run. Only a connection already gone, or a server that
+    // refused the channel while staying up, proves that nothing ran.
+    if (error instanceof SshMcpError && aliveBefore && !connection.alive) throw outcomeUnknown(error);
     throw error;
   }
   const { channel, status, exited, closed } = opened;
@@ -157,30 +165,39 @@ async function runUntil(
   const outcome = await Promise.race([Promise.race([finished, closed]).then(() => "done" as const), stopped]);
   stop.removeEventListener("abort", onStop);
   if (outcome === "stopped") {
-    await killRemote(connection, channel, pid.value);
+    const killed = await killRemote(connection, channel, pid.value);
     // Output that arrived before the kill is kept; wait briefly for the close.
     await Promise.race([closed, delay(2000)]);
-    if (options.signal?.aborted) throw cancelledError();
+    if (options.signal?.aborted) throw cancelledError(killed);
+    if (!killed && !connection.alive && status.code === null && status.signal === null) {
+      // The command may still be running, or may have finished: nobody can tell now.
+      throw outcomeUnknown(lostError(connection, "after the command timed out, before its kill was confirmed"));
+    }
     // A status that did arrive is kept: with `cmd &` holding stdout open the
     // shell has exited, but the call still ran into its timeout.
-    return result(status, true);
+    return { ...result(status, true), killConfirmed: killed };
   }
   if (status.code === null && status.signal === null && !connection.alive) {
-    const why = connection.closeReason?.message ?? "connection closed";
-    throw new SshMcpError(
-      "CONNECTION_LOST",
-      `Connection was lost while the command ran (${why}); its outcome is unknown`,
-      {
-        hint: "Call ssh_connect again; check on the remote side whether the command completed",
-        cause: connection.closeReason ?? undefined,
-      },
-    );
+    throw outcomeUnknown(lostError(connection, "while the command ran"));
   }
   return result(status, false);
 }
 
-function cancelledError(): SshMcpError {
-  return new SshMcpError("CANCELLED", "Command was cancelled; the remote process was killed");
+function lostError(connection: SshConnection, when: string): SshMcpError {
+  const why = connection.closeReason?.message ?? "connection closed";
+  return new SshMcpError("CONNECTION_LOST", `Connection was lost ${when} (${why}); its outcome is unknown`, {
+    hint: "Call ssh_connect again for a new session",
+    cause: connection.closeReason ?? undefined,
+  });
+}
+
+function cancelledError(killed = true): SshMcpError {
+  return new SshMcpError(
+    "CANCELLED",
+    killed
+      ? "Command was cancelled; the remote process was killed"
+      : "Command was cancelled; the kill of the remote process was not confirmed",
+  );
 }
 
 function writeStdin(channel: ClientChannel, stdin: string | Uint8Array | undefined): void {
@@ -195,10 +212,11 @@ function writeStdin(channel: ClientChannel, stdin: string | Uint8Array | undefin
   }
 }
 
-async function killRemote(connection: SshConnection, channel: ClientChannel, pid: number | null): Promise<void> {
+/** Kills the command's process group; true once the kill is known to have run. */
+async function killRemote(connection: SshConnection, channel: ClientChannel, pid: number | null): Promise<boolean> {
   signalChannel(channel, "KILL"); // OpenSSH >= 7.9 kills the session's shell on request
   channel.close();
-  if (pid === null || !connection.alive) return;
+  if (pid === null || !connection.alive) return false;
   // The shell was a session and group leader (sshd calls setsid): the group
   // holds everything it started that did not detach on purpose.
   try {
@@ -209,10 +227,13 @@ async function killRemote(connection: SshConnection, channel: ClientChannel, pid
     killer.channel.resume();
     killer.channel.stderr.resume();
     killer.channel.eof();
-    await Promise.race([killer.closed, delay(KILL_DEADLINE_MS)]);
+    const done = await Promise.race([killer.exited.then(() => true), delay(KILL_DEADLINE_MS).then(() => false)]);
+    return done && killer.status.code === 0;
   } catch {
-    // Best effort, bounded: the connection died or is too busy to kill within
-    // the deadline; its processes lose their channel either way.
+    // Bounded: the connection died or is too busy to kill within the
+    // deadline; its processes lose their channel either way, but whether
+    // they stopped is not known.
+    return false;
   }
 }
 

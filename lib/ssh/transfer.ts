@@ -25,7 +25,7 @@ import fs from "node:fs";
 import { basename, dirname, join } from "node:path";
 import { posix } from "node:path";
 import { promisify } from "node:util";
-import { SshMcpError } from "../errors.ts";
+import { outcomeUnknown, SshMcpError } from "../errors.ts";
 import { tempName } from "../random.ts";
 import { call, listDir, remove, sftpError, stat } from "./sftp.ts";
 
@@ -760,15 +760,26 @@ function coded(error: unknown, path: string): SshMcpError {
   return new SshMcpError("INTERNAL", `Local I/O failed: ${message}`, { cause: error });
 }
 
+/**
+ * A transfer that failed after bytes moved: its clean-up may not have reached
+ * a lost connection (a temporary file beside the destination) and a lost
+ * rename may have landed, so it is never called retryable.
+ */
 function cutOff(error: unknown, what: string, moved: { bytes: number; total: number }): SshMcpError {
   const base = coded(error, what);
   if (moved.bytes === 0) return base;
-  return new SshMcpError(
-    base.code,
-    `${base.message} (after ${moved.bytes} of ${moved.total} bytes; nothing left under the final name)`,
-    { hint: base.hint, cause: error, retryable: base.retryable },
-  );
+  // A retryable cause is a lost connection: the clean-up could not run.
+  const left = base.retryable ? "" : "; nothing left under the final name";
+  const cut = new SshMcpError(base.code, `${base.message} (after ${moved.bytes} of ${moved.total} bytes${left})`, {
+    hint: base.hint,
+    cause: error,
+    retryable: base.retryable,
+  });
+  return base.retryable ? outcomeUnknown(cut, TRANSFER_OUTCOME_UNKNOWN) : cut;
 }
+
+const TRANSFER_OUTCOME_UNKNOWN = "The transfer was cut after data moved: check the destination, and any temporary " +
+  "file beside it, before sending it again";
 
 function missingIsNull(e: SshMcpError): null {
   if (e.code === "SFTP_NO_SUCH_FILE") return null;

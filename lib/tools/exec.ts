@@ -121,7 +121,9 @@ function toStructured(r: ExecResult) {
 
 function describe(r: ExecResult): string {
   const status = r.timedOut
-    ? `timed out after ${r.durationMs} ms (remote process killed)`
+    ? `timed out after ${r.durationMs} ms (${
+      r.killConfirmed === false ? "the kill was not confirmed: check whether it still runs" : "remote process killed"
+    })`
     : r.signal !== null
     ? `killed by signal ${r.signal} after ${r.durationMs} ms`
     : r.exitCode === null
