@@ -122,6 +122,9 @@ const CIPHERS = [
   "aes192-ctr",
   "aes256-ctr",
 ];
+// Waits before asking again for a channel the server refused while none of ours was open.
+const REFUSED_WAITS_MS = [50, 100, 200, 400];
+
 const HOST_KEY_ALGORITHMS = [
   "ssh-ed25519",
   "ecdsa-sha2-nistp256",
@@ -426,6 +429,7 @@ export class SshConnection {
   }
 
   async #open(start: OpenChannel, options: { signal?: AbortSignal; urgent?: boolean }): Promise<ExecChannel> {
+    let settleWaits = 0;
     for (let attempt = 0;; attempt++) {
       if (this.#closed) throw this.#lostError();
       const release = await this.#budget.acquire(options.signal, options.urgent);
@@ -433,8 +437,17 @@ export class SshConnection {
         return await this.#openChannel(start, release, options.signal);
       } catch (error) {
         const refused = error instanceof SshMcpError && error.code === "CHANNEL_OPEN_FAILED";
-        if (!refused || this.#budget.inUse === 0 || attempt >= 50) throw error;
-        await this.#budget.nextRelease(options.signal);
+        if (!refused || attempt >= 50) throw error;
+        if (this.#budget.inUse > 0) {
+          await this.#budget.nextRelease(options.signal);
+          continue;
+        }
+        // None of ours is open, but sshd frees a session slot only once it has
+        // handled our close, which can arrive after this open: a channel that
+        // just closed may still count there. A few short waits settle that; a
+        // server that refuses every channel costs 0.75 s more before the error.
+        if (settleWaits >= REFUSED_WAITS_MS.length) throw error;
+        await delay(REFUSED_WAITS_MS[settleWaits++], options.signal);
       }
     }
   }
@@ -678,4 +691,20 @@ async function connectTcp(
   } finally {
     clearTimeout(timer);
   }
+}
+
+/** Resolves after `ms`, or rejects with the signal's reason as soon as it aborts. */
+function delay(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    if (signal?.aborted) return reject(signal.reason);
+    const onAbort = () => {
+      clearTimeout(timer);
+      reject(signal!.reason);
+    };
+    const timer = setTimeout(() => {
+      signal?.removeEventListener("abort", onAbort);
+      resolve();
+    }, ms);
+    signal?.addEventListener("abort", onAbort, { once: true });
+  });
 }
