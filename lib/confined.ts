@@ -32,7 +32,8 @@
  * but from `/`, requiring every directory on the way to be changeable only
  * by this process's user or root (lib/confined_chain.ts), then acting by
  * absolute path text; an opened descriptor must still match an lstat of its
- * name (opened with O_NOFOLLOW|O_NONBLOCK), and getcwd() must still name the
+ * name (under -P Deno resolves a final link itself before its O_NOFOLLOW open,
+ * so this match is what refuses one), and getcwd() must still name the
  * directory after each action. That defeats every other user; it does not
  * defeat a process of the same user (or root), which has the same access to
  * those files anyway. Windows has neither route: every action is refused.

@@ -67,8 +67,9 @@ export function chainProblem(path: string, info: Deno.FileInfo, last: boolean, o
 
 /**
  * Checks once that this platform gives what the chain route relies on:
- * owners and permission bits in lstat, O_NOFOLLOW refusing a final symbolic
- * link, and getcwd() naming the working directory by its real path. Measures
+ * owners and permission bits in lstat, a descriptor's device and inode that
+ * tell an opened file from a symbolic link to it, and getcwd() naming the
+ * working directory by its real path. Measures
  * the umask and the process's user on the way.
  */
 export function chainSelfTest(): ChainSelfTest {
@@ -96,17 +97,24 @@ export function chainSelfTest(): ChainSelfTest {
     }
     Deno.mkdirSync(nodePath.join(base, "umask"), { mode: 0o777 });
     const umask = ~(Deno.statSync(nodePath.join(base, "umask")).mode ?? 0o755) & 0o777;
+    // Under -P Deno resolves links itself and opens the target (strace, Deno
+    // 2.9.6: readlink("l"), then openat("f", O_NOFOLLOW)), so O_NOFOLLOW does
+    // not refuse a final link: the descriptor's dev/ino differing from an
+    // lstat of the name does. Check that this comparison works here.
     Deno.symlinkSync("f", nodePath.join(base, "l"));
+    const flags = fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK;
+    if (!sameFile(fs.openSync(file, flags), Deno.lstatSync(file))) {
+      return { ok: false, reason: "a descriptor's device and inode differ from an lstat of its file" };
+    }
     let fd: number | null = null;
     try {
-      fd = fs.openSync(nodePath.join(base, "l"), fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW);
+      fd = fs.openSync(nodePath.join(base, "l"), flags);
     } catch (error) {
       const code = (error as { code?: unknown })?.code;
       if (code !== "ELOOP" && code !== "EMLINK") return { ok: false, reason: `O_NOFOLLOW failed: ${describe(error)}` };
     }
-    if (fd !== null) {
-      fs.closeSync(fd);
-      return { ok: false, reason: "opening a symbolic link with O_NOFOLLOW followed it" };
+    if (fd !== null && sameFile(fd, Deno.lstatSync(nodePath.join(base, "l")))) {
+      return { ok: false, reason: "a descriptor opened through a symbolic link matches an lstat of the link" };
     }
     Deno.chdir(base);
     if (Deno.cwd() !== base) {
@@ -128,6 +136,16 @@ export function chainSelfTest(): ChainSelfTest {
         // A leftover private temp directory is not worth failing over.
       }
     }
+  }
+}
+
+/** Whether the open `fd` is the file `info` describes; closes `fd`. */
+function sameFile(fd: number, info: Deno.FileInfo): boolean {
+  try {
+    const opened = fs.fstatSync(fd);
+    return opened.dev === info.dev && opened.ino === info.ino;
+  } finally {
+    fs.closeSync(fd);
   }
 }
 
