@@ -171,15 +171,9 @@ export function inDirectory<T>(dir: string, roots: string[], act: (here: Here) =
     },
     settle() {
       // Only the chain's owners can move it; a directory moved all the same is not trusted.
-      if (Deno.cwd() !== dir) {
-        throw new LocalPathError(
-          "outside-roots",
-          shown,
-          `Cannot use ${show(shown)}: ${
-            show(dir)
-          } moved during the action, so it cannot be proven inside the local roots`,
-        );
-      }
+      if (Deno.cwd() === dir) return;
+      const why = `${show(dir)} moved during the action, so it cannot be proven inside the local roots`;
+      throw new LocalPathError("outside-roots", shown, `Cannot use ${show(shown)}: ${why}`);
     },
   };
   // From `/`: a directory above the root that others can change could redirect the text path as well.
