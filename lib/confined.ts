@@ -27,7 +27,16 @@
  * working directory is deleted and a decoy directory is put where a textual
  * resolution would land: any action reaching the decoy, or any other
  * surprise, turns every local file action into a refusal ("fail closed").
- * Without /proc (macOS, Windows) the same refusal applies.
+ *
+ * Without /proc (macOS) the "chain" route applies instead: the same walk,
+ * but from `/`, requiring every directory on the way to be changeable only
+ * by this process's user or root (lib/confined_chain.ts), then acting by
+ * absolute path text; an opened descriptor must still match an lstat of its
+ * name (under -P Deno resolves a final link itself before its O_NOFOLLOW open,
+ * so this match is what refuses one), and getcwd() must still name the
+ * directory after each action. That defeats every other user; it does not
+ * defeat a process of the same user (or root), which has the same access to
+ * those files anyway. Windows has neither route: every action is refused.
  *
  * The working directory is process-wide: every section here is synchronous
  * (one JavaScript turn, no await) and restores the previous directory. Deno
@@ -39,6 +48,7 @@
 
 import fs from "node:fs";
 import nodePath from "node:path";
+import { chainProblem, chainSelfTest } from "./confined_chain.ts";
 import { LocalPathError } from "./local_paths.ts";
 
 /** What an lstat through the anchor says about one entry. */
@@ -81,8 +91,42 @@ const WALK_ATTEMPTS = 8;
 /** Directory depth {@linkcode Here.removeTree} descends at most. */
 const MAX_REMOVE_DEPTH = 128;
 
-type SelfTest = { ok: true; umask: number } | { ok: false; reason: string };
-let selfTest: SelfTest | null = null;
+/**
+ * How containment is proven: "proc" through Linux's /proc/self/cwd, "chain"
+ * by path text along directories only this user or root can change (macOS).
+ */
+export type ConfinementRoute = "proc" | "chain";
+
+type SelfTest = { ok: true; route: ConfinementRoute; umask: number; owner: number | null } | {
+  ok: false;
+  reason: string;
+};
+const selfTests = new Map<ConfinementRoute, SelfTest>();
+let forcedRoute: ConfinementRoute | null = null;
+
+/**
+ * For tests only: takes `route` for every later action instead of the
+ * platform's own (null restores it), so that the macOS route is tested on
+ * Linux too. Deliberately reachable from no flag, configuration key or
+ * environment variable: on Linux it would trade the /proc proof for the
+ * weaker chain rule.
+ */
+export function forceConfinementRoute(route: ConfinementRoute | null): void {
+  forcedRoute = route;
+}
+
+/** The route this platform uses, or why there is none. */
+function platformRoute(): ConfinementRoute | { reason: string } {
+  if (forcedRoute !== null) return forcedRoute;
+  if (Deno.build.os === "linux") return "proc";
+  if (Deno.build.os === "darwin") return "chain";
+  if (Deno.build.os === "windows") {
+    return {
+      reason: "on Windows Deno reports neither owners nor permission bits and has no /proc, so no route can prove it",
+    };
+  }
+  return { reason: `no route proves it on ${Deno.build.os}` };
+}
 
 /**
  * Runs `act` with the working directory set to `dir` (absolute, real), after
@@ -110,11 +154,56 @@ export function inDirectory<T>(dir: string, roots: string[], act: (here: Here) =
       `Cannot use ${show(shown)}: it is outside the allowed local roots`,
     );
   }
-  const components = nodePath.relative(root, dir).split(nodePath.sep).filter((c) => c !== "");
-  return withAnchor((anchor) => {
-    walk(anchor, root, components, shown);
-    return act(makeHere(anchor, dir));
-  });
+  if (test.route === "proc") {
+    const components = nodePath.relative(root, dir).split(nodePath.sep).filter((c) => c !== "");
+    return withAnchor((anchor) => {
+      const place: Place = { named: () => anchor };
+      walk(place, root, components, shown);
+      return act(makeHere(place, dir));
+    });
+  }
+  const owner = test.owner!;
+  const place: Place = {
+    named: (at) => at,
+    guard(path, info, last) {
+      const problem = chainProblem(path, info, last, owner);
+      if (problem !== null) throw new LocalPathError("not-private", shown, `Cannot use ${show(shown)}: ${problem}`);
+    },
+    settle() {
+      // Only the chain's owners can move it; a directory moved all the same is not trusted.
+      if (Deno.cwd() === dir) return;
+      const why = `${show(dir)} moved during the action, so it cannot be proven inside the local roots`;
+      throw new LocalPathError("outside-roots", shown, `Cannot use ${show(shown)}: ${why}`);
+    },
+  };
+  // From `/`: a directory above the root that others can change could redirect the text path as well.
+  const components = dir.split("/").filter((c) => c !== "");
+  const back = Deno.cwd();
+  try {
+    walk(place, "/", components, shown);
+    return act(makeHere(place, dir));
+  } finally {
+    Deno.chdir(back);
+  }
+}
+
+/**
+ * How the working directory is named during a section, and what a route
+ * checks on the way: `named(dir)` is a path naming the working directory,
+ * whose real path is `dir` (the /proc anchor, or `dir` itself); `guard`
+ * refuses a directory on the way (its lstat; `last` for the one acted in);
+ * `settle` runs after each action.
+ */
+interface Place {
+  named(dir: string): string;
+  guard?(path: string, info: Deno.FileInfo, last: boolean): void;
+  settle?(): void;
+}
+
+/** `name` in the working directory `dir`, as a path the route acts on. */
+function inside(place: Place, dir: string, name: string): string {
+  const named = place.named(dir);
+  return named.endsWith("/") ? `${named}${name}` : `${named}/${name}`;
 }
 
 /**
@@ -132,8 +221,18 @@ export function processUmask(): number {
  * for tests and for a start-up log line.
  */
 export function confinementSelfTest(): SelfTest {
-  if (selfTest === null) selfTest = runSelfTest();
-  return selfTest;
+  const route = platformRoute();
+  if (typeof route !== "string") return { ok: false, reason: route.reason };
+  let test = selfTests.get(route);
+  if (test === undefined) {
+    if (route === "proc") test = runSelfTest();
+    else {
+      const chain = chainSelfTest();
+      test = chain.ok ? { ok: true, route, umask: chain.umask, owner: chain.owner } : chain;
+    }
+    selfTests.set(route, test);
+  }
+  return test;
 }
 
 function runSelfTest(): SelfTest {
@@ -187,7 +286,7 @@ function runSelfTest(): SelfTest {
     const left = [...Deno.readDirSync(decoy)].map((e) => e.name).sort().join(",");
     if (result !== null) return { ok: false, reason: result };
     if (left !== "d,l,x") return { ok: false, reason: "an action through /proc/self/cwd changed another directory" };
-    return { ok: true, umask };
+    return { ok: true, route: "proc", umask, owner: null };
   } catch (error) {
     return { ok: false, reason: `the self-test failed: ${describe(error)}` };
   } finally {
@@ -232,10 +331,10 @@ function withAnchor<T>(act: (anchor: string) => T, previous?: string): T {
 }
 
 /** chdir()s from `root` down `components`, proving each step with getcwd(); retries a changed component. */
-function walk(anchor: string, root: string, components: string[], dir: string): void {
+function walk(place: Place, root: string, components: string[], dir: string): void {
   for (let attempt = 1;; attempt++) {
     try {
-      walkOnce(anchor, root, components, dir);
+      walkOnce(place, root, components, dir);
       return;
     } catch (error) {
       if (!(error instanceof Swapped) || attempt >= WALK_ATTEMPTS) {
@@ -254,15 +353,16 @@ function walk(anchor: string, root: string, components: string[], dir: string): 
 
 class Swapped extends Error {}
 
-function walkOnce(anchor: string, root: string, components: string[], dir: string): void {
+function walkOnce(place: Place, root: string, components: string[], dir: string): void {
   Deno.chdir(root);
   if (Deno.cwd() !== root) throw new Swapped(`the root ${show(root)} moved`);
+  place.guard?.(root, Deno.lstatSync(root), components.length === 0);
   let here = root;
-  for (const c of components) {
+  for (const [i, c] of components.entries()) {
     if (c === "." || c === ".." || c.includes("/") || c.includes("\0")) {
       throw new LocalPathError("invalid", dir, `Cannot use ${show(dir)}: it has a component ${show(c)}`);
     }
-    const info = lstatOrNull(`${anchor}/${c}`);
+    const info = lstatOrNull(inside(place, here, c));
     if (info === null) {
       throw new LocalPathError(
         "not-found",
@@ -278,8 +378,9 @@ function walkOnce(anchor: string, root: string, components: string[], dir: strin
         `Cannot use ${show(dir)}: ${show(nodePath.join(here, c))} is not a directory`,
       );
     }
+    place.guard?.(nodePath.join(here, c), info, i === components.length - 1);
     try {
-      Deno.chdir(`${anchor}/${c}`);
+      Deno.chdir(inside(place, here, c));
     } catch (error) {
       if (error instanceof Deno.errors.NotFound || error instanceof Deno.errors.NotADirectory) {
         throw new Swapped(`${show(nodePath.join(here, c))} changed while it was checked`);
@@ -293,17 +394,21 @@ function walkOnce(anchor: string, root: string, components: string[], dir: strin
   }
 }
 
-function makeHere(anchor: string, dir: string): Here {
+function makeHere(place: Place, dir: string): Here {
   const at = (name: string) => {
     if (name === "" || name === "." || name === ".." || name.includes("/") || name.includes("\0")) {
       throw new LocalPathError("invalid", nodePath.join(dir, name), `Cannot use the name ${show(name)}`);
     }
-    return `${anchor}/${name}`;
+    return inside(place, dir, name);
   };
   const full = (name: string) => nodePath.join(dir, name);
+  const settled = <T>(result: T): T => {
+    place.settle?.();
+    return result;
+  };
   const here: Here = {
     path: dir,
-    lstat: (name) => lstatOrNull(at(name)),
+    lstat: (name) => settled(lstatOrNull(at(name))),
     openRead(name) {
       const before = lstatOrNull(at(name));
       if (before === null) {
@@ -329,7 +434,7 @@ function makeHere(anchor: string, dir: string): Here {
           );
         }
         prove(info, at(name), full(name), "read");
-        return { fd, info };
+        return settled({ fd, info });
       } catch (error) {
         fs.closeSync(fd);
         throw error;
@@ -340,7 +445,9 @@ function makeHere(anchor: string, dir: string): Here {
         throw new LocalPathError("exists", full(name), `Cannot write ${show(full(name))}: it already exists`);
       }
       // makeTempFile creates with O_CREAT|O_EXCL (mode 0600) through the anchor, in this very directory.
-      const made = nodePath.basename(Deno.makeTempFileSync({ dir: anchor, prefix: ".mcp-", suffix: ".new" }));
+      const made = nodePath.basename(
+        Deno.makeTempFileSync({ dir: place.named(dir), prefix: ".mcp-", suffix: ".new" }),
+      );
       let fd: number;
       try {
         fd = openFd(at(made), fs.constants.O_WRONLY | fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK, full(name));
@@ -350,6 +457,7 @@ function makeHere(anchor: string, dir: string): Here {
       }
       try {
         prove(fs.fstatSync(fd), at(made), full(name), "write");
+        place.settle?.();
         if (lstatOrNull(at(name)) !== null) {
           throw new LocalPathError("exists", full(name), `Cannot write ${show(full(name))}: it already exists`);
         }
@@ -362,25 +470,25 @@ function makeHere(anchor: string, dir: string): Here {
       }
     },
     mkdir(name, mode) {
-      Deno.mkdirSync(at(name), { mode });
+      settled(Deno.mkdirSync(at(name), { mode }));
     },
     symlink(target, name) {
-      Deno.symlinkSync(target, at(name));
+      settled(Deno.symlinkSync(target, at(name)));
     },
     rename(from, to, replace) {
       if (!replace && lstatOrNull(at(to)) !== null) {
         throw new LocalPathError("exists", full(to), `Cannot write ${show(full(to))}: it appeared in the meantime`);
       }
-      Deno.renameSync(at(from), at(to));
+      settled(Deno.renameSync(at(from), at(to)));
     },
     remove(name) {
-      Deno.removeSync(at(name));
+      settled(Deno.removeSync(at(name)));
     },
     removeTree(name) {
-      removeBelow(anchor, dir, name, 0);
+      settled(removeBelow(place, dir, name, 0));
     },
     list() {
-      const names = [...Deno.readDirSync(anchor)].map((e) => e.name).sort();
+      const names = [...Deno.readDirSync(place.named(dir))].map((e) => e.name).sort();
       const entries: EntryInfo[] = [];
       for (const name of names) {
         const info = lstatOrNull(at(name));
@@ -394,26 +502,28 @@ function makeHere(anchor: string, dir: string): Here {
           ...(type === "symlink" ? { target: Deno.readLinkSync(at(name)) } : {}),
         });
       }
-      return entries;
+      return settled(entries);
     },
   };
   return here;
 }
 
 /** Removes `name` in the working directory `dir`, descending into real directories only. */
-function removeBelow(anchor: string, dir: string, name: string, depth: number): void {
-  const info = lstatOrNull(`${anchor}/${name}`);
+function removeBelow(place: Place, dir: string, name: string, depth: number): void {
+  const info = lstatOrNull(inside(place, dir, name));
   if (info === null) return;
   if (info.isDirectory) {
     if (depth >= MAX_REMOVE_DEPTH) throw new Error(`${nodePath.join(dir, name)} is nested too deeply to remove`);
     const child = nodePath.join(dir, name);
-    Deno.chdir(`${anchor}/${name}`);
+    // Entries below are removed by name in `child` too: it must pass as a directory acted in.
+    place.guard?.(child, info, true);
+    Deno.chdir(inside(place, dir, name));
     if (Deno.cwd() !== child) throw new Swapped(`${show(child)} changed while it was removed`);
-    for (const e of Deno.readDirSync(anchor)) removeBelow(anchor, child, e.name, depth + 1);
-    Deno.chdir(`${anchor}/..`);
+    for (const e of Deno.readDirSync(place.named(child))) removeBelow(place, child, e.name, depth + 1);
+    Deno.chdir(inside(place, child, ".."));
     if (Deno.cwd() !== dir) throw new Swapped(`${show(dir)} changed while it was removed`);
   }
-  Deno.removeSync(`${anchor}/${name}`);
+  Deno.removeSync(inside(place, dir, name));
 }
 
 /** Throws unless the open `fd` is the file that `anchored` (a name through the anchor) names now. */

@@ -28,7 +28,12 @@ export type LocalPathProblem =
   /** The destination exists and overwriting was not allowed. */
   | "exists"
   /** Empty, contains NUL, too long, or names no file. */
-  | "invalid";
+  | "invalid"
+  /**
+   * A directory on the way can be changed by another user, so where the path
+   * leads cannot be proven (the route without /proc, lib/confined_chain.ts).
+   */
+  | "not-private";
 
 /** A local path refused by one of the checks in this module. */
 export class LocalPathError extends Error {

@@ -9,31 +9,10 @@
 
 import assert from "node:assert/strict";
 import { call, type CallResult, connectWithKey, startServer } from "./fixtures/mcp.ts";
+import { racerAvailable, startRacer } from "./fixtures/racer.ts";
 import { sshdAvailable, startSshd } from "./fixtures/sshd.ts";
 
-const PYTHON = "/usr/bin/python3";
-const skip = !sshdAvailable() || Deno.build.os !== "linux" || !exists(PYTHON);
-
-function exists(path: string): boolean {
-  try {
-    Deno.statSync(path);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-/** Swaps two names with renameat2(RENAME_EXCHANGE) until killed; prints "ready" once it has swapped. */
-const RACER = `
-import ctypes, sys
-libc = ctypes.CDLL(None, use_errno=True)
-a, b = sys.argv[1].encode(), sys.argv[2].encode()
-if libc.renameat2(-100, a, -100, b, 2) != 0:
-    sys.exit("renameat2 failed: errno %d" % ctypes.get_errno())
-print("ready", flush=True)
-while True:
-    libc.renameat2(-100, a, -100, b, 2)
-`;
+const skip = !sshdAvailable() || !racerAvailable();
 
 /** Every file below `dir` (not following links) as "path: content" or "path -> target", sorted. */
 async function contents(dir: string, rel = ""): Promise<string[]> {
@@ -86,11 +65,6 @@ Deno.test({
       `echo remote > ${remote}/src/tree/t.txt && echo remote > ${remote}/src/tree/sub/u.txt`,
   );
 
-  const racer = new Deno.Command(PYTHON, {
-    args: ["-c", RACER, `${root}/d`, `${root}/swap`],
-    stdout: "piped",
-    stderr: "inherit",
-  }).spawn();
   const outcomes: Record<string, { ok: number; refused: Record<string, number> }> = {};
   const record = (kind: string, r: CallResult) => {
     const o = outcomes[kind] ??= { ok: 0, refused: {} };
@@ -100,13 +74,9 @@ Deno.test({
       o.refused[r.code!] = (o.refused[r.code!] ?? 0) + 1;
     }
   };
+  // Resolves once the racer has swapped, not after a fixed time.
+  const racer = await startRacer(`${root}/d`, `${root}/swap`);
   try {
-    // Wait for the racer to have swapped once, not for a fixed time.
-    const reader = racer.stdout.getReader();
-    const first = await reader.read();
-    assert.match(new TextDecoder().decode(first.value), /ready/);
-    reader.releaseLock();
-
     const ROUNDS = 60;
     for (let i = 0; i < ROUNDS; i++) {
       const d = `${root}/d`;
@@ -139,9 +109,7 @@ Deno.test({
       ]);
     }
   } finally {
-    racer.kill("SIGKILL");
-    await racer.status;
-    await racer.stdout.cancel().catch(() => {});
+    await racer.stop();
   }
   try {
     console.log(JSON.stringify(outcomes));

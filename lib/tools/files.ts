@@ -81,6 +81,9 @@ function localError(error: unknown): never {
         ? "Pass overwrite=true to replace it"
         : error.problem === "outside-roots"
         ? "Use a path inside the allowed local roots listed in the message"
+        : error.problem === "not-private"
+        ? "Remove group/other write from the directory named (chmod go-w), or use a root whose directories only " +
+          "you and root can change"
         : "Give a regular file inside an allowed local directory",
       cause: error,
     });
