@@ -163,7 +163,7 @@ export class SshConnection {
     this.#budget = new ChannelBudget(parts.maxChannels);
     this.#logger = logger;
     client.on("error", (err: Error & { level?: string }) => {
-      this.#closeReason ??= parts.rekeyRefused() ?? mapRuntimeError(err);
+      this.#closeReason ??= parts.rekeyRefused() ?? mapRuntimeError(err, `${info.host}:${info.port}`);
       logger.warn(`SSH ${info.username}@${info.host}:${info.port}: ${err.message}`);
     });
     client.on("tcp connection", (details, accept, reject) => {
@@ -308,7 +308,7 @@ export class SshConnection {
       socket.keepsNoChunk = () => socket.listenerCount("data") === 1 && ownsNoInput(protocol?._decipher);
     } else {
       options.logger.warn(
-        "ssh2 internals changed, or node:crypto's chacha20-poly1305 failed its self-test: using ssh2's slower decipher",
+        "ssh2 internals changed, or the chacha20-poly1305 decipher failed its self-test: using ssh2's slower decipher",
       );
     }
     try {
