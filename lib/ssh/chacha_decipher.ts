@@ -64,11 +64,24 @@ interface Poly1305Wasm {
 /**
  * One instance for every connection: the event loop runs one `decrypt` at a
  * time, and each packet's message is copied in whole just before its MAC is
- * computed, so nothing in the module's memory outlives one call.
+ * computed, so nothing in the module's memory outlives one call. Loaded on
+ * the first connect, not at start-up (it costs 5-9 ms).
  */
-const wasm = await loadPoly1305();
+let wasm: PolyWasm | null = null;
+let loading: Promise<void> | null = null;
 
-async function loadPoly1305(): Promise<{ module: Poly1305Wasm; message: number; key: number; out: number } | null> {
+type PolyWasm = { module: Poly1305Wasm; message: number; key: number; out: number };
+
+/**
+ * Loads the wasm Poly1305 once. Await it before {@linkcode useFastDecipher}
+ * or constructing a {@linkcode ChachaPolyDecipher}; it never rejects (if
+ * loading fails, `useFastDecipher` returns false).
+ */
+export function prepareFastDecipher(): Promise<void> {
+  return loading ??= loadPoly1305().then((loaded) => void (wasm = loaded));
+}
+
+async function loadPoly1305(): Promise<PolyWasm | null> {
   try {
     const module = await (createPoly1305 as unknown as () => Promise<Poly1305Wasm>)();
     const message = module._malloc(4 + MAX_PACKET_LENGTH);
@@ -93,9 +106,9 @@ const KNOWN_PAYLOAD = "mcp-remote-ssh known answer";
 let selfTest: boolean | null = null;
 
 function selfTestPassed(): boolean {
+  if (wasm === null) return false; // not loaded (yet), or cannot be
   if (selfTest !== null) return selfTest;
   selfTest = false;
-  if (wasm === null) return false;
   try {
     const key = Buffer.from(KNOWN_KEY);
     let got = "";
@@ -160,7 +173,8 @@ export function ownsNoInput(decipher: unknown): boolean {
  * check failures of ssh2's other MAC'd deciphers as integrity failures. Call
  * right after `client.connect()`. Returns false, changing nothing, if ssh2's
  * internals are not the expected shape or this runtime fails the
- * known-answer test.
+ * known-answer test, or {@linkcode prepareFastDecipher} has not loaded the
+ * wasm Poly1305.
  */
 export function useFastDecipher(client: unknown): boolean {
   // deno-lint-ignore no-explicit-any
@@ -265,7 +279,9 @@ export class ChachaPolyDecipher {
   #macPos = 0;
   #failed: string | null = null;
 
+  /** Throws unless {@linkcode prepareFastDecipher} has loaded the wasm Poly1305. */
   constructor(from: { inSeqno: number; _onPayload: OnPayload; _decKeyMain: Buffer; _decKeyPktLen: Buffer }) {
+    if (wasm === null) throw new Error("The wasm Poly1305 is not loaded: await prepareFastDecipher() first");
     this.inSeqno = from.inSeqno;
     this._onPayload = from._onPayload;
     this.#keyMain = Buffer.alloc(32); // its own memory, not a slice of Buffer's shared pool

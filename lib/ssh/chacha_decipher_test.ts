@@ -10,8 +10,11 @@ import {
   isIntegrityFailure,
   MAX_PACKET_LENGTH,
   ownsNoInput,
+  prepareFastDecipher,
   useFastDecipher,
 } from "./chacha_decipher.ts";
+
+await prepareFastDecipher();
 
 const INFO = ssh2Crypto.CIPHER_INFO["chacha20-poly1305@openssh.com"];
 

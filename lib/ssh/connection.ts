@@ -15,7 +15,7 @@ import { knownKeyTypes, loadKnownHosts } from "./known_hosts.ts";
 import { type KnownHostsConfig, verifyHostKey } from "./host_key_check.ts";
 import { ChannelBudget } from "./budget.ts";
 import { fixRekeyQueue } from "./rekey_fix.ts";
-import { ownsNoInput, useFastDecipher } from "./chacha_decipher.ts";
+import { ownsNoInput, prepareFastDecipher, useFastDecipher } from "./chacha_decipher.ts";
 import { DenoSocket, toSocketError } from "./socket.ts";
 import { failRequestsWhen } from "./sftp.ts";
 import { mapConnectError, mapRuntimeError } from "./connect_errors.ts";
@@ -201,6 +201,7 @@ export class SshConnection {
         { hint: "Check host and port, that sshd is up and reachable, or raise connect_timeout" },
       );
     const socket = await connectTcp(options, timeoutMs, timeoutError);
+    await prepareFastDecipher();
 
     let hostKeyError: SshMcpError | null = null;
     let hostKey: { type: string; fingerprint: string; added: boolean } | null = null;
