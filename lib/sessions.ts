@@ -113,6 +113,14 @@ export class SessionRegistry {
       });
     }
     if (!session.connection.alive) {
+      // Altered data keeps its own code (not retryable): a plain reconnect is not the advice.
+      const lost = session.lostReason;
+      if (lost?.code === "INTEGRITY_FAILED") {
+        throw new SshMcpError(lost.code, `Session ${id} is disconnected: ${lost.message}`, {
+          hint: lost.hint,
+          retryable: lost.retryable,
+        });
+      }
       const reason = session.lostReason?.message ?? "connection closed";
       throw new SshMcpError("CONNECTION_LOST", `Session ${id} is disconnected: ${reason}`, {
         hint: "Call ssh_close_session on it and ssh_connect again",

@@ -19,14 +19,24 @@
  *    by ±15%, so fewer rounds made the ratio a draw.
  * 9. ssh_execute `true` over streamable HTTP (N=200) vs over stdio, measured
  *    back to back (target ≤ 1.5×).
+ *
+ * 1, 6 and 8 run once per cipher (chacha20-poly1305@openssh.com,
+ * aes128-gcm@openssh.com, aes256-gcm@openssh.com; `BENCH_CIPHERS` picks
+ * others, comma-separated), each against its own sshd that offers only that
+ * cipher, so our client has to use it, and OpenSSH's client gets `-c` with
+ * it. The target rows are those of the cipher our client prefers (the
+ * first of ours that is benchmarked); the other ciphers follow in a table.
+ * The shell round trip (5) runs on that cipher's server too, so the RSS row
+ * for the whole run covers exec, shells, transfers and the forward.
  */
 
 // @ts-types="@modelcontextprotocol/sdk/client/index"
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 // @ts-types="@modelcontextprotocol/sdk/client/streamableHttp"
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
-import { callOk, ROOT, RUN_FLAGS, startServer } from "./fixtures/mcp.ts";
-import { opensshArgs, startSshd } from "./fixtures/sshd.ts";
+import { callOk, ROOT, RUN_FLAGS, startServer, type TestServer } from "./fixtures/mcp.ts";
+import { opensshArgs, type Sshd, startSshd } from "./fixtures/sshd.ts";
+import { CIPHERS as OUR_CIPHERS } from "../lib/ssh/connection.ts";
 
 const N_EXEC = Number(Deno.env.get("BENCH_N") ?? 200);
 const N_SPAWN = 10;
@@ -46,146 +56,22 @@ async function peakRssMiB(pid: number): Promise<number> {
   return Number(status.match(/^VmHWM:\s+(\d+) kB/m)![1]) / 1024;
 }
 
-await using sshd = await startSshd({ maxSessions: 10 });
-const work = await Deno.makeTempDir({ prefix: "mcp-bench-" });
-const knownHosts = await sshd.writeKnownHosts(`${work}/known_hosts`);
-
-// --- 1a. mcp-remote-ssh: ssh_execute true, one session ---------------------
-await using server = await startServer({ args: ["--known-hosts", knownHosts, "--allow-local-dir", work] });
-const connect = await callOk(server.client, "ssh_connect", {
-  host: sshd.host,
-  port: sshd.port,
-  username: sshd.user,
-  private_key_path: sshd.keys.ed25519.path,
-});
-const session = connect.structured.session_id;
-for (let i = 0; i < 20; i++) await callOk(server.client, "ssh_execute", { session_id: session, command: "true" });
-async function oursOnce(): Promise<number> {
-  const t0 = performance.now();
-  const r = await callOk(server.client, "ssh_execute", { session_id: session, command: "true" });
-  const ms = performance.now() - t0;
-  if (r.structured.exit_code !== 0) throw new Error(`true exited ${r.structured.exit_code}`);
-  return ms;
-}
-
-// --- 1b. OpenSSH with a ControlMaster on the same sshd ---------------------
-const control = `${work}/cm-%C`;
-const sshArgs = opensshArgs(sshd, {
-  knownHosts,
-  key: sshd.keys.ed25519.path,
-  extra: ["-o", "ControlMaster=auto", "-o", `ControlPath=${control}`, "-o", "ControlPersist=60"],
-});
-async function ssh(...args: string[]): Promise<void> {
-  const out = await new Deno.Command("ssh", { args: [...sshArgs, ...args], stdin: "null" }).output();
-  if (out.code !== 0) throw new Error(`ssh failed: ${new TextDecoder().decode(out.stderr)}`);
-}
-for (let i = 0; i < 20; i++) await ssh("true");
-async function sshOnce(): Promise<number> {
-  const t0 = performance.now();
-  await ssh("true");
-  return performance.now() - t0;
-}
-// In blocks, as the target is stated: N of ours, then N of OpenSSH.
-const ours: number[] = [];
-const openssh: number[] = [];
-for (let i = 0; i < N_EXEC; i++) ours.push(await oursOnce());
-for (let i = 0; i < N_EXEC; i++) openssh.push(await sshOnce());
-// Alternating, as a check: drift in machine load hits both alike, and each
-// of our calls follows an idle gap (as an agent's calls do), which costs us.
-const oursAlt: number[] = [];
-const opensshAlt: number[] = [];
-for (let i = 0; i < N_EXEC; i++) {
-  oursAlt.push(await oursOnce());
-  opensshAlt.push(await sshOnce());
-}
-await new Deno.Command("ssh", { args: [...sshArgs, "-O", "exit"], stdin: "null", stderr: "null" }).output();
-
-const peakRssExec = await peakRssMiB(server.pid!);
-
-// --- 6. 200 MiB up and down: ours vs sftp(1) and scp(1), median of 3 ------------
 const MIB = 1024 * 1024;
+const BENCHED = (Deno.env.get("BENCH_CIPHERS") ??
+  "chacha20-poly1305@openssh.com,aes128-gcm@openssh.com,aes256-gcm@openssh.com").split(",");
+const PREFERRED = OUR_CIPHERS.find((c) => BENCHED.includes(c));
+if (PREFERRED === undefined) throw new Error(`BENCH_CIPHERS has none of our ciphers (${OUR_CIPHERS.join(", ")})`);
+
+const work = await Deno.makeTempDir({ prefix: "mcp-bench-" });
 const blob = new Uint8Array(200 * MIB);
 for (let i = 0; i < blob.length; i += 65536) crypto.getRandomValues(blob.subarray(i, i + 65536));
 await Deno.writeFile(`${work}/blob`, blob);
-const remoteDir = `/tmp/mcp-bench-${crypto.randomUUID()}`;
-await callOk(server.client, "ssh_mkdir_remote", { session_id: session, remote_path: remoteDir });
-const fileArgs = [
-  "-F",
-  "/dev/null",
-  "-o",
-  `UserKnownHostsFile=${knownHosts}`,
-  "-o",
-  "StrictHostKeyChecking=yes",
-  "-o",
-  "BatchMode=yes",
-  "-o",
-  "IdentitiesOnly=yes",
-  "-o",
-  "IdentityAgent=none",
-  "-i",
-  sshd.keys.ed25519.path,
-  "-P",
-  String(sshd.port),
-];
-async function timed(fn: () => Promise<unknown>): Promise<number> {
-  const t0 = performance.now();
-  await fn();
-  return performance.now() - t0;
-}
-async function tool(...args: string[]): Promise<void> {
-  const [cmd, ...rest] = args;
-  const out = await new Deno.Command(cmd, { args: rest, stdin: "null", stdout: "null", stderr: "piped" }).output();
-  if (out.code !== 0) throw new Error(`${cmd} failed: ${new TextDecoder().decode(out.stderr)}`);
-}
-async function sftpBatch(commands: string): Promise<void> {
-  await Deno.writeTextFile(`${work}/batch`, commands);
-  await tool("sftp", ...fileArgs, "-q", "-b", `${work}/batch`, `${sshd.user}@${sshd.host}`);
-}
-const xfer: Record<string, number[]> = {};
-const record = (k: string, ms: number) => (xfer[k] ??= []).push(ms);
-for (let round = 0; round < 3; round++) {
-  record(
-    "ours up",
-    await timed(() =>
-      callOk(server.client, "ssh_upload_file", {
-        session_id: session,
-        local_path: `${work}/blob`,
-        remote_path: `${remoteDir}/ours`,
-        overwrite: true,
-      })
-    ),
-  );
-  record(
-    "ours down",
-    await timed(async () => {
-      await Deno.remove(`${work}/ours.back`).catch(() => {});
-      await callOk(server.client, "ssh_download_file", {
-        session_id: session,
-        remote_path: `${remoteDir}/ours`,
-        local_path: `${work}/ours.back`,
-      });
-    }),
-  );
-  record("sftp up", await timed(() => sftpBatch(`put ${work}/blob ${remoteDir}/sftp\n`)));
-  record("sftp down", await timed(() => sftpBatch(`get ${remoteDir}/sftp ${work}/sftp.back\n`)));
-  record(
-    "scp up",
-    await timed(() => tool("scp", ...fileArgs, "-q", `${work}/blob`, `${sshd.user}@${sshd.host}:${remoteDir}/scp`)),
-  );
-  record(
-    "scp down",
-    await timed(() => tool("scp", ...fileArgs, "-q", `${sshd.user}@${sshd.host}:${remoteDir}/scp`, `${work}/scp.back`)),
-  );
-}
-await callOk(server.client, "ssh_remove_remote", { session_id: session, remote_path: remoteDir, recursive: true });
-const mbps = (k: string) => 200 / (median(xfer[k]) / 1000);
-// connect + exec only, as issue 2 measured it
 
-// --- 8. 200 MiB through a local forward: ours vs ssh -L, median of 7 -----------
-// A source here sends 200 MiB to each connection; the tunnel goes out through
+// A source here sends 200 MiB to each connection; the tunnels go out through
 // sshd and back to it, and the reader times the whole stream to EOF.
 const SOURCE_BYTES = 200 * MIB;
 const source = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+const sourcePort = (source.addr as Deno.NetAddr).port;
 const sourceChunk = new Uint8Array(MIB);
 crypto.getRandomValues(sourceChunk.subarray(0, 65536));
 (async () => {
@@ -211,48 +97,240 @@ async function drain(port: number): Promise<number> {
   if (got !== SOURCE_BYTES) throw new Error(`tunnel delivered ${got} of ${SOURCE_BYTES} bytes`);
   return performance.now() - t0;
 }
-const ourForward = await callOk(server.client, "ssh_forward_port", {
-  session_id: session,
-  remote_port: (source.addr as Deno.NetAddr).port,
-});
-const sshForwardPort = await new Promise<number>((resolve) => {
-  const probe = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  resolve((probe.addr as Deno.NetAddr).port);
-  probe.close();
-});
-const sshL = new Deno.Command("ssh", {
-  args: [
-    ...opensshArgs(sshd, { knownHosts, key: sshd.keys.ed25519.path }),
-    "-N",
+
+async function timed(fn: () => Promise<unknown>): Promise<number> {
+  const t0 = performance.now();
+  await fn();
+  return performance.now() - t0;
+}
+async function tool(...args: string[]): Promise<void> {
+  const [cmd, ...rest] = args;
+  const out = await new Deno.Command(cmd, { args: rest, stdin: "null", stdout: "null", stderr: "piped" }).output();
+  if (out.code !== 0) throw new Error(`${cmd} failed: ${new TextDecoder().decode(out.stderr)}`);
+}
+
+/** What one cipher measured: sections 1, 6 and 8. */
+interface CipherRun {
+  cipher: string;
+  sshd: Sshd;
+  knownHosts: string;
+  server: TestServer;
+  session: string;
+  oursOnce: () => Promise<number>;
+  ours: number[];
+  openssh: number[];
+  oursAlt: number[];
+  opensshAlt: number[];
+  peakRssExec: number;
+  xfer: Record<string, number[]>;
+  tunnel: { ours: number[]; openssh: number[] };
+}
+
+/**
+ * Sections 1, 6 and 8 against an sshd that offers only `cipher`; OpenSSH's
+ * clients get `-c cipher`. The sshd and server are left running for the
+ * caller to close.
+ */
+async function measureCipher(cipher: string): Promise<CipherRun> {
+  const sshd = await startSshd({ maxSessions: 10, extraConfig: `Ciphers ${cipher}\n` });
+  const knownHosts = await sshd.writeKnownHosts(`${work}/known_hosts-${cipher}`);
+  const cipherArgs = ["-c", cipher];
+
+  // --- 1a. mcp-remote-ssh: ssh_execute true, one session ---------------------
+  const server = await startServer({ args: ["--known-hosts", knownHosts, "--allow-local-dir", work] });
+  const connect = await callOk(server.client, "ssh_connect", {
+    host: sshd.host,
+    port: sshd.port,
+    username: sshd.user,
+    private_key_path: sshd.keys.ed25519.path,
+  });
+  const session = connect.structured.session_id;
+  for (let i = 0; i < 20; i++) await callOk(server.client, "ssh_execute", { session_id: session, command: "true" });
+  async function oursOnce(): Promise<number> {
+    const t0 = performance.now();
+    const r = await callOk(server.client, "ssh_execute", { session_id: session, command: "true" });
+    const ms = performance.now() - t0;
+    if (r.structured.exit_code !== 0) throw new Error(`true exited ${r.structured.exit_code}`);
+    return ms;
+  }
+
+  // --- 1b. OpenSSH with a ControlMaster on the same sshd ---------------------
+  const control = `${work}/cm-%C`;
+  const sshArgs = opensshArgs(sshd, {
+    knownHosts,
+    key: sshd.keys.ed25519.path,
+    extra: ["-o", "ControlMaster=auto", "-o", `ControlPath=${control}`, "-o", "ControlPersist=60", ...cipherArgs],
+  });
+  async function ssh(...args: string[]): Promise<void> {
+    const out = await new Deno.Command("ssh", { args: [...sshArgs, ...args], stdin: "null" }).output();
+    if (out.code !== 0) throw new Error(`ssh failed: ${new TextDecoder().decode(out.stderr)}`);
+  }
+  for (let i = 0; i < 20; i++) await ssh("true");
+  async function sshOnce(): Promise<number> {
+    const t0 = performance.now();
+    await ssh("true");
+    return performance.now() - t0;
+  }
+  // In blocks, as the target is stated: N of ours, then N of OpenSSH.
+  const ours: number[] = [];
+  const openssh: number[] = [];
+  for (let i = 0; i < N_EXEC; i++) ours.push(await oursOnce());
+  for (let i = 0; i < N_EXEC; i++) openssh.push(await sshOnce());
+  // Alternating, as a check: drift in machine load hits both alike, and each
+  // of our calls follows an idle gap (as an agent's calls do), which costs us.
+  const oursAlt: number[] = [];
+  const opensshAlt: number[] = [];
+  for (let i = 0; i < N_EXEC; i++) {
+    oursAlt.push(await oursOnce());
+    opensshAlt.push(await sshOnce());
+  }
+  await new Deno.Command("ssh", { args: [...sshArgs, "-O", "exit"], stdin: "null", stderr: "null" }).output();
+
+  const peakRssExec = await peakRssMiB(server.pid!);
+
+  // --- 6. 200 MiB up and down: ours vs sftp(1) and scp(1), median of 3 ------------
+  const remoteDir = `/tmp/mcp-bench-${crypto.randomUUID()}`;
+  await callOk(server.client, "ssh_mkdir_remote", { session_id: session, remote_path: remoteDir });
+  const fileArgs = [
+    "-F",
+    "/dev/null",
     "-o",
-    "ExitOnForwardFailure=yes",
-    "-L",
-    `127.0.0.1:${sshForwardPort}:127.0.0.1:${(source.addr as Deno.NetAddr).port}`,
-  ],
-  stdin: "null",
-  stdout: "null",
-  stderr: "null",
-}).spawn();
-for (let i = 0;; i++) {
-  const up = await Deno.connect({ hostname: "127.0.0.1", port: sshForwardPort }).then(
-    (c) => (c.close(), true),
-    () => false,
-  );
-  if (up) break;
-  if (i > 100) throw new Error("ssh -L did not start listening");
-  await new Promise((r) => setTimeout(r, 50));
+    `UserKnownHostsFile=${knownHosts}`,
+    "-o",
+    "StrictHostKeyChecking=yes",
+    "-o",
+    "BatchMode=yes",
+    "-o",
+    "IdentitiesOnly=yes",
+    "-o",
+    "IdentityAgent=none",
+    ...cipherArgs,
+    "-i",
+    sshd.keys.ed25519.path,
+    "-P",
+    String(sshd.port),
+  ];
+  async function sftpBatch(commands: string): Promise<void> {
+    await Deno.writeTextFile(`${work}/batch`, commands);
+    await tool("sftp", ...fileArgs, "-q", "-b", `${work}/batch`, `${sshd.user}@${sshd.host}`);
+  }
+  const xfer: Record<string, number[]> = {};
+  const record = (k: string, ms: number) => (xfer[k] ??= []).push(ms);
+  for (let round = 0; round < 3; round++) {
+    record(
+      "ours up",
+      await timed(() =>
+        callOk(server.client, "ssh_upload_file", {
+          session_id: session,
+          local_path: `${work}/blob`,
+          remote_path: `${remoteDir}/ours`,
+          overwrite: true,
+        })
+      ),
+    );
+    record(
+      "ours down",
+      await timed(async () => {
+        await Deno.remove(`${work}/ours.back`).catch(() => {});
+        await callOk(server.client, "ssh_download_file", {
+          session_id: session,
+          remote_path: `${remoteDir}/ours`,
+          local_path: `${work}/ours.back`,
+        });
+      }),
+    );
+    record("sftp up", await timed(() => sftpBatch(`put ${work}/blob ${remoteDir}/sftp\n`)));
+    record("sftp down", await timed(() => sftpBatch(`get ${remoteDir}/sftp ${work}/sftp.back\n`)));
+    record(
+      "scp up",
+      await timed(() => tool("scp", ...fileArgs, "-q", `${work}/blob`, `${sshd.user}@${sshd.host}:${remoteDir}/scp`)),
+    );
+    record(
+      "scp down",
+      await timed(() =>
+        tool("scp", ...fileArgs, "-q", `${sshd.user}@${sshd.host}:${remoteDir}/scp`, `${work}/scp.back`)
+      ),
+    );
+  }
+  await callOk(server.client, "ssh_remove_remote", { session_id: session, remote_path: remoteDir, recursive: true });
+
+  // --- 8. 200 MiB through a local forward: ours vs ssh -L, median of 7 -----------
+  const ourForward = await callOk(server.client, "ssh_forward_port", { session_id: session, remote_port: sourcePort });
+  const sshForwardPort = await new Promise<number>((resolve) => {
+    const probe = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+    resolve((probe.addr as Deno.NetAddr).port);
+    probe.close();
+  });
+  const sshL = new Deno.Command("ssh", {
+    args: [
+      ...opensshArgs(sshd, { knownHosts, key: sshd.keys.ed25519.path, extra: cipherArgs }),
+      "-N",
+      "-o",
+      "ExitOnForwardFailure=yes",
+      "-L",
+      `127.0.0.1:${sshForwardPort}:127.0.0.1:${sourcePort}`,
+    ],
+    stdin: "null",
+    stdout: "null",
+    stderr: "null",
+  }).spawn();
+  for (let i = 0;; i++) {
+    const up = await Deno.connect({ hostname: "127.0.0.1", port: sshForwardPort }).then(
+      (c) => (c.close(), true),
+      () => false,
+    );
+    if (up) break;
+    if (i > 100) throw new Error("ssh -L did not start listening");
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  const tunnel: { ours: number[]; openssh: number[] } = { ours: [], openssh: [] };
+  for (let round = 0; round < TUNNEL_ROUNDS; round++) {
+    tunnel.ours.push(await drain(ourForward.structured.listen.port));
+    tunnel.openssh.push(await drain(sshForwardPort));
+  }
+  sshL.kill("SIGTERM");
+  await sshL.status;
+  await callOk(server.client, "ssh_close_forward", {
+    session_id: session,
+    forward_id: ourForward.structured.forward_id,
+  });
+  return {
+    cipher,
+    sshd,
+    knownHosts,
+    server,
+    session,
+    oursOnce,
+    ours,
+    openssh,
+    oursAlt,
+    opensshAlt,
+    peakRssExec,
+    xfer,
+    tunnel,
+  };
 }
-const tunnel: Record<string, number[]> = { ours: [], openssh: [] };
 const TUNNEL_ROUNDS = 7;
-for (let round = 0; round < TUNNEL_ROUNDS; round++) {
-  tunnel.ours.push(await drain(ourForward.structured.listen.port));
-  tunnel.openssh.push(await drain(sshForwardPort));
+
+// The preferred cipher first; its sshd and server stay for the sections below.
+const runs: CipherRun[] = [];
+for (const cipher of [PREFERRED, ...BENCHED.filter((c) => c !== PREFERRED)]) {
+  const run = await measureCipher(cipher);
+  runs.push(run);
+  if (cipher !== PREFERRED) {
+    await run.server.close();
+    await run.sshd.stop();
+  }
 }
-sshL.kill("SIGTERM");
-await sshL.status;
-await callOk(server.client, "ssh_close_forward", { session_id: session, forward_id: ourForward.structured.forward_id });
 source.close();
-const tunnelMbps = (k: string) => (SOURCE_BYTES / 1e6) / (median(tunnel[k]) / 1000);
+const main = runs[0];
+await using sshd = main.sshd;
+await using server = main.server;
+const { knownHosts, session, oursOnce, ours, openssh, oursAlt, opensshAlt, peakRssExec } = main;
+const mbpsOf = (run: CipherRun, k: string) => 200 / (median(run.xfer[k]) / 1000);
+const tunnelMbpsOf = (run: CipherRun, k: "ours" | "openssh") => (SOURCE_BYTES / 1e6) / (median(run.tunnel[k]) / 1000);
+const mbps = (k: string) => mbpsOf(main, k);
+const tunnelMbps = (k: "ours" | "openssh") => tunnelMbpsOf(main, k);
 
 // --- 5. shell round trip: ssh_shell_send + ssh_shell_wait for the output ----
 await callOk(server.client, "ssh_shell_open", { session_id: session });
@@ -509,7 +587,7 @@ const rows: [string, string, string, string][] = [
     ];
   }),
 ];
-console.log(`\nmcp-remote-ssh bench (${sshd.host}:${sshd.port}, ${Deno.build.target})`);
+console.log(`\nmcp-remote-ssh bench (${sshd.host}:${sshd.port}, ${Deno.build.target}, cipher ${PREFERRED})`);
 const whatWidth = Math.max(38, ...rows.map(([what]) => what.length));
 for (const [what, value, goal, verdict] of rows) {
   console.log(`${what.padEnd(whatWidth)} ${value.padEnd(62)} target ${goal.padEnd(10)} ${verdict}`);
@@ -521,3 +599,26 @@ console.log(
     fmt(openssh.toSorted((a, b) => a - b)[Math.floor(N_EXEC * 0.9)])
   }`,
 );
+
+// Every benchmarked cipher, each against OpenSSH's client forced to the same
+// cipher in the same run; the first is the one the rows above describe.
+console.log("\nby cipher (ours vs OpenSSH with -c, same sshd offering only that cipher)");
+const cipherRows = runs.map((run) => {
+  const exec = median(run.ours) / median(run.openssh);
+  const execAlt = median(run.oursAlt) / median(run.opensshAlt);
+  const up = mbpsOf(run, "ours up") / mbpsOf(run, "sftp up");
+  const down = mbpsOf(run, "ours down") / mbpsOf(run, "sftp down");
+  const fwd = tunnelMbpsOf(run, "ours") / tunnelMbpsOf(run, "openssh");
+  return [
+    run.cipher + (run.cipher === PREFERRED ? " (preferred)" : ""),
+    `exec ${fmt(median(run.ours))} vs ${fmt(median(run.openssh))} = ${exec.toFixed(3)}x (alt ${execAlt.toFixed(3)}x)`,
+    `up ${mbpsOf(run, "ours up").toFixed(0)} vs sftp ${mbpsOf(run, "sftp up").toFixed(0)} MB/s = ${up.toFixed(2)}x`,
+    `down ${mbpsOf(run, "ours down").toFixed(0)} vs sftp ${mbpsOf(run, "sftp down").toFixed(0)} MB/s = ${
+      down.toFixed(2)
+    }x`,
+    `forward ${tunnelMbpsOf(run, "ours").toFixed(0)} vs ssh -L ${tunnelMbpsOf(run, "openssh").toFixed(0)} MB/s = ${
+      fwd.toFixed(2)
+    }x`,
+  ];
+});
+for (const row of cipherRows) console.log(row.join("\n  "));

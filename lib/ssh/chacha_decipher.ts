@@ -2,15 +2,17 @@
  * A faster inbound chacha20-poly1305@openssh.com for ssh2 under Deno.
  *
  * ssh2's pure-JS decipher (used when its native addon is absent, as under
- * Deno) creates three node:crypto chacha20 ciphers per packet, runs
- * Poly1305 in wasm at about 2 GB/s, and keeps views of the socket's chunks,
- * so every chunk had to be copied before it was handed over. Profiling a
- * 200 MiB tunnel showed it as the largest cost. This one:
+ * Deno) creates three node:crypto chacha20 ciphers per packet and keeps
+ * views of the socket's chunks, so every chunk had to be copied before it
+ * was handed over. Profiling a 200 MiB tunnel showed it as the largest cost.
+ * This one:
  * - computes the length and Poly1305 key blocks with a small ChaCha20 block
  *   function here (64 bytes each: a native cipher costs more to set up than
  *   to run for that), leaving one native chacha20 per packet, for the payload;
- * - has the MAC computed natively by node:crypto's chacha20-poly1305 AEAD
- *   (see `#macMatches` for how its tag gives OpenSSH's);
+ * - checks the MAC exactly as OpenSSH does: Poly1305 over the encrypted
+ *   length and packet with the packet's one-time key, all 16 bytes compared
+ *   in constant time. Poly1305 runs in the wasm module ssh2 ships (about
+ *   1.6 GB/s here; a JS one measured 117 MB/s);
  * - never keeps a view of its input, so the socket can reuse its read
  *   buffer ({@linkcode ownsNoInput}).
  *
@@ -20,19 +22,82 @@
  * control flow around `onPayload` are ssh2's; the padding length is checked
  * as RFC 4253 asks (ssh2 did not), and a failure is final.
  *
+ * A failed check throws an error whose `integrity` field is true (see
+ * {@linkcode isIntegrityFailure}), and so does one of ssh2's own deciphers
+ * with a MAC (AES-GCM, CTR + HMAC) once `useFastDecipher` wraps it: the
+ * connection's error mapping tells altered data from other failures by that
+ * field, not by message text.
+ *
  * @module
  */
 
 import { Buffer } from "node:buffer";
-import crypto from "node:crypto";
 import { unpatched } from "./chacha_fix.ts";
+import createPoly1305 from "ssh2/lib/protocol/crypto/poly1305.js";
 
 /** ssh2's bound on a packet's length field; OpenSSH's channels send ≤ 32 KiB of data per packet. */
 export const MAX_PACKET_LENGTH = 35000;
 
+/** An error from a decipher's own checks: what arrived is not what the peer sealed. */
+export interface IntegrityFailure extends Error {
+  /** Always true; the field the error mapping reads. */
+  integrity: true;
+}
+
+/** True if `error` came from a decipher's length, MAC or padding check. */
+export function isIntegrityFailure(error: unknown): error is IntegrityFailure {
+  return error instanceof Error && (error as Partial<IntegrityFailure>).integrity === true;
+}
+
+function integrityFailure(message: string): IntegrityFailure {
+  return Object.assign(new Error(message), { integrity: true as const });
+}
+
+/** The part of ssh2's emscripten Poly1305 module used here. */
+interface Poly1305Wasm {
+  HEAPU8: Uint8Array;
+  _malloc(size: number): number;
+  /** poly1305_auth(out, m1, m1len, m2, m2len, key): the tag of m1‖m2. */
+  _poly1305_auth(out: number, m1: number, m1len: number, m2: number, m2len: number, key: number): void;
+}
+
+/**
+ * One instance for every connection: the event loop runs one `decrypt` at a
+ * time, and each packet's message is copied in whole just before its MAC is
+ * computed, so nothing in the module's memory outlives one call. Loaded on
+ * the first connect, not at start-up (it costs 5-9 ms).
+ */
+let wasm: PolyWasm | null = null;
+let loading: Promise<void> | null = null;
+
+type PolyWasm = { module: Poly1305Wasm; message: number; key: number; out: number };
+
+/**
+ * Loads the wasm Poly1305 once. Await it before {@linkcode useFastDecipher}
+ * or constructing a {@linkcode ChachaPolyDecipher}; it never rejects (if
+ * loading fails, `useFastDecipher` returns false).
+ */
+export function prepareFastDecipher(): Promise<void> {
+  return loading ??= loadPoly1305().then((loaded) => void (wasm = loaded));
+}
+
+async function loadPoly1305(): Promise<PolyWasm | null> {
+  try {
+    const module = await (createPoly1305 as unknown as () => Promise<Poly1305Wasm>)();
+    const message = module._malloc(4 + MAX_PACKET_LENGTH);
+    const key = module._malloc(32);
+    const out = module._malloc(16);
+    if (message === 0 || key === 0 || out === 0) return null;
+    return { module, message, key, out };
+  } catch {
+    // no wasm here: the self-test fails and ssh2's own decipher stays
+    return null;
+  }
+}
+
 // A packet sealed by ssh2's own cipher (seqno 7, keys 0..63): opening it
-// proves this Deno's AEAD behaves as #macMatches relies on, before any
-// connection depends on it; otherwise ssh2's decipher stays.
+// proves the block function and the wasm Poly1305 give OpenSSH's answer
+// before any connection depends on them; otherwise ssh2's decipher stays.
 const KNOWN_KEY = Uint8Array.from({ length: 64 }, (_, i) => i);
 const KNOWN_SEQNO = 7;
 const KNOWN_PACKET =
@@ -41,10 +106,10 @@ const KNOWN_PAYLOAD = "mcp-remote-ssh known answer";
 let selfTest: boolean | null = null;
 
 function selfTestPassed(): boolean {
+  if (wasm === null) return false; // not loaded (yet), or cannot be
   if (selfTest !== null) return selfTest;
   selfTest = false;
   try {
-    if (!crypto.getCiphers().includes("chacha20-poly1305")) return false;
     const key = Buffer.from(KNOWN_KEY);
     let got = "";
     const d = new ChachaPolyDecipher({
@@ -55,9 +120,23 @@ function selfTestPassed(): boolean {
     });
     const packet = Buffer.from(KNOWN_PACKET, "hex");
     d.decrypt(packet, 0, packet.length);
+    // and the same packet with one MAC bit flipped must be refused
+    packet[packet.length - 1] ^= 0x80;
+    const refused = new ChachaPolyDecipher({
+      inSeqno: KNOWN_SEQNO,
+      _onPayload: () => void (got = ""),
+      _decKeyMain: key.subarray(0, 32),
+      _decKeyPktLen: key.subarray(32),
+    });
+    try {
+      refused.decrypt(packet, 0, packet.length);
+      return false;
+    } catch (error) {
+      if (!isIntegrityFailure(error)) return false;
+    }
     selfTest = got === KNOWN_PAYLOAD;
   } catch {
-    // a Deno whose AEAD differs: keep ssh2's decipher
+    // a runtime whose chacha20 or wasm differs: keep ssh2's decipher
   }
   return selfTest;
 }
@@ -72,6 +151,12 @@ interface Ssh2ChachaDecipher {
   free(): void;
 }
 
+/** What every ssh2 decipher has (`Protocol.js`, `kex.js`). */
+interface Ssh2Decipher {
+  _onPayload: OnPayload;
+  decrypt(data: Uint8Array, p: number, dataLen: number): number | undefined;
+}
+
 type OnPayload = (payload: Buffer) => unknown;
 
 /** Instances whose input chunks may be reused by the socket once `decrypt` returns. */
@@ -84,9 +169,12 @@ export function ownsNoInput(decipher: unknown): boolean {
 
 /**
  * Makes a connecting ssh2 client use {@linkcode ChachaPolyDecipher} for every
- * chacha20-poly1305 key it gets (the first and each rekey). Call right after
- * `client.connect()`. Returns false, changing nothing, if ssh2's internals
- * are not the expected shape or this runtime fails the known-answer test.
+ * chacha20-poly1305 key it gets (the first and each rekey), and marks the
+ * check failures of ssh2's other MAC'd deciphers as integrity failures. Call
+ * right after `client.connect()`. Returns false, changing nothing, if ssh2's
+ * internals are not the expected shape or this runtime fails the
+ * known-answer test, or {@linkcode prepareFastDecipher} has not loaded the
+ * wasm Poly1305.
  */
 export function useFastDecipher(client: unknown): boolean {
   // deno-lint-ignore no-explicit-any
@@ -100,7 +188,11 @@ export function useFastDecipher(client: unknown): boolean {
     enumerable: true,
     get: () => current,
     set: (next: unknown) => {
-      current = isSsh2Chacha(next) ? new ChachaPolyDecipher(next) : next;
+      if (isSsh2Chacha(next)) current = new ChachaPolyDecipher(next);
+      else {
+        if (isSsh2MacDecipher(next)) markIntegrityFailures(next);
+        current = next;
+      }
     },
   });
   return true;
@@ -114,6 +206,57 @@ function isSsh2Chacha(d: unknown): d is Ssh2ChachaDecipher {
     Buffer.isBuffer(c._decKeyPktLen) && c._decKeyPktLen.length === 32;
 }
 
+// ssh2 1.17's deciphers that check a MAC or tag (crypto.js): whatever they
+// throw themselves is a length, tag or MAC check. The AES-GCM one also keeps
+// no view of its input (node:crypto consumes it in update(); the tag is
+// copied), so the socket may lend it its buffer as it does to ours.
+const MAC_DECIPHERS: Record<string, { keepsNoInput: boolean }> = {
+  AESGCMDecipherNative: { keepsNoInput: true },
+  GenericDecipherNative: { keepsNoInput: false },
+};
+
+function isSsh2MacDecipher(d: unknown): d is Ssh2Decipher {
+  const c = d as Partial<Ssh2Decipher> | null;
+  return typeof c === "object" && c !== null && Object.hasOwn(MAC_DECIPHERS, c.constructor?.name ?? "") &&
+    typeof c._onPayload === "function" && typeof c.decrypt === "function";
+}
+
+/**
+ * Wraps `d.decrypt` so that what it throws itself is marked as an integrity
+ * failure, while an error thrown by the payload handler it calls (ssh2's
+ * protocol code, which kex.js swaps in and out through `_onPayload`) passes
+ * through unmarked.
+ */
+function markIntegrityFailures(d: Ssh2Decipher): void {
+  let handler = d._onPayload;
+  let fromHandler: unknown = undefined;
+  const wrapped: OnPayload = (payload) => {
+    try {
+      return handler(payload);
+    } catch (error) {
+      fromHandler = error;
+      throw error;
+    }
+  };
+  Object.defineProperty(d, "_onPayload", {
+    configurable: true,
+    enumerable: true,
+    get: () => wrapped,
+    set: (next: OnPayload) => void (handler = next),
+  });
+  const decrypt = d.decrypt;
+  d.decrypt = function (data: Uint8Array, p: number, dataLen: number): number | undefined {
+    try {
+      return decrypt.call(this, data, p, dataLen);
+    } catch (error) {
+      if (error !== fromHandler && error instanceof Error) Object.assign(error, { integrity: true });
+      fromHandler = undefined;
+      throw error;
+    }
+  };
+  if (MAC_DECIPHERS[d.constructor.name].keepsNoInput) inputFree.add(d);
+}
+
 /** Inbound chacha20-poly1305@openssh.com (PROTOCOL.chacha20poly1305 in OpenSSH). */
 export class ChachaPolyDecipher {
   /** Sequence number of the next packet; ssh2 reads it at rekey and resets it in strict KEX. */
@@ -124,9 +267,6 @@ export class ChachaPolyDecipher {
   #wordsMain: Uint32Array;
   #wordsLen: Uint32Array;
   #iv = Buffer.alloc(16);
-  #nonce = Buffer.alloc(12);
-  #field = fieldScratch();
-  #macView: DataView;
   #block = new Uint32Array(16);
   #blockBytes: Uint8Array;
   // packet state: length field, then the encrypted packet, then its MAC
@@ -139,7 +279,9 @@ export class ChachaPolyDecipher {
   #macPos = 0;
   #failed: string | null = null;
 
+  /** Throws unless {@linkcode prepareFastDecipher} has loaded the wasm Poly1305. */
   constructor(from: { inSeqno: number; _onPayload: OnPayload; _decKeyMain: Buffer; _decKeyPktLen: Buffer }) {
+    if (wasm === null) throw new Error("The wasm Poly1305 is not loaded: await prepareFastDecipher() first");
     this.inSeqno = from.inSeqno;
     this._onPayload = from._onPayload;
     this.#keyMain = Buffer.alloc(32); // its own memory, not a slice of Buffer's shared pool
@@ -147,7 +289,6 @@ export class ChachaPolyDecipher {
     this.#wordsMain = keyWords(from._decKeyMain);
     this.#wordsLen = keyWords(from._decKeyPktLen);
     this.#blockBytes = new Uint8Array(this.#block.buffer);
-    this.#macView = new DataView(this.#mac.buffer);
     inputFree.add(this);
   }
 
@@ -163,11 +304,13 @@ export class ChachaPolyDecipher {
     // ssh2 may go on feeding chunks for a moment after a failure (the
     // connection is closing); a half-read packet must not be resumed then,
     // or a bogus length would size the next buffer.
-    if (this.#failed !== null) throw new Error(this.#failed);
+    if (this.#failed !== null) throw integrityFailure(this.#failed);
     try {
       return this.#decrypt(data, p, dataLen);
     } catch (error) {
-      this.#failed = (error as Error).message;
+      // Only this decipher's own checks make it unusable; an error from the
+      // payload handler is ssh2's, and ssh2 decides what follows.
+      if (isIntegrityFailure(error)) this.#failed = error.message;
       throw error;
     }
   }
@@ -183,8 +326,9 @@ export class ChachaPolyDecipher {
         const b = this.#blockBytes;
         const l = this.#lenBytes;
         this.#len = (((l[0] ^ b[0]) << 24) | ((l[1] ^ b[1]) << 16) | ((l[2] ^ b[2]) << 8) | (l[3] ^ b[3])) >>> 0;
+        b.fill(0, 0, 4);
         if (this.#len > MAX_PACKET_LENGTH || this.#len < 8 || (this.#len & 7) !== 0) {
-          throw new Error("Bad packet length");
+          throw integrityFailure("Bad packet length");
         }
       }
 
@@ -216,7 +360,7 @@ export class ChachaPolyDecipher {
       this.#macPos += nb;
       if (this.#macPos < 16) return; // a packet is used in place only with its whole MAC, so this one was copied
 
-      if (!this.#macMatches(message)) throw new Error("Invalid MAC");
+      if (!this.#macMatches(message)) throw integrityFailure("Invalid MAC");
 
       // The payload: counter 1 of the main key (block 0 made the Poly1305 key).
       const iv = this.#iv;
@@ -229,7 +373,7 @@ export class ChachaPolyDecipher {
       // RFC 4253 §6: at least 4 bytes of padding, and a payload of at least
       // the message type (OpenSSH refuses less too).
       const padding = packet[0];
-      if (padding < 4 || padding + 2 > packet.length) throw new Error("Bad padding length");
+      if (padding < 4 || padding + 2 > packet.length) throw integrityFailure("Bad padding length");
       const payload = packet.subarray(1, packet.length - padding);
 
       this.inSeqno = (this.inSeqno + 1) >>> 0;
@@ -245,155 +389,25 @@ export class ChachaPolyDecipher {
   }
 
   /**
-   * Poly1305 over `message` with this packet's key, compared with the MAC
-   * received, without a wasm or JS Poly1305 loop: node:crypto's IETF
-   * chacha20-poly1305 AEAD, given the message's whole 16-byte blocks as
-   * additional data and nothing to encrypt, derives the same one-time key
-   * (block 0 of the main key; its 96-bit nonce 0‖seqno equals OpenSSH's
-   * counter 0 and 64-bit nonce) and runs the same polynomial over those
-   * blocks, natively. It then takes a length block where OpenSSH takes the
-   * message's last 4 or 12 bytes; both are one more step h → (h + c)·r, so
-   * the two accumulators differ by d = (c_openssh − c_aead)·r mod p, and with
-   * the key's `s` cancelling, tag_openssh = tag_aead + d + 5q (mod 2^128),
-   * where q ∈ {0, 1} says whether the sum wrapped past p.
-   *
-   * q depends on the two bits the AEAD's tag drops, so both candidates are
-   * compared (in constant time). That is weaker than OpenSSH's check in two
-   * ways, both bounded: for each genuine packet one more MAC value is also
-   * accepted (its true tag ± 5), which lets someone on the path alter the MAC
-   * bytes but not the packet, its order or its content; and a forgery of new
-   * content has twice Poly1305's odds, about 2^-91 instead of 2^-92 per try
-   * for a 32 KiB packet, each failed try ending the connection.
+   * OpenSSH's check: Poly1305 over `message` (the encrypted length and
+   * packet) keyed with the first 32 bytes of block 0 of the main key at this
+   * sequence number, equal in all 16 bytes to the MAC received. The
+   * comparison ORs every byte's difference, so its time does not depend on
+   * where a wrong MAC differs.
    */
   #macMatches(message: Uint8Array): boolean {
-    const nonce = this.#nonce;
-    nonce.writeUInt32BE(this.inSeqno, 8);
-    const full = message.length & ~15; // message.length ≡ 4 (mod 8): never a whole block at the end
-    const aead = unpatched.createCipheriv("chacha20-poly1305", this.#keyMain, nonce, { authTagLength: 16 });
-    if (full > 0) aead.setAAD(message.subarray(0, full), { plaintextLength: 0 });
-    aead.final();
-    const tag = aead.getAuthTag();
-
+    const { module, message: at, key, out } = wasm!;
     chachaBlock(this.#wordsMain, 0, this.inSeqno, this.#block);
-    const f = this.#field;
-    // x = c_openssh − c_aead (mod p): the last bytes with their 0x01 pad byte,
-    // minus (full + 2^128); −2^128 ≡ 3·2^128 − 5, so x = c_openssh + 3·2^128 − 5 − full.
-    const last = f.block;
-    last.fill(0);
-    last.set(message.subarray(full));
-    last[message.length - full] = 1;
-    toLimbs(last, 3, f.x);
-    f.x[0] -= (full + 5) & 0x1fff;
-    f.x[1] -= (full + 5) >>> 13;
-    carry(f.x);
-    // r: the first half of the one-time key, clamped as Poly1305 does.
-    last.set(this.#blockBytes.subarray(0, 16));
-    last[3] &= 15, last[7] &= 15, last[11] &= 15, last[15] &= 15;
-    last[4] &= 252, last[8] &= 252, last[12] &= 252;
-    toLimbs(last, 0, f.r);
-    mulMod(f.x, f.r, f.d, f.t);
-    last.fill(0);
-    this.#blockBytes.fill(0, 0, 32);
-    // candidates: tag + d and tag + d + 5 (mod 2^128)
-    const w = f.words;
-    limbsToWords(f.d, w);
-    let c0 = 0, c1 = 5, diff0 = 0, diff1 = 0;
-    for (let i = 0; i < 4; i++) {
-      const t = tag.readUInt32LE(i * 4);
-      const s0 = t + w[i] + c0;
-      const v0 = s0 >>> 0;
-      c0 = Math.floor(s0 / 4294967296);
-      const s1 = v0 + c1;
-      const v1 = s1 >>> 0;
-      c1 = Math.floor(s1 / 4294967296);
-      const m = this.#macView.getUint32(i * 4, true);
-      diff0 |= v0 ^ m;
-      diff1 |= v1 ^ m;
-    }
-    f.x.fill(0);
-    f.r.fill(0);
-    f.d.fill(0);
-    return diff0 === 0 || diff1 === 0;
-  }
-}
-
-/** Scratch numbers mod p = 2^130 − 5, as ten 13-bit limbs (products stay exact in doubles). */
-function fieldScratch() {
-  return {
-    block: new Uint8Array(16),
-    x: new Float64Array(10),
-    r: new Float64Array(10),
-    d: new Float64Array(10),
-    t: new Float64Array(10),
-    words: new Float64Array(4),
-  };
-}
-
-/** 16 little-endian bytes plus `high`·2^128 into 13-bit limbs (exported for tests). */
-export function toLimbs(bytes: Uint8Array, high: number, out: Float64Array): void {
-  let acc = 0, bits = 0, i = 0;
-  for (let b = 0; b < 16; b++) {
-    acc |= bytes[b] << bits;
-    bits += 8;
-    if (bits >= 13) {
-      out[i++] = acc & 0x1fff;
-      acc >>>= 13;
-      bits -= 13;
-    }
-  }
-  out[9] = acc | (high << 11); // bits 117..129
-}
-
-/** Moves each limb's excess (or borrow) up; what leaves limb 9 comes back ×5 (2^130 ≡ 5). Exported for tests. */
-export function carry(h: Float64Array): void {
-  for (let round = 0; round < 2; round++) {
-    for (let i = 0; i < 9; i++) {
-      const c = Math.floor(h[i] / 8192);
-      h[i] -= c * 8192;
-      h[i + 1] += c;
-    }
-    const c = Math.floor(h[9] / 8192);
-    h[9] -= c * 8192;
-    h[0] += 5 * c;
-  }
-  for (let i = 0; i < 9; i++) {
-    const c = Math.floor(h[i] / 8192);
-    h[i] -= c * 8192;
-    h[i + 1] += c;
-  }
-}
-
-/** out = a·b mod p, fully reduced (0 ≤ out < p); `g` is scratch. Exported for tests. */
-export function mulMod(a: Float64Array, b: Float64Array, out: Float64Array, g: Float64Array): void {
-  for (let i = 0; i < 10; i++) {
-    let sum = 0;
-    for (let j = 0; j < 10; j++) sum += a[j] * (j <= i ? b[i - j] : 5 * b[i + 10 - j]);
-    out[i] = sum;
-  }
-  carry(out);
-  // out < 2^130 now; subtract p once if out ≥ p, i.e. if out + 5 reaches 2^130
-  let c = 5;
-  for (let i = 0; i < 10; i++) {
-    const v = out[i] + c;
-    c = Math.floor(v / 8192);
-    g[i] = v - c * 8192;
-  }
-  const take = c; // 1 if out ≥ p
-  for (let i = 0; i < 10; i++) out[i] = take * g[i] + (1 - take) * out[i];
-}
-
-/** The low 128 bits of a reduced number, as four 32-bit words (exported for tests). */
-export function limbsToWords(h: Float64Array, out: Float64Array): void {
-  let acc = 0, scale = 1, w = 0;
-  for (let i = 0; i < 10 && w < 4; i++) {
-    acc += h[i] * scale;
-    scale *= 8192;
-    while (scale >= 4294967296 && w < 4) {
-      const word = acc % 4294967296;
-      out[w++] = word;
-      acc = (acc - word) / 4294967296;
-      scale /= 4294967296;
-    }
+    const heap = module.HEAPU8;
+    heap.set(message, at);
+    heap.set(this.#blockBytes.subarray(0, 32), key);
+    this.#blockBytes.fill(0);
+    module._poly1305_auth(out, at, message.length, 0, 0, key);
+    heap.fill(0, key, key + 32);
+    let diff = 0;
+    for (let i = 0; i < 16; i++) diff |= heap[out + i] ^ this.#mac[i];
+    heap.fill(0, out, out + 16);
+    return diff === 0;
   }
 }
 

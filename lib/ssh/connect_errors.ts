@@ -8,6 +8,7 @@
 // @ts-types="@types/ssh2"
 import type { AuthenticationType } from "ssh2";
 import { SshMcpError } from "../errors.ts";
+import { isIntegrityFailure } from "./chacha_decipher.ts";
 
 /** What the connect attempt knew when it failed. */
 export interface ConnectErrorContext {
@@ -21,6 +22,8 @@ export interface ConnectErrorContext {
 export function mapConnectError(err: Error & { level?: string; code?: string }, ctx: ConnectErrorContext): SshMcpError {
   const { host, port, username } = ctx.options;
   const where = `${host}:${port}`;
+  // First: altered data during authentication is not an authentication failure.
+  if (isIntegrityFailure(err)) return integrityFailed(where, err);
   if (err.level === "client-authentication") {
     const what = ctx.lastAuth === "password"
       ? "the password"
@@ -70,8 +73,9 @@ export function mapConnectError(err: Error & { level?: string; code?: string }, 
   });
 }
 
-/** Maps a failure of an established connection. */
-export function mapRuntimeError(err: Error & { level?: string }): SshMcpError {
+/** Maps a failure of an established connection; `where` is `host:port`. */
+export function mapRuntimeError(err: Error & { level?: string }, where?: string): SshMcpError {
+  if (isIntegrityFailure(err)) return integrityFailed(where, err);
   if (err.level === "client-timeout") {
     return new SshMcpError("CONNECTION_LOST", "Server not responding (keepalive timeout)", {
       hint: "The connection is dead; call ssh_connect again",
@@ -82,4 +86,24 @@ export function mapRuntimeError(err: Error & { level?: string }): SshMcpError {
     hint: "Call ssh_connect again to open a new session",
     cause: err,
   });
+}
+
+/**
+ * A packet failed its MAC, tag, length or padding check (the decipher marks
+ * the error). Not retryable: a retry over the same path may be altered
+ * again, and whatever was in flight is unknown.
+ */
+function integrityFailed(where: string | undefined, err: Error): SshMcpError {
+  return new SshMcpError(
+    "INTEGRITY_FAILED",
+    `Connection${
+      where ? ` to ${where}` : ""
+    } closed: a packet from the server failed its integrity check (${err.message})`,
+    {
+      hint: "The data was altered in transit or the keys disagree; do not retry blindly, check the network path " +
+        "(proxies, middleboxes) first",
+      retryable: false,
+      cause: err,
+    },
+  );
 }
