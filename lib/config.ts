@@ -47,6 +47,12 @@ export interface Config {
    */
   workingDir: WorkingDirRoot;
   /**
+   * Whether the MCP client's roots may become local roots. Over stdio the
+   * client runs on this machine; over HTTP its `file://` URIs name its own
+   * machine, and a remote client must not choose what this one reads or writes.
+   */
+  clientRoots: boolean;
+  /**
    * Addresses local forward listeners may bind besides loopback (127.0.0.0/8, ::1).
    * Empty by default: a tunnel is reachable from this machine only.
    */
@@ -173,6 +179,7 @@ export function resolveConfig(flags: CliFlags, file: ConfigFile, env: ConfigEnv)
     localRoots: [...(file.local_roots ?? []), ...flags.allowLocalDirs],
     localFilesOff: file.local_roots !== undefined && file.local_roots.length === 0 && flags.allowLocalDirs.length === 0,
     workingDir: { refused: "the working directory was not checked" },
+    clientRoots: flags.transport === "stdio",
     forwardBindAddresses: file.forward_bind_addresses ?? [],
     maxForwardsPerSession: file.max_forwards_per_session ?? 16,
     httpAllowedOrigins: [...(file.http_allowed_origins ?? []), ...flags.allowOrigins],

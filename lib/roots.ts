@@ -47,22 +47,24 @@ export async function workingDirRoot(cwd: string, home: string | undefined): Pro
   } catch (error) {
     return { refused: `the working directory ${show(cwd)} cannot be resolved (${message(error)})` };
   }
-  if (nodePath.parse(real).root === real) {
-    return { refused: `the working directory ${show(real)} is the root of the file system` };
-  }
-  if (!home) {
-    return { refused: `the home directory is unknown (HOME is not set), so the working directory may be it` };
-  }
+  const problem = await tooBroad(real, home);
+  return problem === null ? { root: real } : { refused: `the working directory ${problem}` };
+}
+
+/**
+ * Why the real directory `real` is too broad to be a root nobody chose on
+ * purpose: a file system root, the home directory or one of its ancestors, or
+ * anything while the home directory is unknown. Null when it is narrow enough.
+ */
+async function tooBroad(real: string, home: string | undefined): Promise<string | null> {
+  if (nodePath.parse(real).root === real) return `${show(real)} is the root of the file system`;
+  if (!home) return `${show(real)} may be the home directory, which is unknown (HOME is not set)`;
   // A home that cannot be resolved is still compared as written, never skipped.
   const realHome = await Deno.realPath(home).catch(() => nodePath.resolve(home));
-  if (isInside(realHome, [real])) {
-    return {
-      refused: fold(realHome) === fold(real)
-        ? `the working directory ${show(real)} is the home directory`
-        : `the working directory ${show(real)} contains the home directory ${show(realHome)}`,
-    };
-  }
-  return { root: real };
+  if (!isInside(realHome, [real])) return null;
+  return fold(realHome) === fold(real)
+    ? `${show(real)} is the home directory`
+    : `${show(real)} contains the home directory ${show(realHome)}`;
 }
 
 /** What the client declared about roots in `initialize`. */
@@ -105,6 +107,14 @@ export interface LocalRootsOptions {
   off: boolean;
   /** The working directory as the root of last resort (see {@linkcode workingDirRoot}). */
   workingDir: WorkingDirRoot;
+  /**
+   * Whether the client's roots may be used (stdio: yes; HTTP: no, a remote
+   * client's `file://` URIs name its own machine).
+   * @default true
+   */
+  clientRoots?: boolean;
+  /** The user's home directory: a client root that is it, or above it, or `/`, is skipped. */
+  home?: string;
   /** Where the choice of roots and skipped client roots are reported. */
   logger: Logger;
 }
@@ -153,7 +163,9 @@ export class LocalRoots {
     server.oninitialized = () => {
       previous?.();
       const capabilities = server.getClientCapabilities();
-      if (capabilities?.roots && (this.#source === "configured" || this.#source === "off")) {
+      if (capabilities?.roots && this.#options.clientRoots === false) {
+        this.#options.logger.info("The client's roots are ignored: over HTTP they name the client's machine");
+      } else if (capabilities?.roots && (this.#source === "configured" || this.#source === "off")) {
         this.#options.logger.info(
           `The client's roots are ignored: ${this.#source === "off" ? "local files are off" : "configured roots win"}`,
         );
@@ -230,7 +242,7 @@ export class LocalRoots {
     } else if (configured.length > 0) {
       this.#source = "configured";
       this.#roots = configured;
-    } else if (capabilities?.roots) {
+    } else if (capabilities?.roots && this.#options.clientRoots !== false) {
       this.#source = "client";
       this.#stale = true;
       logger.info("Local roots come from the client (roots capability); read at the first local file use");
@@ -268,7 +280,15 @@ export class LocalRoots {
         continue;
       }
       try {
-        for (const real of await resolveRoots([path], Deno.cwd())) if (!roots.includes(real)) roots.push(real);
+        for (const real of await resolveRoots([path], Deno.cwd())) {
+          // A client (or an agent steering it) must not open the whole disk or the home directory.
+          const broad = await tooBroad(real, this.#options.home);
+          if (broad !== null) {
+            logger.warn(`Local roots: skipping the client's root ${show(uri)}: ${broad}; allow a narrower directory`);
+            continue;
+          }
+          if (!roots.includes(real)) roots.push(real);
+        }
       } catch (error) {
         // One stale workspace folder must not cost the others.
         logger.warn(`Local roots: skipping the client's root ${show(uri)}: ${message(error)}`);

@@ -91,7 +91,14 @@ Deno.test("LocalRoots: a client's file:// roots that exist are used, others skip
   await withTemp(async (dir) => {
     await Deno.mkdir(`${dir}/a`);
     await Deno.mkdir(`${dir}/b`);
-    const roots = new LocalRoots({ configured: [], off: false, workingDir: { root: dir }, logger: silentLogger });
+    await Deno.mkdir(`${dir}/home`);
+    const roots = new LocalRoots({
+      configured: [],
+      off: false,
+      workingDir: { root: dir },
+      home: `${dir}/home`,
+      logger: silentLogger,
+    });
     const client = fakeServer(roots, { roots: { listChanged: true } });
     client.initialized();
     assert.equal(roots.neverAny, false);
@@ -101,6 +108,8 @@ Deno.test("LocalRoots: a client's file:// roots that exist are used, others skip
         { uri: "https://example.invalid/x" },
         { uri: "not a uri" },
         { uri: pathToFileURL(`${dir}/missing`).href },
+        // Too broad for anyone to have chosen on purpose: the disk, the home directory, above it.
+        ...fileRoots("/", `${dir}/home`, dir).roots,
         ...fileRoots(`${dir}/a`, `${dir}/a/`).roots,
       ],
     };
@@ -126,7 +135,13 @@ Deno.test("LocalRoots: a client's file:// roots that exist are used, others skip
 
 Deno.test("LocalRoots: a client that cannot answer roots/list has no roots, and is asked again next time", async () => {
   await withTemp(async (dir) => {
-    const roots = new LocalRoots({ configured: [], off: false, workingDir: { root: dir }, logger: silentLogger });
+    const roots = new LocalRoots({
+      configured: [],
+      off: false,
+      workingDir: { root: dir },
+      home: "/nonexistent-home",
+      logger: silentLogger,
+    });
     fakeServer(roots, { roots: {} }).initialized();
     await assert.rejects(
       roots.require(() => Promise.reject(new Error("Request timed out"))),
@@ -138,7 +153,13 @@ Deno.test("LocalRoots: a client that cannot answer roots/list has no roots, and 
 
 Deno.test("LocalRoots: a client that skipped notifications/initialized is still judged by its capabilities", async () => {
   await withTemp(async (dir) => {
-    const roots = new LocalRoots({ configured: [], off: false, workingDir: { root: "/srv" }, logger: silentLogger });
+    const roots = new LocalRoots({
+      configured: [],
+      off: false,
+      workingDir: { root: "/srv" },
+      home: "/nonexistent-home",
+      logger: silentLogger,
+    });
     fakeServer(roots, { roots: {} }); // initialize answered, no `initialized` notification
     assert.deepEqual(await roots.require(() => Promise.resolve(fileRoots(dir))), [dir]);
   });

@@ -41,6 +41,8 @@ export function createServer(config: Config, logger: Logger): CreatedServer {
     configured: config.localRoots,
     off: config.localFilesOff,
     workingDir: config.workingDir,
+    clientRoots: config.clientRoots,
+    home: config.home,
     logger,
   });
   roots.attach(

@@ -139,7 +139,7 @@ async function rootsClient(transport: Transport, roots: () => string[]): Promise
 async function startWithRoots(
   args: string[],
   roots: () => string[],
-): Promise<{ client: Client; stderr: () => string } & AsyncDisposable> {
+): Promise<{ client: Client; stderr: () => string; home: string } & AsyncDisposable> {
   const home = await tempDir("mcp-roots-home-");
   const transport = new StdioClientTransport({
     command: Deno.execPath(),
@@ -160,7 +160,7 @@ async function startWithRoots(
     await client.close();
     await home[Symbol.asyncDispose]();
   };
-  return { client, stderr: () => stderr, [Symbol.asyncDispose]: close };
+  return { client, stderr: () => stderr, home: home.path, [Symbol.asyncDispose]: close };
 }
 
 async function withSession(sshd: Sshd, client: Client, body: (sid: string, remote: string) => Promise<void>) {
@@ -222,6 +222,24 @@ Deno.test(
       assert.doesNotMatch(server.stderr(), /write permission dropped/);
     });
 
+    await t.step("a client root that is / or the home directory is skipped", async () => {
+      let roots = ["/"];
+      await using server = await startWithRoots(["--known-hosts", kh], () => roots);
+      const c = server.client;
+      await withSession(sshd, c, async (sid, remote) => {
+        assertNoRoots(await download(c, sid, remote, `${a}/slash`), "client root /");
+        assert.equal(exists(`${a}/slash`), false);
+        roots = [server.home, a];
+        await server.client.sendRootsListChanged();
+        const home = await download(c, sid, remote, `${server.home}/.bashrc`);
+        assert.equal(home.code, "PATH_NOT_ALLOWED", home.text);
+        assert.equal(exists(`${server.home}/.bashrc`), false);
+        await callOk(c, "ssh_download_file", { session_id: sid, remote_path: remote, local_path: `${a}/narrow` });
+      });
+      assert.match(server.stderr(), /skipping the client's root "file:\/\/\/": "\/" is the root of the file system/);
+      assert.match(server.stderr(), /skipping the client's root "file:\/\/\/[^"]*": "[^"]*" is the home directory/);
+    });
+
     await t.step("configured roots win over the client's", async () => {
       await using server = await startWithRoots(["--known-hosts", kh, "--allow-local-dir", configured], () => [a]);
       const c = server.client;
@@ -248,79 +266,74 @@ Deno.test(
   },
 );
 
-Deno.test({ name: "over HTTP each session has its own client's roots", ignore: skip }, async () => {
-  await using sshd = await startSshd();
-  await using base = await tempDir("mcp-roots-http-");
-  const kh = await sshd.writeKnownHosts(`${base.path}/kh`);
-  const a = `${base.path}/a`;
-  const b = `${base.path}/b`;
-  await Deno.mkdir(a);
-  await Deno.mkdir(b);
-  await Deno.mkdir(`${base.path}/home`);
-  const token = crypto.randomUUID();
-  const proc = new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      ...RUN_FLAGS,
-      "--quiet",
-      "--frozen",
-      "--config",
-      `${ROOT}deno.json`,
-      `${ROOT}main.ts`,
-      ...["--transport", "streamable-http", "--port", "0", "--known-hosts", kh],
-    ],
-    env: {
-      HOME: `${base.path}/home`,
-      PATH: Deno.env.get("PATH") ?? "/usr/bin:/bin",
-      DENO_DIR: Deno.env.get("DENO_DIR") ?? `${Deno.env.get("HOME")}/.cache/deno`,
-      NO_COLOR: "1",
-      MCP_REMOTE_SSH_TOKEN: token,
-    },
-    clearEnv: true,
-    cwd: "/",
-    stdin: "null",
-    stdout: "null",
-    stderr: "piped",
-  }).spawn();
-  const lines = proc.stderr.pipeThrough(new TextDecoderStream()).getReader();
-  let stderr = "";
-  let url: string | undefined;
-  while (url === undefined) {
-    const { value, done } = await lines.read();
-    assert.equal(done, false, `the server exited before listening:\n${stderr}`);
-    stderr += value;
-    url = stderr.match(/listening on (http:\/\/\S+)/)?.[1];
-  }
-  const drain = (async () => {
-    while (!(await lines.read()).done) { /* keep the pipe flowing */ }
-  })();
-  const connect = (roots: string[]) =>
-    rootsClient(
-      new StreamableHTTPClientTransport(new URL(url), {
-        requestInit: { headers: { Authorization: `Bearer ${token}` } },
-      }),
-      () => roots,
-    );
-  try {
-    const first = await connect([a]);
-    const second = await connect([b]);
+Deno.test(
+  { name: "over HTTP the client's roots are ignored: they name the client's machine", ignore: skip },
+  async () => {
+    await using sshd = await startSshd();
+    await using base = await tempDir("mcp-roots-http-");
+    const kh = await sshd.writeKnownHosts(`${base.path}/kh`);
+    const a = `${base.path}/a`;
+    await Deno.mkdir(a);
+    await Deno.mkdir(`${base.path}/home`);
+    const token = crypto.randomUUID();
+    const proc = new Deno.Command(Deno.execPath(), {
+      args: [
+        "run",
+        ...RUN_FLAGS,
+        "--quiet",
+        "--frozen",
+        "--config",
+        `${ROOT}deno.json`,
+        `${ROOT}main.ts`,
+        ...["--transport", "streamable-http", "--port", "0", "--known-hosts", kh],
+      ],
+      env: {
+        HOME: `${base.path}/home`,
+        PATH: Deno.env.get("PATH") ?? "/usr/bin:/bin",
+        DENO_DIR: Deno.env.get("DENO_DIR") ?? `${Deno.env.get("HOME")}/.cache/deno`,
+        NO_COLOR: "1",
+        MCP_REMOTE_SSH_TOKEN: token,
+      },
+      clearEnv: true,
+      cwd: "/",
+      stdin: "null",
+      stdout: "null",
+      stderr: "piped",
+    }).spawn();
+    const lines = proc.stderr.pipeThrough(new TextDecoderStream()).getReader();
+    let stderr = "";
+    let url: string | undefined;
+    while (url === undefined) {
+      const { value, done } = await lines.read();
+      assert.equal(done, false, `the server exited before listening:\n${stderr}`);
+      stderr += value;
+      url = stderr.match(/listening on (http:\/\/\S+)/)?.[1];
+    }
+    const drain = (async () => {
+      while (!(await lines.read()).done) { /* keep the pipe flowing */ }
+    })();
+    const connect = (roots: string[]) =>
+      rootsClient(
+        new StreamableHTTPClientTransport(new URL(url), {
+          requestInit: { headers: { Authorization: `Bearer ${token}` } },
+        }),
+        () => roots,
+      );
     try {
-      for (const [client, mine, theirs] of [[first, a, b], [second, b, a]] as const) {
+      const client = await connect([a]);
+      try {
         await withSession(sshd, client, async (sid, remote) => {
-          await callOk(client, "ssh_download_file", { session_id: sid, remote_path: remote, local_path: `${mine}/x` });
-          assert.equal(await Deno.readTextFile(`${mine}/x`), "remote\n");
-          const other = await download(client, sid, remote, `${theirs}/y`);
-          assert.equal(other.code, "PATH_NOT_ALLOWED", other.text);
-          assert.equal(exists(`${theirs}/y`), false);
+          // The server runs in `/` and has no configured roots, so nothing is left.
+          assertNoRoots(await download(client, sid, remote, `${a}/x`), "client roots over HTTP");
+          assert.equal(exists(`${a}/x`), false);
         });
+      } finally {
+        await client.close();
       }
     } finally {
-      await first.close();
-      await second.close();
+      proc.kill("SIGTERM");
+      await proc.status;
+      await drain;
     }
-  } finally {
-    proc.kill("SIGTERM");
-    await proc.status;
-    await drain;
-  }
-});
+  },
+);
