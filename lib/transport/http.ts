@@ -263,28 +263,31 @@ export function serveHttp(options: HttpOptions): Promise<HttpServer> {
       if (reserving) reserved--;
       reserving = false;
     };
-    // The session's own server and registry; kept only if initialize succeeds.
-    const created = options.create();
+    let created: CreatedServer | null = null;
     let session: HttpSession | null = null;
     try {
+      // The session's own server and registry; kept only if initialize succeeds.
+      // Inside the try: a failure here must still give the reservation back.
+      created = options.create();
+      const server = created;
       const transport: WebStandardStreamableHTTPServerTransport = new WebStandardStreamableHTTPServerTransport({
         sessionIdGenerator: newSessionId,
         maxRequestBodySize: options.maxBodyBytes,
         onsessioninitialized: (sid) => {
           release(); // the reservation becomes the session, in one step
-          session = admit(sid, created, transport);
+          session = admit(sid, server, transport);
           logger.info(`HTTP session ${sid.slice(0, 8)}… opened`);
         },
       });
       transport.onclose = () => {
         if (session !== null) closeSession(session, "transport closed");
       };
-      await created.server.connect(transport);
+      await server.server.connect(transport);
       trackRequests(transport, () => session);
       return await transport.handleRequest(request, { parsedBody: body });
     } finally {
       release();
-      if (session === null) await created.close(); // initialize failed: nothing to keep
+      if (session === null) await created?.close(); // initialize failed: nothing to keep
     }
   }
 
