@@ -11,7 +11,7 @@
 import type { FileEntryWithStats, SFTPWrapper, Stats } from "ssh2";
 import { Buffer } from "node:buffer";
 import { posix } from "node:path";
-import { SshMcpError } from "../errors.ts";
+import { outcomeUnknown, SshMcpError } from "../errors.ts";
 import { tempName } from "../random.ts";
 
 /** Bytes per SFTP read or write request. */
@@ -57,6 +57,16 @@ export function sftpError(error: unknown, path: string, action: string): SshMcpE
 const ended = new WeakMap<SFTPWrapper, Promise<never>>();
 
 /**
+ * Actions of {@linkcode call} that change nothing on the server. Any other
+ * request that was sent when the connection ended may have taken effect
+ * (an append, a rename, a removal): its failure must not invite a blind retry.
+ */
+const READS: ReadonlySet<string> = new Set(["close", "list", "open", "read", "read link", "stat", "statvfs"]);
+
+/** What a request that may have changed the server says when the connection ended before its answer. */
+const CHANGE_OUTCOME_UNKNOWN = "The change may have been made: check the remote path before trying again";
+
+/**
  * Makes every request on `sftp` fail once `end` rejects (the connection is
  * gone): ssh2 leaves requests in flight on a dead connection unanswered,
  * and a file tool would wait forever.
@@ -83,7 +93,14 @@ export function call<T>(
     }
   });
   const end = ended.get(sftp);
-  return end === undefined ? request : Promise.race([request, end]);
+  if (end === undefined) return request;
+  if (READS.has(action)) return Promise.race([request, end]);
+  return Promise.race([
+    request,
+    end.catch((lost: unknown) => {
+      throw lost instanceof SshMcpError ? outcomeUnknown(lost, CHANGE_OUTCOME_UNKNOWN) : lost;
+    }),
+  ]);
 }
 
 function describe(path: string, s: Stats): RemoteStat {
