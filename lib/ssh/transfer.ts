@@ -66,8 +66,13 @@ export interface LocalFiles {
   remove(path: string): Promise<void>;
   /** Removes a directory and everything in it, never following a link. */
   removeTree(path: string): Promise<void>;
-  /** Lists a directory, sorted by name. */
-  list(path: string): Promise<LocalEntry[]>;
+  /**
+   * Lists a directory, sorted by name: with `max`, at most `max + 1` entries,
+   * so a caller with that limit sees there are more without all being read.
+   */
+  list(path: string, max?: number): Promise<LocalEntry[]>;
+  /** Describes one entry (never following a link), or null if there is none. */
+  entry(path: string): Promise<LocalEntry | null>;
   /** The umask new local files get (applied to downloaded files' modes). */
   umask(): number;
 }
@@ -463,10 +468,11 @@ function leftoverOf(path: string | null): { leftover?: string } {
   return path === null ? {} : { leftover: path };
 }
 
-/** The top of a local tree, as its parent's listing describes it. */
+/** The top of a local tree, as an lstat in its parent describes it. */
 async function topOf(local: LocalFiles, dir: string): Promise<LocalEntry> {
-  const entry = (await local.list(dirname(dir))).find((e) => e.name === basename(dir));
-  if (entry === undefined || entry.type !== "directory") {
+  // Not a listing of the parent: that may be a root with a great many entries.
+  const entry = await local.entry(dir);
+  if (entry === null || entry.type !== "directory") {
     throw new SshMcpError("PATH_NOT_ALLOWED", `${dir} is no longer a directory`, {
       hint: "Check the local path and try again",
     });
@@ -478,7 +484,8 @@ async function topOf(local: LocalFiles, dir: string): Promise<LocalEntry> {
 async function walkLocal(local: LocalFiles, top: string): Promise<TreeEntry[]> {
   const entries: TreeEntry[] = [];
   const walk = async (dir: string, rel: string, depth: number) => {
-    for (const info of await local.list(dir)) {
+    // Only as many as could still fit, plus one to tell that there are too many.
+    for (const info of await local.list(dir, MAX_TREE_ENTRIES - entries.length)) {
       if (entries.length >= MAX_TREE_ENTRIES) throw tooBig(top);
       const path = join(dir, info.name);
       const entryRel = rel === "" ? info.name : `${rel}/${info.name}`;
