@@ -20,8 +20,15 @@
  *   action goes through such a symlink (the "anchor"), made fresh in the
  *   system temp directory for each action and removed after it.
  * - Deno.open is the exception: it resolves symlinks itself and opens the
- *   resulting text path. A descriptor it returns is trusted only once its
- *   device and inode equal those of an lstat() through the anchor.
+ *   resulting text path, so under -P `O_NOFOLLOW` has no effect (a final
+ *   link is followed, where -A would fail with ELOOP). A descriptor it
+ *   returns is trusted only once its device and inode equal those of an
+ *   lstat() through the anchor: that check, not O_NOFOLLOW, is what refuses
+ *   a link. A link raced in between the lstat and the open still makes the
+ *   process open() its target (read-only or write-only, non-blocking, never
+ *   creating or truncating) before the descriptor is refused and closed,
+ *   with nothing read or written; a realpath() of the name right before the
+ *   open narrows that window, it cannot close it.
  *
  * Whether Deno still behaves so is checked once, by a self-test in which the
  * working directory is deleted and a decoy directory is put where a textual
@@ -36,12 +43,18 @@
  * so this match is what refuses one), and getcwd() must still name the
  * directory after each action. That defeats every other user; it does not
  * defeat a process of the same user (or root), which has the same access to
- * those files anyway. Windows has neither route: every action is refused.
+ * those files anyway. On that route a regular file with more than one hard
+ * link is not read: macOS lets anyone hard-link any file they can see, so
+ * another name of it may have been made by anyone and lie anywhere. Windows
+ * has neither route: every action is refused.
  *
  * The working directory is process-wide: every section here is synchronous
- * (one JavaScript turn, no await) and restores the previous directory. Deno
- * turns every relative path into an absolute one when an operation is
- * called, so asynchronous work already in flight is not affected.
+ * (one JavaScript turn, no await) and ends in the directory the process
+ * started in, or in `/` once that is gone, never in a deleted or foreign
+ * one. Deno turns every relative path into an absolute one when an
+ * operation is called, so asynchronous work already in flight is not
+ * affected. A section acts in one directory only; work on a whole tree is
+ * one section per directory, each walking down again (lib/confined_tree.ts).
  *
  * @module
  */
@@ -80,16 +93,69 @@ export interface Here {
   rename(from: string, to: string, replace: boolean): void;
   /** Removes a file, symlink or empty directory, never following a link. */
   remove(name: string): void;
-  /** Removes `name` and, if it is a real directory, everything below it, never following a link. */
-  removeTree(name: string): void;
-  /** Lists this directory (sorted by name), with an lstat of each entry. */
-  list(): EntryInfo[];
+  /** The names in this directory, in no particular order. */
+  names(): string[];
+  /** An lstat of each of `names`, in that order; names gone since are left out. */
+  describe(names: string[]): EntryInfo[];
+  /**
+   * Removes each of `names` that is not a real directory, never following a
+   * link; names gone since are passed over. Returns the names that are real
+   * directories, for the caller to empty (each in its own section) first.
+   */
+  removeEntries(names: string[]): string[];
+  /**
+   * Removes `name` if it is an empty directory (or no longer a directory).
+   * Returns false, removing nothing, when a directory still has entries.
+   */
+  removeDirectory(name: string): boolean;
 }
 
 /** Times a walk is tried again when a component changed under it, before refusing. */
 const WALK_ATTEMPTS = 8;
-/** Directory depth {@linkcode Here.removeTree} descends at most. */
-const MAX_REMOVE_DEPTH = 128;
+
+// Captured once, before any section can have moved the process: relative local
+// paths are resolved against it, and sections return to it.
+const START = captureStart();
+
+function captureStart(): string | null {
+  try {
+    return Deno.cwd();
+  } catch {
+    // Started in a deleted directory (or without read permission): relative paths have no base.
+    return null;
+  }
+}
+
+/**
+ * The process's working directory when it started (captured once, when this
+ * module is loaded), against which relative local paths are resolved; null if
+ * it had none. Later changes, such as the directory being deleted, do not
+ * affect it.
+ */
+export function startDirectory(): string | null {
+  return START;
+}
+
+/**
+ * Ends a section: back to the start directory, or to `/` if that is gone, so
+ * that the process never stays in a deleted directory (where Deno.cwd()
+ * throws) nor in one a section walked into.
+ */
+function restoreDirectory(): void {
+  if (START !== null) {
+    try {
+      Deno.chdir(START);
+      return;
+    } catch {
+      // Deleted or replaced by a file since start-up: fall back below.
+    }
+  }
+  try {
+    Deno.chdir("/");
+  } catch {
+    // Nothing is left to return to; no section relies on the directory it ends in.
+  }
+}
 
 /**
  * How containment is proven: "proc" through Linux's /proc/self/cwd, "chain"
@@ -100,6 +166,8 @@ export type ConfinementRoute = "proc" | "chain";
 type SelfTest = { ok: true; route: ConfinementRoute; umask: number; owner: number | null } | {
   ok: false;
   reason: string;
+  /** The environment (no temp directory, a failed system call), not Deno's behaviour, made it fail. */
+  transient?: boolean;
 };
 const selfTests = new Map<ConfinementRoute, SelfTest>();
 let forcedRoute: ConfinementRoute | null = null;
@@ -131,13 +199,23 @@ function platformRoute(): ConfinementRoute | { reason: string } {
 /**
  * Runs `act` with the working directory set to `dir` (absolute, real), after
  * proving `dir` is inside one of `roots` (absolute, real). Synchronous from
- * start to end; the previous working directory is restored in every case.
- * Throws a {@linkcode LocalPathError}: "outside-roots" when containment
- * cannot be proven (including when this platform cannot prove it at all),
- * "not-found" / "not-a-directory" when a component is missing or is not a
- * directory. Errors name `shown` (default `dir`), the path the caller was given.
+ * start to end; it ends in the start directory (or `/`) in every case.
+ * Throws only a {@linkcode LocalPathError}: "outside-roots" when containment
+ * cannot be proven (including when this platform cannot prove it at all, or
+ * a component changed during the walk or the action), "not-found" /
+ * "not-a-directory" when a component is missing or is not a directory, and
+ * others for what `act` met. Errors name `shown` (default `dir`), the path
+ * the caller was given.
  */
 export function inDirectory<T>(dir: string, roots: string[], act: (here: Here) => T, shown: string = dir): T {
+  try {
+    return inDirectoryUncoded(dir, roots, act, shown);
+  } catch (error) {
+    throw coded(error, shown);
+  }
+}
+
+function inDirectoryUncoded<T>(dir: string, roots: string[], act: (here: Here) => T, shown: string): T {
   const test = confinementSelfTest();
   if (!test.ok) {
     throw new LocalPathError(
@@ -155,6 +233,12 @@ export function inDirectory<T>(dir: string, roots: string[], act: (here: Here) =
     );
   }
   if (test.route === "proc") {
+    // No refusal of hard-linked files here: Linux's fs.protected_hardlinks
+    // (set to 1 by systemd on every mainstream distribution) lets a user link
+    // only a file they own or can read and write, so another name someone
+    // else made leads to nothing they could not read anyway, and pnpm stores
+    // or backups made of hard links keep working. (Under -P Deno refuses to
+    // read /proc/sys, so the setting cannot be checked at run time.)
     const components = nodePath.relative(root, dir).split(nodePath.sep).filter((c) => c !== "");
     return withAnchor((anchor) => {
       const place: Place = { named: () => anchor };
@@ -165,6 +249,7 @@ export function inDirectory<T>(dir: string, roots: string[], act: (here: Here) =
   const owner = test.owner!;
   const place: Place = {
     named: (at) => at,
+    refuseHardLinks: true,
     guard(path, info, last) {
       const problem = chainProblem(path, info, last, owner);
       if (problem !== null) throw new LocalPathError("not-private", shown, `Cannot use ${show(shown)}: ${problem}`);
@@ -178,13 +263,38 @@ export function inDirectory<T>(dir: string, roots: string[], act: (here: Here) =
   };
   // From `/`: a directory above the root that others can change could redirect the text path as well.
   const components = dir.split("/").filter((c) => c !== "");
-  const back = Deno.cwd();
   try {
     walk(place, "/", components, shown);
     return act(makeHere(place, dir));
   } finally {
-    Deno.chdir(back);
+    restoreDirectory();
   }
+}
+
+/**
+ * Every failure of a section as a {@linkcode LocalPathError}: a component
+ * that changed during the walk or the action, a name that vanished in a race
+ * (rename, remove, chdir), or a system error, so that no caller ever sees a
+ * raw Deno error or an internal class.
+ */
+function coded(error: unknown, shown: string): LocalPathError {
+  if (error instanceof LocalPathError) return error;
+  const cause = { cause: error };
+  if (error instanceof Swapped) {
+    const why = `${error.message}, so it cannot be proven inside the local roots`;
+    return new LocalPathError("outside-roots", shown, `Cannot use ${show(shown)}: ${why}`, cause);
+  }
+  if (error instanceof Deno.errors.NotFound || error instanceof Deno.errors.NotADirectory) {
+    const why = "it or a directory on its way was removed or changed meanwhile";
+    return new LocalPathError("not-found", shown, `Cannot use ${show(shown)}: ${why}`, cause);
+  }
+  if (error instanceof Deno.errors.AlreadyExists) {
+    return new LocalPathError("exists", shown, `Cannot write ${show(shown)}: it appeared in the meantime`, cause);
+  }
+  if (error instanceof Deno.errors.PermissionDenied) {
+    return new LocalPathError("permission-denied", shown, `Cannot use ${show(shown)}: ${describe(error)}`, cause);
+  }
+  return new LocalPathError("failed", shown, `Cannot use ${show(shown)}: ${describe(error)}`, cause);
 }
 
 /**
@@ -198,6 +308,8 @@ interface Place {
   named(dir: string): string;
   guard?(path: string, info: Deno.FileInfo, last: boolean): void;
   settle?(): void;
+  /** Refuse to read a regular file with more than one hard link (see the module doc). */
+  refuseHardLinks?: boolean;
 }
 
 /** `name` in the working directory `dir`, as a path the route acts on. */
@@ -223,26 +335,22 @@ export function processUmask(): number {
 export function confinementSelfTest(): SelfTest {
   const route = platformRoute();
   if (typeof route !== "string") return { ok: false, reason: route.reason };
-  let test = selfTests.get(route);
-  if (test === undefined) {
-    if (route === "proc") test = runSelfTest();
-    else {
-      const chain = chainSelfTest();
-      test = chain.ok ? { ok: true, route, umask: chain.umask, owner: chain.owner } : chain;
-    }
-    selfTests.set(route, test);
+  const known = selfTests.get(route);
+  if (known !== undefined) return known;
+  let test: SelfTest;
+  if (route === "proc") test = runSelfTest();
+  else {
+    const chain = chainSelfTest(restoreDirectory);
+    test = chain.ok ? { ok: true, route, umask: chain.umask, owner: chain.owner } : chain;
   }
+  // Only what Deno does is remembered: a failure the environment caused (a
+  // full temp directory, say) is tried again by the next action.
+  if (test.ok || test.transient !== true) selfTests.set(route, test);
   return test;
 }
 
 function runSelfTest(): SelfTest {
   if (Deno.build.os !== "linux") return { ok: false, reason: "it needs Linux's /proc/self/cwd" };
-  let previous: string;
-  try {
-    previous = Deno.cwd();
-  } catch (error) {
-    return { ok: false, reason: `the working directory is unavailable: ${describe(error)}` };
-  }
   let base: string | null = null;
   try {
     base = Deno.makeTempDirSync({ prefix: "mcp-remote-ssh-selftest-" });
@@ -282,19 +390,15 @@ function runSelfTest(): SelfTest {
       if (Deno.statSync(`${anchor}/.`).ino !== ino) return "stat through /proc/self/cwd named another directory";
       if ([...Deno.readDirSync(anchor)].length !== 0) return "readdir through /proc/self/cwd listed another directory";
       return null;
-    }, previous);
+    });
     const left = [...Deno.readDirSync(decoy)].map((e) => e.name).sort().join(",");
     if (result !== null) return { ok: false, reason: result };
     if (left !== "d,l,x") return { ok: false, reason: "an action through /proc/self/cwd changed another directory" };
     return { ok: true, route: "proc", umask, owner: null };
   } catch (error) {
-    return { ok: false, reason: `the self-test failed: ${describe(error)}` };
+    return { ok: false, reason: `the self-test failed: ${describe(error)}`, transient: true };
   } finally {
-    try {
-      Deno.chdir(previous);
-    } catch {
-      // Nothing better to return to; later relative paths fail loudly.
-    }
+    restoreDirectory();
     if (base !== null) {
       try {
         Deno.removeSync(base, { recursive: true });
@@ -307,11 +411,10 @@ function runSelfTest(): SelfTest {
 
 /**
  * Makes a fresh anchor (a symlink to /proc/self/cwd in a new private temp
- * directory), runs `act`, then restores the working directory to `previous`
- * (default: the current one) and removes the anchor. All synchronous.
+ * directory), runs `act`, then ends the section ({@linkcode restoreDirectory})
+ * and removes the anchor. All synchronous.
  */
-function withAnchor<T>(act: (anchor: string) => T, previous?: string): T {
-  const back = previous ?? Deno.cwd();
+function withAnchor<T>(act: (anchor: string) => T): T {
   const holder = Deno.makeTempDirSync({ prefix: "mcp-remote-ssh-" });
   const anchor = nodePath.join(holder, "cwd");
   try {
@@ -319,7 +422,7 @@ function withAnchor<T>(act: (anchor: string) => T, previous?: string): T {
     return act(anchor);
   } finally {
     try {
-      Deno.chdir(back);
+      restoreDirectory();
     } finally {
       try {
         Deno.removeSync(holder, { recursive: true });
@@ -418,7 +521,9 @@ function makeHere(place: Place, dir: string): Here {
         const what = before.isSymlink ? "a symbolic link" : before.isDirectory ? "a directory" : "not a regular file";
         throw new LocalPathError("not-a-regular-file", full(name), `Cannot read ${show(full(name))}: it is ${what}`);
       }
-      // Non-blocking, so a FIFO swapped in cannot hold the event loop; never following a final link.
+      beforeOpen(at(name), full(name), full(name), "read");
+      // Non-blocking, so a FIFO swapped in cannot hold the event loop. O_NOFOLLOW only
+      // counts under -A (see the module doc); prove() below is what refuses a link.
       const fd = openFd(
         at(name),
         fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK,
@@ -434,6 +539,14 @@ function makeHere(place: Place, dir: string): Here {
           );
         }
         prove(info, at(name), full(name), "read");
+        if (place.refuseHardLinks && info.nlink > 1) {
+          throw new LocalPathError(
+            "hard-linked",
+            full(name),
+            `Cannot read ${show(full(name))}: it has ${info.nlink} hard links, and on this system anyone can make ` +
+              "one, so another name of it may lie outside the allowed local roots; copy it to a file of its own",
+          );
+        }
         return settled({ fd, info });
       } catch (error) {
         fs.closeSync(fd);
@@ -450,6 +563,7 @@ function makeHere(place: Place, dir: string): Here {
       );
       let fd: number;
       try {
+        beforeOpen(at(made), full(made), full(name), "write");
         fd = openFd(at(made), fs.constants.O_WRONLY | fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK, full(name));
       } catch (error) {
         Deno.removeSync(at(made));
@@ -484,46 +598,77 @@ function makeHere(place: Place, dir: string): Here {
     remove(name) {
       settled(Deno.removeSync(at(name)));
     },
-    removeTree(name) {
-      settled(removeBelow(place, dir, name, 0));
+    names() {
+      return settled([...Deno.readDirSync(place.named(dir))].map((e) => e.name));
     },
-    list() {
-      const names = [...Deno.readDirSync(place.named(dir))].map((e) => e.name).sort();
+    describe(names) {
       const entries: EntryInfo[] = [];
       for (const name of names) {
         const info = lstatOrNull(at(name));
         if (info === null) continue; // removed since the listing
         const type = info.isSymlink ? "symlink" : info.isDirectory ? "directory" : info.isFile ? "file" : "other";
+        const target = type === "symlink" ? readLinkOrNull(at(name)) : null;
+        if (type === "symlink" && target === null) continue; // removed between the lstat and readlink
         entries.push({
           name,
           type,
           size: info.isFile ? info.size : 0,
           mode: (info.mode ?? 0) & 0o7777,
-          ...(type === "symlink" ? { target: Deno.readLinkSync(at(name)) } : {}),
+          ...(target === null ? {} : { target }),
         });
       }
       return settled(entries);
+    },
+    removeEntries(names) {
+      const directories: string[] = [];
+      for (const name of names) {
+        const info = lstatOrNull(at(name));
+        if (info === null) continue;
+        if (info.isDirectory) directories.push(name);
+        // unlink(), which removes a link itself, never what it points at.
+        else removeIfPresent(at(name));
+      }
+      return settled(directories);
+    },
+    removeDirectory(name) {
+      const info = lstatOrNull(at(name));
+      if (info === null) return settled(true);
+      try {
+        removeIfPresent(at(name));
+      } catch (error) {
+        // Refilled since it was emptied: the caller empties it again.
+        if ((error as { code?: unknown })?.code === "ENOTEMPTY") return settled(false);
+        throw error;
+      }
+      return settled(true);
     },
   };
   return here;
 }
 
-/** Removes `name` in the working directory `dir`, descending into real directories only. */
-function removeBelow(place: Place, dir: string, name: string, depth: number): void {
-  const info = lstatOrNull(inside(place, dir, name));
-  if (info === null) return;
-  if (info.isDirectory) {
-    if (depth >= MAX_REMOVE_DEPTH) throw new Error(`${nodePath.join(dir, name)} is nested too deeply to remove`);
-    const child = nodePath.join(dir, name);
-    // Entries below are removed by name in `child` too: it must pass as a directory acted in.
-    place.guard?.(child, info, true);
-    Deno.chdir(inside(place, dir, name));
-    if (Deno.cwd() !== child) throw new Swapped(`${show(child)} changed while it was removed`);
-    for (const e of Deno.readDirSync(place.named(child))) removeBelow(place, child, e.name, depth + 1);
-    Deno.chdir(inside(place, child, ".."));
-    if (Deno.cwd() !== dir) throw new Swapped(`${show(dir)} changed while it was removed`);
+/**
+ * Refuses `anchored` (a name through the anchor, about to be opened) unless
+ * its real path is still `expected`; errors name `shown`. Under -P Deno follows a final link itself
+ * before its O_NOFOLLOW open, so a link put there since the lstat would be
+ * opened; this narrows that window to the few system calls between here and
+ * the open. prove() after the open is what closes it.
+ */
+function beforeOpen(anchored: string, expected: string, shown: string, verb: string): void {
+  let real: string | null;
+  try {
+    real = Deno.realPathSync(anchored);
+  } catch (error) {
+    if (!(error instanceof Deno.errors.NotFound) && !(error instanceof Deno.errors.NotADirectory)) throw error;
+    real = null;
   }
-  Deno.removeSync(inside(place, dir, name));
+  if (real !== expected) {
+    throw new LocalPathError(
+      "outside-roots",
+      shown,
+      `Cannot ${verb} ${show(shown)}: the file about to be opened is not the one inside the allowed local roots ` +
+        "(a path changed)",
+    );
+  }
 }
 
 /** Throws unless the open `fd` is the file that `anchored` (a name through the anchor) names now. */
@@ -551,6 +696,26 @@ function openFd(path: string, flags: number, shown: string): number {
     if (code === "ENOENT" || code === "ENOTDIR") {
       throw new LocalPathError("not-found", shown, `Cannot open ${show(shown)}: it no longer exists`, { cause: error });
     }
+    throw error;
+  }
+}
+
+/** Removes a file, link or empty directory; false if it was already gone. */
+function removeIfPresent(path: string): boolean {
+  try {
+    Deno.removeSync(path);
+    return true;
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) return false;
+    throw error;
+  }
+}
+
+function readLinkOrNull(path: string): string | null {
+  try {
+    return Deno.readLinkSync(path);
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) return null;
     throw error;
   }
 }

@@ -14,7 +14,10 @@
  * remove an entry they do not own, and the next directory on the way must be
  * ours or root's anyway. The directory acted in itself must be private:
  * in a shared one, another user could have put the very file read there (a
- * hard link to any file on the volume, which macOS lets anyone make).
+ * hard link to any file on the volume, which macOS lets anyone make). For
+ * the same reason a file with more than one hard link is not read on this
+ * route at all (lib/confined.ts): it may have been linked there while the
+ * directory was shared, or by a tool that does not know.
  *
  * The user is not looked up (`Deno.uid()` needs `--allow-sys`, which the
  * shipped permission set does not grant): the self-test creates a file and
@@ -35,7 +38,8 @@ import nodePath from "node:path";
 /** What the chain route's self-test found. */
 export type ChainSelfTest =
   | { ok: true; umask: number; owner: number }
-  | { ok: false; reason: string };
+  /** `transient`: the environment (no temp directory, a failed system call), not the platform, made it fail. */
+  | { ok: false; reason: string; transient?: boolean };
 
 /**
  * Why the directory at `path` (described by its lstat `info`) cannot be on
@@ -70,21 +74,16 @@ export function chainProblem(path: string, info: Deno.FileInfo, last: boolean, o
  * owners and permission bits in lstat, a descriptor's device and inode that
  * tell an opened file from a symbolic link to it, and getcwd() naming the
  * working directory by its real path. Measures
- * the umask and the process's user on the way.
+ * the umask and the process's user on the way. `restore` puts the working
+ * directory back at the end (the caller knows where it belongs).
  */
-export function chainSelfTest(): ChainSelfTest {
+export function chainSelfTest(restore: () => void): ChainSelfTest {
   if (Deno.build.os === "windows") {
     return {
       ok: false,
       reason: "on Windows Deno reports neither owners nor permission bits, so who could swap a directory on the " +
         "way cannot be checked",
     };
-  }
-  let previous: string;
-  try {
-    previous = Deno.cwd();
-  } catch (error) {
-    return { ok: false, reason: `the working directory is unavailable: ${describe(error)}` };
   }
   let base: string | null = null;
   try {
@@ -122,13 +121,9 @@ export function chainSelfTest(): ChainSelfTest {
     }
     return { ok: true, umask, owner: info.uid };
   } catch (error) {
-    return { ok: false, reason: `the self-test failed: ${describe(error)}` };
+    return { ok: false, reason: `the self-test failed: ${describe(error)}`, transient: true };
   } finally {
-    try {
-      Deno.chdir(previous);
-    } catch {
-      // Nothing better to return to; later relative paths fail loudly.
-    }
+    restore();
     if (base !== null) {
       try {
         Deno.removeSync(base, { recursive: true });

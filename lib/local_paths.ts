@@ -17,6 +17,7 @@
 // Imported under another name because the documented API names its parameters `path`.
 import nodePath from "node:path";
 import { type EntryInfo, type Here, inDirectory, processUmask } from "./confined.ts";
+import { listDirectory, removeTree } from "./confined_tree.ts";
 
 /** Why a local path was refused. */
 export type LocalPathProblem =
@@ -33,7 +34,13 @@ export type LocalPathProblem =
    * A directory on the way can be changed by another user, so where the path
    * leads cannot be proven (the route without /proc, lib/confined_chain.ts).
    */
-  | "not-private";
+  | "not-private"
+  /** A file with more than one hard link, on a system where anyone can make one (the chain route). */
+  | "hard-linked"
+  /** The system refused the action (EACCES, EPERM). */
+  | "permission-denied"
+  /** Any other failure of a local file action; the message carries the system's own. */
+  | "failed";
 
 /** A local path refused by one of the checks in this module. */
 export class LocalPathError extends Error {
@@ -55,7 +62,11 @@ export class LocalPathError extends Error {
 export interface LocalReadOptions {
   /** Allowed roots, already absolute and real (see {@linkcode resolveRoots}). */
   roots: string[];
-  /** Directory that relative paths are resolved against; must be absolute. */
+  /**
+   * Directory that relative paths are resolved against; must be absolute.
+   * Empty when there is none (the process started in a deleted directory):
+   * relative paths are then refused.
+   */
   cwd: string;
 }
 
@@ -283,8 +294,15 @@ function checkInput(value: string, verb: string): void {
 }
 
 function absoluteFrom(value: string, cwd: string, verb: string): string {
+  if (cwd === "" && !nodePath.isAbsolute(value)) {
+    throw new LocalPathError(
+      "invalid",
+      value,
+      `Cannot ${verb} ${show(value)}: the server has no working directory to resolve it against; give an absolute path`,
+    );
+  }
   // path.resolve would quietly fall back to the process's own working directory.
-  if (!nodePath.isAbsolute(cwd)) {
+  if (!nodePath.isAbsolute(cwd) && !nodePath.isAbsolute(value)) {
     throw new LocalPathError("invalid", value, `Cannot ${verb} ${show(value)}: the working directory is not absolute`);
   }
   const absolute = nodePath.resolve(cwd, value);
@@ -436,7 +454,8 @@ export function confinedFiles(roots: string[]): {
   rename(from: string, to: string, replace: boolean): Promise<void>;
   remove(path: string): Promise<void>;
   removeTree(path: string): Promise<void>;
-  list(path: string): Promise<EntryInfo[]>;
+  list(path: string, max?: number): Promise<EntryInfo[]>;
+  entry(path: string): Promise<EntryInfo | null>;
   umask(): number;
 } {
   const inParent = <T>(path: string, act: (here: Here, name: string) => T): Promise<T> =>
@@ -453,8 +472,10 @@ export function confinedFiles(roots: string[]): {
       return inParent(to, (here, name) => here.rename(nodePath.basename(from), name, replace));
     },
     remove: (path) => inParent(path, (here, name) => here.remove(name)),
-    removeTree: (path) => inParent(path, (here, name) => here.removeTree(name)),
-    list: (path) => attempt(() => inDirectory(path, roots, (here) => here.list())),
+    // One section per directory and per few hundred names (lib/confined_tree.ts).
+    removeTree: (path) => removeTree(path, roots),
+    list: (path, max) => listDirectory(path, roots, max),
+    entry: (path) => inParent(path, (here, name) => here.describe([name])[0] ?? null),
     umask: processUmask,
   };
 }

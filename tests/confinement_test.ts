@@ -8,7 +8,7 @@
  */
 
 import assert from "node:assert/strict";
-import { call, type CallResult, connectWithKey, startServer } from "./fixtures/mcp.ts";
+import { call, type CallResult, connectWithKey, ROOT, RUN_FLAGS, startServer } from "./fixtures/mcp.ts";
 import { racerAvailable, startRacer } from "./fixtures/racer.ts";
 import { sshdAvailable, startSshd } from "./fixtures/sshd.ts";
 
@@ -128,6 +128,52 @@ Deno.test({
     assert.ok(succeeded("download") > 0, `no download succeeded: ${JSON.stringify(outcomes)}`);
   } finally {
     await call(c, "ssh_remove_remote", { session_id: sid, remote_path: remote, recursive: true });
+    await Deno.remove(base, { recursive: true });
+  }
+});
+
+Deno.test("under -P, local files outlive a deleted start directory, trees are removed whole, and hard links are refused on the chain route", async () => {
+  const base = await Deno.realPath(await Deno.makeTempDir({ prefix: "mcp-confine-cases-" }));
+  try {
+    const root = `${base}/root`;
+    await Deno.mkdir(`${root}/t/sub/deeper`, { recursive: true });
+    await Deno.mkdir(`${root}/t/empty`);
+    await Deno.writeTextFile(`${root}/f.txt`, "inside");
+    for (const dir of ["t", "t/sub", "t/sub/deeper"]) await Deno.writeTextFile(`${root}/${dir}/x`, "x");
+    await Deno.mkdir(`${base}/outside`);
+    await Deno.writeTextFile(`${base}/outside/keep`, "keep");
+    await Deno.symlink(`${base}/outside`, `${root}/t/sub/out`);
+    await Deno.writeTextFile(`${base}/outside/linked.txt`, "secret");
+    await Deno.link(`${base}/outside/linked.txt`, `${root}/linked.txt`);
+    await Deno.mkdir(`${base}/doomed`);
+    const out = await new Deno.Command(Deno.execPath(), {
+      args: [
+        "run",
+        ...RUN_FLAGS,
+        "--quiet",
+        "--frozen",
+        "--config",
+        `${ROOT}deno.json`,
+        `${ROOT}tests/fixtures/confine_cases.ts`,
+        root,
+      ],
+      cwd: `${base}/doomed`,
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    assert.ok(out.success, new TextDecoder().decode(out.stderr));
+    const results: Record<string, string> = JSON.parse(new TextDecoder().decode(out.stdout));
+    assert.equal(results["read after the start directory was deleted"], "ok");
+    assert.equal(results["read again"], "ok");
+    assert.equal(results["the working directory is readable afterwards"], "ok");
+    assert.match(results["a relative path"], /^LocalPathError /);
+    assert.equal(results["remove a tree with subdirectories"], "ok");
+    await assert.rejects(Deno.lstat(`${root}/t`), Deno.errors.NotFound);
+    assert.equal(await Deno.readTextFile(`${base}/outside/keep`), "keep");
+    assert.equal(results["read a hard-linked file on the /proc route"], "ok");
+    assert.match(results["read a hard-linked file on the chain route"], /^LocalPathError hard-linked: .*2 hard links/);
+    assert.equal(results["read a file with one link on the chain route"], "ok");
+  } finally {
     await Deno.remove(base, { recursive: true });
   }
 });

@@ -265,7 +265,8 @@ Deno.test({ name: "a hostile remote tree arrives without links out or unsafe mod
       `set -e; mkdir -p ${remote}/sub/deeper ${remote}/shared ${remote}/sticky && cd ${remote} && ` +
         "echo x > sub/file && echo x > open && printf '#!/bin/sh\\n' > suid && " +
         "ln -s /root/.ssh abs && ln -s ../../../../etc sub/escape && " +
-        // sub/up is the top (inside); sub/through goes through it to the top's parent (outside).
+        // sub/up is the top (inside); sub/through goes through it to the top's parent (outside);
+        // sub/in-tree stays inside, but a `..` after a name is never kept (see splitLinks).
         "ln -s .. sub/up && ln -s up/.. sub/through && ln -s ../open sub/sibling && " +
         "ln -s deeper/../file sub/in-tree && ln -s missing dangling && " +
         "chmod 0777 open shared && chmod 4755 suid && chmod 1777 sticky && chmod 2775 sub/deeper && " +
@@ -282,7 +283,6 @@ Deno.test({ name: "a hostile remote tree arrives without links out or unsafe mod
     const links = (await snapshot(`${root}/got`)).filter((l) => l.startsWith("l ")).sort();
     assert.deepEqual(links, [
       "l dangling -> missing",
-      "l sub/in-tree -> deeper/../file",
       "l sub/sibling -> ../open",
       "l sub/up -> ..",
     ]);
@@ -298,12 +298,65 @@ Deno.test({ name: "a hostile remote tree arrives without links out or unsafe mod
     await check(`${root}/got`);
     const skipped = (r.structured.skipped as { path: string; target: string }[])
       .map((l) => `${l.path} -> ${l.target}`).sort();
-    assert.deepEqual(skipped, ["abs -> /root/.ssh", "sub/escape -> ../../../../etc", "sub/through -> up/.."]);
-    assert.match(r.text, /3 symlinks not created/);
+    assert.deepEqual(skipped, [
+      "abs -> /root/.ssh",
+      "sub/escape -> ../../../../etc",
+      "sub/in-tree -> deeper/../file",
+      "sub/through -> up/..",
+    ]);
+    assert.match(r.text, /4 symlinks not created/);
     assert.equal((await Deno.lstat(`${root}/got`)).mode! & 0o7022, 0);
     const names = [];
     for await (const e of Deno.readDir(root)) names.push(e.name);
     assert.deepEqual(names, ["got"], "a staging directory was left behind");
+  } finally {
+    await call(c, "ssh_remove_remote", { session_id: sid, remote_path: remote, recursive: true });
+    await Deno.remove(base, { recursive: true });
+  }
+});
+
+Deno.test({
+  name: "a download over an existing local tree with subdirectories removes the old tree entirely",
+  ignore: skip,
+}, async () => {
+  await using sshd = await startSshd();
+  const base = await Deno.realPath(await Deno.makeTempDir({ prefix: "mcp-tree-over-" }));
+  const root = `${base}/root`;
+  // The old tree: nested directories, files at every level, a link out that must not be followed.
+  await Deno.mkdir(`${root}/dest/a/b/c`, { recursive: true });
+  await Deno.mkdir(`${root}/dest/empty`);
+  for (const dir of ["", "/a", "/a/b", "/a/b/c"]) await Deno.writeTextFile(`${root}/dest${dir}/old.txt`, "old");
+  await Deno.mkdir(`${base}/outside`);
+  await Deno.writeTextFile(`${base}/outside/keep.txt`, "keep");
+  await Deno.symlink(`${base}/outside`, `${root}/dest/a/out`);
+  const kh = await sshd.writeKnownHosts(`${base}/kh`);
+  // The shipped permission set (startServer runs `deno run -P`), where `..` is resolved as text.
+  await using server = await startServer({ args: ["--known-hosts", kh, "--allow-local-dir", root] });
+  const c = server.client;
+  const sid = await connectWithKey(c, sshd);
+  const remote = `/tmp/mcp-tree-over-${crypto.randomUUID()}`;
+  try {
+    await callOk(c, "ssh_execute", {
+      session_id: sid,
+      command: `mkdir -p ${remote}/x/y && echo new > ${remote}/x/y/new.txt`,
+    });
+    const r = await callOk(c, "ssh_download_file", {
+      session_id: sid,
+      remote_path: remote,
+      local_path: `${root}/dest`,
+      recursive: true,
+      overwrite: true,
+    });
+    assert.equal(r.structured.leftover, undefined, r.text);
+    assert.deepEqual(await snapshot(`${root}/dest`), [
+      "d 755 x",
+      "d 755 x/y",
+      `f 644 x/y/new.txt ${createHash("sha256").update("new\n").digest("hex")}`,
+    ]);
+    const names = [];
+    for await (const e of Deno.readDir(root)) names.push(e.name);
+    assert.deepEqual(names, ["dest"], "the old tree or a staging directory was left behind");
+    assert.equal(await Deno.readTextFile(`${base}/outside/keep.txt`), "keep");
   } finally {
     await call(c, "ssh_remove_remote", { session_id: sid, remote_path: remote, recursive: true });
     await Deno.remove(base, { recursive: true });

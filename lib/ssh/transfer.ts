@@ -66,8 +66,13 @@ export interface LocalFiles {
   remove(path: string): Promise<void>;
   /** Removes a directory and everything in it, never following a link. */
   removeTree(path: string): Promise<void>;
-  /** Lists a directory, sorted by name. */
-  list(path: string): Promise<LocalEntry[]>;
+  /**
+   * Lists a directory, sorted by name: with `max`, at most `max + 1` entries,
+   * so a caller with that limit sees there are more without all being read.
+   */
+  list(path: string, max?: number): Promise<LocalEntry[]>;
+  /** Describes one entry (never following a link), or null if there is none. */
+  entry(path: string): Promise<LocalEntry | null>;
   /** The umask new local files get (applied to downloaded files' modes). */
   umask(): number;
 }
@@ -354,55 +359,52 @@ function dirMode(remote: number): number {
 }
 
 /**
- * Splits a remote tree's symlinks into those safe to create and those not:
- * a link is skipped when its target is absolute, or when resolving it from
- * its place in the tree (through the tree's other links, as the kernel
- * would) steps above the tree's top, or takes too many hops.
+ * Splits a remote tree's symlinks into those safe to create and those not.
+ * A link is kept only when its target is relative and made of some `..`
+ * (no more than the link's own depth below the tree's top) followed by
+ * plain names only: `../lib/x.so`, `sibling/file`, `..`. Anything else is
+ * skipped: an absolute target, too many `..`, and any `..` after a plain
+ * name (`a/../b`, `up/..`).
+ *
+ * Why so strict: the leading `..` climb through the real directories the
+ * download creates, so they stay at or below the top; plain names then only
+ * descend, or pass through other kept links, which by the same rule land
+ * inside the tree again. A `..` after a name is where that breaks: whether
+ * the name is a link, and so where `..` leads from it, depends on how the
+ * local file system compares names. On a case-insensitive or
+ * normalisation-insensitive one (macOS APFS by default, Windows) `X/..`
+ * goes through a link named `x`, which no check on the remote names can
+ * see. This rule never asks whether a name is a link, so it holds there.
  */
 export function splitLinks<E extends { rel: string; type: string; target?: string }>(
   entries: E[],
 ): { kept: E[]; skipped: SkippedLink[] } {
-  const links = new Map<string, string>();
-  for (const e of entries) if (e.type === "symlink") links.set(e.rel, e.target ?? "");
   const kept: E[] = [];
   const skipped: SkippedLink[] = [];
   for (const e of entries) {
     if (e.type !== "symlink") kept.push(e);
-    else if (staysInside(e.rel, e.target ?? "", links)) kept.push(e);
+    else if (staysInside(e.rel, e.target ?? "")) kept.push(e);
     else skipped.push({ path: e.rel, target: e.target ?? "" });
   }
   return { kept, skipped };
 }
 
-function staysInside(rel: string, target: string, links: Map<string, string>): boolean {
-  let hops = 0;
-  // Resolves `target` relative to the directory `dir` (components below the top).
-  const resolve = (dir: string[], target: string): string[] | null => {
-    if (target === "" || target.startsWith("/") || target.includes("\0")) return null;
-    const at = [...dir];
-    const parts = target.split("/");
-    for (let i = 0; i < parts.length; i++) {
-      const part = parts[i];
-      if (part === "" || part === ".") continue;
-      if (part === "..") {
-        if (at.length === 0) return null;
-        at.pop();
-        continue;
-      }
-      const path = [...at, part].join("/");
-      const next = links.get(path);
-      // A link in the middle is followed, as the kernel would; a final one too,
-      // since whoever opens the link ends where its target ends.
-      if (next !== undefined) {
-        if (++hops > 40) return null;
-        const landed = resolve(at, next);
-        if (landed === null) return null;
-        at.splice(0, at.length, ...landed);
-      } else at.push(part);
-    }
-    return at;
-  };
-  return resolve(rel.split("/").slice(0, -1), target) !== null;
+function staysInside(rel: string, target: string): boolean {
+  if (target === "" || target.includes("\0")) return false;
+  // Windows also takes `\` as a separator and `C:` as a drive.
+  if (Deno.build.os === "windows" && /[\\:]/.test(target)) return false;
+  if (target.startsWith("/")) return false;
+  let up = 0;
+  let named = false;
+  for (const part of target.split("/")) {
+    if (part === "" || part === ".") continue;
+    if (part === "..") {
+      if (named) return false;
+      up++;
+    } else named = true;
+  }
+  // The directories above the link, below the top: as many `..` as that land at the top at most.
+  return up <= rel.split("/").length - 1;
 }
 
 /** Refuses a tree destination that exists without overwrite, or is not a directory. */
@@ -463,10 +465,11 @@ function leftoverOf(path: string | null): { leftover?: string } {
   return path === null ? {} : { leftover: path };
 }
 
-/** The top of a local tree, as its parent's listing describes it. */
+/** The top of a local tree, as an lstat in its parent describes it. */
 async function topOf(local: LocalFiles, dir: string): Promise<LocalEntry> {
-  const entry = (await local.list(dirname(dir))).find((e) => e.name === basename(dir));
-  if (entry === undefined || entry.type !== "directory") {
+  // Not a listing of the parent: that may be a root with a great many entries.
+  const entry = await local.entry(dir);
+  if (entry === null || entry.type !== "directory") {
     throw new SshMcpError("PATH_NOT_ALLOWED", `${dir} is no longer a directory`, {
       hint: "Check the local path and try again",
     });
@@ -478,7 +481,8 @@ async function topOf(local: LocalFiles, dir: string): Promise<LocalEntry> {
 async function walkLocal(local: LocalFiles, top: string): Promise<TreeEntry[]> {
   const entries: TreeEntry[] = [];
   const walk = async (dir: string, rel: string, depth: number) => {
-    for (const info of await local.list(dir)) {
+    // Only as many as could still fit, plus one to tell that there are too many.
+    for (const info of await local.list(dir, MAX_TREE_ENTRIES - entries.length)) {
       if (entries.length >= MAX_TREE_ENTRIES) throw tooBig(top);
       const path = join(dir, info.name);
       const entryRel = rel === "" ? info.name : `${rel}/${info.name}`;

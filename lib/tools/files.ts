@@ -31,6 +31,7 @@ import {
   resolveWriteDir,
   resolveWriteFile,
 } from "../local_paths.ts";
+import { startDirectory } from "../confined.ts";
 import { RootsListSchema } from "../roots.ts";
 import type { ToolDeps } from "./mod.ts";
 import { guarded, ok } from "./result.ts";
@@ -176,7 +177,9 @@ export function registerFileTools(server: McpServer, deps: ToolDeps): void {
   // deno-lint-ignore no-explicit-any
   const where = async (extra: any) => ({
     roots: await roots.require((options) => extra.sendRequest({ method: "roots/list" }, RootsListSchema, options)),
-    cwd: Deno.cwd(),
+    // Captured at start-up: Deno.cwd() throws once the directory is deleted, and a
+    // relative path must not change meaning while the server runs.
+    cwd: startDirectory() ?? "",
   });
   // Local file actions for transfers, each confined to `roots` (lib/local_paths.ts, lib/confined.ts).
   function localFiles(allowed: string[]): LocalFiles {
@@ -189,7 +192,8 @@ export function registerFileTools(server: McpServer, deps: ToolDeps): void {
       rename: (from, to, replace) => c.rename(from, to, replace).catch(localError),
       remove: (path) => c.remove(path).catch(localError),
       removeTree: (path) => c.removeTree(path).catch(localError),
-      list: (path) => c.list(path).catch(localError),
+      list: (path, max) => c.list(path, max).catch(localError),
+      entry: (path) => c.entry(path).catch(localError),
       umask: c.umask,
     };
   }
