@@ -280,7 +280,8 @@ export class LocalRoots {
         continue;
       }
       try {
-        for (const real of await resolveRoots([path], Deno.cwd())) {
+        // fileURLToPath gives an absolute path: the working directory (maybe gone) plays no part.
+        for (const real of await resolveRoots([path], nodePath.parse(path).root)) {
           // A client (or an agent steering it) must not open the whole disk or the home directory.
           const broad = await tooBroad(real, this.#options.home);
           if (broad !== null) {
