@@ -1,5 +1,6 @@
 /**
- * The one entry point to ssh2: loads the chacha20 leak fix first.
+ * ssh2 itself, loaded after the chacha20 leak fix (which must wrap
+ * node:crypto before ssh2 copies its functions). Only ./mod.ts uses it.
  *
  * @module
  */
