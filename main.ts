@@ -15,6 +15,7 @@ import { workingDirRoot } from "./lib/roots.ts";
 import { createServer } from "./lib/server.ts";
 import { serveStdio } from "./lib/transport/stdio.ts";
 import { onShutdownSignal } from "./lib/transport/signals.ts";
+import { pretendSsh2Version } from "./lib/ssh2/mod.ts";
 
 export { createServer } from "./lib/server.ts";
 
@@ -34,6 +35,8 @@ async function main(argv: string[]): Promise<number> {
     console.log(`mcp-remote-ssh ${VERSION}`);
     return 0;
   }
+  // Test only: lets tests/ssh2_guard_test.ts see the ssh2 repairs turn themselves off.
+  if (flags.testSsh2Version !== undefined) pretendSsh2Version(flags.testSsh2Version);
   let config;
   try {
     let file: ConfigFile = {};

@@ -31,6 +31,12 @@ export interface CliFlags {
   allowLocalDirs: string[];
   hostKeyPolicy?: "strict" | "accept-new";
   logLevel?: LogLevel;
+  /**
+   * TEST ONLY (`--test-ssh2-version`, not in --help): the ssh2 version the
+   * repairs of lib/ssh2/ are to believe is installed, so a test can see them
+   * turn themselves off.
+   */
+  testSsh2Version?: string;
   version: boolean;
   help: boolean;
 }
@@ -91,6 +97,7 @@ export function parseFlags(argv: string[]): CliFlags {
       "allow-local-dir": { type: "string", multiple: true },
       "host-key-policy": { type: "string" },
       "log-level": { type: "string" },
+      "test-ssh2-version": { type: "string" },
       version: { type: "boolean", short: "V" },
       help: { type: "boolean", short: "h" },
     },
@@ -135,6 +142,7 @@ export function parseFlags(argv: string[]): CliFlags {
     allowLocalDirs: values["allow-local-dir"] ?? [],
     hostKeyPolicy: policy,
     logLevel: level as LogLevel | undefined,
+    testSsh2Version: values["test-ssh2-version"],
     version: values.version ?? false,
     help: values.help ?? false,
   };

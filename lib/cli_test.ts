@@ -21,3 +21,9 @@ Deno.test("the help text names the TLS flags and says beyond loopback needs them
   assert.match(HELP, /--tls-key FILE/);
   assert.match(HELP, /than loopback needs TLS/);
 });
+
+Deno.test("parseFlags() takes the test-only --test-ssh2-version, which the help text does not offer", () => {
+  assert.equal(parseFlags(["--test-ssh2-version", "0.0.0"]).testSsh2Version, "0.0.0");
+  assert.equal(parseFlags([]).testSsh2Version, undefined);
+  assert.doesNotMatch(HELP, /test-ssh2-version/);
+});

@@ -36,7 +36,7 @@ import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 import { callOk, ROOT, RUN_FLAGS, startServer, type TestServer } from "./fixtures/mcp.ts";
 import { opensshArgs, type Sshd, startSshd } from "./fixtures/sshd.ts";
-import { CIPHERS as OUR_CIPHERS } from "../lib/ssh/connection.ts";
+import { CIPHERS as OUR_CIPHERS } from "../lib/ssh/connect.ts";
 
 const N_EXEC = Number(Deno.env.get("BENCH_N") ?? 200);
 const N_SPAWN = 10;

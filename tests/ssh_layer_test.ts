@@ -4,7 +4,8 @@
  */
 
 import assert from "node:assert/strict";
-import { signalChannel, SshConnection } from "../lib/ssh/connection.ts";
+import { SshConnection } from "../lib/ssh/connection.ts";
+import { signalChannel } from "../lib/ssh2/mod.ts";
 import { silentLogger } from "../lib/log.ts";
 import { execCommand } from "../lib/ssh/exec.ts";
 import { Shell } from "../lib/ssh/shell.ts";

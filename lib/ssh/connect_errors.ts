@@ -5,10 +5,9 @@
  * @module
  */
 
-// @ts-types="@types/ssh2"
-import type { AuthenticationType } from "ssh2";
+import type { AuthenticationType } from "../ssh2/mod.ts";
 import { SshMcpError } from "../errors.ts";
-import { isIntegrityFailure } from "./chacha_decipher.ts";
+import { isIntegrityFailure } from "../ssh2/mod.ts";
 
 /** What the connect attempt knew when it failed. */
 export interface ConnectErrorContext {

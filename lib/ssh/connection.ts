@@ -1,68 +1,20 @@
 /**
- * One SSH connection: TCP, host key check, authentication, keepalive and a
- * budget of channels below the server's `MaxSessions`.
+ * One authenticated SSH connection: channels (exec, shell, SFTP, forwards)
+ * within a budget below the server's `MaxSessions`, and its end. Setting it
+ * up (TCP, host key, authentication, deadline) is ./connect.ts.
  *
  * @module
  */
 
-import ssh2 from "./ssh2.ts";
-// @ts-types="@types/ssh2"
-import type { AuthenticationType, ClientChannel, SFTPWrapper } from "ssh2";
-import { Buffer } from "node:buffer";
 import { SshMcpError } from "../errors.ts";
 import type { Logger } from "../log.ts";
-import { knownKeyTypes, loadKnownHosts } from "./known_hosts.ts";
-import { type KnownHostsConfig, verifyHostKey } from "./host_key_check.ts";
+import type { Client, ClientChannel, DenoSocket, SFTPWrapper } from "../ssh2/mod.ts";
 import { ChannelBudget } from "./budget.ts";
-import { fixRekeyQueue } from "./rekey_fix.ts";
-import { ownsNoInput, prepareFastDecipher, useFastDecipher } from "./chacha_decipher.ts";
-import { DenoSocket, toSocketError } from "./socket.ts";
 import { failRequestsWhen } from "./sftp.ts";
-import { mapConnectError, mapRuntimeError } from "./connect_errors.ts";
-import { prepareAuth } from "./auth.ts";
+import { mapRuntimeError } from "./connect_errors.ts";
+import { connect, type ConnectionInfo, type ConnectOptions } from "./connect.ts";
 
-/** Options of {@linkcode SshConnection.open}. */
-export interface ConnectOptions {
-  /** Host name or address (already validated). */
-  host: string;
-  /** TCP port. */
-  port: number;
-  /** Remote user. */
-  username: string;
-  /** Password, if password authentication is wanted. */
-  password?: string;
-  /** Private key file, if key authentication is wanted. */
-  privateKeyPath?: string;
-  /** Passphrase for an encrypted private key. */
-  passphrase?: string;
-  /** ssh-agent socket, used when neither password nor key is given. */
-  agentSocket?: string;
-  /** Host key verification settings. */
-  knownHosts: KnownHostsConfig;
-  /**
-   * Time allowed for TCP, handshake and authentication together.
-   * @default 20000
-   */
-  connectTimeoutMs?: number;
-  /**
-   * Interval of SSH keepalive requests; 0 turns them off.
-   * @default 15000
-   */
-  keepaliveIntervalMs?: number;
-  /**
-   * Unanswered keepalives before the connection is declared dead.
-   * @default 3
-   */
-  keepaliveCountMax?: number;
-  /**
-   * Channels open at once; more wait in a queue. Keep at or below the
-   * server's MaxSessions (OpenSSH default 10).
-   * @default 10
-   */
-  maxChannels?: number;
-  /** Logger for connection events. */
-  logger: Logger;
-}
+export type { ConnectionInfo, ConnectOptions } from "./connect.ts";
 
 /** Terminal settings of an interactive shell. */
 export interface PtyOptions {
@@ -99,50 +51,14 @@ export interface ExecChannel {
   closed: Promise<void>;
 }
 
-/** Facts about an established connection. */
-export interface ConnectionInfo {
-  host: string;
-  port: number;
-  username: string;
-  hostKeyType: string;
-  hostKeyFingerprint: string;
-  serverVersion: string;
-  /** True when accept-new recorded this host key during connect. */
-  hostKeyAdded: boolean;
-  authMethod: "password" | "publickey" | "agent";
-}
-
-// chacha20 first, measured with its exact MAC check against AES-GCM in one
-// `deno task bench` run (load ~1.5 on 2 cores): through a forward 390 MB/s
-// against 124 (aes128-gcm) and 137 (aes256-gcm); SFTP up 265 against
-// 102/120, down 428 against 127/147. ssh2 builds a node:crypto cipher per
-// GCM packet. See ./chacha_decipher.ts and ./chacha_fix.ts.
-/** Ciphers offered, most preferred first (tests/bench.ts measures the first against the others). */
-export const CIPHERS: readonly string[] = [
-  "chacha20-poly1305@openssh.com",
-  "aes128-gcm@openssh.com",
-  "aes256-gcm@openssh.com",
-  "aes128-ctr",
-  "aes192-ctr",
-  "aes256-ctr",
-];
 // Waits before asking again for a channel the server refused while none of ours was open.
 const REFUSED_WAITS_MS = [50, 100, 200, 400];
-
-const HOST_KEY_ALGORITHMS = [
-  "ssh-ed25519",
-  "ecdsa-sha2-nistp256",
-  "ecdsa-sha2-nistp384",
-  "ecdsa-sha2-nistp521",
-  "rsa-sha2-512",
-  "rsa-sha2-256",
-];
 
 /** An authenticated SSH connection. Close it with {@linkcode SshConnection.close}. */
 export class SshConnection {
   /** Facts fixed at connect time. */
   readonly info: ConnectionInfo;
-  #client: ssh2.Client;
+  #client: Client;
   #budget: ChannelBudget;
   #closed = false;
   #closeReason: SshMcpError | null = null;
@@ -155,7 +71,7 @@ export class SshConnection {
   #listeners = new Map<string, TcpInHandler>();
 
   private constructor(parts: {
-    client: ssh2.Client;
+    client: Client;
     socket: DenoSocket;
     info: ConnectionInfo;
     maxChannels: number;
@@ -189,166 +105,16 @@ export class SshConnection {
     });
   }
 
-  /** Connects, verifies the host key before any authentication, and authenticates. */
+  /** Connects, verifies the host key before any authentication, and authenticates (see ./connect.ts). */
   static async open(options: ConnectOptions): Promise<SshConnection> {
-    const auth = await prepareAuth(options);
-    const known = await loadKnownHosts(options.knownHosts.files);
-    for (const warning of known.warnings) options.logger.warn(warning);
-    const timeoutMs = options.connectTimeoutMs ?? 20000;
-    const client = new ssh2.Client();
-    const started = Date.now();
-    const timeoutError = () =>
-      new SshMcpError(
-        "CONNECT_TIMEOUT",
-        `Cannot connect to ${options.host}:${options.port}: no SSH session within ${timeoutMs / 1000} s`,
-        { hint: "Check host and port, that sshd is up and reachable, or raise connect_timeout" },
-      );
-    const socket = await connectTcp(options, timeoutMs, timeoutError);
-    await prepareFastDecipher();
-
-    let hostKeyError: SshMcpError | null = null;
-    let hostKey: { type: string; fingerprint: string; added: boolean } | null = null;
-    let lastAuth: AuthenticationType | null = null;
-    let authStarted = false;
-
-    let acceptedKey: Buffer | null = null;
-    let rekeyRefused: SshMcpError | null = null;
-    const hostVerifier = (key: Buffer, verify: (ok: boolean) => void): void => {
-      // Every re-exchange presents the host key again. It must be the key
-      // accepted at connect, and the answer must be synchronous: an answer
-      // deferred to a later tick let ssh2 interleave other packets with the
-      // end of the key exchange, and sshd dropped the connection as corrupt.
-      if (acceptedKey !== null) {
-        if (acceptedKey.equals(key)) return verify(true);
-        rekeyRefused = new SshMcpError(
-          "HOST_KEY_MISMATCH",
-          `Host ${options.host}:${options.port} presented a different host key during a key re-exchange`,
-          { hint: "The connection was closed; treat this as a possible attack and verify the host" },
-        );
-        return verify(false);
-      }
-      verifyHostKey(options, known.entries, new Uint8Array(key)).then(
-        (result) => {
-          hostKey = result;
-          acceptedKey = Buffer.from(key);
-          verify(true);
-        },
-        (error: unknown) => {
-          hostKeyError = error instanceof SshMcpError
-            ? error
-            : new SshMcpError("HANDSHAKE_FAILED", `Cannot check the host key of ${options.host}:${options.port}`, {
-              hint: "The server's host key could not be parsed or recorded",
-              cause: error,
-            });
-          verify(false);
-        },
-      );
-    };
-
-    const attempts = [...auth.methods];
-    const authHandler = (
-      _methodsLeft: AuthenticationType[],
-      _partial: boolean,
-      next: (auth: ssh2.AnyAuthMethod | false) => void,
-    ): void => {
-      authStarted = true;
-      const method = attempts.shift();
-      if (method === undefined) return next(false);
-      lastAuth = method;
-      const username = options.username;
-      if (method === "password") next({ type: "password", username, password: options.password! });
-      else if (method === "publickey") next({ type: "publickey", username, key: auth.key!.parsed });
-      else next({ type: "agent", username, agent: options.agentSocket! });
-    };
-
-    const knownTypes = knownKeyTypes(known.entries, options.host, options.port)
-      .flatMap((t) => t === "ssh-rsa" ? ["rsa-sha2-512", "rsa-sha2-256"] : [t]);
-    const serverHostKey = [...new Set([...knownTypes, ...HOST_KEY_ALGORITHMS])]
-      .filter((a) => HOST_KEY_ALGORITHMS.includes(a));
-
-    const ready = new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        reject(timeoutError());
-        client.end();
-        socket.destroy();
-      }, Math.max(0, timeoutMs - (Date.now() - started)));
-      client.once("ready", () => {
-        clearTimeout(timer);
-        resolve();
-      });
-      client.once("error", (err: Error & { level?: string; code?: string }) => {
-        clearTimeout(timer);
-        reject(
-          hostKeyError ??
-            mapConnectError(err, { options, lastAuth, authStarted, hostKeyChecked: hostKey !== null }),
-        );
-        socket.destroy();
-      });
-      client.once("close", () => {
-        clearTimeout(timer);
-        reject(
-          hostKeyError ??
-            new SshMcpError("CONNECTION_LOST", `Connection to ${options.host}:${options.port} closed during set-up`, {
-              hint: "The server closed the connection before authentication completed; check its logs",
-            }),
-        );
-      });
-    });
-
-    client.connect({
-      // ssh2 uses only the net.Socket surface DenoSocket provides.
-      sock: socket as unknown as ssh2.ConnectConfig["sock"],
-      host: options.host,
-      port: options.port,
-      username: options.username,
-      hostVerifier,
-      authHandler,
-      readyTimeout: 0, // our own timer covers TCP, handshake and auth together
-      keepaliveInterval: options.keepaliveIntervalMs ?? 15000,
-      keepaliveCountMax: options.keepaliveCountMax ?? 3,
-      // No compression: it would swap in ssh2's zlib packet writer, which the rekey fix does not cover.
-      algorithms: { cipher: CIPHERS, serverHostKey, compress: ["none"] },
-    } as ssh2.ConnectConfig);
-    if (!fixRekeyQueue(client)) options.logger.warn("ssh2 internals changed: rekey packet fix not applied");
-    if (useFastDecipher(client)) {
-      // Lent only while ssh2's packet parser is the one reader and its decipher keeps nothing.
-      const protocol = (client as unknown as { _protocol?: { _decipher?: unknown } })._protocol;
-      socket.keepsNoChunk = () => socket.listenerCount("data") === 1 && ownsNoInput(protocol?._decipher);
-    } else {
-      options.logger.warn(
-        "ssh2 internals changed, or the chacha20-poly1305 decipher failed its self-test: using ssh2's slower decipher",
-      );
-    }
-    try {
-      await ready;
-    } catch (error) {
-      client.end();
-      throw error;
-    }
-    const hk = hostKey as { type: string; fingerprint: string; added: boolean } | null;
-    if (hk === null) {
-      client.end();
-      throw new SshMcpError("INTERNAL", "SSH session became ready without a host key check");
-    }
-    // deno-lint-ignore no-explicit-any
-    const serverVersion = String((client as any)._remoteVer ?? "unknown");
-    const info: ConnectionInfo = {
-      host: options.host,
-      port: options.port,
-      username: options.username,
-      hostKeyType: hk.type,
-      hostKeyFingerprint: hk.fingerprint,
-      serverVersion,
-      hostKeyAdded: hk.added,
-      authMethod: lastAuth ?? "password",
-    };
+    const { client, socket, info, rekeyRefused } = await connect(options);
     return new SshConnection({
       client,
       socket,
       info,
       maxChannels: options.maxChannels ?? 10,
       logger: options.logger,
-      rekeyRefused: () => rekeyRefused,
+      rekeyRefused,
     });
   }
 
@@ -655,46 +421,6 @@ export class SshConnection {
         retryable: true,
       },
     );
-  }
-}
-
-/**
- * Sends a signal request on a session channel, also after its stdin EOF:
- * RFC 4254 allows requests then, but ssh2's Channel.signal() sends nothing
- * once EOF was sent, so a timed-out command's shell was never signalled.
- */
-export function signalChannel(channel: ClientChannel, name: string): void {
-  const c = channel as unknown as {
-    outgoing?: { state?: string; id?: number };
-    _client?: { _protocol?: { signal(id: number, name: string): void } };
-  };
-  const state = c.outgoing?.state;
-  if ((state === "open" || state === "eof") && c.outgoing?.id !== undefined) {
-    c._client?._protocol?.signal(c.outgoing.id, name);
-  }
-}
-
-/** Opens the TCP connection within the connect timeout, mapping failures to codes. */
-async function connectTcp(
-  options: ConnectOptions,
-  timeoutMs: number,
-  timeoutError: () => SshMcpError,
-): Promise<DenoSocket> {
-  const attempt = DenoSocket.connect(options.host, options.port);
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const expired = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(timeoutError()), timeoutMs);
-  });
-  try {
-    return await Promise.race([attempt, expired]);
-  } catch (error) {
-    // A connect that completes after we gave up must not leak its socket.
-    attempt.then((late) => late.destroy(), () => {});
-    if (error instanceof SshMcpError) throw error;
-    const err = Object.assign(toSocketError(error), { level: "client-socket" });
-    throw mapConnectError(err, { options, lastAuth: null, authStarted: false, hostKeyChecked: false });
-  } finally {
-    clearTimeout(timer);
   }
 }
 

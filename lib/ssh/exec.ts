@@ -6,12 +6,12 @@
  * @module
  */
 
-// @ts-types="@types/ssh2"
-import type { ClientChannel } from "ssh2";
+import type { ClientChannel } from "../ssh2/mod.ts";
 import { Buffer } from "node:buffer";
 import { outcomeUnknown, SshMcpError } from "../errors.ts";
 import { shellQuote } from "../validate.ts";
-import { signalChannel, type SshConnection } from "./connection.ts";
+import type { SshConnection } from "./connection.ts";
+import { signalChannel } from "../ssh2/mod.ts";
 import { OutputCapture } from "./output.ts";
 
 /** Options of {@linkcode execCommand}. */

@@ -12,8 +12,7 @@
  * @module
  */
 
-// @ts-types="@types/ssh2"
-import type { ClientChannel } from "ssh2";
+import type { ClientChannel } from "../ssh2/mod.ts";
 import { Buffer } from "node:buffer";
 import { SshMcpError } from "../errors.ts";
 import type { Logger } from "../log.ts";

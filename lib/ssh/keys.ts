@@ -8,10 +8,8 @@
  * @module
  */
 
-import ssh2 from "./ssh2.ts";
-// @ts-types="@types/ssh2"
-import type { ParsedKey } from "ssh2";
 import { Buffer } from "node:buffer";
+import { type ParsedKey, parseKey } from "../ssh2/mod.ts";
 import { SshMcpError } from "../errors.ts";
 
 /** A private key ready for ssh2, with nothing secret about it exposed. */
@@ -47,7 +45,7 @@ export async function loadPrivateKey(path: string, passphrase?: string): Promise
       hint: "Pass its passphrase in `passphrase`, or use an ssh-agent that holds the key",
     });
   }
-  const result = ssh2.utils.parseKey(Buffer.from(data), encrypted ? passphrase : undefined);
+  const result = parseKey(data, encrypted ? passphrase : undefined);
   const key = Array.isArray(result) ? result[0] : result;
   if (key instanceof Error || key === undefined) {
     if (encrypted) {

@@ -7,8 +7,7 @@
  * @module
  */
 
-// @ts-types="@types/ssh2"
-import type { FileEntryWithStats, SFTPWrapper, Stats } from "ssh2";
+import type { FileEntryWithStats, SFTPWrapper, Stats } from "../ssh2/mod.ts";
 import { Buffer } from "node:buffer";
 import { posix } from "node:path";
 import { outcomeUnknown, SshMcpError } from "../errors.ts";

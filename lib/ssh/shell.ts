@@ -6,8 +6,7 @@
  * @module
  */
 
-// @ts-types="@types/ssh2"
-import type { ClientChannel } from "ssh2";
+import type { ClientChannel } from "../ssh2/mod.ts";
 import type { Buffer } from "node:buffer";
 import { SshMcpError } from "../errors.ts";
 import type { ExitStatus, SshConnection } from "./connection.ts";

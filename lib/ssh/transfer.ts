@@ -17,8 +17,7 @@
  * @module
  */
 
-// @ts-types="@types/ssh2"
-import type { SFTPWrapper, Stats } from "ssh2";
+import type { SFTPWrapper, Stats } from "../ssh2/mod.ts";
 import { Buffer } from "node:buffer";
 import { createHash } from "node:crypto";
 import fs from "node:fs";

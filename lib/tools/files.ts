@@ -7,8 +7,7 @@
 
 // @ts-types="@modelcontextprotocol/sdk/server/mcp"
 import type { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
-// @ts-types="@types/ssh2"
-import type { SFTPWrapper } from "ssh2";
+import type { SFTPWrapper } from "../ssh2/mod.ts";
 import { Buffer } from "node:buffer";
 import { createHash } from "node:crypto";
 import { z } from "zod";

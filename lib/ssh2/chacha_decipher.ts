@@ -34,6 +34,7 @@
 import { Buffer } from "node:buffer";
 import { unpatched } from "./chacha_fix.ts";
 import createPoly1305 from "ssh2/lib/protocol/crypto/poly1305.js";
+import { decipherHolderOf, type OnPayload, type Ssh2ChachaDecipher, type Ssh2Decipher } from "./internals.ts";
 
 /** ssh2's bound on a packet's length field; OpenSSH's channels send ≤ 32 KiB of data per packet. */
 export const MAX_PACKET_LENGTH = 35000;
@@ -105,6 +106,16 @@ const KNOWN_PACKET =
 const KNOWN_PAYLOAD = "mcp-remote-ssh known answer";
 let selfTest: boolean | null = null;
 
+/**
+ * Opens a known packet sealed by ssh2's cipher and refuses it with one MAC
+ * bit flipped. Returns why it failed, or null. Needs
+ * {@linkcode prepareFastDecipher} first.
+ */
+export function fastDecipherSelfTest(): string | null {
+  if (wasm === null) return "the wasm Poly1305 could not be loaded";
+  return selfTestPassed() ? null : "it did not open a known packet exactly, or accepted it with a wrong MAC";
+}
+
 function selfTestPassed(): boolean {
   if (wasm === null) return false; // not loaded (yet), or cannot be
   if (selfTest !== null) return selfTest;
@@ -141,24 +152,6 @@ function selfTestPassed(): boolean {
   return selfTest;
 }
 
-/** What ssh2's chacha20-poly1305 decipher carries that this one needs. */
-interface Ssh2ChachaDecipher {
-  inSeqno: number;
-  _onPayload: OnPayload;
-  _decKeyMain: Buffer;
-  _decKeyPktLen: Buffer;
-  decrypt: unknown;
-  free(): void;
-}
-
-/** What every ssh2 decipher has (`Protocol.js`, `kex.js`). */
-interface Ssh2Decipher {
-  _onPayload: OnPayload;
-  decrypt(data: Uint8Array, p: number, dataLen: number): number | undefined;
-}
-
-type OnPayload = (payload: Buffer) => unknown;
-
 /** Instances whose input chunks may be reused by the socket once `decrypt` returns. */
 const inputFree = new WeakSet<object>();
 
@@ -177,11 +170,8 @@ export function ownsNoInput(decipher: unknown): boolean {
  * wasm Poly1305.
  */
 export function useFastDecipher(client: unknown): boolean {
-  // deno-lint-ignore no-explicit-any
-  const protocol = (client as any)?._protocol;
-  if (!selfTestPassed() || typeof protocol !== "object" || protocol === null || !("_decipher" in protocol)) {
-    return false;
-  }
+  const protocol = decipherHolderOf(client);
+  if (!selfTestPassed() || protocol === undefined) return false;
   let current: unknown = protocol._decipher;
   Object.defineProperty(protocol, "_decipher", {
     configurable: true,
@@ -198,7 +188,8 @@ export function useFastDecipher(client: unknown): boolean {
   return true;
 }
 
-function isSsh2Chacha(d: unknown): d is Ssh2ChachaDecipher {
+/** True if `d` is ssh2 1.17's chacha20-poly1305 decipher with the fields {@linkcode ChachaPolyDecipher} takes over. */
+export function isSsh2Chacha(d: unknown): d is Ssh2ChachaDecipher {
   const c = d as Partial<Ssh2ChachaDecipher> | null;
   return typeof c === "object" && c !== null && c.constructor?.name === "ChaChaPolyDecipherNative" &&
     typeof c.inSeqno === "number" && typeof c._onPayload === "function" && typeof c.decrypt === "function" &&

@@ -1,0 +1,98 @@
+/**
+ * The only room that imports ssh2: client creation, the socket adapter, the
+ * repairs of ssh2 1.17 (chacha20 leak, rekey queue, fast decipher), the
+ * version guard, and the few reads of ssh2's private fields the SSH layer
+ * needs (server version, signals). Everything outside lib/ssh2/ takes ssh2
+ * and its types from here.
+ *
+ * @module
+ */
+
+import ssh2 from "./ssh2.ts";
+// @ts-types="@types/ssh2"
+import type { Client, ClientChannel, ConnectConfig, ParsedKey } from "ssh2";
+import { Buffer } from "node:buffer";
+import type { Logger } from "../log.ts";
+import { ownsNoInput, useFastDecipher } from "./chacha_decipher.ts";
+import { decipherHolderOf, remoteVersionOf, sendSignal } from "./internals.ts";
+import type { PatchStatus } from "./patches.ts";
+import { rekeyQueueFixed } from "./rekey_fix.ts";
+import type { DenoSocket } from "./socket.ts";
+
+// @ts-types="@types/ssh2"
+export type {
+  AnyAuthMethod,
+  AuthenticationType,
+  Client,
+  ClientChannel,
+  ConnectConfig,
+  FileEntryWithStats,
+  ParsedKey,
+  SFTPWrapper,
+  Stats,
+} from "ssh2";
+export { DenoSocket, type SocketError, toSocketError } from "./socket.ts";
+export { isIntegrityFailure } from "./chacha_decipher.ts";
+export { type PatchStatus, preparePatches } from "./patches.ts";
+export { installedSsh2Version, PINNED_SSH2_VERSION, pretendSsh2Version } from "./guard.ts";
+
+/** A new, unconnected ssh2 client (the leak fix is loaded before ssh2 is). */
+export function createClient(): Client {
+  return new ssh2.Client();
+}
+
+/** What {@linkcode connectClient} needs besides the ssh2 settings. */
+export interface ConnectClientOptions {
+  /** The connected TCP socket ssh2 runs over. */
+  socket: DenoSocket;
+  /** Which repairs are on in this process, from {@linkcode preparePatches}. */
+  patches: PatchStatus;
+  /** Where a repair that does not fit this connection says so (once per process). */
+  logger: Logger;
+}
+
+const warned = new Set<string>();
+
+function warnOnce(logger: Logger, what: string): void {
+  if (warned.has(what)) return;
+  warned.add(what);
+  logger.warn(`ssh2 internals differ from 1.17.0: ${what} not applied, using ssh2's own code`);
+}
+
+/**
+ * Starts the SSH handshake of `client` over `options.socket` and installs
+ * the repairs that are on. Attach the client's "ready", "error" and "close"
+ * listeners before: ssh2 may emit them as soon as data arrives.
+ */
+export function connectClient(client: Client, config: ConnectConfig, options: ConnectClientOptions): void {
+  const { socket, patches, logger } = options;
+  // ssh2 uses only the net.Socket surface DenoSocket provides.
+  client.connect({ ...config, sock: socket as unknown as ConnectConfig["sock"] });
+  if (patches.rekeyFix && !rekeyQueueFixed(client)) warnOnce(logger, "the rekey queue fix");
+  if (!patches.fastDecipher) return;
+  if (!useFastDecipher(client)) return warnOnce(logger, "the fast chacha20-poly1305 decipher");
+  if (!patches.socketLending) return;
+  // Lent only while ssh2's packet parser is the one reader and its decipher keeps nothing.
+  const holder = decipherHolderOf(client);
+  socket.keepsNoChunk = () => socket.listenerCount("data") === 1 && ownsNoInput(holder?._decipher);
+}
+
+/** The server's software version from its banner (e.g. `OpenSSH_9.2p1 Debian-2`), or "unknown". */
+export function serverVersion(client: Client): string {
+  return remoteVersionOf(client);
+}
+
+/**
+ * Sends a signal request (e.g. `KILL`) on a session channel, also after its
+ * stdin EOF: RFC 4254 allows requests then, but ssh2's Channel.signal()
+ * sends nothing once EOF was sent, so a timed-out command's shell was never
+ * signalled. Does nothing on a closed channel.
+ */
+export function signalChannel(channel: ClientChannel, name: string): void {
+  sendSignal(channel, name);
+}
+
+/** ssh2's key parser: one key, an array of keys, or the parse error. */
+export function parseKey(data: Uint8Array, passphrase?: string): ParsedKey | ParsedKey[] | Error {
+  return ssh2.utils.parseKey(Buffer.from(data), passphrase);
+}

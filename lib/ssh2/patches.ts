@@ -1,0 +1,135 @@
+/**
+ * Decides, once per process, which repairs of ssh2 run.
+ *
+ * Each repair relies on private fields and behaviour of one ssh2 version.
+ * Before the first connection every one of them checks that the installed
+ * ssh2 is the pinned version (./guard.ts) and passes a behavioural
+ * self-test on ssh2's own code; one that does not stays off, and one
+ * warning for the whole process says which are off and why. With all of
+ * them off, ssh2 runs as published: slower, and leaking memory per
+ * chacha20-poly1305 packet under Deno, but correct.
+ *
+ * @module
+ */
+
+import "./chacha_fix.ts"; // before any ssh2 module loads
+import { Buffer } from "node:buffer";
+// @ts-types="./ssh2_crypto.d.ts"
+import ssh2Crypto from "ssh2/lib/protocol/crypto.js";
+import type { Logger } from "../log.ts";
+import { enableLeakFix, leakFixSelfTest } from "./chacha_fix.ts";
+import { fastDecipherSelfTest, isSsh2Chacha, prepareFastDecipher } from "./chacha_decipher.ts";
+import { rekeyFixSelfTest } from "./rekey_fix.ts";
+import { ssh2VersionProblem } from "./guard.ts";
+
+/** Which repairs of ssh2 are on in this process. */
+export interface PatchStatus {
+  /** chacha20 ciphers are finished after their one update (./chacha_fix.ts). */
+  leakFix: boolean;
+  /** Packets queued during a rekey keep their payload (./rekey_fix.ts). */
+  rekeyFix: boolean;
+  /** Inbound chacha20-poly1305 uses ./chacha_decipher.ts, and MAC failures are marked. */
+  fastDecipher: boolean;
+  /** The socket lends its read buffer to a decipher that keeps nothing (needs `fastDecipher`). */
+  socketLending: boolean;
+}
+
+const NAMES: Record<keyof PatchStatus, string> = {
+  leakFix: "chacha20 leak fix",
+  rekeyFix: "rekey queue fix",
+  fastDecipher: "fast chacha20-poly1305 decipher",
+  socketLending: "socket buffer lending",
+};
+
+let decided: Promise<PatchStatus> | null = null;
+
+/**
+ * Checks the ssh2 version and runs every repair's self-test, the first time
+ * only; later calls get the same answer. Logs at most one warning, naming
+ * each repair left off and why. Never rejects.
+ */
+export function preparePatches(logger: Logger): Promise<PatchStatus> {
+  return decided ??= decide().then(({ status, off }) => {
+    if (off.length > 0) {
+      logger.warn(
+        `ssh2 repairs off, using ssh2's own code instead: ${off.join("; ")}. ` +
+          "Connections work, but may be slower and, under Deno, leak memory per chacha20-poly1305 packet",
+      );
+    }
+    return status;
+  });
+}
+
+async function decide(): Promise<{ status: PatchStatus; off: string[] }> {
+  const status: PatchStatus = { leakFix: false, rekeyFix: false, fastDecipher: false, socketLending: false };
+  const version = ssh2VersionProblem();
+  if (version !== null) {
+    return { status, off: [`${Object.values(NAMES).join(", ")}: ${version}`] };
+  }
+  const off: string[] = [];
+  const failed = (name: keyof PatchStatus, why: string) => off.push(`${NAMES[name]}: ${why}`);
+
+  enableLeakFix(true);
+  const leak = leakFixSelfTest() ?? await ssh2ChachaRoundTrip().then((r) => r.problem);
+  if (leak === null) status.leakFix = true;
+  else {
+    enableLeakFix(false);
+    failed("leakFix", leak);
+  }
+
+  const rekey = rekeyFixSelfTest();
+  if (rekey === null) status.rekeyFix = true;
+  else failed("rekeyFix", rekey);
+
+  await prepareFastDecipher();
+  const { decipher } = await ssh2ChachaRoundTrip();
+  const fast = fastDecipherSelfTest() ??
+    (isSsh2Chacha(decipher) ? null : "ssh2's chacha20-poly1305 decipher is not the shape it replaces");
+  if (fast === null) status.fastDecipher = status.socketLending = true;
+  else {
+    failed("fastDecipher", fast);
+    failed("socketLending", `needs the ${NAMES.fastDecipher}`);
+  }
+  return { status, off };
+}
+
+/**
+ * Seals two packets with ssh2's own chacha20-poly1305 cipher and opens them
+ * with its own decipher, as the two ends of a connection would: with the
+ * leak fix on, this fails if ssh2 updates one chacha20 cipher twice.
+ * Returns the decipher, for its shape, and why it failed, or null.
+ */
+async function ssh2ChachaRoundTrip(): Promise<{ problem: string | null; decipher: unknown }> {
+  let decipher: unknown = undefined;
+  try {
+    await ssh2Crypto.init;
+    const info = ssh2Crypto.CIPHER_INFO["chacha20-poly1305@openssh.com"];
+    const key = Buffer.from(Uint8Array.from({ length: 64 }, (_, i) => i));
+    const sealed: Buffer[] = [];
+    const opened: string[] = [];
+    const cipher = ssh2Crypto.createCipher({
+      outbound: { onWrite: (b: Buffer) => sealed.push(Buffer.from(b)), cipherInfo: info, cipherKey: key, seqno: 0 },
+    });
+    decipher = ssh2Crypto.createDecipher({
+      inbound: {
+        onPayload: (p: Buffer) => void opened.push(p.toString()),
+        decipherInfo: info,
+        decipherKey: key,
+        seqno: 0,
+      },
+    });
+    const payloads = ["mcp-remote-ssh self-test one", "and two"];
+    for (const text of payloads) {
+      const packet = cipher.allocPacket(text.length);
+      packet.write(text, 5);
+      cipher.encrypt(packet);
+    }
+    const wire = Buffer.concat(sealed);
+    (decipher as { decrypt(d: Buffer, p: number, l: number): unknown }).decrypt(wire, 0, wire.length);
+    const same = opened.length === payloads.length && opened.every((t, i) => t === payloads[i]);
+    return { problem: same ? null : "ssh2's chacha20-poly1305 did not round-trip two packets", decipher };
+  } catch (error) {
+    const why = error instanceof Error ? error.message : String(error);
+    return { problem: `ssh2's chacha20-poly1305 failed a round trip: ${why}`, decipher };
+  }
+}

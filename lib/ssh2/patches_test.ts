@@ -1,0 +1,61 @@
+import assert from "node:assert/strict";
+import crypto from "node:crypto";
+import { Buffer } from "node:buffer";
+import type { Logger } from "../log.ts";
+import { preparePatches } from "./patches.ts";
+import { EXPECTED_WINDOW_ADJUST, queuedWindowAdjust } from "./rekey_fix.ts";
+
+function recorder(): { logger: Logger; warnings: string[] } {
+  const warnings: string[] = [];
+  const keep = (m: string) => void warnings.push(m);
+  return { logger: { debug() {}, info() {}, warn: keep, error: keep }, warnings };
+}
+
+Deno.test("preparePatches() turns every repair on for the pinned ssh2, silently, once per process", async () => {
+  const first = recorder();
+  const status = await preparePatches(first.logger);
+  assert.deepEqual(status, { leakFix: true, rekeyFix: true, fastDecipher: true, socketLending: true });
+  assert.deepEqual(first.warnings, []);
+  // The repairs really run: ssh2's queued packets are exact, chacha20 ciphers are finished.
+  assert.equal(queuedWindowAdjust(), EXPECTED_WINDOW_ADJUST);
+  const c = crypto.createCipheriv("chacha20", Buffer.alloc(32), Buffer.alloc(16));
+  c.update(Buffer.from("x"));
+  assert.throws(() => c.update(Buffer.from("y")));
+  // Decided once: a second caller gets the same answer and no log line.
+  const second = recorder();
+  assert.equal(await preparePatches(second.logger), status);
+  assert.deepEqual(second.warnings, []);
+});
+
+Deno.test("preparePatches() leaves every repair off, with one warning, when the ssh2 version differs", async () => {
+  // A fresh process: the decision is taken once per process, and this one has taken it.
+  const here = (file: string) => new URL(file, import.meta.url).href;
+  const script = `
+    import crypto from "node:crypto";
+    import { Buffer } from "node:buffer";
+    import { pretendSsh2Version } from "${here("./guard.ts")}";
+    import { preparePatches } from "${here("./patches.ts")}";
+    import { EXPECTED_WINDOW_ADJUST, queuedWindowAdjust } from "${here("./rekey_fix.ts")}";
+    pretendSsh2Version("1.17.1");
+    const warnings = [];
+    const logger = { debug() {}, info() {}, warn: (m) => warnings.push(m), error: (m) => warnings.push(m) };
+    const status = await preparePatches(logger);
+    await preparePatches(logger);
+    const c = crypto.createCipheriv("chacha20", Buffer.alloc(32), Buffer.alloc(16));
+    c.update(Buffer.from("x"));
+    let finished = false;
+    try { c.update(Buffer.from("y")); } catch { finished = true; }
+    console.log(JSON.stringify({ status, warnings, finished, rekeyExact: queuedWindowAdjust() === EXPECTED_WINDOW_ADJUST }));
+  `;
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["eval", "--quiet", "--frozen", "--config", new URL("../../deno.json", import.meta.url).pathname, script],
+    stderr: "inherit",
+  }).output();
+  assert.equal(out.code, 0);
+  const got = JSON.parse(new TextDecoder().decode(out.stdout));
+  assert.deepEqual(got.status, { leakFix: false, rekeyFix: false, fastDecipher: false, socketLending: false });
+  assert.equal(got.finished, false);
+  assert.equal(got.rekeyExact, false);
+  assert.equal(got.warnings.length, 1);
+  assert.match(got.warnings[0], /ssh2 is 1\.17\.1, not 1\.17\.0/);
+});
