@@ -1,6 +1,5 @@
 import assert from "node:assert/strict";
-// @ts-types="@types/ssh2"
-import type { SFTPWrapper } from "ssh2";
+import type { SFTPWrapper } from "../ssh2/mod.ts";
 import { SshMcpError } from "../errors.ts";
 import { call, failRequestsWhen } from "./sftp.ts";
 
