@@ -200,15 +200,20 @@ export class Forward {
     listener: Deno.TcpListener,
     open: (tcp: Deno.TcpConn) => Promise<{ channel: ClientChannel; pending: Uint8Array }>,
   ): void {
-    this.#stop = () => {
+    // Deno closes the socket only once the accept in flight has been
+    // cancelled, a turn or more after close() returns: under load the port
+    // was seen still taken after ssh_close_forward had answered. So stopping
+    // waits for the accept loop to end.
+    let accepting: Promise<void> = Promise.resolve();
+    this.#stop = async () => {
       try {
-        listener.close(); // the port is free once this returns
+        listener.close();
       } catch {
         // already closed
       }
-      return Promise.resolve();
+      await accepting;
     };
-    (async () => {
+    accepting = (async () => {
       for await (const tcp of listener) {
         if (this.closed) {
           tcp.close();
