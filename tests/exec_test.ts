@@ -4,7 +4,7 @@
  */
 
 import assert from "node:assert/strict";
-import { call, callOk, connectWithKey, startServer, type TestServer } from "./fixtures/mcp.ts";
+import { call, callOk, connectWithKey, SSH2_REPAIRS_FORCED_OFF, startServer, type TestServer } from "./fixtures/mcp.ts";
 import { type Sshd, sshdAvailable, startSshd } from "./fixtures/sshd.ts";
 
 const skip = !sshdAvailable();
@@ -212,7 +212,12 @@ Deno.test({ name: "ssh_execute runs commands with real results", ignore: skip },
     assert.match(r.structured.stdout, /bytes omitted of 2147483660 total/);
     assert.ok(r.structured.stdout.length < 200_000, `kept ${r.structured.stdout.length} chars`);
     console.log(`server peak RSS: ${warm.peakMiB.toFixed(0)} MiB during 256 MB, ${peakMiB.toFixed(0)} MiB during 2 GB`);
-    assert.ok(peakMiB - warm.peakMiB < 32, `peak RSS rose from ${warm.peakMiB} to ${peakMiB} MiB with 8x the output`);
+    // What keeps this flat is ssh2's cipher leak fix; with the repairs forced off, ssh2's own leak shows.
+    if (SSH2_REPAIRS_FORCED_OFF) console.log("not asserted: the ssh2 repairs are forced off (MCP_TEST_SSH2_VERSION)");
+    else {assert.ok(
+        peakMiB - warm.peakMiB < 32,
+        `peak RSS rose from ${warm.peakMiB} to ${peakMiB} MiB with 8x the output`,
+      );}
     assert.equal(await remoteProcessCount(server, id, "yes"), 0);
   });
 });
