@@ -8,7 +8,7 @@
  */
 
 import assert from "node:assert/strict";
-import { call, type CallResult, connectWithKey, ROOT, RUN_FLAGS, startServer } from "./fixtures/mcp.ts";
+import { call, type CallResult, connectWithKey, runArgs, startServer } from "./fixtures/mcp.ts";
 import { racerAvailable, startRacer } from "./fixtures/racer.ts";
 import { sshdAvailable, startSshd } from "./fixtures/sshd.ts";
 
@@ -147,16 +147,7 @@ Deno.test("under -P, local files outlive a deleted start directory, trees are re
     await Deno.link(`${base}/outside/linked.txt`, `${root}/linked.txt`);
     await Deno.mkdir(`${base}/doomed`);
     const out = await new Deno.Command(Deno.execPath(), {
-      args: [
-        "run",
-        ...RUN_FLAGS,
-        "--quiet",
-        "--frozen",
-        "--config",
-        `${ROOT}deno.json`,
-        `${ROOT}tests/fixtures/confine_cases.ts`,
-        root,
-      ],
+      args: runArgs("tests/fixtures/confine_cases.ts", [root]),
       cwd: `${base}/doomed`,
       stdout: "piped",
       stderr: "piped",

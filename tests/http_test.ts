@@ -14,7 +14,7 @@ import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 // @ts-types="@modelcontextprotocol/sdk/client/sse"
 import { SSEClientTransport } from "@modelcontextprotocol/sdk/client/sse.js";
-import { call, callOk, connectWithKey, ROOT, RUN_FLAGS } from "./fixtures/mcp.ts";
+import { call, callOk, connectWithKey, ROOT, runArgs } from "./fixtures/mcp.ts";
 import { sshdAvailable, startSshd } from "./fixtures/sshd.ts";
 import { delay, run as runProcess, tempDir } from "./fixtures/process.ts";
 
@@ -33,7 +33,7 @@ interface HttpServer extends AsyncDisposable {
 /** main.ts run as users run it, with only the given environment (and its own HOME). */
 function serverCommand(args: string[], env: Record<string, string>, home: string): Deno.Command {
   return new Deno.Command(Deno.execPath(), {
-    args: ["run", ...RUN_FLAGS, "--quiet", "--frozen", `${ROOT}main.ts`, ...args],
+    args: runArgs("main.ts", args),
     env: {
       HOME: home,
       PATH: Deno.env.get("PATH") ?? "/usr/bin:/bin",

@@ -4,7 +4,7 @@
  */
 
 import assert from "node:assert/strict";
-import { ROOT, RUN_FLAGS } from "./fixtures/mcp.ts";
+import { ROOT, runArgs } from "./fixtures/mcp.ts";
 import { type Sshd, sshdAvailable, startSshd } from "./fixtures/sshd.ts";
 
 const skip = !sshdAvailable();
@@ -12,7 +12,7 @@ const denoJson = JSON.parse(await Deno.readTextFile(`${ROOT}deno.json`));
 
 function spawnServer(args: string[], home: string): Deno.ChildProcess {
   return new Deno.Command(Deno.execPath(), {
-    args: ["run", ...RUN_FLAGS, "--quiet", "--frozen", `${ROOT}main.ts`, ...args],
+    args: runArgs("main.ts", args),
     env: {
       HOME: home,
       NO_COLOR: "1",
@@ -174,7 +174,7 @@ Deno.test({ name: "the server exits and closes its SSH connections", ignore: ski
 Deno.test("--version prints the version from deno.json, --help the flags, bad flags exit 2", async () => {
   const run = async (...args: string[]) => {
     const out = await new Deno.Command(Deno.execPath(), {
-      args: ["run", ...RUN_FLAGS, "--quiet", "--frozen", `${ROOT}main.ts`, ...args],
+      args: runArgs("main.ts", args),
       stdin: "null",
     }).output();
     return {

@@ -18,7 +18,7 @@ import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/
 import type { Transport } from "@modelcontextprotocol/sdk/shared/transport.js";
 // @ts-types="@modelcontextprotocol/sdk/types"
 import { ListRootsRequestSchema } from "@modelcontextprotocol/sdk/types.js";
-import { call, callOk, type CallResult, connectWithKey, ROOT, RUN_FLAGS, startServer } from "./fixtures/mcp.ts";
+import { call, callOk, type CallResult, connectWithKey, runArgs, startServer } from "./fixtures/mcp.ts";
 import { exists, tempDir } from "./fixtures/process.ts";
 import { type Sshd, sshdAvailable, startSshd } from "./fixtures/sshd.ts";
 
@@ -143,7 +143,7 @@ async function startWithRoots(
   const home = await tempDir("mcp-roots-home-");
   const transport = new StdioClientTransport({
     command: Deno.execPath(),
-    args: ["run", ...RUN_FLAGS, "--quiet", "--frozen", "--config", `${ROOT}deno.json`, `${ROOT}main.ts`, ...args],
+    args: runArgs("main.ts", args),
     env: {
       HOME: home.path,
       PATH: Deno.env.get("PATH") ?? "/usr/bin:/bin",
@@ -277,16 +277,7 @@ Deno.test(
     await Deno.mkdir(`${base.path}/home`);
     const token = crypto.randomUUID();
     const proc = new Deno.Command(Deno.execPath(), {
-      args: [
-        "run",
-        ...RUN_FLAGS,
-        "--quiet",
-        "--frozen",
-        "--config",
-        `${ROOT}deno.json`,
-        `${ROOT}main.ts`,
-        ...["--transport", "streamable-http", "--port", "0", "--known-hosts", kh],
-      ],
+      args: runArgs("main.ts", ["--transport", "streamable-http", "--port", "0", "--known-hosts", kh]),
       env: {
         HOME: `${base.path}/home`,
         PATH: Deno.env.get("PATH") ?? "/usr/bin:/bin",
