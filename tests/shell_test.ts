@@ -135,9 +135,13 @@ Deno.test({ name: "interactive shells behave like a terminal", ignore: skip }, a
     await send("printf '\\033[1;31mred\\033[0m\\n'");
     await wait({ quiet_ms: 300 });
     await send("printf '\\033[1;31mred\\033[0m\\n'");
-    await new Promise((r) => setTimeout(r, 500));
-    const raw = await callOk(c, "ssh_shell_read", { session_id: sid, mode: "raw" });
-    assert.ok(raw.structured.output.includes("\x1b[1;31mred\x1b[0m"), JSON.stringify(raw.structured.output));
+    // Read until the output has arrived (a wait would consume it), not for a fixed time.
+    let raw = "";
+    for (const end = Date.now() + 20_000; !raw.includes("\x1b[1;31mred\x1b[0m") && Date.now() < end;) {
+      raw += (await callOk(c, "ssh_shell_read", { session_id: sid, mode: "raw" })).structured.output;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    assert.ok(raw.includes("\x1b[1;31mred\x1b[0m"), JSON.stringify(raw));
   });
 
   await t.step("10 MB of output is dropped beyond the buffer bound and the drop is reported", async () => {
@@ -177,12 +181,12 @@ Deno.test({ name: "interactive shells behave like a terminal", ignore: skip }, a
   await t.step("small byte limits never split an escape sequence or a character", async () => {
     await drain();
     await send("printf 'ab\\033[1;31mr\\342\\202\\254d\\033[0m\\n'");
-    await new Promise((r) => setTimeout(r, 700)); // no wait: it would consume the output
+    // Reads 3 bytes at a time until the line has arrived (no wait: it would consume the output).
     let text = "";
-    for (let i = 0; i < 200; i++) {
+    for (const end = Date.now() + 20_000; !text.includes("abr€d\n") && Date.now() < end;) {
       const r = await callOk(c, "ssh_shell_read", { session_id: sid, max_bytes: 3 });
       text += r.structured.output;
-      if (r.structured.remaining_bytes === 0) break;
+      if (r.structured.remaining_bytes === 0) await new Promise((r) => setTimeout(r, 50));
     }
     assert.ok(text.includes("abr€d\n"), JSON.stringify(text));
     const output = text.slice(text.indexOf("\n") + 1); // past the echo of the typed command

@@ -46,7 +46,10 @@ Deno.test({ name: "signalChannel() reaches the remote process after stdin EOF wa
   channel.resume();
   channel.stderr.resume();
   channel.eof(); // stdin closed first, as every command does
-  await new Promise((r) => setTimeout(r, 200));
+  // The signal must find the process: wait until it runs, not for a fixed time.
+  for (const end = Date.now() + 10_000; !(await running("sleep 625")) && Date.now() < end;) {
+    await new Promise((r) => setTimeout(r, 50));
+  }
   signalChannel(channel, "KILL");
   let timer: ReturnType<typeof setTimeout> | undefined;
   const outcome = await Promise.race([
@@ -104,3 +107,9 @@ Deno.test(
     }
   },
 );
+
+/** Whether a process with exactly this command line runs on this machine (the test sshd is local). */
+async function running(commandLine: string): Promise<boolean> {
+  const out = await new Deno.Command("pgrep", { args: ["-xf", commandLine], stdout: "null", stderr: "null" }).output();
+  return out.code === 0;
+}
