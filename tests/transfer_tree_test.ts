@@ -338,7 +338,8 @@ Deno.test({
   try {
     await callOk(c, "ssh_execute", {
       session_id: sid,
-      command: `mkdir -p ${remote}/x/y && echo new > ${remote}/x/y/new.txt`,
+      command: `mkdir -p ${remote}/x/y && echo new > ${remote}/x/y/new.txt && ` +
+        `chmod 755 ${remote}/x ${remote}/x/y && chmod 644 ${remote}/x/y/new.txt`,
     });
     const r = await callOk(c, "ssh_download_file", {
       session_id: sid,
@@ -348,10 +349,12 @@ Deno.test({
       overwrite: true,
     });
     assert.equal(r.structured.leftover, undefined, r.text);
+    // The server inherits this process's umask, which new local files get.
+    const mode = (bits: number) => (bits & ~Deno.umask()).toString(8);
     assert.deepEqual(await snapshot(`${root}/dest`), [
-      "d 755 x",
-      "d 755 x/y",
-      `f 644 x/y/new.txt ${createHash("sha256").update("new\n").digest("hex")}`,
+      `d ${mode(0o755)} x`,
+      `d ${mode(0o755)} x/y`,
+      `f ${mode(0o644)} x/y/new.txt ${createHash("sha256").update("new\n").digest("hex")}`,
     ]);
     const names = [];
     for await (const e of Deno.readDir(root)) names.push(e.name);
