@@ -5,7 +5,7 @@
 import assert from "node:assert/strict";
 import fs from "node:fs";
 import { join } from "node:path";
-import { confinementSelfTest, forceConfinementRoute } from "./confined.ts";
+import { confinementSelfTest, forceConfinementRoute } from "./confined_route.ts";
 import { chainProblem } from "./confined_chain.ts";
 import { confinedFiles, createFile, LocalPathError, openReadFile, resolveRoots } from "./local_paths.ts";
 

@@ -18,7 +18,7 @@
 
 import nodePath from "node:path";
 import { type EntryInfo, inDirectory } from "./confined.ts";
-import { LocalPathError } from "./local_paths.ts";
+import { LocalPathError } from "./local_path_error.ts";
 
 /** Names handled (lstat-ed or removed) in one section, at most: about 10 ms of work. */
 const CHUNK = 512;

@@ -16,47 +16,12 @@
 
 // Imported under another name because the documented API names its parameters `path`.
 import nodePath from "node:path";
-import { type EntryInfo, type Here, inDirectory, processUmask } from "./confined.ts";
+import { type EntryInfo, type Here, inDirectory } from "./confined.ts";
+import { processUmask } from "./confined_route.ts";
 import { listDirectory, removeTree } from "./confined_tree.ts";
+import { LocalPathError } from "./local_path_error.ts";
 
-/** Why a local path was refused. */
-export type LocalPathProblem =
-  | "outside-roots"
-  | "not-found"
-  | "not-a-regular-file"
-  | "not-a-directory"
-  | "is-a-directory"
-  /** The destination exists and overwriting was not allowed. */
-  | "exists"
-  /** Empty, contains NUL, too long, or names no file. */
-  | "invalid"
-  /**
-   * A directory on the way can be changed by another user, so where the path
-   * leads cannot be proven (the route without /proc, lib/confined_chain.ts).
-   */
-  | "not-private"
-  /** A file with more than one hard link, on a system where anyone can make one (the chain route). */
-  | "hard-linked"
-  /** The system refused the action (EACCES, EPERM). */
-  | "permission-denied"
-  /** Any other failure of a local file action; the message carries the system's own. */
-  | "failed";
-
-/** A local path refused by one of the checks in this module. */
-export class LocalPathError extends Error {
-  /** Why the path was refused. */
-  readonly problem: LocalPathProblem;
-  /** The path as the caller gave it. */
-  readonly path: string;
-
-  /** Creates an error for `path` (as given) refused because of `problem`. */
-  constructor(problem: LocalPathProblem, path: string, message: string, options?: ErrorOptions) {
-    super(message, options);
-    this.name = "LocalPathError";
-    this.problem = problem;
-    this.path = path;
-  }
-}
+export { LocalPathError, type LocalPathProblem } from "./local_path_error.ts";
 
 /** Options for the read checks. */
 export interface LocalReadOptions {

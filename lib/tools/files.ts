@@ -30,7 +30,7 @@ import {
   resolveWriteDir,
   resolveWriteFile,
 } from "../local_paths.ts";
-import { startDirectory } from "../confined.ts";
+import { startDirectory } from "../confined_route.ts";
 import { RootsListSchema } from "../roots.ts";
 import type { ToolDeps } from "./mod.ts";
 import { guarded, ok } from "./result.ts";
