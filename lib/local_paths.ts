@@ -22,6 +22,7 @@ import { listDirectory, removeTree } from "./confined_tree.ts";
 import { LocalPathError } from "./local_path_error.ts";
 
 export { LocalPathError, type LocalPathProblem } from "./local_path_error.ts";
+export type { EntryInfo } from "./confined.ts";
 
 /** Options for the read checks. */
 export interface LocalReadOptions {
@@ -407,22 +408,42 @@ export function createFile(path: string, roots: string[]): Promise<number> {
 }
 
 /**
- * Local file actions for transfers (the shape lib/ssh/transfer.ts asks for),
- * each confined to `roots`: every path's parent is reached from a root one
- * proven step at a time, and the action is taken on the name inside it.
+ * How a transfer acts on local files; the implementation confines every
+ * action to the local roots. Paths are absolute; each acts on the last name
+ * in the path's (checked) parent directory, never following a link there.
  */
-export function confinedFiles(roots: string[]): {
+export interface LocalFiles {
+  /** Opens an existing regular file to read. */
   openRead(path: string): Promise<OpenedFile>;
+  /** Creates a new file (exclusively, mode 0600) to write; returns its descriptor. */
   create(path: string): Promise<number>;
+  /** Creates a directory with `mode` (the umask applies). */
   mkdir(path: string, mode: number): Promise<void>;
+  /** Creates a symlink at `path` pointing at `target`. */
   symlink(target: string, path: string): Promise<void>;
+  /** Renames within one directory; an existing `to` is refused unless `replace`. */
   rename(from: string, to: string, replace: boolean): Promise<void>;
+  /** Removes a file, symlink or empty directory. */
   remove(path: string): Promise<void>;
+  /** Removes a directory and everything in it, never following a link. */
   removeTree(path: string): Promise<void>;
+  /**
+   * Lists a directory, sorted by name: with `max`, at most `max + 1` entries,
+   * so a caller with that limit sees there are more without all being read.
+   */
   list(path: string, max?: number): Promise<EntryInfo[]>;
+  /** Describes one entry (never following a link), or null if there is none. */
   entry(path: string): Promise<EntryInfo | null>;
+  /** The umask new local files get (applied to downloaded files' modes). */
   umask(): number;
-} {
+}
+
+/**
+ * Local file actions for transfers, each confined to `roots`: every path's
+ * parent is reached from a root one proven step at a time, and the action is
+ * taken on the name inside it.
+ */
+export function confinedFiles(roots: string[]): LocalFiles {
   const inParent = <T>(path: string, act: (here: Here, name: string) => T): Promise<T> =>
     attempt(() => inDirectory(nodePath.dirname(path), roots, (here) => act(here, nodePath.basename(path)), path));
   return {

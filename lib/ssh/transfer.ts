@@ -27,54 +27,7 @@ import { promisify } from "node:util";
 import { outcomeUnknown, SshMcpError } from "../errors.ts";
 import { tempName } from "../random.ts";
 import { call, listDir, remove, sftpError, stat } from "./sftp.ts";
-
-/** A local file opened for a transfer (a node:fs descriptor). */
-export interface LocalFile {
-  fd: number;
-  size: number;
-  /** Permission bits (0o777 at most). */
-  mode: number;
-}
-
-/** One entry of a local directory listing (an lstat, never following links). */
-export interface LocalEntry {
-  name: string;
-  type: "file" | "directory" | "symlink" | "other";
-  size: number;
-  mode: number;
-  target?: string;
-}
-
-/**
- * How a transfer acts on local files; the implementation confines every
- * action to the local roots. Paths are absolute; each acts on the last name
- * in the path's (checked) parent directory, never following a link there.
- */
-export interface LocalFiles {
-  /** Opens an existing regular file to read. */
-  openRead(path: string): Promise<LocalFile>;
-  /** Creates a new file (exclusively, mode 0600) to write; returns its descriptor. */
-  create(path: string): Promise<number>;
-  /** Creates a directory with `mode` (the umask applies). */
-  mkdir(path: string, mode: number): Promise<void>;
-  /** Creates a symlink at `path` pointing at `target`. */
-  symlink(target: string, path: string): Promise<void>;
-  /** Renames within one directory; an existing `to` is refused unless `replace`. */
-  rename(from: string, to: string, replace: boolean): Promise<void>;
-  /** Removes a file, symlink or empty directory. */
-  remove(path: string): Promise<void>;
-  /** Removes a directory and everything in it, never following a link. */
-  removeTree(path: string): Promise<void>;
-  /**
-   * Lists a directory, sorted by name: with `max`, at most `max + 1` entries,
-   * so a caller with that limit sees there are more without all being read.
-   */
-  list(path: string, max?: number): Promise<LocalEntry[]>;
-  /** Describes one entry (never following a link), or null if there is none. */
-  entry(path: string): Promise<LocalEntry | null>;
-  /** The umask new local files get (applied to downloaded files' modes). */
-  umask(): number;
-}
+import type { EntryInfo, LocalFiles, OpenedFile } from "../local_paths.ts";
 
 /** A symlink of a downloaded tree that was not created. */
 export interface SkippedLink {
@@ -465,7 +418,7 @@ function leftoverOf(path: string | null): { leftover?: string } {
 }
 
 /** The top of a local tree, as an lstat in its parent describes it. */
-async function topOf(local: LocalFiles, dir: string): Promise<LocalEntry> {
+async function topOf(local: LocalFiles, dir: string): Promise<EntryInfo> {
   // Not a listing of the parent: that may be a root with a great many entries.
   const entry = await local.entry(dir);
   if (entry === null || entry.type !== "directory") {
@@ -567,7 +520,7 @@ function treeResult(entries: TreeEntry[], bytes: number, mode: number, verified:
 /** Writes the open local `file` to the new remote file `to` (created exclusively), mode set at the end. */
 async function putFile(
   sftp: SFTPWrapper,
-  file: LocalFile,
+  file: OpenedFile,
   to: string,
   options: TransferOptions,
   moved: { bytes: number; total: number },

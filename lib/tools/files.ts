@@ -16,7 +16,6 @@ import * as sftp from "../ssh/sftp.ts";
 import {
   download,
   downloadTree,
-  type LocalFiles,
   type TransferOptions,
   type TransferResult,
   upload,
@@ -24,6 +23,7 @@ import {
 } from "../ssh/transfer.ts";
 import {
   confinedFiles,
+  type LocalFiles,
   LocalPathError,
   resolveReadDir,
   resolveReadFile,
