@@ -33,6 +33,7 @@ import type { AnySchema, ZodRawShapeCompat } from "@modelcontextprotocol/sdk/ser
 import type { CallToolResult, ToolAnnotations } from "@modelcontextprotocol/sdk/types.js";
 import { z } from "zod";
 import { SshMcpError, toToolResult } from "../errors.ts";
+import { REQUEST_CHECKS } from "./schemas.ts";
 
 /**
  * Fields whose text travels as data (a channel's stdin, keystrokes, file
@@ -134,8 +135,19 @@ export class ToolServer extends McpServer {
     if (tool.inputSchema === undefined) return undefined;
     const parsed = await (tool.inputSchema as z.ZodType).safeParseAsync(args);
     if (!parsed.success) {
+      const hints = parsed.error.issues.flatMap((i) => {
+        const hint = i.code === "custom" ? (i.params as { hint?: unknown } | undefined)?.hint : undefined;
+        return typeof hint === "string" ? [hint] : [];
+      });
       throw new SshMcpError("INVALID_ARGUMENT", `Invalid arguments for ${name}: ${issuesText(parsed.error.issues)}`, {
-        hint: "Fix the fields named; tools/list gives each field's type and limits",
+        hint: [...hints, "Fix the fields named; tools/list gives each field's type and limits"].join(". "),
+      });
+    }
+    const check = Object.hasOwn(REQUEST_CHECKS, name) ? REQUEST_CHECKS[name] : undefined;
+    const tooBig = check?.(parsed.data as Record<string, unknown>) ?? [];
+    if (tooBig.length > 0) {
+      throw new SshMcpError("INVALID_ARGUMENT", `Invalid arguments for ${name}: ${tooBig.join("; ")}`, {
+        hint: "Nothing was sent. Make the named fields shorter",
       });
     }
     return parsed.data;
@@ -156,8 +168,8 @@ export class ToolServer extends McpServer {
  * ```
  */
 export function unsendableFields(tool: string, args: Record<string, unknown>): string[] {
-  const carriers = new Set(NUL_CARRIERS[tool] ?? []);
-  const oneLine = new Set(ONE_LINE[tool] ?? []);
+  const carriers = new Set(Object.hasOwn(NUL_CARRIERS, tool) ? NUL_CARRIERS[tool] : []);
+  const oneLine = new Set(Object.hasOwn(ONE_LINE, tool) ? ONE_LINE[tool] : []);
   const found: string[] = [];
   const visit = (value: unknown, path: string, top: string, depth: number) => {
     if (typeof value === "string") {
