@@ -6,7 +6,7 @@
  */
 
 // @ts-types="@modelcontextprotocol/sdk/server/mcp"
-import { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
+import type { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
 // @ts-types="@modelcontextprotocol/sdk/types"
 import { RootsListChangedNotificationSchema } from "@modelcontextprotocol/sdk/types.js";
 import { VERSION } from "./cli.ts";
@@ -14,6 +14,7 @@ import type { Config } from "./config.ts";
 import type { Logger } from "./log.ts";
 import { LocalRoots } from "./roots.ts";
 import { SessionRegistry } from "./sessions.ts";
+import { ToolServer } from "./tools/dispatch.ts";
 import { registerTools } from "./tools/mod.ts";
 
 /** A ready server and the way to shut it down. */
@@ -28,7 +29,8 @@ export interface CreatedServer {
 
 /** Builds the MCP server with all tools registered. */
 export function createServer(config: Config, logger: Logger): CreatedServer {
-  const server = new McpServer(
+  // Its own tools/call (dispatch.ts): an own-name lookup, coded argument errors, no NUL sent.
+  const server = new ToolServer(
     { name: "mcp-remote-ssh", version: VERSION },
     {
       instructions: "SSH sessions for agents. Call ssh_connect first; it returns a session_id used by every other " +

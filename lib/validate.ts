@@ -26,15 +26,49 @@ export function hostProblem(host: string): string | null {
   if (CONTROL.test(host)) return "host contains control characters";
   if (host.startsWith("-")) return "host must not start with '-' (it would read as an option)";
   // The port has its own field: "[::1]" or "[h]:2222" would be taken apart
-  // differently by different layers, so brackets are refused outright.
-  if (host.includes("[") || host.includes("]")) return "write IPv6 addresses without brackets; the port is `port`";
+  // differently by different layers (and known_hosts writes "[h]:port"
+  // itself), so one spelling per address: brackets are refused, with the fix.
+  if (host.includes("[") || host.includes("]")) {
+    return "host must not be bracketed: write an IPv6 address bare (e.g. ::1) and the port in `port`";
+  }
+  // No IPv6 address has exactly one colon: this is host:port.
+  if (hostWithPort(host) !== null) return "host must not include a port (host:port): give the port in `port`";
   if (host.includes(":")) {
-    return IPV6.test(host) ? null : "host is not a valid IPv6 address";
+    // The characters alone let "127.0.0.1:2222:1" or ":::::" through, which then
+    // failed as a lost connection; only an address that parses is one.
+    return IPV6.test(host) && isIP(host) === 6 ? null : "host is not a valid IPv6 address";
   }
   if (!HOST_NAME.test(host)) {
     return "host may contain only letters, digits, '.', '-' and '_'";
   }
   return null;
+}
+
+/**
+ * The host and port of a `host:port` value (one colon, digits after it), or
+ * null: what an agent writes when it puts the port in the wrong field.
+ *
+ * @param value A value given as a host.
+ * @returns The two parts, or null when `value` is not host:port.
+ *
+ * @example
+ * ```ts
+ * hostWithPort("127.0.0.1:2222"); // { host: "127.0.0.1", port: 2222 }
+ * hostWithPort("::1"); // null
+ * ```
+ */
+export function hostWithPort(value: string): { host: string; port: number } | null {
+  const m = /^([^:]+):(\d{1,5})$/.exec(value);
+  return m === null ? null : { host: m[1], port: Number(m[2]) };
+}
+
+/** What to do about a host value `hostProblem` refused, when there is more to say than the problem. */
+export function hostHint(value: string): string | undefined {
+  const bracketed = /^\[([^\]]*)\](?::(\d{1,5}))?$/.exec(value);
+  const split = bracketed === null ? hostWithPort(value) : { host: bracketed[1], port: bracketed[2] };
+  if (split === null) return undefined;
+  return `Call again with host ${JSON.stringify(split.host)}` +
+    (split.port === undefined ? "" : ` and port ${split.port}`);
 }
 
 /** Returns why `user` is not a usable remote user name, or null if it is. */

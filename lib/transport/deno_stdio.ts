@@ -5,16 +5,19 @@
  * emulation; this one reads Deno.stdin into a reused buffer and writes each
  * message with one write, in order. It also reports the two ways a client
  * goes away as a close: stdin EOF and a stdout that can no longer be written.
+ * A line that is not a valid message is answered here (jsonrpc.ts), never
+ * dropped: the SDK's own stdio transport leaves such requests unanswered.
  *
  * @module
  */
 
 // @ts-types="@modelcontextprotocol/sdk/shared/stdio"
-import { deserializeMessage, serializeMessage } from "@modelcontextprotocol/sdk/shared/stdio.js";
+import { serializeMessage } from "@modelcontextprotocol/sdk/shared/stdio.js";
 // @ts-types="@modelcontextprotocol/sdk/shared/transport"
 import type { Transport } from "@modelcontextprotocol/sdk/shared/transport.js";
 // @ts-types="@modelcontextprotocol/sdk/types"
 import type { JSONRPCMessage } from "@modelcontextprotocol/sdk/types.js";
+import { checkText, replyText } from "./jsonrpc.ts";
 import { settle } from "./pending.ts";
 
 /** Options of {@linkcode DenoStdioTransport}. */
@@ -80,7 +83,12 @@ export class DenoStdioTransport implements Transport {
   send(message: JSONRPCMessage): Promise<void> {
     settle(this.#unanswered, message, "out");
     if (this.#unanswered.size === 0) this.#drained?.();
-    const bytes = this.#encoder.encode(serializeMessage(message));
+    return this.#write(serializeMessage(message));
+  }
+
+  // One message (a line of JSON) out, after every message before it.
+  #write(line: string): Promise<void> {
+    const bytes = this.#encoder.encode(line);
     const write = this.#writing.then(async () => {
       if (this.closeReason !== null) return;
       try {
@@ -152,13 +160,13 @@ export class DenoStdioTransport implements Transport {
 
   #deliver(line: string): void {
     if (line.trim() === "") return;
-    let message: JSONRPCMessage;
-    try {
-      message = deserializeMessage(line);
-    } catch (error) {
-      this.onerror?.(error instanceof Error ? error : new Error(String(error)));
+    const checked = checkText(line);
+    if (!("message" in checked)) {
+      this.onerror?.(new Error(`Refused a message: ${checked.problem}`));
+      if (checked.reply !== null) this.#write(replyText(checked.reply) + "\n").catch(() => {});
       return;
     }
+    const message = checked.message;
     settle(this.#unanswered, message, "in");
     if (this.#unanswered.size === 0) this.#drained?.();
     this.onmessage?.(message);

@@ -43,13 +43,22 @@ Deno.test("DenoStdioTransport splits messages across and within chunks, CRLF inc
   assert.equal(t.closeReason, "stdin closed");
 });
 
-Deno.test("DenoStdioTransport reports a bad line and keeps reading", async () => {
-  const t = new DenoStdioTransport({ drainMs: 20, input: input([`not json\n{"jsonrpc":"2.0"}\n${ping(7)}\n`]) });
+Deno.test("DenoStdioTransport answers a bad line itself, reports it and keeps reading", async () => {
+  const written: string[] = [];
+  const output = { write: (p: Uint8Array) => (written.push(new TextDecoder().decode(p)), Promise.resolve(p.length)) };
+  const bad = `not json\n{"jsonrpc":"2.0"}\n{"jsonrpc":"2.0","id":5,"method":"ping","params":null}\n`;
+  const t = new DenoStdioTransport({ drainMs: 20, input: input([`${bad}${ping(7)}\n`]), output });
   const { messages, errors, closed } = collect(t);
   await t.start();
   await closed;
-  assert.equal(errors.length, 2);
+  assert.equal(errors.length, 3);
   assert.deepEqual(messages.map((m) => (m as { id: number }).id), [7]);
+  // Each written whole, one per line: the request with an id gets it back.
+  assert.deepEqual(written.map((w) => [JSON.parse(w).id, JSON.parse(w).error.code]), [
+    [null, -32700],
+    [null, -32600],
+    [5, -32600],
+  ]);
 });
 
 Deno.test("DenoStdioTransport closes on a message over the limit", async () => {

@@ -32,7 +32,7 @@ import type { Logger } from "../log.ts";
 import { settle } from "./pending.ts";
 import { randomHex } from "../random.ts";
 import { isLoopback } from "../validate.ts";
-import { jsonError, plain, readJson } from "./responses.ts";
+import { jsonError, plain, readJson, refusal } from "./responses.ts";
 import { SseTransport } from "./sse.ts";
 import { type TlsPem, tlsProblem } from "./tls.ts";
 import type { CreatedServer } from "../server.ts";
@@ -236,19 +236,27 @@ export function serveHttp(options: HttpOptions): Promise<HttpServer> {
 
   async function streamable(request: Request): Promise<Response> {
     const id = request.headers.get("mcp-session-id");
-    if (id !== null) {
-      const session = sessions.get(id);
-      if (session === undefined || session.transport instanceof SseTransport) {
-        return jsonError(404, -32001, "Session not found");
-      }
-      session.lastUsed = Date.now();
-      const response = await session.transport.handleRequest(request);
-      if (request.method === "DELETE" && response.ok) await closeSession(session, "deleted by the client");
+    const existing = id === null ? undefined : sessions.get(id);
+    if (id !== null && (existing === undefined || existing.transport instanceof SseTransport)) {
+      return jsonError(404, -32001, "Session not found");
+    }
+    // Every POSTed message is checked here, as on stdio: the SDK answers an
+    // invalid one -32700 whatever is wrong with it (see jsonrpc.ts).
+    let body: unknown = undefined;
+    if (request.method === "POST") {
+      body = await readJson(request, options.maxBodyBytes);
+      if (body instanceof Response) return body;
+      const refused = refusal(body);
+      if (refused !== null) return refused;
+    }
+    if (existing !== undefined) {
+      const transport = existing.transport as WebStandardStreamableHTTPServerTransport;
+      existing.lastUsed = Date.now();
+      const response = await transport.handleRequest(request, body === undefined ? undefined : { parsedBody: body });
+      if (request.method === "DELETE" && response.ok) await closeSession(existing, "deleted by the client");
       return response;
     }
     if (request.method !== "POST") return jsonError(400, -32000, "Bad Request: no session; initialize first");
-    const body = await readJson(request, options.maxBodyBytes);
-    if (body instanceof Response) return body;
     const messages = Array.isArray(body) ? body : [body];
     // The JSON-RPC id the 503 answers; isInitializeRequest's type leaves it out.
     const initialize = messages.find((m) => isInitializeRequest(m)) as { id?: string | number } | undefined;

@@ -5,6 +5,8 @@
  * @module
  */
 
+import { checkOne, type ErrorReply, INVALID_REQUEST } from "./jsonrpc.ts";
+
 /** A plain-text response (the gate's refusals). */
 export function plain(status: number, text: string): Response {
   return new Response(text + "\n", { status, headers: { "content-type": "text/plain" } });
@@ -53,4 +55,36 @@ export async function readJson(request: Request, limit: number): Promise<unknown
   } catch {
     return jsonError(400, -32700, "Parse error: the body is not JSON");
   }
+}
+
+/**
+ * The 400 for a POSTed body the SDK must not see (jsonrpc.ts says why), or
+ * null to pass it on. A batch whose every message is valid is passed on (the
+ * streamable HTTP transport of the SDK runs it); one with an invalid message
+ * is refused whole, each request in it answered: the invalid ones with what
+ * is wrong, the others with "not run". A malformed notification or response
+ * gets a 400 without an id, as MCP's streamable HTTP asks.
+ */
+export function refusal(body: unknown): Response | null {
+  const messages = Array.isArray(body) ? body : [body];
+  if (messages.length === 0) return jsonError(400, INVALID_REQUEST, "Invalid Request: an empty batch");
+  const checked = messages.map(checkOne);
+  if (checked.every((c) => "message" in c)) return null;
+  const replies: ErrorReply[] = [];
+  let problem = "";
+  for (const c of checked) {
+    if (!("message" in c)) {
+      problem ||= c.problem;
+      if (c.reply !== null) replies.push(...(Array.isArray(c.reply) ? c.reply : [c.reply]));
+    } else if ("method" in c.message && "id" in c.message) {
+      replies.push({
+        jsonrpc: "2.0",
+        id: c.message.id,
+        error: { code: INVALID_REQUEST, message: "Invalid Request: not run, another message of the batch is invalid" },
+      });
+    }
+  }
+  if (replies.length === 0) return jsonError(400, INVALID_REQUEST, problem);
+  const reply = Array.isArray(body) ? replies : replies[0];
+  return new Response(JSON.stringify(reply), { status: 400, headers: { "content-type": "application/json" } });
 }

@@ -9,7 +9,7 @@
 import type { Transport } from "@modelcontextprotocol/sdk/shared/transport.js";
 // @ts-types="@modelcontextprotocol/sdk/types"
 import { type JSONRPCMessage, JSONRPCMessageSchema } from "@modelcontextprotocol/sdk/types.js";
-import { jsonError } from "./responses.ts";
+import { refusal } from "./responses.ts";
 
 /**
  * The SSE transport (MCP 2024-11-05): a GET opens an event stream whose
@@ -52,11 +52,9 @@ export class SseTransport implements Transport {
 
   /** A POSTed message (or batch) for the server. */
   deliver(body: unknown): Response {
+    const refused = refusal(body);
+    if (refused !== null) return refused;
     const messages = Array.isArray(body) ? body : [body];
-    for (const raw of messages) {
-      const parsed = JSONRPCMessageSchema.safeParse(raw);
-      if (!parsed.success) return jsonError(400, -32600, "Invalid Request: not a JSON-RPC message");
-    }
     for (const raw of messages) this.onmessage?.(JSONRPCMessageSchema.parse(raw));
     return new Response("Accepted\n", { status: 202 });
   }
