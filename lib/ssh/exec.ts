@@ -43,6 +43,8 @@ export interface ExecResult {
   timedOut: boolean;
   /** On a timeout: whether the kill of the remote process group is known to have run. */
   killConfirmed?: boolean;
+  /** False when the timeout came before the command was sent (it never ran). */
+  started?: boolean;
   truncated: boolean;
   stdoutBytes: number;
   stderrBytes: number;
@@ -128,11 +130,14 @@ async function runUntil(
 
   let opened;
   const aliveBefore = connection.alive;
+  let sent = false;
   try {
-    opened = await connection.exec(buildCommandLine(options), { signal: stop });
+    opened = await connection.exec(buildCommandLine(options), { signal: stop, onSent: () => (sent = true) });
   } catch (error) {
-    if (options.signal?.aborted) throw cancelledError();
-    if (deadline.aborted) return result({ code: null, signal: null }, true); // never started
+    // Given up while the channel was opening: the late channel gets a KILL
+    // and is closed when it arrives, but whether the command ran is unknown.
+    if (options.signal?.aborted) throw cancelledError(!sent);
+    if (deadline.aborted) return { ...result({ code: null, signal: null }, true), killConfirmed: !sent, started: sent };
     // The channel open and the exec request are one step seen from here: a
     // connection that died during it may have delivered the request, so the
     // command may have run. Only a connection already gone, or a server that
@@ -195,8 +200,8 @@ function cancelledError(killed = true): SshMcpError {
   return new SshMcpError(
     "CANCELLED",
     killed
-      ? "Command was cancelled; the remote process was killed"
-      : "Command was cancelled; the kill of the remote process was not confirmed",
+      ? "Command was cancelled; the remote process was killed (or never started)"
+      : "Command was cancelled while its channel was opening; it may have started, and its kill was not confirmed",
   );
 }
 

@@ -11,6 +11,10 @@
 import { Buffer } from "node:buffer";
 import { type ParsedKey, parseKey } from "../ssh2/mod.ts";
 import { SshMcpError } from "../errors.ts";
+import { BoundedReadError, ONE_MIB, readBoundedFile } from "../read_bounded.ts";
+
+// An RSA 16384-bit key in PEM is under 13 KiB; anything near this is not a key.
+const MAX_KEY_FILE_BYTES = ONE_MIB;
 
 /** A private key ready for ssh2, with nothing secret about it exposed. */
 export interface LoadedKey {
@@ -20,20 +24,18 @@ export interface LoadedKey {
   type: string;
 }
 
-/** Reads and decrypts a private key file. Never includes key material or the passphrase in errors. */
-export async function loadPrivateKey(path: string, passphrase?: string): Promise<LoadedKey> {
+/**
+ * Reads and decrypts a private key file. Never includes key material or the passphrase in errors.
+ * Anything but a regular file of at most 1 MiB is refused before it is read
+ * (a FIFO would block, `/dev/zero` would never end); `signal` ends the wait.
+ */
+export async function loadPrivateKey(path: string, passphrase?: string, signal?: AbortSignal): Promise<LoadedKey> {
   let data: Uint8Array;
   try {
-    data = await Deno.readFile(path);
+    data = await readBoundedFile(path, { maxBytes: MAX_KEY_FILE_BYTES, signal });
   } catch (error) {
-    const why = error instanceof Deno.errors.NotFound
-      ? "no such file"
-      : error instanceof Deno.errors.PermissionDenied || error instanceof Deno.errors.NotCapable
-      ? "permission denied"
-      : error instanceof Deno.errors.IsADirectory
-      ? "it is a directory"
-      : "it cannot be read";
-    throw new SshMcpError("KEY_UNREADABLE", `Cannot read private key ${path}: ${why}`, {
+    if (!(error instanceof BoundedReadError)) throw error;
+    throw new SshMcpError("KEY_UNREADABLE", `Cannot read private key ${path}: ${error.message}`, {
       hint: "Check private_key_path; it must be a private key file readable by this server",
       cause: error,
     });
