@@ -226,11 +226,7 @@ Deno.test("a FIFO, a device or an oversized file as --config fails start-up with
   const big = `${dir.path}/big.json`;
   await Deno.writeTextFile(big, `{"known_hosts": [${'"x",'.repeat(300_000)}"x"]}`);
   for (const [path, reason] of [[fifo, /FIFO/], ["/dev/zero", /character device/], [big, /larger than 1 MiB/]]) {
-    const out = await within(
-      30_000,
-      `start-up with --config ${path}`,
-      run(Deno.execPath(), runArgs("main.ts", ["--config", path as string]), { check: false }),
-    );
+    const out = await startUp(["--config", path as string]);
     assert.equal(out.code, 2, out.stderr);
     assert.match(out.stderr, new RegExp(`Cannot read config file ${path}: `));
     assert.match(out.stderr, reason as RegExp);
@@ -254,6 +250,25 @@ Deno.test({
   assert.match(server.stderr(), new RegExp(`Cannot read ${fifo}: it is a FIFO`));
   assert.match(server.stderr(), /Cannot read \/dev\/zero: it is a character device/);
 });
+
+/** Runs the server to its exit; kills it (and fails) if it has not exited within 30 s, so no hung server outlives the test. */
+async function startUp(args: string[]): Promise<{ code: number; stderr: string }> {
+  const child = new Deno.Command(Deno.execPath(), {
+    args: runArgs("main.ts", args),
+    stdin: "null",
+    stdout: "null",
+    stderr: "piped",
+  }).spawn();
+  const output = child.output();
+  try {
+    const out = await within(30_000, `start-up with ${args.join(" ")}`, output);
+    return { code: out.code, stderr: new TextDecoder().decode(out.stderr) };
+  } catch (error) {
+    child.kill("SIGKILL");
+    await output;
+    throw error;
+  }
+}
 
 async function mkfifo(path: string): Promise<void> {
   const out = await run("mkfifo", ["-m", "600", path]);

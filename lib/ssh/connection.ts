@@ -50,9 +50,16 @@ export interface ExecOpenOptions {
   /**
    * Called once the channel open is on its way: from then on the command
    * may run even if `signal` ends the wait (ssh2 sends the exec request as
-   * soon as the channel opens). A late channel is signalled KILL and closed.
+   * soon as the channel opens).
    */
   onSent?: () => void;
+  /**
+   * Takes over a channel that opened after `signal` ended the wait; it must
+   * read both streams to their end and close the channel. By default it is
+   * drained, signalled KILL (OpenSSH >= 7.9 ends the session's process) and
+   * closed; its slot is freed when the close arrives.
+   */
+  onLate?: (late: ExecChannel) => void;
 }
 
 /** An open exec channel with its status tracked from the first packet. */
@@ -279,13 +286,13 @@ export class SshConnection {
     });
   }
 
-  async #open(start: OpenChannel, options: { signal?: AbortSignal; urgent?: boolean }): Promise<ExecChannel> {
+  async #open(start: OpenChannel, options: ExecOpenOptions): Promise<ExecChannel> {
     let settleWaits = 0;
     for (let attempt = 0;; attempt++) {
       if (this.#closed) throw this.#lostError();
       const release = await this.#budget.acquire(options.signal, options.urgent);
       try {
-        return await this.#openChannel(start, release, options.signal);
+        return await this.#openChannel(start, release, options);
       } catch (error) {
         const refused = error instanceof SshMcpError && error.code === "CHANNEL_OPEN_FAILED";
         if (!refused || attempt >= 50) throw error;
@@ -307,7 +314,12 @@ export class SshConnection {
   // open abandoned by `signal` keeps its slot until the server answers, then
   // closes the late channel. The caller owns the channel's streams: "close"
   // (and the slot) comes only once both were read to their end.
-  #openChannel(start: OpenChannel, release: () => void, signal?: AbortSignal): Promise<ExecChannel> {
+  #openChannel(
+    start: OpenChannel,
+    release: () => void,
+    options: { signal?: AbortSignal; onLate?: (late: ExecChannel) => void },
+  ): Promise<ExecChannel> {
+    const { signal, onLate } = options;
     return new Promise<ExecChannel>((resolve, reject) => {
       let settled = false;
       const onAbort = () => {
@@ -346,14 +358,12 @@ export class SshConnection {
             })
           );
           if (settled) {
-            // Nobody waits for it any more. ssh2 emits "close" (which frees
-            // the slot) only after both streams were read to their end, so
-            // they are drained here: unread, the slot was never given back.
-            channel.resume();
-            channel.stderr.resume();
+            // Nobody waits for it any more: it is ended, and its slot is
+            // freed by its close, which ssh2 emits only after both streams
+            // were read to their end. Left unread, it was never given back.
             channel.on("error", () => {});
-            signalChannel(channel, "KILL"); // the command may have started: OpenSSH >= 7.9 ends it
-            channel.close();
+            if (onLate) onLate({ channel, status, exited, closed });
+            else endLate(channel);
             return;
           }
           settled = true;
@@ -511,6 +521,14 @@ export class SshConnection {
       },
     );
   }
+}
+
+/** Ends a channel nobody waits for: drained (so its close can come), signalled KILL, closed. */
+function endLate(channel: ClientChannel): void {
+  channel.resume();
+  channel.stderr.resume();
+  signalChannel(channel, "KILL");
+  channel.close();
 }
 
 /** Resolves after `ms`, or rejects with the signal's reason as soon as it aborts. */

@@ -10,7 +10,7 @@ import type { ClientChannel } from "../ssh2/mod.ts";
 import { Buffer } from "node:buffer";
 import { outcomeUnknown, SshMcpError } from "../errors.ts";
 import { shellQuote } from "../validate.ts";
-import type { SshConnection } from "./connection.ts";
+import type { ExecChannel, SshConnection } from "./connection.ts";
 import { signalChannel } from "../ssh2/mod.ts";
 import { OutputCapture } from "./output.ts";
 
@@ -132,7 +132,11 @@ async function runUntil(
   const aliveBefore = connection.alive;
   let sent = false;
   try {
-    opened = await connection.exec(buildCommandLine(options), { signal: stop, onSent: () => (sent = true) });
+    opened = await connection.exec(buildCommandLine(options), {
+      signal: stop,
+      onSent: () => (sent = true),
+      onLate: (late) => void killLate(connection, late),
+    });
   } catch (error) {
     // Given up while the channel was opening: the late channel gets a KILL
     // and is closed when it arrives, but whether the command ran is unknown.
@@ -215,6 +219,30 @@ function writeStdin(channel: ClientChannel, stdin: string | Uint8Array | undefin
     // (stack trace included) on every command.
     channel.eof();
   }
+}
+
+/**
+ * Ends a command whose channel opened after its call gave up: the wrapper's
+ * PID line (its first output) names the process group to kill, as for a
+ * timeout. Without it, the KILL to the session still ends the shell. Both
+ * streams are read to their end so the close, and the slot, come back.
+ */
+async function killLate(connection: SshConnection, late: ExecChannel): Promise<void> {
+  const pid = new PidPrefix();
+  let onPid!: () => void;
+  const seen = new Promise<void>((resolve) => (onPid = resolve));
+  late.channel.on("data", (chunk: Buffer) => {
+    pid.take(chunk);
+    if (pid.value !== null) onPid();
+  });
+  late.channel.stderr.resume();
+  late.channel.eof();
+  await Promise.race([seen, late.exited, delay(KILL_DEADLINE_MS)]);
+  if (late.status.code !== null || late.status.signal !== null) {
+    late.channel.close(); // it ran to its end already (e.g. `true`): nothing left to kill
+    return;
+  }
+  await killRemote(connection, late.channel, pid.value);
 }
 
 /** Kills the command's process group; true once the kill is known to have run. */
