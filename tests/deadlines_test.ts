@@ -9,6 +9,7 @@ import assert from "node:assert/strict";
 import { call, callOk, connectWithKey, runArgs, startServer, type TestServer } from "./fixtures/mcp.ts";
 import { sshdAvailable, startSshd } from "./fixtures/sshd.ts";
 import { run, tempDir } from "./fixtures/process.ts";
+import { withRounds } from "./fixtures/key_rounds.ts";
 
 const skip = !sshdAvailable();
 if (skip) console.warn("SKIP deadline tests: no sshd on this machine (apt-get install openssh-server)");
@@ -179,6 +180,36 @@ Deno.test({
   assert.deepEqual(list.structured.sessions, []);
   // A real key still works on the same server.
   await connectWithKey(c, sshd);
+});
+
+Deno.test({
+  name: "a key file claiming billions of bcrypt rounds is refused before decrypting; the server keeps answering",
+  ignore: skip,
+}, async () => {
+  await using sshd = await startSshd();
+  const kh = await sshd.writeKnownHosts();
+  await using dir = await tempDir("mcp-kdf-");
+  const out = await run("ssh-keygen", ["-q", "-t", "ed25519", "-N", "pw", "-C", "", "-f", `${dir.path}/k`]);
+  assert.equal(out.code, 0);
+  const key = `${dir.path}/k-rounds`;
+  await Deno.writeTextFile(key, withRounds(await Deno.readTextFile(`${dir.path}/k`), 0xffffffff), { mode: 0o600 });
+  await using server = await startServer({ args: ["--known-hosts", kh] });
+  const c = server.client;
+  const r = await within(
+    5_000 + 10_000,
+    "ssh_connect with the key",
+    call(c, "ssh_connect", {
+      host: sshd.host,
+      port: sshd.port,
+      username: sshd.user,
+      private_key_path: key,
+      passphrase: "pw",
+      connect_timeout: 5,
+    }),
+  );
+  assert.equal(r.code, "KEY_UNREADABLE", r.text);
+  assert.match(r.text, /4294967295 bcrypt rounds/);
+  await within(10_000, "ssh_list_sessions", callOk(c, "ssh_list_sessions"));
 });
 
 Deno.test({
