@@ -8,7 +8,7 @@
  */
 
 import { HELP, parseFlags, VERSION } from "./lib/cli.ts";
-import { type ConfigFile, parseConfigFile, resolveConfig } from "./lib/config.ts";
+import { type ConfigFile, readConfigFile, resolveConfig } from "./lib/config.ts";
 import { createLogger } from "./lib/log.ts";
 import { resolveRoots } from "./lib/local_paths.ts";
 import { workingDirRoot } from "./lib/roots.ts";
@@ -40,7 +40,7 @@ async function main(argv: string[]): Promise<number> {
   let config;
   try {
     let file: ConfigFile = {};
-    if (flags.config !== undefined) file = parseConfigFile(await Deno.readTextFile(flags.config), flags.config);
+    if (flags.config !== undefined) file = await readConfigFile(flags.config);
     config = resolveConfig(flags, file, {
       home: Deno.env.get("HOME") ?? Deno.env.get("USERPROFILE"),
       sshAuthSock: Deno.env.get("SSH_AUTH_SOCK"),

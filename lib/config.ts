@@ -8,6 +8,7 @@ import { z } from "zod";
 import type { CliFlags } from "./cli.ts";
 import { LOG_LEVELS, type LogLevel } from "./log.ts";
 import type { WorkingDirRoot } from "./roots.ts";
+import { BoundedReadError, ONE_MIB, readBoundedFile } from "./read_bounded.ts";
 
 /** Everything the server needs to know at start-up. */
 export interface Config {
@@ -131,6 +132,22 @@ export function parseConfigFile(text: string, path: string): ConfigFile {
     throw new TypeError(`Invalid config file ${path}: ${issue.path.join(".") || "(root)"}: ${issue.message}`);
   }
   return result.data;
+}
+
+/**
+ * Reads and parses the configuration file. Only a regular file of at most
+ * 1 MiB is read: a FIFO or device named by mistake fails at once instead of
+ * hanging start-up or reading without end (./read_bounded.ts).
+ */
+export async function readConfigFile(path: string): Promise<ConfigFile> {
+  let bytes: Uint8Array;
+  try {
+    bytes = await readBoundedFile(path, { maxBytes: ONE_MIB });
+  } catch (error) {
+    if (!(error instanceof BoundedReadError)) throw error;
+    throw new TypeError(`Cannot read config file ${path}: ${error.message}`, { cause: error });
+  }
+  return parseConfigFile(new TextDecoder().decode(bytes), path);
 }
 
 /** Environment values the configuration depends on. */

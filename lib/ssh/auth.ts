@@ -22,12 +22,15 @@ export interface PreparedAuth {
   key?: LoadedKey;
 }
 
-/** Loads the key (if any) and lists the methods to try: key, then password; the agent only when neither is given. */
-export async function prepareAuth(options: AuthInput): Promise<PreparedAuth> {
+/**
+ * Loads the key (if any) and lists the methods to try: key, then password; the agent only when neither is given.
+ * `signal` ends the key read (the connect deadline, or the caller's cancel).
+ */
+export async function prepareAuth(options: AuthInput, signal?: AbortSignal): Promise<PreparedAuth> {
   const methods: PreparedAuth["methods"] = [];
   let key: LoadedKey | undefined;
   if (options.privateKeyPath !== undefined) {
-    key = await loadPrivateKey(options.privateKeyPath, options.passphrase);
+    key = await loadPrivateKey(options.privateKeyPath, options.passphrase, signal);
     methods.push("publickey");
   }
   if (options.password !== undefined) methods.push("password");

@@ -68,6 +68,8 @@ export interface ConnectOptions {
   maxChannels?: number;
   /** Logger for connection events. */
   logger: Logger;
+  /** Cancels the connect at any step (MCP cancellation); the connect timeout applies as well. */
+  signal?: AbortSignal;
 }
 
 /** Facts about an established connection. */
@@ -116,11 +118,12 @@ const HOST_KEY_ALGORITHMS = [
   "rsa-sha2-256",
 ];
 
-/** Connects, verifies the host key before any authentication, and authenticates, all within the deadline. */
+/**
+ * Connects, verifies the host key before any authentication, and authenticates, all within the deadline:
+ * reading the key and known_hosts files counts against it too, so nothing local can make a connect outlast it.
+ * `signal` (the caller's cancel) ends it at any step.
+ */
 export async function connect(options: ConnectOptions): Promise<Connected> {
-  const auth = await prepareAuth(options);
-  const known = await loadKnownHosts(options.knownHosts.files);
-  for (const warning of known.warnings) options.logger.warn(warning);
   const timeoutMs = options.connectTimeoutMs ?? 20000;
   const deadline = Date.now() + timeoutMs;
   const timeoutError = () =>
@@ -129,8 +132,42 @@ export async function connect(options: ConnectOptions): Promise<Connected> {
       `Cannot connect to ${options.host}:${options.port}: no SSH session within ${timeoutMs / 1000} s`,
       { hint: "Check host and port, that sshd is up and reachable, or raise connect_timeout" },
     );
-  const socket = await connectTcp(options, timeoutMs, timeoutError);
+  // One signal for every step: the deadline (with its own error) or the caller's cancel.
+  const expiry = new AbortController();
+  const timer = setTimeout(() => expiry.abort(timeoutError()), timeoutMs);
+  const stop = options.signal ? AbortSignal.any([expiry.signal, options.signal]) : expiry.signal;
+  try {
+    return await connectUntil(options, { deadline, stop, timeoutError });
+  } catch (error) {
+    throw stop.aborted && error === stop.reason ? stopError(options, stop) : error;
+  } finally {
+    clearTimeout(timer);
+    expiry.abort(); // drops every listener still waiting on the deadline
+  }
+}
+
+/** The coded error for a connect ended by its deadline or by the caller. */
+function stopError(options: ConnectOptions, stop: AbortSignal): SshMcpError {
+  if (stop.reason instanceof SshMcpError) return stop.reason;
+  return new SshMcpError("CANCELLED", `Connect to ${options.host}:${options.port} was cancelled`, {
+    cause: stop.reason,
+  });
+}
+
+async function connectUntil(
+  options: ConnectOptions,
+  steps: { deadline: number; stop: AbortSignal; timeoutError: () => SshMcpError },
+): Promise<Connected> {
+  const { deadline, stop } = steps;
+  const auth = await prepareAuth(options, stop);
+  const known = await loadKnownHosts(options.knownHosts.files, stop);
+  for (const warning of known.warnings) options.logger.warn(warning);
+  const socket = await connectTcp(options, stop);
   const patches = await preparePatches(options.logger);
+  if (stop.aborted) {
+    socket.destroy();
+    throw stop.reason;
+  }
 
   const client = createClient();
   const verifier = hostKeyVerifier(options, known.entries);
@@ -138,7 +175,8 @@ export async function connect(options: ConnectOptions): Promise<Connected> {
   const ready = readyBefore(client, {
     socket,
     deadline,
-    timeoutError,
+    stop,
+    timeoutError: steps.timeoutError,
     onError: (err) =>
       verifier.error() ?? mapConnectError(err, {
         options,
@@ -166,6 +204,7 @@ export async function connect(options: ConnectOptions): Promise<Connected> {
   } as ConnectConfig, { socket, patches, logger: options.logger });
   try {
     await ready;
+    stop.throwIfAborted(); // ready in the same turn as the cancel: nobody would own this connection
   } catch (error) {
     client.end();
     throw error;
@@ -282,6 +321,8 @@ interface ReadyOptions {
   socket: DenoSocket;
   /** Epoch milliseconds by which the client must be ready. */
   deadline: number;
+  /** The caller's cancel (and the deadline); ends the wait with its reason. */
+  stop: AbortSignal;
   timeoutError: () => SshMcpError;
   /** The error for the client's first error event. */
   onError: (err: Error & { level?: string; code?: string }) => SshMcpError;
@@ -294,49 +335,56 @@ interface ReadyOptions {
  * connection down), on its first error, or when it closes during set-up.
  */
 function readyBefore(client: Client, options: ReadyOptions): Promise<void> {
-  const { socket } = options;
+  const { socket, stop } = options;
   return new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => {
-      reject(options.timeoutError());
+    const done = () => {
+      clearTimeout(timer);
+      stop.removeEventListener("abort", onStop);
+    };
+    const giveUp = (error: unknown) => {
+      done();
+      reject(error);
       client.end();
       socket.destroy();
-    }, Math.max(0, options.deadline - Date.now()));
+    };
+    const timer = setTimeout(() => giveUp(options.timeoutError()), Math.max(0, options.deadline - Date.now()));
+    const onStop = () => giveUp(stop.reason);
+    if (stop.aborted) return onStop();
+    stop.addEventListener("abort", onStop, { once: true });
     client.once("ready", () => {
-      clearTimeout(timer);
+      done();
       resolve();
     });
     client.once("error", (err: Error & { level?: string; code?: string }) => {
-      clearTimeout(timer);
+      done();
       reject(options.onError(err));
       socket.destroy();
     });
     client.once("close", () => {
-      clearTimeout(timer);
+      done();
       reject(options.onClose());
     });
   });
 }
 
-/** Opens the TCP connection within the connect timeout, mapping failures to codes. */
-async function connectTcp(
-  options: ConnectOptions,
-  timeoutMs: number,
-  timeoutError: () => SshMcpError,
-): Promise<DenoSocket> {
+/** Opens the TCP connection before `stop` (the connect deadline or the caller's cancel), mapping failures to codes. */
+async function connectTcp(options: ConnectOptions, stop: AbortSignal): Promise<DenoSocket> {
+  stop.throwIfAborted();
   const attempt = DenoSocket.connect(options.host, options.port);
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const expired = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(timeoutError()), timeoutMs);
+  let onStop!: () => void;
+  const stopped = new Promise<never>((_, reject) => {
+    onStop = () => reject(stop.reason);
+    stop.addEventListener("abort", onStop, { once: true });
   });
   try {
-    return await Promise.race([attempt, expired]);
+    return await Promise.race([attempt, stopped]);
   } catch (error) {
     // A connect that completes after we gave up must not leak its socket.
     attempt.then((late) => late.destroy(), () => {});
-    if (error instanceof SshMcpError) throw error;
+    if (stop.aborted && error === stop.reason) throw error;
     const err = Object.assign(toSocketError(error), { level: "client-socket" });
     throw mapConnectError(err, { options, lastAuth: null, authStarted: false, hostKeyChecked: false });
   } finally {
-    clearTimeout(timer);
+    stop.removeEventListener("abort", onStop);
   }
 }

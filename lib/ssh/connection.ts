@@ -8,7 +8,7 @@
 
 import { SshMcpError } from "../errors.ts";
 import type { Logger } from "../log.ts";
-import type { Client, ClientChannel, DenoSocket, SFTPWrapper } from "../ssh2/mod.ts";
+import { type Client, type ClientChannel, type DenoSocket, type SFTPWrapper, signalChannel } from "../ssh2/mod.ts";
 import { ChannelBudget } from "./budget.ts";
 import { failRequestsWhen } from "./sftp.ts";
 import { mapRuntimeError } from "./connect_errors.ts";
@@ -41,6 +41,27 @@ export interface ExitStatus {
   signal: string | null;
 }
 
+/** Options of {@linkcode SshConnection.exec}. */
+export interface ExecOpenOptions {
+  /** Bounds the whole wait: queue, channel open and exec request. */
+  signal?: AbortSignal;
+  /** Goes to the front of the queue (killing a timed-out command). */
+  urgent?: boolean;
+  /**
+   * Called once the channel open is on its way: from then on the command
+   * may run even if `signal` ends the wait (ssh2 sends the exec request as
+   * soon as the channel opens).
+   */
+  onSent?: () => void;
+  /**
+   * Takes over a channel that opened after `signal` ended the wait; it must
+   * read both streams to their end and close the channel. By default it is
+   * drained, signalled KILL (OpenSSH >= 7.9 ends the session's process) and
+   * closed; its slot is freed when the close arrives.
+   */
+  onLate?: (late: ExecChannel) => void;
+}
+
 /** An open exec channel with its status tracked from the first packet. */
 export interface ExecChannel {
   channel: ClientChannel;
@@ -49,6 +70,17 @@ export interface ExecChannel {
   exited: Promise<void>;
   /** Resolves when the channel has closed (its budget slot is free again). */
   closed: Promise<void>;
+}
+
+/** The SFTP channel every file tool shares, while it opens and once it is open. */
+interface SharedOpen {
+  channel: Promise<SFTPWrapper>;
+  /** The channel once open. */
+  opened: SFTPWrapper | null;
+  /** Callers waiting for the open now. */
+  waiters: number;
+  /** Ends the open when its last waiter gave up. */
+  abandon: AbortController;
 }
 
 // Waits before asking again for a channel the server refused while none of ours was open.
@@ -66,7 +98,7 @@ export class SshConnection {
   #logger: Logger;
 
   #socket: DenoSocket;
-  #sftp: Promise<SFTPWrapper> | null = null;
+  #sftp: SharedOpen | null = null;
   /** Remote listeners (ssh -R) by "address:port", as the server reports connections to them. */
   #listeners = new Map<string, TcpInHandler>();
 
@@ -123,6 +155,11 @@ export class SshConnection {
     return this.#closed ? this.#lostError() : null;
   }
 
+  /** Channel slots taken (open or opening) and callers queued for one: what a leak would show. */
+  get channelSlots(): { inUse: number; waiting: number } {
+    return { inUse: this.#budget.inUse, waiting: this.#budget.waiting };
+  }
+
   /** Whether the connection is still up. */
   get alive(): boolean {
     return !this.#closed;
@@ -141,8 +178,11 @@ export class SshConnection {
    * budget), waits for one of them to close and tries again. `signal` bounds
    * the whole wait, queue and channel open included.
    */
-  async exec(command: string, options: { signal?: AbortSignal; urgent?: boolean } = {}): Promise<ExecChannel> {
-    return await this.#open((cb) => this.#client.exec(command, {}, cb), options);
+  async exec(command: string, options: ExecOpenOptions = {}): Promise<ExecChannel> {
+    return await this.#open((cb) => {
+      this.#client.exec(command, {}, cb);
+      options.onSent?.();
+    }, options);
   }
 
   /**
@@ -157,23 +197,62 @@ export class SshConnection {
   /**
    * The connection's SFTP session, opened on first use and shared by every
    * file tool (one channel, like OpenSSH's sftp). Reopened if it closed.
+   * `signal` bounds this caller's wait only: the open goes on while anyone
+   * still waits for it, and is given up (its queue position or late channel
+   * released) once every caller has.
    */
   async sftp(options: { signal?: AbortSignal } = {}): Promise<SFTPWrapper> {
-    this.#sftp ??= this.#openSftp(options.signal).catch((error) => {
-      this.#sftp = null;
-      throw error;
-    });
-    return await this.#sftp;
+    if (this.#closed) throw this.#lostError();
+    options.signal?.throwIfAborted();
+    let open = this.#sftp;
+    if (open === null) {
+      const abandon = new AbortController();
+      const pending: SharedOpen = { waiters: 0, abandon, opened: null } as SharedOpen;
+      pending.channel = this.#openSftp(abandon.signal).then((sftp) => {
+        // Given up in the same turn as it opened: nobody will use it.
+        if (abandon.signal.aborted) {
+          sftp.end();
+          throw abandon.signal.reason;
+        }
+        return (pending.opened = sftp);
+      }, (error) => {
+        if (this.#sftp === pending) this.#sftp = null;
+        throw error;
+      });
+      this.#sftp = open = pending;
+    }
+    open.waiters++;
+    try {
+      return await untilAborted(open.channel, options.signal);
+    } finally {
+      // The last caller to give up ends the open; a channel that did open stays for the next caller.
+      if (--open.waiters === 0 && options.signal?.aborted && open.opened === null) {
+        open.abandon.abort(options.signal.reason);
+        if (this.#sftp === open) this.#sftp = null;
+      }
+    }
   }
 
-  async #openSftp(signal?: AbortSignal): Promise<SFTPWrapper> {
+  async #openSftp(signal: AbortSignal): Promise<SFTPWrapper> {
     if (this.#closed) throw this.#lostError();
     const release = await this.#budget.acquire(signal);
     return await new Promise<SFTPWrapper>((resolve, reject) => {
+      let abandoned = false;
+      const onAbort = () => {
+        abandoned = true;
+        reject(signal.reason);
+      };
+      if (signal.aborted) {
+        release();
+        return reject(signal.reason);
+      }
+      signal.addEventListener("abort", onAbort, { once: true });
       try {
         this.#client.sftp((err, sftp) => {
+          signal.removeEventListener("abort", onAbort);
           if (err) {
             release();
+            if (abandoned) return;
             // ssh2 reports a refused subsystem as a plain error after the
             // channel opened: with the connection up, that is the cause.
             return reject(
@@ -185,27 +264,35 @@ export class SshConnection {
             );
           }
           sftp.on("error", () => {}); // surfaced through each request's callback
-          failRequestsWhen(sftp, new Promise<never>((_, fail) => this.onClose(() => fail(this.#lostError()))));
+          let offClose: () => void = () => {};
+          const lost = new Promise<never>((_, fail) => (offClose = this.onClose(() => fail(this.#lostError()))));
+          failRequestsWhen(sftp, lost);
           sftp.once("close", () => {
+            offClose(); // a reopened channel must not leave one listener per open behind
             release();
-            this.#sftp = null;
+            if (this.#sftp?.opened === sftp) this.#sftp = null;
           });
+          if (abandoned) {
+            sftp.end(); // every caller gave up; its slot is freed when the close arrives
+            return;
+          }
           resolve(sftp);
         });
       } catch (error) {
+        signal.removeEventListener("abort", onAbort);
         release();
         reject(new SshMcpError("CONNECTION_LOST", `Connection to ${this.info.host} is gone`, { cause: error }));
       }
     });
   }
 
-  async #open(start: OpenChannel, options: { signal?: AbortSignal; urgent?: boolean }): Promise<ExecChannel> {
+  async #open(start: OpenChannel, options: ExecOpenOptions): Promise<ExecChannel> {
     let settleWaits = 0;
     for (let attempt = 0;; attempt++) {
       if (this.#closed) throw this.#lostError();
       const release = await this.#budget.acquire(options.signal, options.urgent);
       try {
-        return await this.#openChannel(start, release, options.signal);
+        return await this.#openChannel(start, release, options);
       } catch (error) {
         const refused = error instanceof SshMcpError && error.code === "CHANNEL_OPEN_FAILED";
         if (!refused || attempt >= 50) throw error;
@@ -224,8 +311,15 @@ export class SshConnection {
   }
 
   // Owns `release`: called when the open fails or the channel closes. An
-  // open abandoned by `signal` keeps its slot until the server answers.
-  #openChannel(start: OpenChannel, release: () => void, signal?: AbortSignal): Promise<ExecChannel> {
+  // open abandoned by `signal` keeps its slot until the server answers, then
+  // closes the late channel. The caller owns the channel's streams: "close"
+  // (and the slot) comes only once both were read to their end.
+  #openChannel(
+    start: OpenChannel,
+    release: () => void,
+    options: { signal?: AbortSignal; onLate?: (late: ExecChannel) => void },
+  ): Promise<ExecChannel> {
+    const { signal, onLate } = options;
     return new Promise<ExecChannel>((resolve, reject) => {
       let settled = false;
       const onAbort = () => {
@@ -264,7 +358,12 @@ export class SshConnection {
             })
           );
           if (settled) {
-            channel.close(); // nobody waits for it any more
+            // Nobody waits for it any more: it is ended, and its slot is
+            // freed by its close, which ssh2 emits only after both streams
+            // were read to their end. Left unread, it was never given back.
+            channel.on("error", () => {});
+            if (onLate) onLate({ channel, status, exited, closed });
+            else endLate(channel);
             return;
           }
           settled = true;
@@ -424,6 +523,14 @@ export class SshConnection {
   }
 }
 
+/** Ends a channel nobody waits for: drained (so its close can come), signalled KILL, closed. */
+function endLate(channel: ClientChannel): void {
+  channel.resume();
+  channel.stderr.resume();
+  signalChannel(channel, "KILL");
+  channel.close();
+}
+
 /** Resolves after `ms`, or rejects with the signal's reason as soon as it aborts. */
 function delay(ms: number, signal?: AbortSignal): Promise<void> {
   return new Promise<void>((resolve, reject) => {
@@ -437,5 +544,16 @@ function delay(ms: number, signal?: AbortSignal): Promise<void> {
       resolve();
     }, ms);
     signal?.addEventListener("abort", onAbort, { once: true });
+  });
+}
+
+/** Settles as `promise` does, or rejects with the signal's reason as soon as it aborts (`promise` goes on). */
+function untilAborted<T>(promise: Promise<T>, signal?: AbortSignal): Promise<T> {
+  if (signal === undefined) return promise;
+  if (signal.aborted) return Promise.reject(signal.reason);
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(signal.reason);
+    signal.addEventListener("abort", onAbort, { once: true });
+    promise.then(resolve, reject).finally(() => signal.removeEventListener("abort", onAbort));
   });
 }

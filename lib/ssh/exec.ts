@@ -10,7 +10,7 @@ import type { ClientChannel } from "../ssh2/mod.ts";
 import { Buffer } from "node:buffer";
 import { outcomeUnknown, SshMcpError } from "../errors.ts";
 import { shellQuote } from "../validate.ts";
-import type { SshConnection } from "./connection.ts";
+import type { ExecChannel, SshConnection } from "./connection.ts";
 import { signalChannel } from "../ssh2/mod.ts";
 import { OutputCapture } from "./output.ts";
 
@@ -43,6 +43,8 @@ export interface ExecResult {
   timedOut: boolean;
   /** On a timeout: whether the kill of the remote process group is known to have run. */
   killConfirmed?: boolean;
+  /** False when the timeout came before the command was sent (it never ran). */
+  started?: boolean;
   truncated: boolean;
   stdoutBytes: number;
   stderrBytes: number;
@@ -128,11 +130,18 @@ async function runUntil(
 
   let opened;
   const aliveBefore = connection.alive;
+  let sent = false;
   try {
-    opened = await connection.exec(buildCommandLine(options), { signal: stop });
+    opened = await connection.exec(buildCommandLine(options), {
+      signal: stop,
+      onSent: () => (sent = true),
+      onLate: (late) => void killLate(connection, late),
+    });
   } catch (error) {
-    if (options.signal?.aborted) throw cancelledError();
-    if (deadline.aborted) return result({ code: null, signal: null }, true); // never started
+    // Given up while the channel was opening: the late channel gets a KILL
+    // and is closed when it arrives, but whether the command ran is unknown.
+    if (options.signal?.aborted) throw cancelledError(!sent);
+    if (deadline.aborted) return { ...result({ code: null, signal: null }, true), killConfirmed: !sent, started: sent };
     // The channel open and the exec request are one step seen from here: a
     // connection that died during it may have delivered the request, so the
     // command may have run. Only a connection already gone, or a server that
@@ -195,8 +204,8 @@ function cancelledError(killed = true): SshMcpError {
   return new SshMcpError(
     "CANCELLED",
     killed
-      ? "Command was cancelled; the remote process was killed"
-      : "Command was cancelled; the kill of the remote process was not confirmed",
+      ? "Command was cancelled; the remote process was killed (or never started)"
+      : "Command was cancelled while its channel was opening; it may have started, and its kill was not confirmed",
   );
 }
 
@@ -210,6 +219,30 @@ function writeStdin(channel: ClientChannel, stdin: string | Uint8Array | undefin
     // (stack trace included) on every command.
     channel.eof();
   }
+}
+
+/**
+ * Ends a command whose channel opened after its call gave up: the wrapper's
+ * PID line (its first output) names the process group to kill, as for a
+ * timeout. Without it, the KILL to the session still ends the shell. Both
+ * streams are read to their end so the close, and the slot, come back.
+ */
+async function killLate(connection: SshConnection, late: ExecChannel): Promise<void> {
+  const pid = new PidPrefix();
+  let onPid!: () => void;
+  const seen = new Promise<void>((resolve) => (onPid = resolve));
+  late.channel.on("data", (chunk: Buffer) => {
+    pid.take(chunk);
+    if (pid.value !== null) onPid();
+  });
+  late.channel.stderr.resume();
+  late.channel.eof();
+  await Promise.race([seen, late.exited, delay(KILL_DEADLINE_MS)]);
+  if (late.status.code !== null || late.status.signal !== null) {
+    late.channel.close(); // it ran to its end already (e.g. `true`): nothing left to kill
+    return;
+  }
+  await killRemote(connection, late.channel, pid.value);
 }
 
 /** Kills the command's process group; true once the kill is known to have run. */

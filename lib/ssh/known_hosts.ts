@@ -5,6 +5,7 @@
  * @module
  */
 
+import { BoundedReadError, ONE_MIB, readBoundedFile } from "../read_bounded.ts";
 import { Buffer } from "node:buffer";
 import { createHash, createHmac, timingSafeEqual } from "node:crypto";
 import { dirname } from "node:path";
@@ -252,35 +253,28 @@ export function formatKnownHostsLine(
   return `${name} ${keyTypeOf(opts.key)} ${Buffer.from(opts.key).toString("base64")}`;
 }
 
+// A key line is under 1 KiB: 16 MiB holds tens of thousands of hosts, more
+// than any real file, and keeps a huge or endless one from filling memory.
+const MAX_KNOWN_HOSTS_BYTES = 16 * ONE_MIB;
+
 /**
  * Reads and parses each existing file in order; missing files are skipped
- * silently, unreadable ones (permission, not a regular file) produce a
- * warning. Returns the concatenated entries and warnings.
+ * silently, unreadable ones (permission, not a regular file, larger than
+ * 16 MiB) produce a warning. Returns the concatenated entries and warnings.
+ * Nothing but a regular file is opened, and never in a way that blocks
+ * (../read_bounded.ts); `signal` ends the wait.
  */
-export async function loadKnownHosts(paths: string[]): Promise<ParseResult> {
+export async function loadKnownHosts(paths: string[], signal?: AbortSignal): Promise<ParseResult> {
   const result: ParseResult = { entries: [], warnings: [] };
   for (const path of paths) {
     let text: string;
     try {
-      // A FIFO or device would block or never end; OpenSSH only has regular files here.
-      if (!(await Deno.stat(path)).isFile) {
-        result.warnings.push(`Cannot read ${path}: not a regular file`);
-        continue;
-      }
-      text = new TextDecoder().decode(await Deno.readFile(path));
+      text = new TextDecoder().decode(await readBoundedFile(path, { maxBytes: MAX_KNOWN_HOSTS_BYTES, signal }));
     } catch (err) {
-      if (
-        err instanceof Deno.errors.NotFound ||
-        err instanceof Deno.errors.NotADirectory
-      ) continue;
-      if (
-        err instanceof Deno.errors.PermissionDenied ||
-        err instanceof Deno.errors.NotCapable
-      ) {
-        result.warnings.push(`Cannot read ${path}: permission denied`);
-        continue;
-      }
-      throw err;
+      if (!(err instanceof BoundedReadError)) throw err;
+      if (err.problem === "not-found") continue;
+      result.warnings.push(`Cannot read ${path}: ${err.message}`);
+      continue;
     }
     const parsed = parseKnownHosts(text, path);
     result.entries.push(...parsed.entries);
@@ -325,6 +319,10 @@ export async function appendKnownHost(
     file = await Deno.open(path, { read: true, append: true });
   }
   try {
+    // A FIFO or device here would make the read below wait forever (opened
+    // read-write, a FIFO has a writer: us). fstat, so it is the opened file.
+    const opened = await file.stat();
+    if (!opened.isFile) throw new Error(`Cannot append to ${path}: it is not a regular file`);
     await file.lock(true);
     if (options.onlyIf && !(await options.onlyIf())) return;
     const existing = await readAll(file);

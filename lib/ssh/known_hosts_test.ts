@@ -479,7 +479,7 @@ Deno.test("loadKnownHosts() warns about a path that is not a regular file", asyn
   await withTempDir(async (dir) => {
     const { entries, warnings } = await loadKnownHosts([dir]);
     assert.deepEqual(entries, []);
-    assert.deepEqual(warnings, [`Cannot read ${dir}: not a regular file`]);
+    assert.deepEqual(warnings, [`Cannot read ${dir}: it is a directory`]);
   });
 });
 

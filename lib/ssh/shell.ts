@@ -31,6 +31,8 @@ export interface ShellOptions {
    * @default 500000
    */
   bufferBytes?: number;
+  /** Ends the wait for a channel slot and the open (the caller's cancel or deadline). */
+  signal?: AbortSignal;
 }
 
 /** How read output is rendered. */
@@ -112,7 +114,7 @@ export class Shell {
       status: ExitStatus;
       closed: Promise<void>;
       screen: Screen;
-      options: Required<ShellOptions>;
+      options: Required<Omit<ShellOptions, "signal">>;
     },
   ) {
     this.id = id;
@@ -140,7 +142,7 @@ export class Shell {
 
   /** Opens a PTY shell on a connection. */
   static async open(connection: SshConnection, id: string, options: ShellOptions = {}): Promise<Shell> {
-    const opts: Required<ShellOptions> = {
+    const opts: Required<Omit<ShellOptions, "signal">> = {
       term: options.term ?? "xterm-256color",
       cols: options.cols ?? 120,
       rows: options.rows ?? 40,
@@ -152,7 +154,9 @@ export class Shell {
     const screen = new Screen({ cols: opts.cols, rows: opts.rows });
     let opened;
     try {
-      opened = await connection.shell({ term: opts.term, cols: opts.cols, rows: opts.rows });
+      opened = await connection.shell({ term: opts.term, cols: opts.cols, rows: opts.rows }, {
+        signal: options.signal,
+      });
     } catch (error) {
       screen.dispose();
       throw error;

@@ -49,7 +49,7 @@ export function registerConnectionTools(server: McpServer, deps: ToolDeps): void
       },
       annotations: { readOnlyHint: false, destructiveHint: false, idempotentHint: false, openWorldHint: true },
     },
-    guarded(async (args) => {
+    guarded(async (args, extra) => {
       const session = await sessions.open({
         host: args.host,
         port: args.port,
@@ -70,6 +70,7 @@ export function registerConnectionTools(server: McpServer, deps: ToolDeps): void
         keepaliveCountMax: config.keepaliveCountMax,
         maxChannels: config.maxChannelsPerSession,
         logger: deps.logger,
+        signal: extra.signal, // the client's cancel ends the connect at any step
       });
       const info = session.connection.info;
       const result = {

@@ -122,7 +122,11 @@ function toStructured(r: ExecResult) {
 function describe(r: ExecResult): string {
   const status = r.timedOut
     ? `timed out after ${r.durationMs} ms (${
-      r.killConfirmed === false ? "the kill was not confirmed: check whether it still runs" : "remote process killed"
+      r.started === false
+        ? "before the command was sent: it never ran"
+        : r.killConfirmed === false
+        ? "the kill was not confirmed: check whether it still runs"
+        : "remote process killed"
     })`
     : r.signal !== null
     ? `killed by signal ${r.signal} after ${r.durationMs} ms`
