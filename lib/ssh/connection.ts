@@ -10,7 +10,7 @@ import { SshMcpError } from "../errors.ts";
 import type { Logger } from "../log.ts";
 import type { Client, ClientChannel, DenoSocket, SFTPWrapper } from "../ssh2/mod.ts";
 import { ChannelBudget } from "./budget.ts";
-import { failRequestsWhen } from "./sftp.ts";
+import { failRequestsWhen, isAbandoned } from "./sftp.ts";
 import { mapRuntimeError } from "./connect_errors.ts";
 import { connect, type ConnectionInfo, type ConnectOptions } from "./connect.ts";
 
@@ -67,6 +67,8 @@ export class SshConnection {
 
   #socket: DenoSocket;
   #sftp: Promise<SFTPWrapper> | null = null;
+  /** The channel #sftp resolved to, until it closes or is given up. */
+  #sftpNow: SFTPWrapper | null = null;
   /** Remote listeners (ssh -R) by "address:port", as the server reports connections to them. */
   #listeners = new Map<string, TcpInHandler>();
 
@@ -159,11 +161,18 @@ export class SshConnection {
    * file tool (one channel, like OpenSSH's sftp). Reopened if it closed.
    */
   async sftp(options: { signal?: AbortSignal } = {}): Promise<SFTPWrapper> {
-    this.#sftp ??= this.#openSftp(options.signal).catch((error) => {
-      this.#sftp = null;
-      throw error;
-    });
-    return await this.#sftp;
+    while (true) {
+      const opening = this.#sftp ??= this.#openSftp(options.signal).catch((error) => {
+        this.#sftp = null;
+        throw error;
+      });
+      const sftp = await opening;
+      if (!isAbandoned(sftp)) return sftp;
+      // Given up as stuck (./sftp.ts): sshd keeps that channel, and its slot,
+      // until the blocked sftp-server returns; a new one serves the calls.
+      if (this.#sftp === opening) this.#sftp = null;
+      if (this.#sftpNow === sftp) this.#sftpNow = null;
+    }
   }
 
   async #openSftp(signal?: AbortSignal): Promise<SFTPWrapper> {
@@ -188,8 +197,11 @@ export class SshConnection {
           failRequestsWhen(sftp, new Promise<never>((_, fail) => this.onClose(() => fail(this.#lostError()))));
           sftp.once("close", () => {
             release();
+            if (this.#sftpNow !== sftp) return; // already replaced
+            this.#sftpNow = null;
             this.#sftp = null;
           });
+          this.#sftpNow = sftp;
           resolve(sftp);
         });
       } catch (error) {

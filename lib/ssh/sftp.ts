@@ -22,12 +22,51 @@ export const IN_FLIGHT = 64; // requests outstanding at once, as sftp(1) pipelin
 export interface RemoteStat {
   path: string;
   type: "file" | "directory" | "symlink" | "other";
+  /** What an "other" is. */
+  special?: SpecialKind;
   size: number;
   /** Permission bits, e.g. 0o644. */
   mode: number;
   mtime: string;
   uid: number;
   gid: number;
+}
+
+/** The kinds of file that are neither regular files, directories nor symlinks. */
+export type SpecialKind = "FIFO" | "socket" | "character device" | "block device" | "special file";
+
+// S_IFMT and its values: the same on every Unix the SFTP v3 mode comes from.
+const S_IFMT = 0o170000;
+const SPECIAL: ReadonlyMap<number, SpecialKind> = new Map([
+  [0o010000, "FIFO"],
+  [0o020000, "character device"],
+  [0o060000, "block device"],
+  [0o140000, "socket"],
+]);
+
+/**
+ * Refuses anything but a regular file before it is opened: opening a FIFO
+ * blocks the server's sftp-server (and every request queued behind it) until
+ * a writer comes, and reading a device such as /dev/zero never ends.
+ * Directories keep their own code, `IS_A_DIRECTORY`.
+ */
+export function requireRegularFile(st: RemoteStat, action: string): void {
+  if (st.type === "file") return;
+  if (st.type === "directory") {
+    throw new SshMcpError("IS_A_DIRECTORY", `Cannot ${action} ${st.path}: it is a directory`, {
+      hint: "Use ssh_list_remote_dir for directories, or recursive=true to transfer one",
+    });
+  }
+  throw notRegular(st.path, action, st.special ?? "special file");
+}
+
+function notRegular(path: string, action: string, kind: string): SshMcpError {
+  return new SshMcpError("NOT_A_REGULAR_FILE", `Cannot ${action} ${path}: it is a ${kind}, not a regular file`, {
+    hint: action === "read" || action === "download"
+      ? "Only regular files are read over SFTP; use ssh_execute for FIFOs and devices (e.g. head -c 1024 on it)"
+      : "Writing would replace it with a regular file rather than write into it: remove it first " +
+        "(ssh_remove_remote) if that is what you want, or write into it with ssh_execute",
+  });
 }
 
 /** Maps an ssh2 SFTP failure (its numeric status in `code`) to a coded error. */
@@ -75,27 +114,207 @@ export function failRequestsWhen(sftp: SFTPWrapper, end: Promise<never>): void {
   ended.set(sftp, end);
 }
 
-/** One SFTP request as a promise, failing with a coded error (or when the connection ends). */
+/**
+ * How long a request may wait on a silent channel when nobody set it with
+ * {@linkcode setRequestDeadline}.
+ */
+export const DEFAULT_REQUEST_DEADLINE_MS = 60_000;
+
+/** A request sent and not yet answered. */
+interface Pending {
+  action: string;
+  path: string;
+  /** Ends the request with `error` (its late answer, if any, is then ignored). */
+  fail(error: SshMcpError): void;
+}
+
+/**
+ * The requests in flight on one SFTP channel and when it last answered.
+ * OpenSSH's sftp-server handles requests one at a time, in order: a channel
+ * that answers nothing for the whole deadline while requests wait is stuck
+ * (an open that blocks on a FIFO swapped in after our stat, a hung file
+ * system), while a slow link still answers something now and then, so a
+ * long transfer never trips it.
+ */
+interface Watch {
+  pending: Set<Pending>;
+  deadlineMs: number;
+  /** When the channel last answered, or when a request was sent to an idle one. */
+  quietSince: number;
+  timer: number | undefined;
+  /** Set once the channel was abandoned: nothing more is sent on it. */
+  abandoned: boolean;
+}
+
+const watches = new WeakMap<SFTPWrapper, Watch>();
+
+function watchOf(sftp: SFTPWrapper): Watch {
+  let watch = watches.get(sftp);
+  if (watch === undefined) {
+    watch = {
+      pending: new Set(),
+      deadlineMs: DEFAULT_REQUEST_DEADLINE_MS,
+      quietSince: 0,
+      timer: undefined,
+      abandoned: false,
+    };
+    watches.set(sftp, watch);
+  }
+  return watch;
+}
+
+/**
+ * Sets how long a request on `sftp` may wait while the channel answers
+ * nothing at all; past that the channel is abandoned (see {@linkcode request}).
+ */
+export function setRequestDeadline(sftp: SFTPWrapper, ms: number): void {
+  watchOf(sftp).deadlineMs = ms;
+}
+
+/**
+ * Whether `sftp` was abandoned as stuck: nothing more is sent on it, and the
+ * connection opens a new channel for the next call.
+ */
+export function isAbandoned(sftp: SFTPWrapper): boolean {
+  return watches.get(sftp)?.abandoned ?? false;
+}
+
+function arm(sftp: SFTPWrapper, watch: Watch): void {
+  if (watch.timer !== undefined) return;
+  const wait = Math.max(0, watch.quietSince + watch.deadlineMs - performance.now());
+  const timer = Number(setTimeout(() => {
+    watch.timer = undefined;
+    if (watch.pending.size === 0 || watch.abandoned) return;
+    if (performance.now() - watch.quietSince >= watch.deadlineMs) return abandon(sftp, watch);
+    arm(sftp, watch);
+  }, wait));
+  // Never the reason the process stays up.
+  Deno.unrefTimer(timer);
+  watch.timer = timer;
+}
+
+/**
+ * Gives up a stuck channel: the oldest request fails with `SFTP_TIMEOUT`,
+ * every other one in flight with `SFTP_CHANNEL_RESET` (a change that may
+ * have been made is not called retryable), and the channel is closed so the
+ * connection opens a fresh one for the next call. OpenSSH refuses `signal`
+ * requests on subsystem channels, so the remote sftp-server cannot be told
+ * to stop; it goes when its blocked call returns and it sees the channel closed.
+ */
+function abandon(sftp: SFTPWrapper, watch: Watch): void {
+  watch.abandoned = true;
+  clearTimeout(watch.timer);
+  watch.timer = undefined;
+  const seconds = Math.round(watch.deadlineMs / 100) / 10;
+  const reset = "The SFTP channel was reset; the next file call opens a new one";
+  let first = true;
+  for (const p of watch.pending) {
+    if (first) {
+      first = false;
+      const stuck = new SshMcpError(
+        "SFTP_TIMEOUT",
+        `Cannot ${p.action} ${p.path}: the server answered nothing for ${seconds} s`,
+        {
+          hint: `${reset}. The path may be a FIFO or device swapped in, or on a hung file system: check it with ` +
+            "ssh_execute before trying again",
+        },
+      );
+      p.fail(READS.has(p.action) ? stuck : outcomeUnknown(stuck, CHANGE_OUTCOME_UNKNOWN));
+    } else p.fail(resetError(p.action, p.path));
+  }
+  watch.pending.clear();
+  try {
+    sftp.end();
+  } catch {
+    // The connection is already gone: its own end fails what is left.
+  }
+}
+
+function resetError(action: string, path: string): SshMcpError {
+  const error = new SshMcpError(
+    "SFTP_CHANNEL_RESET",
+    `Cannot ${action} ${path}: the SFTP channel was reset because another request on it got no answer`,
+    { hint: "Try again: the next file call opens a new SFTP channel" },
+  );
+  return READS.has(action) ? error : outcomeUnknown(error, CHANGE_OUTCOME_UNKNOWN);
+}
+
+/**
+ * Sends one SFTP request, callback style (transfers pipeline many, and a
+ * promise each costs throughput), under the channel's deadline: `done` is
+ * called exactly once, with the answer, or with a coded error if the channel
+ * is abandoned first. `send` gets the callback to hand to ssh2.
+ */
+export function request<T>(
+  sftp: SFTPWrapper,
+  what: { path: string; action: string },
+  send: (cb: (err: Error | undefined | null, value: T) => void) => void,
+  done: (err: SshMcpError | null, value?: T) => void,
+): void {
+  const watch = watchOf(sftp);
+  if (watch.abandoned) return done(resetError(what.action, what.path));
+  let settled = false;
+  const pending: Pending = {
+    ...what,
+    fail: (error) => {
+      if (settled) return;
+      settled = true;
+      done(error);
+    },
+  };
+  if (watch.pending.size === 0) watch.quietSince = performance.now();
+  watch.pending.add(pending);
+  arm(sftp, watch);
+  const answered = (err: Error | undefined | null, value: T) => {
+    if (settled) return;
+    settled = true;
+    watch.pending.delete(pending);
+    watch.quietSince = performance.now();
+    if (watch.pending.size === 0 && watch.timer !== undefined) {
+      clearTimeout(watch.timer);
+      watch.timer = undefined;
+    }
+    if (err) done(sftpError(err, what.path, what.action));
+    else done(null, value);
+  };
+  try {
+    send(answered);
+  } catch (error) {
+    // ssh2 throws synchronously for what it cannot even send (e.g. an
+    // extension the server lacks): still an SFTP error, not a local one.
+    answered(error as Error, undefined as T);
+  }
+}
+
+/**
+ * One SFTP request as a promise, failing with a coded error: when the
+ * server refuses it, when the connection ends, when the channel is
+ * abandoned as stuck, or at once when `signal` aborts (with its reason; the
+ * request is then left to the channel's deadline).
+ */
 export function call<T>(
   sftp: SFTPWrapper,
   path: string,
   action: string,
   fn: (cb: (err: Error | undefined | null, value: T) => void) => void,
+  signal?: AbortSignal,
 ): Promise<T> {
-  const request = new Promise<T>((resolve, reject) => {
-    try {
-      fn((err, value) => (err ? reject(sftpError(err, path, action)) : resolve(value)));
-    } catch (error) {
-      // ssh2 throws synchronously for what it cannot even send (e.g. an
-      // extension the server lacks): still an SFTP error, not a local one.
-      reject(sftpError(error, path, action));
+  if (signal?.aborted) return Promise.reject(signal.reason);
+  let off = () => {};
+  const request_ = new Promise<T>((resolve, reject) => {
+    if (signal !== undefined) {
+      const onAbort = () => reject(signal.reason);
+      signal.addEventListener("abort", onAbort, { once: true });
+      off = () => signal.removeEventListener("abort", onAbort);
     }
+    request<T>(sftp, { path, action }, fn, (err, value) => (err ? reject(err) : resolve(value as T)));
   });
+  const settled = request_.finally(() => off());
   const end = ended.get(sftp);
-  if (end === undefined) return request;
-  if (READS.has(action)) return Promise.race([request, end]);
+  if (end === undefined) return settled;
+  if (READS.has(action)) return Promise.race([settled, end]);
   return Promise.race([
-    request,
+    settled,
     end.catch((lost: unknown) => {
       throw lost instanceof SshMcpError ? outcomeUnknown(lost, CHANGE_OUTCOME_UNKNOWN) : lost;
     }),
@@ -103,9 +322,11 @@ export function call<T>(
 }
 
 function describe(path: string, s: Stats): RemoteStat {
+  const type = s.isFile() ? "file" : s.isDirectory() ? "directory" : s.isSymbolicLink() ? "symlink" : "other";
   return {
     path,
-    type: s.isFile() ? "file" : s.isDirectory() ? "directory" : s.isSymbolicLink() ? "symlink" : "other",
+    type,
+    ...(type === "other" ? { special: SPECIAL.get(s.mode & S_IFMT) ?? "special file" } : {}),
     size: s.size,
     mode: s.mode & 0o7777,
     mtime: new Date(s.mtime * 1000).toISOString(),
@@ -114,26 +335,34 @@ function describe(path: string, s: Stats): RemoteStat {
   };
 }
 
-/** Stats a path (symlinks followed unless `lstat`). */
-export async function stat(sftp: SFTPWrapper, path: string, lstat = false): Promise<RemoteStat> {
-  const s = await call<Stats>(sftp, path, "stat", (cb) => (lstat ? sftp.lstat(path, cb) : sftp.stat(path, cb)));
+/** Stats a path (symlinks followed unless `lstat`); `signal` stops waiting for the answer. */
+export async function stat(sftp: SFTPWrapper, path: string, lstat = false, signal?: AbortSignal): Promise<RemoteStat> {
+  const s = await call<Stats>(
+    sftp,
+    path,
+    "stat",
+    (cb) => (lstat ? sftp.lstat(path, cb) : sftp.stat(path, cb)),
+    signal,
+  );
   return describe(path, s);
 }
 
-/** Reads `length` bytes at `offset` (clamped to the file), many requests in flight. */
+/**
+ * Reads `length` bytes at `offset` (clamped to the file), many requests in
+ * flight. Anything but a regular file is refused before it is opened.
+ */
 export async function readRange(
   sftp: SFTPWrapper,
   path: string,
-  range: { offset: number; length: number },
+  range: { offset: number; length: number; signal?: AbortSignal },
 ): Promise<{ data: Uint8Array; size: number }> {
-  const handle = await call<Buffer>(sftp, path, "open", (cb) => sftp.open(path, "r", cb));
+  const signal = range.signal;
+  requireRegularFile(await stat(sftp, path, false, signal), "read");
+  const handle = await call<Buffer>(sftp, path, "open", (cb) => sftp.open(path, "r", cb), signal);
   try {
-    const info = await call<Stats>(sftp, path, "stat", (cb) => sftp.fstat(handle, cb));
-    if (info.isDirectory()) {
-      throw new SshMcpError("IS_A_DIRECTORY", `Cannot read ${path}: it is a directory`, {
-        hint: "Use ssh_list_remote_dir for directories",
-      });
-    }
+    const info = await call<Stats>(sftp, path, "stat", (cb) => sftp.fstat(handle, cb), signal);
+    // What was opened, if the path changed since the stat (one that blocks is the deadline's case).
+    requireRegularFile(describe(path, info), "read");
     const start = Math.min(range.offset, info.size);
     const end = Math.min(info.size, start + range.length);
     const data = new Uint8Array(end - start);
@@ -145,7 +374,7 @@ export async function readRange(
         const len = Math.min(CHUNK, end - pos);
         next += len;
         const buf = Buffer.alloc(len);
-        const n = await call<number>(sftp, path, "read", (cb) => sftp.read(handle, buf, 0, len, pos, cb));
+        const n = await call<number>(sftp, path, "read", (cb) => sftp.read(handle, buf, 0, len, pos, cb), signal);
         data.set(buf.subarray(0, n), pos - start);
         if (n < len) got = Math.min(got, pos - start + n); // file shrank while we read
       }
@@ -163,6 +392,8 @@ export interface WriteOptions {
   how: "create" | "overwrite" | "append";
   /** Permission bits for a new file. */
   mode?: number;
+  /** Stops waiting for answers (the call fails with the signal's reason). */
+  signal?: AbortSignal;
 }
 
 /**
@@ -170,52 +401,66 @@ export interface WriteOptions {
  * target and rename it into place, so readers never see a partial file and
  * a failed write leaves the old one intact; create uses SFTP's plain rename,
  * which never replaces an existing file, so it cannot clobber one that
- * appeared meanwhile.
+ * appeared meanwhile. An existing target that is not a regular file (a FIFO,
+ * a socket, a device) is refused in every mode: appending would block on a
+ * FIFO or write to a device, and replacing would swap it for a regular file,
+ * which is not what writing to it means.
  */
 export async function writeFile(sftp: SFTPWrapper, path: string, data: Uint8Array, options: WriteOptions) {
+  const signal = options.signal;
+  const existing = await stat(sftp, path, false, signal).catch((e: SshMcpError) => {
+    if (e.code === "SFTP_NO_SUCH_FILE") return null;
+    throw e;
+  });
+  if (existing?.type === "other") throw notRegular(path, "write", existing.special ?? "special file");
+  if (existing?.type === "directory") {
+    throw new SshMcpError("IS_A_DIRECTORY", `Cannot write ${path}: it is a directory`);
+  }
   if (options.how === "append") {
     const handle = await call<Buffer>(
       sftp,
       path,
       "open",
       (cb) => sftp.open(path, "a", { mode: options.mode ?? 0o644 }, cb),
+      signal,
     );
     try {
-      const size = (await call<Stats>(sftp, path, "stat", (cb) => sftp.fstat(handle, cb))).size;
-      await writeAll(sftp, handle, path, data, size);
+      const info = await call<Stats>(sftp, path, "stat", (cb) => sftp.fstat(handle, cb), signal);
+      if (!info.isFile()) throw notRegular(path, "write", describe(path, info).special ?? "special file");
+      await writeAll(sftp, handle, path, data, info.size, signal);
     } finally {
       await call<void>(sftp, path, "close", (cb) => sftp.close(handle, cb)).catch(() => {});
     }
     return;
   }
-  const existing = await stat(sftp, path).catch((e: SshMcpError) => {
-    if (e.code === "SFTP_NO_SUCH_FILE") return null;
-    throw e;
-  });
   if (existing !== null && options.how === "create") {
     throw new SshMcpError("FILE_EXISTS", `${path} already exists`, {
       hint: 'Pass mode "overwrite" to replace it, or "append" to add to it',
     });
   }
-  if (existing?.type === "directory") {
-    throw new SshMcpError("IS_A_DIRECTORY", `Cannot write ${path}: it is a directory`);
-  }
   const temp = posix.join(posix.dirname(path), tempName(posix.basename(path)));
   const mode = options.mode ?? existing?.mode ?? 0o644;
-  const handle = await call<Buffer>(sftp, temp, "create", (cb) => sftp.open(temp, "wx", { mode: 0o600 }, cb));
+  const handle = await call<Buffer>(
+    sftp,
+    temp,
+    "create",
+    (cb) => sftp.open(temp, "wx", { mode: 0o600 }, cb),
+    signal,
+  );
   try {
-    await writeAll(sftp, handle, temp, data, 0);
+    await writeAll(sftp, handle, temp, data, 0, signal);
     // Set after writing: a mode without write permission would refuse our own writes.
-    await call<void>(sftp, temp, "chmod", (cb) => sftp.fchmod(handle, mode, cb));
+    await call<void>(sftp, temp, "chmod", (cb) => sftp.fchmod(handle, mode, cb), signal);
   } catch (error) {
     await call<void>(sftp, temp, "close", (cb) => sftp.close(handle, cb)).catch(() => {});
     await call<void>(sftp, temp, "remove", (cb) => sftp.unlink(temp, cb)).catch(() => {});
     throw error;
   }
-  await call<void>(sftp, temp, "close", (cb) => sftp.close(handle, cb));
+  await call<void>(sftp, temp, "close", (cb) => sftp.close(handle, cb), signal);
   try {
-    if (options.how === "create") await call<void>(sftp, path, "create", (cb) => sftp.rename(temp, path, cb));
-    else await call<void>(sftp, path, "replace", (cb) => sftp.ext_openssh_rename(temp, path, cb));
+    if (options.how === "create") {
+      await call<void>(sftp, path, "create", (cb) => sftp.rename(temp, path, cb), signal);
+    } else await call<void>(sftp, path, "replace", (cb) => sftp.ext_openssh_rename(temp, path, cb), signal);
   } catch (error) {
     await call<void>(sftp, temp, "remove", (cb) => sftp.unlink(temp, cb)).catch(() => {});
     const raced = options.how === "create" && (await stat(sftp, path).then(() => true, () => false));
@@ -224,7 +469,14 @@ export async function writeFile(sftp: SFTPWrapper, path: string, data: Uint8Arra
   }
 }
 
-async function writeAll(sftp: SFTPWrapper, handle: Buffer, path: string, data: Uint8Array, at: number) {
+async function writeAll(
+  sftp: SFTPWrapper,
+  handle: Buffer,
+  path: string,
+  data: Uint8Array,
+  at: number,
+  signal?: AbortSignal,
+) {
   let next = 0;
   const worker = async () => {
     while (next < data.length) {
@@ -236,6 +488,7 @@ async function writeAll(sftp: SFTPWrapper, handle: Buffer, path: string, data: U
         path,
         "write",
         (cb) => sftp.write(handle, Buffer.from(data.buffer, data.byteOffset + pos, len), 0, len, at + pos, cb),
+        signal,
       );
     }
   };
