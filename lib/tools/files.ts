@@ -275,7 +275,7 @@ export function registerFileTools(server: McpServer, deps: ToolDeps): void {
 
   const recursive = z.boolean().optional().describe(
     "Transfer a directory with everything in it (default false). Symlinks are copied as links, never followed; " +
-      "FIFOs, sockets and devices refuse the transfer",
+      "remote FIFOs, sockets and devices are skipped (listed in skipped), local ones refuse the upload",
   );
 
   server.registerTool(
