@@ -38,9 +38,12 @@ export type ErrorCode =
   | "SFTP_NO_SUCH_FILE"
   | "SFTP_PERMISSION_DENIED"
   | "SFTP_FAILURE"
+  | "SFTP_TIMEOUT"
+  | "SFTP_CHANNEL_RESET"
   | "FILE_EXISTS"
   | "NOT_A_DIRECTORY"
   | "IS_A_DIRECTORY"
+  | "NOT_A_REGULAR_FILE"
   | "FILE_TOO_LARGE"
   | "BINARY_FILE"
   | "EDIT_NO_MATCH"
@@ -68,6 +71,7 @@ const RETRYABLE: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
   "CONNECTION_LOST",
   "CHANNEL_OPEN_FAILED",
   "HANDSHAKE_FAILED",
+  "SFTP_CHANNEL_RESET",
 ]);
 
 /** Options of {@linkcode SshMcpError}. */

@@ -10,7 +10,7 @@ import { SshMcpError } from "../errors.ts";
 import type { Logger } from "../log.ts";
 import { type Client, type ClientChannel, type DenoSocket, type SFTPWrapper, signalChannel } from "../ssh2/mod.ts";
 import { ChannelBudget } from "./budget.ts";
-import { failRequestsWhen } from "./sftp.ts";
+import { failRequestsWhen, isAbandoned } from "./sftp.ts";
 import { mapRuntimeError } from "./connect_errors.ts";
 import { connect, type ConnectionInfo, type ConnectOptions } from "./connect.ts";
 
@@ -202,8 +202,18 @@ export class SshConnection {
    * released) once every caller has.
    */
   async sftp(options: { signal?: AbortSignal } = {}): Promise<SFTPWrapper> {
+    for (;;) {
+      const sftp = await this.#sharedSftp(options.signal);
+      if (!isAbandoned(sftp)) return sftp;
+      // Given up as stuck (./sftp_request.ts): sshd keeps that channel, and
+      // its slot, until the blocked sftp-server returns; a new one serves the calls.
+      if (this.#sftp?.opened === sftp) this.#sftp = null;
+    }
+  }
+
+  async #sharedSftp(signal?: AbortSignal): Promise<SFTPWrapper> {
     if (this.#closed) throw this.#lostError();
-    options.signal?.throwIfAborted();
+    signal?.throwIfAborted();
     let open = this.#sftp;
     if (open === null) {
       const abandon = new AbortController();
@@ -223,11 +233,11 @@ export class SshConnection {
     }
     open.waiters++;
     try {
-      return await untilAborted(open.channel, options.signal);
+      return await untilAborted(open.channel, signal);
     } finally {
       // The last caller to give up ends the open; a channel that did open stays for the next caller.
-      if (--open.waiters === 0 && options.signal?.aborted && open.opened === null) {
-        open.abandon.abort(options.signal.reason);
+      if (--open.waiters === 0 && signal?.aborted && open.opened === null) {
+        open.abandon.abort(signal.reason);
         if (this.#sftp === open) this.#sftp = null;
       }
     }

@@ -1,8 +1,9 @@
 /**
  * Remote file operations over one SFTP session: stat, ranged and pipelined
  * reads, atomic writes (temp file in the same directory, then rename), and
- * the small operations (mkdir -p, remove, rename, chmod), with SFTP status
- * codes mapped to stable errors.
+ * the small operations (mkdir -p, remove, rename, chmod). FIFOs, sockets and
+ * devices are refused before they are opened. Each request goes through
+ * ./sftp_request.ts: coded errors, and a deadline per channel.
  *
  * @module
  */
@@ -10,8 +11,19 @@
 import type { FileEntryWithStats, SFTPWrapper, Stats } from "../ssh2/mod.ts";
 import { Buffer } from "node:buffer";
 import { posix } from "node:path";
-import { outcomeUnknown, SshMcpError } from "../errors.ts";
+import { SshMcpError } from "../errors.ts";
 import { tempName } from "../random.ts";
+import { call } from "./sftp_request.ts";
+
+export {
+  call,
+  DEFAULT_REQUEST_DEADLINE_MS,
+  failRequestsWhen,
+  isAbandoned,
+  request,
+  setRequestDeadline,
+  sftpError,
+} from "./sftp_request.ts";
 
 /** Bytes per SFTP read or write request. */
 export const CHUNK = 32 * 1024; // the packet size OpenSSH's sftp-server reads and writes
@@ -22,6 +34,8 @@ export const IN_FLIGHT = 64; // requests outstanding at once, as sftp(1) pipelin
 export interface RemoteStat {
   path: string;
   type: "file" | "directory" | "symlink" | "other";
+  /** What an "other" is. */
+  special?: SpecialKind;
   size: number;
   /** Permission bits, e.g. 0o644. */
   mode: number;
@@ -30,82 +44,49 @@ export interface RemoteStat {
   gid: number;
 }
 
-/** Maps an ssh2 SFTP failure (its numeric status in `code`) to a coded error. */
-export function sftpError(error: unknown, path: string, action: string): SshMcpError {
-  if (error instanceof SshMcpError) return error;
-  const code = (error as { code?: unknown })?.code;
-  switch (code) {
-    case 2:
-      return new SshMcpError("SFTP_NO_SUCH_FILE", `Cannot ${action} ${path}: no such file or directory`, {
-        hint: "Check the path (ssh_list_remote_dir shows what exists)",
-        cause: error,
-      });
-    case 3:
-      return new SshMcpError("SFTP_PERMISSION_DENIED", `Cannot ${action} ${path}: permission denied`, {
-        hint: "The remote user lacks permission; use a path it owns, or ssh_sudo_execute",
-        cause: error,
-      });
-    default:
-      return new SshMcpError("SFTP_FAILURE", `Cannot ${action} ${path}: the server reported a failure`, {
-        hint: "The disk may be full, the path may be a directory, or the name may be invalid",
-        cause: error,
-      });
+/** The kinds of file that are neither regular files, directories nor symlinks. */
+export type SpecialKind = "FIFO" | "socket" | "character device" | "block device" | "special file";
+
+// S_IFMT and its values: the same on every Unix the SFTP v3 mode comes from.
+const S_IFMT = 0o170000;
+const SPECIAL: ReadonlyMap<number, SpecialKind> = new Map([
+  [0o010000, "FIFO"],
+  [0o020000, "character device"],
+  [0o060000, "block device"],
+  [0o140000, "socket"],
+]);
+
+/**
+ * Refuses anything but a regular file before it is opened: opening a FIFO
+ * blocks the server's sftp-server (and every request queued behind it) until
+ * a writer comes, and reading a device such as /dev/zero never ends.
+ * Directories keep their own code, `IS_A_DIRECTORY`.
+ */
+export function requireRegularFile(st: RemoteStat, action: string): void {
+  if (st.type === "file") return;
+  if (st.type === "directory") {
+    throw new SshMcpError("IS_A_DIRECTORY", `Cannot ${action} ${st.path}: it is a directory`, {
+      hint: "Use ssh_list_remote_dir for directories, or recursive=true to transfer one",
+    });
   }
+  throw notRegular(st.path, action, st.special ?? "special file");
 }
 
-const ended = new WeakMap<SFTPWrapper, Promise<never>>();
-
-/**
- * Actions of {@linkcode call} that change nothing on the server. Any other
- * request that was sent when the connection ended may have taken effect
- * (an append, a rename, a removal): its failure must not invite a blind retry.
- */
-const READS: ReadonlySet<string> = new Set(["close", "list", "open", "read", "read link", "stat", "statvfs"]);
-
-/** What a request that may have changed the server says when the connection ended before its answer. */
-const CHANGE_OUTCOME_UNKNOWN = "The change may have been made: check the remote path before trying again";
-
-/**
- * Makes every request on `sftp` fail once `end` rejects (the connection is
- * gone): ssh2 leaves requests in flight on a dead connection unanswered,
- * and a file tool would wait forever.
- */
-export function failRequestsWhen(sftp: SFTPWrapper, end: Promise<never>): void {
-  end.catch(() => {}); // observed here; each request re-raises it
-  ended.set(sftp, end);
-}
-
-/** One SFTP request as a promise, failing with a coded error (or when the connection ends). */
-export function call<T>(
-  sftp: SFTPWrapper,
-  path: string,
-  action: string,
-  fn: (cb: (err: Error | undefined | null, value: T) => void) => void,
-): Promise<T> {
-  const request = new Promise<T>((resolve, reject) => {
-    try {
-      fn((err, value) => (err ? reject(sftpError(err, path, action)) : resolve(value)));
-    } catch (error) {
-      // ssh2 throws synchronously for what it cannot even send (e.g. an
-      // extension the server lacks): still an SFTP error, not a local one.
-      reject(sftpError(error, path, action));
-    }
+function notRegular(path: string, action: string, kind: string): SshMcpError {
+  return new SshMcpError("NOT_A_REGULAR_FILE", `Cannot ${action} ${path}: it is a ${kind}, not a regular file`, {
+    hint: action === "read" || action === "download"
+      ? "Only regular files are read over SFTP; use ssh_execute for FIFOs and devices (e.g. head -c 1024 on it)"
+      : "Writing would replace it with a regular file rather than write into it: remove it first " +
+        "(ssh_remove_remote) if that is what you want, or write into it with ssh_execute",
   });
-  const end = ended.get(sftp);
-  if (end === undefined) return request;
-  if (READS.has(action)) return Promise.race([request, end]);
-  return Promise.race([
-    request,
-    end.catch((lost: unknown) => {
-      throw lost instanceof SshMcpError ? outcomeUnknown(lost, CHANGE_OUTCOME_UNKNOWN) : lost;
-    }),
-  ]);
 }
 
 function describe(path: string, s: Stats): RemoteStat {
+  const type = s.isFile() ? "file" : s.isDirectory() ? "directory" : s.isSymbolicLink() ? "symlink" : "other";
   return {
     path,
-    type: s.isFile() ? "file" : s.isDirectory() ? "directory" : s.isSymbolicLink() ? "symlink" : "other",
+    type,
+    ...(type === "other" ? { special: SPECIAL.get(s.mode & S_IFMT) ?? "special file" } : {}),
     size: s.size,
     mode: s.mode & 0o7777,
     mtime: new Date(s.mtime * 1000).toISOString(),
@@ -114,26 +95,34 @@ function describe(path: string, s: Stats): RemoteStat {
   };
 }
 
-/** Stats a path (symlinks followed unless `lstat`). */
-export async function stat(sftp: SFTPWrapper, path: string, lstat = false): Promise<RemoteStat> {
-  const s = await call<Stats>(sftp, path, "stat", (cb) => (lstat ? sftp.lstat(path, cb) : sftp.stat(path, cb)));
+/** Stats a path (symlinks followed unless `lstat`); `signal` stops waiting for the answer. */
+export async function stat(sftp: SFTPWrapper, path: string, lstat = false, signal?: AbortSignal): Promise<RemoteStat> {
+  const s = await call<Stats>(
+    sftp,
+    path,
+    "stat",
+    (cb) => (lstat ? sftp.lstat(path, cb) : sftp.stat(path, cb)),
+    signal,
+  );
   return describe(path, s);
 }
 
-/** Reads `length` bytes at `offset` (clamped to the file), many requests in flight. */
+/**
+ * Reads `length` bytes at `offset` (clamped to the file), many requests in
+ * flight. Anything but a regular file is refused before it is opened.
+ */
 export async function readRange(
   sftp: SFTPWrapper,
   path: string,
-  range: { offset: number; length: number },
+  range: { offset: number; length: number; signal?: AbortSignal },
 ): Promise<{ data: Uint8Array; size: number }> {
-  const handle = await call<Buffer>(sftp, path, "open", (cb) => sftp.open(path, "r", cb));
+  const signal = range.signal;
+  requireRegularFile(await stat(sftp, path, false, signal), "read");
+  const handle = await call<Buffer>(sftp, path, "open", (cb) => sftp.open(path, "r", cb), signal);
   try {
-    const info = await call<Stats>(sftp, path, "stat", (cb) => sftp.fstat(handle, cb));
-    if (info.isDirectory()) {
-      throw new SshMcpError("IS_A_DIRECTORY", `Cannot read ${path}: it is a directory`, {
-        hint: "Use ssh_list_remote_dir for directories",
-      });
-    }
+    const info = await call<Stats>(sftp, path, "stat", (cb) => sftp.fstat(handle, cb), signal);
+    // What was opened, if the path changed since the stat (one that blocks is the deadline's case).
+    requireRegularFile(describe(path, info), "read");
     const start = Math.min(range.offset, info.size);
     const end = Math.min(info.size, start + range.length);
     const data = new Uint8Array(end - start);
@@ -145,7 +134,7 @@ export async function readRange(
         const len = Math.min(CHUNK, end - pos);
         next += len;
         const buf = Buffer.alloc(len);
-        const n = await call<number>(sftp, path, "read", (cb) => sftp.read(handle, buf, 0, len, pos, cb));
+        const n = await call<number>(sftp, path, "read", (cb) => sftp.read(handle, buf, 0, len, pos, cb), signal);
         data.set(buf.subarray(0, n), pos - start);
         if (n < len) got = Math.min(got, pos - start + n); // file shrank while we read
       }
@@ -163,6 +152,8 @@ export interface WriteOptions {
   how: "create" | "overwrite" | "append";
   /** Permission bits for a new file. */
   mode?: number;
+  /** Stops waiting for answers (the call fails with the signal's reason). */
+  signal?: AbortSignal;
 }
 
 /**
@@ -170,52 +161,66 @@ export interface WriteOptions {
  * target and rename it into place, so readers never see a partial file and
  * a failed write leaves the old one intact; create uses SFTP's plain rename,
  * which never replaces an existing file, so it cannot clobber one that
- * appeared meanwhile.
+ * appeared meanwhile. An existing target that is not a regular file (a FIFO,
+ * a socket, a device) is refused in every mode: appending would block on a
+ * FIFO or write to a device, and replacing would swap it for a regular file,
+ * which is not what writing to it means.
  */
 export async function writeFile(sftp: SFTPWrapper, path: string, data: Uint8Array, options: WriteOptions) {
+  const signal = options.signal;
+  const existing = await stat(sftp, path, false, signal).catch((e: SshMcpError) => {
+    if (e.code === "SFTP_NO_SUCH_FILE") return null;
+    throw e;
+  });
+  if (existing?.type === "other") throw notRegular(path, "write", existing.special ?? "special file");
+  if (existing?.type === "directory") {
+    throw new SshMcpError("IS_A_DIRECTORY", `Cannot write ${path}: it is a directory`);
+  }
   if (options.how === "append") {
     const handle = await call<Buffer>(
       sftp,
       path,
       "open",
       (cb) => sftp.open(path, "a", { mode: options.mode ?? 0o644 }, cb),
+      signal,
     );
     try {
-      const size = (await call<Stats>(sftp, path, "stat", (cb) => sftp.fstat(handle, cb))).size;
-      await writeAll(sftp, handle, path, data, size);
+      const info = await call<Stats>(sftp, path, "stat", (cb) => sftp.fstat(handle, cb), signal);
+      if (!info.isFile()) throw notRegular(path, "write", describe(path, info).special ?? "special file");
+      await writeAll(sftp, handle, path, data, info.size, signal);
     } finally {
       await call<void>(sftp, path, "close", (cb) => sftp.close(handle, cb)).catch(() => {});
     }
     return;
   }
-  const existing = await stat(sftp, path).catch((e: SshMcpError) => {
-    if (e.code === "SFTP_NO_SUCH_FILE") return null;
-    throw e;
-  });
   if (existing !== null && options.how === "create") {
     throw new SshMcpError("FILE_EXISTS", `${path} already exists`, {
       hint: 'Pass mode "overwrite" to replace it, or "append" to add to it',
     });
   }
-  if (existing?.type === "directory") {
-    throw new SshMcpError("IS_A_DIRECTORY", `Cannot write ${path}: it is a directory`);
-  }
   const temp = posix.join(posix.dirname(path), tempName(posix.basename(path)));
   const mode = options.mode ?? existing?.mode ?? 0o644;
-  const handle = await call<Buffer>(sftp, temp, "create", (cb) => sftp.open(temp, "wx", { mode: 0o600 }, cb));
+  const handle = await call<Buffer>(
+    sftp,
+    temp,
+    "create",
+    (cb) => sftp.open(temp, "wx", { mode: 0o600 }, cb),
+    signal,
+  );
   try {
-    await writeAll(sftp, handle, temp, data, 0);
+    await writeAll(sftp, handle, temp, data, 0, signal);
     // Set after writing: a mode without write permission would refuse our own writes.
-    await call<void>(sftp, temp, "chmod", (cb) => sftp.fchmod(handle, mode, cb));
+    await call<void>(sftp, temp, "chmod", (cb) => sftp.fchmod(handle, mode, cb), signal);
   } catch (error) {
     await call<void>(sftp, temp, "close", (cb) => sftp.close(handle, cb)).catch(() => {});
     await call<void>(sftp, temp, "remove", (cb) => sftp.unlink(temp, cb)).catch(() => {});
     throw error;
   }
-  await call<void>(sftp, temp, "close", (cb) => sftp.close(handle, cb));
+  await call<void>(sftp, temp, "close", (cb) => sftp.close(handle, cb), signal);
   try {
-    if (options.how === "create") await call<void>(sftp, path, "create", (cb) => sftp.rename(temp, path, cb));
-    else await call<void>(sftp, path, "replace", (cb) => sftp.ext_openssh_rename(temp, path, cb));
+    if (options.how === "create") {
+      await call<void>(sftp, path, "create", (cb) => sftp.rename(temp, path, cb), signal);
+    } else await call<void>(sftp, path, "replace", (cb) => sftp.ext_openssh_rename(temp, path, cb), signal);
   } catch (error) {
     await call<void>(sftp, temp, "remove", (cb) => sftp.unlink(temp, cb)).catch(() => {});
     const raced = options.how === "create" && (await stat(sftp, path).then(() => true, () => false));
@@ -224,7 +229,14 @@ export async function writeFile(sftp: SFTPWrapper, path: string, data: Uint8Arra
   }
 }
 
-async function writeAll(sftp: SFTPWrapper, handle: Buffer, path: string, data: Uint8Array, at: number) {
+async function writeAll(
+  sftp: SFTPWrapper,
+  handle: Buffer,
+  path: string,
+  data: Uint8Array,
+  at: number,
+  signal?: AbortSignal,
+) {
   let next = 0;
   const worker = async () => {
     while (next < data.length) {
@@ -236,6 +248,7 @@ async function writeAll(sftp: SFTPWrapper, handle: Buffer, path: string, data: U
         path,
         "write",
         (cb) => sftp.write(handle, Buffer.from(data.buffer, data.byteOffset + pos, len), 0, len, at + pos, cb),
+        signal,
       );
     }
   };

@@ -26,7 +26,7 @@ import { posix } from "node:path";
 import { promisify } from "node:util";
 import { outcomeUnknown, SshMcpError } from "../errors.ts";
 import { tempName } from "../random.ts";
-import { call, listDir, remove, sftpError, stat } from "./sftp.ts";
+import { call, listDir, remove, request, requireRegularFile, sftpError, type SpecialKind, stat } from "./sftp.ts";
 import type { EntryInfo, LocalFiles, OpenedFile } from "../local_paths.ts";
 
 /** A symlink of a downloaded tree that was not created. */
@@ -34,6 +34,13 @@ export interface SkippedLink {
   /** Path below the tree's top, `/`-separated. */
   path: string;
   target: string;
+}
+
+/** A FIFO, socket or device of a downloaded tree, not copied. */
+export interface SkippedSpecial {
+  /** Path below the tree's top, `/`-separated. */
+  path: string;
+  type: SpecialKind;
 }
 
 /** Options of a transfer. */
@@ -63,8 +70,11 @@ export interface TransferResult {
   files: number;
   directories: number;
   symlinks: number;
-  /** Symlinks of a downloaded tree not created: absolute, or resolving outside the tree. */
-  skipped?: SkippedLink[];
+  /**
+   * Entries of a downloaded tree not created: symlinks that are absolute or
+   * resolve outside the tree, and FIFOs, sockets and devices.
+   */
+  skipped?: (SkippedLink | SkippedSpecial)[];
   /**
    * Where the replaced directory was left when it could not be removed after
    * the new tree went into place (the transfer itself succeeded).
@@ -116,11 +126,21 @@ export async function upload(
   const file = await local.openRead(localPath);
   const moved = { bytes: 0, total: file.size };
   try {
-    const existing = await stat(sftp, remotePath).catch(missingIsNull);
+    const existing = await stat(sftp, remotePath, false, options.signal).catch(missingIsNull);
     if (existing?.type === "directory") {
       throw new SshMcpError("IS_A_DIRECTORY", `${remotePath} is a directory`, {
         hint: "Give the full remote file path, including the file name",
       });
+    }
+    if (existing?.type === "other") {
+      throw new SshMcpError(
+        "NOT_A_REGULAR_FILE",
+        `Cannot upload to ${remotePath}: it is a ${existing.special ?? "special file"}, not a regular file`,
+        {
+          hint: "The upload would replace it with a regular file rather than write into it: remove it first " +
+            "(ssh_remove_remote) if that is what you want",
+        },
+      );
     }
     if (existing !== null && !options.overwrite) {
       throw new SshMcpError("FILE_EXISTS", `${remotePath} already exists`, {
@@ -131,8 +151,14 @@ export async function upload(
     try {
       await putFile(sftp, file, temp, options, moved);
       if (options.overwrite) {
-        await call<void>(sftp, remotePath, "replace", (cb) => sftp.ext_openssh_rename(temp, remotePath, cb));
-      } else await call<void>(sftp, remotePath, "create", (cb) => sftp.rename(temp, remotePath, cb));
+        await call<void>(
+          sftp,
+          remotePath,
+          "replace",
+          (cb) => sftp.ext_openssh_rename(temp, remotePath, cb),
+          options.signal,
+        );
+      } else await call<void>(sftp, remotePath, "create", (cb) => sftp.rename(temp, remotePath, cb), options.signal);
     } catch (error) {
       await bounded(call<void>(sftp, temp, "remove", (cb) => sftp.unlink(temp, cb)));
       throw error;
@@ -146,7 +172,10 @@ export async function upload(
   return { ...single(file.size, file.mode), sha256, verified: sha256 !== null };
 }
 
-/** Downloads a remote regular file to `localPath` (a destination whose parent was checked). */
+/**
+ * Downloads a remote regular file to `localPath` (a destination whose parent
+ * was checked). Anything but a regular file is refused before it is opened.
+ */
 export async function download(
   sftp: SFTPWrapper,
   local: LocalFiles,
@@ -156,6 +185,7 @@ export async function download(
 ): Promise<TransferResult> {
   const moved = { bytes: 0, total: 0 };
   let mode = 0;
+  requireRegularFile(await stat(sftp, remotePath, false, options.signal), "download");
   try {
     const temp = join(dirname(localPath), tempName(basename(localPath)));
     mode = await getFile(sftp, remotePath, local, temp, options, moved);
@@ -253,8 +283,9 @@ export async function uploadTree(
  * Downloads a remote directory tree to `localPath` (a destination whose parent
  * was checked): built under a temporary name beside it, then renamed into
  * place. Names the server lists that could step outside (`..`, separators)
- * and special files refuse the whole transfer before anything is written.
- * Symlinks that are absolute or resolve outside the tree are not created and
+ * refuse the whole transfer before anything is written. Symlinks that are
+ * absolute or resolve outside the tree, and FIFOs, sockets and devices (never
+ * opened: a FIFO would block the server's sftp-server), are not created and
  * are listed in `skipped`; modes are masked with 0o755 when each file or
  * directory is created (directories keep owner rwx so the tree can be
  * filled), and nothing is chmod-ed by path afterwards.
@@ -266,9 +297,10 @@ export async function downloadTree(
   localPath: string,
   options: TransferOptions & { exists: boolean },
 ): Promise<TransferResult> {
-  const top = await stat(sftp, remotePath);
-  const walked = await walkRemote(sftp, remotePath);
-  const { kept: entries, skipped } = splitLinks(walked);
+  const top = await stat(sftp, remotePath, false, options.signal);
+  const { entries: walked, special } = await walkRemote(sftp, remotePath);
+  const { kept: entries, skipped: links } = splitLinks(walked);
+  const skipped = [...links, ...special];
   const moved = { bytes: 0, total: entries.reduce((sum, e) => sum + e.size, 0) };
   const stage = join(dirname(localPath), tempName(basename(localPath)));
   const topMode = dirMode(top.mode);
@@ -457,34 +489,38 @@ async function walkLocal(local: LocalFiles, top: string): Promise<TreeEntry[]> {
   return entries;
 }
 
-/** Walks a remote tree; refuses special files, unsafe names and oversized trees. */
-async function walkRemote(sftp: SFTPWrapper, top: string): Promise<TreeEntry[]> {
-  const { entries, truncated } = await listDir(sftp, top, { depth: MAX_TREE_DEPTH, max: MAX_TREE_ENTRIES });
+/** Walks a remote tree, setting special files aside; refuses unsafe names and oversized trees. */
+async function walkRemote(
+  sftp: SFTPWrapper,
+  top: string,
+): Promise<{ entries: TreeEntry[]; special: SkippedSpecial[] }> {
+  const { entries: listed, truncated } = await listDir(sftp, top, { depth: MAX_TREE_DEPTH, max: MAX_TREE_ENTRIES });
   if (truncated) throw tooBig(top);
   const unsafe = Deno.build.os === "windows" ? /[\\/\0:*?"<>|]/ : /[/\0]/;
-  return entries.map((e) => {
+  const special: SkippedSpecial[] = [];
+  const entries = listed.flatMap((e): TreeEntry[] => {
     if (e.name === "" || e.name === "." || e.name === ".." || unsafe.test(e.name)) {
       throw new SshMcpError("PATH_NOT_ALLOWED", `The server listed an unsafe name ${JSON.stringify(e.name)}`, {
         hint: "Names with separators or '..' are never written locally",
       });
     }
     if (e.type === "other") {
-      throw new SshMcpError("PATH_NOT_ALLOWED", `${e.path} is not a regular file, directory or symlink`, {
-        hint: "Trees with FIFOs, sockets or devices are not transferred",
-      });
+      special.push({ path: posix.relative(top, e.path), type: e.special ?? "special file" });
+      return [];
     }
     if (e.type === "directory" && e.depth >= MAX_TREE_DEPTH) throw tooDeep(top);
     if (e.type === "symlink" && e.target === undefined) {
       throw new SshMcpError("SFTP_FAILURE", `Cannot read the symlink ${e.path}`);
     }
-    return {
+    return [{
       rel: posix.relative(top, e.path),
       type: e.type,
       size: e.type === "file" ? e.size : 0,
       mode: e.mode & 0o777,
       target: e.target,
-    };
+    }];
   });
+  return { entries, special };
 }
 
 function tooBig(top: string): SshMcpError {
@@ -525,7 +561,14 @@ async function putFile(
   options: TransferOptions,
   moved: { bytes: number; total: number },
 ): Promise<void> {
-  const handle = await call<Buffer>(sftp, to, "create", (cb) => sftp.open(to, "wx", { mode: 0o600 }, cb));
+  const handle = await call<Buffer>(
+    sftp,
+    to,
+    "create",
+    (cb) => sftp.open(to, "wx", { mode: 0o600 }, cb),
+    options.signal,
+  );
+  const what = { path: to, action: "write" };
   try {
     await pump(
       {
@@ -533,13 +576,13 @@ async function putFile(
         depth: UPLOAD_DEPTH,
         read: (buf, len, pos, cb) => fsRead(file.fd, buf, 0, len, pos, cb),
         write: (buf, len, pos, cb) =>
-          sftp.write(handle, buf, 0, len, pos, (err) => cb(err && sftpError(err, to, "write"))),
+          request<void>(sftp, what, (done) => sftp.write(handle, buf, 0, len, pos, done), (err) => cb(err)),
       },
       options,
       moved,
     );
     // Set after writing: a mode without write permission would refuse our own writes.
-    await call<void>(sftp, to, "chmod", (cb) => sftp.fchmod(handle, file.mode, cb));
+    await call<void>(sftp, to, "chmod", (cb) => sftp.fchmod(handle, file.mode, cb), options.signal);
   } catch (error) {
     throw await diskFull(sftp, to, error);
   } finally {
@@ -556,13 +599,18 @@ async function getFile(
   options: TransferOptions,
   moved: { bytes: number; total: number },
 ): Promise<number> {
-  const handle = await call<Buffer>(sftp, from, "open", (cb) => sftp.open(from, "r", cb));
+  const handle = await call<Buffer>(sftp, from, "open", (cb) => sftp.open(from, "r", cb), options.signal);
+  const what = { path: from, action: "read" };
   try {
-    const info = await call<Stats>(sftp, from, "stat", (cb) => sftp.fstat(handle, cb));
+    const info = await call<Stats>(sftp, from, "stat", (cb) => sftp.fstat(handle, cb), options.signal);
+    // What was opened, if the path changed since it was listed or stat-ed.
     if (!info.isFile()) {
-      throw new SshMcpError("IS_A_DIRECTORY", `${from} is not a regular file`, {
-        hint: "Pass recursive=true to download a directory",
-      });
+      const kind = info.isDirectory() ? "directory" : info.isFIFO() ? "FIFO" : "special file";
+      throw new SshMcpError(
+        info.isDirectory() ? "IS_A_DIRECTORY" : "NOT_A_REGULAR_FILE",
+        `Cannot download ${from}: it is a ${kind}, not a regular file`,
+        { hint: info.isDirectory() ? "Pass recursive=true to download a directory" : "Only regular files are copied" },
+      );
     }
     if (moved.total === 0) moved.total = info.size; // a single file: its size is the total
     // Never setuid/setgid/sticky or group/world-writable here, and no more than the umask allows.
@@ -574,7 +622,7 @@ async function getFile(
           size: info.size,
           depth: DOWNLOAD_DEPTH,
           read: (buf, len, pos, cb) =>
-            sftp.read(handle, buf, 0, len, pos, (err, n) => cb(err && sftpError(err, from, "read"), n)),
+            request<number>(sftp, what, (done) => sftp.read(handle, buf, 0, len, pos, done), (err, n) => cb(err, n)),
           write: (buf, len, pos, cb) => writeAll(fd, buf, 0, len, pos, cb),
         },
         options,

@@ -58,6 +58,9 @@ function isBinary(data: Uint8Array): boolean {
 const statShape = {
   path: z.string(),
   type: z.enum(["file", "directory", "symlink", "other"]),
+  special: z.enum(["FIFO", "socket", "character device", "block device", "special file"]).optional().describe(
+    "What an `other` is",
+  ),
   size: z.number(),
   mode: z.string().describe("Permission bits in octal"),
   mtime: z.string(),
@@ -91,13 +94,18 @@ function localError(error: unknown): never {
   throw error;
 }
 
-// The skipped links in a line: the first few, so the text stays short.
-function skippedText(skipped: { path: string; target: string }[] | undefined): string {
+// The skipped entries in a line each for links and special files: the first few, so the text stays short.
+function skippedText(skipped: ({ path: string; target: string } | { path: string; type: string })[] | undefined) {
   if (skipped === undefined || skipped.length === 0) return "";
-  const shown = skipped.slice(0, 3).map((l) => `${l.path} -> ${l.target}`).join(", ");
-  const more = skipped.length > 3 ? ` and ${skipped.length - 3} more` : "";
-  return `\n${skipped.length} symlink${skipped.length === 1 ? "" : "s"} not created (absolute or outside the tree): ` +
-    `${shown}${more}`;
+  const line = (items: string[], what: string) => {
+    if (items.length === 0) return "";
+    const more = items.length > 3 ? ` and ${items.length - 3} more` : "";
+    return `\n${items.length} ${what}: ${items.slice(0, 3).join(", ")}${more}`;
+  };
+  const links = skipped.flatMap((e) => ("target" in e ? [`${e.path} -> ${e.target}`] : []));
+  const special = skipped.flatMap((e) => ("type" in e ? [`${e.path} (${e.type})`] : []));
+  return line(links, `symlink${links.length === 1 ? "" : "s"} not created (absolute or outside the tree)`) +
+    line(special, "FIFOs, sockets or devices not copied");
 }
 
 const transferOutput = {
@@ -113,8 +121,15 @@ const transferOutput = {
   files: z.number(),
   directories: z.number(),
   symlinks: z.number(),
-  skipped: z.array(z.object({ path: z.string(), target: z.string() })).optional().describe(
-    "Symlinks of a downloaded tree that were not created because they are absolute or point outside the tree",
+  skipped: z.array(
+    z.object({
+      path: z.string(),
+      target: z.string().optional().describe("Where a skipped symlink points"),
+      type: z.string().optional().describe("What a skipped special file is: FIFO, socket, character device, ..."),
+    }),
+  ).optional().describe(
+    "Entries of a downloaded tree not created: symlinks that are absolute or point outside the tree (with " +
+      "target), and FIFOs, sockets and devices (with type), which are never opened",
   ),
   leftover: z.string().optional().describe(
     "Set when an existing directory was replaced but its old copy could not be removed: where it was left",
@@ -123,8 +138,15 @@ const transferOutput = {
 
 /** Registers the remote-file tools. */
 export function registerFileTools(server: McpServer, deps: ToolDeps): void {
-  const { sessions, roots } = deps;
-  const session = (id: string) => sessions.get(id).connection.sftp();
+  const { sessions, roots, config } = deps;
+  // Each request may wait on a silent channel as long as a command may run by default; past that the
+  // channel is stuck (lib/ssh/sftp.ts) and is replaced.
+  const requestDeadlineMs = config.defaultTimeoutSeconds * 1000;
+  const session = async (id: string) => {
+    const sf = await sessions.get(id).connection.sftp();
+    sftp.setRequestDeadline(sf, requestDeadlineMs);
+    return sf;
+  };
 
   // MCP progress notifications, when the client asked for them with a token.
   // `flush` waits for the last one to be written, so the final progress
@@ -253,7 +275,7 @@ export function registerFileTools(server: McpServer, deps: ToolDeps): void {
 
   const recursive = z.boolean().optional().describe(
     "Transfer a directory with everything in it (default false). Symlinks are copied as links, never followed; " +
-      "FIFOs, sockets and devices refuse the transfer",
+      "remote FIFOs, sockets and devices are skipped (listed in skipped), local ones refuse the upload",
   );
 
   server.registerTool(
@@ -328,7 +350,8 @@ export function registerFileTools(server: McpServer, deps: ToolDeps): void {
       const overwrite = args.overwrite ?? false;
       // Before anything remote: without a local root there is nothing to do.
       const place = await where(extra);
-      const top = await sftp.stat(await session(args.session_id), args.remote_path);
+      const top = await sftp.stat(await session(args.session_id), args.remote_path, false, extra.signal);
+      if (top.type !== "directory") sftp.requireRegularFile(top, "download");
       if (top.type === "directory") {
         if (!args.recursive) throw isDirectory(args.remote_path);
         const dest = await resolveWriteDir(args.local_path, { ...place, overwrite }).catch(localError);
@@ -384,14 +407,15 @@ export function registerFileTools(server: McpServer, deps: ToolDeps): void {
       },
       annotations: { readOnlyHint: true, destructiveHint: false, idempotentHint: true, openWorldHint: true },
     },
-    guarded(async (args) => {
+    guarded(async (args, extra) => {
       const sf = await session(args.session_id);
+      const signal = extra.signal;
       const maxBytes = args.max_bytes ?? 262144;
       let data: Uint8Array;
       let size: number;
       let offset = args.offset ?? 0;
       if (args.line_start !== undefined || args.line_count !== undefined) {
-        const whole = await sftp.readRange(sf, args.remote_path, { offset: 0, length: MAX_WHOLE_FILE + 1 });
+        const whole = await sftp.readRange(sf, args.remote_path, { offset: 0, length: MAX_WHOLE_FILE + 1, signal });
         if (whole.size > MAX_WHOLE_FILE) {
           throw new SshMcpError("FILE_TOO_LARGE", `${args.remote_path} is larger than 16 MiB`, {
             hint: "Read it by byte range (offset/length) instead of by lines",
@@ -407,6 +431,7 @@ export function registerFileTools(server: McpServer, deps: ToolDeps): void {
         const r = await sftp.readRange(sf, args.remote_path, {
           offset,
           length: Math.min(args.length ?? maxBytes, maxBytes),
+          signal,
         });
         data = r.data;
         size = r.size;
@@ -452,7 +477,7 @@ export function registerFileTools(server: McpServer, deps: ToolDeps): void {
       outputSchema: { path: z.string(), bytes: z.number(), sha256: z.string(), mode: z.string() },
       annotations: { readOnlyHint: false, destructiveHint: true, idempotentHint: false, openWorldHint: true },
     },
-    guarded(async (args) => {
+    guarded(async (args, extra) => {
       const sf = await session(args.session_id);
       const data = args.encoding === "base64"
         ? new Uint8Array(Buffer.from(args.content, "base64"))
@@ -461,6 +486,7 @@ export function registerFileTools(server: McpServer, deps: ToolDeps): void {
       await sftp.writeFile(sf, args.remote_path, data, {
         how,
         mode: args.file_mode === undefined ? undefined : parseInt(args.file_mode, 8),
+        signal: extra.signal,
       });
       const hash = sha256(data);
       return ok(
@@ -490,9 +516,13 @@ export function registerFileTools(server: McpServer, deps: ToolDeps): void {
       outputSchema: { path: z.string(), replacements: z.number(), sha256_before: z.string(), sha256_after: z.string() },
       annotations: { readOnlyHint: false, destructiveHint: true, idempotentHint: false, openWorldHint: true },
     },
-    guarded(async (args) => {
+    guarded(async (args, extra) => {
       const sf = await session(args.session_id);
-      const whole = await sftp.readRange(sf, args.remote_path, { offset: 0, length: MAX_WHOLE_FILE + 1 });
+      const whole = await sftp.readRange(sf, args.remote_path, {
+        offset: 0,
+        length: MAX_WHOLE_FILE + 1,
+        signal: extra.signal,
+      });
       if (whole.size > MAX_WHOLE_FILE) {
         throw new SshMcpError("FILE_TOO_LARGE", `${args.remote_path} is larger than 16 MiB`, {
           hint: "Edit it with ssh_execute (e.g. sed) instead",
@@ -522,7 +552,7 @@ export function registerFileTools(server: McpServer, deps: ToolDeps): void {
         );
       }
       const updated = new TextEncoder().encode(text.split(args.old_text).join(args.new_text));
-      await sftp.writeFile(sf, args.remote_path, updated, { how: "overwrite" });
+      await sftp.writeFile(sf, args.remote_path, updated, { how: "overwrite", signal: extra.signal });
       const after = sha256(updated);
       return ok(
         { path: args.remote_path, replacements: count, sha256_before: before, sha256_after: after },
@@ -588,9 +618,11 @@ export function registerFileTools(server: McpServer, deps: ToolDeps): void {
       outputSchema: statShape,
       annotations: { readOnlyHint: true, destructiveHint: false, idempotentHint: true, openWorldHint: true },
     },
-    guarded(async (args) => {
-      const st = statOut(await sftp.stat(await session(args.session_id), args.remote_path, args.no_follow ?? false));
-      return ok(st, `${st.path}: ${st.type}, ${st.size} bytes, mode ${st.mode}, modified ${st.mtime}`);
+    guarded(async (args, extra) => {
+      const sf = await session(args.session_id);
+      const st = statOut(await sftp.stat(sf, args.remote_path, args.no_follow ?? false, extra.signal));
+      const type = st.special === undefined ? st.type : `${st.type} (${st.special})`;
+      return ok(st, `${st.path}: ${type}, ${st.size} bytes, mode ${st.mode}, modified ${st.mtime}`);
     }),
   );
 
