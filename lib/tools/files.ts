@@ -142,8 +142,9 @@ export function registerFileTools(server: McpServer, deps: ToolDeps): void {
   // Each request may wait on a silent channel as long as a command may run by default; past that the
   // channel is stuck (lib/ssh/sftp.ts) and is replaced.
   const requestDeadlineMs = config.defaultTimeoutSeconds * 1000;
-  const session = async (id: string) => {
-    const sf = await sessions.get(id).connection.sftp();
+  // `signal` (the call's cancel) bounds the wait for the shared channel to open, as it bounds each request.
+  const session = async (id: string, signal?: AbortSignal) => {
+    const sf = await sessions.get(id).connection.sftp({ signal });
     sftp.setRequestDeadline(sf, requestDeadlineMs);
     return sf;
   };
@@ -234,7 +235,7 @@ export function registerFileTools(server: McpServer, deps: ToolDeps): void {
     direction: "up" | "down",
     run: Run,
   ) {
-    const sf = await session(args.session_id);
+    const sf = await session(args.session_id, extra.signal);
     const stop = transferSignal(args.session_id, extra.signal);
     const notify = progress(extra);
     const options = {
@@ -350,7 +351,7 @@ export function registerFileTools(server: McpServer, deps: ToolDeps): void {
       const overwrite = args.overwrite ?? false;
       // Before anything remote: without a local root there is nothing to do.
       const place = await where(extra);
-      const top = await sftp.stat(await session(args.session_id), args.remote_path, false, extra.signal);
+      const top = await sftp.stat(await session(args.session_id, extra.signal), args.remote_path, false, extra.signal);
       if (top.type !== "directory") sftp.requireRegularFile(top, "download");
       if (top.type === "directory") {
         if (!args.recursive) throw isDirectory(args.remote_path);
@@ -408,7 +409,7 @@ export function registerFileTools(server: McpServer, deps: ToolDeps): void {
       annotations: { readOnlyHint: true, destructiveHint: false, idempotentHint: true, openWorldHint: true },
     },
     guarded(async (args, extra) => {
-      const sf = await session(args.session_id);
+      const sf = await session(args.session_id, extra.signal);
       const signal = extra.signal;
       const maxBytes = args.max_bytes ?? 262144;
       let data: Uint8Array;
@@ -478,7 +479,7 @@ export function registerFileTools(server: McpServer, deps: ToolDeps): void {
       annotations: { readOnlyHint: false, destructiveHint: true, idempotentHint: false, openWorldHint: true },
     },
     guarded(async (args, extra) => {
-      const sf = await session(args.session_id);
+      const sf = await session(args.session_id, extra.signal);
       const data = args.encoding === "base64"
         ? new Uint8Array(Buffer.from(args.content, "base64"))
         : new TextEncoder().encode(args.content);
@@ -517,7 +518,7 @@ export function registerFileTools(server: McpServer, deps: ToolDeps): void {
       annotations: { readOnlyHint: false, destructiveHint: true, idempotentHint: false, openWorldHint: true },
     },
     guarded(async (args, extra) => {
-      const sf = await session(args.session_id);
+      const sf = await session(args.session_id, extra.signal);
       const whole = await sftp.readRange(sf, args.remote_path, {
         offset: 0,
         length: MAX_WHOLE_FILE + 1,
@@ -583,8 +584,8 @@ export function registerFileTools(server: McpServer, deps: ToolDeps): void {
       },
       annotations: { readOnlyHint: true, destructiveHint: false, idempotentHint: true, openWorldHint: true },
     },
-    guarded(async (args) => {
-      const sf = await session(args.session_id);
+    guarded(async (args, extra) => {
+      const sf = await session(args.session_id, extra.signal);
       const offset = args.offset ?? 0;
       const limit = args.limit ?? 1000;
       const r = await sftp.listDir(sf, args.remote_path, { depth: args.depth ?? 0, max: offset + limit });
@@ -619,7 +620,7 @@ export function registerFileTools(server: McpServer, deps: ToolDeps): void {
       annotations: { readOnlyHint: true, destructiveHint: false, idempotentHint: true, openWorldHint: true },
     },
     guarded(async (args, extra) => {
-      const sf = await session(args.session_id);
+      const sf = await session(args.session_id, extra.signal);
       const st = statOut(await sftp.stat(sf, args.remote_path, args.no_follow ?? false, extra.signal));
       const type = st.special === undefined ? st.type : `${st.type} (${st.special})`;
       return ok(st, `${st.path}: ${type}, ${st.size} bytes, mode ${st.mode}, modified ${st.mtime}`);
@@ -640,8 +641,8 @@ export function registerFileTools(server: McpServer, deps: ToolDeps): void {
       outputSchema: { path: z.string(), created: z.boolean() },
       annotations: { readOnlyHint: false, destructiveHint: false, idempotentHint: true, openWorldHint: true },
     },
-    guarded(async (args) => {
-      const sf = await session(args.session_id);
+    guarded(async (args, extra) => {
+      const sf = await session(args.session_id, extra.signal);
       await sftp.mkdir(sf, args.remote_path, {
         parents: args.parents ?? false,
         mode: args.file_mode === undefined ? undefined : parseInt(args.file_mode, 8),
@@ -663,8 +664,8 @@ export function registerFileTools(server: McpServer, deps: ToolDeps): void {
       outputSchema: { path: z.string(), removed: z.number().describe("Entries removed") },
       annotations: { readOnlyHint: false, destructiveHint: true, idempotentHint: true, openWorldHint: true },
     },
-    guarded(async (args) => {
-      const n = await sftp.remove(await session(args.session_id), args.remote_path, {
+    guarded(async (args, extra) => {
+      const n = await sftp.remove(await session(args.session_id, extra.signal), args.remote_path, {
         recursive: args.recursive ?? false,
       });
       return ok({ path: args.remote_path, removed: n }, `Removed ${args.remote_path} (${n} entries)`);
@@ -685,8 +686,8 @@ export function registerFileTools(server: McpServer, deps: ToolDeps): void {
       outputSchema: { from_path: z.string(), to_path: z.string() },
       annotations: { readOnlyHint: false, destructiveHint: true, idempotentHint: false, openWorldHint: true },
     },
-    guarded(async (args) => {
-      await sftp.rename(await session(args.session_id), args.from_path, args.to_path, {
+    guarded(async (args, extra) => {
+      await sftp.rename(await session(args.session_id, extra.signal), args.from_path, args.to_path, {
         overwrite: args.overwrite ?? false,
       });
       return ok({ from_path: args.from_path, to_path: args.to_path }, `Renamed ${args.from_path} to ${args.to_path}`);
@@ -702,8 +703,8 @@ export function registerFileTools(server: McpServer, deps: ToolDeps): void {
       outputSchema: { path: z.string(), mode: z.string() },
       annotations: { readOnlyHint: false, destructiveHint: true, idempotentHint: true, openWorldHint: true },
     },
-    guarded(async (args) => {
-      await sftp.chmod(await session(args.session_id), args.remote_path, parseInt(args.file_mode, 8));
+    guarded(async (args, extra) => {
+      await sftp.chmod(await session(args.session_id, extra.signal), args.remote_path, parseInt(args.file_mode, 8));
       return ok({ path: args.remote_path, mode: args.file_mode }, `Set mode ${args.file_mode} on ${args.remote_path}`);
     }),
   );
