@@ -1,0 +1,734 @@
+/**
+ * Agent-supplied regular expressions, matched in linear time.
+ *
+ * V8's own engine backtracks: `(A+)+B` against a few thousand `A`s runs for
+ * longer than the universe and blocks the event loop, so every other session
+ * and even `ping` stop answering. V8's linear engine needs a flag at process
+ * start, which a compiled binary or a `deno run jsr:` user does not give us.
+ * So shell waits use this engine instead: a Pike VM (Thompson NFA simulation,
+ * as in RE2), time O(program × input), memory O(program), with the
+ * leftmost-first match that JavaScript gives (same start and end as
+ * `new RegExp(source, "m").exec`).
+ *
+ * Supported: the JavaScript syntax without flags other than `m` — literals and
+ * escapes, `.`, classes, `\d \w \s \D \W \S`, `\b \B`, `^ $` (per line),
+ * groups (capturing, `(?:)` and named, all only grouping), alternation, and
+ * greedy and lazy `* + ? {n} {n,} {n,m}`. Refused up front with
+ * `[INVALID_ARGUMENT]`: what a linear engine cannot run (backreferences,
+ * lookahead, lookbehind), a few escapes whose JavaScript meaning without the
+ * `u` flag is a trap (`\p{…}`, `\u{…}`, octal), and repeating something that
+ * can match empty text with a variable count (`(a*)*`), where JavaScript's
+ * empty-iteration rule gives matches a Pike VM does not.
+ *
+ * @module
+ */
+
+import { SshMcpError } from "../errors.ts";
+
+/** Longest pattern accepted, in UTF-16 code units. */
+export const MAX_PATTERN_LENGTH = 1000;
+/** Most instructions a pattern may compile to (counted repetitions multiply). */
+export const MAX_PROGRAM_SIZE = 10_000;
+
+/** A match: where it starts in the text and the matched text. */
+export interface PatternMatch {
+  index: number;
+  text: string;
+}
+
+/**
+ * A search in progress, run a slice at a time so that a long input never
+ * holds the event loop for long.
+ */
+export interface PatternSearch {
+  /**
+   * Advances by about `steps` thread steps (at least one input position).
+   * @returns true once the search is over; then {@linkcode PatternSearch.result} holds its answer
+   */
+  run(steps: number): boolean;
+  /** The match, once {@linkcode PatternSearch.run} returned true; null if there is none. */
+  readonly result: PatternMatch | null;
+}
+
+/** A compiled pattern. */
+export interface Pattern {
+  readonly source: string;
+  /** Instructions in the program (what one input position costs at most). */
+  readonly size: number;
+  /** The leftmost-first match in `text`, as `RegExp.prototype.exec` with flag `m` finds it. */
+  exec(text: string): PatternMatch | null;
+  /** The same search, to be run in slices. */
+  search(text: string): PatternSearch;
+}
+
+/**
+ * Compiles a JavaScript regular expression (flag `m`) for linear-time matching.
+ *
+ * @param source The pattern, as an agent wrote it.
+ * @returns The compiled pattern.
+ * @throws {SshMcpError} `INVALID_ARGUMENT` for a syntax error, a construct that
+ *   cannot run in linear time, or a pattern over the size caps.
+ * @example
+ * ```ts
+ * compilePattern("(A+)+B").exec("A".repeat(3000)); // null, at once
+ * ```
+ */
+export function compilePattern(source: string): Pattern {
+  if (source.length > MAX_PATTERN_LENGTH) {
+    throw refuse(`Regular expression is ${source.length} characters long (limit ${MAX_PATTERN_LENGTH})`);
+  }
+  try {
+    // Syntax only: constructing a RegExp parses it but runs nothing.
+    new RegExp(source, "m");
+  } catch (error) {
+    const reason = (error as Error).message.replace(/^Invalid regular expression: /, "");
+    throw new SshMcpError("INVALID_ARGUMENT", `Invalid regular expression: ${reason}`, {
+      hint: "Fix the pattern, or pass regex=false to match it as plain text",
+      cause: error,
+    });
+  }
+  const ast = new Parser(source).parse();
+  const size = programSize(ast);
+  if (size > MAX_PROGRAM_SIZE) {
+    throw refuse(
+      `Regular expression /${source}/ expands to ${size} instructions (limit ${MAX_PROGRAM_SIZE})`,
+      "Counted repetitions multiply: write {1000} as + or *, or match a shorter distinctive part of the output",
+    );
+  }
+  const program = new Compiler(size).compile(ast);
+  return {
+    source,
+    size: program.size,
+    exec: (text) => {
+      const s = new Search(program, text);
+      s.run(Infinity);
+      return s.result;
+    },
+    search: (text) => new Search(program, text),
+  };
+}
+
+function refuse(message: string, hint?: string): SshMcpError {
+  return new SshMcpError("INVALID_ARGUMENT", message, {
+    hint: hint ?? "Rewrite the pattern without it, or pass regex=false to wait for plain text",
+  });
+}
+
+// ---------------------------------------------------------------------------
+// Syntax tree and parser
+
+/** Code-unit ranges, sorted and disjoint: [lo0, hi0, lo1, hi1, …], inclusive. */
+type Ranges = number[];
+
+type Node =
+  | { t: "set"; ranges: Ranges }
+  | { t: "cat"; items: Node[] }
+  | { t: "alt"; items: Node[] }
+  | { t: "rep"; min: number; max: number; greedy: boolean; body: Node }
+  | { t: "assert"; kind: Assertion };
+
+type Assertion = "bol" | "eol" | "word" | "notword";
+
+const MAX_CHAR = 0xffff;
+const DIGIT: Ranges = [0x30, 0x39];
+const WORD: Ranges = [0x30, 0x39, 0x41, 0x5a, 0x5f, 0x5f, 0x61, 0x7a];
+const SPACE: Ranges = normalize([
+  [0x09, 0x0d],
+  [0x20, 0x20],
+  [0xa0, 0xa0],
+  [0x1680, 0x1680],
+  [0x2000, 0x200a],
+  [0x2028, 0x2029],
+  [0x202f, 0x202f],
+  [0x205f, 0x205f],
+  [0x3000, 0x3000],
+  [0xfeff, 0xfeff],
+]);
+const LINE_TERMINATORS: Ranges = [0x0a, 0x0a, 0x0d, 0x0d, 0x2028, 0x2029];
+const DOT: Ranges = negate(LINE_TERMINATORS);
+
+function normalize(pairs: [number, number][]): Ranges {
+  pairs.sort((a, b) => a[0] - b[0]);
+  const out: Ranges = [];
+  for (const [lo, hi] of pairs) {
+    if (out.length > 0 && lo <= out[out.length - 1] + 1) out[out.length - 1] = Math.max(out[out.length - 1], hi);
+    else out.push(lo, hi);
+  }
+  return out;
+}
+
+function negate(r: Ranges): Ranges {
+  const out: Ranges = [];
+  let next = 0;
+  for (let i = 0; i < r.length; i += 2) {
+    if (r[i] > next) out.push(next, r[i] - 1);
+    next = r[i + 1] + 1;
+  }
+  if (next <= MAX_CHAR) out.push(next, MAX_CHAR);
+  return out;
+}
+
+function pairsOf(r: Ranges): [number, number][] {
+  const out: [number, number][] = [];
+  for (let i = 0; i < r.length; i += 2) out.push([r[i], r[i + 1]]);
+  return out;
+}
+
+/**
+ * A recursive-descent parser for the subset. The source already passed
+ * `new RegExp(source, "m")`, so only the refusals need their own errors.
+ */
+class Parser {
+  #s: string;
+  #i = 0;
+
+  constructor(source: string) {
+    this.#s = source;
+  }
+
+  parse(): Node {
+    const node = this.#disjunction();
+    if (this.#i < this.#s.length) throw this.#unsupported(`"${this.#s[this.#i]}"`); // unreachable for valid syntax
+    return node;
+  }
+
+  #disjunction(): Node {
+    const items = [this.#alternative()];
+    while (this.#s[this.#i] === "|") {
+      this.#i++;
+      items.push(this.#alternative());
+    }
+    return items.length === 1 ? items[0] : { t: "alt", items };
+  }
+
+  #alternative(): Node {
+    const items: Node[] = [];
+    while (this.#i < this.#s.length && this.#s[this.#i] !== "|" && this.#s[this.#i] !== ")") {
+      const atom = this.#atom();
+      items.push(this.#quantified(atom));
+    }
+    return items.length === 1 ? items[0] : { t: "cat", items };
+  }
+
+  #quantified(atom: Node): Node {
+    const s = this.#s;
+    let min: number, max: number;
+    const c = s[this.#i];
+    if (c === "*") [min, max] = [0, Infinity];
+    else if (c === "+") [min, max] = [1, Infinity];
+    else if (c === "?") [min, max] = [0, 1];
+    else if (c === "{") {
+      const m = /^\{(\d+)(,(\d*))?\}/.exec(s.slice(this.#i));
+      if (m === null) return atom; // a literal "{" (the atom parser took it)
+      min = Number(m[1]);
+      max = m[2] === undefined ? min : m[3] === "" ? Infinity : Number(m[3]);
+      this.#i += m[0].length - 1;
+    } else return atom;
+    this.#i++;
+    let greedy = true;
+    if (s[this.#i] === "?") {
+      greedy = false;
+      this.#i++;
+    }
+    if (max > min && nullable(atom)) {
+      throw refuse(
+        `Regular expression /${s}/ repeats a part that can match empty text (before position ${this.#i})`,
+        "Make the repeated part match at least one character: (a*)* is a*, (x|)+ is x*, (a?)+ is a*",
+      );
+    }
+    return { t: "rep", min, max, greedy, body: atom };
+  }
+
+  #atom(): Node {
+    const s = this.#s;
+    const c = s[this.#i++];
+    switch (c) {
+      case "^":
+        return { t: "assert", kind: "bol" };
+      case "$":
+        return { t: "assert", kind: "eol" };
+      case ".":
+        return { t: "set", ranges: DOT };
+      case "[":
+        return this.#class();
+      case "(":
+        return this.#group();
+      case "\\":
+        return this.#escape();
+      default:
+        // "{", "}" and "]" are literals where they cannot be anything else
+        // (JavaScript without the u flag).
+        return { t: "set", ranges: [c.charCodeAt(0), c.charCodeAt(0)] };
+    }
+  }
+
+  #group(): Node {
+    const s = this.#s;
+    if (s[this.#i] === "?") {
+      const rest = s.slice(this.#i + 1, this.#i + 3);
+      if (rest[0] === ":") {
+        this.#i += 2;
+      } else if (rest[0] === "=" || rest[0] === "!") {
+        throw refuse(
+          `Regular expression /${s}/ uses a lookahead "(?${rest[0]}", which cannot be matched in linear time`,
+          "Match the following text as part of the pattern instead, or pass regex=false",
+        );
+      } else if (rest === "<=" || rest === "<!") {
+        throw refuse(
+          `Regular expression /${s}/ uses a lookbehind "(?${rest}", which cannot be matched in linear time`,
+          "Match the preceding text as part of the pattern instead, or pass regex=false",
+        );
+      } else if (rest[0] === "<") {
+        this.#i = s.indexOf(">", this.#i) + 1; // a named group, only grouping here
+      } else {
+        throw this.#unsupported(`the group "(?${rest[0] ?? ""}"`);
+      }
+    }
+    const body = this.#disjunction();
+    this.#i++; // ")"
+    return body;
+  }
+
+  #escape(): Node {
+    const s = this.#s;
+    const c = s[this.#i];
+    if (c === "b" || c === "B") {
+      this.#i++;
+      return { t: "assert", kind: c === "b" ? "word" : "notword" };
+    }
+    if (c >= "1" && c <= "9") {
+      throw refuse(
+        `Regular expression /${s}/ uses a backreference "\\${c}", which cannot be matched in linear time`,
+        "Repeat the text itself, or match any text there (e.g. \\w+), or pass regex=false",
+      );
+    }
+    if (c === "k") {
+      throw refuse(
+        `Regular expression /${s}/ uses "\\k", a named backreference, which cannot be matched in linear time`,
+        "Repeat the text itself, or match any text there (e.g. \\w+), or pass regex=false",
+      );
+    }
+    return { t: "set", ranges: this.#charEscape(false) };
+  }
+
+  // After a backslash: one character (as a one-range set) or a class escape.
+  #charEscape(inClass: boolean): Ranges {
+    const s = this.#s;
+    const c = s[this.#i++];
+    const one = (code: number): Ranges => [code, code];
+    switch (c) {
+      case "d":
+        return DIGIT;
+      case "D":
+        return negate(DIGIT);
+      case "w":
+        return WORD;
+      case "W":
+        return negate(WORD);
+      case "s":
+        return SPACE;
+      case "S":
+        return negate(SPACE);
+      case "n":
+        return one(0x0a);
+      case "r":
+        return one(0x0d);
+      case "t":
+        return one(0x09);
+      case "v":
+        return one(0x0b);
+      case "f":
+        return one(0x0c);
+      case "b":
+        return one(0x08); // only reached inside a class
+      case "0":
+        if (s[this.#i] >= "0" && s[this.#i] <= "9") throw this.#unsupported('an octal escape like "\\01"');
+        return one(0);
+      case "x": {
+        const hex = /^[0-9a-fA-F]{2}/.exec(s.slice(this.#i));
+        if (hex === null) return one(0x78); // "\x" without two hex digits is "x"
+        this.#i += 2;
+        return one(parseInt(hex[0], 16));
+      }
+      case "u": {
+        if (s[this.#i] === "{") throw this.#unsupported('"\\u{…}" (without the u flag it means "u" repeated)');
+        const hex = /^[0-9a-fA-F]{4}/.exec(s.slice(this.#i));
+        if (hex === null) return one(0x75);
+        this.#i += 4;
+        return one(parseInt(hex[0], 16));
+      }
+      case "c": {
+        const letter = s[this.#i];
+        if (letter !== undefined && /[A-Za-z]/.test(letter)) {
+          this.#i++;
+          return one(letter.charCodeAt(0) % 32);
+        }
+        throw this.#unsupported('"\\c" without a letter after it');
+      }
+      case "p":
+      case "P":
+        throw this.#unsupported(`"\\${c}" (Unicode properties need the u flag, which this tool does not use)`);
+      default:
+        if (c >= "1" && c <= "9") {
+          if (inClass) throw this.#unsupported(`an octal escape like "\\${c}" in a class`);
+        }
+        return one(c.charCodeAt(0)); // an identity escape: "\." is "."
+    }
+  }
+
+  #class(): Node {
+    const s = this.#s;
+    let negated = false;
+    if (s[this.#i] === "^") {
+      negated = true;
+      this.#i++;
+    }
+    const pairs: [number, number][] = [];
+    // One class atom: a single character (a one-range set), or a class escape.
+    const atom = (): { ranges: Ranges; single: boolean } => {
+      const c = s[this.#i++];
+      if (c !== "\\") return { ranges: [c.charCodeAt(0), c.charCodeAt(0)], single: true };
+      const ranges = this.#charEscape(true);
+      return { ranges, single: ranges.length === 2 && ranges[0] === ranges[1] && !"dDwWsS".includes(s[this.#i - 1]) };
+    };
+    while (s[this.#i] !== "]") {
+      const first = atom();
+      if (s[this.#i] === "-" && s[this.#i + 1] !== "]" && s[this.#i + 1] !== undefined) {
+        this.#i++;
+        const second = atom();
+        if (first.single && second.single) {
+          pairs.push([first.ranges[0], second.ranges[0]]);
+          continue;
+        }
+        // "[\d-z]": without the u flag a class escape ends no range; the "-" is literal.
+        pairs.push(...pairsOf(first.ranges), [0x2d, 0x2d], ...pairsOf(second.ranges));
+        continue;
+      }
+      pairs.push(...pairsOf(first.ranges));
+    }
+    this.#i++; // "]"
+    const ranges = normalize(pairs);
+    return { t: "set", ranges: negated ? negate(ranges) : ranges };
+  }
+
+  #unsupported(what: string): SshMcpError {
+    return refuse(`Regular expression /${this.#s}/ uses ${what}, which this server does not support`);
+  }
+}
+
+function nullable(node: Node): boolean {
+  switch (node.t) {
+    case "set":
+      return false;
+    case "assert":
+      return true;
+    case "cat":
+      return node.items.every(nullable);
+    case "alt":
+      return node.items.some(nullable);
+    case "rep":
+      return node.min === 0 || nullable(node.body);
+  }
+}
+
+// Instructions `node` compiles to; Infinity-safe so that {99999}{99999} is
+// counted, not built.
+function programSize(node: Node): number {
+  switch (node.t) {
+    case "set":
+    case "assert":
+      return 1;
+    case "cat":
+      return node.items.reduce((n, item) => n + programSize(item), 0);
+    case "alt":
+      return node.items.reduce((n, item) => n + programSize(item), 0) + 2 * (node.items.length - 1);
+    case "rep": {
+      const body = programSize(node.body);
+      const optional = node.max === Infinity ? 1 : node.max - node.min;
+      return node.min * body + optional * (body + 2);
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Program
+
+const OP_SET = 0; // a = set index; consumes one code unit in the set
+const OP_SPLIT = 1; // try a, then b
+const OP_JMP = 2; // go to a
+const OP_ASSERT = 3; // a = assertion
+const OP_MATCH = 4;
+
+const ASSERTIONS: Record<Assertion, number> = { bol: 0, eol: 1, word: 2, notword: 3 };
+
+interface Program {
+  size: number;
+  op: Uint8Array;
+  a: Int32Array;
+  b: Int32Array;
+  sets: CharSet[];
+}
+
+/** A set of code units, with a table for Latin-1, where nearly all terminal text is. */
+class CharSet {
+  #low = new Uint8Array(256);
+  #high: Ranges;
+
+  constructor(ranges: Ranges) {
+    for (let i = 0; i < ranges.length; i += 2) {
+      for (let c = ranges[i]; c <= Math.min(ranges[i + 1], 255); c++) this.#low[c] = 1;
+    }
+    this.#high = ranges.filter((_, i) => ranges[i - (i % 2) + 1] > 255);
+  }
+
+  has(c: number): boolean {
+    if (c < 256) return this.#low[c] === 1;
+    const r = this.#high;
+    for (let i = 0; i < r.length; i += 2) if (c >= r[i] && c <= r[i + 1]) return true;
+    return false;
+  }
+}
+
+class Compiler {
+  #op: Uint8Array;
+  #a: Int32Array;
+  #b: Int32Array;
+  #n = 0;
+  #sets: CharSet[] = [];
+  #setIndex = new Map<string, number>();
+
+  constructor(size: number) {
+    this.#op = new Uint8Array(size + 1);
+    this.#a = new Int32Array(size + 1);
+    this.#b = new Int32Array(size + 1);
+  }
+
+  compile(node: Node): Program {
+    this.#emit(node);
+    this.#push(OP_MATCH, 0, 0);
+    return { size: this.#n, op: this.#op, a: this.#a, b: this.#b, sets: this.#sets };
+  }
+
+  #push(op: number, a: number, b: number): number {
+    const pc = this.#n++;
+    this.#op[pc] = op;
+    this.#a[pc] = a;
+    this.#b[pc] = b;
+    return pc;
+  }
+
+  #emit(node: Node): void {
+    switch (node.t) {
+      case "set": {
+        const key = node.ranges.join(",");
+        let index = this.#setIndex.get(key);
+        if (index === undefined) {
+          index = this.#sets.push(new CharSet(node.ranges)) - 1;
+          this.#setIndex.set(key, index);
+        }
+        this.#push(OP_SET, index, 0);
+        return;
+      }
+      case "assert":
+        this.#push(OP_ASSERT, ASSERTIONS[node.kind], 0);
+        return;
+      case "cat":
+        for (const item of node.items) this.#emit(item);
+        return;
+      case "alt": {
+        // split L1, next; L1: item; jmp end; next: split L2, … ; last item
+        const jumps: number[] = [];
+        for (let k = 0; k < node.items.length; k++) {
+          if (k === node.items.length - 1) {
+            this.#emit(node.items[k]);
+            break;
+          }
+          const split = this.#push(OP_SPLIT, 0, 0);
+          this.#a[split] = this.#n;
+          this.#emit(node.items[k]);
+          jumps.push(this.#push(OP_JMP, 0, 0));
+          this.#b[split] = this.#n;
+        }
+        for (const j of jumps) this.#a[j] = this.#n;
+        return;
+      }
+      case "rep":
+        return this.#repeat(node);
+    }
+  }
+
+  #repeat(node: Extract<Node, { t: "rep" }>): void {
+    for (let k = 0; k < node.min; k++) this.#emit(node.body);
+    const split = (preferBody: number, skip: number) =>
+      node.greedy ? this.#push(OP_SPLIT, preferBody, skip) : this.#push(OP_SPLIT, skip, preferBody);
+    if (node.max === Infinity) {
+      // L: split body, end; body; jmp L; end:
+      const loop = split(0, 0);
+      this.#emit(node.body);
+      this.#push(OP_JMP, loop, 0);
+      this.#setTargets(loop, loop + 1, this.#n, node.greedy);
+      return;
+    }
+    // (body (body (…)?)?)? — each optional copy may skip to the very end.
+    const splits: number[] = [];
+    for (let k = node.min; k < node.max; k++) {
+      splits.push(split(0, 0));
+      this.#emit(node.body);
+    }
+    for (const s of splits) this.#setTargets(s, s + 1, this.#n, node.greedy);
+  }
+
+  #setTargets(split: number, body: number, skip: number, greedy: boolean): void {
+    this.#a[split] = greedy ? body : skip;
+    this.#b[split] = greedy ? skip : body;
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Pike VM
+
+function isWordChar(c: number): boolean {
+  return (c >= 0x30 && c <= 0x39) || (c >= 0x41 && c <= 0x5a) || c === 0x5f || (c >= 0x61 && c <= 0x7a);
+}
+
+function isLineTerminator(c: number): boolean {
+  return c === 0x0a || c === 0x0d || c === 0x2028 || c === 0x2029;
+}
+
+/**
+ * One leftmost-first search. Threads are kept in priority order (the order
+ * a backtracking engine would try them); a thread reaching a pc that a
+ * higher-priority thread already holds at this position is dropped, as its
+ * future is the same and its start is not earlier. That bounds the threads
+ * to the program size, whatever the input.
+ */
+class Search implements PatternSearch {
+  #p: Program;
+  #text: string;
+  #pos = 0;
+  // Current and next thread lists: pcs in priority order and each one's start.
+  #cur: Int32Array;
+  #curStart: Int32Array;
+  #curLen = 0;
+  #next: Int32Array;
+  #nextStart: Int32Array;
+  #nextLen = 0;
+  // Generation stamp per pc: visited while building the list of the
+  // current generation. The current list keeps its stamps until the next
+  // list is begun, so that a new start thread skips pcs already held.
+  #mark: Uint32Array;
+  #generation = 1;
+  #stack: Int32Array;
+  #matchStart = -1;
+  #matchEnd = -1;
+  #done = false;
+
+  constructor(program: Program, text: string) {
+    this.#p = program;
+    this.#text = text;
+    const n = program.size;
+    this.#cur = new Int32Array(n);
+    this.#curStart = new Int32Array(n);
+    this.#next = new Int32Array(n);
+    this.#nextStart = new Int32Array(n);
+    this.#mark = new Uint32Array(n);
+    this.#stack = new Int32Array(2 * n + 2);
+  }
+
+  get result(): PatternMatch | null {
+    if (this.#matchStart < 0) return null;
+    return { index: this.#matchStart, text: this.#text.slice(this.#matchStart, this.#matchEnd) };
+  }
+
+  run(steps: number): boolean {
+    if (this.#done) return true;
+    const { op, a, sets } = this.#p;
+    const text = this.#text;
+    const len = text.length;
+    let budget = steps;
+    while (true) {
+      const pos = this.#pos;
+      // A thread starting here has the lowest priority, and none starts
+      // once a match is known: it could only be further right.
+      if (this.#matchStart < 0) this.#curLen = this.#add(this.#cur, this.#curStart, this.#curLen, 0, pos, pos);
+      if (this.#curLen === 0 && this.#matchStart >= 0) break;
+      const c = pos < len ? text.charCodeAt(pos) : -1;
+      this.#generation++;
+      let nextLen = 0;
+      const cur = this.#cur;
+      const curStart = this.#curStart;
+      const count = this.#curLen;
+      for (let k = 0; k < count; k++) {
+        const pc = cur[k];
+        if (op[pc] === OP_MATCH) {
+          // Everything after this thread has lower priority: cut it.
+          this.#matchStart = curStart[k];
+          this.#matchEnd = pos;
+          break;
+        }
+        if (c >= 0 && sets[a[pc]].has(c)) {
+          nextLen = this.#add(this.#next, this.#nextStart, nextLen, pc + 1, pos + 1, curStart[k]);
+        }
+      }
+      budget -= count + 1;
+      [this.#cur, this.#next] = [this.#next, this.#cur];
+      [this.#curStart, this.#nextStart] = [this.#nextStart, this.#curStart];
+      this.#curLen = nextLen;
+      if (pos >= len) break;
+      this.#pos = pos + 1;
+      if (budget <= 0) return false;
+    }
+    this.#done = true;
+    return true;
+  }
+
+  // Appends the thread at `pc0` and everything it reaches at `pos` without
+  // consuming input to `list`, depth first so that the list keeps priority
+  // order; returns the new length.
+  #add(list: Int32Array, listStart: Int32Array, len: number, pc0: number, pos: number, start: number): number {
+    const { op, a, b } = this.#p;
+    const mark = this.#mark;
+    const gen = this.#generation;
+    const stack = this.#stack;
+    let top = 0;
+    stack[top++] = pc0;
+    while (top > 0) {
+      const pc = stack[--top];
+      if (mark[pc] === gen) continue;
+      mark[pc] = gen;
+      switch (op[pc]) {
+        case OP_JMP:
+          stack[top++] = a[pc];
+          break;
+        case OP_SPLIT:
+          stack[top++] = b[pc];
+          stack[top++] = a[pc];
+          break;
+        case OP_ASSERT:
+          if (this.#holds(a[pc], pos)) stack[top++] = pc + 1;
+          break;
+        default:
+          list[len] = pc;
+          listStart[len] = start;
+          len++;
+      }
+    }
+    return len;
+  }
+
+  #holds(kind: number, pos: number): boolean {
+    const text = this.#text;
+    const before = pos > 0 ? text.charCodeAt(pos - 1) : -1;
+    const after = pos < text.length ? text.charCodeAt(pos) : -1;
+    switch (kind) {
+      case 0:
+        return before < 0 || isLineTerminator(before);
+      case 1:
+        return after < 0 || isLineTerminator(after);
+      default: {
+        const boundary = (before >= 0 && isWordChar(before)) !== (after >= 0 && isWordChar(after));
+        return kind === 2 ? boundary : !boundary;
+      }
+    }
+  }
+}
