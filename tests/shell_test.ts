@@ -200,6 +200,9 @@ Deno.test({ name: "interactive shells behave like a terminal", ignore: skip }, a
     await send("echo in-$(pwd)-$((1))", { shell_id: "build" });
     const w = await wait({ shell_id: "build", pattern: "in-/-1" });
     assert.equal(w.structured.reason, "matched");
+    // Ctrl+D typed before bash is back at its prompt can be taken by the
+    // tty's line editing and never end the shell (2 runs in 15 under load).
+    await wait({ shell_id: "build", pattern: PROMPT });
     await key("ctrl+d", { shell_id: "build" });
     const end = await wait({ shell_id: "build", timeout: 10 });
     assert.equal(end.structured.reason, "closed");
