@@ -308,11 +308,11 @@ class Parser {
         "Repeat the text itself, or match any text there (e.g. \\w+), or pass regex=false",
       );
     }
-    return { t: "set", ranges: this.#charEscape(false) };
+    return { t: "set", ranges: this.#charEscape() };
   }
 
   // After a backslash: one character (as a one-range set) or a class escape.
-  #charEscape(inClass: boolean): Ranges {
+  #charEscape(): Ranges {
     const s = this.#s;
     const c = s[this.#i++];
     const one = (code: number): Ranges => [code, code];
@@ -369,9 +369,8 @@ class Parser {
       case "P":
         throw this.#unsupported(`"\\${c}" (Unicode properties need the u flag, which this tool does not use)`);
       default:
-        if (c >= "1" && c <= "9") {
-          if (inClass) throw this.#unsupported(`an octal escape like "\\${c}" in a class`);
-        }
+        // Outside a class, #escape took the digits (backreferences).
+        if (c >= "1" && c <= "9") throw this.#unsupported(`an octal escape like "\\${c}" in a class`);
         return one(c.charCodeAt(0)); // an identity escape: "\." is "."
     }
   }
@@ -388,7 +387,7 @@ class Parser {
     const atom = (): { ranges: Ranges; single: boolean } => {
       const c = s[this.#i++];
       if (c !== "\\") return { ranges: [c.charCodeAt(0), c.charCodeAt(0)], single: true };
-      const ranges = this.#charEscape(true);
+      const ranges = this.#charEscape();
       return { ranges, single: ranges.length === 2 && ranges[0] === ranges[1] && !"dDwWsS".includes(s[this.#i - 1]) };
     };
     while (s[this.#i] !== "]") {
@@ -467,6 +466,8 @@ interface Program {
   a: Int32Array;
   b: Int32Array;
   sets: CharSet[];
+  /** What a match can begin with, or null if it can be empty. */
+  first: CharSet | null;
 }
 
 /** A set of code units, with a table for Latin-1, where nearly all terminal text is. */
@@ -495,6 +496,7 @@ class Compiler {
   #b: Int32Array;
   #n = 0;
   #sets: CharSet[] = [];
+  #setRanges: Ranges[] = [];
   #setIndex = new Map<string, number>();
 
   constructor(size: number) {
@@ -506,7 +508,37 @@ class Compiler {
   compile(node: Node): Program {
     this.#emit(node);
     this.#push(OP_MATCH, 0, 0);
-    return { size: this.#n, op: this.#op, a: this.#a, b: this.#b, sets: this.#sets };
+    return { size: this.#n, op: this.#op, a: this.#a, b: this.#b, sets: this.#sets, first: this.#first() };
+  }
+
+  // The code units a match can begin with (assertions taken as passing, so
+  // a superset): where none of them is, no match starts, and the search
+  // skips ahead without running threads. Null if a match can be empty.
+  #first(): CharSet | null {
+    const pairs: [number, number][] = [];
+    const seen = new Uint8Array(this.#n);
+    const stack = [0];
+    while (stack.length > 0) {
+      const pc = stack.pop()!;
+      if (seen[pc]) continue;
+      seen[pc] = 1;
+      switch (this.#op[pc]) {
+        case OP_MATCH:
+          return null;
+        case OP_SET:
+          pairs.push(...pairsOf(this.#setRanges[this.#a[pc]]));
+          break;
+        case OP_JMP:
+          stack.push(this.#a[pc]);
+          break;
+        case OP_SPLIT:
+          stack.push(this.#a[pc], this.#b[pc]);
+          break;
+        case OP_ASSERT:
+          stack.push(pc + 1);
+      }
+    }
+    return new CharSet(normalize(pairs));
   }
 
   #push(op: number, a: number, b: number): number {
@@ -524,6 +556,7 @@ class Compiler {
         let index = this.#setIndex.get(key);
         if (index === undefined) {
           index = this.#sets.push(new CharSet(node.ranges)) - 1;
+          this.#setRanges.push(node.ranges);
           this.#setIndex.set(key, index);
         }
         this.#push(OP_SET, index, 0);
@@ -642,11 +675,21 @@ class Search implements PatternSearch {
 
   run(steps: number): boolean {
     if (this.#done) return true;
-    const { op, a, sets } = this.#p;
+    const { op, a, sets, first } = this.#p;
     const text = this.#text;
     const len = text.length;
     let budget = steps;
     while (true) {
+      if (this.#curLen === 0 && this.#matchStart < 0 && first !== null) {
+        // No thread alive: on to where a match can begin.
+        let skip = this.#pos;
+        while (skip < len && !first.has(text.charCodeAt(skip))) skip++;
+        if (skip > this.#pos) {
+          budget -= (skip - this.#pos) >> 4;
+          this.#pos = skip;
+          this.#generation++; // marks of the last position say nothing about this one
+        }
+      }
       const pos = this.#pos;
       // A thread starting here has the lowest priority, and none starts
       // once a match is known: it could only be further right.
