@@ -14,6 +14,7 @@ import { RollingBuffer } from "./rolling_buffer.ts";
 import { utf8LeadingContinuations, utf8SafeEnd } from "./utf8.ts";
 import type { Screen, ScreenSnapshot } from "./terminal.ts";
 import { toText } from "./terminal_text.ts";
+import { compilePattern, type Pattern, type PatternMatch } from "./pattern.ts";
 
 /** Options of {@linkcode Shell.open}. */
 export interface ShellOptions {
@@ -77,9 +78,9 @@ export interface WaitOptions {
 }
 
 const SEARCH_WINDOW = 64 * 1024; // unread text searched per check
-// A user regex can backtrack badly; its input is kept small so one wait
-// cannot stall the whole server for long.
-const REGEX_WINDOW = 8 * 1024;
+// Thread steps of a regex search between turns of the event loop (about a
+// millisecond; see lib/ssh/pattern.ts for why the search is linear).
+const SLICE_STEPS = 100_000;
 // Input the remote program has not read yet, beyond which sends are refused.
 const MAX_PENDING_INPUT = 4 * 1024 * 1024;
 // Each new chunk is searched with this much of the output before it, so a
@@ -242,39 +243,64 @@ export class Shell {
    * then reads (as text) what arrived.
    */
   async wait(options: WaitOptions): Promise<ShellWait> {
+    // Compiled before anything waits: a refused pattern is an error at once.
     const matcher = options.pattern === undefined ? null : makeMatcher(options.pattern, options.regex ?? false);
     if (options.signal?.aborted) {
       throw new SshMcpError("CANCELLED", "Wait was cancelled; the shell keeps running");
     }
-    const window = options.regex ? REGEX_WINDOW : SEARCH_WINDOW;
     const started = performance.now();
     let match: string | null = null;
     let consumeTo: number | null = null; // absolute byte offset just past the match
     const reason = await new Promise<ShellWait["reason"]>((resolve) => {
       let timer: ReturnType<typeof setTimeout> | undefined;
+      let sliceTimer: ReturnType<typeof setTimeout> | undefined;
+      let done = false;
       const finish = (why: ShellWait["reason"]) => {
+        done = true;
         clearTimeout(timer);
-        this.#listeners.delete(check);
+        clearTimeout(sliceTimer);
+        this.#listeners.delete(onOutput);
         options.signal?.removeEventListener("abort", onAbort);
         resolve(why);
       };
       const onAbort = () => finish("timeout");
       let checkedTo = -Infinity; // output already searched, but for an overlap
-      const check = () => {
-        if (matcher !== null && this.#buffer.end > checkedTo) {
-          const found = this.#find(matcher, checkedTo - MATCH_OVERLAP, window);
-          checkedTo = this.#buffer.end;
-          if (found !== null) {
-            match = found.text;
-            consumeTo = found.end;
+      let scanning = false; // a search is running in slices
+      // Searches the output not searched yet; a search too long for one
+      // slice continues after other work had its turn, so a big window and a
+      // big program never hold the event loop (the deadline still applies).
+      const scan = (m: Matcher) => {
+        const found = this.#window(checkedTo - MATCH_OVERLAP);
+        checkedTo = this.#buffer.end;
+        const search = m.search(found.text);
+        scanning = true;
+        const step = () => {
+          if (done) return;
+          if (!search.run(SLICE_STEPS)) {
+            sliceTimer = setTimeout(step, 0);
+            return;
+          }
+          scanning = false;
+          if (search.result !== null) {
+            match = search.result.text;
+            consumeTo = found.endOf(search.result);
             return finish("matched");
           }
-        }
-        if (this.#closed) return finish("closed");
+          check(); // output may have arrived meanwhile
+        };
+        step();
+      };
+      const check = () => {
+        if (done) return;
+        if (matcher !== null && !scanning && this.#buffer.end > checkedTo) scan(matcher);
+        if (done) return;
+        // A shell that closed or went quiet ends the wait only once its
+        // last output has been searched.
+        if (!scanning && this.#closed) return finish("closed");
         const now = performance.now();
         if (now - started >= options.timeoutMs) return finish("timeout");
         let next = started + options.timeoutMs;
-        if (options.quietMs !== undefined) {
+        if (options.quietMs !== undefined && !scanning) {
           const quietAt = Math.max(this.#lastOutputAt, started) + options.quietMs;
           if (now >= quietAt) return finish("quiet");
           next = Math.min(next, quietAt);
@@ -282,7 +308,19 @@ export class Shell {
         clearTimeout(timer);
         timer = setTimeout(check, Math.max(1, next - now));
       };
-      this.#listeners.add(check);
+      // Output comes in bursts of small chunks (one per SSH packet): one
+      // check per burst, not per chunk, keeps the rescanned overlap from
+      // costing more than the output itself.
+      let checkQueued = false;
+      const onOutput = () => {
+        if (checkQueued) return;
+        checkQueued = true;
+        queueMicrotask(() => {
+          checkQueued = false;
+          check();
+        });
+      };
+      this.#listeners.add(onOutput);
       options.signal?.addEventListener("abort", onAbort, { once: true });
       check();
     });
@@ -338,28 +376,32 @@ export class Shell {
     for (const listener of [...this.#listeners]) listener();
   }
 
-  // Looks for the pattern in the unread output (as text), searching at most
-  // `window` bytes and nothing before `since`. Returns the matched text and
-  // the byte offset just past it, found by bisection on how much text a
-  // prefix of the bytes renders to (the match itself is computed once, on
-  // the whole window, so anchors and greedy patterns see all of it).
-  #find(matcher: Matcher, since: number, window: number): { text: string; end: number } | null {
-    const from = Math.max(this.#cursor, this.#buffer.end - window, this.#buffer.start, since);
+  // The unread output (as text) to search: at most SEARCH_WINDOW bytes and
+  // nothing before `since`. `endOf` maps a match in that text back to the
+  // byte offset just past it, by bisection on how much text a prefix of the
+  // bytes renders to (the match itself is computed once, on the whole
+  // window, so anchors and greedy patterns see all of it).
+  #window(since: number): { text: string; endOf(found: PatternMatch): number } {
+    const from = Math.max(this.#cursor, this.#buffer.end - SEARCH_WINDOW, this.#buffer.start, since);
     const raw = this.#buffer.slice(from, this.#buffer.end);
     const skip = utf8LeadingContinuations(raw);
     const bytes = raw.subarray(skip);
     const decode = (n: number) => toText(new TextDecoder().decode(bytes.subarray(0, n)));
-    const found = matcher(decode(bytes.length));
-    if (found === null) return null;
-    const textEnd = found.index + found.text.length;
-    let lo = 0;
-    let hi = bytes.length;
-    while (lo < hi) {
-      const mid = (lo + hi) >> 1;
-      if (decode(mid).length >= textEnd) hi = mid;
-      else lo = mid + 1;
-    }
-    return { text: found.text, end: from + skip + utf8SafeEnd(bytes, Math.max(hi, 1)) };
+    const endOf = (found: PatternMatch) => {
+      const textEnd = found.index + found.text.length;
+      // No byte renders to more than one UTF-16 unit of text, so no prefix
+      // shorter than the match end can hold it: a prompt matched at the end
+      // of the window takes a few decodes, not one per halving of 64 KB.
+      let lo = Math.min(textEnd, bytes.length);
+      let hi = bytes.length;
+      while (lo < hi) {
+        const mid = (lo + hi) >> 1;
+        if (decode(mid).length >= textEnd) hi = mid;
+        else lo = mid + 1;
+      }
+      return from + skip + utf8SafeEnd(bytes, Math.max(hi, 1));
+    };
+    return { text: decode(bytes.length), endOf };
   }
 
   #exit(): { closed: boolean; exitCode: number | null; exitSignal: string | null } {
@@ -380,26 +422,17 @@ export class Shell {
   }
 }
 
-type Matcher = (text: string) => { index: number; text: string } | null;
+/** What a wait searches with: a compiled pattern, or plain text. */
+type Matcher = Pick<Pattern, "search">;
 
 function makeMatcher(pattern: string, regex: boolean): Matcher {
-  if (!regex) {
-    return (text) => {
+  if (regex) return compilePattern(pattern);
+  return {
+    search: (text) => {
       const index = text.indexOf(pattern);
-      return index < 0 ? null : { index, text: pattern };
-    };
-  }
-  let re: RegExp;
-  try {
-    re = new RegExp(pattern, "m");
-  } catch (error) {
-    throw new SshMcpError("INVALID_ARGUMENT", `Invalid regular expression: ${(error as Error).message}`, {
-      hint: "Fix the pattern, or pass regex=false to match it as plain text",
-    });
-  }
-  return (text) => {
-    const m = re.exec(text);
-    return m === null ? null : { index: m.index, text: m[0] };
+      const result = index < 0 ? null : { index, text: pattern };
+      return { run: () => true, result };
+    },
   };
 }
 

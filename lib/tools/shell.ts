@@ -217,7 +217,11 @@ export function registerShellTools(server: McpServer, deps: ToolDeps): void {
         session_id: s.sessionId,
         shell_id: shellId,
         pattern: z.string().min(1).max(1000).optional().describe("Text to wait for, e.g. a prompt like '$ '"),
-        regex: z.boolean().optional().describe("Treat pattern as a JavaScript regular expression"),
+        regex: z.boolean().optional().describe(
+          "Treat pattern as a JavaScript regular expression (flag m: ^ and $ match at line ends), run by a " +
+            "linear-time engine: backreferences, lookahead/lookbehind and repeating a part that can match empty " +
+            "text, like (a*)*, are refused",
+        ),
         quiet_ms: z.int().min(10).max(600_000).optional().describe("Also return after this much silence"),
         timeout: s.timeoutSeconds(config.maxTimeoutSeconds, "Longest wait (default 30)").optional(),
         max_bytes: maxBytes,
