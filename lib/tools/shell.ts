@@ -86,7 +86,7 @@ export function registerShellTools(server: McpServer, deps: ToolDeps): void {
       },
       annotations: { readOnlyHint: false, destructiveHint: false, idempotentHint: false, openWorldHint: true },
     },
-    guarded(async (args) => {
+    guarded(async (args, extra) => {
       const session = sessions.get(args.session_id);
       for (const [id, shell] of session.shells) if (shell.closed) session.shells.delete(id);
       const pending = opening.get(session) ?? new Set<string>();
@@ -112,7 +112,13 @@ export function registerShellTools(server: McpServer, deps: ToolDeps): void {
       pending.add(id);
       let shell: Shell;
       try {
-        shell = await Shell.open(session.connection, id, { term, cols, rows, bufferBytes: config.shellBufferBytes });
+        shell = await Shell.open(session.connection, id, {
+          term,
+          cols,
+          rows,
+          bufferBytes: config.shellBufferBytes,
+          signal: extra.signal, // a cancelled call stops waiting for a channel slot
+        });
       } finally {
         pending.delete(id);
       }
