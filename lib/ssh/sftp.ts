@@ -53,7 +53,15 @@ export function sftpError(error: unknown, path: string, action: string): SshMcpE
   }
 }
 
-const ended = new WeakMap<SFTPWrapper, Promise<never>>();
+/** What fails the requests of one SFTP session when its connection ends. */
+interface EndWatch {
+  /** Set once the connection ended: why. */
+  lost?: { reason: unknown };
+  /** Fails one pending request; each removes itself when its answer comes. */
+  pending: Set<(reason: unknown) => void>;
+}
+
+const ended = new WeakMap<SFTPWrapper, EndWatch>();
 
 /**
  * Actions of {@linkcode call} that change nothing on the server. Any other
@@ -71,35 +79,55 @@ const CHANGE_OUTCOME_UNKNOWN = "The change may have been made: check the remote 
  * and a file tool would wait forever.
  */
 export function failRequestsWhen(sftp: SFTPWrapper, end: Promise<never>): void {
-  end.catch(() => {}); // observed here; each request re-raises it
-  ended.set(sftp, end);
+  const watch: EndWatch = { pending: new Set() };
+  end.catch((reason: unknown) => {
+    watch.lost = { reason };
+    for (const fail of watch.pending) fail(reason);
+    watch.pending.clear();
+  });
+  ended.set(sftp, watch);
 }
 
-/** One SFTP request as a promise, failing with a coded error (or when the connection ends). */
+/**
+ * One SFTP request as a promise, failing with a coded error (or when the connection ends).
+ *
+ * Not `Promise.race` with the connection's end: that promise stays pending as long as the
+ * connection lives, and every race would leave a reaction on it holding the request's result
+ * (its Stats, its data, its error) until the connection closes.
+ */
 export function call<T>(
   sftp: SFTPWrapper,
   path: string,
   action: string,
   fn: (cb: (err: Error | undefined | null, value: T) => void) => void,
 ): Promise<T> {
-  const request = new Promise<T>((resolve, reject) => {
+  const watch = ended.get(sftp);
+  return new Promise<T>((resolve, reject) => {
+    let answered = false;
+    const onEnd = (lost: unknown) => {
+      // A request that may have changed the server must not invite a blind retry.
+      reject(READS.has(action) || !(lost instanceof SshMcpError) ? lost : outcomeUnknown(lost, CHANGE_OUTCOME_UNKNOWN));
+    };
+    const answer = () => {
+      answered = true;
+      watch?.pending.delete(onEnd);
+    };
     try {
-      fn((err, value) => (err ? reject(sftpError(err, path, action)) : resolve(value)));
+      fn((err, value) => {
+        answer();
+        if (err) reject(sftpError(err, path, action));
+        else resolve(value);
+      });
     } catch (error) {
+      answer();
       // ssh2 throws synchronously for what it cannot even send (e.g. an
       // extension the server lacks): still an SFTP error, not a local one.
       reject(sftpError(error, path, action));
     }
+    if (watch === undefined || answered) return;
+    if (watch.lost !== undefined) onEnd(watch.lost.reason);
+    else watch.pending.add(onEnd);
   });
-  const end = ended.get(sftp);
-  if (end === undefined) return request;
-  if (READS.has(action)) return Promise.race([request, end]);
-  return Promise.race([
-    request,
-    end.catch((lost: unknown) => {
-      throw lost instanceof SshMcpError ? outcomeUnknown(lost, CHANGE_OUTCOME_UNKNOWN) : lost;
-    }),
-  ]);
 }
 
 function describe(path: string, s: Stats): RemoteStat {
