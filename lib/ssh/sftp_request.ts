@@ -33,8 +33,6 @@ export function sftpError(error: unknown, path: string, action: string): SshMcpE
   }
 }
 
-const ended = new WeakMap<SFTPWrapper, Promise<never>>();
-
 /**
  * Actions of {@linkcode call} that change nothing on the server. Any other
  * request that was sent when the connection ended may have taken effect
@@ -49,10 +47,31 @@ const CHANGE_OUTCOME_UNKNOWN = "The change may have been made: check the remote 
  * Makes every request on `sftp` fail once `end` rejects (the connection is
  * gone): ssh2 leaves requests in flight on a dead connection unanswered,
  * and a file tool would wait forever.
+ *
+ * The requests are failed through the channel's own list of pending ones,
+ * not by racing each against `end`: that promise stays pending as long as
+ * the connection lives, and every race left a reaction on it holding the
+ * request's result (Stats, data, errors) until the connection closed (heap
+ * 23 -> 49 MiB over 10,000 fuzz calls).
  */
 export function failRequestsWhen(sftp: SFTPWrapper, end: Promise<never>): void {
-  end.catch(() => {}); // observed here; each request re-raises it
-  ended.set(sftp, end);
+  const watch = watchOf(sftp);
+  end.catch((reason: unknown) => {
+    watch.lost = { reason };
+    clearTimeout(watch.timer);
+    watch.timer = undefined;
+    for (const p of watch.pending) p.fail(lostError(reason, p.action));
+    watch.pending.clear();
+  });
+}
+
+/** What a request gets when the connection ended before its answer. */
+function lostError(reason: unknown, action: string): SshMcpError {
+  const lost = reason instanceof SshMcpError
+    ? reason
+    : new SshMcpError("CONNECTION_LOST", "The connection closed", { cause: reason });
+  // A request that may have changed the server must not invite a blind retry.
+  return READS.has(action) ? lost : outcomeUnknown(lost, CHANGE_OUTCOME_UNKNOWN);
 }
 
 /**
@@ -85,6 +104,8 @@ interface Watch {
   timer: number | undefined;
   /** Set once the channel was abandoned: nothing more is sent on it. */
   abandoned: boolean;
+  /** Set once the connection ended: why. */
+  lost?: { reason: unknown };
 }
 
 const watches = new WeakMap<SFTPWrapper, Watch>();
@@ -193,6 +214,7 @@ export function request<T>(
   done: (err: SshMcpError | null, value?: T) => void,
 ): void {
   const watch = watchOf(sftp);
+  if (watch.lost !== undefined) return done(lostError(watch.lost.reason, what.action));
   if (watch.abandoned) return done(resetError(what.action, what.path));
   let settled = false;
   const pending: Pending = {
@@ -250,14 +272,5 @@ export function call<T>(
     }
     request<T>(sftp, { path, action }, fn, (err, value) => (err ? reject(err) : resolve(value as T)));
   });
-  const settled = request_.finally(() => off());
-  const end = ended.get(sftp);
-  if (end === undefined) return settled;
-  if (READS.has(action)) return Promise.race([settled, end]);
-  return Promise.race([
-    settled,
-    end.catch((lost: unknown) => {
-      throw lost instanceof SshMcpError ? outcomeUnknown(lost, CHANGE_OUTCOME_UNKNOWN) : lost;
-    }),
-  ]);
+  return request_.finally(() => off());
 }
