@@ -41,24 +41,3 @@ Deno.test("requireRegularFile() tells a writer that replacing the special file i
     return true;
   });
 });
-
-Deno.test({
-  name: "call() keeps nothing of an answered request while the connection lives",
-  ignore: (globalThis as { gc?: unknown }).gc === undefined, // needs --v8-flags=--expose-gc, as `deno task test` runs
-}, async () => {
-  const sftp = {} as SFTPWrapper;
-  failRequestsWhen(sftp, new Promise<never>(() => {})); // a connection that stays up
-  const answers: WeakRef<object>[] = [];
-  for (let i = 0; i < 50; i++) {
-    const stats = { size: i };
-    const failure = Object.assign(new Error("no such file"), { code: 2 });
-    answers.push(new WeakRef(stats), new WeakRef(failure));
-    await call(sftp, "/srv/f", "stat", (cb) => cb(null, stats));
-    await call(sftp, "/srv/f", "write", (cb) => cb(failure, undefined)).catch(() => {});
-  }
-  // WeakRef targets stay alive until the current job ends.
-  await new Promise((resolve) => setTimeout(resolve, 0));
-  (globalThis as unknown as { gc(): void }).gc();
-  const kept = answers.filter((a) => a.deref() !== undefined).length;
-  assert.equal(kept, 0, `${kept} of ${answers.length} answers still reachable`);
-});
