@@ -62,9 +62,12 @@ Deno.test(
       { tool: "ssh_rename_remote", args: { from_path: "/tmp/a", to_path: "/tmp/b\0" }, field: "to_path" },
       { tool: "ssh_upload_file", args: { local_path: "deno.json\0x", remote_path: "/tmp/u" }, field: "local_path" },
       { tool: "ssh_download_file", args: { remote_path: "/etc/hostname", local_path: "x\0y" }, field: "local_path" },
-      { tool: "ssh_shell_wait", args: { shell_id: "nul", pattern: "a\0", timeout: 1 }, field: "pattern" },
       { tool: "ssh_forward_port", args: { remote_host: "db\0", remote_port: 5432 }, field: "remote_host" },
     ];
+    await t.step("a NUL in ssh_shell_wait's pattern is matched here, never sent: not refused", async () => {
+      const r = await callOk(c, "ssh_shell_wait", { session_id: id, shell_id: "nul", pattern: "a\0", timeout: 1 });
+      assert.notEqual(r.structured.reason, "matched", r.text);
+    });
     for (const r of refusals) {
       await t.step(`${r.tool} ${JSON.stringify(r.args)}: INVALID_ARGUMENT naming ${r.field}`, async () => {
         const result = await call(c, r.tool, { session_id: id, ...r.args });

@@ -53,6 +53,8 @@ export interface ExecOpenOptions {
    * soon as the channel opens).
    */
   onSent?: () => void;
+  /** Called when the server refused the channel: what {@linkcode onSent} announced did not run. */
+  onRefused?: () => void;
   /**
    * Takes over a channel that opened after `signal` ended the wait; it must
    * read both streams to their end and close the channel. By default it is
@@ -305,6 +307,7 @@ export class SshConnection {
         return await this.#openChannel(start, release, options);
       } catch (error) {
         const refused = error instanceof SshMcpError && error.code === "CHANNEL_OPEN_FAILED";
+        if (refused) options.onRefused?.();
         if (!refused || attempt >= 50) throw error;
         if (this.#budget.inUse > 0) {
           await this.#budget.nextRelease(options.signal);

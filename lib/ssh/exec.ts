@@ -135,7 +135,9 @@ async function runUntil(
     opened = await connection.exec(buildCommandLine(options), {
       signal: stop,
       onSent: () => (sent = true),
-      onLate: (late) => void killLate(connection, late),
+      onRefused: () => (sent = false), // a refused open ran nothing; a retry sends again
+      // Best effort: a late channel that cannot be killed is closed by its own end.
+      onLate: (late) => void killLate(connection, late).catch(() => {}),
     });
   } catch (error) {
     // Given up while the channel was opening: the late channel gets a KILL

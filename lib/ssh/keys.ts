@@ -51,6 +51,12 @@ export async function loadPrivateKey(path: string, passphrase?: string, signal?:
     });
   }
   const rounds = encrypted ? bcryptRounds(text) : null;
+  if (encrypted && opensshBody(text) !== null && rounds === null) {
+    // Encrypted as ssh2 reads it, but its bcrypt rounds cannot be read: they could be 2^32.
+    throw new SshMcpError("KEY_UNREADABLE", `Private key ${path} is encrypted and its bcrypt header is unreadable`, {
+      hint: "Use a key written by ssh-keygen, or load it into ssh-agent",
+    });
+  }
   if (rounds !== null && rounds > MAX_BCRYPT_ROUNDS) {
     throw new SshMcpError(
       "KEY_UNREADABLE",
@@ -89,9 +95,8 @@ export async function loadPrivateKey(path: string, passphrase?: string, signal?:
  * session is served. Keys beyond the cap are refused before decrypting.
  */
 export function bcryptRounds(text: string): number | null {
-  const m = text.match(/-----BEGIN OPENSSH PRIVATE KEY-----([\s\S]*?)-----END OPENSSH PRIVATE KEY-----/);
-  if (!m) return null;
-  const bin = Buffer.from(m[1].replace(/\s+/g, ""), "base64");
+  const bin = opensshBody(text);
+  if (bin === null) return null;
   const magic = "openssh-key-v1\0";
   if (bin.length < magic.length || bin.toString("latin1", 0, magic.length) !== magic) return null;
   // string ciphername, string kdfname, string kdfoptions (string salt, uint32 rounds)
@@ -114,17 +119,25 @@ export function bcryptRounds(text: string): number | null {
   return options.readUInt32BE(4 + saltLen);
 }
 
+// ssh2's own pattern for an OpenSSH key (lib/protocol/keyParser.js), applied as it applies it: to the
+// trimmed text, from the first BEGIN line to the last END line, base64 decoded as is. Reading the key
+// any other way (e.g. the first BEGIN..END block only) lets a file show us one header and ssh2 another.
+const OPENSSH_KEY =
+  /^-----BEGIN OPENSSH PRIVATE KEY-----(?:\r\n|\n)([\s\S]+)(?:\r\n|\n)-----END OPENSSH PRIVATE KEY-----$/;
+
+/** The decoded body of an OpenSSH private key exactly as ssh2 will see it, or null if ssh2 will not parse it so. */
+export function opensshBody(text: string): Buffer | null {
+  const m = OPENSSH_KEY.exec(text.trim());
+  return m === null ? null : Buffer.from(m[1], "base64");
+}
+
 /** Whether a private key file's text says it is encrypted. */
 export function isEncrypted(text: string): boolean {
   if (/^Proc-Type:\s*4,ENCRYPTED/m.test(text)) return true; // legacy PEM
   if (text.includes("-----BEGIN ENCRYPTED PRIVATE KEY-----")) return true; // PKCS#8
   if (/^Encryption:\s*(?!none)\S+/m.test(text)) return true; // PuTTY
-  const m = text.match(
-    /-----BEGIN OPENSSH PRIVATE KEY-----([\s\S]*?)-----END OPENSSH PRIVATE KEY-----/,
-  );
-  if (!m) return false;
-  // openssh-key-v1\0, then the cipher name as an SSH string.
-  const bin = Buffer.from(m[1].replace(/\s+/g, ""), "base64");
+  const bin = opensshBody(text);
+  if (bin === null) return false;
   const magic = "openssh-key-v1\0";
   if (bin.length < magic.length + 4 || bin.toString("latin1", 0, magic.length) !== magic) {
     return false;

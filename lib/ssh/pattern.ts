@@ -321,6 +321,8 @@ class Search implements PatternSearch {
   #mark: Uint32Array;
   #generation = 1;
   #stack: Int32Array;
+  /** Instructions `#add` has visited since the budget last counted them. */
+  #visited = 0;
   #matchStart = -1;
   #matchEnd = -1;
   #done = false;
@@ -382,7 +384,10 @@ class Search implements PatternSearch {
           nextLen = this.#add(this.#next, this.#nextStart, nextLen, pc + 1, pos + 1, curStart[k]);
         }
       }
-      budget -= count + 1;
+      // The walk through jumps, splits and assertions is work too: a pattern
+      // like (?:\B){9990} adds 10,000 of them per position with one thread.
+      budget -= count + 1 + this.#visited;
+      this.#visited = 0;
       [this.#cur, this.#next] = [this.#next, this.#cur];
       [this.#curStart, this.#nextStart] = [this.#nextStart, this.#curStart];
       this.#curLen = nextLen;
@@ -408,6 +413,7 @@ class Search implements PatternSearch {
       const pc = stack[--top];
       if (mark[pc] === gen) continue;
       mark[pc] = gen;
+      this.#visited++;
       switch (op[pc]) {
         case OP_JMP:
           stack[top++] = a[pc];

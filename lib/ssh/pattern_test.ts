@@ -288,3 +288,13 @@ Deno.test("PatternSearch runs in slices and ends with the same match as exec", (
   assert.deepEqual(pattern.exec(text), search.result);
   assert.equal(search.run(10_000), true); // done stays done
 });
+
+Deno.test("a slice's step budget counts the jumps, splits and assertions walked, not only live threads", () => {
+  // 15 characters that compile to ~10,000 assertions, with one thread alive: each position walks them all.
+  // Counting live threads only, 4096 positions fit in one slice of 100,000 steps, which took seconds on 64 KiB.
+  const search = compilePattern("(?:\\B){9990}-x").search("-".repeat(4096));
+  let slices = 1;
+  while (!search.run(100_000)) slices++;
+  assert.equal(search.result, null);
+  assert.ok(slices > 100, `${slices} slices: the walk through the program was not counted`);
+});

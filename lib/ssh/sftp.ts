@@ -118,7 +118,10 @@ export async function readRange(
 ): Promise<{ data: Uint8Array; size: number }> {
   const signal = range.signal;
   requireRegularFile(await stat(sftp, path, false, signal), "read");
-  const handle = await call<Buffer>(sftp, path, "open", (cb) => sftp.open(path, "r", cb), signal);
+  // No cancel signal on an open: a handle answered after the call gave up would never be closed (an fd
+  // held on the long-lived channel, a temp file left behind). The channel's deadline bounds it; the
+  // next request sees the cancel and the `finally` closes the handle.
+  const handle = await call<Buffer>(sftp, path, "open", (cb) => sftp.open(path, "r", cb));
   try {
     const info = await call<Stats>(sftp, path, "stat", (cb) => sftp.fstat(handle, cb), signal);
     // What was opened, if the path changed since the stat (one that blocks is the deadline's case).
@@ -181,8 +184,7 @@ export async function writeFile(sftp: SFTPWrapper, path: string, data: Uint8Arra
       sftp,
       path,
       "open",
-      (cb) => sftp.open(path, "a", { mode: options.mode ?? 0o644 }, cb),
-      signal,
+      (cb) => sftp.open(path, "a", { mode: options.mode ?? 0o644 }, cb), // no signal: see readRange
     );
     try {
       const info = await call<Stats>(sftp, path, "stat", (cb) => sftp.fstat(handle, cb), signal);
@@ -204,8 +206,7 @@ export async function writeFile(sftp: SFTPWrapper, path: string, data: Uint8Arra
     sftp,
     temp,
     "create",
-    (cb) => sftp.open(temp, "wx", { mode: 0o600 }, cb),
-    signal,
+    (cb) => sftp.open(temp, "wx", { mode: 0o600 }, cb), // no signal: see readRange
   );
   try {
     await writeAll(sftp, handle, temp, data, 0, signal);

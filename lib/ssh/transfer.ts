@@ -565,8 +565,8 @@ async function putFile(
     sftp,
     to,
     "create",
+    // No cancel signal on an open: a handle answered after the call gave up would never be closed.
     (cb) => sftp.open(to, "wx", { mode: 0o600 }, cb),
-    options.signal,
   );
   const what = { path: to, action: "write" };
   try {
@@ -599,7 +599,8 @@ async function getFile(
   options: TransferOptions,
   moved: { bytes: number; total: number },
 ): Promise<number> {
-  const handle = await call<Buffer>(sftp, from, "open", (cb) => sftp.open(from, "r", cb), options.signal);
+  // No cancel signal on an open: a handle answered after the call gave up would never be closed.
+  const handle = await call<Buffer>(sftp, from, "open", (cb) => sftp.open(from, "r", cb));
   const what = { path: from, action: "read" };
   try {
     const info = await call<Stats>(sftp, from, "stat", (cb) => sftp.fstat(handle, cb), options.signal);

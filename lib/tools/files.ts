@@ -33,7 +33,7 @@ import {
 import { startDirectory } from "../confined_route.ts";
 import { RootsListSchema } from "../roots.ts";
 import type { ToolDeps } from "./mod.ts";
-import { guarded, ok } from "./result.ts";
+import { guarded, ok, openWithin } from "./result.ts";
 import * as s from "./schemas.ts";
 
 const MAX_WHOLE_FILE = 16 * 1024 * 1024; // line reads and edits hold the whole file
@@ -144,7 +144,16 @@ export function registerFileTools(server: McpServer, deps: ToolDeps): void {
   const requestDeadlineMs = config.defaultTimeoutSeconds * 1000;
   // `signal` (the call's cancel) bounds the wait for the shared channel to open, as it bounds each request.
   const session = async (id: string, signal?: AbortSignal) => {
-    const sf = await sessions.get(id).connection.sftp({ signal });
+    const connection = sessions.get(id).connection;
+    const sf = await openWithin(requestDeadlineMs, signal, () =>
+      new SshMcpError(
+        "SFTP_TIMEOUT",
+        `No SFTP channel on session ${id} within ${config.defaultTimeoutSeconds} s`,
+        {
+          hint: "Every channel of the session is taken (shells, commands, or SFTP channels stuck on the server) or " +
+            "the server did not start its SFTP subsystem: close shells you no longer need, or reconnect",
+        },
+      ), (opening) => connection.sftp({ signal: opening }));
     sftp.setRequestDeadline(sf, requestDeadlineMs);
     return sf;
   };

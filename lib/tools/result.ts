@@ -33,3 +33,25 @@ export function guarded<A extends unknown[], T extends object>(
     }
   };
 }
+
+/**
+ * Runs `open` (waiting for a channel slot and the server's answer) under the
+ * call's cancel `signal` and a deadline of `ms`, after which it fails with
+ * `timedOut()`. File calls and shell opens have no `timeout` argument, and
+ * many clients never cancel: without this, a session whose every slot is held
+ * (shells, a stuck SFTP channel sshd keeps) would make them wait for ever.
+ */
+export async function openWithin<T>(
+  ms: number,
+  signal: AbortSignal | undefined,
+  timedOut: () => Error,
+  open: (signal: AbortSignal) => Promise<T>,
+): Promise<T> {
+  const expiry = new AbortController();
+  const timer = setTimeout(() => expiry.abort(timedOut()), ms);
+  try {
+    return await open(signal ? AbortSignal.any([expiry.signal, signal]) : expiry.signal);
+  } finally {
+    clearTimeout(timer);
+  }
+}

@@ -13,7 +13,7 @@ import type { Session } from "../sessions.ts";
 import { controlKeyBytes, KEY_NAMES } from "../ssh/control_keys.ts";
 import { type ReadMode, Shell, type ShellRead, type ShellWait } from "../ssh/shell.ts";
 import type { ToolDeps } from "./mod.ts";
-import { guarded, ok } from "./result.ts";
+import { guarded, ok, openWithin } from "./result.ts";
 import * as s from "./schemas.ts";
 
 const DEFAULT_SHELL = "default";
@@ -112,13 +112,21 @@ export function registerShellTools(server: McpServer, deps: ToolDeps): void {
       pending.add(id);
       let shell: Shell;
       try {
-        shell = await Shell.open(session.connection, id, {
-          term,
-          cols,
-          rows,
-          bufferBytes: config.shellBufferBytes,
-          signal: extra.signal, // a cancelled call stops waiting for a channel slot
-        });
+        shell = await openWithin(config.defaultTimeoutSeconds * 1000, extra.signal, () =>
+          new SshMcpError(
+            "CHANNEL_OPEN_FAILED",
+            `No channel for shell ${
+              JSON.stringify(id)
+            } on session ${session.id} within ${config.defaultTimeoutSeconds} s`,
+            { hint: "Every channel of the session is taken: close shells you no longer need, or reconnect" },
+          ), (signal) =>
+          Shell.open(session.connection, id, {
+            term,
+            cols,
+            rows,
+            bufferBytes: config.shellBufferBytes,
+            signal, // the call's cancel or the deadline stops the wait for a channel slot
+          }));
       } finally {
         pending.delete(id);
       }
