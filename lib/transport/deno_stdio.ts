@@ -17,7 +17,7 @@ import { serializeMessage } from "@modelcontextprotocol/sdk/shared/stdio.js";
 import type { Transport } from "@modelcontextprotocol/sdk/shared/transport.js";
 // @ts-types="@modelcontextprotocol/sdk/types"
 import type { JSONRPCMessage } from "@modelcontextprotocol/sdk/types.js";
-import { checkText, replyText } from "./jsonrpc.ts";
+import { checkText, INVALID_REQUEST, replyText } from "./jsonrpc.ts";
 import { settle } from "./pending.ts";
 
 /** Options of {@linkcode DenoStdioTransport}. */
@@ -61,6 +61,7 @@ export class DenoStdioTransport implements Transport {
   #maxBytes: number;
   #partial: Uint8Array[] = []; // bytes of a line not yet complete
   #partialBytes = 0;
+  #oversized = false; // the line being read passed the limit: its bytes are dropped up to its newline
   #decoder = new TextDecoder();
   #writing: Promise<void> = Promise.resolve();
   #encoder = new TextEncoder();
@@ -127,7 +128,7 @@ export class DenoStdioTransport implements Transport {
       await this.#drain();
       this.#close("stdin closed");
     } catch (error) {
-      // Unreadable stdin, or a message over the size limit.
+      // Unreadable stdin.
       this.onerror?.(error instanceof Error ? error : new Error(String(error)));
       this.#close("closed");
     }
@@ -143,19 +144,34 @@ export class DenoStdioTransport implements Transport {
       this.#partial = [];
       this.#partialBytes = 0;
       start = nl + 1;
-      this.#deliver(this.#decoder.decode(line).replace(/\r$/, ""));
+      if (this.#oversized) this.#refuseOversized();
+      else this.#deliver(this.#decoder.decode(line).replace(/\r$/, ""));
       if (this.closeReason !== null) return;
     }
     this.#keep(bytes.subarray(start).slice()); // copied: the read buffer is reused
   }
 
   #keep(part: Uint8Array): void {
-    if (part.length === 0) return;
+    if (part.length === 0 || this.#oversized) return;
     this.#partialBytes += part.length;
     if (this.#partialBytes > this.#maxBytes) {
-      throw new RangeError(`MCP message larger than ${this.#maxBytes} bytes`);
+      // Not kept, and not a reason to close: closing would end every SSH
+      // session of this client for one bad message.
+      this.#oversized = true;
+      this.#partial = [];
+      this.#partialBytes = 0;
+      return;
     }
     this.#partial.push(part);
+  }
+
+  // Its id cannot be read without keeping it all, so the answer has id null (JSON-RPC 2.0 §5).
+  #refuseOversized(): void {
+    this.#oversized = false;
+    const problem = `MCP message larger than ${this.#maxBytes} bytes`;
+    this.onerror?.(new Error(`Refused a message: ${problem}`));
+    this.#write(replyText({ jsonrpc: "2.0", id: null, error: { code: INVALID_REQUEST, message: problem } }) + "\n")
+      .catch(() => {});
   }
 
   #deliver(line: string): void {

@@ -61,13 +61,26 @@ Deno.test("DenoStdioTransport answers a bad line itself, reports it and keeps re
   ]);
 });
 
-Deno.test("DenoStdioTransport closes on a message over the limit", async () => {
-  const t = new DenoStdioTransport({ maxMessageBytes: 100, input: input(["x".repeat(60), "y".repeat(60), "\n"]) });
-  const { errors, closed } = collect(t);
+Deno.test("DenoStdioTransport answers a message over the limit with -32600 and reads on", async () => {
+  const written: string[] = [];
+  const t = new DenoStdioTransport({
+    maxMessageBytes: 100,
+    drainMs: 20,
+    input: input(["x".repeat(60), "y".repeat(60), "z".repeat(200), "\n", ping(3), "\n"]),
+    output: {
+      write: (bytes: Uint8Array) => {
+        written.push(new TextDecoder().decode(bytes));
+        return Promise.resolve(bytes.length);
+      },
+    },
+  });
+  const { messages, errors, closed } = collect(t);
   await t.start();
   await closed;
-  assert.equal(t.closeReason, "closed");
+  assert.equal(t.closeReason, "stdin closed");
   assert.match(errors[0], /larger than 100 bytes/);
+  assert.deepEqual(messages.map((m) => (m as { id: number }).id), [3]);
+  assert.deepEqual(written.map((w) => [JSON.parse(w).id, JSON.parse(w).error.code]), [[null, -32600]]);
 });
 
 Deno.test("DenoStdioTransport writes messages whole and in order, and closes when stdout fails", async () => {
