@@ -119,6 +119,36 @@ Deno.test({
   assert.equal(after.structured.stdout, "ok\n", after.text);
 });
 
+Deno.test({
+  name: "file calls and shell opens, which have no timeout, wait for a held slot at most default_timeout",
+  ignore: skip,
+}, async () => {
+  await using sshd = await startSshd({ maxSessions: 10 });
+  const kh = await sshd.writeKnownHosts();
+  await using dir = await tempDir("mcp-slot-");
+  const config = `${dir.path}/config.json`;
+  await Deno.writeTextFile(config, JSON.stringify({ max_channels_per_session: 1, default_timeout: 3 }));
+  await using server = await startServer({ args: ["--known-hosts", kh, "--config", config] });
+  const c = server.client;
+  const id = await connectWithKey(c, sshd);
+  // A shell holds the session's one slot until it is closed, which a client that never cancels may never do.
+  await callOk(c, "ssh_shell_open", { session_id: id, shell_id: "holder" });
+  const list = await within(30_000, "file call", call(c, "ssh_list_remote_dir", { session_id: id, remote_path: "/" }));
+  assert.equal(list.isError, true, list.text);
+  assert.match(list.text, /^\[SFTP_TIMEOUT\] No SFTP channel/, list.text);
+  const shell = await within(30_000, "shell open", call(c, "ssh_shell_open", { session_id: id, shell_id: "second" }));
+  assert.equal(shell.isError, true, shell.text);
+  assert.match(shell.text, /^\[CHANNEL_OPEN_FAILED\] No channel for shell/, shell.text);
+  // Nothing was left holding a place: once the holder goes, both work.
+  await callOk(c, "ssh_shell_close", { session_id: id, shell_id: "holder" });
+  const after = await within(
+    30_000,
+    "file call after",
+    call(c, "ssh_list_remote_dir", { session_id: id, remote_path: "/" }),
+  );
+  assert.equal(after.isError, false, after.text);
+});
+
 async function exists(path: string): Promise<boolean> {
   try {
     await Deno.stat(path);
