@@ -20,6 +20,7 @@ import { type EntryInfo, type Here, inDirectory } from "./confined.ts";
 import { processUmask } from "./confined_route.ts";
 import { listDirectory, removeTree } from "./confined_tree.ts";
 import { LocalPathError } from "./local_path_error.ts";
+import { fileKind } from "./read_bounded.ts";
 
 export { LocalPathError, type LocalPathProblem } from "./local_path_error.ts";
 export type { EntryInfo } from "./confined.ts";
@@ -98,7 +99,7 @@ export async function resolveReadFile(path: string, options: LocalReadOptions): 
     throw new LocalPathError(
       "not-a-regular-file",
       path,
-      `Cannot read ${show(path)}: it is a ${kind(info)}, not a regular file`,
+      `Cannot read ${show(path)}: it is a ${fileKind(info)}, not a regular file`,
     );
   }
   return real;
@@ -117,7 +118,7 @@ export async function resolveReadDir(path: string, options: LocalReadOptions): P
     throw new LocalPathError(
       "not-a-directory",
       path,
-      `Cannot read directory ${show(path)}: it is a ${kind(info)}, not a directory`,
+      `Cannot read directory ${show(path)}: it is a ${fileKind(info)}, not a directory`,
     );
   }
   return real;
@@ -145,7 +146,7 @@ export async function resolveWriteFile(path: string, options: LocalWriteOptions)
     throw new LocalPathError(
       "not-a-regular-file",
       path,
-      `Cannot write ${show(path)}: it is a ${kind(info)}, not a regular file`,
+      `Cannot write ${show(path)}: it is a ${fileKind(info)}, not a regular file`,
     );
   }
   if (!options.overwrite) {
@@ -171,7 +172,7 @@ export async function resolveWriteDir(
     throw new LocalPathError(
       "not-a-directory",
       path,
-      `Cannot write a directory at ${show(path)}: it is a ${kind(info)}`,
+      `Cannot write a directory at ${show(path)}: it is a ${fileKind(info)}`,
     );
   }
   if (!options.overwrite) {
@@ -358,17 +359,6 @@ async function lstatChecked(real: string, value: string, verb: string): Promise<
 
 function isMissing(error: unknown): boolean {
   return error instanceof Deno.errors.NotFound || error instanceof Deno.errors.NotADirectory;
-}
-
-function kind(info: Deno.FileInfo): string {
-  if (info.isFifo) return "FIFO";
-  if (info.isSocket) return "socket";
-  if (info.isCharDevice) return "character device";
-  if (info.isBlockDevice) return "block device";
-  if (info.isSymlink) return "symbolic link";
-  if (info.isDirectory) return "directory";
-  if (info.isFile) return "file";
-  return "special file";
 }
 
 /** A local file opened for a transfer: a node:fs descriptor, owned by the caller. */

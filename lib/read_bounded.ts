@@ -83,7 +83,7 @@ async function readChecked(path: string, maxBytes: number): Promise<Uint8Array> 
   } catch (error) {
     throw mapOpenError(error, path);
   }
-  refuseUnlessSmallFile(path, kindOf(info), info.size, maxBytes);
+  refuseUnlessSmallFile(path, fileKind(info), info.size, maxBytes);
   let handle: fs.promises.FileHandle;
   try {
     handle = await fs.promises.open(path, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK);
@@ -113,11 +113,21 @@ async function readChecked(path: string, maxBytes: number): Promise<Uint8Array> 
   }
 }
 
-type Kind = "file" | "directory" | "FIFO" | "character device" | "block device" | "socket" | "special file";
+type Kind =
+  | "file"
+  | "directory"
+  | "symbolic link"
+  | "FIFO"
+  | "character device"
+  | "block device"
+  | "socket"
+  | "special file";
 
-function kindOf(info: Deno.FileInfo): Kind {
+/** What a local file is, in the words our errors use ("it is a FIFO"); a symbolic link only from lstat. */
+export function fileKind(info: Deno.FileInfo): Kind {
   if (info.isFile) return "file";
   if (info.isDirectory) return "directory";
+  if (info.isSymlink) return "symbolic link";
   if (info.isFifo) return "FIFO";
   if (info.isCharDevice) return "character device";
   if (info.isBlockDevice) return "block device";

@@ -12,6 +12,7 @@ import { SshMcpError } from "../lib/errors.ts";
 import { silentLogger } from "../lib/log.ts";
 import { execCommand } from "../lib/ssh/exec.ts";
 import { type Sshd, sshdAvailable, startSshd } from "./fixtures/sshd.ts";
+import { waitFor } from "./fixtures/process.ts";
 
 const skip = !sshdAvailable();
 if (skip) console.warn("SKIP channel slot tests: no sshd on this machine (apt-get install openssh-server)");
@@ -27,14 +28,6 @@ async function connect(sshd: Sshd, maxChannels = 10): Promise<SshConnection> {
     maxChannels,
     logger: silentLogger,
   });
-}
-
-async function waitFor(check: () => boolean | Promise<boolean>, what: string): Promise<void> {
-  for (const end = Date.now() + 20_000; Date.now() < end;) {
-    if (await check()) return;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error(`timed out waiting for ${what}`);
 }
 
 /** Starts a command that holds one slot until its stdin ends (`release()`); its streams are read so its close can come. */

@@ -8,24 +8,11 @@
 import assert from "node:assert/strict";
 import { call, callOk, connectWithKey, runArgs, startServer, type TestServer } from "./fixtures/mcp.ts";
 import { sshdAvailable, startSshd } from "./fixtures/sshd.ts";
-import { run, tempDir } from "./fixtures/process.ts";
+import { exists, run, tempDir, waitFor, within } from "./fixtures/process.ts";
 import { withRounds } from "./fixtures/key_rounds.ts";
 
 const skip = !sshdAvailable();
 if (skip) console.warn("SKIP deadline tests: no sshd on this machine (apt-get install openssh-server)");
-
-/** Settles as `promise` does, or fails the test after `ms`: a hang must show as a failure, not a stuck suite. */
-async function within<T>(ms: number, what: string, promise: Promise<T>): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const late = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what}: no answer within ${ms / 1000} s`)), ms);
-  });
-  try {
-    return await Promise.race([promise, late]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
 
 async function peakRssMiB(pid: number): Promise<number> {
   const status = await Deno.readTextFile(`/proc/${pid}/status`);
@@ -148,24 +135,6 @@ Deno.test({
   );
   assert.equal(after.isError, false, after.text);
 });
-
-async function exists(path: string): Promise<boolean> {
-  try {
-    await Deno.stat(path);
-    return true;
-  } catch (error) {
-    if (error instanceof Deno.errors.NotFound) return false;
-    throw error;
-  }
-}
-
-async function waitFor(check: () => Promise<boolean>, what: string): Promise<void> {
-  for (const end = Date.now() + 20_000; Date.now() < end;) {
-    if (await check()) return;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error(`timed out waiting for ${what}`);
-}
 
 Deno.test({
   name: "/dev/zero and a FIFO as private_key_path are refused at once; the server stays small and answers",

@@ -8,24 +8,13 @@
 import assert from "node:assert/strict";
 import { call, callOk, connectWithKey, startServer } from "./fixtures/mcp.ts";
 import { sshdAvailable, startSshd } from "./fixtures/sshd.ts";
+import { within } from "./fixtures/process.ts";
 
 const skip = !sshdAvailable();
 
 // Bound on each answer, far above what a loaded machine needs (the wait
 // itself lasts 1 s), so the old code fails here instead of hanging the suite.
 const ANSWER_WITHIN_MS = 30_000;
-
-async function within<T>(what: string, promise: Promise<T>): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const late = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what}: no answer within ${ANSWER_WITHIN_MS} ms`)), ANSWER_WITHIN_MS);
-  });
-  try {
-    return await Promise.race([promise, late]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
 
 Deno.test(
   { name: "a pathological regex wait times out while other sessions and ping keep answering", ignore: skip },
@@ -62,9 +51,9 @@ Deno.test(
     const exec = call(c, "ssh_execute", { session_id: otherSession, command: "echo still-$((6*7))" });
     const ping = c.ping();
     const [w, e] = await Promise.all([
-      within("ssh_shell_wait", wait),
-      within("ssh_execute on another session", exec),
-      within("ping", ping),
+      within(ANSWER_WITHIN_MS, "ssh_shell_wait", wait),
+      within(ANSWER_WITHIN_MS, "ssh_execute on another session", exec),
+      within(ANSWER_WITHIN_MS, "ping", ping),
     ]);
     assert.equal(w.isError, false, w.text);
     assert.equal(w.structured.reason, "timeout", w.text);
@@ -80,6 +69,7 @@ Deno.test(
     // the end of a line until more arrives.
     await callOk(c, "ssh_shell_send", { session_id: shellSession, data: "head -c 3000 /dev/zero | tr '\\0' A; echo" });
     const m = await within(
+      ANSWER_WITHIN_MS,
       "ssh_shell_wait with a match",
       callOk(c, "ssh_shell_wait", { session_id: shellSession, pattern: "^(A+)+\\n", regex: true, timeout: 20 }),
     );
