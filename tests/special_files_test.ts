@@ -14,6 +14,7 @@ import assert from "node:assert/strict";
 import type { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { call, type CallResult, connectWithKey, startServer } from "./fixtures/mcp.ts";
 import { sshdAvailable, startSshd } from "./fixtures/sshd.ts";
+import { startFileSession } from "./fixtures/file_session.ts";
 
 const skip = !sshdAvailable();
 /** Far above what a refusal takes on a loaded machine; a hang meets it. */
@@ -44,15 +45,8 @@ async function answeredOk(client: Client, name: string, args: Record<string, unk
 }
 
 Deno.test({ name: "remote FIFOs and devices are refused before they are opened", ignore: skip }, async (t) => {
-  await using sshd = await startSshd();
-  const base = await Deno.makeTempDir({ prefix: "mcp-special-" });
-  const root = `${base}/root`;
-  await Deno.mkdir(root);
-  const kh = await sshd.writeKnownHosts(`${base}/kh`);
-  await using server = await startServer({ args: ["--known-hosts", kh, "--allow-local-dir", root] });
-  const c = server.client;
-  const sid = await connectWithKey(c, sshd);
-  const remote = `/tmp/mcp-special-${crypto.randomUUID()}`;
+  await using f = await startFileSession("mcp-special-");
+  const { client: c, sid, root, remote } = f;
   const sh = (command: string) => answeredOk(c, "ssh_execute", { session_id: sid, command });
   await sh(
     `mkdir ${remote} && cd ${remote} && mkfifo fifo && printf hello > plain && ` +
@@ -68,111 +62,106 @@ Deno.test({ name: "remote FIFOs and devices are refused before they are opened",
     assert.equal(r.structured.content, "hello");
   };
 
-  try {
-    await t.step("read: a FIFO is refused at once, and the next read on the session works", async () => {
-      refused(await answered(c, "ssh_read_remote_file", { session_id: sid, remote_path: `${remote}/fifo` }), "FIFO");
-      await plainStillReads();
-      refused(
-        await answered(c, "ssh_read_remote_file", { session_id: sid, remote_path: `${remote}/fifo`, line_start: 1 }),
-        "FIFO",
-      );
-      // Through a symlink: the stat follows it, as the open would.
-      refused(
-        await answered(c, "ssh_read_remote_file", { session_id: sid, remote_path: `${remote}/tree/to-fifo` }),
-        "FIFO",
-      );
-      await plainStillReads();
-    });
+  await t.step("read: a FIFO is refused at once, and the next read on the session works", async () => {
+    refused(await answered(c, "ssh_read_remote_file", { session_id: sid, remote_path: `${remote}/fifo` }), "FIFO");
+    await plainStillReads();
+    refused(
+      await answered(c, "ssh_read_remote_file", { session_id: sid, remote_path: `${remote}/fifo`, line_start: 1 }),
+      "FIFO",
+    );
+    // Through a symlink: the stat follows it, as the open would.
+    refused(
+      await answered(c, "ssh_read_remote_file", { session_id: sid, remote_path: `${remote}/tree/to-fifo` }),
+      "FIFO",
+    );
+    await plainStillReads();
+  });
 
-    await t.step("read: character devices are refused, /dev/zero never read", async () => {
-      for (const dev of ["/dev/zero", "/dev/urandom", "/dev/null"]) {
-        refused(await answered(c, "ssh_read_remote_file", { session_id: sid, remote_path: dev }), "character device");
-      }
-      await plainStillReads();
-    });
+  await t.step("read: character devices are refused, /dev/zero never read", async () => {
+    for (const dev of ["/dev/zero", "/dev/urandom", "/dev/null"]) {
+      refused(await answered(c, "ssh_read_remote_file", { session_id: sid, remote_path: dev }), "character device");
+    }
+    await plainStillReads();
+  });
 
-    await t.step("stat says what the special file is", async () => {
-      const st = await answeredOk(c, "ssh_stat_remote", { session_id: sid, remote_path: `${remote}/fifo` });
-      assert.equal(st.structured.type, "other");
-      assert.equal(st.structured.special, "FIFO");
-      assert.match(st.text, /other \(FIFO\)/);
-    });
+  await t.step("stat says what the special file is", async () => {
+    const st = await answeredOk(c, "ssh_stat_remote", { session_id: sid, remote_path: `${remote}/fifo` });
+    assert.equal(st.structured.type, "other");
+    assert.equal(st.structured.special, "FIFO");
+    assert.match(st.text, /other \(FIFO\)/);
+  });
 
-    await t.step("download: a FIFO is refused and nothing is written locally", async () => {
-      const r = await answered(c, "ssh_download_file", {
+  await t.step("download: a FIFO is refused and nothing is written locally", async () => {
+    const r = await answered(c, "ssh_download_file", {
+      session_id: sid,
+      remote_path: `${remote}/fifo`,
+      local_path: `${root}/fifo-copy`,
+    });
+    refused(r, "FIFO");
+    const dev = await answered(c, "ssh_download_file", {
+      session_id: sid,
+      remote_path: "/dev/zero",
+      local_path: `${root}/zero-copy`,
+    });
+    refused(dev, "character device");
+    assert.deepEqual([...Deno.readDirSync(root)], []);
+    await answeredOk(c, "ssh_download_file", {
+      session_id: sid,
+      remote_path: `${remote}/plain`,
+      local_path: `${root}/plain`,
+    });
+    assert.equal(await Deno.readTextFile(`${root}/plain`), "hello");
+  });
+
+  await t.step("edit: a FIFO is refused and stays a FIFO", async () => {
+    const r = await answered(c, "ssh_edit_remote_file", {
+      session_id: sid,
+      remote_path: `${remote}/fifo`,
+      old_text: "a",
+      new_text: "b",
+    });
+    refused(r, "FIFO");
+    assert.equal(await isFifo(), "fifo\n");
+    await plainStillReads();
+  });
+
+  await t.step("write and upload onto a FIFO are refused in every mode; it stays a FIFO", async () => {
+    for (const mode of ["create", "overwrite", "append"]) {
+      const r = await answered(c, "ssh_write_remote_file", {
         session_id: sid,
         remote_path: `${remote}/fifo`,
-        local_path: `${root}/fifo-copy`,
+        content: "x",
+        mode,
       });
       refused(r, "FIFO");
-      const dev = await answered(c, "ssh_download_file", {
-        session_id: sid,
-        remote_path: "/dev/zero",
-        local_path: `${root}/zero-copy`,
-      });
-      refused(dev, "character device");
-      assert.deepEqual([...Deno.readDirSync(root)], []);
-      await answeredOk(c, "ssh_download_file", {
-        session_id: sid,
-        remote_path: `${remote}/plain`,
-        local_path: `${root}/plain`,
-      });
-      assert.equal(await Deno.readTextFile(`${root}/plain`), "hello");
+      assert.match(r.text, /remove it first/);
+    }
+    await Deno.writeTextFile(`${root}/up`, "up");
+    const up = await answered(c, "ssh_upload_file", {
+      session_id: sid,
+      local_path: `${root}/up`,
+      remote_path: `${remote}/fifo`,
+      overwrite: true,
     });
+    refused(up, "FIFO");
+    assert.equal(await isFifo(), "fifo\n");
+    assert.equal((await sh(`ls -A ${remote}`)).structured.stdout, "fifo\nplain\ntree\n", "a temporary file was left");
+  });
 
-    await t.step("edit: a FIFO is refused and stays a FIFO", async () => {
-      const r = await answered(c, "ssh_edit_remote_file", {
-        session_id: sid,
-        remote_path: `${remote}/fifo`,
-        old_text: "a",
-        new_text: "b",
-      });
-      refused(r, "FIFO");
-      assert.equal(await isFifo(), "fifo\n");
-      await plainStillReads();
+  await t.step("a tree download copies the rest and lists the FIFO in skipped", async () => {
+    const r = await answeredOk(c, "ssh_download_file", {
+      session_id: sid,
+      remote_path: `${remote}/tree`,
+      local_path: `${root}/tree`,
+      recursive: true,
     });
-
-    await t.step("write and upload onto a FIFO are refused in every mode; it stays a FIFO", async () => {
-      for (const mode of ["create", "overwrite", "append"]) {
-        const r = await answered(c, "ssh_write_remote_file", {
-          session_id: sid,
-          remote_path: `${remote}/fifo`,
-          content: "x",
-          mode,
-        });
-        refused(r, "FIFO");
-        assert.match(r.text, /remove it first/);
-      }
-      await Deno.writeTextFile(`${root}/up`, "up");
-      const up = await answered(c, "ssh_upload_file", {
-        session_id: sid,
-        local_path: `${root}/up`,
-        remote_path: `${remote}/fifo`,
-        overwrite: true,
-      });
-      refused(up, "FIFO");
-      assert.equal(await isFifo(), "fifo\n");
-      assert.equal((await sh(`ls -A ${remote}`)).structured.stdout, "fifo\nplain\ntree\n", "a temporary file was left");
-    });
-
-    await t.step("a tree download copies the rest and lists the FIFO in skipped", async () => {
-      const r = await answeredOk(c, "ssh_download_file", {
-        session_id: sid,
-        remote_path: `${remote}/tree`,
-        local_path: `${root}/tree`,
-        recursive: true,
-      });
-      assert.equal(r.structured.files, 1);
-      assert.deepEqual(r.structured.skipped, [{ path: "to-fifo", target: "../fifo" }, { path: "pipe", type: "FIFO" }]);
-      assert.match(r.text, /1 FIFOs, sockets or devices not copied: pipe \(FIFO\)/);
-      assert.equal(await Deno.readTextFile(`${root}/tree/a`), "a");
-      // The relative link to ../fifo leaves the tree: skipped as a link, never followed.
-      assert.deepEqual([...Deno.readDirSync(`${root}/tree`)].map((e) => e.name), ["a"]);
-    });
-  } finally {
-    await sh(`rm -rf ${remote}`).catch(() => {});
-    await Deno.remove(base, { recursive: true });
-  }
+    assert.equal(r.structured.files, 1);
+    assert.deepEqual(r.structured.skipped, [{ path: "to-fifo", target: "../fifo" }, { path: "pipe", type: "FIFO" }]);
+    assert.match(r.text, /1 FIFOs, sockets or devices not copied: pipe \(FIFO\)/);
+    assert.equal(await Deno.readTextFile(`${root}/tree/a`), "a");
+    // The relative link to ../fifo leaves the tree: skipped as a link, never followed.
+    assert.deepEqual([...Deno.readDirSync(`${root}/tree`)].map((e) => e.name), ["a"]);
+  });
 });
 
 Deno.test({

@@ -11,6 +11,7 @@ import { createHash } from "node:crypto";
 import { join } from "node:path";
 import { call, callOk, connectWithKey, startServer } from "./fixtures/mcp.ts";
 import { sshdAvailable, startSshd } from "./fixtures/sshd.ts";
+import { startFileSession } from "./fixtures/file_session.ts";
 
 const skip = !sshdAvailable();
 
@@ -58,15 +59,8 @@ async function makeTree(top: string): Promise<void> {
 }
 
 Deno.test({ name: "directory trees go up and come back identical", ignore: skip }, async (t) => {
-  await using sshd = await startSshd();
-  const base = await Deno.realPath(await Deno.makeTempDir({ prefix: "mcp-tree-" }));
-  const root = `${base}/root`;
-  await Deno.mkdir(root);
-  const kh = await sshd.writeKnownHosts(`${base}/kh`);
-  await using server = await startServer({ args: ["--known-hosts", kh, "--allow-local-dir", root] });
-  const c = server.client;
-  const sid = await connectWithKey(c, sshd);
-  const remote = `/tmp/mcp-tree-${crypto.randomUUID()}`;
+  await using f = await startFileSession("mcp-tree-");
+  const { client: c, sid, base, root, remote } = f;
   await callOk(c, "ssh_mkdir_remote", { session_id: sid, remote_path: remote });
   const sh = async (command: string) => (await callOk(c, "ssh_execute", { session_id: sid, command })).structured;
   await makeTree(`${root}/src`);
@@ -76,177 +70,172 @@ Deno.test({ name: "directory trees go up and come back identical", ignore: skip 
   // Coming down, a link that is absolute (or leaves the tree) is not created.
   const expectedDown = expectedCopy.filter((l) => !l.startsWith("l a/link-absolute "));
 
-  try {
-    await t.step("a directory needs recursive=true", async () => {
-      const up = await call(c, "ssh_upload_file", {
-        session_id: sid,
-        local_path: `${root}/src`,
-        remote_path: `${remote}/tree`,
-      });
-      assert.equal(up.code, "IS_A_DIRECTORY", up.text);
-      assert.match(up.text, /recursive=true/);
+  await t.step("a directory needs recursive=true", async () => {
+    const up = await call(c, "ssh_upload_file", {
+      session_id: sid,
+      local_path: `${root}/src`,
+      remote_path: `${remote}/tree`,
     });
+    assert.equal(up.code, "IS_A_DIRECTORY", up.text);
+    assert.match(up.text, /recursive=true/);
+  });
 
-    await t.step("upload: the remote tree matches, links copied as links", async () => {
-      const up = await callOk(c, "ssh_upload_file", {
-        session_id: sid,
-        local_path: `${root}/src`,
-        remote_path: `${remote}/tree`,
-        recursive: true,
-        verify: true,
-      });
-      assert.equal(up.structured.type, "directory");
-      assert.equal(up.structured.files, ODD.length + 6);
-      assert.equal(up.structured.symlinks, 3);
-      assert.equal(up.structured.directories, 6);
-      assert.equal(up.structured.verified, true);
-      // What the remote side itself says, independently of our SFTP code.
-      const listed = await sh(
-        `cd ${remote}/tree && find . -mindepth 1 -printf '%y %m %P -> %l\\n' | sort && ` +
-          `find . -type f -printf '%P\\n' | sort | while IFS= read -r f; do sha256sum -- "$f"; done`,
-      );
-      const lines: string[] = listed.stdout.trim().split("\n");
-      for (const want of expectedCopy) {
-        const [type, mode, ...rest] = want.split(" ");
-        if (type === "l") {
-          const [path, target] = [want.slice(2).split(" -> ")[0], want.split(" -> ")[1]];
-          assert.ok(lines.includes(`l 777 ${path} -> ${target}`), `${want} missing in:\n${listed.stdout}`);
-        } else if (type === "d") {
-          assert.ok(lines.includes(`d ${mode} ${rest.join(" ")} -> `), `${want} missing in:\n${listed.stdout}`);
-        } else {
-          const hash = rest.at(-1)!;
-          const path = rest.slice(0, -1).join(" ");
-          assert.ok(lines.includes(`f ${mode} ${path} -> `), `${want} missing in:\n${listed.stdout}`);
-          assert.ok(lines.includes(`${hash}  ${path}`), `${path}: content differs`);
-        }
+  await t.step("upload: the remote tree matches, links copied as links", async () => {
+    const up = await callOk(c, "ssh_upload_file", {
+      session_id: sid,
+      local_path: `${root}/src`,
+      remote_path: `${remote}/tree`,
+      recursive: true,
+      verify: true,
+    });
+    assert.equal(up.structured.type, "directory");
+    assert.equal(up.structured.files, ODD.length + 6);
+    assert.equal(up.structured.symlinks, 3);
+    assert.equal(up.structured.directories, 6);
+    assert.equal(up.structured.verified, true);
+    // What the remote side itself says, independently of our SFTP code.
+    const listed = await sh(
+      `cd ${remote}/tree && find . -mindepth 1 -printf '%y %m %P -> %l\\n' | sort && ` +
+        `find . -type f -printf '%P\\n' | sort | while IFS= read -r f; do sha256sum -- "$f"; done`,
+    );
+    const lines: string[] = listed.stdout.trim().split("\n");
+    for (const want of expectedCopy) {
+      const [type, mode, ...rest] = want.split(" ");
+      if (type === "l") {
+        const [path, target] = [want.slice(2).split(" -> ")[0], want.split(" -> ")[1]];
+        assert.ok(lines.includes(`l 777 ${path} -> ${target}`), `${want} missing in:\n${listed.stdout}`);
+      } else if (type === "d") {
+        assert.ok(lines.includes(`d ${mode} ${rest.join(" ")} -> `), `${want} missing in:\n${listed.stdout}`);
+      } else {
+        const hash = rest.at(-1)!;
+        const path = rest.slice(0, -1).join(" ");
+        assert.ok(lines.includes(`f ${mode} ${path} -> `), `${want} missing in:\n${listed.stdout}`);
+        assert.ok(lines.includes(`${hash}  ${path}`), `${path}: content differs`);
       }
-      assert.equal(lines.filter((l) => / -> /.test(l)).length, expected.length, listed.stdout);
-      assert.equal((await sh(`test -e ${remote}/pwned && echo yes || echo no`)).stdout, "no\n");
-      assert.equal((await sh(`ls -A ${remote}`)).stdout, "tree\n", "a staging directory was left behind");
-    });
+    }
+    assert.equal(lines.filter((l) => / -> /.test(l)).length, expected.length, listed.stdout);
+    assert.equal((await sh(`test -e ${remote}/pwned && echo yes || echo no`)).stdout, "no\n");
+    assert.equal((await sh(`ls -A ${remote}`)).stdout, "tree\n", "a staging directory was left behind");
+  });
 
-    await t.step("download: the local copy matches the original", async () => {
-      const down = await callOk(c, "ssh_download_file", {
+  await t.step("download: the local copy matches the original", async () => {
+    const down = await callOk(c, "ssh_download_file", {
+      session_id: sid,
+      remote_path: `${remote}/tree`,
+      local_path: `${root}/back`,
+      recursive: true,
+      verify: true,
+    });
+    assert.equal(down.structured.files, ODD.length + 6);
+    assert.equal(down.structured.verified, true);
+    assert.deepEqual(await snapshot(`${root}/back`), expectedDown);
+    assert.deepEqual(down.structured.skipped, [{ path: "a/link-absolute", target: "/etc/passwd" }]);
+    assert.match(
+      down.text,
+      /1 symlink not created \(absolute or outside the tree\): a\/link-absolute -> \/etc\/passwd/,
+    );
+    const names = [];
+    for await (const e of Deno.readDir(root)) names.push(e.name);
+    assert.deepEqual(names.sort(), ["back", "src"], "a staging directory was left behind");
+  });
+
+  await t.step("an existing destination is kept unless overwrite, then replaced whole", async () => {
+    const again = await call(c, "ssh_upload_file", {
+      session_id: sid,
+      local_path: `${root}/src`,
+      remote_path: `${remote}/tree`,
+      recursive: true,
+    });
+    assert.equal(again.code, "FILE_EXISTS", again.text);
+    const downAgain = await call(c, "ssh_download_file", {
+      session_id: sid,
+      remote_path: `${remote}/tree`,
+      local_path: `${root}/back`,
+      recursive: true,
+    });
+    assert.equal(downAgain.code, "FILE_EXISTS", downAgain.text);
+
+    await sh(`touch ${remote}/tree/stale`);
+    await Deno.writeTextFile(`${root}/back/stale`, "old");
+    await callOk(c, "ssh_upload_file", {
+      session_id: sid,
+      local_path: `${root}/src`,
+      remote_path: `${remote}/tree`,
+      recursive: true,
+      overwrite: true,
+    });
+    assert.equal((await sh(`test -e ${remote}/tree/stale && echo yes || echo no`)).stdout, "no\n");
+    await callOk(c, "ssh_download_file", {
+      session_id: sid,
+      remote_path: `${remote}/tree`,
+      local_path: `${root}/back`,
+      recursive: true,
+      overwrite: true,
+    });
+    assert.deepEqual(await snapshot(`${root}/back`), expectedDown);
+    assert.equal((await sh(`ls -A ${remote}`)).stdout, "tree\n");
+  });
+
+  await t.step("replacing a tree whose old copy cannot be removed succeeds and says where it is", async () => {
+    await Deno.mkdir(`${root}/v1/ro`, { recursive: true });
+    await Deno.writeTextFile(`${root}/v1/ro/f`, "v1");
+    await Deno.chmod(`${root}/v1/ro`, 0o555); // copied as is: the remote user cannot delete inside it
+    await callOk(c, "ssh_upload_file", {
+      session_id: sid,
+      local_path: `${root}/v1`,
+      remote_path: `${remote}/versioned`,
+      recursive: true,
+    });
+    await Deno.chmod(`${root}/v1/ro`, 0o755);
+    await Deno.writeTextFile(`${root}/v1/ro/f`, "v2");
+    const again = await callOk(c, "ssh_upload_file", {
+      session_id: sid,
+      local_path: `${root}/v1`,
+      remote_path: `${remote}/versioned`,
+      recursive: true,
+      overwrite: true,
+    });
+    assert.equal((await sh(`cat ${remote}/versioned/ro/f`)).stdout, "v2");
+    const left = again.structured.leftover;
+    assert.match(left, /\/\.versioned\.mcp-[0-9a-f]+\.tmp$/);
+    assert.match(again.text, /could not be removed and is left at/);
+    assert.equal((await sh(`cat ${left}/ro/f`)).stdout, "v1");
+    await sh(`chmod -R u+w ${left} && rm -rf ${left} ${remote}/versioned`);
+  });
+
+  await t.step("a tree with a FIFO is refused before anything is sent", async () => {
+    await Deno.mkdir(`${root}/withfifo`);
+    await Deno.writeTextFile(`${root}/withfifo/a`, "a");
+    const made = await new Deno.Command("mkfifo", { args: [`${root}/withfifo/pipe`] }).output();
+    assert.equal(made.code, 0);
+    const r = await call(c, "ssh_upload_file", {
+      session_id: sid,
+      local_path: `${root}/withfifo`,
+      remote_path: `${remote}/withfifo`,
+      recursive: true,
+    });
+    assert.equal(r.code, "PATH_NOT_ALLOWED", r.text);
+    assert.match(r.text, /pipe/);
+    assert.equal((await sh(`ls -A ${remote}`)).stdout, "tree\n");
+  });
+
+  await t.step("a remote tree is never written outside the local roots", async () => {
+    await Deno.mkdir(`${base}/outside`);
+    await Deno.symlink(`${base}/outside`, `${root}/out-link`);
+    for (
+      const local_path of [`${base}/outside/t`, `${root}/../outside/t`, `${root}/out-link/t`, `${root}/out-link`]
+    ) {
+      const r = await call(c, "ssh_download_file", {
         session_id: sid,
         remote_path: `${remote}/tree`,
-        local_path: `${root}/back`,
-        recursive: true,
-        verify: true,
-      });
-      assert.equal(down.structured.files, ODD.length + 6);
-      assert.equal(down.structured.verified, true);
-      assert.deepEqual(await snapshot(`${root}/back`), expectedDown);
-      assert.deepEqual(down.structured.skipped, [{ path: "a/link-absolute", target: "/etc/passwd" }]);
-      assert.match(
-        down.text,
-        /1 symlink not created \(absolute or outside the tree\): a\/link-absolute -> \/etc\/passwd/,
-      );
-      const names = [];
-      for await (const e of Deno.readDir(root)) names.push(e.name);
-      assert.deepEqual(names.sort(), ["back", "src"], "a staging directory was left behind");
-    });
-
-    await t.step("an existing destination is kept unless overwrite, then replaced whole", async () => {
-      const again = await call(c, "ssh_upload_file", {
-        session_id: sid,
-        local_path: `${root}/src`,
-        remote_path: `${remote}/tree`,
+        local_path,
         recursive: true,
       });
-      assert.equal(again.code, "FILE_EXISTS", again.text);
-      const downAgain = await call(c, "ssh_download_file", {
-        session_id: sid,
-        remote_path: `${remote}/tree`,
-        local_path: `${root}/back`,
-        recursive: true,
-      });
-      assert.equal(downAgain.code, "FILE_EXISTS", downAgain.text);
-
-      await sh(`touch ${remote}/tree/stale`);
-      await Deno.writeTextFile(`${root}/back/stale`, "old");
-      await callOk(c, "ssh_upload_file", {
-        session_id: sid,
-        local_path: `${root}/src`,
-        remote_path: `${remote}/tree`,
-        recursive: true,
-        overwrite: true,
-      });
-      assert.equal((await sh(`test -e ${remote}/tree/stale && echo yes || echo no`)).stdout, "no\n");
-      await callOk(c, "ssh_download_file", {
-        session_id: sid,
-        remote_path: `${remote}/tree`,
-        local_path: `${root}/back`,
-        recursive: true,
-        overwrite: true,
-      });
-      assert.deepEqual(await snapshot(`${root}/back`), expectedDown);
-      assert.equal((await sh(`ls -A ${remote}`)).stdout, "tree\n");
-    });
-
-    await t.step("replacing a tree whose old copy cannot be removed succeeds and says where it is", async () => {
-      await Deno.mkdir(`${root}/v1/ro`, { recursive: true });
-      await Deno.writeTextFile(`${root}/v1/ro/f`, "v1");
-      await Deno.chmod(`${root}/v1/ro`, 0o555); // copied as is: the remote user cannot delete inside it
-      await callOk(c, "ssh_upload_file", {
-        session_id: sid,
-        local_path: `${root}/v1`,
-        remote_path: `${remote}/versioned`,
-        recursive: true,
-      });
-      await Deno.chmod(`${root}/v1/ro`, 0o755);
-      await Deno.writeTextFile(`${root}/v1/ro/f`, "v2");
-      const again = await callOk(c, "ssh_upload_file", {
-        session_id: sid,
-        local_path: `${root}/v1`,
-        remote_path: `${remote}/versioned`,
-        recursive: true,
-        overwrite: true,
-      });
-      assert.equal((await sh(`cat ${remote}/versioned/ro/f`)).stdout, "v2");
-      const left = again.structured.leftover;
-      assert.match(left, /\/\.versioned\.mcp-[0-9a-f]+\.tmp$/);
-      assert.match(again.text, /could not be removed and is left at/);
-      assert.equal((await sh(`cat ${left}/ro/f`)).stdout, "v1");
-      await sh(`chmod -R u+w ${left} && rm -rf ${left} ${remote}/versioned`);
-    });
-
-    await t.step("a tree with a FIFO is refused before anything is sent", async () => {
-      await Deno.mkdir(`${root}/withfifo`);
-      await Deno.writeTextFile(`${root}/withfifo/a`, "a");
-      const made = await new Deno.Command("mkfifo", { args: [`${root}/withfifo/pipe`] }).output();
-      assert.equal(made.code, 0);
-      const r = await call(c, "ssh_upload_file", {
-        session_id: sid,
-        local_path: `${root}/withfifo`,
-        remote_path: `${remote}/withfifo`,
-        recursive: true,
-      });
-      assert.equal(r.code, "PATH_NOT_ALLOWED", r.text);
-      assert.match(r.text, /pipe/);
-      assert.equal((await sh(`ls -A ${remote}`)).stdout, "tree\n");
-    });
-
-    await t.step("a remote tree is never written outside the local roots", async () => {
-      await Deno.mkdir(`${base}/outside`);
-      await Deno.symlink(`${base}/outside`, `${root}/out-link`);
-      for (
-        const local_path of [`${base}/outside/t`, `${root}/../outside/t`, `${root}/out-link/t`, `${root}/out-link`]
-      ) {
-        const r = await call(c, "ssh_download_file", {
-          session_id: sid,
-          remote_path: `${remote}/tree`,
-          local_path,
-          recursive: true,
-        });
-        assert.ok(r.isError, local_path);
-        assert.ok(["PATH_NOT_ALLOWED", "FILE_EXISTS"].includes(r.code!), `${local_path}: ${r.text}`);
-      }
-      for await (const e of Deno.readDir(`${base}/outside`)) assert.fail(`${e.name} was written outside`);
-    });
-  } finally {
-    await call(c, "ssh_remove_remote", { session_id: sid, remote_path: remote, recursive: true });
-    await Deno.remove(base, { recursive: true });
-  }
+      assert.ok(r.isError, local_path);
+      assert.ok(["PATH_NOT_ALLOWED", "FILE_EXISTS"].includes(r.code!), `${local_path}: ${r.text}`);
+    }
+    for await (const e of Deno.readDir(`${base}/outside`)) assert.fail(`${e.name} was written outside`);
+  });
 });
 
 Deno.test({ name: "a hostile remote tree arrives without links out or unsafe modes", ignore: skip }, async () => {
