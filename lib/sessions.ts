@@ -9,12 +9,15 @@ import type { Logger } from "./log.ts";
 import { randomHex } from "./random.ts";
 import { type ConnectOptions, SshConnection } from "./ssh/connection.ts";
 import type { Forward } from "./ssh/forward.ts";
+import { probeRemote, type RemoteInfo } from "./ssh/remote.ts";
 import type { Shell } from "./ssh/shell.ts";
 
 /** One session as tools see it. */
 export interface Session {
   id: string;
   connection: SshConnection;
+  /** What the probe at connect time learned about the remote side. */
+  remote: RemoteInfo;
   createdAt: Date;
   lastUsedAt: Date;
   /** Why the connection ended, while the record is kept to explain it. */
@@ -49,7 +52,12 @@ export interface SessionRegistryOptions {
   logger: Logger;
   /** Opens a connection; replaceable for tests of the registry alone. */
   connect?: (options: ConnectOptions) => Promise<SshConnection>;
+  /** Learns about the remote side of a new connection; replaceable with `connect`. */
+  probe?: (connection: SshConnection, signal?: AbortSignal) => Promise<RemoteInfo>;
 }
+
+/** Time the probe of a new connection may take; past it the session opens with the remote unknown. */
+const PROBE_TIMEOUT_MS = 10_000;
 
 /** Maps session ids to connections and closes them all on shutdown. */
 export class SessionRegistry {
@@ -58,12 +66,14 @@ export class SessionRegistry {
   #max: number;
   #logger: Logger;
   #connect: (options: ConnectOptions) => Promise<SshConnection>;
+  #probe: (connection: SshConnection, signal?: AbortSignal) => Promise<RemoteInfo>;
 
   /** Creates an empty registry. */
   constructor(options: SessionRegistryOptions) {
     this.#max = options.maxSessions ?? 20;
     this.#logger = options.logger;
     this.#connect = options.connect ?? ((o) => SshConnection.open(o));
+    this.#probe = options.probe ?? ((c, signal) => probeRemote(c, { timeoutMs: PROBE_TIMEOUT_MS, signal }));
   }
 
   /** Connects and registers a new session. */
@@ -75,8 +85,15 @@ export class SessionRegistry {
     }
     this.#opening++;
     let connection: SshConnection;
+    let remote: RemoteInfo;
     try {
       connection = await this.#connect(options);
+      try {
+        remote = await this.#probe(connection, options.signal);
+      } catch (error) {
+        void connection.close(); // only the caller's cancel ends up here
+        throw error;
+      }
     } finally {
       this.#opening--;
     }
@@ -85,6 +102,7 @@ export class SessionRegistry {
     const session: Session = {
       id,
       connection,
+      remote,
       createdAt: now,
       lastUsedAt: now,
       lostReason: null,

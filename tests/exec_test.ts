@@ -105,8 +105,9 @@ Deno.test({ name: "ssh_execute runs commands with real results", ignore: skip },
     });
     assert.equal(r.structured.stdout, "line1\nline2\n/tmp\na b $(touch /tmp/pwned-env) `id`\nit's\n");
     const bad = await call(c, "ssh_execute", { session_id: id, command: "pwd", cwd: "/no/such/dir" });
-    assert.equal(bad.structured.exit_code, 1);
-    assert.match(bad.structured.stderr, /no\/such\/dir/);
+    assert.equal(bad.code, "CWD_FAILED", bad.text);
+    assert.match(bad.text, /no\/such\/dir/);
+    assert.match(bad.text, /did not run/);
   });
 
   await t.step(

@@ -9,15 +9,21 @@
 import type { ClientChannel } from "../ssh2/mod.ts";
 import { Buffer } from "node:buffer";
 import { outcomeUnknown, SshMcpError } from "../errors.ts";
-import { shellQuote } from "../validate.ts";
 import type { ExecChannel, SshConnection } from "./connection.ts";
 import { signalChannel } from "../ssh2/mod.ts";
 import { OutputCapture } from "./output.ts";
+import { shellQuote } from "../validate.ts";
+import { type Delivery, type GroupState, killScript, MarkerScan, newNonce, wrapCommand } from "./wrapper.ts";
 
 /** Options of {@linkcode execCommand}. */
 export interface ExecOptions {
-  /** Shell command line, run by the user's login shell (POSIX sh assumed for cwd/env). */
+  /** Shell command line: run by the login shell when it is POSIX-family, else by /bin/sh (see ./wrapper.ts). */
   command: string;
+  /**
+   * How the wrapper reaches a POSIX shell: `direct` only when the login shell is known to be one.
+   * @default {"hop"}
+   */
+  delivery?: Delivery;
   /** Directory to run in. */
   cwd?: string;
   /** Variables exported before the command (names already validated). */
@@ -41,31 +47,22 @@ export interface ExecResult {
   /** Signal name as ssh2 reports it (e.g. `SIGKILL`) when the process died by a signal. */
   signal: string | null;
   timedOut: boolean;
-  /** On a timeout: whether the kill of the remote process group is known to have run. */
+  /** On a timeout: whether the remote process group is known to be gone. */
   killConfirmed?: boolean;
+  /** On a timeout without that confirmation: why not. */
+  killNote?: string;
+  /** What login files printed before the command started (stdout and stderr), or "". */
+  loginOutput: string;
+  /** True when the reply lacked this call's start marker: the server may have run something else. */
+  markerMissing: boolean;
+  /** The process-group state the wrapper reported (see ./wrapper.ts), or null without a marker. */
+  group: GroupState | null;
   /** False when the timeout came before the command was sent (it never ran). */
   started?: boolean;
   truncated: boolean;
   stdoutBytes: number;
   stderrBytes: number;
   durationMs: number;
-}
-
-// The wrapper's first stdout line carries the shell's PID, which sshd made a
-// session and process-group leader (setsid). Knowing it lets a timeout kill
-// the whole group, not just the shell, so `sleep 600` does not outlive us.
-const PID_MARK = "\x01MCPPID:";
-
-/** Builds the remote command line from structured options; every value is quoted. */
-export function buildCommandLine(options: Pick<ExecOptions, "command" | "cwd" | "env">): string {
-  const parts = [`printf '${PID_MARK.replace("\x01", "\\001")}%s\\n' "$$"`];
-  for (const [name, value] of Object.entries(options.env ?? {})) {
-    parts.push(`export ${name}=${shellQuote(value)}`);
-  }
-  if (options.cwd !== undefined) parts.push(`cd -- ${shellQuote(options.cwd)} || exit 1`);
-  // The user's command goes last and alone on its line so a trailing comment
-  // or here-document in it cannot swallow our part.
-  return `${parts.join("; ")}\n${options.command}`;
 }
 
 /**
@@ -110,9 +107,26 @@ async function runUntil(
   started: number,
 ): Promise<ExecResult> {
   const stop = options.signal ? AbortSignal.any([deadline, options.signal]) : deadline;
+  const nonce = newNonce();
+  const wrapped = wrapCommand({
+    command: options.command,
+    cwd: options.cwd,
+    env: options.env,
+    nonce,
+    delivery: options.delivery ?? "hop",
+  });
+  const delivery = wrapped.delivery;
   const stdout = new OutputCapture(options.maxOutputBytes);
   const stderr = new OutputCapture(options.maxOutputBytes);
+  const outMark = new MarkerScan(nonce);
+  const errMark = new MarkerScan(nonce);
+  const flush = () => {
+    stdout.push(outMark.end());
+    stderr.push(errMark.end());
+  };
   const result = (status: { code: number | null; signal: string | null }, timedOut: boolean): ExecResult => {
+    flush();
+    const report = outMark.report();
     const out = stdout.finish();
     const err = stderr.finish();
     return {
@@ -125,6 +139,9 @@ async function runUntil(
       stdoutBytes: out.totalBytes,
       stderrBytes: err.totalBytes,
       durationMs: Math.round(performance.now() - started),
+      loginOutput: outMark.missing ? "" : decodeNoise(outMark.noise, errMark.noise),
+      markerMissing: outMark.missing,
+      group: report?.kind === "started" ? report.group : null,
     };
   };
 
@@ -132,18 +149,20 @@ async function runUntil(
   const aliveBefore = connection.alive;
   let sent = false;
   try {
-    opened = await connection.exec(buildCommandLine(options), {
+    opened = await connection.exec(wrapped.commandLine, {
       signal: stop,
       onSent: () => (sent = true),
       onRefused: () => (sent = false), // a refused open ran nothing; a retry sends again
       // Best effort: a late channel that cannot be killed is closed by its own end.
-      onLate: (late) => void killLate(connection, late).catch(() => {}),
+      onLate: (late) => void killLate(connection, late, nonce, wrapped.stdinPrefix, delivery).catch(() => {}),
     });
   } catch (error) {
     // Given up while the channel was opening: the late channel gets a KILL
     // and is closed when it arrives, but whether the command ran is unknown.
     if (options.signal?.aborted) throw cancelledError(!sent);
-    if (deadline.aborted) return { ...result({ code: null, signal: null }, true), killConfirmed: !sent, started: sent };
+    if (deadline.aborted) {
+      return { ...result({ code: null, signal: null }, true), killConfirmed: !sent, started: sent };
+    }
     // The channel open and the exec request are one step seen from here: a
     // connection that died during it may have delivered the request, so the
     // command may have run. Only a connection already gone, or a server that
@@ -152,13 +171,9 @@ async function runUntil(
     throw error;
   }
   const { channel, status, exited, closed } = opened;
-  const pid = new PidPrefix();
-  channel.on("data", (chunk: Buffer) => {
-    const rest = pid.take(chunk);
-    if (rest.length > 0) stdout.push(rest);
-  });
-  channel.stderr.on("data", (chunk: Buffer) => stderr.push(chunk));
-  writeStdin(channel, options.stdin);
+  channel.on("data", (chunk: Buffer) => stdout.push(outMark.take(chunk)));
+  channel.stderr.on("data", (chunk: Buffer) => stderr.push(errMark.take(chunk)));
+  writeStdin(channel, wrapped.stdinPrefix, options.stdin);
 
   // Done when the status and both streams' ends are in: the close handshake
   // that follows costs a round trip the caller need not wait for.
@@ -176,23 +191,39 @@ async function runUntil(
   const outcome = await Promise.race([Promise.race([finished, closed]).then(() => "done" as const), stopped]);
   stop.removeEventListener("abort", onStop);
   if (outcome === "stopped") {
-    const killed = await killRemote(connection, channel, pid.value);
+    const kill = await killRemote(connection, channel, outMark, delivery);
     // Output that arrived before the kill is kept; wait briefly for the close.
     await Promise.race([closed, delay(2000)]);
-    if (options.signal?.aborted) throw cancelledError(killed);
-    if (!killed && !connection.alive && status.code === null && status.signal === null) {
+    if (options.signal?.aborted) throw cancelledError(kill.confirmed, kill.note);
+    if (!kill.confirmed && !connection.alive && status.code === null && status.signal === null) {
       // The command may still be running, or may have finished: nobody can tell now.
       throw outcomeUnknown(lostError(connection, "after the command timed out, before its kill was confirmed"));
     }
     // A status that did arrive is kept: with `cmd &` holding stdout open the
     // shell has exited, but the call still ran into its timeout.
-    return { ...result(status, true), killConfirmed: killed };
+    return { ...result(status, true), killConfirmed: kill.confirmed, killNote: kill.note };
   }
   if (status.code === null && status.signal === null && !connection.alive) {
     throw outcomeUnknown(lostError(connection, "while the command ran"));
   }
-  return result(status, false);
+  const done = result(status, false);
+  if (outMark.report()?.kind === "cwd") {
+    throw new SshMcpError("CWD_FAILED", `Cannot run in ${options.cwd}: ${done.stderr.trim() || "cd failed"}`, {
+      hint: "The command did not run. Check the directory exists and is readable (ssh_list_dir)",
+    });
+  }
+  return done;
 }
+
+/** Login-file output as text (capped), control characters other than tab and newline shown as escapes. */
+export function decodeNoise(out: Uint8Array, err: Uint8Array): string {
+  const text = (new TextDecoder().decode(out) + new TextDecoder().decode(err))
+    // deno-lint-ignore no-control-regex
+    .replace(/[\x00-\x08\x0b-\x1f\x7f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, "0")}`);
+  return text.length > NOISE_LIMIT ? text.slice(0, NOISE_LIMIT) + "…" : text;
+}
+
+const NOISE_LIMIT = 2000;
 
 function lostError(connection: SshConnection, when: string): SshMcpError {
   const why = connection.closeReason?.message ?? "connection closed";
@@ -202,16 +233,17 @@ function lostError(connection: SshConnection, when: string): SshMcpError {
   });
 }
 
-function cancelledError(killed = true): SshMcpError {
+function cancelledError(killed = true, note?: string): SshMcpError {
   return new SshMcpError(
     "CANCELLED",
     killed
       ? "Command was cancelled; the remote process was killed (or never started)"
-      : "Command was cancelled while its channel was opening; it may have started, and its kill was not confirmed",
+      : `Command was cancelled; its kill was not confirmed (${note ?? "it may have started"})`,
   );
 }
 
-function writeStdin(channel: ClientChannel, stdin: string | Uint8Array | undefined): void {
+function writeStdin(channel: ClientChannel, prefix: string, stdin: string | Uint8Array | undefined): void {
+  if (prefix.length > 0) channel.write(prefix);
   // Closing stdin makes `cat` and `read` return at once instead of hanging.
   if (stdin !== undefined && stdin.length > 0) {
     channel.end(typeof stdin === "string" ? stdin : Buffer.from(stdin));
@@ -225,97 +257,107 @@ function writeStdin(channel: ClientChannel, stdin: string | Uint8Array | undefin
 
 /**
  * Ends a command whose channel opened after its call gave up: the wrapper's
- * PID line (its first output) names the process group to kill, as for a
+ * marker line (its first output) names the process group to kill, as for a
  * timeout. Without it, the KILL to the session still ends the shell. Both
  * streams are read to their end so the close, and the slot, come back.
  */
-async function killLate(connection: SshConnection, late: ExecChannel): Promise<void> {
-  const pid = new PidPrefix();
-  let onPid!: () => void;
-  const seen = new Promise<void>((resolve) => (onPid = resolve));
+async function killLate(
+  connection: SshConnection,
+  late: ExecChannel,
+  nonce: string,
+  stdinPrefix: string,
+  delivery: Delivery,
+): Promise<void> {
+  const mark = new MarkerScan(nonce);
+  let onMark!: () => void;
+  const seen = new Promise<void>((resolve) => (onMark = resolve));
   late.channel.on("data", (chunk: Buffer) => {
-    pid.take(chunk);
-    if (pid.value !== null) onPid();
+    mark.take(chunk);
+    if (mark.settled) onMark();
   });
   late.channel.stderr.resume();
-  late.channel.eof();
+  writeStdin(late.channel, stdinPrefix, undefined);
   await Promise.race([seen, late.exited, delay(KILL_DEADLINE_MS)]);
   if (late.status.code !== null || late.status.signal !== null) {
     late.channel.close(); // it ran to its end already (e.g. `true`): nothing left to kill
     return;
   }
-  await killRemote(connection, late.channel, pid.value);
+  await killRemote(connection, late.channel, mark, delivery);
 }
 
-/** Kills the command's process group; true once the kill is known to have run. */
-async function killRemote(connection: SshConnection, channel: ClientChannel, pid: number | null): Promise<boolean> {
+/** Whether a kill is known to have ended the command, and if not, why not. */
+interface KillOutcome {
+  confirmed: boolean;
+  note?: string;
+}
+
+/**
+ * Kills the command's process group and waits until the server says it is
+ * gone; only then is the kill reported as done.
+ */
+async function killRemote(
+  connection: SshConnection,
+  channel: ClientChannel,
+  mark: MarkerScan,
+  delivery: Delivery,
+): Promise<KillOutcome> {
   signalChannel(channel, "KILL"); // OpenSSH >= 7.9 kills the session's shell on request
   channel.close();
-  if (pid === null || !connection.alive) return false;
-  // The shell was a session and group leader (sshd calls setsid): the group
-  // holds everything it started that did not detach on purpose.
+  const report = mark.report();
+  if (report?.kind !== "started") {
+    return { confirmed: false, note: "its start marker never arrived, so its process is unknown" };
+  }
+  if (!connection.alive) return { confirmed: false, note: "the connection was lost" };
+  // `s`: setsid made the command a session (and group) leader under the reported PID.
+  const group = report.group === "n" ? "n" : "g";
+  const code = await runQuiet(connection, killScript(report.pid, group, KILL_WAIT_SECONDS), delivery);
+  if (code === 0 && group === "n") {
+    return {
+      confirmed: false,
+      note: "its shell was killed, but the server gave it no process group of its own and has no setsid: " +
+        "programs it started may still run",
+    };
+  }
+  if (code === 0) return { confirmed: true };
+  if (code === 3) {
+    return {
+      confirmed: false,
+      note: "processes of another user (sudo) remain in its group; sudo's own time limit ends them",
+    };
+  }
+  if (code === 1) return { confirmed: false, note: `its processes were still there ${KILL_WAIT_SECONDS} s after KILL` };
+  return { confirmed: false, note: "the kill could not be run or checked in time" };
+}
+
+/** Runs a script of ours (no output wanted) through the wrapper; its exit code, or null. */
+async function runQuiet(connection: SshConnection, script: string, delivery: Delivery): Promise<number | null> {
+  const nonce = newNonce();
+  const wrapped = wrapCommand({ command: script, nonce, delivery });
   try {
-    const killer = await connection.exec(`kill -KILL -- -${pid} 2>/dev/null; kill -KILL ${pid} 2>/dev/null; true`, {
+    const run = await connection.exec(wrapped.commandLine, {
       signal: AbortSignal.timeout(KILL_DEADLINE_MS),
       urgent: true,
     });
-    killer.channel.resume();
-    killer.channel.stderr.resume();
-    killer.channel.eof();
-    const done = await Promise.race([killer.exited.then(() => true), delay(KILL_DEADLINE_MS).then(() => false)]);
-    return done && killer.status.code === 0;
+    const mark = new MarkerScan(nonce);
+    run.channel.on("data", (chunk: Buffer) => mark.take(chunk));
+    run.channel.stderr.resume();
+    writeStdin(run.channel, wrapped.stdinPrefix, undefined);
+    const done = await Promise.race([run.exited.then(() => true), delay(KILL_DEADLINE_MS).then(() => false)]);
+    if (!done) run.channel.close();
+    // Without our marker the exit code is not our script's.
+    return done && mark.report()?.kind === "started" ? run.status.code : null;
   } catch {
-    // Bounded: the connection died or is too busy to kill within the
-    // deadline; its processes lose their channel either way, but whether
-    // they stopped is not known.
-    return false;
+    // Bounded: the connection died or is too busy within the deadline.
+    return null;
   }
 }
 
-const KILL_DEADLINE_MS = 5000;
+const KILL_WAIT_SECONDS = 3;
+const KILL_DEADLINE_MS = 6000;
 
 function delay(ms: number): Promise<void> {
   return new Promise((resolve) => {
     // An unreferenced timer: a pending grace period never keeps the process alive.
     Deno.unrefTimer(setTimeout(resolve, ms));
   });
-}
-
-/** Strips the wrapper's PID line from the start of stdout and remembers the PID. */
-export class PidPrefix {
-  #pending: Uint8Array | null = new Uint8Array(0);
-  /** The PID once seen, else null. */
-  value: number | null = null;
-
-  /** Returns the bytes of `chunk` that belong to the user's stdout. */
-  take(chunk: Uint8Array): Uint8Array {
-    if (this.#pending === null) return chunk;
-    const joined = new Uint8Array(this.#pending.length + chunk.length);
-    joined.set(this.#pending);
-    joined.set(chunk, this.#pending.length);
-    const nl = joined.indexOf(10);
-    if (nl < 0) {
-      // A PID line is short; anything longer is not ours.
-      if (joined.length > 64 || !startsLikeMark(joined)) {
-        this.#pending = null;
-        return joined;
-      }
-      this.#pending = joined;
-      return new Uint8Array(0);
-    }
-    this.#pending = null;
-    const line = new TextDecoder().decode(joined.subarray(0, nl));
-    const digits = line.startsWith(PID_MARK) ? line.slice(PID_MARK.length) : "";
-    // PID 0 or 1 would make `kill -- -PID` hit far more than our command.
-    if (!/^\d{1,10}$/.test(digits) || Number(digits) < 2) return joined;
-    this.value = Number(digits);
-    return joined.subarray(nl + 1);
-  }
-}
-
-function startsLikeMark(bytes: Uint8Array): boolean {
-  const mark = new TextEncoder().encode(PID_MARK);
-  const n = Math.min(bytes.length, mark.length);
-  for (let i = 0; i < n; i++) if (bytes[i] !== mark[i]) return false;
-  return true;
 }

@@ -8,6 +8,7 @@
 // @ts-types="@modelcontextprotocol/sdk/server/mcp"
 import type { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
 import { z } from "zod";
+import type { RemoteInfo } from "../ssh/remote.ts";
 import type { ToolDeps } from "./mod.ts";
 import { guarded, ok } from "./result.ts";
 import * as s from "./schemas.ts";
@@ -46,6 +47,19 @@ export function registerConnectionTools(server: McpServer, deps: ToolDeps): void
         host_key_added: z.boolean().describe("True when accept-new recorded this host key now"),
         server_version: z.string(),
         auth_method: z.enum(["password", "publickey", "agent"]),
+        remote: z.object({
+          os: z.string().nullable().describe("uname -s (Linux, Darwin, FreeBSD...), Windows, or null if unknown"),
+          login_shell: z.string().nullable(),
+          exec: z.enum(["posix", "replaced", "windows", "unknown"])
+            .describe(
+              "posix: ssh_execute works as described; replaced: the server runs a forced command instead; " +
+                "windows: ssh_execute is unavailable; unknown: the probe did not finish",
+            ),
+          process_group: z.enum(["own", "setsid", "none"]).nullable()
+            .describe("none: a timeout kills the shell only, not what it started"),
+          login_output: z.string().optional().describe("What the login files print on every command"),
+          note: z.string().optional(),
+        }),
       },
       annotations: { readOnlyHint: false, destructiveHint: false, idempotentHint: false, openWorldHint: true },
     },
@@ -84,12 +98,14 @@ export function registerConnectionTools(server: McpServer, deps: ToolDeps): void
         host_key_added: info.hostKeyAdded,
         server_version: info.serverVersion,
         auth_method: info.authMethod,
+        remote: remoteSummary(session.remote),
       };
       const added = info.hostKeyAdded ? " (host key newly added to known_hosts)" : "";
       return ok(
         result,
         `Connected: session_id=${session.id} ${info.username}@${info.host}:${info.port} ` +
-          `${info.serverVersion}, host key ${info.hostKeyType} ${info.hostKeyFingerprint}${added}`,
+          `${info.serverVersion}, host key ${info.hostKeyType} ${info.hostKeyFingerprint}${added}\n` +
+          describeRemote(session.remote),
       );
     }),
   );
@@ -141,6 +157,42 @@ export function registerConnectionTools(server: McpServer, deps: ToolDeps): void
       return ok({ session_id: args.session_id, closed: true }, `Closed session ${args.session_id}`);
     }),
   );
+}
+
+function remoteSummary(r: RemoteInfo) {
+  return {
+    os: r.os,
+    login_shell: r.loginShell,
+    exec: r.exec,
+    process_group: r.processGroup,
+    ...(r.loginOutput === "" ? {} : { login_output: r.loginOutput }),
+    ...(r.note === null ? {} : { note: r.note }),
+  };
+}
+
+/** One line per fact an agent should act on. */
+function describeRemote(r: RemoteInfo): string {
+  const lines = [`Remote: ${r.os ?? "unknown OS"}, login shell ${r.loginShell ?? "unknown"}`];
+  if (r.exec === "replaced") {
+    lines.push(
+      "Warning: this account does not run the commands it is sent (a forced command: ForceCommand or " +
+        `command= in authorized_keys, or a login shell that runs none); ssh_execute shows what it runs instead. ` +
+        `It answered: ${r.note || "(nothing)"}`,
+    );
+  }
+  if (r.exec === "windows") {
+    lines.push("Windows server: ssh_execute and ssh_sudo_execute are unavailable; shells and file tools work.");
+  }
+  if (r.exec === "unknown") lines.push(`Note: the remote could not be probed (${r.note ?? "no answer"}).`);
+  if (r.processGroup === "none") {
+    lines.push("Note: no process group of its own and no setsid: a timeout kills a command's shell only.");
+  }
+  if (r.loginOutput !== "") {
+    lines.push(
+      `The login files print on every command (kept out of stdout/stderr): ${JSON.stringify(r.loginOutput)}`,
+    );
+  }
+  return lines.join("\n");
 }
 
 function expandHome(path: string, home: string | undefined): string {

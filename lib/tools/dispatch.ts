@@ -33,7 +33,6 @@ import type { AnySchema, ZodRawShapeCompat } from "@modelcontextprotocol/sdk/ser
 import type { CallToolResult, ToolAnnotations } from "@modelcontextprotocol/sdk/types.js";
 import { z } from "zod";
 import { SshMcpError, toToolResult } from "../errors.ts";
-import { REQUEST_CHECKS } from "./schemas.ts";
 
 /**
  * Fields whose text travels as data (a channel's stdin, keystrokes, file
@@ -144,13 +143,6 @@ export class ToolServer extends McpServer {
       });
       throw new SshMcpError("INVALID_ARGUMENT", `Invalid arguments for ${name}: ${issuesText(parsed.error.issues)}`, {
         hint: [...hints, "Fix the fields named; tools/list gives each field's type and limits"].join(". "),
-      });
-    }
-    const check = Object.hasOwn(REQUEST_CHECKS, name) ? REQUEST_CHECKS[name] : undefined;
-    const tooBig = check?.(parsed.data as Record<string, unknown>) ?? [];
-    if (tooBig.length > 0) {
-      throw new SshMcpError("INVALID_ARGUMENT", `Invalid arguments for ${name}: ${tooBig.join("; ")}`, {
-        hint: "Nothing was sent. Make the named fields shorter",
       });
     }
     return parsed.data;

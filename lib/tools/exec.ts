@@ -8,6 +8,8 @@
 import type { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
 import { z } from "zod";
 import { buildSudoCommand, execCommand, type ExecResult } from "../ssh/exec.ts";
+import { SshMcpError } from "../errors.ts";
+import type { Session } from "../sessions.ts";
 import type { ToolDeps } from "./mod.ts";
 import { guarded, ok } from "./result.ts";
 import * as s from "./schemas.ts";
@@ -22,6 +24,9 @@ const execOutput = {
   stdout_bytes: z.number().describe("Total bytes the command wrote to stdout"),
   stderr_bytes: z.number().describe("Total bytes the command wrote to stderr"),
   duration_ms: z.number(),
+  login_output: z.string().optional()
+    .describe("What login files printed before the command (kept out of stdout/stderr), when new"),
+  warning: z.string().optional(),
 };
 
 /** Registers the exec tools. */
@@ -36,10 +41,12 @@ export function registerExecTools(server: McpServer, deps: ToolDeps): void {
       description: "Run one command on a session and wait for it. Returns stdout and stderr separately, the real " +
         "exit code (a non-zero exit is a normal result), or the signal that killed it. Output beyond the cap keeps " +
         "its head and tail. On timeout the remote process group is killed and partial output is returned with " +
-        "timed_out=true. stdin is closed unless `stdin` is given. No PTY: use shells for interactive programs.",
+        "timed_out=true. stdin is closed unless `stdin` is given. No PTY: use shells for interactive programs. " +
+        "Runs in the login shell when it takes POSIX syntax (bash, zsh, dash, ksh, ash), else in /bin/sh " +
+        "(e.g. under fish or tcsh; run `fish -c '...'` to use it).",
       inputSchema: {
         session_id: s.sessionId,
-        command: z.string().min(1).max(maxCommand).describe("Shell command line, run by the remote user's shell"),
+        command: z.string().min(1).max(maxCommand).describe("Shell command line (POSIX sh syntax)"),
         timeout: s.timeoutSeconds(
           config.maxTimeoutSeconds,
           `Wall-clock limit (default ${config.defaultTimeoutSeconds})`,
@@ -54,7 +61,9 @@ export function registerExecTools(server: McpServer, deps: ToolDeps): void {
     },
     guarded(async (args, extra) => {
       const session = sessions.get(args.session_id);
+      refuseWindows(session);
       const result = await execCommand(session.connection, {
+        delivery: session.remote.delivery,
         command: args.command,
         cwd: args.cwd,
         env: args.env,
@@ -63,7 +72,7 @@ export function registerExecTools(server: McpServer, deps: ToolDeps): void {
         maxOutputBytes: config.maxOutputBytes,
         signal: extra.signal,
       });
-      return ok(toStructured(result), describe(result));
+      return ok(toStructured(result, session), describe(result, session));
     }),
   );
 
@@ -90,9 +99,11 @@ export function registerExecTools(server: McpServer, deps: ToolDeps): void {
     },
     guarded(async (args, extra) => {
       const session = sessions.get(args.session_id);
+      refuseWindows(session);
       const withPassword = args.password !== undefined;
       const timeoutSeconds = args.timeout ?? config.defaultTimeoutSeconds;
       const result = await execCommand(session.connection, {
+        delivery: session.remote.delivery,
         command: buildSudoCommand(args.command, { withPassword, timeoutSeconds }),
         cwd: args.cwd,
         stdin: withPassword ? `${args.password}\n` : undefined,
@@ -100,12 +111,43 @@ export function registerExecTools(server: McpServer, deps: ToolDeps): void {
         maxOutputBytes: config.maxOutputBytes,
         signal: extra.signal,
       });
-      return ok(toStructured(result), describe(result));
+      return ok(toStructured(result, session), describe(result, session));
     }),
   );
 }
 
-function toStructured(r: ExecResult) {
+function refuseWindows(session: Session): void {
+  if (session.remote.exec !== "windows") return;
+  throw new SshMcpError(
+    "EXEC_UNSUPPORTED",
+    `Session ${session.id} is a Windows server (${session.remote.note ?? "cmd.exe or PowerShell"}): ssh_execute ` +
+      "wraps commands in a POSIX shell to report exit codes, apply cwd and env and kill on timeout, and there is none",
+    { hint: "Use ssh_shell_open to run commands in the server's own shell; the file tools work as usual" },
+  );
+}
+
+/** Login output is told once at connect; a result repeats it only when it changed. */
+function newLoginOutput(r: ExecResult, session: Session): string | undefined {
+  return r.loginOutput !== "" && r.loginOutput !== session.remote.loginOutput ? r.loginOutput : undefined;
+}
+
+function warningOf(r: ExecResult): string | undefined {
+  const parts: string[] = [];
+  if (r.markerMissing) {
+    parts.push(
+      "The command may not have run as asked: the reply lacked this call's start marker, so the server ran " +
+        "something else (a forced command, or a login shell that does not run commands); output is shown as received",
+    );
+  }
+  if (r.timedOut && r.killConfirmed === false && r.started !== false) {
+    parts.push(`The kill was not confirmed: ${r.killNote ?? "check whether it still runs"}`);
+  }
+  return parts.length === 0 ? undefined : parts.join(". ");
+}
+
+function toStructured(r: ExecResult, session: Session) {
+  const login = newLoginOutput(r, session);
+  const warning = warningOf(r);
   return {
     stdout: r.stdout,
     stderr: r.stderr,
@@ -116,17 +158,19 @@ function toStructured(r: ExecResult) {
     stdout_bytes: r.stdoutBytes,
     stderr_bytes: r.stderrBytes,
     duration_ms: r.durationMs,
+    ...(login === undefined ? {} : { login_output: login }),
+    ...(warning === undefined ? {} : { warning }),
   };
 }
 
-function describe(r: ExecResult): string {
+function describe(r: ExecResult, session: Session): string {
   const status = r.timedOut
     ? `timed out after ${r.durationMs} ms (${
       r.started === false
         ? "before the command was sent: it never ran"
         : r.killConfirmed === false
-        ? "the kill was not confirmed: check whether it still runs"
-        : "remote process killed"
+        ? "the kill was not confirmed"
+        : "remote processes killed"
     })`
     : r.signal !== null
     ? `killed by signal ${r.signal} after ${r.durationMs} ms`
@@ -134,6 +178,10 @@ function describe(r: ExecResult): string {
     ? `ended without an exit status after ${r.durationMs} ms`
     : `exit ${r.exitCode} in ${r.durationMs} ms`;
   const parts = [status + (r.truncated ? " (output truncated)" : "")];
+  const warning = warningOf(r);
+  if (warning !== undefined) parts.push(`Warning: ${warning}`);
+  const login = newLoginOutput(r, session);
+  if (login !== undefined) parts.push(`--- login files printed (not part of the output) ---\n${login}`);
   if (r.stdout) parts.push(`--- stdout (${r.stdoutBytes} bytes) ---\n${r.stdout}`);
   if (r.stderr) parts.push(`--- stderr (${r.stderrBytes} bytes) ---\n${r.stderr}`);
   return parts.join("\n");

@@ -6,7 +6,6 @@
  */
 
 import { z } from "zod";
-import { buildCommandLine, buildSudoCommand, type ExecOptions } from "../ssh/exec.ts";
 import { envNameProblem, hostHint, hostProblem, userProblem } from "../validate.ts";
 
 // A refinement from a validator; `hint` (what to do instead) rides in the
@@ -58,38 +57,3 @@ function refuseProtoKey(value: unknown, ctx: { issues: unknown[] }): unknown {
 
 /** A remote path that can be quoted for a shell. */
 export const remotePath = z.string().min(1).max(4096).refine((v) => !v.includes("\0"), "paths cannot contain NUL");
-
-/**
- * The most bytes an exec request may carry. OpenSSH's sshd takes a packet of
- * at most 256 KiB (PACKET_MAX_SIZE) and drops the whole connection, with its
- * shells and forwards, when one is bigger; the command line travels in one
- * request with the env exports and the cd in front of it. 240 KiB leaves room
- * for the packet's own header, padding and MAC.
- */
-export const MAX_EXEC_REQUEST_BYTES = 240 * 1024;
-
-/**
- * Checks that run on a tool's parsed arguments, for what no one field's
- * schema can see: here, the size of the exec request the fields add up to.
- * Each returns "field: why" entries, empty when the arguments can be sent.
- */
-export const REQUEST_CHECKS: Readonly<Record<string, (args: Record<string, unknown>) => string[]>> = {
-  ssh_execute: (args) =>
-    execRequestProblem(buildCommandLine(args as Pick<ExecOptions, "command" | "cwd" | "env">), "command, env and cwd"),
-  ssh_sudo_execute: (args) => {
-    const a = args as { command: string; cwd?: string; password?: string };
-    // The timeout is only digits in the line: the widest one bounds every other.
-    const sudo = buildSudoCommand(a.command, { withPassword: a.password !== undefined, timeoutSeconds: 1e9 });
-    return execRequestProblem(buildCommandLine({ command: sudo, cwd: a.cwd }), "command and cwd");
-  },
-};
-
-function execRequestProblem(line: string, fields: string): string[] {
-  const bytes = new TextEncoder().encode(line).length;
-  if (bytes <= MAX_EXEC_REQUEST_BYTES) return [];
-  return [
-    `${fields}: the command line they make is ${bytes} bytes (UTF-8, quoted); an SSH server takes at most ` +
-    `${MAX_EXEC_REQUEST_BYTES} in one request (a bigger one ends the connection). Send a long script as stdin ` +
-    `(command "sh -s") or upload it as a file`,
-  ];
-}

@@ -1,0 +1,257 @@
+/**
+ * The small POSIX script every remote command runs in: it reports the
+ * shell's PID and process-group state behind a per-call random marker,
+ * applies `cwd` and `env`, gives the command a process group of its own
+ * where the server did not, and then runs the command.
+ *
+ * An SSH server hands an exec request to the user's login shell, which may
+ * not be POSIX (fish rejects `$$`, csh has no `export` and skips the rest of
+ * a failing line). Two ways of delivery cover that:
+ *
+ * - `direct`: the login shell is known to be POSIX-family (bash, dash, zsh,
+ *   ksh, ash...): the script is the exec request itself, as `ssh host cmd`
+ *   would send it, and the command runs in that shell.
+ * - `hop`: any other or unknown login shell gets {@linkcode HOP_LINE}, one
+ *   line that sh, bash, zsh, fish, tcsh/csh and busybox parse alike (a
+ *   single-quoted string free of `'`, `\`, `!` and newlines). It starts
+ *   `/bin/sh`, which reads the script as the first line of stdin with the
+ *   `read` builtin (shells read their own script from a pipe in blocks, but
+ *   `read` stops at the newline, so the command's stdin starts right after
+ *   it) and runs the command there.
+ *
+ * Login files may print before any of this (an `echo` in `.bashrc`): the
+ * markers tell that noise from the command's output (see
+ * {@linkcode MarkerScan}), and their absence tells that the server ran
+ * something else (a forced command, a restricted shell).
+ *
+ * @module
+ */
+
+import { randomHex } from "../random.ts";
+import { shellQuote } from "../validate.ts";
+
+/** How the script reaches a POSIX shell on the remote side. */
+export type Delivery = "direct" | "hop";
+
+/** The exec request of the `hop` delivery; the script follows on stdin. */
+export const HOP_LINE = `exec /bin/sh -c 'IFS= read -r __mcp; eval "$__mcp"'`;
+
+/**
+ * Whether the command's process group can be killed: `g` the shell leads its
+ * own group (sshd made it a session leader), `s` it does not but `setsid`
+ * gives the command one (Dropbear), `n` neither: a kill reaches the shell only.
+ */
+export type GroupState = "g" | "s" | "n";
+
+/** Login shells that run POSIX sh syntax, by file name. */
+const POSIX_SHELLS = new Set([
+  "sh",
+  "bash",
+  "dash",
+  "ash",
+  "ksh",
+  "ksh93",
+  "mksh",
+  "lksh",
+  "pdksh",
+  "oksh",
+  "loksh",
+  "yash",
+  "posh",
+  "zsh",
+]);
+
+/** True when a login shell (a path, as in `$SHELL`) takes POSIX sh syntax and may run the script directly. */
+export function isPosixShell(path: string): boolean {
+  return POSIX_SHELLS.has(path.slice(path.lastIndexOf("/") + 1));
+}
+
+/** A fresh per-call marker nonce: output that did not come from our script cannot carry it. */
+export function newNonce(): string {
+  return randomHex(10);
+}
+
+/** What to run and how. */
+export interface WrapOptions {
+  command: string;
+  cwd?: string;
+  /** Variables exported before the command (names already validated). */
+  env?: Record<string, string>;
+  nonce: string;
+  delivery: Delivery;
+}
+
+/** The exec request to send, and the bytes to write to stdin before the command's own. */
+export interface Wrapped {
+  commandLine: string;
+  stdinPrefix: string;
+  /** The delivery used: a `direct` script too big for one request goes `hop`. */
+  delivery: Delivery;
+}
+
+/**
+ * The biggest script sent `direct`. sshd passes it to the shell as one
+ * argument (Linux caps one at 128 KiB) and drops the connection over an
+ * exec request above 256 KiB; on stdin there is no such limit.
+ */
+export const DIRECT_MAX_BYTES = 96 * 1024;
+
+/** Builds the exec request (and, for `hop`, its stdin prefix) for one command. */
+export function wrapCommand(options: WrapOptions): Wrapped {
+  if (options.delivery === "direct") {
+    const script = buildScript(options, false);
+    if (new TextEncoder().encode(script).length <= DIRECT_MAX_BYTES) {
+      return { commandLine: script, stdinPrefix: "", delivery: "direct" };
+    }
+  }
+  return { commandLine: HOP_LINE, stdinPrefix: buildScript(options, true) + "\n", delivery: "hop" };
+}
+
+function buildScript(options: WrapOptions, hop: boolean): string {
+  const values = [options.command, options.cwd ?? "", ...Object.values(options.env ?? {})];
+  // The hop script is one line: newlines in values are spliced in from a
+  // variable. The shell's default IFS is space, tab, newline, so its tail is
+  // a newline without starting a process; the check covers an odd shell.
+  const quote = hop ? (v: string) => v.split("\n").map(shellQuote).join('"$__mcp_n"') : shellQuote;
+  const mark = `\\001MCP${options.nonce}`;
+  const parts: string[] = [];
+  if (hop && values.some((v) => v.includes("\n"))) {
+    parts.push(`__mcp_n=\${IFS#??}`, `[ \${#__mcp_n} -eq 1 ] || { __mcp_n=$(printf '\\nx'); __mcp_n=\${__mcp_n%x}; }`);
+  }
+  // stderr's marker first: what login files wrote to stderr comes before it.
+  parts.push(`printf '${mark}\\n' >&2`);
+  if (options.cwd !== undefined) parts.push(`cd -- ${quote(options.cwd)} || { printf '${mark}:cwd\\n'; exit 1; }`);
+  for (const [name, value] of Object.entries(options.env ?? {})) parts.push(`export ${name}=${quote(value)}`);
+  // Is the shell the leader of its process group? /proc where there is one;
+  // elsewhere (macOS, BSD: OpenSSH, which always makes it one) ps answers.
+  parts.push(
+    "__mcp_g=",
+    "if [ -r /proc/$$/stat ]; then read -r __mcp_k __mcp_k __mcp_k __mcp_k __mcp_g __mcp_k < /proc/$$/stat; " +
+      "else __mcp_g=$(ps -o pgid= -p $$ 2>/dev/null | tr -d ' '); fi",
+    'if [ "$__mcp_g" = $$ ]; then __mcp_k=g; elif command -v setsid >/dev/null 2>&1; then __mcp_k=s; ' +
+      "else __mcp_k=n; fi",
+    `printf '${mark}:%s:%s\\n' $$ $__mcp_k`,
+    `__mcp_c=${quote(options.command)}`,
+    // setsid does not fork when the caller leads no group: the PID stays the one reported.
+    `if [ $__mcp_k = s ]; then exec setsid ${hop ? "/bin/sh" : '"$SHELL"'} -c "$__mcp_c"; fi`,
+    'eval "$__mcp_c"',
+  );
+  return parts.join("; ");
+}
+
+/**
+ * A POSIX script that kills a command's process group (or, with no group of
+ * its own, its shell) and waits until it is gone. Exit status: 0 gone,
+ * 1 still there after `waitSeconds`, 3 what is left runs as another user
+ * (sudo's root processes, which the login user may not signal: their own
+ * `timeout` ends them at the same deadline, so it waits for that too).
+ * dash needs `--` before a negative PID and busybox refuses it: both forms.
+ */
+export function killScript(pid: number, group: GroupState, waitSeconds = 4): string {
+  if (!Number.isSafeInteger(pid) || pid < 2) throw new RangeError(`Refusing to kill PID ${pid}`);
+  const target = group === "n" ? `${pid}` : `-${pid}`;
+  const send = (signal: string, err = "2>/dev/null") =>
+    `{ kill -s ${signal} -- ${target} ${err} || kill -s ${signal} ${target} ${err}; }`;
+  const tries = Math.max(1, Math.round(waitSeconds * 20));
+  return [
+    send("KILL"),
+    `kill -s KILL ${pid} 2>/dev/null`,
+    // Alive: signal 0 reaches it, or fails for want of permission (o=3).
+    `__alive() { o=1; ${send("0")} && return 0; o=3; e=$(LC_ALL=C; export LC_ALL; ${send("0", "2>&1")}); ` +
+    `case $e in *ermitted*|*owner*) return 0;; esac; return 1; }`,
+    `i=0; while __alive; do i=$((i+1)); [ $i -ge ${tries} ] && exit $o; sleep 0.05 2>/dev/null || sleep 1; done`,
+    "exit 0",
+  ].join("; ");
+}
+
+/** Bytes of login-file output looked through for the marker before giving up on it. */
+export const MARKER_SEARCH_LIMIT = 64 * 1024;
+
+/** What the marker line on stdout said. */
+export type MarkerReport =
+  | { kind: "started"; pid: number; group: GroupState }
+  | { kind: "cwd" };
+
+/**
+ * Finds a marker line at the start of a stream, within
+ * {@linkcode MARKER_SEARCH_LIMIT} bytes. Bytes before it are login-file
+ * output (kept apart); bytes after it are the command's. Until the marker
+ * is seen nothing is passed on: the script prints it before the command runs.
+ */
+export class MarkerScan {
+  #mark: Uint8Array;
+  #pending: Uint8Array | null = new Uint8Array(0);
+  /** Output before the marker (login files), once the marker was found. */
+  noise: Uint8Array = new Uint8Array(0);
+  /** The rest of the marker line (after `MCP<nonce>`), once found. */
+  line: string | null = null;
+  /** True once the stream ended or outgrew the limit without the marker. */
+  missing = false;
+
+  /** `nonce` from {@linkcode newNonce}. */
+  constructor(nonce: string) {
+    this.#mark = new TextEncoder().encode(`\x01MCP${nonce}`);
+  }
+
+  /** Whether the search is over (found or given up). */
+  get settled(): boolean {
+    return this.#pending === null;
+  }
+
+  /** Takes a chunk; returns the bytes that belong to the command's output. */
+  take(chunk: Uint8Array): Uint8Array {
+    if (this.#pending === null) return chunk;
+    const joined = concat(this.#pending, chunk);
+    const at = indexOf(joined, this.#mark);
+    const nl = at < 0 ? -1 : joined.indexOf(10, at + this.#mark.length);
+    if (nl >= 0) {
+      this.#pending = null;
+      this.noise = joined.slice(0, at);
+      this.line = new TextDecoder().decode(joined.subarray(at + this.#mark.length, nl));
+      return joined.subarray(nl + 1);
+    }
+    this.#pending = joined;
+    return joined.length > MARKER_SEARCH_LIMIT ? this.end() : new Uint8Array(0);
+  }
+
+  /** Gives up the search (the stream ended): what was held back is the command's output after all. */
+  end(): Uint8Array {
+    const held = this.#pending;
+    if (held === null) return new Uint8Array(0);
+    this.#pending = null;
+    this.missing = true;
+    return held;
+  }
+
+  /** The stdout marker line's meaning, or null when absent or malformed. */
+  report(): MarkerReport | null {
+    if (this.line === null) return null;
+    if (this.line === ":cwd") return { kind: "cwd" };
+    const m = /^:(\d{1,10}):([gsn])$/.exec(this.line);
+    // PID 0 or 1 would make a group kill hit far more than our command.
+    if (m === null || Number(m[1]) < 2) return null;
+    return { kind: "started", pid: Number(m[1]), group: m[2] as GroupState };
+  }
+}
+
+function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
+  if (a.length === 0) return b;
+  const joined = new Uint8Array(a.length + b.length);
+  joined.set(a);
+  joined.set(b, a.length);
+  return joined;
+}
+
+function indexOf(haystack: Uint8Array, needle: Uint8Array): number {
+  const first = needle[0];
+  for (
+    let i = haystack.indexOf(first);
+    i >= 0 && i + needle.length <= haystack.length;
+    i = haystack.indexOf(first, i + 1)
+  ) {
+    let j = 1;
+    while (j < needle.length && haystack[i + j] === needle[j]) j++;
+    if (j === needle.length) return i;
+  }
+  return -1;
+}
