@@ -10,7 +10,7 @@ import { SshMcpError } from "../errors.ts";
 import type { Logger } from "../log.ts";
 import { type Client, type ClientChannel, type DenoSocket, type SFTPWrapper, signalChannel } from "../ssh2/mod.ts";
 import { ChannelBudget } from "./budget.ts";
-import { failRequestsWhen, isAbandoned } from "./sftp.ts";
+import { failRequestsWhen, isAbandoned, sftpOpenError } from "./sftp.ts";
 import { mapRuntimeError } from "./connect_errors.ts";
 import { connect, type ConnectionInfo, type ConnectOptions } from "./connect.ts";
 
@@ -265,15 +265,8 @@ export class SshConnection {
           if (err) {
             release();
             if (abandoned) return;
-            // ssh2 reports a refused subsystem as a plain error after the
-            // channel opened: with the connection up, that is the cause.
-            return reject(
-              this.#closed ? this.#lostError() : new SshMcpError(
-                "SFTP_UNAVAILABLE",
-                `Server ${this.info.host} offers no SFTP subsystem`,
-                { hint: "Enable `Subsystem sftp` in its sshd_config, or use ssh_execute for file work", cause: err },
-              ),
-            );
+            // With the connection up, the subsystem was refused or spoke no SFTP (./sftp_open.ts).
+            return reject(this.#closed ? this.#lostError() : sftpOpenError(err, this.info));
           }
           sftp.on("error", () => {}); // surfaced through each request's callback
           let offClose: () => void = () => {};

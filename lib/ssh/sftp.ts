@@ -14,6 +14,7 @@ import { posix } from "node:path";
 import { SshMcpError } from "../errors.ts";
 import { tempName } from "../random.ts";
 import { call } from "./sftp_request.ts";
+export { sftpOpenError } from "./sftp_open.ts";
 
 export {
   call,
