@@ -1,0 +1,226 @@
+/**
+ * ssh_connect tells the agent what kind of remote it reached, and ssh_execute
+ * stays truthful there: login files that print (their text is reported, never
+ * mixed into a command's output), a forced command (the agent is told its
+ * commands are replaced), and Windows (no POSIX wrapper is sent; exec is
+ * refused with its own code).
+ *
+ * @module
+ */
+
+import assert from "node:assert/strict";
+import ssh2 from "ssh2";
+import { joinTestAccount, type TestAccount } from "./fixtures/account.ts";
+import { dropbearAvailable, startDropbear } from "./fixtures/dropbear.ts";
+import { call, callOk, startServer } from "./fixtures/mcp.ts";
+import { run } from "./fixtures/process.ts";
+import { sshdAvailable, startSshd } from "./fixtures/sshd.ts";
+
+const root = Deno.uid() === 0 && Deno.build.os === "linux";
+const skip = !root || !sshdAvailable();
+
+/** Writes a file into an account's home, owned by the account. */
+async function homeFile(account: TestAccount, name: string, text: string): Promise<void> {
+  const path = `${account.home}/${name}`;
+  await Deno.writeTextFile(path, text);
+  await Deno.chown(path, account.uid, account.gid);
+}
+
+/** An account whose login files print on stdout and stderr, as an unguarded `.bashrc` does. */
+async function noisyAccount(name: string): Promise<TestAccount> {
+  const account = await joinTestAccount({ name, shell: "/bin/bash" });
+  await homeFile(account, ".bashrc", 'echo "Welcome to the box"\necho "stty: not a tty" >&2\n');
+  await homeFile(account, ".profile", 'echo "profile says hi"\n. ~/.bashrc\n');
+  return account;
+}
+
+Deno.test({ name: "login files that print: reported once, never in a command's output", ignore: skip }, async (t) => {
+  const account = await noisyAccount("mcp-rssh-noisy2");
+  try {
+    await t.step("OpenSSH (internal-sftp): exec is clean and SFTP works", async () => {
+      await using sshd = await startSshd();
+      const kh = await sshd.writeKnownHosts();
+      await using server = await startServer({ args: ["--known-hosts", kh] });
+      const c = server.client;
+      const connected = await callOk(c, "ssh_connect", {
+        host: sshd.host,
+        port: sshd.port,
+        username: account.name,
+        private_key_path: sshd.keys.ed25519.path,
+      });
+      const remote = connected.structured.remote;
+      assert.match(remote.login_output ?? "", /Welcome to the box/);
+      assert.match(remote.login_output ?? "", /stty: not a tty/);
+      assert.equal(remote.exec, "posix");
+      assert.match(connected.text, /login files print/);
+      const id = connected.structured.session_id;
+      const r = await callOk(c, "ssh_execute", { session_id: id, command: "echo ok; echo bad >&2" });
+      assert.equal(r.structured.stdout, "ok\n");
+      assert.equal(r.structured.stderr, "bad\n");
+      assert.equal(r.structured.login_output, undefined, "the same noise is not repeated on every call");
+      assert.doesNotMatch(r.text, /Welcome|MCP/);
+      // A timeout still finds the PID behind the noise and kills the command.
+      const timed = await callOk(c, "ssh_execute", { session_id: id, command: "sleep 771", timeout: 1 });
+      assert.equal(timed.structured.timed_out, true);
+      assert.equal(timed.structured.warning, undefined, timed.text);
+      const listed = await callOk(c, "ssh_list_remote_dir", { session_id: id, path: "/" });
+      assert.ok(listed.structured.entries.length > 0);
+    });
+
+    await t.step({
+      name: "Dropbear (SFTP through the login shell): exec is clean, SFTP fails naming the cause",
+      ignore: !dropbearAvailable(),
+      fn: async () => {
+        await using dropbear = await startDropbear({ user: account });
+        const kh = await dropbear.writeKnownHosts();
+        await using server = await startServer({ args: ["--known-hosts", kh] });
+        const c = server.client;
+        const connected = await callOk(c, "ssh_connect", {
+          host: dropbear.host,
+          port: dropbear.port,
+          username: account.name,
+          private_key_path: dropbear.key.path,
+        });
+        assert.match(connected.structured.remote.login_output ?? "", /Welcome to the box/);
+        const id = connected.structured.session_id;
+        const r = await callOk(c, "ssh_execute", { session_id: id, command: "echo ok" });
+        assert.equal(r.structured.stdout, "ok\n");
+        assert.equal(r.structured.stderr, "");
+        const listed = await call(c, "ssh_list_remote_dir", { session_id: id, path: "/" });
+        assert.equal(listed.code, "SFTP_LOGIN_OUTPUT", listed.text);
+        const again = await callOk(c, "ssh_execute", { session_id: id, command: "echo still" });
+        assert.equal(again.structured.stdout, "still\n");
+      },
+    });
+  } finally {
+    account.leave();
+  }
+});
+
+Deno.test({ name: "a forced command: the agent is told its commands are replaced", ignore: skip }, async (t) => {
+  const account = await joinTestAccount({ name: "mcp-rssh-forced", shell: "/bin/bash" });
+  try {
+    await t.step("OpenSSH ForceCommand", async () => {
+      await using sshd = await startSshd({
+        extraConfig: `Match User ${account.name}\n  ForceCommand echo forced-reply\n`,
+      });
+      const kh = await sshd.writeKnownHosts();
+      await using server = await startServer({ args: ["--known-hosts", kh] });
+      const c = server.client;
+      const connected = await callOk(c, "ssh_connect", {
+        host: sshd.host,
+        port: sshd.port,
+        username: account.name,
+        private_key_path: sshd.keys.ed25519.path,
+      });
+      assert.equal(connected.structured.remote.exec, "replaced", connected.text);
+      assert.match(connected.structured.remote.note ?? "", /forced-reply/);
+      assert.match(connected.text, /does not run the commands it is sent/);
+      const r = await callOk(c, "ssh_execute", { session_id: connected.structured.session_id, command: "echo hi" });
+      assert.equal(r.structured.stdout, "forced-reply\n");
+      assert.match(r.structured.warning ?? "", /may not have run as asked/);
+      assert.match(r.text, /Warning: .*may not have run as asked/);
+    });
+
+    await t.step({
+      name: "Dropbear -c",
+      ignore: !dropbearAvailable(),
+      fn: async () => {
+        await using dropbear = await startDropbear({ user: account, forcedCommand: "echo dropbear-forced" });
+        const kh = await dropbear.writeKnownHosts();
+        await using server = await startServer({ args: ["--known-hosts", kh] });
+        const c = server.client;
+        const connected = await callOk(c, "ssh_connect", {
+          host: dropbear.host,
+          port: dropbear.port,
+          username: account.name,
+          private_key_path: dropbear.key.path,
+        });
+        assert.equal(connected.structured.remote.exec, "replaced", connected.text);
+        const r = await callOk(c, "ssh_execute", { session_id: connected.structured.session_id, command: "echo hi" });
+        assert.equal(r.structured.stdout, "dropbear-forced\n");
+        assert.match(r.structured.warning ?? "", /may not have run as asked/);
+      },
+    });
+  } finally {
+    account.leave();
+  }
+});
+
+/**
+ * A stand-in for a Windows SSH server (none can run here): ssh2's server with the identification
+ * OpenSSH for Windows sends, or a plain one whose "shell" answers like cmd.exe. It records every
+ * exec request it gets.
+ */
+async function fakeWindows(ident: string): Promise<{
+  port: number;
+  knownHosts: string;
+  execs: string[];
+  [Symbol.asyncDispose](): Promise<void>;
+}> {
+  const dir = await Deno.makeTempDir({ prefix: "mcp-rssh-win-" });
+  await run("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-f", `${dir}/host`]);
+  const execs: string[] = [];
+  const server = new ssh2.Server({ hostKeys: [Deno.readTextFileSync(`${dir}/host`)], ident }, (client) => {
+    client.on("authentication", (ctx) => ctx.method === "password" ? ctx.accept() : ctx.reject(["password"]));
+    client.on("session", (accept) => {
+      const session = accept();
+      session.on("exec", (acceptExec, _reject, info) => {
+        execs.push(info.command);
+        const stream = acceptExec();
+        stream.stderr.write(
+          `'${info.command.split(" ")[0]}' is not recognized as an internal or external command,\r\n` +
+            "operable program or batch file.\r\n",
+        );
+        stream.exit(1);
+        stream.end();
+      });
+    });
+    client.on("error", () => {});
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const port = (server.address() as { port: number }).port;
+  const pub = Deno.readTextFileSync(`${dir}/host.pub`).trim().split(" ").slice(0, 2).join(" ");
+  const knownHosts = `${dir}/known_hosts`;
+  Deno.writeTextFileSync(knownHosts, `[127.0.0.1]:${port} ${pub}\n`);
+  return {
+    port,
+    knownHosts,
+    execs,
+    [Symbol.asyncDispose]: async () => {
+      await new Promise((resolve) => server.close(resolve));
+      await Deno.remove(dir, { recursive: true });
+    },
+  };
+}
+
+Deno.test("a Windows server: no POSIX line is sent, and ssh_execute says it is unavailable", async (t) => {
+  for (
+    const [what, ident] of [
+      ["OpenSSH for Windows, known by its version", "OpenSSH_for_Windows_9.5"],
+      ["another server whose shell answers like cmd.exe", "OpenSSH_9.6"],
+    ] as const
+  ) {
+    await t.step(what, async () => {
+      await using win = await fakeWindows(ident);
+      await using server = await startServer({ args: ["--known-hosts", win.knownHosts] });
+      const c = server.client;
+      const connected = await callOk(c, "ssh_connect", {
+        host: "127.0.0.1",
+        port: win.port,
+        username: "someone",
+        password: "x",
+      });
+      assert.equal(connected.structured.remote.exec, "windows", connected.text);
+      assert.equal(connected.structured.remote.os, "Windows");
+      assert.match(connected.text, /Windows server: ssh_execute and ssh_sudo_execute are unavailable/);
+      const sent = win.execs.length;
+      if (ident.includes("Windows")) assert.equal(sent, 0, `exec requests sent: ${win.execs.join(" | ")}`);
+      for (const tool of ["ssh_execute", "ssh_sudo_execute"]) {
+        const r = await call(c, tool, { session_id: connected.structured.session_id, command: "dir" });
+        assert.equal(r.code, "EXEC_UNSUPPORTED", r.text);
+      }
+      assert.equal(win.execs.length, sent, "ssh_execute sent a command to a Windows server");
+    });
+  }
+});
