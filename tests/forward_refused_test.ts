@@ -15,9 +15,12 @@ import { type Sshd, sshdAvailable, type SshdOptions, startSshd } from "./fixture
 
 const skip = !sshdAvailable();
 
-/** An sshd with `options`, a server shipped as users run it, and one session on it. */
-async function world(options: SshdOptions): Promise<
-  { sshd: Sshd; server: TestServer; sid: string } & AsyncDisposable
+/**
+ * An sshd with `options`, a server shipped as users run it (with `config` as its config file), and one
+ * session on it; `pids` are the sshd processes serving that session.
+ */
+async function world(options: SshdOptions, config: Record<string, unknown> = {}): Promise<
+  { sshd: Sshd; server: TestServer; sid: string; pids: number[] } & AsyncDisposable
 > {
   const sshd = await startSshd(options);
   const dir = await Deno.makeTempDir({ prefix: "mcp-fwd-refused-" });
@@ -29,9 +32,13 @@ async function world(options: SshdOptions): Promise<
   };
   try {
     const kh = await sshd.writeKnownHosts(`${dir}/kh`);
-    server = await startServer({ args: ["--known-hosts", kh] });
+    await Deno.writeTextFile(`${dir}/config.json`, JSON.stringify(config));
+    server = await startServer({ args: ["--known-hosts", kh, "--config", `${dir}/config.json`] });
+    const before = await sshd.childPids();
     const sid = await connectWithKey(server.client, sshd);
-    return { sshd, server, sid, [Symbol.asyncDispose]: dispose };
+    await callOk(server.client, "ssh_execute", { session_id: sid, command: "true" });
+    const pids = await sshd.sessionPids(before);
+    return { sshd, server, sid, pids, [Symbol.asyncDispose]: dispose };
   } catch (error) {
     await dispose();
     throw error;
@@ -296,5 +303,78 @@ Deno.test(
       const r = await callOk(w.server.client, "ssh_forward_port", { session_id: w.sid, direction: "dynamic" });
       assert.equal(r.structured.warning, undefined, r.text);
     });
+  },
+);
+
+/** Stops (SIGSTOP) the processes serving a session, so the server answers nothing; `thaw` resumes them. */
+function freeze(pids: number[]): { thaw: () => void } {
+  for (const pid of pids) Deno.kill(pid, "SIGSTOP");
+  return { thaw: () => pids.forEach((pid) => Deno.kill(pid, "SIGCONT")) };
+}
+
+Deno.test(
+  {
+    name: "a probe the server does not answer within default_timeout opens the forward with a warning, " +
+      "and the late channel is closed without a byte",
+    ignore: skip,
+  },
+  async () => {
+    await using target = echoTarget();
+    await using w = await world({}, { default_timeout: 2 });
+    const frozen = freeze(w.pids);
+    let r;
+    try {
+      r = await within(
+        30_000,
+        "ssh_forward_port",
+        call(w.server.client, "ssh_forward_port", {
+          session_id: w.sid,
+          remote_port: target.port,
+        }),
+      );
+    } finally {
+      frozen.thaw();
+    }
+    assert.equal(r.isError, false, r.text);
+    assert.match(r.structured.warning ?? "", /had not connected to 127\.0\.0\.1:\d+ after 2 s/, r.text);
+    // Thawed, the server opens the probe channel it was asked for; nobody wants it any more.
+    await waitFor(() => target.seen.length >= 1 && target.seen[0].ended, "the late probe connection to end");
+    assert.deepEqual(target.seen, [{ bytes: 0, ended: true }]);
+    const conn = await Deno.connect({ hostname: "127.0.0.1", port: r.structured.listen.port });
+    try {
+      assert.equal(await within(20_000, "echo through the forward", roundTrip(conn, "late")), "late");
+    } finally {
+      conn.close();
+    }
+  },
+);
+
+Deno.test(
+  { name: "a cancelled ssh_forward_port closes the listener and opens no forward", ignore: skip },
+  async () => {
+    await using target = echoTarget();
+    await using w = await world({});
+    const port = freePort();
+    const frozen = freeze(w.pids);
+    try {
+      const abort = new AbortController();
+      const pending = w.server.client.callTool(
+        { name: "ssh_forward_port", arguments: { session_id: w.sid, local_port: port, remote_port: target.port } },
+        undefined,
+        { signal: abort.signal },
+      );
+      // The listener is bound before the probe is sent: once the port is taken, the call waits on the server.
+      await waitFor(() => !portIsFree(port), "the forward's listener");
+      abort.abort(new Error("test cancels"));
+      await assert.rejects(pending);
+      await waitFor(() => portIsFree(port), "the cancelled forward's port to be free");
+    } finally {
+      frozen.thaw();
+    }
+    const listed = (await callOk(w.server.client, "ssh_list_forwards", { session_id: w.sid })).structured.forwards;
+    assert.deepEqual(listed, [], "a cancelled forward must not be listed");
+    // The channel the server opens once thawed is closed at once, without a byte.
+    await waitFor(() => target.seen.length >= 1 && target.seen[0].ended, "the late probe connection to end");
+    assert.deepEqual(target.seen, [{ bytes: 0, ended: true }]);
   },
 );
