@@ -306,18 +306,14 @@ Deno.test({ name: "forward requests that are not allowed are refused clearly", i
     });
     assert.equal(remote.code, "FORWARD_REFUSED", remote.text);
 
-    // The listener opens here, but the server refuses each connection: recorded, and the client sees a close.
-    const local = (await callOk(c, "ssh_forward_port", { session_id: sid, remote_port: 22 })).structured;
-    const conn = await Deno.connect({ hostname: "127.0.0.1", port: local.listen.port });
-    assert.equal(await conn.read(new Uint8Array(16)).catch(() => null), null);
-    conn.close();
-    const listed = (await callOk(c, "ssh_list_forwards", { session_id: sid })).structured.forwards;
-    assert.match(listed[0].last_error, /does not allow TCP forwarding/);
+    // The server refuses the forward's probe: the call fails (forward_refused_test.ts has the details).
+    const local = await call(c, "ssh_forward_port", { session_id: sid, remote_port: 22 });
+    assert.equal(local.code, "FORWARD_REFUSED", local.text);
 
     const missing = await call(c, "ssh_forward_port", { session_id: sid });
     assert.equal(missing.code, "INVALID_ARGUMENT", missing.text);
-    await callOk(c, "ssh_forward_port", { session_id: sid, direction: "dynamic" });
-    await callOk(c, "ssh_forward_port", { session_id: sid, direction: "dynamic" });
+    // Dynamic forwards open with a warning here; three of them fill the cap.
+    for (let i = 0; i < 3; i++) await callOk(c, "ssh_forward_port", { session_id: sid, direction: "dynamic" });
     const capped = await call(c, "ssh_forward_port", { session_id: sid, direction: "dynamic" });
     assert.equal(capped.code, "FORWARD_LIMIT", capped.text);
   } finally {

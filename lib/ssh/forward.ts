@@ -9,6 +9,11 @@
  * when closed. A target that refuses or goes away closes the one client
  * connection it concerns; the forward keeps serving.
  *
+ * A server that forbids forwarding refuses each channel, not the listener
+ * (which is ours): opening a local or dynamic forward therefore sends one
+ * probe channel first, so that the refusal reaches whoever asked for the
+ * forward instead of only its later clients (issue 14).
+ *
  * @module
  */
 
@@ -46,6 +51,23 @@ export interface ForwardInfo {
   lastErrorAt: Date | null;
 }
 
+/** Time the server has to answer a forward's probe channel, when the caller gives none. */
+export const PROBE_TIMEOUT_MS = 30_000;
+
+/** Options of a forward's opening probe. */
+export interface ProbeOptions {
+  /**
+   * Cancels the probe; the forward being opened is closed and not returned.
+   * @default {undefined}
+   */
+  signal?: AbortSignal;
+  /**
+   * Time the server has to answer the probe, in milliseconds; past it the forward is opened with a warning.
+   * @default {PROBE_TIMEOUT_MS}
+   */
+  probeTimeoutMs?: number;
+}
+
 /** Connections one forward keeps open at once; more are closed at once and recorded. */
 export const MAX_FORWARD_CONNECTIONS = 256;
 /** Time a SOCKS client has to finish its request. */
@@ -65,6 +87,7 @@ export class Forward {
   readonly createdAt: Date = new Date();
   #stats = { open: 0, total: 0, out: 0, in: 0 };
   #lastError: { message: string; at: Date } | null = null;
+  #warning: string | null = null;
   #links = new Set<Link>();
   #stop: () => Promise<void>;
   #closing: Promise<void> | null = null;
@@ -83,12 +106,17 @@ export class Forward {
     this.#stop = () => Promise.resolve();
   }
 
-  /** Listens on `bind` here; each connection is carried to `target` from the SSH server's side (`ssh -L`). */
-  static local(
+  /**
+   * Listens on `bind` here; each connection is carried to `target` from the SSH server's side (`ssh -L`).
+   * One probe channel to `target` is opened (and closed at once, no bytes sent) before this resolves: a
+   * server that forbids forwarding there fails it with FORWARD_REFUSED; a target that does not answer
+   * yet leaves the forward open with a {@linkcode Forward.warning}.
+   */
+  static async local(
     connection: SshConnection,
-    options: { id: string; bind: Endpoint; target: Endpoint; logger: Logger; maxConnections?: number },
-  ): Forward {
-    return Forward.#listening("local", options, options.target, async (tcp) => {
+    options: { id: string; bind: Endpoint; target: Endpoint; logger: Logger; maxConnections?: number } & ProbeOptions,
+  ): Promise<Forward> {
+    const forward = Forward.#listening("local", options, options.target, async (tcp) => {
       const from = tcp.remoteAddr as Deno.NetAddr;
       const channel = await connection.tcpOut(options.target.host, options.target.port, {
         address: from.hostname,
@@ -96,20 +124,66 @@ export class Forward {
       });
       return { channel, pending: new Uint8Array(0) };
     });
+    const target = options.target;
+    await forward.#probing(connection, target, options, (outcome) => {
+      switch (outcome.kind) {
+        case "open":
+          return null;
+        case "refused":
+          throw new SshMcpError(
+            "FORWARD_REFUSED",
+            `Server ${connection.info.host} does not allow forwarding to ${hostPort(target)}; no forward was opened`,
+            {
+              hint: "The server forbids it (sshd_config AllowTcpForwarding no or remote, DisableForwarding, or a " +
+                "PermitOpen list without this target; no-port-forwarding or permitopen in authorized_keys; " +
+                "Dropbear -j). Use a target the server allows, or reach this one with ssh_execute on the server",
+              cause: outcome.error,
+            },
+          );
+        case "failed":
+          return `Nothing answered at ${hostPort(target)} from the SSH server yet (${outcome.error.message}); ` +
+            "the forward is open, and connections through it fail until something listens there";
+        case "silent":
+          return `The SSH server had not connected to ${hostPort(target)} after ${outcome.seconds} s ` +
+            "(the target may drop packets); the forward is open, but connections through it may hang";
+      }
+    });
+    return forward;
   }
 
-  /** A SOCKS5 proxy on `bind` here; each CONNECT is carried out from the SSH server's side (`ssh -D`). */
-  static dynamic(
+  /**
+   * A SOCKS5 proxy on `bind` here; each CONNECT is carried out from the SSH server's side (`ssh -D`).
+   * One probe channel to 127.0.0.1 port 0 (where nothing can listen) is opened first: a refusal means the
+   * server allows no forwarding at all or only what a PermitOpen list names, which one cannot be told, so
+   * it leaves the proxy open with a {@linkcode Forward.warning} rather than failing.
+   */
+  static async dynamic(
     connection: SshConnection,
-    options: { id: string; bind: Endpoint; logger: Logger; maxConnections?: number },
-  ): Forward {
-    return Forward.#listening("dynamic", options, null, async (tcp) => {
+    options: { id: string; bind: Endpoint; logger: Logger; maxConnections?: number } & ProbeOptions,
+  ): Promise<Forward> {
+    const forward = Forward.#listening("dynamic", options, null, async (tcp) => {
       const from = tcp.remoteAddr as Deno.NetAddr;
       return await socksHandshake(
         tcp,
         (target) => connection.tcpOut(target.host, target.port, { address: from.hostname, port: from.port }),
       );
     });
+    // OpenSSH and Dropbear check their policy before they connect, so port 0
+    // tells policy from target (refused: reason 1; allowed: connect failed)
+    // without touching any service.
+    await forward.#probing(
+      connection,
+      { host: "127.0.0.1", port: 0 },
+      options,
+      (outcome) =>
+        outcome.kind === "refused"
+          ? `Server ${connection.info.host} refused a test connection to 127.0.0.1 port 0: it allows no TCP ` +
+            "forwarding (AllowTcpForwarding no or remote, DisableForwarding, no-port-forwarding, Dropbear -j) or " +
+            "only to the destinations a PermitOpen list names; the proxy is open, and SOCKS clients asking for " +
+            "other destinations get reply 2 (not allowed)"
+          : null,
+    );
+    return forward;
   }
 
   // A forward that listens here (local, dynamic); `open` makes each connection's channel.
@@ -132,7 +206,10 @@ export class Forward {
     return forward;
   }
 
-  /** Has the SSH server listen on `bind`; each connection comes back to `target` on this machine (`ssh -R`). */
+  /**
+   * Has the SSH server listen on `bind`; each connection comes back to `target` on this machine (`ssh -R`).
+   * A refusal says whether the server forbids remote forwarding or only this address and port.
+   */
   static async remote(
     connection: SshConnection,
     options: { id: string; bind: Endpoint; target: Endpoint; logger: Logger; maxConnections?: number },
@@ -142,7 +219,7 @@ export class Forward {
     const bound = await connection.tcpIn(options.bind.host, options.bind.port, (...args) => {
       if (forward === null) pending.push(args); // a connection can beat our own bookkeeping
       else forward.#acceptRemote(options.target, ...args);
-    });
+    }).catch((error) => explainRefusal(connection, options.bind, error));
     const created: Forward = new Forward({
       id: options.id,
       kind: "remote",
@@ -155,6 +232,14 @@ export class Forward {
     forward = created;
     for (const args of pending) created.#acceptRemote(options.target, ...args);
     return created;
+  }
+
+  /**
+   * What the probe made when the forward opened found worth telling (a target that did not answer, a
+   * server that may refuse), or null.
+   */
+  get warning(): string | null {
+    return this.#warning;
   }
 
   /** A snapshot of this forward's state. */
@@ -187,6 +272,27 @@ export class Forward {
       await Promise.all([...this.#links].map((l) => l.done));
     })();
     return this.#closing;
+  }
+
+  // Probes `target` once; `verdict` turns the outcome into a warning or
+  // throws. Whatever fails or throws here closes the forward first.
+  async #probing(
+    connection: SshConnection,
+    target: Endpoint,
+    options: ProbeOptions,
+    verdict: (outcome: ProbeOutcome) => string | null,
+  ): Promise<void> {
+    try {
+      const outcome = await probe(connection, target, {
+        from: this.listen,
+        signal: options.signal,
+        timeoutMs: options.probeTimeoutMs ?? PROBE_TIMEOUT_MS,
+      });
+      this.#warning = verdict(outcome);
+    } catch (error) {
+      await this.close();
+      throw error;
+    }
   }
 
   #fail(message: string): void {
@@ -292,6 +398,117 @@ export class Forward {
     });
     return link;
   }
+}
+
+/**
+ * Rethrows a refused `tcpip-forward` request with its likely reason. The
+ * refusal carries none (RFC 4254 SSH_MSG_REQUEST_FAILURE), and a port in use
+ * reads the same as AllowTcpForwarding no: so a second request, for any port
+ * on the server's loopback, tells policy from this port. What it binds is
+ * given back at once.
+ */
+async function explainRefusal(connection: SshConnection, bind: Endpoint, error: unknown): Promise<never> {
+  if (!(error instanceof SshMcpError) || error.code !== "FORWARD_REFUSED") throw error;
+  const host = connection.info.host;
+  const anyPort = bind.port === 0 && (bind.host === "127.0.0.1" || bind.host === "localhost");
+  const trial = anyPort ? null : await connection.tcpIn("127.0.0.1", 0, (_details, _accept, reject) => reject()).then(
+    (bound) => bound,
+    (again) => {
+      if (again instanceof SshMcpError && again.code === "FORWARD_REFUSED") return null;
+      throw again; // lost meanwhile: that is the news
+    },
+  );
+  if (trial !== null) {
+    await trial.stop();
+    throw new SshMcpError(
+      "FORWARD_REFUSED",
+      `Server ${host} refused to listen on ${hostPort(bind)}, though it allows remote forwarding on other ports`,
+      {
+        hint: "The port may be in use there or below 1024 (root only), or outside the server's PermitListen; " +
+          "an address other than loopback needs its GatewayPorts. Try remote_port 0 to let the server pick",
+        cause: error,
+      },
+    );
+  }
+  throw new SshMcpError(
+    "FORWARD_REFUSED",
+    `Server ${host} does not allow remote forwarding (ssh -R) on ${hostPort(bind)}`,
+    {
+      hint: "Its sshd_config sets AllowTcpForwarding no or local, DisableForwarding, or a PermitListen list without " +
+        "this port; or authorized_keys says no-port-forwarding. A local forward or running the client on the " +
+        "server may work instead",
+      cause: error,
+    },
+  );
+}
+
+/** What one probe channel found. */
+type ProbeOutcome =
+  | { kind: "open" }
+  /** The server refused the channel itself (reason 1, administratively prohibited). */
+  | { kind: "refused"; error: SshMcpError }
+  /** The server tried and the target did not accept (refused, unreachable, unknown name). */
+  | { kind: "failed"; error: SshMcpError }
+  /** No answer within the time given. */
+  | { kind: "silent"; seconds: number };
+
+/**
+ * Opens one direct-tcpip channel to `target` and closes it at once (EOF and
+ * close, no bytes), to learn whether the server allows it. Throws when the
+ * connection is lost or `signal` cancels; a channel that opens after that is
+ * closed when it does (an open cannot be taken back once sent).
+ */
+async function probe(
+  connection: SshConnection,
+  target: Endpoint,
+  options: { from: Endpoint; signal?: AbortSignal; timeoutMs: number },
+): Promise<ProbeOutcome> {
+  const { signal, timeoutMs } = options;
+  if (signal?.aborted) throw cancelled(target, signal.reason);
+  let waiting = true;
+  const opening = connection.tcpOut(target.host, target.port, { address: options.from.host, port: options.from.port })
+    .then((channel) => {
+      if (!waiting) shut(channel);
+      return channel;
+    });
+  let timer = 0;
+  let onAbort = () => {};
+  const stopped = new Promise<"silent">((resolve, reject) => {
+    timer = Number(setTimeout(() => resolve("silent"), timeoutMs));
+    onAbort = () => reject(cancelled(target, signal!.reason));
+    signal?.addEventListener("abort", onAbort, { once: true });
+  });
+  try {
+    const first = await Promise.race([opening, stopped]);
+    if (first === "silent") return { kind: "silent", seconds: Math.round(timeoutMs / 1000) };
+    shut(first);
+    return { kind: "open" };
+  } catch (error) {
+    if (error instanceof SshMcpError && error.code === "FORWARD_REFUSED") return { kind: "refused", error };
+    if (error instanceof SshMcpError && error.code === "FORWARD_TARGET_FAILED") return { kind: "failed", error };
+    throw error;
+  } finally {
+    waiting = false;
+    clearTimeout(timer);
+    signal?.removeEventListener("abort", onAbort);
+    opening.catch(() => {}); // settles after we stopped waiting: nothing left to report
+  }
+}
+
+/** Ends a probe channel: the target sees its connection close without a byte. */
+function shut(channel: ClientChannel): void {
+  channel.on("error", () => {});
+  channel.eof();
+  channel.close();
+}
+
+function cancelled(target: Endpoint, reason: unknown): SshMcpError {
+  return new SshMcpError("CANCELLED", `Opening the forward to ${hostPort(target)} was cancelled`, { cause: reason });
+}
+
+/** `host:port`, with brackets around an IPv6 address. */
+function hostPort(e: Endpoint): string {
+  return e.host.includes(":") ? `[${e.host}]:${e.port}` : `${e.host}:${e.port}`;
 }
 
 /** Byte counters of a link, by direction on its TCP side. */

@@ -110,7 +110,10 @@ export function registerForwardTools(server: McpServer, deps: ToolDeps): void {
         "remote_host:remote_port, e.g. a database on the server's 127.0.0.1. direction=remote (ssh -R): the SSH server " +
         "listens on remote_bind:remote_port and connections come back to local_host:local_port here. " +
         "direction=dynamic (ssh -D): a SOCKS5 proxy here on local_bind:local_port; each client picks its " +
-        "destination, reached from the SSH server. Local listeners bind loopback only unless configured otherwise.",
+        "destination, reached from the SSH server. Local listeners bind loopback only unless configured otherwise. " +
+        "Opening a local forward makes one test connection from the SSH server to the target (closed at once, " +
+        "no bytes sent; a dynamic one tries 127.0.0.1 port 0): a server that forbids forwarding fails the call " +
+        "with FORWARD_REFUSED, a target where nothing answers yet gives a warning.",
       inputSchema: {
         session_id: s.sessionId,
         direction: z.enum(["local", "remote", "dynamic"]).optional().describe("local (default), remote or dynamic"),
@@ -131,10 +134,16 @@ export function registerForwardTools(server: McpServer, deps: ToolDeps): void {
         ),
         local_host: address.optional().describe("remote: host connections go to from here (default 127.0.0.1)"),
       },
-      outputSchema: forwardShape,
+      outputSchema: {
+        ...forwardShape,
+        warning: z.string().optional().describe(
+          "Set when the forward opened but may not work: nothing answered at the target, or the server may " +
+            "refuse some destinations",
+        ),
+      },
       annotations: { readOnlyHint: false, destructiveHint: false, idempotentHint: false, openWorldHint: true },
     },
-    guarded(async (args) => {
+    guarded(async (args, extra) => {
       const session = sessions.get(args.session_id);
       const direction = args.direction ?? "local";
       const taken = session.forwards.size + (opening.get(session) ?? 0);
@@ -153,7 +162,14 @@ export function registerForwardTools(server: McpServer, deps: ToolDeps): void {
         });
       }
       const id = newForwardId();
-      const common = { id, logger, connection: session.connection };
+      // The probe is bounded like a file call: the tool has no timeout argument.
+      const common = {
+        id,
+        logger,
+        connection: session.connection,
+        signal: extra.signal,
+        probeTimeoutMs: config.defaultTimeoutSeconds * 1000,
+      };
       opening.set(session, (opening.get(session) ?? 0) + 1);
       let forward: Forward;
       try {
@@ -163,13 +179,13 @@ export function registerForwardTools(server: McpServer, deps: ToolDeps): void {
               hint: "remote_port is the port to reach from the SSH server, e.g. 5432",
             });
           }
-          forward = Forward.local(common.connection, {
+          forward = await Forward.local(common.connection, {
             ...common,
             bind,
             target: { host: args.remote_host ?? "127.0.0.1", port: args.remote_port },
           });
         } else if (direction === "dynamic") {
-          forward = Forward.dynamic(common.connection, { ...common, bind });
+          forward = await Forward.dynamic(common.connection, { ...common, bind });
         } else {
           if (args.local_port === undefined || args.local_port === 0) {
             throw new SshMcpError("INVALID_ARGUMENT", "A remote forward needs local_port (1-65535)", {
@@ -191,7 +207,10 @@ export function registerForwardTools(server: McpServer, deps: ToolDeps): void {
       }
       session.forwards.set(id, forward);
       const info = forward.info();
-      return ok(describe(session.id, info), `Forward ${id}: ${summary(info)}`);
+      const warning = forward.warning;
+      return warning === null
+        ? ok(describe(session.id, info), `Forward ${id}: ${summary(info)}`)
+        : ok({ ...describe(session.id, info), warning }, `Forward ${id}: ${summary(info)}\nWarning: ${warning}`);
     }),
   );
 
