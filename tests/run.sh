@@ -1,9 +1,10 @@
 #!/bin/sh
 # The project's test command. On a fresh Linux machine with Node and root it
 # installs what the tests need (Deno from npm; OpenSSH server, sudo, procps,
-# less, python3, ncurses-bin, iproute2, curl from apt) when missing, then runs
-# every check and test: deno task ok (fmt check, lint, type check, tests
-# against a real sshd).
+# less, python3, ncurses-bin, iproute2, curl, openssl, fish, tcsh, zsh,
+# busybox, dropbear-bin from apt) when missing, then runs every check and
+# test: deno task ok (fmt check, lint, type check, tests against a real sshd
+# and a real Dropbear).
 set -eu
 cd "$(dirname "$0")/.."
 DENO_VERSION=2.9.6
@@ -30,6 +31,13 @@ command -v ps >/dev/null 2>&1 || missing="$missing procps"
 [ -x /bin/ip ] || [ -x /sbin/ip ] || command -v ip >/dev/null 2>&1 || missing="$missing iproute2"
 command -v curl >/dev/null 2>&1 || missing="$missing curl"
 command -v openssl >/dev/null 2>&1 || missing="$missing openssl" # HTTPS tests make a self-signed certificate
+# The login-shell tests give their accounts shells other than bash, and the
+# server tests log in to Dropbear (tests/fixtures/dropbear.ts) as well as sshd.
+[ -x /usr/bin/fish ] || missing="$missing fish"
+[ -x /usr/bin/tcsh ] || missing="$missing tcsh"
+[ -x /usr/bin/zsh ] || missing="$missing zsh"
+[ -x /bin/busybox ] || [ -x /usr/bin/busybox ] || missing="$missing busybox"
+[ -x /usr/sbin/dropbear ] || missing="$missing dropbear-bin"
 if [ -n "$missing" ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     echo "== installing$missing from apt"
