@@ -63,7 +63,7 @@ Deno.test({ name: "login files that print: reported once, never in a command's o
       const timed = await callOk(c, "ssh_execute", { session_id: id, command: "sleep 771", timeout: 1 });
       assert.equal(timed.structured.timed_out, true);
       assert.equal(timed.structured.warning, undefined, timed.text);
-      const listed = await callOk(c, "ssh_list_remote_dir", { session_id: id, path: "/" });
+      const listed = await callOk(c, "ssh_list_remote_dir", { session_id: id, remote_path: "/" });
       assert.ok(listed.structured.entries.length > 0);
     });
 
@@ -86,7 +86,7 @@ Deno.test({ name: "login files that print: reported once, never in a command's o
         const r = await callOk(c, "ssh_execute", { session_id: id, command: "echo ok" });
         assert.equal(r.structured.stdout, "ok\n");
         assert.equal(r.structured.stderr, "");
-        const listed = await call(c, "ssh_list_remote_dir", { session_id: id, path: "/" });
+        const listed = await call(c, "ssh_list_remote_dir", { session_id: id, remote_path: "/" });
         assert.equal(listed.code, "SFTP_LOGIN_OUTPUT", listed.text);
         const again = await callOk(c, "ssh_execute", { session_id: id, command: "echo still" });
         assert.equal(again.structured.stdout, "still\n");

@@ -133,7 +133,12 @@ function buildScript(options: WrapOptions, hop: boolean): string {
     `printf '${mark}:%s:%s\\n' $$ $__mcp_k`,
     `__mcp_c=${quote(options.command)}`,
     // setsid does not fork when the caller leads no group: the PID stays the one reported.
-    `if [ $__mcp_k = s ]; then exec setsid ${hop ? "/bin/sh" : '"$SHELL"'} -c "$__mcp_c"; fi`,
+    // bash's exec lowers SHLVL, so a new bash under sshd or Dropbear would read .bashrc
+    // again, and print its noise after the marker: --norc (and zsh -f) keep it out.
+    hop
+      ? 'if [ $__mcp_k = s ]; then exec setsid /bin/sh -c "$__mcp_c"; fi'
+      : "if [ $__mcp_k = s ]; then case ${SHELL##*/} in bash) set -- --norc;; zsh) set -- -f;; *) set --;; esac; " +
+        'exec setsid "$SHELL" "$@" -c "$__mcp_c"; fi',
     'eval "$__mcp_c"',
   );
   return parts.join("; ");
