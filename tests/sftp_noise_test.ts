@@ -6,10 +6,15 @@
  * and corrupts it. OpenSSH's own sftp fails too ("Received message too long
  * 1919251316"); what matters is that the error says why, not "no SFTP
  * subsystem", and that the connection stays usable for commands.
+ *
+ * Text whose first byte is not ASCII (UTF-8 letters, an emoji) used to cost
+ * the whole connection: ssh2 1.17 read it as a negative packet length and
+ * threw inside its protocol handler. lib/ssh2/sftp_fix.ts repairs that, so
+ * the second case runs only with the ssh2 repairs on.
  */
 
 import assert from "node:assert/strict";
-import { call, callOk, startServer } from "./fixtures/mcp.ts";
+import { call, callOk, SSH2_REPAIRS_FORCED_OFF, startServer } from "./fixtures/mcp.ts";
 import { sshdAvailable, startSshd } from "./fixtures/sshd.ts";
 import { joinTestAccount } from "./fixtures/account.ts";
 import { isFile } from "./fixtures/process.ts";
@@ -43,6 +48,7 @@ Deno.test({
     const listed = await call(c, "ssh_list_remote_dir", { session_id: sid, remote_path: "/tmp" });
     assert.equal(listed.code, "SFTP_LOGIN_OUTPUT", listed.text);
     assert.match(listed.text, /welc/, "the text recovered from the bogus packet length");
+    if (!SSH2_REPAIRS_FORCED_OFF) assert.match(listed.text, /"welcome to the box\\n"/, "the text the repair kept");
     assert.match(listed.text, /mcp-rssh-noisy/);
     assert.match(listed.text, /non-interactive shells/);
     assert.match(listed.text, /\[ -t 1 \]/);
@@ -58,6 +64,44 @@ Deno.test({
     const quiet = await connect(sshd.user);
     const ok = await callOk(c, "ssh_list_remote_dir", { session_id: quiet, remote_path: "/tmp" });
     assert.ok(Array.isArray(ok.structured.entries), ok.text);
+  } finally {
+    noisy.leave();
+  }
+});
+
+Deno.test({
+  name: "non-ASCII login output before SFTP gives SFTP_LOGIN_OUTPUT, and the same session still runs commands",
+  ignore: skip || SSH2_REPAIRS_FORCED_OFF,
+}, async () => {
+  await using sshd = await startSshd({ sftp: false, extraConfig: `Subsystem sftp ${SFTP_SERVER}` });
+  const noisy = await joinTestAccount({ name: "mcp-rssh-elan", shell: "/bin/bash" });
+  try {
+    const bashrc = `${noisy.home}/.bashrc`;
+    // "é" is 0xc3 0xa9: a first byte >= 0x80, which ssh2 read as a negative packet length.
+    await Deno.writeTextFile(bashrc, 'echo "élan — bienvenue"\n');
+    await Deno.chown(bashrc, noisy.uid, noisy.gid);
+    const kh = await sshd.writeKnownHosts();
+    await using server = await startServer({ args: ["--known-hosts", kh] });
+    const c = server.client;
+    const sid = (await callOk(c, "ssh_connect", {
+      host: sshd.host,
+      port: sshd.port,
+      username: noisy.name,
+      private_key_path: sshd.keys.ed25519.path,
+    })).structured.session_id as string;
+
+    const listed = await call(c, "ssh_list_remote_dir", { session_id: sid, remote_path: "/tmp" });
+    assert.equal(listed.code, "SFTP_LOGIN_OUTPUT", listed.text);
+    assert.match(listed.text, /starting "\\xc3\\xa9lan \\xe2\\x80\\x94 bienvenue\\n"/);
+    assert.match(listed.text, /mcp-rssh-elan/);
+
+    // The connection survives the failed open: commands run on it, a second file call fails the same way.
+    const ran = await callOk(c, "ssh_execute", { session_id: sid, command: "echo ok" });
+    assert.match(ran.structured.stdout, /ok\n$/, ran.text);
+    const again = await call(c, "ssh_read_remote_file", { session_id: sid, remote_path: "/etc/hostname" });
+    assert.equal(again.code, "SFTP_LOGIN_OUTPUT", again.text);
+    const after = await callOk(c, "ssh_execute", { session_id: sid, command: "echo still" });
+    assert.match(after.structured.stdout, /still\n$/, after.text);
   } finally {
     noisy.leave();
   }

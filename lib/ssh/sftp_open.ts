@@ -16,13 +16,16 @@
  */
 
 import { SshMcpError } from "../errors.ts";
+import { sftpFirstBytes } from "../ssh2/mod.ts";
 
 /** Most characters of recovered login output shown in a message. */
 export const SHOWN_CHARS = 80;
 
 /** What the mapping needs to know of the connection. */
 export interface SftpOpenContext {
+  /** The server, as the user named it. */
   host: string;
+  /** The account whose login files the hint names. */
   username: string;
 }
 
@@ -54,7 +57,7 @@ export function sftpOpenError(err: Error, context: SftpOpenContext): SshMcpError
       cause: err,
     });
   }
-  const text = recoveredText(err);
+  const text = sftpFirstBytes(err) ?? recoveredText(err);
   const what = text === null
     ? `Server ${context.host} sent something other than SFTP when the SFTP session started`
     : `Server ${context.host} sent text instead of SFTP, starting "${escapeText(text, SHOWN_CHARS)}"`;
@@ -69,9 +72,10 @@ export function sftpOpenError(err: Error, context: SftpOpenContext): SshMcpError
 
 /**
  * The bytes ssh2 read as the first packet's length, when its message names
- * them: they are the first four bytes of whatever the server sent. ssh2
- * keeps nothing else of them (no field, no buffer), so its message is the
- * only place they survive; the code above does not depend on it.
+ * them: they are the first four bytes of whatever the server sent. With the
+ * SFTP repair on (../ssh2/sftp_fix.ts) the error carries more of them;
+ * without it, ssh2 keeps nothing else (no field, no buffer), so its message
+ * is the only place they survive; the code above does not depend on it.
  */
 export function recoveredText(err: Error): Uint8Array | null {
   const length = /^Packet length (\d+) exceeds max length/.exec(err.message)?.[1];

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { escapeText, recoveredText, sftpOpenError } from "./sftp_open.ts";
+import { feedSftp, sftpFixSelfTest } from "../ssh2/sftp_fix.ts";
 
 const context = { host: "box", username: "ann" };
 
@@ -24,6 +25,19 @@ Deno.test("sftpOpenError() names login output for any parser failure before VERS
   const e = sftpOpenError(parserError("Expected VERSION packet, got 101"), context);
   assert.equal(e.code, "SFTP_LOGIN_OUTPUT");
   assert.equal(e.message, "Server box sent something other than SFTP when the SFTP session started");
+});
+
+Deno.test("sftpOpenError() shows all the text the SFTP repair kept, non-ASCII escaped", () => {
+  assert.equal(sftpFixSelfTest(), null);
+  const greeting = new TextEncoder().encode('élan — "bienvenue"\n');
+  const [err] = feedSftp([greeting]).errors;
+  const e = sftpOpenError(err, context);
+  assert.equal(e.code, "SFTP_LOGIN_OUTPUT");
+  assert.equal(
+    e.message,
+    'Server box sent text instead of SFTP, starting "\\xc3\\xa9lan \\xe2\\x80\\x94 \\"bienvenue\\"\\n"',
+  );
+  assert.equal(e.cause, err);
 });
 
 Deno.test("sftpOpenError() keeps SFTP_UNAVAILABLE for a refused subsystem or one that ended", () => {

@@ -120,3 +120,26 @@ export function sendSignal(channel: unknown, name: string): boolean {
   protocol.signal(id, name);
   return true;
 }
+
+/**
+ * ssh2's SFTP channel (`SFTP` in `lib/protocol/SFTP.js`): the parser state
+ * that ./sftp_fix.ts reads around `push()`, which ssh2's Client calls with
+ * each chunk of channel data (null at EOF).
+ */
+export interface SftpInternals {
+  /** True for the server side of SFTP; the fix checks only what a client receives. */
+  server: boolean;
+  /** The protocol version from the server's VERSION packet; -1 until it arrives. */
+  _version: number;
+  /** The length of the packet being read, built from its first four bytes. */
+  _pktLen: number;
+  /** The packet being read, once ssh2 has reserved room for it. */
+  _pkt: Uint8Array | undefined;
+  /** Pending requests by id; their callbacks get an error when the channel fails. */
+  _requests: Record<string, { cb?: unknown }>;
+  push(data: Uint8Array | null): unknown;
+  destroy(): void;
+  emit(event: string, ...args: unknown[]): boolean;
+  on(event: string, listener: (...args: never[]) => void): unknown;
+  listenerCount(event: string): number;
+}

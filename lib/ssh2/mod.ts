@@ -34,6 +34,7 @@ export type {
 export { DenoSocket, type SocketError, toSocketError } from "./socket.ts";
 export { isIntegrityFailure } from "./chacha_decipher.ts";
 export { type PatchStatus, preparePatches } from "./patches.ts";
+export { sftpFirstBytes } from "./sftp_fix.ts";
 export { installedSsh2Version, PINNED_SSH2_VERSION, pretendSsh2Version } from "./guard.ts";
 
 /** A new, unconnected ssh2 client (the leak fix is loaded before ssh2 is). */

@@ -6,8 +6,10 @@
  * ssh2 is the pinned version (./guard.ts) and passes a behavioural
  * self-test on ssh2's own code; one that does not stays off, and one
  * warning for the whole process says which are off and why. With all of
- * them off, ssh2 runs as published: slower, and leaking memory per
- * chacha20-poly1305 packet under Deno, but correct.
+ * them off, ssh2 runs as published: slower, leaking memory per
+ * chacha20-poly1305 packet under Deno, and losing the whole connection when
+ * login output that starts with a non-ASCII byte precedes SFTP; otherwise
+ * correct.
  *
  * @module
  */
@@ -20,6 +22,7 @@ import type { Logger } from "../log.ts";
 import { enableLeakFix, leakFixSelfTest } from "./chacha_fix.ts";
 import { fastDecipherSelfTest, isSsh2Chacha, prepareFastDecipher } from "./chacha_decipher.ts";
 import { rekeyFixSelfTest } from "./rekey_fix.ts";
+import { sftpFixSelfTest } from "./sftp_fix.ts";
 import { ssh2VersionProblem } from "./guard.ts";
 
 /** Which repairs of ssh2 are on in this process. */
@@ -32,6 +35,8 @@ export interface PatchStatus {
   fastDecipher: boolean;
   /** The socket lends its read buffer to a decipher that keeps nothing (needs `fastDecipher`). */
   socketLending: boolean;
+  /** An SFTP channel whose first packet is not VERSION fails alone, not the connection (./sftp_fix.ts). */
+  sftpFix: boolean;
 }
 
 const NAMES: Record<keyof PatchStatus, string> = {
@@ -39,6 +44,7 @@ const NAMES: Record<keyof PatchStatus, string> = {
   rekeyFix: "rekey queue fix",
   fastDecipher: "fast chacha20-poly1305 decipher",
   socketLending: "socket buffer lending",
+  sftpFix: "SFTP first-packet check",
 };
 
 let decided: Promise<PatchStatus> | null = null;
@@ -53,7 +59,8 @@ export function preparePatches(logger: Logger): Promise<PatchStatus> {
     if (off.length > 0) {
       logger.warn(
         `ssh2 repairs off, using ssh2's own code instead: ${off.join("; ")}. ` +
-          "Connections work, but may be slower and, under Deno, leak memory per chacha20-poly1305 packet",
+          "Connections work, but may be slower, leak memory per chacha20-poly1305 packet under Deno, " +
+          "and be lost when an account's login files print text before SFTP starts",
       );
     }
     return status;
@@ -61,7 +68,13 @@ export function preparePatches(logger: Logger): Promise<PatchStatus> {
 }
 
 async function decide(): Promise<{ status: PatchStatus; off: string[] }> {
-  const status: PatchStatus = { leakFix: false, rekeyFix: false, fastDecipher: false, socketLending: false };
+  const status: PatchStatus = {
+    leakFix: false,
+    rekeyFix: false,
+    fastDecipher: false,
+    socketLending: false,
+    sftpFix: false,
+  };
   const version = ssh2VersionProblem();
   if (version !== null) {
     return { status, off: [`${Object.values(NAMES).join(", ")}: ${version}`] };
@@ -80,6 +93,10 @@ async function decide(): Promise<{ status: PatchStatus; off: string[] }> {
   const rekey = rekeyFixSelfTest();
   if (rekey === null) status.rekeyFix = true;
   else failed("rekeyFix", rekey);
+
+  const sftp = sftpFixSelfTest();
+  if (sftp === null) status.sftpFix = true;
+  else failed("sftpFix", sftp);
 
   await prepareFastDecipher();
   const { decipher } = await ssh2ChachaRoundTrip();

@@ -4,6 +4,7 @@ import { Buffer } from "node:buffer";
 import type { Logger } from "../log.ts";
 import { preparePatches } from "./patches.ts";
 import { EXPECTED_WINDOW_ADJUST, queuedWindowAdjust } from "./rekey_fix.ts";
+import { feedSftp, UTF8_GREETING } from "./sftp_fix.ts";
 
 function recorder(): { logger: Logger; warnings: string[] } {
   const warnings: string[] = [];
@@ -14,10 +15,14 @@ function recorder(): { logger: Logger; warnings: string[] } {
 Deno.test("preparePatches() turns every repair on for the pinned ssh2, silently, once per process", async () => {
   const first = recorder();
   const status = await preparePatches(first.logger);
-  assert.deepEqual(status, { leakFix: true, rekeyFix: true, fastDecipher: true, socketLending: true });
+  assert.deepEqual(status, { leakFix: true, rekeyFix: true, fastDecipher: true, socketLending: true, sftpFix: true });
   assert.deepEqual(first.warnings, []);
-  // The repairs really run: ssh2's queued packets are exact, chacha20 ciphers are finished.
+  // The repairs really run: ssh2's queued packets are exact, chacha20 ciphers are finished,
+  // text before SFTP fails the channel instead of throwing.
   assert.equal(queuedWindowAdjust(), EXPECTED_WINDOW_ADJUST);
+  const sftp = feedSftp([UTF8_GREETING]);
+  assert.equal(sftp.threw, null);
+  assert.equal(sftp.errors.length, 1);
   const c = crypto.createCipheriv("chacha20", Buffer.alloc(32), Buffer.alloc(16));
   c.update(Buffer.from("x"));
   assert.throws(() => c.update(Buffer.from("y")));
@@ -36,6 +41,7 @@ Deno.test("preparePatches() leaves every repair off, with one warning, when the 
     import { pretendSsh2Version } from "${here("./guard.ts")}";
     import { preparePatches } from "${here("./patches.ts")}";
     import { EXPECTED_WINDOW_ADJUST, queuedWindowAdjust } from "${here("./rekey_fix.ts")}";
+    import { feedSftp, UTF8_GREETING } from "${here("./sftp_fix.ts")}";
     pretendSsh2Version("1.17.1");
     const warnings = [];
     const logger = { debug() {}, info() {}, warn: (m) => warnings.push(m), error: (m) => warnings.push(m) };
@@ -45,7 +51,10 @@ Deno.test("preparePatches() leaves every repair off, with one warning, when the 
     c.update(Buffer.from("x"));
     let finished = false;
     try { c.update(Buffer.from("y")); } catch { finished = true; }
-    console.log(JSON.stringify({ status, warnings, finished, rekeyExact: queuedWindowAdjust() === EXPECTED_WINDOW_ADJUST }));
+    const sftpThrew = feedSftp([UTF8_GREETING]).threw !== null;
+    console.log(JSON.stringify({
+      status, warnings, finished, sftpThrew, rekeyExact: queuedWindowAdjust() === EXPECTED_WINDOW_ADJUST,
+    }));
   `;
   const out = await new Deno.Command(Deno.execPath(), {
     args: ["eval", "--quiet", "--frozen", "--config", new URL("../../deno.json", import.meta.url).pathname, script],
@@ -53,9 +62,17 @@ Deno.test("preparePatches() leaves every repair off, with one warning, when the 
   }).output();
   assert.equal(out.code, 0);
   const got = JSON.parse(new TextDecoder().decode(out.stdout));
-  assert.deepEqual(got.status, { leakFix: false, rekeyFix: false, fastDecipher: false, socketLending: false });
+  assert.deepEqual(got.status, {
+    leakFix: false,
+    rekeyFix: false,
+    fastDecipher: false,
+    socketLending: false,
+    sftpFix: false,
+  });
   assert.equal(got.finished, false);
+  assert.equal(got.sftpThrew, true, "ssh2's own SFTP parser, unrepaired");
   assert.equal(got.rekeyExact, false);
   assert.equal(got.warnings.length, 1);
   assert.match(got.warnings[0], /ssh2 is 1\.17\.1, not 1\.17\.0/);
+  assert.match(got.warnings[0], /SFTP first-packet check/);
 });
