@@ -119,8 +119,8 @@ Deno.test({ name: "hostile inputs are rejected and the server stays up", ignore:
           cwd: "/",
         });
         assert.equal(r.structured.stdout, value);
-        const cwd = await callOk(c, "ssh_execute", { session_id: id, command: "pwd", cwd: value });
-        assert.equal(cwd.structured.exit_code, 1, cwd.text);
+        const cwd = await call(c, "ssh_execute", { session_id: id, command: "pwd", cwd: value });
+        assert.equal(cwd.code, "CWD_FAILED", cwd.text);
       }
     });
 
