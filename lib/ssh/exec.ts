@@ -24,6 +24,8 @@ export interface ExecOptions {
    * @default {"hop"}
    */
   delivery?: Delivery;
+  /** The server is known to give each command's shell its own process group (see ./wrapper.ts). */
+  ownGroup?: boolean;
   /** Directory to run in. */
   cwd?: string;
   /** Variables exported before the command (names already validated). */
@@ -114,6 +116,7 @@ async function runUntil(
     env: options.env,
     nonce,
     delivery: options.delivery ?? "hop",
+    ownGroup: options.ownGroup,
   });
   const delivery = wrapped.delivery;
   const stdout = new OutputCapture(options.maxOutputBytes);

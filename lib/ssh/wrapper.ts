@@ -79,6 +79,12 @@ export interface WrapOptions {
   env?: Record<string, string>;
   nonce: string;
   delivery: Delivery;
+  /**
+   * True when the server is known to make each command's shell a process-group leader (the
+   * probe saw it, as on every OpenSSH): the script then skips finding out, which costs a read
+   * of /proc per command.
+   */
+  ownGroup?: boolean;
 }
 
 /** The exec request to send, and the bytes to write to stdin before the command's own. */
@@ -122,6 +128,10 @@ function buildScript(options: WrapOptions, hop: boolean): string {
   parts.push(`printf '${mark}\\n' >&2`);
   if (options.cwd !== undefined) parts.push(`cd -- ${quote(options.cwd)} || { printf '${mark}:cwd\\n'; exit 1; }`);
   for (const [name, value] of Object.entries(options.env ?? {})) parts.push(`export ${name}=${quote(value)}`);
+  if (options.ownGroup) {
+    parts.push(`printf '${mark}:%s:g\\n' $$`, `eval ${quote(options.command)}`);
+    return parts.join("; ");
+  }
   // Is the shell the leader of its process group? /proc where there is one;
   // elsewhere (macOS, BSD: OpenSSH, which always makes it one) ps answers.
   parts.push(

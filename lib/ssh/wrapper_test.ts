@@ -111,3 +111,12 @@ Deno.test("killScript() refuses PIDs that would widen the kill", () => {
   assert.throws(() => killScript(0, "n"), RangeError);
   assert.throws(() => killScript(-5, "g"), RangeError);
 });
+
+Deno.test("with the group known to be the shell's own, the script skips finding out", () => {
+  const known = wrapCommand({ command: "true", nonce: "n3", delivery: "direct", ownGroup: true });
+  assert.doesNotMatch(known.commandLine, /proc|setsid/);
+  assert.match(known.commandLine, /:%s:g\\n' \$\$; eval 'true'$/);
+  const unknown = wrapCommand({ command: "true", nonce: "n3", delivery: "direct" });
+  assert.match(unknown.commandLine, /\/proc\/\$\$\/stat/);
+  assert.match(unknown.commandLine, /exec setsid/);
+});

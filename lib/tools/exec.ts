@@ -64,6 +64,7 @@ export function registerExecTools(server: McpServer, deps: ToolDeps): void {
       refuseWindows(session);
       const result = await execCommand(session.connection, {
         delivery: session.remote.delivery,
+        ownGroup: session.remote.processGroup === "own",
         command: args.command,
         cwd: args.cwd,
         env: args.env,
@@ -104,6 +105,7 @@ export function registerExecTools(server: McpServer, deps: ToolDeps): void {
       const timeoutSeconds = args.timeout ?? config.defaultTimeoutSeconds;
       const result = await execCommand(session.connection, {
         delivery: session.remote.delivery,
+        ownGroup: session.remote.processGroup === "own",
         command: buildSudoCommand(args.command, { withPassword, timeoutSeconds }),
         cwd: args.cwd,
         stdin: withPassword ? `${args.password}\n` : undefined,
