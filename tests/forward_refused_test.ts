@@ -9,6 +9,8 @@
  */
 
 import assert from "node:assert/strict";
+import { joinTestAccount } from "./fixtures/account.ts";
+import { dropbearAvailable, startDropbear } from "./fixtures/dropbear.ts";
 import { call, callOk, connectWithKey, startServer, type TestServer } from "./fixtures/mcp.ts";
 import { waitFor, within } from "./fixtures/process.ts";
 import { type Sshd, sshdAvailable, type SshdOptions, startSshd } from "./fixtures/sshd.ts";
@@ -378,3 +380,41 @@ Deno.test(
     assert.deepEqual(target.seen, [{ bytes: 0, ended: true }]);
   },
 );
+
+Deno.test({
+  name: "Dropbear -j: a local forward is FORWARD_REFUSED, and without -j the same forward works",
+  ignore: skip || !dropbearAvailable(),
+}, async () => {
+  const account = await joinTestAccount({ name: "mcp-rssh-dbfwd", shell: "/bin/bash" });
+  try {
+    await using target = echoTarget();
+    for (const noLocalForward of [true, false]) {
+      await using dropbear = await startDropbear({ user: account, noLocalForward });
+      const kh = await dropbear.writeKnownHosts();
+      await using server = await startServer({ args: ["--known-hosts", kh] });
+      const c = server.client;
+      const connected = await callOk(c, "ssh_connect", {
+        host: dropbear.host,
+        port: dropbear.port,
+        username: account.name,
+        private_key_path: dropbear.key.path,
+      });
+      const sid = connected.structured.session_id;
+      const r = await call(c, "ssh_forward_port", { session_id: sid, local_port: 0, remote_port: target.port });
+      if (noLocalForward) {
+        assert.equal(r.code, "FORWARD_REFUSED", r.text);
+        assert.equal((await callOk(c, "ssh_list_forwards", { session_id: sid })).structured.forwards.length, 0);
+      } else {
+        assert.equal(r.code, undefined, r.text);
+        const conn = await Deno.connect({ hostname: "127.0.0.1", port: r.structured.listen.port });
+        try {
+          assert.equal(await roundTrip(conn, "through dropbear"), "through dropbear");
+        } finally {
+          conn.close();
+        }
+      }
+    }
+  } finally {
+    account.leave();
+  }
+});
