@@ -127,9 +127,11 @@ function buildScript(options: WrapOptions, hop: boolean): string {
   // stderr's marker first: what login files wrote to stderr comes before it.
   parts.push(`printf '${mark}\\n' >&2`);
   if (options.cwd !== undefined) parts.push(`cd -- ${quote(options.cwd)} || { printf '${mark}:cwd\\n'; exit 1; }`);
-  for (const [name, value] of Object.entries(options.env ?? {})) parts.push(`export ${name}=${quote(value)}`);
+  // Exported last, right before the command: an `IFS`, `PATH` or `SHELL` of the
+  // caller's must not change how the script itself works.
+  const exports = Object.entries(options.env ?? {}).map(([name, value]) => `export ${name}=${quote(value)}`);
   if (options.ownGroup) {
-    parts.push(`printf '${mark}:%s:g\\n' $$`, `eval ${quote(options.command)}`);
+    parts.push(`printf '${mark}:%s:g\\n' $$`, ...exports, `eval ${quote(options.command)}`);
     return parts.join("; ");
   }
   // Is the shell the leader of its process group? /proc where there is one;
@@ -138,17 +140,18 @@ function buildScript(options: WrapOptions, hop: boolean): string {
     "__mcp_g=",
     "if [ -r /proc/$$/stat ]; then read -r __mcp_k __mcp_k __mcp_k __mcp_k __mcp_g __mcp_k < /proc/$$/stat; " +
       "else __mcp_g=$(ps -o pgid= -p $$ 2>/dev/null | tr -d ' '); fi",
-    'if [ "$__mcp_g" = $$ ]; then __mcp_k=g; elif command -v setsid >/dev/null 2>&1; then __mcp_k=s; ' +
+    'if [ "$__mcp_g" = $$ ]; then __mcp_k=g; elif __mcp_x=$(command -v setsid 2>/dev/null); then __mcp_k=s; ' +
       "else __mcp_k=n; fi",
     `printf '${mark}:%s:%s\\n' $$ $__mcp_k`,
-    `__mcp_c=${quote(options.command)}`,
-    // setsid does not fork when the caller leads no group: the PID stays the one reported.
     // bash's exec lowers SHLVL, so a new bash under sshd or Dropbear would read .bashrc
     // again, and print its noise after the marker: --norc (and zsh -f) keep it out.
     hop
-      ? 'if [ $__mcp_k = s ]; then exec setsid /bin/sh -c "$__mcp_c"; fi'
-      : "if [ $__mcp_k = s ]; then case ${SHELL##*/} in bash) set -- --norc;; zsh) set -- -f;; *) set --;; esac; " +
-        'exec setsid "$SHELL" "$@" -c "$__mcp_c"; fi',
+      ? "__mcp_s=/bin/sh; __mcp_o="
+      : "__mcp_s=$SHELL; case ${SHELL##*/} in bash) __mcp_o=--norc;; zsh) __mcp_o=-f;; *) __mcp_o=;; esac",
+    ...exports,
+    `__mcp_c=${quote(options.command)}`,
+    // setsid does not fork when the caller leads no group: the PID stays the one reported.
+    'if [ $__mcp_k = s ]; then exec "$__mcp_x" "$__mcp_s" $__mcp_o -c "$__mcp_c"; fi',
     'eval "$__mcp_c"',
   );
   return parts.join("; ");

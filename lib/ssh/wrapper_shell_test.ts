@@ -105,6 +105,13 @@ Deno.test("a shell that leads no process group: setsid makes one, and without se
     const without = await runWrapped("/bin/sh", "hop", { command: "echo hi" }, { PATH: dir });
     assert.equal(without.marker?.kind === "started" && without.marker.group, "n");
     assert.equal(without.stdout, "hi\n");
+    // The caller's env comes last: its PATH, IFS or SHELL do not change how the wrapper works.
+    for (const delivery of ["hop", "direct"] as const) {
+      const env = { PATH: dir, IFS: "x", SHELL: "/nonexistent" };
+      const r = await runWrapped("/bin/sh", delivery, { command: 'echo "$PATH $SHELL"', env });
+      assert.equal(r.marker?.kind === "started" && r.marker.group, "s", `${delivery}: ${r.stderr}`);
+      assert.equal(r.stdout, `${dir} /nonexistent\n`, r.stderr);
+    }
   } finally {
     Deno.removeSync(dir, { recursive: true });
   }

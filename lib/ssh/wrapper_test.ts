@@ -118,5 +118,5 @@ Deno.test("with the group known to be the shell's own, the script skips finding 
   assert.match(known.commandLine, /:%s:g\\n' \$\$; eval 'true'$/);
   const unknown = wrapCommand({ command: "true", nonce: "n3", delivery: "direct" });
   assert.match(unknown.commandLine, /\/proc\/\$\$\/stat/);
-  assert.match(unknown.commandLine, /exec setsid/);
+  assert.match(unknown.commandLine, /command -v setsid/);
 });
