@@ -53,7 +53,7 @@ export interface SessionRegistryOptions {
   /** Opens a connection; replaceable for tests of the registry alone. */
   connect?: (options: ConnectOptions) => Promise<SshConnection>;
   /** Learns about the remote side of a new connection; replaceable with `connect`. */
-  probe?: (connection: SshConnection, signal?: AbortSignal) => Promise<RemoteInfo>;
+  probe?: (connection: SshConnection, signal: AbortSignal | undefined, timeoutMs: number) => Promise<RemoteInfo>;
 }
 
 /** Time the probe of a new connection may take; past it the session opens with the remote unknown. */
@@ -66,14 +66,15 @@ export class SessionRegistry {
   #max: number;
   #logger: Logger;
   #connect: (options: ConnectOptions) => Promise<SshConnection>;
-  #probe: (connection: SshConnection, signal?: AbortSignal) => Promise<RemoteInfo>;
+  #probe: (connection: SshConnection, signal: AbortSignal | undefined, timeoutMs: number) => Promise<RemoteInfo>;
 
   /** Creates an empty registry. */
   constructor(options: SessionRegistryOptions) {
     this.#max = options.maxSessions ?? 20;
     this.#logger = options.logger;
     this.#connect = options.connect ?? ((o) => SshConnection.open(o));
-    this.#probe = options.probe ?? ((c, signal) => probeRemote(c, { timeoutMs: PROBE_TIMEOUT_MS, signal }));
+    this.#probe = options.probe ??
+      ((c, signal, timeoutMs) => probeRemote(c, { timeoutMs: Math.min(PROBE_TIMEOUT_MS, timeoutMs), signal }));
   }
 
   /** Connects and registers a new session. */
@@ -87,9 +88,12 @@ export class SessionRegistry {
     let connection: SshConnection;
     let remote: RemoteInfo;
     try {
+      const started = performance.now();
       connection = await this.#connect(options);
+      // The probe has what is left of the connect deadline, at least a second.
+      const left = (options.connectTimeoutMs ?? 20_000) - (performance.now() - started);
       try {
-        remote = await this.#probe(connection, options.signal);
+        remote = await this.#probe(connection, options.signal, Math.max(1000, left));
       } catch (error) {
         void connection.close(); // only the caller's cancel ends up here
         throw error;

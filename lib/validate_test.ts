@@ -58,6 +58,7 @@ Deno.test("userProblem() rejects options, metacharacters and control characters"
 
 Deno.test("envNameProblem() allows only portable names", () => {
   assert.equal(envNameProblem("MY_VAR1"), null);
+  assert.match(envNameProblem("__mcp_k") ?? "", /reserved/);
   for (const n of ["", "1A", "A-B", "A B", "A=B", "__proto__", "__proto__;x", "PATH\n"]) {
     assert.notEqual(envNameProblem(n), null, n);
   }

@@ -30,6 +30,12 @@ const SHELLS = [
   { name: "busybox", path: "busybox" },
 ] as const;
 
+/** Sleep durations of this run: another run of the suite on the machine uses others. */
+const BASE = 1000 + Math.floor(Math.random() * 8000);
+
+/** What a shell says it is, from inside a command: `bash`, `zsh`, or `` for the others. */
+const WHICH_SHELL = 'echo "${BASH_VERSION:+bash}${ZSH_VERSION:+zsh}|"';
+
 /** Processes on this machine (the test's sshd is local) whose command line is exactly `args`. */
 function localProcesses(args: string): number {
   let count = 0;
@@ -111,16 +117,24 @@ async function runSequence(
   const io = await run('cat; printf "%s|" "$MCP_V"', { env: { MCP_V: value }, stdin: "in\n" });
   assert.equal(io.structured.stdout, `in\n${value}|`);
 
-  // A timeout kills the whole tree: the shell, its foreground child and a forked background one.
-  const bg = `sleep ${700 + n}`;
-  const fg = `sleep ${800 + n}`;
-  const timed = await run(`(${bg} &); ${fg}`, { timeout: 2 });
+  // The command runs in the login shell when that takes POSIX syntax, else in /bin/sh; a
+  // command too big for one exec request or argument (140 KB in UTF-8) runs in the same shell.
+  const expected = `${/bash$/.test(shellPath) ? "bash" : /zsh$/.test(shellPath) ? "zsh" : ""}|\n`;
+  assert.equal((await run(WHICH_SHELL)).structured.stdout, expected);
+  const big = await run(`${WHICH_SHELL} # ${"é".repeat(70_000)}`);
+  assert.equal(big.structured.stdout, expected, big.text.slice(0, 500));
+
+  // A timeout kills the whole tree: the shell, its foreground child and a forked background one,
+  // whatever IFS the caller exports (it must not steer the wrapper).
+  const bg = `sleep ${BASE + 10 * n}`;
+  const fg = `sleep ${BASE + 10 * n + 1}`;
+  const timed = await run(`(${bg} &); ${fg}`, { timeout: 2, env: { IFS: "s-" } });
   assert.equal(timed.structured.timed_out, true, timed.text);
   assert.equal(timed.structured.warning, undefined, timed.text);
   await until(`${bg} and ${fg} gone after the timeout`, () => localProcesses(bg) + localProcesses(fg) === 0);
 
   // A cancel does the same.
-  const cancelled = `sleep ${900 + n}`;
+  const cancelled = `sleep ${BASE + 10 * n + 2}`;
   const ac = new AbortController();
   const pending = c.callTool(
     { name: "ssh_execute", arguments: { session_id: id, command: `(${cancelled} &); ${cancelled}` } },
@@ -149,6 +163,15 @@ Deno.test({ name: "ssh_execute under every common login shell, on OpenSSH", igno
       const account = await joinTestAccount({ name: `mcp-rssh-${shell.name}`, shell: path });
       try {
         assert.ok(account.password !== null, account.skipReason ?? "");
+        if (shell.name === "fish") {
+          // fish users often point SHELL at bash for other tools: the login shell is still fish.
+          const dir = `${account.home}/.config/fish`;
+          await Deno.mkdir(dir, { recursive: true });
+          await Deno.writeTextFile(`${dir}/config.fish`, "set -gx SHELL /bin/bash\n");
+          for (const p of [`${account.home}/.config`, dir, `${dir}/config.fish`]) {
+            await Deno.chown(p, account.uid, account.gid);
+          }
+        }
         await runSequence(
           server,
           { host: sshd.host, port: sshd.port, key: sshd.keys.ed25519.path },

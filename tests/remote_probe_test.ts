@@ -122,6 +122,45 @@ Deno.test({ name: "a forced command: the agent is told its commands are replaced
       assert.match(r.text, /Warning: .*may not have run as asked/);
     });
 
+    await t.step("a sudo password is never sent to a forced command", async () => {
+      // Forced `cat` echoes its stdin: a password written there would come back in stdout. The
+      // flag file switches it on after the probe has seen an ordinary account.
+      const flag = `/tmp/mcp-rssh-forced-${crypto.randomUUID()}`;
+      const forced = `if [ -e ${flag} ]; then cat; else eval "$SSH_ORIGINAL_COMMAND"; fi`;
+      await using sshd = await startSshd({ extraConfig: `Match User ${account.name}\n  ForceCommand ${forced}\n` });
+      const kh = await sshd.writeKnownHosts();
+      await using server = await startServer({ args: ["--known-hosts", kh] });
+      const c = server.client;
+      const secret = `pw-${crypto.randomUUID()}`;
+      const connect = () =>
+        callOk(c, "ssh_connect", {
+          host: sshd.host,
+          port: sshd.port,
+          username: account.name,
+          private_key_path: sshd.keys.ed25519.path,
+        });
+      try {
+        const before = await connect();
+        assert.equal(before.structured.remote.exec, "posix", before.text);
+        await Deno.writeTextFile(flag, "");
+        const sid = before.structured.session_id;
+        const r = await callOk(c, "ssh_sudo_execute", { session_id: sid, command: "id", password: secret, timeout: 3 });
+        assert.match(r.structured.warning ?? "", /may not have run as asked/, r.text);
+        assert.ok(!r.text.includes(secret) && !r.structured.stdout.includes(secret), "the password was echoed back");
+        // Once the probe has seen the forced command, a password is refused before anything is sent.
+        const after = await connect();
+        assert.equal(after.structured.remote.exec, "replaced", after.text);
+        const refused = await call(c, "ssh_sudo_execute", {
+          session_id: after.structured.session_id,
+          command: "id",
+          password: secret,
+        });
+        assert.equal(refused.code, "EXEC_UNSUPPORTED", refused.text);
+      } finally {
+        await Deno.remove(flag).catch(() => {});
+      }
+    });
+
     await t.step({
       name: "Dropbear -c",
       ignore: !dropbearAvailable(),
@@ -142,6 +181,31 @@ Deno.test({ name: "a forced command: the agent is told its commands are replaced
         assert.match(r.structured.warning ?? "", /may not have run as asked/);
       },
     });
+  } finally {
+    account.leave();
+  }
+});
+
+Deno.test({ name: "a probe that gets no answer in time says unknown, not forced", ignore: skip }, async () => {
+  const account = await joinTestAccount({ name: "mcp-rssh-slowrc", shell: "/bin/bash" });
+  try {
+    await homeFile(account, ".bashrc", "sleep 4\n");
+    await using sshd = await startSshd();
+    const kh = await sshd.writeKnownHosts();
+    await using server = await startServer({ args: ["--known-hosts", kh] });
+    const c = server.client;
+    const connected = await callOk(c, "ssh_connect", {
+      host: sshd.host,
+      port: sshd.port,
+      username: account.name,
+      private_key_path: sshd.keys.ed25519.path,
+      connect_timeout: 2, // what is left of it bounds the probe
+    });
+    assert.equal(connected.structured.remote.exec, "unknown", connected.text);
+    assert.match(connected.structured.remote.note ?? "", /no answer within/);
+    assert.doesNotMatch(connected.text, /does not run the commands/);
+    const r = await callOk(c, "ssh_execute", { session_id: connected.structured.session_id, command: "echo ok" });
+    assert.equal(r.structured.stdout, "ok\n");
   } finally {
     account.leave();
   }

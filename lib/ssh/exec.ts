@@ -32,6 +32,11 @@ export interface ExecOptions {
   env?: Record<string, string>;
   /** Bytes fed to stdin; stdin is closed afterwards, or at once when absent. */
   stdin?: string | Uint8Array;
+  /**
+   * Holds `stdin` back until the wrapper's start marker arrived (a sudo password): on an account
+   * whose server runs something else (a forced command), it never leaves this process.
+   */
+  stdinAfterStart?: boolean;
   /** Wall-clock limit; on expiry the remote process group is killed. */
   timeoutMs: number;
   /** Cap per stream, in bytes; head and tail are kept. */
@@ -174,9 +179,23 @@ async function runUntil(
     throw error;
   }
   const { channel, status, exited, closed } = opened;
-  channel.on("data", (chunk: Buffer) => stdout.push(outMark.take(chunk)));
+  let held = options.stdinAfterStart === true;
+  const release = () => {
+    if (!held || !outMark.settled) return;
+    held = false;
+    writeStdin(channel, "", outMark.report()?.kind === "started" ? options.stdin : undefined);
+  };
+  channel.on("data", (chunk: Buffer) => {
+    stdout.push(outMark.take(chunk));
+    release();
+  });
+  channel.once("end", () => {
+    stdout.push(outMark.end());
+    release();
+  });
   channel.stderr.on("data", (chunk: Buffer) => stderr.push(errMark.take(chunk)));
-  writeStdin(channel, wrapped.stdinPrefix, options.stdin);
+  if (held) channel.write(wrapped.stdinPrefix);
+  else writeStdin(channel, wrapped.stdinPrefix, options.stdin);
 
   // Done when the status and both streams' ends are in: the close handshake
   // that follows costs a round trip the caller need not wait for.
@@ -246,15 +265,20 @@ function cancelledError(killed = true, note?: string): SshMcpError {
 }
 
 function writeStdin(channel: ClientChannel, prefix: string, stdin: string | Uint8Array | undefined): void {
-  if (prefix.length > 0) channel.write(prefix);
   // Closing stdin makes `cat` and `read` return at once instead of hanging.
   if (stdin !== undefined && stdin.length > 0) {
+    if (prefix.length > 0) channel.write(prefix);
     channel.end(typeof stdin === "string" ? stdin : Buffer.from(stdin));
-  } else {
+  } else if (prefix.length === 0) {
     // eof() sends EOF without finishing the Writable side; ssh2's destroy()
     // calls end() again later, which on a finished stream builds an error
     // (stack trace included) on every command.
     channel.eof();
+  } else {
+    // eof() does not queue behind writes: sent at once, it would overtake a
+    // prefix still waiting for window (Dropbear opens with 24 KiB), and the
+    // server would cut the script short.
+    channel.write(prefix, () => channel.eof());
   }
 }
 
@@ -313,7 +337,9 @@ async function killRemote(
   if (!connection.alive) return { confirmed: false, note: "the connection was lost" };
   // `s`: setsid made the command a session (and group) leader under the reported PID.
   const group = report.group === "n" ? "n" : "g";
-  const code = await runQuiet(connection, killScript(report.pid, group, KILL_WAIT_SECONDS), delivery);
+  // Always /bin/sh: the kill script's own syntax must not depend on the login shell.
+  const script = `/bin/sh -c ${shellQuote(killScript(report.pid, group, KILL_WAIT_SECONDS))}`;
+  const code = await runQuiet(connection, script, delivery);
   if (code === 0 && group === "n") {
     return {
       confirmed: false,

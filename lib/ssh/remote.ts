@@ -54,11 +54,15 @@ export const UNKNOWN_REMOTE: RemoteInfo = {
   note: null,
 };
 
-const PROBE = 'printf "%s\\n" "${SHELL-}"; uname -s 2>/dev/null || echo unknown';
+// The login shell from the user database, as sshd and Dropbear find it: $SHELL
+// can be changed by login files (fish users set it to bash for other tools).
+const PROBE = 's=$(getent passwd "$(id -u)" 2>/dev/null | cut -d: -f7); printf "%s\\n" "${s:-${SHELL-}}"; ' +
+  "uname -s 2>/dev/null || echo unknown";
+/** What cmd.exe and PowerShell answer to our POSIX line. */
 const WINDOWS_SHELL_ERRORS = [
   /is not recognized as an internal or external command/i, // cmd.exe
   /is not recognized as (?:the name of )?a cmdlet/i, // PowerShell
-  /The term '.*' is not recognized/i,
+  /The term '.*' is not recognized/i, // PowerShell, also as a login shell on Linux or macOS
 ];
 
 /**
@@ -88,14 +92,19 @@ export async function probeRemote(
     const why = error instanceof SshMcpError ? `[${error.code}] ${error.message}` : String(error);
     return { ...UNKNOWN_REMOTE, note: `probe failed: ${why}` };
   }
+  // A slow probe (a login file that sleeps) says nothing about the account.
+  if (result.timedOut) {
+    return { ...UNKNOWN_REMOTE, loginOutput: result.loginOutput, note: `no answer within ${options.timeoutMs} ms` };
+  }
   const answer = cap(`${result.stdout}${result.stderr}`.trim());
   if (result.markerMissing) {
     if (WINDOWS_SHELL_ERRORS.some((re) => re.test(answer))) {
-      return { ...UNKNOWN_REMOTE, os: "Windows", exec: "windows", note: answer };
+      // cmd.exe is Windows; PowerShell may be a login shell anywhere.
+      const os = WINDOWS_SHELL_ERRORS[0].test(answer) ? "Windows" : null;
+      return { ...UNKNOWN_REMOTE, os, exec: "windows", note: answer };
     }
     return { ...UNKNOWN_REMOTE, exec: "replaced", note: answer };
   }
-  if (result.timedOut) return { ...UNKNOWN_REMOTE, loginOutput: result.loginOutput, note: "probe timed out" };
   const [shell = "", os = ""] = result.stdout.split("\n");
   const group = result.group;
   return {

@@ -113,7 +113,18 @@ export function wrapCommand(options: WrapOptions): Wrapped {
   return { commandLine: HOP_LINE, stdinPrefix: buildScript(options, true) + "\n", delivery: "hop" };
 }
 
+/** Bytes of the command per exec argument: Linux caps one argument at 128 KiB. */
+export const ARG_PART_BYTES = 64 * 1024;
+
+/** The script a shell gets when the command arrives as several arguments: it joins and runs them. */
+const JOIN_AND_RUN = '__mcp_c=; for __mcp_p in "$@"; do __mcp_c=$__mcp_c$__mcp_p; done; set --; eval "$__mcp_c"';
+
 function buildScript(options: WrapOptions, hop: boolean): string {
+  // Which shell runs the command: a POSIX login shell always (delivery
+  // `direct` was asked for, even when the size sent it `hop`), else /bin/sh.
+  const loginPosix = options.delivery === "direct";
+  // In place (eval) when the script already runs in that shell; else exec it.
+  const inPlace = !hop || !loginPosix;
   const values = [options.command, options.cwd ?? "", ...Object.values(options.env ?? {})];
   // The hop script is one line: newlines in values are spliced in from a
   // variable. The shell's default IFS is space, tab, newline, so its tail is
@@ -127,11 +138,27 @@ function buildScript(options: WrapOptions, hop: boolean): string {
   // stderr's marker first: what login files wrote to stderr comes before it.
   parts.push(`printf '${mark}\\n' >&2`);
   if (options.cwd !== undefined) parts.push(`cd -- ${quote(options.cwd)} || { printf '${mark}:cwd\\n'; exit 1; }`);
-  // Exported last, right before the command: an `IFS`, `PATH` or `SHELL` of the
-  // caller's must not change how the script itself works.
-  const exports = Object.entries(options.env ?? {}).map(([name, value]) => `export ${name}=${quote(value)}`);
+  // The command travels in pieces: exec'd, each piece is one argument.
+  const pieces = splitUtf8(options.command, ARG_PART_BYTES);
+  const joined = `"${pieces.map((_, i) => `$__mcp_c${i}`).join("")}"`;
+  const run = pieces.length === 1
+    ? '-c "$__mcp_c0"'
+    : `-c ${shellQuote(JOIN_AND_RUN)} "$__mcp_s" ${pieces.map((_, i) => `"$__mcp_c${i}"`).join(" ")}`;
+  // bash's exec lowers SHLVL, so a new bash under sshd or Dropbear would read .bashrc
+  // again, and print its noise after the marker: --norc (and zsh -f) keep it out.
+  const shell = hop && !loginPosix
+    ? "__mcp_s=/bin/sh; __mcp_o="
+    : "__mcp_s=$SHELL; case ${SHELL##*/} in bash) __mcp_o=--norc;; zsh) __mcp_o=-f;; *) __mcp_o=;; esac";
+  // Exported last, right before the command, and every expansion after them
+  // quoted: an `IFS`, `PATH` or `SHELL` of the caller's must not change how
+  // the script itself works.
+  const tail = [
+    ...Object.entries(options.env ?? {}).map(([name, value]) => `export ${name}=${quote(value)}`),
+    ...pieces.map((piece, i) => `__mcp_c${i}=${quote(piece)}`),
+  ];
+  const finish = inPlace ? `eval ${joined}` : `exec "$__mcp_s" \${__mcp_o:+"$__mcp_o"} ${run}`;
   if (options.ownGroup) {
-    parts.push(`printf '${mark}:%s:g\\n' $$`, ...exports, `eval ${quote(options.command)}`);
+    parts.push(`printf '${mark}:%s:g\\n' $$`, ...(inPlace ? [] : [shell]), ...tail, finish);
     return parts.join("; ");
   }
   // Is the shell the leader of its process group? /proc where there is one;
@@ -143,26 +170,40 @@ function buildScript(options: WrapOptions, hop: boolean): string {
     'if [ "$__mcp_g" = $$ ]; then __mcp_k=g; elif __mcp_x=$(command -v setsid 2>/dev/null); then __mcp_k=s; ' +
       "else __mcp_k=n; fi",
     `printf '${mark}:%s:%s\\n' $$ $__mcp_k`,
-    // bash's exec lowers SHLVL, so a new bash under sshd or Dropbear would read .bashrc
-    // again, and print its noise after the marker: --norc (and zsh -f) keep it out.
-    hop
-      ? "__mcp_s=/bin/sh; __mcp_o="
-      : "__mcp_s=$SHELL; case ${SHELL##*/} in bash) __mcp_o=--norc;; zsh) __mcp_o=-f;; *) __mcp_o=;; esac",
-    ...exports,
-    `__mcp_c=${quote(options.command)}`,
+    shell,
+    ...tail,
     // setsid does not fork when the caller leads no group: the PID stays the one reported.
-    'if [ $__mcp_k = s ]; then exec "$__mcp_x" "$__mcp_s" $__mcp_o -c "$__mcp_c"; fi',
-    'eval "$__mcp_c"',
+    `if [ "$__mcp_k" = s ]; then exec "$__mcp_x" "$__mcp_s" \${__mcp_o:+"$__mcp_o"} ${run}; fi`,
+    finish,
   );
   return parts.join("; ");
 }
 
+/** `text` cut into pieces of at most `max` UTF-8 bytes, never inside a character. */
+function splitUtf8(text: string, max: number): string[] {
+  const pieces: string[] = [];
+  let piece = "";
+  let bytes = 0;
+  for (const ch of text) {
+    const size = ch.length === 2 ? 4 : ch.charCodeAt(0) < 0x80 ? 1 : ch.charCodeAt(0) < 0x800 ? 2 : 3;
+    if (bytes + size > max && piece !== "") {
+      pieces.push(piece);
+      piece = "";
+      bytes = 0;
+    }
+    piece += ch;
+    bytes += size;
+  }
+  pieces.push(piece);
+  return pieces;
+}
+
 /**
- * A POSIX script that kills a command's process group (or, with no group of
- * its own, its shell) and waits until it is gone. Exit status: 0 gone,
- * 1 still there after `waitSeconds`, 3 what is left runs as another user
- * (sudo's root processes, which the login user may not signal: their own
- * `timeout` ends them at the same deadline, so it waits for that too).
+ * A POSIX script (for /bin/sh) that kills a command's process group (or,
+ * with no group of its own, its shell) and waits until it is gone. Exit
+ * status: 0 gone, 1 still there after `waitSeconds`, 3 what is left runs as
+ * another user (sudo's root processes, which the login user may not signal:
+ * their own `timeout` ends them at the same deadline, so it waits for that).
  * dash needs `--` before a negative PID and busybox refuses it: both forms.
  */
 export function killScript(pid: number, group: GroupState, waitSeconds = 4): string {
@@ -171,11 +212,19 @@ export function killScript(pid: number, group: GroupState, waitSeconds = 4): str
   const send = (signal: string, err = "2>/dev/null") =>
     `{ kill -s ${signal} -- ${target} ${err} || kill -s ${signal} ${target} ${err}; }`;
   const tries = Math.max(1, Math.round(waitSeconds * 20));
+  // Where there is /proc, alive means a member that is not a zombie: signal
+  // 0 reaches zombies too, and where PID 1 reaps late (or never, in some
+  // containers) they stay in the group after everything has died.
+  const live = group === "n"
+    ? `read -r __l 2>/dev/null < /proc/${pid}/stat || return 1; __l=\${__l##*) }; set -- $__l; [ "$1" != Z ]`
+    : `for __f in /proc/[0-9]*/stat; do read -r __l 2>/dev/null < "$__f" || continue; __l=\${__l##*) }; ` +
+      `set -- $__l; [ "$1" != Z ] && [ "$3" = ${pid} ] && return 0; done; return 1`;
   return [
     send("KILL"),
     `kill -s KILL ${pid} 2>/dev/null`,
-    // Alive: signal 0 reaches it, or fails for want of permission (o=3).
-    `__alive() { o=1; ${send("0")} && return 0; o=3; e=$(LC_ALL=C; export LC_ALL; ${send("0", "2>&1")}); ` +
+    // o=3: signal 0 fails for want of permission: another user's processes.
+    `__alive() { o=1; ${send("0")} || o=3; if [ -r /proc/self/stat ]; then ${live}; return; fi; ` +
+    `[ $o = 1 ] && return 0; e=$(LC_ALL=C; export LC_ALL; ${send("0", "2>&1")}); ` +
     `case $e in *ermitted*|*owner*) return 0;; esac; return 1; }`,
     `i=0; while __alive; do i=$((i+1)); [ $i -ge ${tries} ] && exit $o; sleep 0.05 2>/dev/null || sleep 1; done`,
     "exit 0",

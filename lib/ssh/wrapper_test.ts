@@ -32,7 +32,7 @@ Deno.test("wrapCommand() quotes cwd and env values so the remote sees literals",
     assert.match(script, /export A='\$\(id\)'/);
     assert.match(script, /export B='it'\\''s'/);
     assert.match(script, /cd -- '\/tmp\/x; touch \/tmp\/pwned' \|\| \{/);
-    assert.match(script, /__mcp_c='echo hi'/);
+    assert.match(script, /__mcp_c0='echo hi'/);
   }
 });
 
@@ -41,10 +41,10 @@ Deno.test("the hop script is one line whatever the values hold; direct keeps new
   const hop = wrapCommand({ ...options, delivery: "hop" });
   assert.equal(hop.commandLine, HOP_LINE);
   assert.equal(hop.stdinPrefix.indexOf("\n"), hop.stdinPrefix.length - 1);
-  assert.match(hop.stdinPrefix, /__mcp_c='a'"\$__mcp_n"'b'/);
+  assert.match(hop.stdinPrefix, /__mcp_c0='a'"\$__mcp_n"'b'/);
   const direct = wrapCommand({ ...options, delivery: "direct" });
   assert.equal(direct.stdinPrefix, "");
-  assert.match(direct.commandLine, /__mcp_c='a\nb'/);
+  assert.match(direct.commandLine, /__mcp_c0='a\nb'/);
 });
 
 Deno.test("a direct script too big for one argument goes on stdin instead", () => {
@@ -115,7 +115,7 @@ Deno.test("killScript() refuses PIDs that would widen the kill", () => {
 Deno.test("with the group known to be the shell's own, the script skips finding out", () => {
   const known = wrapCommand({ command: "true", nonce: "n3", delivery: "direct", ownGroup: true });
   assert.doesNotMatch(known.commandLine, /proc|setsid/);
-  assert.match(known.commandLine, /:%s:g\\n' \$\$; eval 'true'$/);
+  assert.match(known.commandLine, /:%s:g\\n' \$\$; __mcp_c0='true'; eval "\$__mcp_c0"$/);
   const unknown = wrapCommand({ command: "true", nonce: "n3", delivery: "direct" });
   assert.match(unknown.commandLine, /\/proc\/\$\$\/stat/);
   assert.match(unknown.commandLine, /command -v setsid/);

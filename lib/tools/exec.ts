@@ -102,6 +102,14 @@ export function registerExecTools(server: McpServer, deps: ToolDeps): void {
       const session = sessions.get(args.session_id);
       refuseWindows(session);
       const withPassword = args.password !== undefined;
+      if (withPassword && session.remote.exec === "replaced") {
+        throw new SshMcpError(
+          "EXEC_UNSUPPORTED",
+          `Session ${session.id} runs a forced command instead of the commands it is sent: the sudo password ` +
+            "would go to that program, so it was not sent",
+          { hint: "Use ssh_shell_open if the account allows an interactive shell" },
+        );
+      }
       const timeoutSeconds = args.timeout ?? config.defaultTimeoutSeconds;
       const result = await execCommand(session.connection, {
         delivery: session.remote.delivery,
@@ -109,6 +117,7 @@ export function registerExecTools(server: McpServer, deps: ToolDeps): void {
         command: buildSudoCommand(args.command, { withPassword, timeoutSeconds }),
         cwd: args.cwd,
         stdin: withPassword ? `${args.password}\n` : undefined,
+        stdinAfterStart: true, // the password goes to our wrapper's sudo, or nowhere
         timeoutMs: timeoutSeconds * 1000,
         maxOutputBytes: config.maxOutputBytes,
         signal: extra.signal,

@@ -162,13 +162,14 @@ export function registerForwardTools(server: McpServer, deps: ToolDeps): void {
         });
       }
       const id = newForwardId();
-      // The probe is bounded like a file call: the tool has no timeout argument.
       const common = {
         id,
         logger,
         connection: session.connection,
         signal: extra.signal,
-        probeTimeoutMs: config.defaultTimeoutSeconds * 1000,
+        // The tool has no timeout argument: like a file call's, the probe has default_timeout, but at
+        // most 10 s, since a target that drops packets only earns a warning.
+        probeTimeoutMs: Math.min(10, config.defaultTimeoutSeconds) * 1000,
       };
       opening.set(session, (opening.get(session) ?? 0) + 1);
       let forward: Forward;
