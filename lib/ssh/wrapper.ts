@@ -137,7 +137,11 @@ function buildScript(options: WrapOptions, hop: boolean): string {
   }
   // stderr's marker first: what login files wrote to stderr comes before it.
   parts.push(`printf '${mark}\\n' >&2`);
-  if (options.cwd !== undefined) parts.push(`cd -- ${quote(options.cwd)} || { printf '${mark}:cwd\\n'; exit 1; }`);
+  if (options.cwd !== undefined) {
+    // `cd -- -` is still `cd "$OLDPWD"`: a directory named `-` is `./-`.
+    const dir = options.cwd === "-" ? "./-" : options.cwd;
+    parts.push(`cd -- ${quote(dir)} || { printf '${mark}:cwd\\n'; exit 1; }`);
+  }
   // The command travels in pieces: exec'd, each piece is one argument.
   const pieces = splitUtf8(options.command, ARG_PART_BYTES);
   const joined = `"${pieces.map((_, i) => `$__mcp_c${i}`).join("")}"`;

@@ -120,3 +120,8 @@ Deno.test("with the group known to be the shell's own, the script skips finding 
   assert.match(unknown.commandLine, /\/proc\/\$\$\/stat/);
   assert.match(unknown.commandLine, /command -v setsid/);
 });
+
+Deno.test("a cwd of `-` is the directory named so, not the previous one", () => {
+  const w = wrapCommand({ command: "pwd", cwd: "-", nonce: "n4", delivery: "direct" });
+  assert.match(w.commandLine, /cd -- '\.\/-' \|\|/);
+});

@@ -53,7 +53,8 @@ export function registerConnectionTools(server: McpServer, deps: ToolDeps): void
           exec: z.enum(["posix", "replaced", "windows", "unknown"])
             .describe(
               "posix: ssh_execute works as described; replaced: the server runs a forced command instead; " +
-                "windows: ssh_execute is unavailable; unknown: the probe did not finish",
+                "windows: no POSIX shell (Windows, or a cmd.exe/PowerShell login shell), ssh_execute is unavailable; " +
+                "unknown: the probe did not finish",
             ),
           process_group: z.enum(["own", "setsid", "none"]).nullable()
             .describe("none: a timeout kills the shell only, not what it started"),
@@ -181,7 +182,10 @@ function describeRemote(r: RemoteInfo): string {
     );
   }
   if (r.exec === "windows") {
-    lines.push("Windows server: ssh_execute and ssh_sudo_execute are unavailable; shells and file tools work.");
+    lines.push(
+      `${r.os === "Windows" ? "Windows server" : "No POSIX shell (the login shell answered like PowerShell)"}: ` +
+        "ssh_execute and ssh_sudo_execute are unavailable; shells and file tools work.",
+    );
   }
   if (r.exec === "unknown") lines.push(`Note: the remote could not be probed (${r.note ?? "no answer"}).`);
   if (r.processGroup === "none") {

@@ -131,8 +131,9 @@ function refuseWindows(session: Session): void {
   if (session.remote.exec !== "windows") return;
   throw new SshMcpError(
     "EXEC_UNSUPPORTED",
-    `Session ${session.id} is a Windows server (${session.remote.note ?? "cmd.exe or PowerShell"}): ssh_execute ` +
-      "wraps commands in a POSIX shell to report exit codes, apply cwd and env and kill on timeout, and there is none",
+    `Session ${session.id} has no POSIX shell to run commands in (a Windows server, or a cmd.exe or PowerShell ` +
+      `login shell: ${session.remote.note ?? "unknown"}); ssh_execute needs one to report exit codes, apply cwd and ` +
+      "env and kill on timeout",
     { hint: "Use ssh_shell_open to run commands in the server's own shell; the file tools work as usual" },
   );
 }
