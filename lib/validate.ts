@@ -86,7 +86,7 @@ export function envNameProblem(name: string): string | null {
   // Valid in POSIX, but as an object key it would set a prototype instead.
   if (name === "__proto__") return "environment variable name __proto__ is not allowed";
   // The exec wrapper's own variables (lib/ssh/wrapper.ts): one set by the caller would steer it.
-  if (name.startsWith("__mcp_")) return `environment variable names starting with __mcp_ are reserved`;
+  if (name.startsWith("__mcp_")) return "environment variable names starting with __mcp_ are reserved";
   return /^[A-Za-z_][A-Za-z0-9_]{0,255}$/.test(name)
     ? null
     : `environment variable name ${JSON.stringify(name)} must match [A-Za-z_][A-Za-z0-9_]*`;
