@@ -148,7 +148,8 @@ async function runUntil(
       stderrBytes: err.totalBytes,
       durationMs: Math.round(performance.now() - started),
       loginOutput: outMark.missing ? "" : decodeNoise(outMark.noise, errMark.noise),
-      markerMissing: outMark.missing,
+      // A call that timed out may simply not have got that far: its kill note says so.
+      markerMissing: outMark.missing && !timedOut,
       group: report?.kind === "started" ? report.group : null,
     };
   };
@@ -231,7 +232,7 @@ async function runUntil(
   const done = result(status, false);
   if (outMark.report()?.kind === "cwd") {
     throw new SshMcpError("CWD_FAILED", `Cannot run in ${options.cwd}: ${done.stderr.trim() || "cd failed"}`, {
-      hint: "The command did not run. Check the directory exists and is readable (ssh_list_dir)",
+      hint: "The command did not run. Check the directory exists and is readable (ssh_stat_remote)",
     });
   }
   return done;
