@@ -148,8 +148,9 @@ async function runUntil(
       stderrBytes: err.totalBytes,
       durationMs: Math.round(performance.now() - started),
       loginOutput: outMark.missing ? "" : decodeNoise(outMark.noise, errMark.noise),
-      // A call that timed out may simply not have got that far: its kill note says so.
-      markerMissing: outMark.missing && !timedOut,
+      // A call that timed out with no output may simply not have got that far (its kill note
+      // says so); output without the marker, which comes first, is something else's.
+      markerMissing: outMark.missing && (!timedOut || outMark.received),
       group: report?.kind === "started" ? report.group : null,
     };
   };

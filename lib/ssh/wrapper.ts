@@ -258,6 +258,8 @@ export class MarkerScan {
   line: string | null = null;
   /** True once the stream ended or outgrew the limit without the marker. */
   missing = false;
+  /** True once any byte arrived. */
+  received = false;
 
   /** `nonce` from {@linkcode newNonce}. */
   constructor(nonce: string) {
@@ -271,6 +273,7 @@ export class MarkerScan {
 
   /** Takes a chunk; returns the bytes that belong to the command's output. */
   take(chunk: Uint8Array): Uint8Array {
+    if (chunk.length > 0) this.received = true;
     if (this.#pending === null) return chunk;
     const joined = concat(this.#pending, chunk);
     const at = indexOf(joined, this.#mark);
