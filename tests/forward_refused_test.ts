@@ -11,9 +11,9 @@
 import assert from "node:assert/strict";
 import { joinTestAccount } from "./fixtures/account.ts";
 import { dropbearAvailable, startDropbear } from "./fixtures/dropbear.ts";
-import { call, callOk, connectWithKey, startServer, type TestServer } from "./fixtures/mcp.ts";
+import { call, callOk, connectAs, connectWithKey, startServer, type TestServer } from "./fixtures/mcp.ts";
 import { waitFor, within } from "./fixtures/process.ts";
-import { type Sshd, sshdAvailable, type SshdOptions, startSshd } from "./fixtures/sshd.ts";
+import { freePort, portIsFree, type Sshd, sshdAvailable, type SshdOptions, startSshd } from "./fixtures/sshd.ts";
 
 const skip = !sshdAvailable();
 
@@ -89,23 +89,6 @@ function echoTarget(): { port: number; seen: Seen[] } & AsyncDisposable {
       await serving;
     },
   };
-}
-
-/** A port on 127.0.0.1 where nothing listens (free when asked). */
-function freePort(): number {
-  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = (l.addr as Deno.NetAddr).port;
-  l.close();
-  return port;
-}
-
-function portIsFree(port: number): boolean {
-  try {
-    Deno.listen({ hostname: "127.0.0.1", port }).close();
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 /** Sends `text` over `conn` and reads until as many bytes came back (or EOF). */
@@ -393,12 +376,7 @@ Deno.test({
       const kh = await dropbear.writeKnownHosts();
       await using server = await startServer({ args: ["--known-hosts", kh] });
       const c = server.client;
-      const connected = await callOk(c, "ssh_connect", {
-        host: dropbear.host,
-        port: dropbear.port,
-        username: account.name,
-        private_key_path: dropbear.key.path,
-      });
+      const connected = await connectAs(c, dropbear, account.name, dropbear.key.path);
       const sid = connected.structured.session_id;
       const r = await call(c, "ssh_forward_port", { session_id: sid, local_port: 0, remote_port: target.port });
       if (noLocalForward) {

@@ -16,7 +16,7 @@ import {
   patternBytes,
   startHttpService,
 } from "./fixtures/netns.ts";
-import { type Sshd, sshdAvailable, startSshd } from "./fixtures/sshd.ts";
+import { portIsFree, type Sshd, sshdAvailable, startSshd } from "./fixtures/sshd.ts";
 
 const skip = !sshdAvailable();
 const useNetns = !skip && await netnsAvailable();
@@ -43,15 +43,6 @@ async function remoteWorld(): Promise<{ ns: Netns | null; sshd: Sshd; service: H
   } catch (error) {
     await ns?.remove();
     throw error;
-  }
-}
-
-function portIsFree(port: number): boolean {
-  try {
-    Deno.listen({ hostname: "127.0.0.1", port }).close();
-    return true;
-  } catch {
-    return false;
   }
 }
 

@@ -10,9 +10,9 @@
  */
 
 import assert from "node:assert/strict";
-import { joinTestAccount, type TestAccount } from "./fixtures/account.ts";
+import { joinTestAccount, type TestAccount, writeHomeFile } from "./fixtures/account.ts";
 import { dropbearAvailable, startDropbear } from "./fixtures/dropbear.ts";
-import { call, callOk, startServer, type TestServer } from "./fixtures/mcp.ts";
+import { call, callOk, connectAs, startServer, type TestServer } from "./fixtures/mcp.ts";
 import { exists } from "./fixtures/process.ts";
 import { sshdAvailable, startSshd } from "./fixtures/sshd.ts";
 
@@ -81,12 +81,7 @@ async function runSequence(
   expectGroup: "own" | "setsid",
 ): Promise<void> {
   const c = server.client;
-  const connected = await callOk(c, "ssh_connect", {
-    host: target.host,
-    port: target.port,
-    username: account.name,
-    private_key_path: target.key,
-  });
+  const connected = await connectAs(c, target, account.name, target.key);
   const remote = connected.structured.remote;
   assert.equal(remote.login_shell, shellPath, connected.text);
   assert.equal(remote.exec, "posix", connected.text);
@@ -165,12 +160,7 @@ Deno.test({ name: "ssh_execute under every common login shell, on OpenSSH", igno
         assert.ok(account.password !== null, account.skipReason ?? "");
         if (shell.name === "fish") {
           // fish users often point SHELL at bash for other tools: the login shell is still fish.
-          const dir = `${account.home}/.config/fish`;
-          await Deno.mkdir(dir, { recursive: true });
-          await Deno.writeTextFile(`${dir}/config.fish`, "set -gx SHELL /bin/bash\n");
-          for (const p of [`${account.home}/.config`, dir, `${dir}/config.fish`]) {
-            await Deno.chown(p, account.uid, account.gid);
-          }
+          await writeHomeFile(account, ".config/fish/config.fish", "set -gx SHELL /bin/bash\n");
         }
         await runSequence(
           server,

@@ -10,27 +10,20 @@
 
 import assert from "node:assert/strict";
 import ssh2 from "ssh2";
-import { joinTestAccount, type TestAccount } from "./fixtures/account.ts";
+import { joinTestAccount, type TestAccount, writeHomeFile } from "./fixtures/account.ts";
 import { dropbearAvailable, startDropbear } from "./fixtures/dropbear.ts";
-import { call, callOk, startServer } from "./fixtures/mcp.ts";
+import { call, callOk, connectAs, startServer } from "./fixtures/mcp.ts";
 import { run } from "./fixtures/process.ts";
 import { sshdAvailable, startSshd } from "./fixtures/sshd.ts";
 
 const root = Deno.uid() === 0 && Deno.build.os === "linux";
 const skip = !root || !sshdAvailable();
 
-/** Writes a file into an account's home, owned by the account. */
-async function homeFile(account: TestAccount, name: string, text: string): Promise<void> {
-  const path = `${account.home}/${name}`;
-  await Deno.writeTextFile(path, text);
-  await Deno.chown(path, account.uid, account.gid);
-}
-
 /** An account whose login files print on stdout and stderr, as an unguarded `.bashrc` does. */
 async function noisyAccount(name: string): Promise<TestAccount> {
   const account = await joinTestAccount({ name, shell: "/bin/bash" });
-  await homeFile(account, ".bashrc", 'echo "Welcome to the box"\necho "stty: not a tty" >&2\n');
-  await homeFile(account, ".profile", 'echo "profile says hi"\n. ~/.bashrc\n');
+  await writeHomeFile(account, ".bashrc", 'echo "Welcome to the box"\necho "stty: not a tty" >&2\n');
+  await writeHomeFile(account, ".profile", 'echo "profile says hi"\n. ~/.bashrc\n');
   return account;
 }
 
@@ -42,12 +35,7 @@ Deno.test({ name: "login files that print: reported once, never in a command's o
       const kh = await sshd.writeKnownHosts();
       await using server = await startServer({ args: ["--known-hosts", kh] });
       const c = server.client;
-      const connected = await callOk(c, "ssh_connect", {
-        host: sshd.host,
-        port: sshd.port,
-        username: account.name,
-        private_key_path: sshd.keys.ed25519.path,
-      });
+      const connected = await connectAs(c, sshd, account.name, sshd.keys.ed25519.path);
       const remote = connected.structured.remote;
       assert.match(remote.login_output ?? "", /Welcome to the box/);
       assert.match(remote.login_output ?? "", /stty: not a tty/);
@@ -75,12 +63,7 @@ Deno.test({ name: "login files that print: reported once, never in a command's o
         const kh = await dropbear.writeKnownHosts();
         await using server = await startServer({ args: ["--known-hosts", kh] });
         const c = server.client;
-        const connected = await callOk(c, "ssh_connect", {
-          host: dropbear.host,
-          port: dropbear.port,
-          username: account.name,
-          private_key_path: dropbear.key.path,
-        });
+        const connected = await connectAs(c, dropbear, account.name, dropbear.key.path);
         assert.match(connected.structured.remote.login_output ?? "", /Welcome to the box/);
         const id = connected.structured.session_id;
         const r = await callOk(c, "ssh_execute", { session_id: id, command: "echo ok" });
@@ -107,12 +90,7 @@ Deno.test({ name: "a forced command: the agent is told its commands are replaced
       const kh = await sshd.writeKnownHosts();
       await using server = await startServer({ args: ["--known-hosts", kh] });
       const c = server.client;
-      const connected = await callOk(c, "ssh_connect", {
-        host: sshd.host,
-        port: sshd.port,
-        username: account.name,
-        private_key_path: sshd.keys.ed25519.path,
-      });
+      const connected = await connectAs(c, sshd, account.name, sshd.keys.ed25519.path);
       assert.equal(connected.structured.remote.exec, "replaced", connected.text);
       assert.match(connected.structured.remote.note ?? "", /forced-reply/);
       assert.match(connected.text, /does not run the commands it is sent/);
@@ -132,13 +110,7 @@ Deno.test({ name: "a forced command: the agent is told its commands are replaced
       await using server = await startServer({ args: ["--known-hosts", kh] });
       const c = server.client;
       const secret = `pw-${crypto.randomUUID()}`;
-      const connect = () =>
-        callOk(c, "ssh_connect", {
-          host: sshd.host,
-          port: sshd.port,
-          username: account.name,
-          private_key_path: sshd.keys.ed25519.path,
-        });
+      const connect = () => connectAs(c, sshd, account.name, sshd.keys.ed25519.path);
       try {
         const before = await connect();
         assert.equal(before.structured.remote.exec, "posix", before.text);
@@ -171,12 +143,7 @@ Deno.test({ name: "a forced command: the agent is told its commands are replaced
         const kh = await dropbear.writeKnownHosts();
         await using server = await startServer({ args: ["--known-hosts", kh] });
         const c = server.client;
-        const connected = await callOk(c, "ssh_connect", {
-          host: dropbear.host,
-          port: dropbear.port,
-          username: account.name,
-          private_key_path: dropbear.key.path,
-        });
+        const connected = await connectAs(c, dropbear, account.name, dropbear.key.path);
         assert.equal(connected.structured.remote.exec, "replaced", connected.text);
         const r = await callOk(c, "ssh_execute", { session_id: connected.structured.session_id, command: "echo hi" });
         assert.equal(r.structured.stdout, "dropbear-forced\n");
@@ -191,18 +158,13 @@ Deno.test({ name: "a forced command: the agent is told its commands are replaced
 Deno.test({ name: "a probe that gets no answer in time says unknown, not forced", ignore: skip }, async () => {
   const account = await joinTestAccount({ name: "mcp-rssh-slowrc", shell: "/bin/bash" });
   try {
-    await homeFile(account, ".bashrc", "sleep 4\n");
+    await writeHomeFile(account, ".bashrc", "sleep 4\n");
     await using sshd = await startSshd();
     const kh = await sshd.writeKnownHosts();
     await using server = await startServer({ args: ["--known-hosts", kh] });
     const c = server.client;
-    const connected = await callOk(c, "ssh_connect", {
-      host: sshd.host,
-      port: sshd.port,
-      username: account.name,
-      private_key_path: sshd.keys.ed25519.path,
-      connect_timeout: 2, // what is left of it bounds the probe
-    });
+    // What is left of connect_timeout bounds the probe.
+    const connected = await connectAs(c, sshd, account.name, sshd.keys.ed25519.path, { connect_timeout: 2 });
     assert.equal(connected.structured.remote.exec, "unknown", connected.text);
     assert.match(connected.structured.remote.note ?? "", /no answer within/);
     assert.doesNotMatch(connected.text, /does not run the commands/);

@@ -14,9 +14,9 @@
  */
 
 import assert from "node:assert/strict";
-import { call, callOk, SSH2_REPAIRS_FORCED_OFF, startServer } from "./fixtures/mcp.ts";
+import { call, callOk, connectAs, SSH2_REPAIRS_FORCED_OFF, startServer } from "./fixtures/mcp.ts";
 import { sshdAvailable, startSshd } from "./fixtures/sshd.ts";
-import { joinTestAccount } from "./fixtures/account.ts";
+import { joinTestAccount, writeHomeFile } from "./fixtures/account.ts";
 import { isFile } from "./fixtures/process.ts";
 
 const SFTP_SERVER = "/usr/lib/openssh/sftp-server";
@@ -30,19 +30,12 @@ Deno.test({
   await using sshd = await startSshd({ sftp: false, extraConfig: `Subsystem sftp ${SFTP_SERVER}` });
   const noisy = await joinTestAccount({ name: "mcp-rssh-noisy", shell: "/bin/bash" });
   try {
-    const bashrc = `${noisy.home}/.bashrc`;
-    await Deno.writeTextFile(bashrc, 'echo "welcome to the box"\n');
-    await Deno.chown(bashrc, noisy.uid, noisy.gid);
+    await writeHomeFile(noisy, ".bashrc", 'echo "welcome to the box"\n');
     const kh = await sshd.writeKnownHosts();
     await using server = await startServer({ args: ["--known-hosts", kh] });
     const c = server.client;
     const connect = async (username: string) =>
-      (await callOk(c, "ssh_connect", {
-        host: sshd.host,
-        port: sshd.port,
-        username,
-        private_key_path: sshd.keys.ed25519.path,
-      })).structured.session_id as string;
+      (await connectAs(c, sshd, username, sshd.keys.ed25519.path)).structured.session_id as string;
 
     const sid = await connect(noisy.name);
     const listed = await call(c, "ssh_list_remote_dir", { session_id: sid, remote_path: "/tmp" });
@@ -76,19 +69,12 @@ Deno.test({
   await using sshd = await startSshd({ sftp: false, extraConfig: `Subsystem sftp ${SFTP_SERVER}` });
   const noisy = await joinTestAccount({ name: "mcp-rssh-elan", shell: "/bin/bash" });
   try {
-    const bashrc = `${noisy.home}/.bashrc`;
     // "é" is 0xc3 0xa9: a first byte >= 0x80, which ssh2 read as a negative packet length.
-    await Deno.writeTextFile(bashrc, 'echo "élan — bienvenue"\n');
-    await Deno.chown(bashrc, noisy.uid, noisy.gid);
+    await writeHomeFile(noisy, ".bashrc", 'echo "élan — bienvenue"\n');
     const kh = await sshd.writeKnownHosts();
     await using server = await startServer({ args: ["--known-hosts", kh] });
     const c = server.client;
-    const sid = (await callOk(c, "ssh_connect", {
-      host: sshd.host,
-      port: sshd.port,
-      username: noisy.name,
-      private_key_path: sshd.keys.ed25519.path,
-    })).structured.session_id as string;
+    const sid = (await connectAs(c, sshd, noisy.name, sshd.keys.ed25519.path)).structured.session_id as string;
 
     const listed = await call(c, "ssh_list_remote_dir", { session_id: sid, remote_path: "/tmp" });
     assert.equal(listed.code, "SFTP_LOGIN_OUTPUT", listed.text);

@@ -27,7 +27,7 @@
  * @module
  */
 
-import { randomHex } from "../random.ts";
+import { randomHex, truncateUtf8 } from "../random.ts";
 import { shellQuote } from "../validate.ts";
 
 /** How the script reaches a POSIX shell on the remote side. */
@@ -186,19 +186,12 @@ function buildScript(options: WrapOptions, hop: boolean): string {
 /** `text` cut into pieces of at most `max` UTF-8 bytes, never inside a character. */
 function splitUtf8(text: string, max: number): string[] {
   const pieces: string[] = [];
-  let piece = "";
-  let bytes = 0;
-  for (const ch of text) {
-    const size = ch.length === 2 ? 4 : ch.charCodeAt(0) < 0x80 ? 1 : ch.charCodeAt(0) < 0x800 ? 2 : 3;
-    if (bytes + size > max && piece !== "") {
-      pieces.push(piece);
-      piece = "";
-      bytes = 0;
-    }
-    piece += ch;
-    bytes += size;
-  }
-  pieces.push(piece);
+  let rest = text;
+  do {
+    const piece = truncateUtf8(rest, max);
+    pieces.push(piece);
+    rest = rest.slice(piece.length);
+  } while (rest !== "");
   return pieces;
 }
 

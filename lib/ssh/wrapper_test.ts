@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import {
+  ARG_PART_BYTES,
   DIRECT_MAX_BYTES,
   HOP_LINE,
   isPosixShell,
@@ -124,4 +125,17 @@ Deno.test("with the group known to be the shell's own, the script skips finding 
 Deno.test("a cwd of `-` is the directory named so, not the previous one", () => {
   const w = wrapCommand({ command: "pwd", cwd: "-", nonce: "n4", delivery: "direct" });
   assert.match(w.commandLine, /cd -- '\.\/-' \|\|/);
+});
+
+Deno.test("a command over one argument's worth is carried in pieces that never split a character", () => {
+  const command = "é".repeat(60_000); // 120,000 UTF-8 bytes: too big for direct, two pieces
+  const w = wrapCommand({ command, nonce: "n5", delivery: "direct", ownGroup: true });
+  const pieces = [...w.stdinPrefix.matchAll(/__mcp_c(\d)='([^']*)'/g)].map((m) => m[2]);
+  assert.equal(pieces.length, 2);
+  assert.equal(pieces.join(""), command);
+  assert.ok(pieces.every((p) => new TextEncoder().encode(p).length <= ARG_PART_BYTES));
+  assert.match(
+    w.stdinPrefix,
+    /exec "\$__mcp_s" \$\{__mcp_o:\+"\$__mcp_o"\} -c '.*' "\$__mcp_s" "\$__mcp_c0" "\$__mcp_c1"/,
+  );
 });
