@@ -2,7 +2,10 @@
  * mcp-remote-ssh: an MCP server that gives AI agents SSH sessions, commands
  * and files on remote hosts.
  *
- * Wiring only: flags -> config -> server -> transport.
+ * Wiring only: flags -> config -> server -> transport. The published surface
+ * is the command line (`--help`); the module exports nothing, so there is no
+ * library API whose internals (sessions, roots, the SDK server) would become a
+ * contract.
  *
  * @module
  */
@@ -16,8 +19,6 @@ import { createServer } from "./lib/server.ts";
 import { serveStdio } from "./lib/transport/stdio.ts";
 import { onShutdownSignal } from "./lib/transport/signals.ts";
 import { pretendSsh2Version } from "./lib/ssh2/mod.ts";
-
-export { createServer } from "./lib/server.ts";
 
 async function main(argv: string[]): Promise<number> {
   let flags;

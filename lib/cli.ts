@@ -7,6 +7,7 @@
 import { parseArgs } from "node:util";
 import denoJson from "../deno.json" with { type: "json" };
 import { LOG_LEVELS, type LogLevel } from "./log.ts";
+import { parseToolsets, type Toolset, TOOLSETS } from "./toolsets.ts";
 
 /** The version printed by `--version`, from deno.json. */
 export const VERSION: string = denoJson.version;
@@ -31,6 +32,10 @@ export interface CliFlags {
   allowLocalDirs: string[];
   hostKeyPolicy?: "strict" | "accept-new";
   logLevel?: LogLevel;
+  /** Toolsets to offer (`connect` always); undefined: the config file's, else all. */
+  toolsets?: Toolset[];
+  /** Offer only tools that change nothing. */
+  readOnly: boolean;
   /**
    * TEST ONLY (`--test-ssh2-version`, not in --help): the ssh2 version the
    * repairs of lib/ssh2/ are to believe is installed, so a test can see them
@@ -71,6 +76,10 @@ Options:
   --host-key-policy POLICY      strict (default): refuse unknown host keys;
                                 accept-new: record unknown keys, refuse changed ones
   --log-level LEVEL             debug, info, warn (default), error, silent; logs go to stderr
+  --toolsets LIST               Tools to offer, comma-separated: ${TOOLSETS.join(",")}
+                                (default all; connect is always on)
+  --read-only                   Offer only tools that change nothing: no commands, shells,
+                                writes, transfers or forwards
   --version                     Print the version and exit
   --help                        Print this help and exit
 
@@ -97,6 +106,8 @@ export function parseFlags(argv: string[]): CliFlags {
       "allow-local-dir": { type: "string", multiple: true },
       "host-key-policy": { type: "string" },
       "log-level": { type: "string" },
+      toolsets: { type: "string" },
+      "read-only": { type: "boolean" },
       "test-ssh2-version": { type: "string" },
       version: { type: "boolean", short: "V" },
       help: { type: "boolean", short: "h" },
@@ -142,6 +153,8 @@ export function parseFlags(argv: string[]): CliFlags {
     allowLocalDirs: values["allow-local-dir"] ?? [],
     hostKeyPolicy: policy,
     logLevel: level as LogLevel | undefined,
+    toolsets: values.toolsets === undefined ? undefined : parseToolsets(values.toolsets),
+    readOnly: values["read-only"] ?? false,
     testSsh2Version: values["test-ssh2-version"],
     version: values.version ?? false,
     help: values.help ?? false,

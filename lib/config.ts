@@ -8,6 +8,7 @@ import { z } from "zod";
 import type { CliFlags } from "./cli.ts";
 import { LOG_LEVELS, type LogLevel } from "./log.ts";
 import type { WorkingDirRoot } from "./roots.ts";
+import { type Toolset, TOOLSETS } from "./toolsets.ts";
 import { BoundedReadError, ONE_MIB, readBoundedFile } from "./read_bounded.ts";
 
 /** Everything the server needs to know at start-up. */
@@ -72,6 +73,10 @@ export interface Config {
   httpInitTimeoutSeconds: number;
   /** HTTP transports: PEM certificate (chain) and private key files to serve HTTPS with; both or neither. */
   httpTls?: { certFile: string; keyFile: string };
+  /** Toolsets offered (`connect` always); undefined: all. */
+  toolsets?: Toolset[];
+  /** Only tools that change nothing are offered. */
+  readOnly: boolean;
   /** ssh-agent socket from SSH_AUTH_SOCK, if any. */
   agentSocket?: string;
   /** The user's home directory, for `~/` in key paths. */
@@ -91,6 +96,8 @@ export const ConfigFileSchema = z.strictObject({
         "strict the server then gives up its write permission",
     ),
   log_level: z.enum(LOG_LEVELS).optional(),
+  toolsets: z.array(z.enum(TOOLSETS)).optional().describe("Toolsets to offer (connect is always on); default all"),
+  read_only: z.boolean().optional().describe("Offer only tools that change nothing"),
   max_sessions: z.int().min(1).max(1000).optional(),
   max_channels_per_session: z.int().min(1).max(100).optional(),
   max_output_bytes: z.int().min(1024).max(64 * 1024 * 1024).optional(),
@@ -205,6 +212,8 @@ export function resolveConfig(flags: CliFlags, file: ConfigFile, env: ConfigEnv)
     httpMaxSessions: file.http_max_sessions ?? 32,
     httpInitTimeoutSeconds: file.http_init_timeout ?? 60,
     httpTls: tlsCert !== undefined && tlsKey !== undefined ? { certFile: tlsCert, keyFile: tlsKey } : undefined,
+    toolsets: flags.toolsets ?? file.toolsets,
+    readOnly: flags.readOnly || (file.read_only ?? false),
     agentSocket: env.sshAuthSock || undefined,
     home: env.home || undefined,
   };

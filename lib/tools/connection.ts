@@ -5,119 +5,88 @@
  * @module
  */
 
-// @ts-types="@modelcontextprotocol/sdk/server/mcp"
-import type { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
 import { z } from "zod";
 import type { RemoteInfo } from "../ssh/remote.ts";
+import { defineTool, type ToolDef } from "./define.ts";
 import type { ToolDeps } from "./mod.ts";
-import { guarded, ok } from "./result.ts";
+import { ok } from "./result.ts";
 import * as s from "./schemas.ts";
 
-/** Registers the connection tools. */
-export function registerConnectionTools(server: McpServer, deps: ToolDeps): void {
+/** The connection tools. */
+export function connectionTools(deps: ToolDeps): ToolDef[] {
   const { sessions, config } = deps;
-
-  server.registerTool(
-    "ssh_connect",
-    {
+  return [
+    defineTool({
+      name: "ssh_connect",
+      toolset: "connect",
       title: "Connect to an SSH server",
-      description: "Open a persistent SSH session and return its session_id. The server's host key is checked " +
-        "against known_hosts before any credential is sent; unknown or changed keys are refused with the " +
-        "fingerprint and how to trust it. Authenticates with `password`, `private_key_path` (+ `passphrase`), " +
-        "or, when neither is given, the ssh-agent from SSH_AUTH_SOCK.",
-      inputSchema: {
+      description: "Open an SSH session; returns session_id for the other tools. The host key must match " +
+        "known_hosts before any credential is sent. Auth: password, private_key_path (+passphrase), else ssh-agent.",
+      input: {
         host: s.host,
-        port: s.port.default(22).describe("SSH port (default 22)"),
+        port: s.port.default(22).describe("Default 22"),
         username: s.username,
-        password: z.string().max(4096).optional().describe("Password for password authentication"),
-        private_key_path: z.string().min(1).max(4096).optional()
-          .describe("Path of a private key file on the machine running this server (e.g. ~/.ssh/id_ed25519)"),
-        passphrase: z.string().max(4096).optional().describe("Passphrase of an encrypted private key"),
-        connect_timeout: s.timeoutSeconds(600, "Time allowed for TCP connect, handshake and authentication")
-          .optional(),
+        password: z.string().max(4096).optional(),
+        private_key_path: z.string().min(1).max(4096).optional().describe("Key file on this machine"),
+        passphrase: z.string().max(4096).optional().describe("Of the private key"),
+        connect_timeout: s.timeoutSeconds(600).optional(),
       },
-      outputSchema: {
-        session_id: z.string(),
-        host: z.string(),
-        port: z.number(),
-        username: z.string(),
-        connected: z.boolean(),
-        host_key_type: z.string(),
-        host_key_fingerprint: z.string().describe("SHA256 fingerprint, as ssh-keygen -l prints it"),
-        host_key_added: z.boolean().describe("True when accept-new recorded this host key now"),
-        server_version: z.string(),
-        auth_method: z.enum(["password", "publickey", "agent"]),
-        remote: z.object({
-          os: z.string().nullable().describe("uname -s (Linux, Darwin, FreeBSD...), Windows, or null if unknown"),
-          login_shell: z.string().nullable(),
-          exec: z.enum(["posix", "replaced", "windows", "unknown"])
-            .describe(
-              "posix: ssh_execute works as described; replaced: the server runs a forced command instead; " +
-                "windows: no POSIX shell (Windows, or a cmd.exe/PowerShell login shell), ssh_execute is unavailable; " +
-                "unknown: the probe did not finish",
-            ),
-          process_group: z.enum(["own", "setsid", "none"]).nullable()
-            .describe("none: a timeout kills the shell only, not what it started"),
-          login_output: z.string().optional().describe("What the login files print on every command"),
-          note: z.string().optional(),
-        }),
+      // Opens a session and, under accept-new, records a host key; changes nothing remote.
+      changes: "nothing",
+      idempotent: false,
+      run: async (args, ctx) => {
+        const session = await sessions.open({
+          host: args.host,
+          port: args.port,
+          username: args.username,
+          password: args.password,
+          privateKeyPath: args.private_key_path === undefined
+            ? undefined
+            : expandHome(args.private_key_path, config.home),
+          passphrase: args.passphrase,
+          agentSocket: config.agentSocket,
+          knownHosts: {
+            files: config.knownHostsFiles,
+            writeFile: config.knownHostsWriteFile,
+            policy: config.hostKeyPolicy,
+          },
+          connectTimeoutMs: (args.connect_timeout ?? config.connectTimeoutSeconds) * 1000,
+          keepaliveIntervalMs: config.keepaliveIntervalSeconds * 1000,
+          keepaliveCountMax: config.keepaliveCountMax,
+          maxChannels: config.maxChannelsPerSession,
+          logger: deps.logger,
+          signal: ctx.signal, // the client's cancel ends the connect at any step
+        });
+        const info = session.connection.info;
+        const result = {
+          session_id: session.id,
+          host: info.host,
+          port: info.port,
+          username: info.username,
+          connected: true,
+          host_key_type: info.hostKeyType,
+          host_key_fingerprint: info.hostKeyFingerprint,
+          host_key_added: info.hostKeyAdded,
+          server_version: info.serverVersion,
+          auth_method: info.authMethod,
+          remote: remoteSummary(session.remote),
+        };
+        const added = info.hostKeyAdded ? " (host key newly added to known_hosts)" : "";
+        return ok(
+          result,
+          `Connected: session_id=${session.id} ${info.username}@${info.host}:${info.port} ` +
+            `${info.serverVersion}, host key ${info.hostKeyType} ${info.hostKeyFingerprint}${added}\n` +
+            describeRemote(session.remote),
+        );
       },
-      annotations: { readOnlyHint: false, destructiveHint: false, idempotentHint: false, openWorldHint: true },
-    },
-    guarded(async (args, extra) => {
-      const session = await sessions.open({
-        host: args.host,
-        port: args.port,
-        username: args.username,
-        password: args.password,
-        privateKeyPath: args.private_key_path === undefined
-          ? undefined
-          : expandHome(args.private_key_path, config.home),
-        passphrase: args.passphrase,
-        agentSocket: config.agentSocket,
-        knownHosts: {
-          files: config.knownHostsFiles,
-          writeFile: config.knownHostsWriteFile,
-          policy: config.hostKeyPolicy,
-        },
-        connectTimeoutMs: (args.connect_timeout ?? config.connectTimeoutSeconds) * 1000,
-        keepaliveIntervalMs: config.keepaliveIntervalSeconds * 1000,
-        keepaliveCountMax: config.keepaliveCountMax,
-        maxChannels: config.maxChannelsPerSession,
-        logger: deps.logger,
-        signal: extra.signal, // the client's cancel ends the connect at any step
-      });
-      const info = session.connection.info;
-      const result = {
-        session_id: session.id,
-        host: info.host,
-        port: info.port,
-        username: info.username,
-        connected: true,
-        host_key_type: info.hostKeyType,
-        host_key_fingerprint: info.hostKeyFingerprint,
-        host_key_added: info.hostKeyAdded,
-        server_version: info.serverVersion,
-        auth_method: info.authMethod,
-        remote: remoteSummary(session.remote),
-      };
-      const added = info.hostKeyAdded ? " (host key newly added to known_hosts)" : "";
-      return ok(
-        result,
-        `Connected: session_id=${session.id} ${info.username}@${info.host}:${info.port} ` +
-          `${info.serverVersion}, host key ${info.hostKeyType} ${info.hostKeyFingerprint}${added}\n` +
-          describeRemote(session.remote),
-      );
     }),
-  );
-
-  server.registerTool(
-    "ssh_list_sessions",
-    {
+    defineTool({
+      name: "ssh_list_sessions",
+      toolset: "connect",
       title: "List SSH sessions",
-      description: "List open SSH sessions with their host, user, state and host key fingerprint.",
-      inputSchema: {},
-      outputSchema: {
+      description: "List open sessions: host, user, state, host key fingerprint.",
+      input: {},
+      output: {
         sessions: z.array(z.object({
           session_id: z.string(),
           host: z.string(),
@@ -131,33 +100,34 @@ export function registerConnectionTools(server: McpServer, deps: ToolDeps): void
           error: z.string().optional(),
         })),
       },
-      annotations: { readOnlyHint: true, destructiveHint: false, idempotentHint: true, openWorldHint: false },
-    },
-    guarded(() => {
-      const list = sessions.list();
-      const text = list.length === 0
-        ? "No sessions"
-        : list.map((x) =>
-          `${x.session_id} ${x.username}@${x.host}:${x.port} ${x.connected ? "connected" : `disconnected (${x.error})`}`
-        ).join("\n");
-      return Promise.resolve(ok({ sessions: list }, text));
+      changes: "nothing",
+      run: () => {
+        const list = sessions.list();
+        const text = list.length === 0
+          ? "No sessions"
+          : list.map((x) =>
+            `${x.session_id} ${x.username}@${x.host}:${x.port} ${
+              x.connected ? "connected" : `disconnected (${x.error})`
+            }`
+          ).join("\n");
+        return Promise.resolve(ok({ sessions: list }, text));
+      },
     }),
-  );
-
-  server.registerTool(
-    "ssh_close_session",
-    {
+    defineTool({
+      name: "ssh_close_session",
+      toolset: "connect",
       title: "Close an SSH session",
       description: "Close a session and everything running on it.",
-      inputSchema: { session_id: s.sessionId },
-      outputSchema: { session_id: z.string(), closed: z.boolean() },
-      annotations: { readOnlyHint: false, destructiveHint: true, idempotentHint: true, openWorldHint: false },
-    },
-    guarded(async (args) => {
-      await sessions.close(args.session_id);
-      return ok({ session_id: args.session_id, closed: true }, `Closed session ${args.session_id}`);
+      input: { session_id: s.sessionId },
+      // Ends what this server started there (shells, forwards); read-only mode keeps it.
+      changes: "nothing",
+      idempotent: true,
+      run: async (args) => {
+        await sessions.close(args.session_id);
+        return ok({ session_id: args.session_id, closed: true }, `Closed session ${args.session_id}`);
+      },
     }),
-  );
+  ];
 }
 
 function remoteSummary(r: RemoteInfo) {

@@ -6,8 +6,6 @@
  * @module
  */
 
-// @ts-types="@modelcontextprotocol/sdk/server/mcp"
-import type { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
 import { isIP } from "node:net";
 import { z } from "zod";
 import { SshMcpError } from "../errors.ts";
@@ -15,8 +13,9 @@ import type { Session } from "../sessions.ts";
 import { type Endpoint, Forward, type ForwardInfo } from "../ssh/forward.ts";
 import { hostProblem, isLoopback } from "../validate.ts";
 import { randomHex } from "../random.ts";
+import { defineTool, type ToolDef } from "./define.ts";
 import type { ToolDeps } from "./mod.ts";
-import { guarded, ok } from "./result.ts";
+import { ok } from "./result.ts";
 import * as s from "./schemas.ts";
 
 const address = z.string().min(1).max(255).superRefine((value, ctx) => {
@@ -84,8 +83,8 @@ function newForwardId(): string {
   return "f-" + randomHex(6);
 }
 
-/** Registers the port-forwarding tools. */
-export function registerForwardTools(server: McpServer, deps: ToolDeps): void {
+/** The port-forwarding tools. */
+export function forwardTools(deps: ToolDeps): ToolDef[] {
   const { sessions, config, logger } = deps;
   // Forward slots being opened, per session, so parallel opens cannot pass the cap.
   const opening = new WeakMap<Session, number>();
@@ -101,50 +100,28 @@ export function registerForwardTools(server: McpServer, deps: ToolDeps): void {
     return { session, forward };
   }
 
-  server.registerTool(
-    "ssh_forward_port",
-    {
-      title: "Open a port forward (SSH tunnel)",
-      description: "Open a tunnel over the session. direction=local (ssh -L, the default): listen here on " +
-        "local_bind:local_port (0 picks a free port, returned) and connect from the SSH server to " +
-        "remote_host:remote_port, e.g. a database on the server's 127.0.0.1. direction=remote (ssh -R): the SSH server " +
-        "listens on remote_bind:remote_port and connections come back to local_host:local_port here. " +
-        "direction=dynamic (ssh -D): a SOCKS5 proxy here on local_bind:local_port; each client picks its " +
-        "destination, reached from the SSH server. Local listeners bind loopback only unless configured otherwise. " +
-        "Opening a local forward makes one test connection from the SSH server to the target (closed at once, " +
-        "no bytes sent; a dynamic one tries 127.0.0.1 port 0): a server that forbids forwarding fails the call " +
-        "with FORWARD_REFUSED, a target where nothing answers yet gives a warning.",
-      inputSchema: {
-        session_id: s.sessionId,
-        direction: z.enum(["local", "remote", "dynamic"]).optional().describe("local (default), remote or dynamic"),
-        local_bind: address.optional().describe(
-          "local/dynamic: address to listen on here (default 127.0.0.1; others need forward_bind_addresses)",
-        ),
-        local_port: anyPort.optional().describe(
-          "local/dynamic: port to listen on here (default 0 = a free one). remote: the port connections go to here",
-        ),
-        remote_host: address.optional().describe(
-          "local: host the SSH server connects to (default 127.0.0.1, i.e. the server itself)",
-        ),
-        remote_port: anyPort.optional().describe(
-          "local: port the SSH server connects to (required). remote: port the SSH server listens on (0 = it picks)",
-        ),
-        remote_bind: address.optional().describe(
-          "remote: address the SSH server listens on (default 127.0.0.1; others need its GatewayPorts)",
-        ),
-        local_host: address.optional().describe("remote: host connections go to from here (default 127.0.0.1)"),
-      },
-      outputSchema: {
-        ...forwardShape,
-        warning: z.string().optional().describe(
-          "Set when the forward opened but may not work: nothing answered at the target, or the server may " +
-            "refuse some destinations",
-        ),
-      },
-      annotations: { readOnlyHint: false, destructiveHint: false, idempotentHint: false, openWorldHint: true },
+  const forwardPort = defineTool({
+    name: "ssh_forward_port",
+    toolset: "forward",
+    title: "Open a port forward (SSH tunnel)",
+    description: "Tunnel over the session. local (ssh -L, default): listen here on local_bind:local_port " +
+      "(0 = a free port) and connect from the server to remote_host:remote_port. remote (ssh -R): the server " +
+      "listens on remote_bind:remote_port, connections come to local_host:local_port here. dynamic (ssh -D): " +
+      "SOCKS5 here. Addresses default to 127.0.0.1. One test connection is made: FORWARD_REFUSED if the server " +
+      "forbids it, a warning if nothing answers.",
+    input: {
+      session_id: s.sessionId,
+      direction: z.enum(["local", "remote", "dynamic"]).optional(),
+      local_bind: address.optional(),
+      local_port: anyPort.optional(),
+      remote_host: address.optional(),
+      remote_port: anyPort.optional(),
+      remote_bind: address.optional(),
+      local_host: address.optional(),
     },
-    guarded(async (args, extra) => {
-      const session = sessions.get(args.session_id);
+    changes: "remote",
+    run: async (args, ctx) => {
+      const session = ctx.session(args.session_id);
       const direction = args.direction ?? "local";
       const taken = session.forwards.size + (opening.get(session) ?? 0);
       if (taken >= config.maxForwardsPerSession) {
@@ -166,7 +143,7 @@ export function registerForwardTools(server: McpServer, deps: ToolDeps): void {
         id,
         logger,
         connection: session.connection,
-        signal: extra.signal,
+        signal: ctx.signal,
         // The tool has no timeout argument: like a file call's, the probe has default_timeout, but at
         // most 10 s, since a target that drops packets only earns a warning.
         probeTimeoutMs: Math.min(10, config.defaultTimeoutSeconds) * 1000,
@@ -212,20 +189,19 @@ export function registerForwardTools(server: McpServer, deps: ToolDeps): void {
       return warning === null
         ? ok(describe(session.id, info), `Forward ${id}: ${summary(info)}`)
         : ok({ ...describe(session.id, info), warning }, `Forward ${id}: ${summary(info)}\nWarning: ${warning}`);
-    }),
-  );
-
-  server.registerTool(
-    "ssh_list_forwards",
-    {
-      title: "List port forwards",
-      description: "List open port forwards with their addresses, open and total connections, bytes each way and " +
-        "the last error (e.g. a target that refused). Without session_id, every session's forwards.",
-      inputSchema: { session_id: s.sessionId.optional() },
-      outputSchema: { forwards: z.array(z.object(forwardShape)) },
-      annotations: { readOnlyHint: true, destructiveHint: false, idempotentHint: true, openWorldHint: false },
     },
-    guarded((args) => {
+  });
+
+  const listForwards = defineTool({
+    name: "ssh_list_forwards",
+    toolset: "forward",
+    title: "List port forwards",
+    description: "List forwards (all sessions' without session_id): addresses, connections, bytes, last error.",
+    input: { session_id: s.sessionId.optional() },
+    output: { forwards: z.array(z.object(forwardShape)) },
+    changes: "nothing",
+    readOnlyUseful: false, // forwards come from ssh_forward_port only
+    run: (args) => {
       const ids = args.session_id === undefined
         ? sessions.list().map((x) => x.session_id)
         : [sessions.get(args.session_id).id];
@@ -240,26 +216,24 @@ export function registerForwardTools(server: McpServer, deps: ToolDeps): void {
           `total, ${f.bytes_out} B out, ${f.bytes_in} B in` + (f.last_error ? `; last error: ${f.last_error}` : "")
         ).join("\n");
       return Promise.resolve(ok({ forwards }, text));
-    }),
-  );
-
-  server.registerTool(
-    "ssh_close_forward",
-    {
-      title: "Close a port forward",
-      description: "Stop a forward's listener and close every connection it carries; the port is free afterwards.",
-      inputSchema: {
-        session_id: s.sessionId,
-        forward_id: z.string().min(1).max(64).describe("Forward id from ssh_forward_port"),
-      },
-      outputSchema: { closed: z.boolean(), forward_id: z.string() },
-      annotations: { readOnlyHint: false, destructiveHint: true, idempotentHint: false, openWorldHint: false },
     },
-    guarded(async (args) => {
+  });
+
+  const closeForward = defineTool({
+    name: "ssh_close_forward",
+    toolset: "forward",
+    title: "Close a port forward",
+    description: "Stop a forward and every connection it carries.",
+    input: { session_id: s.sessionId, forward_id: z.string().min(1).max(64) },
+    changes: "remote",
+    destructive: true,
+    run: async (args) => {
       const { session, forward } = forwardOf(args.session_id, args.forward_id);
       session.forwards.delete(forward.id);
       await forward.close();
       return ok({ closed: true, forward_id: forward.id }, `Closed forward ${forward.id}`);
-    }),
-  );
+    },
+  });
+
+  return [forwardPort, listForwards, closeForward];
 }

@@ -1,20 +1,25 @@
 /**
- * The MCP face of the server: every tool, registered from an explicit list.
+ * The MCP face of the server: every tool, from one list of definitions
+ * (define.ts), selected by toolset and read-only mode, listed compactly.
  *
  * @module
  */
 
 // @ts-types="@modelcontextprotocol/sdk/server/mcp"
 import type { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
+// @ts-types="@modelcontextprotocol/sdk/types"
+import { ListToolsRequestSchema, type Tool } from "@modelcontextprotocol/sdk/types.js";
+import { z } from "zod";
 import type { Config } from "../config.ts";
 import type { Logger } from "../log.ts";
 import type { LocalRoots } from "../roots.ts";
 import type { SessionRegistry } from "../sessions.ts";
-import { registerConnectionTools } from "./connection.ts";
+import { connectionTools } from "./connection.ts";
+import { type RequestExtra, toolContext, type ToolDef, type Toolset } from "./define.ts";
 import { registerExecTools } from "./exec.ts";
-import { registerShellTools } from "./shell.ts";
 import { registerFileTools } from "./files.ts";
-import { registerForwardTools } from "./forward.ts";
+import { forwardTools } from "./forward.ts";
+import { registerShellTools } from "./shell.ts";
 
 /** What tools need from the rest of the server. */
 export interface ToolDeps {
@@ -25,11 +30,138 @@ export interface ToolDeps {
   roots: LocalRoots;
 }
 
-/** Registers every tool on `server`. */
+/** Which tools a server instance offers. */
+export interface ToolSelection {
+  /** Toolsets switched on; `connect` is on whatever this says. Undefined: all. */
+  toolsets?: readonly Toolset[];
+  /** Only tools that change nothing (see {@linkcode ToolDef}). */
+  readOnly?: boolean;
+}
+
+/** Every tool of the server, in the order tools/list shows them. */
+export function allTools(deps: ToolDeps): ToolDef[] {
+  return [
+    ...connectionTools(deps),
+    ...captured("exec", (server) => registerExecTools(server, deps)),
+    ...captured("shell", (server) => registerShellTools(server, deps)),
+    ...captured("files", (server) => registerFileTools(server, deps)),
+    ...forwardTools(deps),
+  ];
+}
+
+/** The tools `selection` keeps, in order. */
+export function selectTools(tools: readonly ToolDef[], selection: ToolSelection): ToolDef[] {
+  const sets = new Set<Toolset>(selection.toolsets ?? tools.map((t) => t.toolset));
+  sets.add("connect");
+  return tools.filter((t) =>
+    sets.has(t.toolset) && (!selection.readOnly || (t.changes === "nothing" && t.readOnlyUseful !== false))
+  );
+}
+
+/** Registers the selected tools on `server` and answers `tools/list` with their compact form. */
 export function registerTools(server: McpServer, deps: ToolDeps): void {
-  registerConnectionTools(server, deps);
-  registerExecTools(server, deps);
-  registerShellTools(server, deps);
-  registerFileTools(server, deps);
-  registerForwardTools(server, deps);
+  const tools = selectTools(allTools(deps), { toolsets: deps.config.toolsets, readOnly: deps.config.readOnly });
+  for (const tool of tools) {
+    server.registerTool(
+      tool.name,
+      {
+        title: tool.title,
+        description: tool.description,
+        inputSchema: tool.input,
+        outputSchema: tool.output,
+        annotations: annotations(tool),
+      },
+      async (args: unknown, extra: RequestExtra) => {
+        const ctx = toolContext(extra, deps.sessions, deps.logger);
+        try {
+          return await tool.run(args as never, ctx);
+        } finally {
+          ctx.close();
+        }
+      },
+    );
+  }
+  const listed = tools.map(listedTool);
+  server.server.setRequestHandler(ListToolsRequestSchema, () => ({ tools: listed }));
+}
+
+function annotations(tool: ToolDef) {
+  const readOnly = tool.changes === "nothing";
+  return {
+    readOnlyHint: readOnly,
+    ...(readOnly ? {} : { destructiveHint: tool.destructive ?? false }),
+    idempotentHint: tool.idempotent ?? readOnly,
+    openWorldHint: true,
+  };
+}
+
+/**
+ * A tool as tools/list shows it. The input schema keeps what a model needs
+ * to call the tool right (types, enums, required fields, numeric ranges,
+ * descriptions) and leaves out the defensive caps every field has (string
+ * lengths and patterns, the safe-integer maximum): those are still enforced
+ * by the same zod schema on every call and named in `[INVALID_ARGUMENT]`,
+ * but listing them would cost every conversation ~2 KB per turn for limits
+ * no sensible call reaches.
+ */
+export function listedTool(tool: ToolDef): Tool {
+  const inputSchema = compactSchema(z.toJSONSchema(z.object(tool.input), { target: "draft-7", io: "input" }));
+  return {
+    name: tool.name,
+    title: tool.title,
+    description: tool.description,
+    inputSchema: inputSchema as Tool["inputSchema"],
+    ...(tool.output === undefined ? {} : {
+      outputSchema: z.toJSONSchema(z.object(tool.output), {
+        target: "draft-7",
+        io: "output",
+      }) as Tool["outputSchema"],
+    }),
+    annotations: annotations(tool),
+  };
+}
+
+const DROPPED = new Set(["$schema", "minLength", "maxLength", "pattern", "default", "additionalProperties"]);
+
+function compactSchema(node: unknown): unknown {
+  if (Array.isArray(node)) return node.map(compactSchema);
+  if (node === null || typeof node !== "object") return node;
+  const out: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(node)) {
+    if (DROPPED.has(key)) continue;
+    if (
+      (key === "maximum" && value === Number.MAX_SAFE_INTEGER) ||
+      (key === "minimum" && value === -Number.MAX_SAFE_INTEGER)
+    ) continue;
+    out[key] = key === "properties"
+      ? Object.fromEntries(Object.entries(value as object).map(([k, v]) => [k, compactSchema(v)]))
+      : compactSchema(value);
+  }
+  return out;
+}
+
+// A family not yet written as definitions: what it registers is taken down as
+// definitions, so selection and the compact list treat every tool alike.
+function captured(toolset: Toolset, register: (server: McpServer) => void): ToolDef[] {
+  const defs: ToolDef[] = [];
+  const recorder = {
+    // deno-lint-ignore no-explicit-any
+    registerTool(name: string, config: any, cb: (args: unknown, extra: RequestExtra) => Promise<any>) {
+      defs.push({
+        name,
+        toolset: name === "ssh_upload_file" || name === "ssh_download_file" ? "transfer" : toolset,
+        title: config.title,
+        description: config.description,
+        input: config.inputSchema ?? {},
+        output: config.outputSchema,
+        changes: config.annotations?.readOnlyHint ? "nothing" : "remote",
+        destructive: config.annotations?.destructiveHint,
+        idempotent: config.annotations?.idempotentHint,
+        readOnlyUseful: toolset !== "shell",
+        run: (args, ctx) => cb(args, ctx.extra),
+      });
+    },
+  };
+  register(recorder as unknown as McpServer);
+  return defs;
 }

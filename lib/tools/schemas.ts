@@ -19,22 +19,22 @@ function checked(problem: (v: string) => string | null, hint?: (v: string) => st
   };
 }
 
-/** A session id as returned by ssh_connect. */
-export const sessionId = z.string().min(1).max(64).describe("Session id returned by ssh_connect");
+/** A session id as returned by ssh_connect (the server's instructions say so, once). */
+export const sessionId = z.string().min(1).max(64);
 
 /** A remote host name or address. */
 export const host = z.string().max(255).superRefine(checked(hostProblem, hostHint))
-  .describe("Host name or IP address of the SSH server (no user@ or :port here)");
+  .describe("Name or IP, without user@ or :port");
 
 /** A remote user. */
-export const username = z.string().max(256).superRefine(checked(userProblem)).describe("Remote user name");
+export const username = z.string().max(256).superRefine(checked(userProblem));
 
 /** A TCP port. */
 export const port = z.int().min(1).max(65535);
 
-/** A timeout in seconds, bounded by the server's configured maximum. */
-export function timeoutSeconds(max: number, what: string) {
-  return z.number().positive().max(max).describe(`${what}, in seconds (at most ${max})`);
+/** A timeout in seconds, bounded by the server's configured maximum; `what` describes it when not obvious. */
+export function timeoutSeconds(max: number, what?: string) {
+  return z.number().positive().max(max).describe(what === undefined ? "Seconds" : `${what}, seconds`);
 }
 
 /** Environment variables for a command. */

@@ -1,0 +1,122 @@
+/**
+ * Tools as data: one {@linkcode ToolDef} per tool (name, toolset, what it
+ * changes, input, optional output, handler) and the one context every
+ * handler gets. The list of tools, the toolset and read-only selection and
+ * the compact `tools/list` are in mod.ts; `tools/call` is in dispatch.ts.
+ *
+ * @module
+ */
+
+import type { z } from "zod";
+import { SshMcpError } from "../errors.ts";
+import type { Logger } from "../log.ts";
+import type { Session, SessionRegistry } from "../sessions.ts";
+import type { ToolSuccess } from "./result.ts";
+
+export type { Toolset };
+
+import type { Toolset } from "../toolsets.ts";
+
+/** What the SDK hands a request handler, as far as tools use it. */
+export interface RequestExtra {
+  signal: AbortSignal;
+  _meta?: { progressToken?: string | number };
+  // deno-lint-ignore no-explicit-any
+  sendNotification: (notification: any) => Promise<void>;
+  // deno-lint-ignore no-explicit-any
+  sendRequest: (request: any, schema: any, options?: any) => Promise<any>;
+}
+
+/** What a handler gets besides its arguments. */
+export interface ToolContext {
+  /**
+   * Aborts when the client cancels the call, or when the connection of a
+   * session looked up with {@linkcode ToolContext.session} is lost; the
+   * reason is a coded {@linkcode SshMcpError}.
+   */
+  readonly signal: AbortSignal;
+  /** The session `id`, whose loss from now on also aborts {@linkcode ToolContext.signal}. */
+  session(id: string): Session;
+  /** Sends `notifications/progress` when the client asked for it (a progress token); else nothing. */
+  progress(done: number, total?: number, message?: string): void;
+  /** Resolves when the last progress notification was written, so it reaches the client before the result. */
+  progressSent(): Promise<void>;
+  readonly logger: Logger;
+  /** The SDK's request context, for requests back to the client (`roots/list`). */
+  readonly extra: RequestExtra;
+}
+
+/**
+ * One tool. `changes` is what calling it can change: `nothing` (safe in
+ * `--read-only`), `local` (this machine's files), `remote` (the servers it
+ * reaches). `readOnlyUseful` is false for read tools that act only on what a
+ * write tool made (reading a shell needs a shell opened), which read-only
+ * mode therefore leaves out.
+ */
+export interface ToolDef<I extends z.ZodRawShape = z.ZodRawShape> {
+  name: string;
+  toolset: Toolset;
+  title: string;
+  description: string;
+  input: I;
+  /** Only where a client gains from typed results (exec, list, stat, read, job status). */
+  output?: z.ZodRawShape;
+  changes: "nothing" | "local" | "remote";
+  /** Replaces or deletes data (MCP destructiveHint); meaningful when `changes` is not `nothing`. */
+  destructive?: boolean;
+  /** Calling twice with the same arguments does no more than once (MCP idempotentHint). */
+  idempotent?: boolean;
+  readOnlyUseful?: boolean;
+  run(args: z.infer<z.ZodObject<I>>, ctx: ToolContext): Promise<ToolSuccess<object>>;
+}
+
+/** Declares a tool; the type parameter ties `run`'s arguments to `input`. */
+export function defineTool<I extends z.ZodRawShape>(def: ToolDef<I>): ToolDef {
+  return def as unknown as ToolDef;
+}
+
+/**
+ * The context of one call. `close()` must run when the handler is done: it
+ * stops watching the sessions the call looked up.
+ */
+export function toolContext(
+  extra: RequestExtra,
+  sessions: SessionRegistry,
+  logger: Logger,
+): ToolContext & { close(): void } {
+  const stop = new AbortController();
+  const offs: (() => void)[] = [];
+  const onCancel = () => stop.abort(new SshMcpError("CANCELLED", "The client cancelled the call"));
+  if (extra.signal.aborted) onCancel();
+  else extra.signal.addEventListener("abort", onCancel, { once: true });
+  offs.push(() => extra.signal.removeEventListener("abort", onCancel));
+  const token = extra._meta?.progressToken;
+  let sent: Promise<void> = Promise.resolve();
+  return {
+    signal: stop.signal,
+    logger,
+    extra,
+    session(id) {
+      const session = sessions.get(id);
+      offs.push(session.connection.onClose((reason) =>
+        stop.abort(
+          reason ?? new SshMcpError("CONNECTION_LOST", `Session ${id} lost its connection`, {
+            hint: "Call ssh_connect again",
+          }),
+        )
+      ));
+      return session;
+    },
+    progress(done, total, message) {
+      if (token === undefined) return;
+      sent = extra.sendNotification({
+        method: "notifications/progress",
+        params: { progressToken: token, progress: done, total, message },
+      }).catch(() => {}); // a client gone mid-call is not this call's failure
+    },
+    progressSent: () => sent,
+    close() {
+      for (const off of offs.splice(0)) off();
+    },
+  };
+}
