@@ -22,6 +22,15 @@
  * file data, where NUL is a byte like any other, are listed in
  * {@linkcode NUL_CARRIERS}.
  *
+ * After the handler, one rule for every result: its text content is what a
+ * model (and whoever watches the transcript) reads, and much of it came from
+ * the remote machine — command output, file content, file names, remote
+ * paths quoted in errors. Every text item, of success and error results
+ * alike, goes through {@linkcode neutralise}, so escape sequences, C1 and
+ * bidi controls arrive as visible escapes and never act. `structuredContent`
+ * is left byte for byte as the handler made it: it is the exact data, and
+ * the place to find it.
+ *
  * @module
  */
 
@@ -33,6 +42,7 @@ import type { AnySchema, ZodRawShapeCompat } from "@modelcontextprotocol/sdk/ser
 import type { CallToolResult, ToolAnnotations } from "@modelcontextprotocol/sdk/types.js";
 import { z } from "zod";
 import { SshMcpError, toToolResult } from "../errors.ts";
+import { neutralise } from "../remote_text.ts";
 
 /**
  * Fields whose text travels as data (a channel's stdin, keystrokes, file
@@ -91,7 +101,10 @@ export class ToolServer extends McpServer {
     const tool = super.registerTool(name, config, cb);
     if (this.#tools.size === 0) {
       // McpServer installed its handler with the first tool; this one replaces it.
-      this.server.setRequestHandler(ToolCallRequest, (request, extra) => this.#call(request.params, extra));
+      this.server.setRequestHandler(
+        ToolCallRequest,
+        async (request, extra) => neutralisedText(await this.#call(request.params, extra)),
+      );
     }
     this.#tools.set(name, tool);
     return tool;
@@ -147,6 +160,35 @@ export class ToolServer extends McpServer {
     }
     return parsed.data;
   }
+}
+
+/**
+ * `result` with each text content item, and the hint in `_meta`, passed
+ * through {@linkcode neutralise}; everything else, `structuredContent` first,
+ * as it was. A result with nothing to escape comes back as the same object.
+ *
+ * @param result A tool result, success or error.
+ * @returns The result as the client gets it.
+ *
+ * @example
+ * ```ts
+ * neutralisedText({ content: [{ type: "text", text: "\x1b[2J" }] }).content; // [{ type: "text", text: "\\x1b[2J" }]
+ * ```
+ */
+export function neutralisedText(result: CallToolResult): CallToolResult {
+  let changed = false;
+  const content = result.content.map((item) => {
+    if (item.type !== "text") return item;
+    const text = neutralise(item.text);
+    if (text === item.text) return item;
+    changed = true;
+    return { ...item, text };
+  });
+  const hint = result._meta?.hint;
+  const shownHint = typeof hint === "string" ? neutralise(hint) : hint;
+  if (shownHint !== hint) changed = true;
+  if (!changed) return result;
+  return { ...result, content, ...(shownHint !== hint ? { _meta: { ...result._meta, hint: shownHint } } : {}) };
 }
 
 /**
