@@ -45,6 +45,7 @@ export type ErrorCode =
   | "SFTP_CHANNEL_RESET"
   | "FILE_EXISTS"
   | "NOT_A_DIRECTORY"
+  | "PARENT_MISSING"
   | "IS_A_DIRECTORY"
   | "NOT_A_REGULAR_FILE"
   | "FILE_TOO_LARGE"

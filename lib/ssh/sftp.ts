@@ -156,6 +156,11 @@ export interface WriteOptions {
   how: "create" | "overwrite" | "append";
   /** Permission bits for a new file. */
   mode?: number;
+  /**
+   * Create missing parent directories (as `mkdir -p`); without it a missing one is `PARENT_MISSING`.
+   * @default {false}
+   */
+  parents?: boolean;
   /** Stops waiting for answers (the call fails with the signal's reason). */
   signal?: AbortSignal;
 }
@@ -180,6 +185,7 @@ export async function writeFile(sftp: SFTPWrapper, path: string, data: Uint8Arra
   if (existing?.type === "directory") {
     throw new SshMcpError("IS_A_DIRECTORY", `Cannot write ${path}: it is a directory`);
   }
+  if (existing === null) await ensureParent(sftp, path, { parents: options.parents ?? false, action: "write", signal });
   if (options.how === "append") {
     const handle = await call<Buffer>(
       sftp,
@@ -203,28 +209,30 @@ export async function writeFile(sftp: SFTPWrapper, path: string, data: Uint8Arra
   }
   const temp = posix.join(posix.dirname(path), tempName(posix.basename(path)));
   const mode = options.mode ?? existing?.mode ?? 0o644;
+  // Every request on the temporary file reports `path` when it fails: the temporary name is ours,
+  // and an agent told it would look for a file that is gone.
   const handle = await call<Buffer>(
     sftp,
-    temp,
+    path,
     "create",
     (cb) => sftp.open(temp, "wx", { mode: 0o600 }, cb), // no signal: see readRange
   );
   try {
-    await writeAll(sftp, handle, temp, data, 0, signal);
+    await writeAll(sftp, handle, path, data, 0, signal);
     // Set after writing: a mode without write permission would refuse our own writes.
-    await call<void>(sftp, temp, "chmod", (cb) => sftp.fchmod(handle, mode, cb), signal);
+    await call<void>(sftp, path, "chmod", (cb) => sftp.fchmod(handle, mode, cb), signal);
   } catch (error) {
-    await call<void>(sftp, temp, "close", (cb) => sftp.close(handle, cb)).catch(() => {});
-    await call<void>(sftp, temp, "remove", (cb) => sftp.unlink(temp, cb)).catch(() => {});
+    await call<void>(sftp, path, "close", (cb) => sftp.close(handle, cb)).catch(() => {});
+    await call<void>(sftp, path, "remove", (cb) => sftp.unlink(temp, cb)).catch(() => {});
     throw error;
   }
-  await call<void>(sftp, temp, "close", (cb) => sftp.close(handle, cb), signal);
+  await call<void>(sftp, path, "close", (cb) => sftp.close(handle, cb), signal);
   try {
     if (options.how === "create") {
       await call<void>(sftp, path, "create", (cb) => sftp.rename(temp, path, cb), signal);
     } else await call<void>(sftp, path, "replace", (cb) => sftp.ext_openssh_rename(temp, path, cb), signal);
   } catch (error) {
-    await call<void>(sftp, temp, "remove", (cb) => sftp.unlink(temp, cb)).catch(() => {});
+    await call<void>(sftp, path, "remove", (cb) => sftp.unlink(temp, cb)).catch(() => {});
     const raced = options.how === "create" && (await stat(sftp, path).then(() => true, () => false));
     if (raced) throw new SshMcpError("FILE_EXISTS", `${path} appeared while it was being written`, { cause: error });
     throw error;
@@ -302,21 +310,93 @@ export async function listDir(
   return { entries, truncated };
 }
 
-/** Creates a directory, and its missing parents when `parents`. */
-export async function mkdir(sftp: SFTPWrapper, path: string, options: { parents: boolean; mode?: number }) {
-  const make = (p: string) =>
-    call<void>(sftp, p, "create directory", (cb) => sftp.mkdir(p, { mode: options.mode ?? 0o755 }, cb));
-  if (!options.parents) return await make(path);
-  const parts = posix.normalize(path).split("/");
+/**
+ * Creates a directory, and its missing parents when `parents` (as `mkdir -p`:
+ * `mode` applies to the last one, the parents get 0o755 less the server's
+ * umask, an existing directory is no error, and a component that exists and
+ * is not a directory, or a symlink to none, is `NOT_A_DIRECTORY`).
+ */
+export async function mkdir(
+  sftp: SFTPWrapper,
+  path: string,
+  options: { parents: boolean; mode?: number; signal?: AbortSignal },
+) {
+  const make = (p: string, mode: number) =>
+    call<void>(sftp, p, "create directory", (cb) => sftp.mkdir(p, { mode }, cb), options.signal);
+  if (!options.parents) return await make(path, options.mode ?? 0o755);
+  const parts = posix.normalize(path).split("/").filter((x) => x !== "" && x !== ".");
   let current = path.startsWith("/") ? "/" : "";
-  for (const part of parts.filter((x) => x !== "")) {
+  for (const [i, part] of parts.entries()) {
     current = current === "" ? part : posix.join(current, part);
-    const existing = await stat(sftp, current).catch(() => null);
-    if (existing === null) await make(current);
-    else if (existing.type !== "directory") {
-      throw new SshMcpError("NOT_A_DIRECTORY", `Cannot create ${path}: ${current} is not a directory`);
+    const mode = i === parts.length - 1 ? options.mode ?? 0o755 : 0o755;
+    if ((await statOrNull(sftp, current, options.signal))?.type === "directory") continue;
+    await make(current, mode).catch(async (error) => {
+      // Made meanwhile by someone else is as good; anything else in the way is not a directory.
+      const now = await statOrNull(sftp, current, options.signal);
+      if (now?.type === "directory") return;
+      const there = now ?? await stat(sftp, current, true, options.signal).catch(() => null); // a dangling link
+      if (there === null) throw error;
+      throw notADirectory(path, current);
+    });
+  }
+}
+
+/** Stats a path following symlinks; null when it does not exist (or a component is not a directory). */
+async function statOrNull(sftp: SFTPWrapper, path: string, signal?: AbortSignal): Promise<RemoteStat | null> {
+  return await stat(sftp, path, false, signal).catch((e: SshMcpError) => {
+    if (e.code === "SFTP_NO_SUCH_FILE") return null;
+    throw e;
+  });
+}
+
+function notADirectory(path: string, component: string): SshMcpError {
+  return new SshMcpError("NOT_A_DIRECTORY", `Cannot create ${path}: ${component} is not a directory`, {
+    hint: `${component} exists as a file (or a link to none): choose another path, or remove it first`,
+  });
+}
+
+/**
+ * Makes sure the directory `path` goes into exists before anything is
+ * created there: with `parents`, missing directories are made (as `mkdir
+ * -p`); without it, a missing one is `PARENT_MISSING`, naming `path` and the
+ * first directory that is missing. A component that is not a directory is
+ * `NOT_A_DIRECTORY` either way. Costs one stat when the parent is there.
+ *
+ * @param path The file or directory about to be created (the name the agent gave, expanded).
+ * @param options `action` is the verb of the messages ("write", "upload").
+ */
+export async function ensureParent(
+  sftp: SFTPWrapper,
+  path: string,
+  options: { parents: boolean; action: string; signal?: AbortSignal },
+): Promise<void> {
+  const parent = posix.dirname(path);
+  const found = await statOrNull(sftp, parent, options.signal);
+  if (found?.type === "directory") return;
+  // Missing, or not a directory: find which component, from the top.
+  const parts = parent.split("/");
+  let missing: string | null = null;
+  for (let i = 1; i <= parts.length; i++) {
+    const prefix = parts.slice(0, i).join("/");
+    if (prefix === "") continue; // the root
+    const st = await statOrNull(sftp, prefix, options.signal);
+    if (st === null) {
+      missing = prefix;
+      break;
+    }
+    if (st.type !== "directory") {
+      throw new SshMcpError("NOT_A_DIRECTORY", `Cannot ${options.action} ${path}: ${prefix} is not a directory`, {
+        hint: `${prefix} exists as a file (or a link to none): choose another path, or remove it first`,
+      });
     }
   }
+  if (missing === null) return; // appeared meanwhile
+  if (options.parents) return await mkdir(sftp, parent, { parents: true, signal: options.signal });
+  throw new SshMcpError(
+    "PARENT_MISSING",
+    `Cannot ${options.action} ${path}: the directory ${missing} does not exist`,
+    { hint: "Pass parents=true to create the missing directories, or check the path" },
+  );
 }
 
 /** Removes a file or symlink; a directory only when empty, or with everything in it when `recursive`. */

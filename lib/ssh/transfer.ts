@@ -26,7 +26,17 @@ import { posix } from "node:path";
 import { promisify } from "node:util";
 import { outcomeUnknown, SshMcpError } from "../errors.ts";
 import { tempName } from "../random.ts";
-import { call, listDir, remove, request, requireRegularFile, sftpError, type SpecialKind, stat } from "./sftp.ts";
+import {
+  call,
+  ensureParent,
+  listDir,
+  remove,
+  request,
+  requireRegularFile,
+  sftpError,
+  type SpecialKind,
+  stat,
+} from "./sftp.ts";
 import type { EntryInfo, LocalFiles, OpenedFile } from "../local_paths.ts";
 
 /** A symlink of a downloaded tree that was not created. */
@@ -51,6 +61,12 @@ export interface TransferOptions {
   verify: boolean;
   /** Called with bytes done and total. */
   onProgress?: (done: number, total: number) => void;
+  /**
+   * Create the destination's missing parent directories (uploads); without it a missing one is
+   * `PARENT_MISSING`.
+   * @default {false}
+   */
+  parents?: boolean;
   /** Stops the transfer: no new request is sent, and the call fails at once with the reason. */
   signal?: AbortSignal;
   /** Bytes per request; defaults to {@linkcode TRANSFER_CHUNK}. */
@@ -147,9 +163,16 @@ export async function upload(
         hint: "Pass overwrite=true to replace it",
       });
     }
+    if (existing === null) {
+      await ensureParent(sftp, remotePath, {
+        parents: options.parents ?? false,
+        action: "upload to",
+        signal: options.signal,
+      });
+    }
     const temp = posix.join(posix.dirname(remotePath), tempName(posix.basename(remotePath)));
     try {
-      await putFile(sftp, file, temp, options, moved);
+      await putFile(sftp, file, temp, remotePath, options, moved);
       if (options.overwrite) {
         await call<void>(
           sftp,
@@ -160,7 +183,7 @@ export async function upload(
         );
       } else await call<void>(sftp, remotePath, "create", (cb) => sftp.rename(temp, remotePath, cb), options.signal);
     } catch (error) {
-      await bounded(call<void>(sftp, temp, "remove", (cb) => sftp.unlink(temp, cb)));
+      await bounded(call<void>(sftp, remotePath, "remove", (cb) => sftp.unlink(temp, cb)));
       throw error;
     }
   } catch (error) {
@@ -233,21 +256,30 @@ export async function uploadTree(
   const moved = { bytes: 0, total: entries.reduce((sum, e) => sum + e.size, 0) };
   const existing = await stat(sftp, remotePath, true).catch(missingIsNull);
   checkTreeDestination(existing === null ? null : existing.type === "directory", remotePath, options);
+  if (existing === null) {
+    await ensureParent(sftp, remotePath, {
+      parents: options.parents ?? false,
+      action: "upload to",
+      signal: options.signal,
+    });
+  }
   const stage = posix.join(posix.dirname(remotePath), tempName(posix.basename(remotePath)));
+  // Failures name the final path of each entry, never the staging directory's temporary name.
+  const shown = (rel: string) => rel === "" ? remotePath : posix.join(remotePath, rel);
   let leftover: string | null = null;
   try {
-    await call<void>(sftp, stage, "create directory", (cb) => sftp.mkdir(stage, { mode: 0o700 }, cb));
+    await call<void>(sftp, remotePath, "create directory", (cb) => sftp.mkdir(stage, { mode: 0o700 }, cb));
     try {
       for (const e of entries) {
         const to = posix.join(stage, e.rel);
         if (e.type === "directory") {
-          await call<void>(sftp, to, "create directory", (cb) => sftp.mkdir(to, { mode: 0o700 }, cb));
+          await call<void>(sftp, shown(e.rel), "create directory", (cb) => sftp.mkdir(to, { mode: 0o700 }, cb));
         } else if (e.type === "symlink") {
-          await call<void>(sftp, to, "create symlink", (cb) => sftp.symlink(e.target!, to, cb));
+          await call<void>(sftp, shown(e.rel), "create symlink", (cb) => sftp.symlink(e.target!, to, cb));
         } else {
           const file = await local.openRead(join(localDir, ...e.rel.split("/")));
           try {
-            await putFile(sftp, file, to, options, moved);
+            await putFile(sftp, file, to, shown(e.rel), options, moved);
           } finally {
             await fsClose(file.fd).catch(() => {});
           }
@@ -257,13 +289,13 @@ export async function uploadTree(
       for (const e of entries.toReversed()) {
         if (e.type !== "directory") continue;
         const to = posix.join(stage, e.rel);
-        await call<void>(sftp, to, "chmod", (cb) => sftp.chmod(to, e.mode, cb));
+        await call<void>(sftp, shown(e.rel), "chmod", (cb) => sftp.chmod(to, e.mode, cb));
       }
-      await call<void>(sftp, stage, "chmod", (cb) => sftp.chmod(stage, top.mode & 0o777, cb));
+      await call<void>(sftp, remotePath, "chmod", (cb) => sftp.chmod(stage, top.mode & 0o777, cb));
       leftover = await swapIn(
         existing !== null,
         remotePath,
-        (from, to) => call<void>(sftp, to, "rename", (cb) => sftp.rename(from, to, cb)),
+        (from, to) => call<void>(sftp, remotePath, "rename", (cb) => sftp.rename(from, to, cb)),
         (path) => remove(sftp, path, { recursive: true }),
         (path) => posix.join(posix.dirname(path), tempName(posix.basename(path))),
         stage,
@@ -553,22 +585,26 @@ function treeResult(entries: TreeEntry[], bytes: number, mode: number, verified:
   };
 }
 
-/** Writes the open local `file` to the new remote file `to` (created exclusively), mode set at the end. */
+/**
+ * Writes the open local `file` to the new remote file `to` (created exclusively), mode set at the
+ * end. Failures name `shown`, the final path: `to` is a temporary name.
+ */
 async function putFile(
   sftp: SFTPWrapper,
   file: OpenedFile,
   to: string,
+  shown: string,
   options: TransferOptions,
   moved: { bytes: number; total: number },
 ): Promise<void> {
   const handle = await call<Buffer>(
     sftp,
-    to,
+    shown,
     "create",
     // No cancel signal on an open: a handle answered after the call gave up would never be closed.
     (cb) => sftp.open(to, "wx", { mode: 0o600 }, cb),
   );
-  const what = { path: to, action: "write" };
+  const what = { path: shown, action: "write" };
   try {
     await pump(
       {
@@ -582,11 +618,11 @@ async function putFile(
       moved,
     );
     // Set after writing: a mode without write permission would refuse our own writes.
-    await call<void>(sftp, to, "chmod", (cb) => sftp.fchmod(handle, file.mode, cb), options.signal);
+    await call<void>(sftp, shown, "chmod", (cb) => sftp.fchmod(handle, file.mode, cb), options.signal);
   } catch (error) {
-    throw await diskFull(sftp, to, error);
+    throw await diskFull(sftp, to, shown, error);
   } finally {
-    await bounded(call<void>(sftp, to, "close", (cb) => sftp.close(handle, cb)));
+    await bounded(call<void>(sftp, shown, "close", (cb) => sftp.close(handle, cb)));
   }
 }
 
@@ -732,7 +768,7 @@ function writeAll(fd: number, buf: Buffer, off: number, len: number, pos: number
  * ask the server (statvfs@openssh.com) whether the file system is full, so the
  * agent hears the cause rather than "failure".
  */
-async function diskFull(sftp: SFTPWrapper, path: string, error: unknown): Promise<unknown> {
+async function diskFull(sftp: SFTPWrapper, path: string, shown: string, error: unknown): Promise<unknown> {
   if (!(error instanceof SshMcpError) || error.code !== "SFTP_FAILURE") return error;
   const dir = posix.dirname(path);
   const space = await within(
@@ -741,7 +777,7 @@ async function diskFull(sftp: SFTPWrapper, path: string, error: unknown): Promis
     2000,
   );
   if (space === null || space.bavail * space.frsize >= 1024 * 1024) return error;
-  return new SshMcpError("REMOTE_DISK_FULL", `No space left on the remote disk writing ${dir}`, {
+  return new SshMcpError("REMOTE_DISK_FULL", `No space left on the remote disk writing ${shown}`, {
     hint: "Free space on the remote host (ssh_execute 'df -h'), or upload somewhere else",
     cause: error,
   });

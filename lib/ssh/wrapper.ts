@@ -119,6 +119,22 @@ export const ARG_PART_BYTES = 64 * 1024;
 /** The script a shell gets when the command arrives as several arguments: it joins and runs them. */
 const JOIN_AND_RUN = '__mcp_c=; for __mcp_p in "$@"; do __mcp_c=$__mcp_c$__mcp_p; done; set --; eval "$__mcp_c"';
 
+/**
+ * The `cd` operand for `cwd`, quoted. `~` and `~/…` mean the home, as in
+ * the file tools: the `~` alone is left unquoted so the shell expands it (to
+ * `$HOME`, which sshd and Dropbear set to the account's home; with it unset,
+ * bash and zsh ask the password database and dash leaves `~` as it is, so
+ * the `cd` fails), and everything after the `/` stays quoted, so nothing in
+ * it is expanded. `~user` is not expanded (quoted, it names a directory
+ * called so), as the file tools refuse it.
+ */
+function cwdWord(cwd: string, quote: (v: string) => string): string {
+  if (cwd === "~") return "~";
+  if (cwd.startsWith("~/")) return cwd.length === 2 ? "~/" : `~/${quote(cwd.slice(2))}`;
+  // `cd -- -` is still `cd "$OLDPWD"`: a directory named `-` is `./-`.
+  return quote(cwd === "-" ? "./-" : cwd);
+}
+
 function buildScript(options: WrapOptions, hop: boolean): string {
   // Which shell runs the command: a POSIX login shell always (delivery
   // `direct` was asked for, even when the size sent it `hop`), else /bin/sh.
@@ -138,9 +154,7 @@ function buildScript(options: WrapOptions, hop: boolean): string {
   // stderr's marker first: what login files wrote to stderr comes before it.
   parts.push(`printf '${mark}\\n' >&2`);
   if (options.cwd !== undefined) {
-    // `cd -- -` is still `cd "$OLDPWD"`: a directory named `-` is `./-`.
-    const dir = options.cwd === "-" ? "./-" : options.cwd;
-    parts.push(`cd -- ${quote(dir)} || { printf '${mark}:cwd\\n'; exit 1; }`);
+    parts.push(`cd -- ${cwdWord(options.cwd, quote)} || { printf '${mark}:cwd\\n'; exit 1; }`);
   }
   // The command travels in pieces: exec'd, each piece is one argument.
   const pieces = splitUtf8(options.command, ARG_PART_BYTES);

@@ -139,3 +139,18 @@ Deno.test("a command over one argument's worth is carried in pieces that never s
     /exec "\$__mcp_s" \$\{__mcp_o:\+"\$__mcp_o"\} -c '.*' "\$__mcp_s" "\$__mcp_c0" "\$__mcp_c1"/,
   );
 });
+
+Deno.test("a cwd of ~ or ~/… leaves only the ~ unquoted; ~user and a ~ elsewhere stay literal", () => {
+  const cd = (cwd: string, delivery: "direct" | "hop" = "direct") => {
+    const w = wrapCommand({ command: "pwd", cwd, nonce: "n6", delivery });
+    return /cd -- (.*?) \|\|/.exec(w.commandLine + w.stdinPrefix)?.[1];
+  };
+  assert.equal(cd("~"), "~");
+  assert.equal(cd("~/"), "~/");
+  assert.equal(cd("~/a b/$(id)"), "~/'a b/$(id)'");
+  assert.equal(cd("~/it's"), `~/'it'\\''s'`);
+  assert.equal(cd("~root"), "'~root'");
+  assert.equal(cd("/x/~"), "'/x/~'");
+  assert.equal(cd("a~b"), "'a~b'");
+  assert.equal(cd("~/a\nb", "hop"), `~/'a'"$__mcp_n"'b'`);
+});

@@ -13,6 +13,7 @@ import { createHash } from "node:crypto";
 import { z } from "zod";
 import { SshMcpError } from "../errors.ts";
 import * as sftp from "../ssh/sftp.ts";
+import { remoteHome, resolveRemotePath } from "../ssh/remote_path.ts";
 import {
   download,
   downloadTree,
@@ -37,7 +38,8 @@ import { guarded, ok, openWithin } from "./result.ts";
 import * as s from "./schemas.ts";
 
 const MAX_WHOLE_FILE = 16 * 1024 * 1024; // line reads and edits hold the whole file
-const remotePath = s.remotePath.describe("Path on the remote host (absolute, or relative to the login directory)");
+const remotePath = s.remotePath.describe("Path on the remote host: absolute, ~/…, or relative to the login directory");
+const parents = z.boolean().optional().describe("Create missing parent directories (default false)");
 const octalMode = z.string().regex(/^0?[0-7]{3,4}$/, "an octal mode such as 644 or 0755")
   .describe("Permission bits in octal, e.g. 644 or 0755 (setuid/setgid/sticky allowed here only)");
 
@@ -157,6 +159,10 @@ export function registerFileTools(server: McpServer, deps: ToolDeps): void {
     sftp.setRequestDeadline(sf, requestDeadlineMs);
     return sf;
   };
+  // A path argument as the server must see it: `~` and `~/…` in the remote user's home, asked once per
+  // connection (lib/ssh/remote_path.ts).
+  const resolve = (id: string, sf: SFTPWrapper, path: string) =>
+    resolveRemotePath(path, () => remoteHome(sessions.get(id).connection, sf));
 
   // MCP progress notifications, when the client asked for them with a token.
   // `flush` waits for the last one to be written, so the final progress
@@ -236,11 +242,13 @@ export function registerFileTools(server: McpServer, deps: ToolDeps): void {
   type Run = (sf: SFTPWrapper, options: TransferOptions) => Promise<TransferResult>;
 
   // Runs one upload or download (the local path already confined) and shapes its result.
+  // `remote` is the remote path already resolved.
   async function transfer(
-    args: { session_id: string; remote_path: string; overwrite?: boolean; verify?: boolean },
+    args: { session_id: string; overwrite?: boolean; verify?: boolean; parents?: boolean },
     // deno-lint-ignore no-explicit-any
     extra: any,
     local: string,
+    remote: string,
     direction: "up" | "down",
     run: Run,
   ) {
@@ -250,19 +258,20 @@ export function registerFileTools(server: McpServer, deps: ToolDeps): void {
     const options = {
       overwrite: args.overwrite ?? false,
       verify: args.verify ?? false,
+      parents: args.parents ?? false,
       onProgress: notify.report,
       signal: stop.signal,
     };
     const r = await run(sf, options).finally(stop.done);
     await notify.flush();
-    const [from, to] = direction === "up" ? [local, args.remote_path] : [args.remote_path, local];
+    const [from, to] = direction === "up" ? [local, remote] : [remote, local];
     const what = r.type === "file"
       ? `${r.bytes} bytes`
       : `${r.files} files, ${r.directories} directories, ${r.symlinks} symlinks, ${r.bytes} bytes`;
     return ok(
       {
         local_path: local,
-        remote_path: args.remote_path,
+        remote_path: remote,
         type: r.type,
         bytes: r.bytes,
         sha256: r.sha256,
@@ -301,12 +310,13 @@ export function registerFileTools(server: McpServer, deps: ToolDeps): void {
         local_path: z.string().min(1).max(4096).describe(
           "Local file or directory (relative to the server's working directory)",
         ),
-        remote_path: remotePath.describe("Remote destination: the file's (or directory's) full new path"),
+        remote_path: remotePath.describe("Remote destination: the file's (or directory's) full new path, or ~/…"),
         overwrite: z.boolean().optional().describe(
           "Replace an existing remote file, or a whole existing directory (default false)",
         ),
         verify: z.boolean().optional().describe("Read every file back and compare sha256 (default false)"),
         recursive,
+        parents,
       },
       outputSchema: transferOutput,
       annotations: { readOnlyHint: false, destructiveHint: true, idempotentHint: false, openWorldHint: true },
@@ -321,13 +331,14 @@ export function registerFileTools(server: McpServer, deps: ToolDeps): void {
           return { path: await resolveReadDir(args.local_path, place).catch(localError), tree: true };
         },
       );
+      const remote = await resolve(args.session_id, await session(args.session_id, extra.signal), args.remote_path);
       return await transfer(
         args,
         extra,
         local.path,
+        remote,
         "up",
-        (sf, options) =>
-          (local.tree ? uploadTree : upload)(sf, localFiles(place.roots), local.path, args.remote_path, options),
+        (sf, options) => (local.tree ? uploadTree : upload)(sf, localFiles(place.roots), local.path, remote, options),
       );
     }),
   );
@@ -360,18 +371,21 @@ export function registerFileTools(server: McpServer, deps: ToolDeps): void {
       const overwrite = args.overwrite ?? false;
       // Before anything remote: without a local root there is nothing to do.
       const place = await where(extra);
-      const top = await sftp.stat(await session(args.session_id, extra.signal), args.remote_path, false, extra.signal);
+      const sf = await session(args.session_id, extra.signal);
+      const remote = await resolve(args.session_id, sf, args.remote_path);
+      const top = await sftp.stat(sf, remote, false, extra.signal);
       if (top.type !== "directory") sftp.requireRegularFile(top, "download");
       if (top.type === "directory") {
-        if (!args.recursive) throw isDirectory(args.remote_path);
+        if (!args.recursive) throw isDirectory(remote);
         const dest = await resolveWriteDir(args.local_path, { ...place, overwrite }).catch(localError);
         return await transfer(
           args,
           extra,
           dest.path,
+          remote,
           "down",
           (sf, options) =>
-            downloadTree(sf, localFiles(place.roots), args.remote_path, dest.path, {
+            downloadTree(sf, localFiles(place.roots), remote, dest.path, {
               ...options,
               exists: dest.exists,
             }),
@@ -382,8 +396,9 @@ export function registerFileTools(server: McpServer, deps: ToolDeps): void {
         args,
         extra,
         local,
+        remote,
         "down",
-        (sf, options) => download(sf, localFiles(place.roots), args.remote_path, local, options),
+        (sf, options) => download(sf, localFiles(place.roots), remote, local, options),
       );
     }),
   );
@@ -419,15 +434,16 @@ export function registerFileTools(server: McpServer, deps: ToolDeps): void {
     },
     guarded(async (args, extra) => {
       const sf = await session(args.session_id, extra.signal);
+      const path = await resolve(args.session_id, sf, args.remote_path);
       const signal = extra.signal;
       const maxBytes = args.max_bytes ?? 262144;
       let data: Uint8Array;
       let size: number;
       let offset = args.offset ?? 0;
       if (args.line_start !== undefined || args.line_count !== undefined) {
-        const whole = await sftp.readRange(sf, args.remote_path, { offset: 0, length: MAX_WHOLE_FILE + 1, signal });
+        const whole = await sftp.readRange(sf, path, { offset: 0, length: MAX_WHOLE_FILE + 1, signal });
         if (whole.size > MAX_WHOLE_FILE) {
-          throw new SshMcpError("FILE_TOO_LARGE", `${args.remote_path} is larger than 16 MiB`, {
+          throw new SshMcpError("FILE_TOO_LARGE", `${path} is larger than 16 MiB`, {
             hint: "Read it by byte range (offset/length) instead of by lines",
           });
         }
@@ -438,7 +454,7 @@ export function registerFileTools(server: McpServer, deps: ToolDeps): void {
         data = new TextEncoder().encode(picked.join("")).subarray(0, maxBytes);
         size = whole.size;
       } else {
-        const r = await sftp.readRange(sf, args.remote_path, {
+        const r = await sftp.readRange(sf, path, {
           offset,
           length: Math.min(args.length ?? maxBytes, maxBytes),
           signal,
@@ -448,13 +464,13 @@ export function registerFileTools(server: McpServer, deps: ToolDeps): void {
       }
       const binary = isBinary(data);
       if (binary && args.binary === "refuse") {
-        throw new SshMcpError("BINARY_FILE", `${args.remote_path} is binary`, {
+        throw new SshMcpError("BINARY_FILE", `${path} is binary`, {
           hint: 'Read it with binary="base64", or download it with ssh_download_file',
         });
       }
       const complete = offset === 0 && data.length === size;
       const result = {
-        path: args.remote_path,
+        path,
         size,
         offset,
         bytes: data.length,
@@ -463,7 +479,7 @@ export function registerFileTools(server: McpServer, deps: ToolDeps): void {
         content: binary ? Buffer.from(data).toString("base64") : new TextDecoder().decode(data),
         sha256: sha256(data),
       };
-      const head = `${args.remote_path}: ${data.length} of ${size} bytes from offset ${offset}` +
+      const head = `${path}: ${data.length} of ${size} bytes from offset ${offset}` +
         (binary ? " (binary, base64)" : "") + `, sha256 ${result.sha256}`;
       return ok(result, `${head}\n${result.content}`);
     }),
@@ -483,25 +499,28 @@ export function registerFileTools(server: McpServer, deps: ToolDeps): void {
         encoding: z.enum(["utf8", "base64"]).optional().describe("How content is encoded (default utf8)"),
         mode: z.enum(["create", "overwrite", "append"]).optional().describe("create (default), overwrite or append"),
         file_mode: octalMode.optional(),
+        parents,
       },
       outputSchema: { path: z.string(), bytes: z.number(), sha256: z.string(), mode: z.string() },
       annotations: { readOnlyHint: false, destructiveHint: true, idempotentHint: false, openWorldHint: true },
     },
     guarded(async (args, extra) => {
       const sf = await session(args.session_id, extra.signal);
+      const path = await resolve(args.session_id, sf, args.remote_path);
       const data = args.encoding === "base64"
         ? new Uint8Array(Buffer.from(args.content, "base64"))
         : new TextEncoder().encode(args.content);
       const how = args.mode ?? "create";
-      await sftp.writeFile(sf, args.remote_path, data, {
+      await sftp.writeFile(sf, path, data, {
         how,
         mode: args.file_mode === undefined ? undefined : parseInt(args.file_mode, 8),
+        parents: args.parents ?? false,
         signal: extra.signal,
       });
       const hash = sha256(data);
       return ok(
-        { path: args.remote_path, bytes: data.length, sha256: hash, mode: how },
-        `${how === "append" ? "Appended" : "Wrote"} ${data.length} bytes to ${args.remote_path} (sha256 ${hash})`,
+        { path, bytes: data.length, sha256: hash, mode: how },
+        `${how === "append" ? "Appended" : "Wrote"} ${data.length} bytes to ${path} (sha256 ${hash})`,
       );
     }),
   );
@@ -528,24 +547,25 @@ export function registerFileTools(server: McpServer, deps: ToolDeps): void {
     },
     guarded(async (args, extra) => {
       const sf = await session(args.session_id, extra.signal);
-      const whole = await sftp.readRange(sf, args.remote_path, {
+      const path = await resolve(args.session_id, sf, args.remote_path);
+      const whole = await sftp.readRange(sf, path, {
         offset: 0,
         length: MAX_WHOLE_FILE + 1,
         signal: extra.signal,
       });
       if (whole.size > MAX_WHOLE_FILE) {
-        throw new SshMcpError("FILE_TOO_LARGE", `${args.remote_path} is larger than 16 MiB`, {
+        throw new SshMcpError("FILE_TOO_LARGE", `${path} is larger than 16 MiB`, {
           hint: "Edit it with ssh_execute (e.g. sed) instead",
         });
       }
       const before = sha256(whole.data);
       if (args.expected_sha256 !== undefined && args.expected_sha256 !== before) {
-        throw new SshMcpError("PRECONDITION_FAILED", `${args.remote_path} changed: its sha256 is ${before}`, {
+        throw new SshMcpError("PRECONDITION_FAILED", `${path} changed: its sha256 is ${before}`, {
           hint: "Read it again and redo the edit against the current content",
         });
       }
       if (isBinary(whole.data)) {
-        throw new SshMcpError("BINARY_FILE", `${args.remote_path} is binary; text edits are refused`);
+        throw new SshMcpError("BINARY_FILE", `${path} is binary; text edits are refused`);
       }
       const text = new TextDecoder().decode(whole.data);
       const count = text.split(args.old_text).length - 1;
@@ -553,7 +573,7 @@ export function registerFileTools(server: McpServer, deps: ToolDeps): void {
       if (count !== expected) {
         throw new SshMcpError(
           count === 0 ? "EDIT_NO_MATCH" : "EDIT_AMBIGUOUS",
-          `old_text occurs ${count} time${count === 1 ? "" : "s"} in ${args.remote_path}, expected ${expected}`,
+          `old_text occurs ${count} time${count === 1 ? "" : "s"} in ${path}, expected ${expected}`,
           {
             hint: count === 0
               ? "Copy old_text exactly from the file (whitespace and line endings included)"
@@ -562,11 +582,11 @@ export function registerFileTools(server: McpServer, deps: ToolDeps): void {
         );
       }
       const updated = new TextEncoder().encode(text.split(args.old_text).join(args.new_text));
-      await sftp.writeFile(sf, args.remote_path, updated, { how: "overwrite", signal: extra.signal });
+      await sftp.writeFile(sf, path, updated, { how: "overwrite", signal: extra.signal });
       const after = sha256(updated);
       return ok(
-        { path: args.remote_path, replacements: count, sha256_before: before, sha256_after: after },
-        `Replaced ${count} occurrence${count === 1 ? "" : "s"} in ${args.remote_path} (sha256 ${after})`,
+        { path, replacements: count, sha256_before: before, sha256_after: after },
+        `Replaced ${count} occurrence${count === 1 ? "" : "s"} in ${path} (sha256 ${after})`,
       );
     }),
   );
@@ -595,9 +615,10 @@ export function registerFileTools(server: McpServer, deps: ToolDeps): void {
     },
     guarded(async (args, extra) => {
       const sf = await session(args.session_id, extra.signal);
+      const path = await resolve(args.session_id, sf, args.remote_path);
       const offset = args.offset ?? 0;
       const limit = args.limit ?? 1000;
-      const r = await sftp.listDir(sf, args.remote_path, { depth: args.depth ?? 0, max: offset + limit });
+      const r = await sftp.listDir(sf, path, { depth: args.depth ?? 0, max: offset + limit });
       const entries = r.entries.slice(offset).map((e) => ({
         ...statOut(e),
         name: e.name,
@@ -609,8 +630,8 @@ export function registerFileTools(server: McpServer, deps: ToolDeps): void {
         `${String(e.size).padStart(10)} ${e.mtime} ${e.name}${e.target ? ` -> ${e.target}` : ""}`
       ).join("\n");
       return ok(
-        { path: args.remote_path, entries, truncated: r.truncated },
-        `${args.remote_path}: ${entries.length} entries${r.truncated ? " (more: raise offset)" : ""}\n${text}`,
+        { path, entries, truncated: r.truncated },
+        `${path}: ${entries.length} entries${r.truncated ? " (more: raise offset)" : ""}\n${text}`,
       );
     }),
   );
@@ -630,7 +651,8 @@ export function registerFileTools(server: McpServer, deps: ToolDeps): void {
     },
     guarded(async (args, extra) => {
       const sf = await session(args.session_id, extra.signal);
-      const st = statOut(await sftp.stat(sf, args.remote_path, args.no_follow ?? false, extra.signal));
+      const path = await resolve(args.session_id, sf, args.remote_path);
+      const st = statOut(await sftp.stat(sf, path, args.no_follow ?? false, extra.signal));
       const type = st.special === undefined ? st.type : `${st.type} (${st.special})`;
       return ok(st, `${st.path}: ${type}, ${st.size} bytes, mode ${st.mode}, modified ${st.mtime}`);
     }),
@@ -652,11 +674,12 @@ export function registerFileTools(server: McpServer, deps: ToolDeps): void {
     },
     guarded(async (args, extra) => {
       const sf = await session(args.session_id, extra.signal);
-      await sftp.mkdir(sf, args.remote_path, {
+      const path = await resolve(args.session_id, sf, args.remote_path);
+      await sftp.mkdir(sf, path, {
         parents: args.parents ?? false,
         mode: args.file_mode === undefined ? undefined : parseInt(args.file_mode, 8),
       });
-      return ok({ path: args.remote_path, created: true }, `Created ${args.remote_path}`);
+      return ok({ path, created: true }, `Created ${path}`);
     }),
   );
 
@@ -674,10 +697,10 @@ export function registerFileTools(server: McpServer, deps: ToolDeps): void {
       annotations: { readOnlyHint: false, destructiveHint: true, idempotentHint: true, openWorldHint: true },
     },
     guarded(async (args, extra) => {
-      const n = await sftp.remove(await session(args.session_id, extra.signal), args.remote_path, {
-        recursive: args.recursive ?? false,
-      });
-      return ok({ path: args.remote_path, removed: n }, `Removed ${args.remote_path} (${n} entries)`);
+      const sf = await session(args.session_id, extra.signal);
+      const path = await resolve(args.session_id, sf, args.remote_path);
+      const n = await sftp.remove(sf, path, { recursive: args.recursive ?? false });
+      return ok({ path, removed: n }, `Removed ${path} (${n} entries)`);
     }),
   );
 
@@ -696,10 +719,11 @@ export function registerFileTools(server: McpServer, deps: ToolDeps): void {
       annotations: { readOnlyHint: false, destructiveHint: true, idempotentHint: false, openWorldHint: true },
     },
     guarded(async (args, extra) => {
-      await sftp.rename(await session(args.session_id, extra.signal), args.from_path, args.to_path, {
-        overwrite: args.overwrite ?? false,
-      });
-      return ok({ from_path: args.from_path, to_path: args.to_path }, `Renamed ${args.from_path} to ${args.to_path}`);
+      const sf = await session(args.session_id, extra.signal);
+      const from = await resolve(args.session_id, sf, args.from_path);
+      const to = await resolve(args.session_id, sf, args.to_path);
+      await sftp.rename(sf, from, to, { overwrite: args.overwrite ?? false });
+      return ok({ from_path: from, to_path: to }, `Renamed ${from} to ${to}`);
     }),
   );
 
@@ -713,8 +737,10 @@ export function registerFileTools(server: McpServer, deps: ToolDeps): void {
       annotations: { readOnlyHint: false, destructiveHint: true, idempotentHint: true, openWorldHint: true },
     },
     guarded(async (args, extra) => {
-      await sftp.chmod(await session(args.session_id, extra.signal), args.remote_path, parseInt(args.file_mode, 8));
-      return ok({ path: args.remote_path, mode: args.file_mode }, `Set mode ${args.file_mode} on ${args.remote_path}`);
+      const sf = await session(args.session_id, extra.signal);
+      const path = await resolve(args.session_id, sf, args.remote_path);
+      await sftp.chmod(sf, path, parseInt(args.file_mode, 8));
+      return ok({ path, mode: args.file_mode }, `Set mode ${args.file_mode} on ${path}`);
     }),
   );
 }
