@@ -196,7 +196,7 @@ async function measureCipher(cipher: string): Promise<CipherRun> {
 
   // --- 6. 200 MiB up and down: ours vs sftp(1) and scp(1), median of 3 ------------
   const remoteDir = `/tmp/mcp-bench-${crypto.randomUUID()}`;
-  await callOk(server.client, "ssh_mkdir_remote", { session_id: session, remote_path: remoteDir });
+  await callOk(server.client, "ssh_manage_remote", { action: "mkdir", session_id: session, remote_path: remoteDir });
   const fileArgs = [
     "-F",
     "/dev/null",
@@ -258,7 +258,12 @@ async function measureCipher(cipher: string): Promise<CipherRun> {
       ),
     );
   }
-  await callOk(server.client, "ssh_remove_remote", { session_id: session, remote_path: remoteDir, recursive: true });
+  await callOk(server.client, "ssh_manage_remote", {
+    action: "remove",
+    session_id: session,
+    remote_path: remoteDir,
+    recursive: true,
+  });
 
   // --- 8. 200 MiB through a local forward: ours vs ssh -L, median of 7 -----------
   const ourForward = await callOk(server.client, "ssh_forward_port", { session_id: session, remote_port: sourcePort });
@@ -538,7 +543,11 @@ const rssDown = await growthDuring(() =>
     local_path: `${work}/gib.back`,
   })
 );
-await callOk(rssServer.client, "ssh_remove_remote", { session_id: rssSession, remote_path: gibRemote });
+await callOk(rssServer.client, "ssh_manage_remote", {
+  action: "remove",
+  session_id: rssSession,
+  remote_path: gibRemote,
+});
 await rssServer.close();
 
 await Deno.remove(work, { recursive: true });

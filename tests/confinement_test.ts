@@ -127,7 +127,7 @@ Deno.test({
     assert.ok(succeeded("upload") > 0, `no upload succeeded: ${JSON.stringify(outcomes)}`);
     assert.ok(succeeded("download") > 0, `no download succeeded: ${JSON.stringify(outcomes)}`);
   } finally {
-    await call(c, "ssh_remove_remote", { session_id: sid, remote_path: remote, recursive: true });
+    await call(c, "ssh_manage_remote", { action: "remove", session_id: sid, remote_path: remote, recursive: true });
     await Deno.remove(base, { recursive: true });
   }
 });

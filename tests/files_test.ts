@@ -26,7 +26,7 @@ Deno.test({ name: "remote files: read, write, edit, list and manage over SFTP", 
   const c = server.client;
   const sid = await connectWithKey(c, sshd);
   const dir = `/tmp/mcp-files-${crypto.randomUUID()}`;
-  await callOk(c, "ssh_mkdir_remote", { session_id: sid, remote_path: `${dir}/a/b`, parents: true });
+  await callOk(c, "ssh_manage_remote", { action: "mkdir", session_id: sid, remote_path: `${dir}/a/b`, parents: true });
   const remoteSha = async (path: string) =>
     (await callOk(c, "ssh_execute", { session_id: sid, command: `sha256sum '${path}'` })).structured.stdout.split(
       " ",
@@ -208,21 +208,37 @@ Deno.test({ name: "remote files: read, write, edit, list and manage over SFTP", 
     await t.step("rename refuses to clobber; chmod; remove needs recursive for a full directory", async () => {
       await callOk(c, "ssh_write_remote_file", { session_id: sid, remote_path: `${dir}/r1`, content: "1" });
       await callOk(c, "ssh_write_remote_file", { session_id: sid, remote_path: `${dir}/r2`, content: "2" });
-      const clobber = await call(c, "ssh_rename_remote", {
+      const clobber = await call(c, "ssh_manage_remote", {
+        action: "rename",
         session_id: sid,
-        from_path: `${dir}/r1`,
+        remote_path: `${dir}/r1`,
         to_path: `${dir}/r2`,
       });
       assert.equal(clobber.code, "FILE_EXISTS");
-      await callOk(c, "ssh_rename_remote", { session_id: sid, from_path: `${dir}/r1`, to_path: `${dir}/r3` });
-      await callOk(c, "ssh_chmod_remote", { session_id: sid, remote_path: `${dir}/r3`, file_mode: "600" });
+      await callOk(c, "ssh_manage_remote", {
+        action: "rename",
+        session_id: sid,
+        remote_path: `${dir}/r1`,
+        to_path: `${dir}/r3`,
+      });
+      await callOk(c, "ssh_manage_remote", {
+        action: "chmod",
+        session_id: sid,
+        remote_path: `${dir}/r3`,
+        file_mode: "600",
+      });
       assert.equal(
         (await callOk(c, "ssh_stat_remote", { session_id: sid, remote_path: `${dir}/r3` })).structured.mode,
         "0600",
       );
-      const full = await call(c, "ssh_remove_remote", { session_id: sid, remote_path: `${dir}/tree` });
+      const full = await call(c, "ssh_manage_remote", {
+        action: "remove",
+        session_id: sid,
+        remote_path: `${dir}/tree`,
+      });
       assert.equal(full.isError, true);
-      const gone = await callOk(c, "ssh_remove_remote", {
+      const gone = await callOk(c, "ssh_manage_remote", {
+        action: "remove",
         session_id: sid,
         remote_path: `${dir}/tree`,
         recursive: true,
@@ -241,7 +257,7 @@ Deno.test({ name: "remote files: read, write, edit, list and manage over SFTP", 
       assert.equal(r.code, "SFTP_PERMISSION_DENIED", r.text);
     });
   } finally {
-    await call(c, "ssh_remove_remote", { session_id: sid, remote_path: dir, recursive: true });
+    await call(c, "ssh_manage_remote", { action: "remove", session_id: sid, remote_path: dir, recursive: true });
   }
 });
 

@@ -59,7 +59,11 @@ Deno.test(
       { tool: "ssh_read_remote_file", args: { remote_path: "/etc/hostname\0x" }, field: "remote_path" },
       { tool: "ssh_write_remote_file", args: { remote_path: "/tmp/x\0y", content: "z" }, field: "remote_path" },
       { tool: "ssh_list_remote_dir", args: { remote_path: "/\0" }, field: "remote_path" },
-      { tool: "ssh_rename_remote", args: { from_path: "/tmp/a", to_path: "/tmp/b\0" }, field: "to_path" },
+      {
+        tool: "ssh_manage_remote",
+        args: { action: "rename", remote_path: "/tmp/a", to_path: "/tmp/b\0" },
+        field: "to_path",
+      },
       { tool: "ssh_upload_file", args: { local_path: "deno.json\0x", remote_path: "/tmp/u" }, field: "local_path" },
       { tool: "ssh_download_file", args: { remote_path: "/etc/hostname", local_path: "x\0y" }, field: "local_path" },
       { tool: "ssh_forward_port", args: { remote_host: "db\0", remote_port: 5432 }, field: "remote_host" },

@@ -34,7 +34,7 @@ Deno.test(
       assert.equal(down.code, "PATH_NOT_ALLOWED", down.text);
       assert.match(down.text, /no local roots are configured/);
       await assert.rejects(Deno.stat(`${dir}/got`));
-      await callOk(c, "ssh_remove_remote", { session_id: sid, remote_path: `/tmp/mcp-perm-${sid}` });
+      await callOk(c, "ssh_manage_remote", { action: "remove", session_id: sid, remote_path: `/tmp/mcp-perm-${sid}` });
       assert.match(server.stderr(), /write permission dropped/);
 
       // Control: under accept-new the server must be able to record host keys, so it keeps write.

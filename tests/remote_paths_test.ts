@@ -66,13 +66,13 @@ Deno.test(
         assert.equal(st.structured.type, "file");
         await ok("ssh_edit_remote_file", { remote_path: "~/app.py", old_text: "1", new_text: "2" });
         assert.equal(await Deno.readTextFile(`${home}/app.py`), "print(2)\n");
-        await ok("ssh_chmod_remote", { remote_path: "~/app.py", file_mode: "0600" });
+        await ok("ssh_manage_remote", { action: "chmod", remote_path: "~/app.py", file_mode: "0600" });
         assert.equal((await Deno.stat(`${home}/app.py`)).mode! & 0o777, 0o600);
-        await ok("ssh_rename_remote", { from_path: "~/app.py", to_path: "~/app2.py" });
+        await ok("ssh_manage_remote", { action: "rename", remote_path: "~/app.py", to_path: "~/app2.py" });
         assert.ok(exists(`${home}/app2.py`) && !exists(`${home}/app.py`));
         const listed = await ok("ssh_list_remote_dir", { remote_path: "~/" });
         assert.ok(listed.structured.entries.some((e: { name: string }) => e.name === "app2.py"), listed.text);
-        await ok("ssh_remove_remote", { remote_path: "~/app2.py" });
+        await ok("ssh_manage_remote", { action: "remove", remote_path: "~/app2.py" });
         assert.equal(exists(`${home}/app2.py`), false);
       });
 
@@ -82,14 +82,14 @@ Deno.test(
         assert.equal(st.structured.type, "directory");
         const listed = await ok("ssh_list_remote_dir", { remote_path: "~" });
         assert.equal(listed.structured.path, home);
-        await ok("ssh_mkdir_remote", { remote_path: "~/made" });
+        await ok("ssh_manage_remote", { action: "mkdir", remote_path: "~/made" });
         assert.ok((await Deno.stat(`${home}/made`)).isDirectory);
       });
 
       await t.step("a ~ elsewhere in a path is literal, and ~user/… is refused, not taken literally", async () => {
         await ok("ssh_write_remote_file", { remote_path: "a~b", content: "x" }); // relative: in the login directory
         assert.equal(await Deno.readTextFile(`${home}/a~b`), "x");
-        await ok("ssh_mkdir_remote", { remote_path: "~/made/~" });
+        await ok("ssh_manage_remote", { action: "mkdir", remote_path: "~/made/~" });
         assert.ok((await Deno.stat(`${home}/made/~`)).isDirectory, "/x/~ is a directory named ~");
         await ok("ssh_write_remote_file", { remote_path: "./~", content: "y" });
         assert.equal(await Deno.readTextFile(`${home}/~`), "y");

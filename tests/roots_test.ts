@@ -85,7 +85,7 @@ Deno.test(
         // The client declared no roots, so none can ever come: the write permission goes.
         await waitForLog(server.stderr, /No local roots possible and strict host keys: write permission dropped/);
       } finally {
-        await callOk(c, "ssh_remove_remote", { session_id: sid, remote_path: remote });
+        await callOk(c, "ssh_manage_remote", { action: "remove", session_id: sid, remote_path: remote });
       }
     };
 
@@ -111,7 +111,7 @@ Deno.test(
         const outside = await download(c, sid, remote, `${base.path}/outside`);
         assert.equal(outside.code, "PATH_NOT_ALLOWED", outside.text);
       } finally {
-        await callOk(c, "ssh_remove_remote", { session_id: sid, remote_path: remote });
+        await callOk(c, "ssh_manage_remote", { action: "remove", session_id: sid, remote_path: remote });
       }
     });
   },
@@ -169,7 +169,7 @@ async function withSession(sshd: Sshd, client: Client, body: (sid: string, remot
   try {
     await body(sid, remote);
   } finally {
-    await callOk(client, "ssh_remove_remote", { session_id: sid, remote_path: remote });
+    await callOk(client, "ssh_manage_remote", { action: "remove", session_id: sid, remote_path: remote });
   }
 }
 

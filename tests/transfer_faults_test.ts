@@ -42,7 +42,7 @@ Deno.test({ name: "a cancelled upload stops sending and leaves no file behind", 
     await using server = await startServer({ args: ["--known-hosts", kh, "--allow-local-dir", root] });
     const c = server.client;
     const { sid, pids } = await sessionWithPids(c, sshd);
-    await callOk(c, "ssh_mkdir_remote", { session_id: sid, remote_path: remote });
+    await callOk(c, "ssh_manage_remote", { action: "mkdir", session_id: sid, remote_path: remote });
     // 8 GiB of zeros, sparse here: far longer to send than this test runs.
     const big = await Deno.open(`${root}/big`, { create: true, write: true });
     await big.truncate(8 * 1024 ** 3);
@@ -89,7 +89,7 @@ Deno.test({ name: "a cancelled upload stops sending and leaves no file behind", 
       remote_path: `${remote}/small`,
       verify: true,
     });
-    await callOk(c, "ssh_remove_remote", { session_id: sid, remote_path: remote, recursive: true });
+    await callOk(c, "ssh_manage_remote", { action: "remove", session_id: sid, remote_path: remote, recursive: true });
   } finally {
     // The "remote" side is this machine: a failed run must not leave its big file behind.
     await Deno.remove(remote, { recursive: true }).catch(() => {});

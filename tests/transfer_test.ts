@@ -23,7 +23,7 @@ Deno.test({ name: "uploads and downloads are byte-exact, atomic and confined", i
   const c = server.client;
   const sid = await connectWithKey(c, sshd);
   const remote = `/tmp/mcp-xfer-${crypto.randomUUID()}`;
-  await callOk(c, "ssh_mkdir_remote", { session_id: sid, remote_path: remote });
+  await callOk(c, "ssh_manage_remote", { action: "mkdir", session_id: sid, remote_path: remote });
   const remoteSha = async (path: string) =>
     (await callOk(c, "ssh_execute", { session_id: sid, command: `sha256sum '${path}'` })).structured.stdout.split(
       " ",
@@ -172,7 +172,7 @@ Deno.test({ name: "uploads and downloads are byte-exact, atomic and confined", i
       assert.ok(seen.at(-1)! >= 90 * 1024 * 1024, `last progress ${seen.at(-1)}`);
     });
   } finally {
-    await call(c, "ssh_remove_remote", { session_id: sid, remote_path: remote, recursive: true });
+    await call(c, "ssh_manage_remote", { action: "remove", session_id: sid, remote_path: remote, recursive: true });
     await Deno.remove(base, { recursive: true });
   }
 });

@@ -61,7 +61,7 @@ async function makeTree(top: string): Promise<void> {
 Deno.test({ name: "directory trees go up and come back identical", ignore: skip }, async (t) => {
   await using f = await startFileSession("mcp-tree-");
   const { client: c, sid, base, root, remote } = f;
-  await callOk(c, "ssh_mkdir_remote", { session_id: sid, remote_path: remote });
+  await callOk(c, "ssh_manage_remote", { action: "mkdir", session_id: sid, remote_path: remote });
   const sh = async (command: string) => (await callOk(c, "ssh_execute", { session_id: sid, command })).structured;
   await makeTree(`${root}/src`);
   const expected = await snapshot(`${root}/src`);
@@ -299,7 +299,7 @@ Deno.test({ name: "a hostile remote tree arrives without links out or unsafe mod
     for await (const e of Deno.readDir(root)) names.push(e.name);
     assert.deepEqual(names, ["got"], "a staging directory was left behind");
   } finally {
-    await call(c, "ssh_remove_remote", { session_id: sid, remote_path: remote, recursive: true });
+    await call(c, "ssh_manage_remote", { action: "remove", session_id: sid, remote_path: remote, recursive: true });
     await Deno.remove(base, { recursive: true });
   }
 });
@@ -350,7 +350,7 @@ Deno.test({
     assert.deepEqual(names, ["dest"], "the old tree or a staging directory was left behind");
     assert.equal(await Deno.readTextFile(`${base}/outside/keep.txt`), "keep");
   } finally {
-    await call(c, "ssh_remove_remote", { session_id: sid, remote_path: remote, recursive: true });
+    await call(c, "ssh_manage_remote", { action: "remove", session_id: sid, remote_path: remote, recursive: true });
     await Deno.remove(base, { recursive: true });
   }
 });

@@ -78,7 +78,7 @@ function notRegular(path: string, action: string, kind: string): SshMcpError {
     hint: action === "read" || action === "download"
       ? "Only regular files are read over SFTP; use ssh_execute for FIFOs and devices (e.g. head -c 1024 on it)"
       : "Writing would replace it with a regular file rather than write into it: remove it first " +
-        "(ssh_remove_remote) if that is what you want, or write into it with ssh_execute",
+        "(ssh_manage_remote action remove) if that is what you want, or write into it with ssh_execute",
   });
 }
 

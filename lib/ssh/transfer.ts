@@ -154,7 +154,7 @@ export async function upload(
         `Cannot upload to ${remotePath}: it is a ${existing.special ?? "special file"}, not a regular file`,
         {
           hint: "The upload would replace it with a regular file rather than write into it: remove it first " +
-            "(ssh_remove_remote) if that is what you want",
+            "(ssh_manage_remote action remove) if that is what you want",
         },
       );
     }

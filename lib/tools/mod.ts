@@ -17,7 +17,7 @@ import type { SessionRegistry } from "../sessions.ts";
 import { connectionTools } from "./connection.ts";
 import { type RequestExtra, toolContext, type ToolDef, type Toolset } from "./define.ts";
 import { registerExecTools } from "./exec.ts";
-import { registerFileTools } from "./files.ts";
+import { fileTools } from "./files.ts";
 import { forwardTools } from "./forward.ts";
 import { registerShellTools } from "./shell.ts";
 
@@ -44,7 +44,7 @@ export function allTools(deps: ToolDeps): ToolDef[] {
     ...connectionTools(deps),
     ...captured("exec", (server) => registerExecTools(server, deps)),
     ...captured("shell", (server) => registerShellTools(server, deps)),
-    ...captured("files", (server) => registerFileTools(server, deps)),
+    ...fileTools(deps),
     ...forwardTools(deps),
   ];
 }
