@@ -1,5 +1,12 @@
 import assert from "node:assert/strict";
-import { COMMAND_OUTCOME_UNKNOWN, outcomeUnknown, SshMcpError, toToolResult } from "./errors.ts";
+import {
+  COMMAND_OUTCOME_UNKNOWN,
+  DEFAULT_HINTS,
+  type ErrorCode,
+  outcomeUnknown,
+  SshMcpError,
+  toToolResult,
+} from "./errors.ts";
 
 Deno.test("toToolResult() keeps code, hint and retryability of an SshMcpError", () => {
   const r = toToolResult(new SshMcpError("CONNECT_TIMEOUT", "Cannot connect", { hint: "Raise connect_timeout" }));
@@ -36,5 +43,20 @@ Deno.test("outcomeUnknown() takes the retry advice back and says to check the re
 Deno.test("outcomeUnknown() applied twice says it once", () => {
   const once = outcomeUnknown(new SshMcpError("CONNECTION_LOST", "Connection lost"));
   assert.equal(outcomeUnknown(once), once);
-  assert.equal(once.hint, COMMAND_OUTCOME_UNKNOWN);
+  assert.equal(once.hint, `${COMMAND_OUTCOME_UNKNOWN}. ${DEFAULT_HINTS.CONNECTION_LOST}`);
+});
+
+Deno.test("an SshMcpError thrown without a hint carries its code's default hint", () => {
+  const codes = Object.keys(DEFAULT_HINTS) as ErrorCode[];
+  assert.ok(codes.length > 40);
+  for (const code of codes) {
+    const e = new SshMcpError(code, "x");
+    assert.ok(e.hint.length > 10, code);
+    assert.equal(e.hint, DEFAULT_HINTS[code]);
+    const r = toToolResult(e);
+    assert.equal(r.content[0].text, `[${code}] x\nHint: ${DEFAULT_HINTS[code]}`);
+    assert.equal(r._meta.hint, DEFAULT_HINTS[code]);
+  }
+  // A throw site's own hint wins.
+  assert.equal(new SshMcpError("INTERNAL", "x", { hint: "Do this" }).hint, "Do this");
 });

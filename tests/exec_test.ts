@@ -285,11 +285,10 @@ Deno.test({ name: "ssh_sudo_execute keeps the password off every command line", 
     assert.ok(found, "the /proc scan cannot see remote command lines; the check above proves nothing");
   });
 
-  await t.step("a wrong password fails with sudo's own message and a non-zero exit", async () => {
-    const r = await callOk(c, "ssh_sudo_execute", { session_id: id, command: "id -u", password: "wrong", timeout: 30 });
-    assert.notEqual(r.structured.exit_code, 0);
-    assert.equal(r.structured.stdout, "");
-    assert.match(r.structured.stderr, /incorrect password|Sorry/);
+  await t.step("a wrong password fails with SUDO_PASSWORD_WRONG and sudo's own message", async () => {
+    const r = await call(c, "ssh_sudo_execute", { session_id: id, command: "id -u", password: "wrong", timeout: 30 });
+    assert.equal(r.code, "SUDO_PASSWORD_WRONG", r.text);
+    assert.match(r.text, /incorrect password/);
   });
 
   await t.step("a sudo command that times out is killed on the root side too", async () => {
@@ -308,10 +307,9 @@ Deno.test({ name: "ssh_sudo_execute keeps the password off every command line", 
   });
 
   await t.step("without a password sudo -n fails at once instead of hanging", async () => {
-    const r = await callOk(c, "ssh_sudo_execute", { session_id: id, command: "id -u", timeout: 30 });
-    assert.equal(r.structured.exit_code, 1);
-    assert.match(r.structured.stderr, /password is required/);
-    assert.equal(r.structured.timed_out, false);
+    const r = await call(c, "ssh_sudo_execute", { session_id: id, command: "id -u", timeout: 30 });
+    assert.equal(r.code, "SUDO_PASSWORD_REQUIRED", r.text);
+    assert.match(r.text, /password is required/);
   });
 
   await t.step("no password in the server's logs", () => {

@@ -337,7 +337,9 @@ interface ReadyOptions {
 function readyBefore(client: Client, options: ReadyOptions): Promise<void> {
   const { socket, stop } = options;
   return new Promise<void>((resolve, reject) => {
+    let settled = false;
     const done = () => {
+      settled = true;
       clearTimeout(timer);
       stop.removeEventListener("abort", onStop);
     };
@@ -355,9 +357,14 @@ function readyBefore(client: Client, options: ReadyOptions): Promise<void> {
       done();
       resolve();
     });
-    client.once("error", (err: Error & { level?: string; code?: string }) => {
-      done();
-      reject(options.onError(err));
+    // Not once(): ssh2 may emit a second error after the first (a refused protocol version,
+    // then "Connection lost before handshake" at the close), and an error event nobody listens
+    // to is thrown as uncaught, ending the whole server. Later ones have nothing left to report.
+    client.on("error", (err: Error & { level?: string; code?: string }) => {
+      if (!settled) {
+        done();
+        reject(options.onError(err));
+      }
       socket.destroy();
     });
     client.once("close", () => {

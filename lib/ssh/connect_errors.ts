@@ -45,8 +45,16 @@ export function mapConnectError(err: Error & { level?: string; code?: string }, 
         cause: err,
       });
     }
-    if (err.code === "ENOTFOUND" || err.code === "EAI_AGAIN") {
-      return new SshMcpError("DNS_FAILED", `Cannot resolve host ${host}`, { hint: "Check the host name", cause: err });
+    const lookup = lookupFailure(err);
+    if (lookup !== null) {
+      return new SshMcpError("DNS_FAILED", `Cannot resolve host name ${host}: ${lookup.reason}`, {
+        hint: lookup.temporary
+          ? "The resolver did not answer: check the network and DNS settings, retry, or give the IP address"
+          : "Check the spelling of the host name, or give its IP address",
+        // Nothing was sent to the host; a resolver that failed for now may answer later.
+        retryable: lookup.temporary,
+        cause: err,
+      });
     }
     return new SshMcpError("CONNECTION_LOST", `Connection to ${where} failed (${err.code ?? "socket error"})`, {
       hint: "Check that the host is reachable",
@@ -70,6 +78,23 @@ export function mapConnectError(err: Error & { level?: string; code?: string }, 
     hint: "The server may not speak SSH on this port, or offers no algorithm in common",
     cause: err,
   });
+}
+
+/**
+ * Whether a connect failed looking up the host name, and if so why and whether for now only.
+ * Node-style errors carry `ENOTFOUND` / `EAI_AGAIN`. Deno's `connect` throws a plain `Error`
+ * with no code or class for a failed getaddrinfo(), only its fixed message (Deno's own English
+ * text followed by the C library's reason, in the C locale Deno's runtime keeps), so that text is
+ * the one thing to go by; tests/error_codes_test.ts fails if a Deno upgrade changes it.
+ */
+export function lookupFailure(err: Error & { code?: string }): { reason: string; temporary: boolean } | null {
+  if (err.code === "ENOTFOUND") return { reason: "no such name", temporary: false };
+  if (err.code === "EAI_AGAIN") return { reason: "temporary failure in name resolution", temporary: true };
+  if (err.code !== undefined) return null;
+  const deno = /^failed to lookup address information: (.*)$/s.exec(err.message);
+  if (deno === null) return null;
+  const reason = deno[1].trim();
+  return { reason: reason.charAt(0).toLowerCase() + reason.slice(1), temporary: /temporary/i.test(reason) };
 }
 
 /** Maps a failure of an established connection; `where` is `host:port`. */

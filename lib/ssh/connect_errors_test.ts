@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { mapConnectError, mapRuntimeError } from "./connect_errors.ts";
+import { lookupFailure, mapConnectError, mapRuntimeError } from "./connect_errors.ts";
 
 const ctx = {
   options: { host: "h", port: 22, username: "u" },
@@ -35,4 +35,31 @@ Deno.test("mapRuntimeError() gives INTEGRITY_FAILED on an established connection
   assert.equal(m.retryable, false);
   assert.match(m.message, /h:22/);
   assert.equal(mapRuntimeError(new Error("Invalid MAC")).code, "CONNECTION_LOST");
+});
+
+Deno.test("mapConnectError() gives DNS_FAILED naming the host for Deno's and Node's lookup failures", () => {
+  const dns = { ...ctx, options: { host: "db1.example.invalid", port: 22, username: "u" } };
+  const socket = (e: Error) => Object.assign(e, { level: "client-socket" });
+  const temporary = mapConnectError(
+    socket(new Error("failed to lookup address information: Temporary failure in name resolution")),
+    dns,
+  );
+  assert.equal(temporary.code, "DNS_FAILED");
+  assert.equal(temporary.message, "Cannot resolve host name db1.example.invalid: temporary failure in name resolution");
+  assert.equal(temporary.retryable, true);
+  const unknown = mapConnectError(
+    socket(new Error("failed to lookup address information: Name or service not known")),
+    dns,
+  );
+  assert.equal(unknown.code, "DNS_FAILED");
+  assert.match(unknown.message, /db1\.example\.invalid: name or service not known$/);
+  assert.equal(unknown.retryable, false);
+  assert.match(unknown.hint, /spelling/);
+  assert.equal(mapConnectError(socket(Object.assign(new Error("x"), { code: "ENOTFOUND" })), dns).code, "DNS_FAILED");
+  // Any other socket failure is not called a lookup failure.
+  assert.equal(mapConnectError(socket(new Error("Network is unreachable")), dns).code, "CONNECTION_LOST");
+  assert.equal(
+    lookupFailure(Object.assign(new Error("failed to lookup address information: x"), { code: "EIO" })),
+    null,
+  );
 });

@@ -72,24 +72,6 @@ export interface ExecResult {
   durationMs: number;
 }
 
-/**
- * Wraps a command for sudo. The password, if any, is read by `sudo -S` from
- * stdin, never from the command line; the command itself gets /dev/null as
- * stdin so it cannot read the password if sudo did not ask for it.
- * Without a password, `sudo -n` fails at once instead of waiting for one.
- *
- * The login user cannot signal the root processes sudo starts, so the root
- * side bounds itself: coreutils `timeout` (where present) kills the
- * command's whole process group when `timeoutSeconds` have passed.
- */
-export function buildSudoCommand(command: string, options: { withPassword: boolean; timeoutSeconds: number }): string {
-  const seconds = Math.max(1, Math.ceil(options.timeoutSeconds));
-  const script = 'exec </dev/null; if command -v timeout >/dev/null 2>&1; then exec timeout -s KILL "$1" sh -c "$2"; ' +
-    'else exec sh -c "$2"; fi';
-  const sudo = options.withPassword ? "sudo -S -k -p ''" : "sudo -n";
-  return `${sudo} -- sh -c ${shellQuote(script)} sh ${seconds} ${shellQuote(command)}`;
-}
-
 /** Runs one command on a connection and waits for it (or its timeout). */
 export async function execCommand(connection: SshConnection, options: ExecOptions): Promise<ExecResult> {
   const started = performance.now();

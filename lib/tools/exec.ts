@@ -7,7 +7,8 @@
 // @ts-types="@modelcontextprotocol/sdk/server/mcp"
 import type { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
 import { z } from "zod";
-import { buildSudoCommand, execCommand, type ExecResult } from "../ssh/exec.ts";
+import { execCommand, type ExecResult } from "../ssh/exec.ts";
+import { buildSudoCommand, newSudoMarker, sudoOutcome } from "../ssh/sudo.ts";
 import { SshMcpError } from "../errors.ts";
 import type { Session } from "../sessions.ts";
 import type { ToolDeps } from "./mod.ts";
@@ -83,7 +84,8 @@ export function registerExecTools(server: McpServer, deps: ToolDeps): void {
       title: "Run a command with sudo",
       description: "Run one command as root through sudo. With `password`, it is written to sudo's stdin " +
         "(sudo -S), never placed on a command line or in any output. Without it, sudo -n is used and fails at once " +
-        "if a password is required. The command's own stdin is /dev/null.",
+        "if a password is required. sudo's refusals are coded SUDO_* errors (the command did not run). The " +
+        "command's own stdin is /dev/null.",
       inputSchema: {
         session_id: s.sessionId,
         command: z.string().min(1).max(maxCommand).describe("Shell command line, run by sh -c as root"),
@@ -111,10 +113,11 @@ export function registerExecTools(server: McpServer, deps: ToolDeps): void {
         );
       }
       const timeoutSeconds = args.timeout ?? config.defaultTimeoutSeconds;
-      const result = await execCommand(session.connection, {
+      const marker = newSudoMarker();
+      const ran = await execCommand(session.connection, {
         delivery: session.remote.delivery,
         ownGroup: session.remote.processGroup === "own",
-        command: buildSudoCommand(args.command, { withPassword, timeoutSeconds }),
+        command: buildSudoCommand(args.command, { withPassword, timeoutSeconds, marker }),
         cwd: args.cwd,
         stdin: withPassword ? `${args.password}\n` : undefined,
         stdinAfterStart: true, // the password goes to our wrapper's sudo, or nowhere
@@ -122,6 +125,8 @@ export function registerExecTools(server: McpServer, deps: ToolDeps): void {
         maxOutputBytes: config.maxOutputBytes,
         signal: extra.signal,
       });
+      // sudo's own refusal (the command never ran) is a coded error, not the command's exit 1.
+      const result = sudoOutcome(ran, { marker, withPassword });
       return ok(toStructured(result, session), describe(result, session));
     }),
   );
