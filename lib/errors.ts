@@ -110,6 +110,7 @@ export const DEFAULT_HINTS: Readonly<Record<ErrorCode, string>> = {
   SFTP_CHANNEL_RESET: "The SFTP channel was reset; call again to open a new one",
   FILE_EXISTS: "Pass overwrite: true to replace it, or choose another path",
   NOT_A_DIRECTORY: "Check the path: a part of it is not a directory",
+  PARENT_MISSING: "Pass parents=true to create the missing directories, or check the path",
   IS_A_DIRECTORY: "Give a file path, or use the tree tools for a directory",
   NOT_A_REGULAR_FILE: "Only regular files can be read or transferred",
   FILE_TOO_LARGE: "Use ssh_download_file for large files",

@@ -241,7 +241,8 @@ const WITH_SSHD: Partial<Record<ErrorCode, Trigger>> = {
   },
   NOT_A_DIRECTORY: async ({ client, sid, dir }) => {
     await callOk(client, "ssh_execute", { session_id: sid, command: `touch ${dir}/plain` });
-    return await failing(client, "ssh_mkdir_remote", {
+    return await failing(client, "ssh_manage_remote", {
+      action: "mkdir",
       session_id: sid,
       remote_path: `${dir}/plain/sub`,
       parents: true,
@@ -250,8 +251,14 @@ const WITH_SSHD: Partial<Record<ErrorCode, Trigger>> = {
   SFTP_FAILURE: async ({ client, sid, dir }) => {
     // OpenSSH's sftp-server answers a non-empty rmdir with SSH_FX_FAILURE.
     await callOk(client, "ssh_execute", { session_id: sid, command: `mkdir -p ${dir}/full/x` });
-    return await failing(client, "ssh_remove_remote", { session_id: sid, remote_path: `${dir}/full` });
+    return await failing(client, "ssh_manage_remote", {
+      action: "remove",
+      session_id: sid,
+      remote_path: `${dir}/full`,
+    });
   },
+  PARENT_MISSING: ({ client, sid, dir }) =>
+    failing(client, "ssh_write_remote_file", { session_id: sid, remote_path: `${dir}/no/such/file`, content: "x" }),
   LIMIT_EXCEEDED: async ({ sshd, dir, client, sid }) => {
     const deep = `${dir}/deep`;
     await callOk(client, "ssh_execute", { session_id: sid, command: `mkdir -p ${deep}/${"d/".repeat(70)}` });

@@ -4,63 +4,56 @@
  * @module
  */
 
-// @ts-types="@modelcontextprotocol/sdk/server/mcp"
-import type { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
 import { z } from "zod";
 import { execCommand, type ExecResult } from "../ssh/exec.ts";
 import { buildSudoCommand, newSudoMarker, sudoOutcome } from "../ssh/sudo.ts";
 import { SshMcpError } from "../errors.ts";
 import type { Session } from "../sessions.ts";
+import { defineTool, type ToolDef } from "./define.ts";
 import type { ToolDeps } from "./mod.ts";
-import { guarded, ok } from "./result.ts";
+import { ok } from "./result.ts";
 import * as s from "./schemas.ts";
 
 const execOutput = {
   stdout: z.string(),
   stderr: z.string(),
-  exit_code: z.number().nullable().describe("Exit status; null if killed by a signal or timed out"),
-  signal: z.string().nullable().describe("Signal that killed the process (e.g. SIGKILL), else null"),
+  exit_code: z.number().nullable().describe("null if killed by a signal or timed out"),
+  signal: z.string().nullable(),
   timed_out: z.boolean(),
-  truncated: z.boolean().describe("True when output exceeded the cap; head and tail are kept"),
-  stdout_bytes: z.number().describe("Total bytes the command wrote to stdout"),
-  stderr_bytes: z.number().describe("Total bytes the command wrote to stderr"),
+  truncated: z.boolean().describe("Output exceeded the cap; head and tail are kept"),
+  stdout_bytes: z.number(),
+  stderr_bytes: z.number(),
   duration_ms: z.number(),
-  login_output: z.string().optional()
-    .describe("What login files printed before the command (kept out of stdout/stderr), when new"),
+  login_output: z.string().optional().describe("What login files printed (kept out of stdout/stderr), when new"),
   warning: z.string().optional(),
 };
 
-/** Registers the exec tools. */
-export function registerExecTools(server: McpServer, deps: ToolDeps): void {
-  const { sessions, config } = deps;
+/** The exec tools. */
+export function execTools(deps: ToolDeps): ToolDef[] {
+  const { config, sessions } = deps;
   const maxCommand = 131072;
+  const timeout = s.timeoutSeconds(config.maxTimeoutSeconds, `Default ${config.defaultTimeoutSeconds}`).optional();
 
-  server.registerTool(
-    "ssh_execute",
-    {
-      title: "Run a command",
-      description: "Run one command on a session and wait for it. Returns stdout and stderr separately, the real " +
-        "exit code (a non-zero exit is a normal result), or the signal that killed it. Output beyond the cap keeps " +
-        "its head and tail. On timeout the remote process group is killed and partial output is returned with " +
-        "timed_out=true. stdin is closed unless `stdin` is given. No PTY: use shells for interactive programs. " +
-        "Runs in the login shell when it takes POSIX syntax (bash, zsh, dash, ksh, ash), else in /bin/sh " +
-        "(e.g. under fish or tcsh; run `fish -c '...'` to use it).",
-      inputSchema: {
-        session_id: s.sessionId,
-        command: z.string().min(1).max(maxCommand).describe("Shell command line (POSIX sh syntax)"),
-        timeout: s.timeoutSeconds(
-          config.maxTimeoutSeconds,
-          `Wall-clock limit (default ${config.defaultTimeoutSeconds})`,
-        )
-          .optional(),
-        cwd: s.remotePath.optional().describe("Remote directory to run in"),
-        env: s.env.optional(),
-        stdin: z.string().max(16 * 1024 * 1024).optional().describe("Text fed to the command's stdin, then closed"),
-      },
-      outputSchema: execOutput,
-      annotations: { readOnlyHint: false, destructiveHint: true, idempotentHint: false, openWorldHint: true },
+  const execute = defineTool({
+    name: "ssh_execute",
+    toolset: "exec",
+    title: "Run a command",
+    description: "Run a command and wait: stdout, stderr, real exit code. A long output keeps head and tail. " +
+      "On timeout the process group is killed and partial output returned. No PTY (use a shell for " +
+      "interactive programs); stdin closed unless given. Runs in the login shell if POSIX, else /bin/sh.",
+    input: {
+      session_id: s.sessionId,
+      command: z.string().min(1).max(maxCommand),
+      timeout,
+      cwd: s.remotePath.optional(),
+      env: s.env.optional(),
+      stdin: z.string().max(16 * 1024 * 1024).optional(),
     },
-    guarded(async (args, extra) => {
+    output: execOutput,
+    changes: "remote",
+    destructive: true,
+    run: async (args, ctx) => {
+      // Not ctx.session(): a lost connection is execCommand's to report, with the output it got.
       const session = sessions.get(args.session_id);
       refuseWindows(session);
       const result = await execCommand(session.connection, {
@@ -72,35 +65,30 @@ export function registerExecTools(server: McpServer, deps: ToolDeps): void {
         stdin: args.stdin,
         timeoutMs: (args.timeout ?? config.defaultTimeoutSeconds) * 1000,
         maxOutputBytes: config.maxOutputBytes,
-        signal: extra.signal,
+        signal: ctx.signal,
       });
       return ok(toStructured(result, session), describe(result, session));
-    }),
-  );
-
-  server.registerTool(
-    "ssh_sudo_execute",
-    {
-      title: "Run a command with sudo",
-      description: "Run one command as root through sudo. With `password`, it is written to sudo's stdin " +
-        "(sudo -S), never placed on a command line or in any output. Without it, sudo -n is used and fails at once " +
-        "if a password is required. sudo's refusals are coded SUDO_* errors (the command did not run). The " +
-        "command's own stdin is /dev/null.",
-      inputSchema: {
-        session_id: s.sessionId,
-        command: z.string().min(1).max(maxCommand).describe("Shell command line, run by sh -c as root"),
-        password: z.string().max(4096).optional().describe("The user's sudo password, if sudo asks for one"),
-        timeout: s.timeoutSeconds(
-          config.maxTimeoutSeconds,
-          `Wall-clock limit (default ${config.defaultTimeoutSeconds})`,
-        )
-          .optional(),
-        cwd: s.remotePath.optional().describe("Remote directory to run in"),
-      },
-      outputSchema: execOutput,
-      annotations: { readOnlyHint: false, destructiveHint: true, idempotentHint: false, openWorldHint: true },
     },
-    guarded(async (args, extra) => {
+  });
+
+  const sudo = defineTool({
+    name: "ssh_sudo_execute",
+    toolset: "exec",
+    title: "Run a command with sudo",
+    description: "Run a command as root via sudo. password goes to sudo's stdin only (else sudo -n); sudo's " +
+      "refusals are SUDO_* errors. The command's stdin is /dev/null.",
+    input: {
+      session_id: s.sessionId,
+      command: z.string().min(1).max(maxCommand),
+      password: z.string().max(4096).optional(),
+      timeout,
+      cwd: s.remotePath.optional(),
+    },
+    output: execOutput,
+    changes: "remote",
+    destructive: true,
+    run: async (args, ctx) => {
+      // Not ctx.session(): a lost connection is execCommand's to report, with the output it got.
       const session = sessions.get(args.session_id);
       refuseWindows(session);
       const withPassword = args.password !== undefined;
@@ -123,13 +111,15 @@ export function registerExecTools(server: McpServer, deps: ToolDeps): void {
         stdinAfterStart: true, // the password goes to our wrapper's sudo, or nowhere
         timeoutMs: timeoutSeconds * 1000,
         maxOutputBytes: config.maxOutputBytes,
-        signal: extra.signal,
+        signal: ctx.signal,
       });
       // sudo's own refusal (the command never ran) is a coded error, not the command's exit 1.
       const result = sudoOutcome(ran, { marker, withPassword });
       return ok(toStructured(result, session), describe(result, session));
-    }),
-  );
+    },
+  });
+
+  return [execute, sudo];
 }
 
 function refuseWindows(session: Session): void {

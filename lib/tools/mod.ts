@@ -16,7 +16,7 @@ import type { LocalRoots } from "../roots.ts";
 import type { SessionRegistry } from "../sessions.ts";
 import { connectionTools } from "./connection.ts";
 import { type RequestExtra, toolContext, type ToolDef, type Toolset } from "./define.ts";
-import { registerExecTools } from "./exec.ts";
+import { execTools } from "./exec.ts";
 import { fileTools } from "./files.ts";
 import { forwardTools } from "./forward.ts";
 import { registerShellTools } from "./shell.ts";
@@ -42,7 +42,7 @@ export interface ToolSelection {
 export function allTools(deps: ToolDeps): ToolDef[] {
   return [
     ...connectionTools(deps),
-    ...captured("exec", (server) => registerExecTools(server, deps)),
+    ...execTools(deps),
     ...captured("shell", (server) => registerShellTools(server, deps)),
     ...fileTools(deps),
     ...forwardTools(deps),
