@@ -366,7 +366,9 @@ export class Shell {
       const onOutput = () => {
         if (checkQueued) return;
         checkQueued = true;
-        queueMicrotask(() => {
+        // Screen mode looks once the emulator has drawn the output.
+        const after = screenQuiet ? this.#screenWritten : Promise.resolve();
+        after.then(() => {
           checkQueued = false;
           check();
         });
