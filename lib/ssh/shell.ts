@@ -12,6 +12,8 @@ import { SshMcpError } from "../errors.ts";
 import type { ExitStatus, SshConnection } from "./connection.ts";
 import { RollingBuffer } from "./rolling_buffer.ts";
 import { utf8LeadingContinuations, utf8SafeEnd } from "./utf8.ts";
+import { readableEnd } from "./shell_read.ts";
+import { echoEnd, expectedEcho } from "./shell_echo.ts";
 import type { Screen, ScreenSnapshot } from "./terminal.ts";
 import { toText } from "./terminal_text.ts";
 import { compilePattern, type Pattern, type PatternMatch } from "./pattern.ts";
@@ -49,6 +51,8 @@ export interface ShellRead {
   droppedBytes: number;
   /** Bytes that arrived and are still unread (the read hit its byte limit). */
   remainingBytes: number;
+  /** Offset in the output stream just past what was read (pass as a wait's `after`). */
+  offset: number;
   /** For `screen`: the cursor and the size. */
   screen?: { cursor: { row: number; col: number }; cols: number; rows: number };
   closed: boolean;
@@ -69,8 +73,19 @@ export interface WaitOptions {
   /** Text (or a regular expression, with `regex`) to wait for in the unread output (as text). */
   pattern?: string;
   regex?: boolean;
-  /** Also return once no output has arrived for this long. */
+  /** Also return once no output has arrived (in `screen` mode: the screen has not changed) for this long. */
   quietMs?: number;
+  /**
+   * Match only output from this stream offset on; by default, output after
+   * the last send and its echo.
+   */
+  after?: number;
+  /**
+   * `screen`: quiet means the rendered screen stopped changing (programs that
+   * repaint settle), and the result is the screen.
+   * @default "text"
+   */
+  mode?: "text" | "screen";
   timeoutMs: number;
   /** Byte limit of the output returned. */
   maxBytes: number;
@@ -105,6 +120,9 @@ export class Shell {
   #closing = false; // close() was called: output is no longer rendered
   #finalScreen: ScreenSnapshot | null = null;
   #lastOutputAt = performance.now();
+  // The last send: where output stood then, its expected echo, and where
+  // the echo was found to end (null until known). See ./shell_echo.ts.
+  #lastSend: { offset: number; echo: number[]; end: number | null } | null = null;
   #listeners = new Set<() => void>();
   #onClose: () => void;
 
@@ -176,8 +194,8 @@ export class Shell {
     if (this.#closed) callback();
   }
 
-  /** Sends text as typed (no newline added). */
-  send(text: string): void {
+  /** Sends text as typed (no newline added); returns the output offset at the time of sending. */
+  send(text: string): number {
     this.#assertOpen();
     if (this.#channel.writableLength > MAX_PENDING_INPUT) {
       throw new SshMcpError("INPUT_BLOCKED", `Shell ${this.id} is not reading its input`, {
@@ -185,6 +203,9 @@ export class Shell {
       });
     }
     this.#channel.write(text);
+    const offset = this.#buffer.end;
+    this.#lastSend = { offset, echo: expectedEcho(text), end: null };
+    return offset;
   }
 
   /** Changes the PTY size (the remote program gets SIGWINCH). */
@@ -203,7 +224,7 @@ export class Shell {
       const shownTo = this.#buffer.end;
       await this.#screenWritten;
       const snap = this.#finalScreen ?? this.#screen.snapshot();
-      const unread = shownTo - Math.max(this.#cursor, this.#buffer.start);
+      const unread = Math.max(0, shownTo - Math.max(this.#cursor, this.#buffer.start));
       const dropped = Math.max(0, this.#buffer.start - this.#cursor);
       this.#cursor = Math.max(this.#cursor, shownTo);
       return {
@@ -211,6 +232,7 @@ export class Shell {
         bytes: unread,
         droppedBytes: dropped,
         remainingBytes: 0,
+        offset: this.#cursor,
         screen: { cursor: snap.cursor, cols: snap.cols, rows: snap.rows },
         ...this.#exit(),
       };
@@ -223,16 +245,23 @@ export class Shell {
     // Never hand out half a character: skip the tail of one cut off by a
     // drop, and leave an incomplete one at the end for the next read.
     const skip = utf8LeadingContinuations(window);
-    const end = readableEnd(window, skip, Math.min(window.length, skip + maxBytes));
+    const final = this.#closed;
+    const end = readableEnd(window, { start: skip, limit: Math.min(window.length, skip + maxBytes), final });
     const bytes = window.subarray(skip, end);
     from += skip;
     this.#cursor = from + bytes.length;
     const raw = new TextDecoder().decode(bytes);
+    // A character or escape sequence still arriving is not "unread output"
+    // the agent could read now: only what a read could return counts.
+    const unread = this.#buffer.end - this.#cursor;
+    const tail = this.#buffer.slice(this.#cursor, this.#buffer.end);
+    const held = unread > 0 && unread <= 512 && readableEnd(tail, { start: 0, limit: tail.length, final }) === 0;
     return {
       output: mode === "text" ? toText(raw) : raw,
       bytes: bytes.length,
       droppedBytes: dropped + skip,
-      remainingBytes: this.#buffer.end - this.#cursor,
+      remainingBytes: held ? 0 : unread,
+      offset: this.#cursor,
       ...this.#exit(),
     };
   }
@@ -249,6 +278,22 @@ export class Shell {
       throw new SshMcpError("CANCELLED", "Wait was cancelled; the shell keeps running");
     }
     const started = performance.now();
+    const screenQuiet = options.mode === "screen" && options.quietMs !== undefined;
+    // Screen mode samples the rendered screen: output arriving is not a
+    // change when it repaints what is already shown (top, watch).
+    let screenKey = screenQuiet ? this.#screenKey() : "";
+    let screenChangedAt = started;
+    let sampledTo = this.#buffer.end;
+    const sampleEvery = Math.min(100, Math.max(10, (options.quietMs ?? 0) / 4));
+    const sampleScreen = (now: number) => {
+      if (this.#screenBacklog > 0 || sampledTo === this.#buffer.end) return;
+      sampledTo = this.#buffer.end;
+      const key = this.#screenKey();
+      if (key !== screenKey) {
+        screenKey = key;
+        screenChangedAt = now;
+      }
+    };
     let match: string | null = null;
     let consumeTo: number | null = null; // absolute byte offset just past the match
     const reason = await new Promise<ShellWait["reason"]>((resolve) => {
@@ -270,7 +315,9 @@ export class Shell {
       // slice continues after other work had its turn, so a big window and a
       // big program never hold the event loop (the deadline still applies).
       const scan = (m: Matcher) => {
-        const found = this.#window(checkedTo - MATCH_OVERLAP);
+        const from = this.#searchFrom(options.after);
+        if (from === null) return; // the echo of the send is still arriving
+        const found = this.#window(Math.max(from, checkedTo - MATCH_OVERLAP));
         checkedTo = this.#buffer.end;
         const search = m.search(found.text);
         scanning = true;
@@ -301,9 +348,13 @@ export class Shell {
         if (now - started >= options.timeoutMs) return finish("timeout");
         let next = started + options.timeoutMs;
         if (options.quietMs !== undefined && !scanning) {
-          const quietAt = Math.max(this.#lastOutputAt, started) + options.quietMs;
-          if (now >= quietAt) return finish("quiet");
-          next = Math.min(next, quietAt);
+          if (screenQuiet) sampleScreen(now);
+          const quietAt = screenQuiet
+            ? screenChangedAt + options.quietMs
+            : Math.max(this.#lastOutputAt, started) + options.quietMs;
+          const settled = !screenQuiet || sampledTo === this.#buffer.end;
+          if (now >= quietAt && settled) return finish("quiet");
+          next = Math.min(next, screenQuiet ? now + sampleEvery : quietAt);
         }
         clearTimeout(timer);
         timer = setTimeout(check, Math.max(1, next - now));
@@ -315,7 +366,9 @@ export class Shell {
       const onOutput = () => {
         if (checkQueued) return;
         checkQueued = true;
-        queueMicrotask(() => {
+        // Screen mode looks once the emulator has drawn the output.
+        const after = screenQuiet ? this.#screenWritten : Promise.resolve();
+        after.then(() => {
           checkQueued = false;
           check();
         });
@@ -327,6 +380,7 @@ export class Shell {
     if (options.signal?.aborted) {
       throw new SshMcpError("CANCELLED", "Wait was cancelled; the shell keeps running");
     }
+    if (options.mode === "screen") return { ...await this.read("screen", options.maxBytes), reason, match };
     // A match consumes output only through the match: what follows (often
     // the next prompt) stays unread for the next wait or read.
     const end = consumeTo as number | null;
@@ -372,6 +426,32 @@ export class Shell {
     }
   }
 
+  // Where a wait may look for its pattern, or null while the echo of the
+  // last send is still arriving. Output before the last send is stale (the
+  // previous prompt); its echo is the agent's own typing, not an answer.
+  // An `after` before the last send asks for output before it: then the echo
+  // is not skipped, since the agent chose to look there.
+  #searchFrom(after: number | undefined): number | null {
+    const send = this.#lastSend;
+    if (send === null || (after !== undefined && after < send.offset)) return after ?? this.#cursor;
+    if (send.end === null) {
+      if (this.#buffer.start > send.offset) {
+        send.end = send.offset; // the echo fell out of the buffer: nothing left to skip
+      } else {
+        const out = this.#buffer.slice(send.offset, send.offset + SEARCH_WINDOW);
+        const end = echoEnd(send.echo, out, this.#closed || out.length >= SEARCH_WINDOW);
+        if (end === null) return null;
+        send.end = send.offset + end;
+      }
+    }
+    return Math.max(after ?? 0, send.end);
+  }
+
+  #screenKey(): string {
+    const snap = this.#finalScreen ?? (this.#screen.disposed ? null : this.#screen.snapshot());
+    return snap === null ? "" : `${snap.cursor.row},${snap.cursor.col}\n${snap.lines.join("\n")}`;
+  }
+
   #notify(): void {
     for (const listener of [...this.#listeners]) listener();
   }
@@ -385,7 +465,9 @@ export class Shell {
     const from = Math.max(this.#cursor, this.#buffer.end - SEARCH_WINDOW, this.#buffer.start, since);
     const raw = this.#buffer.slice(from, this.#buffer.end);
     const skip = utf8LeadingContinuations(raw);
-    const bytes = raw.subarray(skip);
+    // A character still arriving is searched once whole (the overlap
+    // rescans it), not as U+FFFD.
+    const bytes = raw.subarray(skip, Math.max(skip, utf8SafeEnd(raw)));
     const decode = (n: number) => toText(new TextDecoder().decode(bytes.subarray(0, n)));
     const endOf = (found: PatternMatch) => {
       const textEnd = found.index + found.text.length;
@@ -434,43 +516,4 @@ function makeMatcher(pattern: string, regex: boolean): Matcher {
       return { run: () => true, result };
     },
   };
-}
-
-/**
- * Where a read of `window[start, limit)` may end: not inside a UTF-8
- * character, not inside an escape sequence (text mode would show it as
- * garbage), but always past at least one whole character or sequence (looking
- * beyond `limit` if need be) so a small byte limit still makes progress.
- */
-function readableEnd(window: Uint8Array, start: number, limit: number): number {
-  let end = utf8SafeEnd(window, limit);
-  const esc = window.lastIndexOf(0x1b, end - 1);
-  if (esc >= start && esc >= end - 256 && !escapeComplete(window.subarray(esc, end))) end = esc;
-  if (end > start || start >= window.length) return Math.max(end, start);
-  // Nothing whole fits under the limit: hand out the first unit alone.
-  if (window[start] === 0x1b) {
-    for (let e = start + 2; e <= window.length; e++) {
-      if (escapeComplete(window.subarray(start, e))) return e;
-    }
-    return start; // the sequence is still arriving
-  }
-  return Math.max(start + 1, utf8SafeEnd(window, Math.min(window.length, start + 4)));
-}
-
-// Whether bytes starting with ESC hold a whole escape sequence.
-function escapeComplete(seq: Uint8Array): boolean {
-  if (seq.length < 2) return false;
-  const kind = seq[1];
-  if (kind === 0x5b) { // CSI: ESC [ params final(0x40-0x7e)
-    for (let i = 2; i < seq.length; i++) if (seq[i] >= 0x40 && seq[i] <= 0x7e) return true;
-    return false;
-  }
-  if (kind === 0x5d || kind === 0x50 || kind === 0x58 || kind === 0x5e || kind === 0x5f) { // OSC, DCS, SOS, PM, APC
-    for (let i = 2; i < seq.length; i++) {
-      if (seq[i] === 0x07 || (seq[i] === 0x1b && seq[i + 1] === 0x5c)) return true;
-    }
-    return false;
-  }
-  if (kind >= 0x20 && kind <= 0x2f) return seq.length >= 3; // ESC ( B and friends
-  return true; // two-byte escape
 }

@@ -13,6 +13,7 @@ import type { Session } from "../sessions.ts";
 import { controlKeyBytes, KEY_NAMES } from "../ssh/control_keys.ts";
 import { type ReadMode, Shell, type ShellRead, type ShellWait } from "../ssh/shell.ts";
 import type { ToolDeps } from "./mod.ts";
+import { compilePattern } from "../ssh/pattern.ts";
 import { guarded, ok, openWithin } from "./result.ts";
 import * as s from "./schemas.ts";
 
@@ -31,6 +32,14 @@ const mode = z.enum(["raw", "text", "screen"]).optional().describe(
     "screen: the terminal as a person sees it now (rows of text and the cursor), for full-screen programs",
 );
 
+const regex = z.boolean().optional().describe(
+  "Treat pattern as a JavaScript regular expression (flag m: ^ and $ match at line ends), run by a " +
+    "linear-time engine: backreferences, lookahead/lookbehind and repeating a part that can match empty " +
+    "text, like (a*)*, are refused",
+);
+const quietMs = z.int().min(10).max(600_000).optional().describe("Also return after this much silence");
+const waitMode = z.enum(["text", "screen"]).optional().describe("screen: quiet = screen unchanged; returns it");
+
 const readOutput = {
   session_id: z.string(),
   shell_id: z.string(),
@@ -39,6 +48,7 @@ const readOutput = {
   bytes: z.number().describe("Bytes of output this read consumed"),
   dropped_bytes: z.number().describe("Bytes that arrived unread but fell out of the buffer"),
   remaining_bytes: z.number().describe("Unread bytes left after this read (byte limit reached)"),
+  offset: z.number().describe("Output offset after this read"),
   closed: z.boolean().describe("The shell has ended"),
   exit_code: z.number().nullable(),
   exit_signal: z.string().nullable(),
@@ -149,25 +159,58 @@ export function registerShellTools(server: McpServer, deps: ToolDeps): void {
     "ssh_shell_send",
     {
       title: "Type into a shell",
-      description: "Send text to a shell as if typed, followed by Enter unless enter=false. Returns at once; use " +
-        "ssh_shell_wait or ssh_shell_read for the output.",
+      description: "Send text to a shell as if typed, followed by Enter unless enter=false. With wait_for or " +
+        "quiet_ms, waits like ssh_shell_wait; else returns at once.",
       inputSchema: {
         session_id: s.sessionId,
         shell_id: shellId,
         data: z.string().max(1_000_000).describe("Text to type"),
         enter: z.boolean().optional().describe("Press Enter after the text (default true)"),
+        wait_for: z.string().min(1).max(1000).optional().describe("Then wait for this, as ssh_shell_wait's pattern"),
+        regex,
+        quiet_ms: quietMs,
+        timeout: s.timeoutSeconds(config.maxTimeoutSeconds, "Longest wait (default 30)").optional(),
+        max_bytes: maxBytes,
+        mode: waitMode,
       },
-      outputSchema: { session_id: z.string(), shell_id: z.string(), sent_bytes: z.number() },
+      outputSchema: {
+        ...partial(readOutput),
+        session_id: z.string(),
+        shell_id: z.string(),
+        sent_bytes: z.number(),
+        sent_at: z.number().describe("Output offset when sent"),
+        reason: z.enum(["matched", "quiet", "timeout", "closed"]).optional(),
+        match: z.string().nullable().optional(),
+      },
       annotations: { readOnlyHint: false, destructiveHint: true, idempotentHint: false, openWorldHint: true },
     },
-    guarded((args) => {
+    guarded(async (args, extra) => {
       const { session, shell } = shellOf(args.session_id, args.shell_id);
       const text = args.data + (args.enter === false ? "" : "\r");
-      shell.send(text);
+      // Compiled before sending: a refused pattern must not leave the text sent.
+      if (args.wait_for !== undefined && args.regex === true) compilePattern(args.wait_for);
+      const sentAt = shell.send(text);
       const bytes = new TextEncoder().encode(text).length;
-      return Promise.resolve(
-        ok({ session_id: session.id, shell_id: shell.id, sent_bytes: bytes }, `Sent ${bytes} bytes to ${shell.id}`),
-      );
+      const sent = { session_id: session.id, shell_id: shell.id, sent_bytes: bytes, sent_at: sentAt };
+      if (args.wait_for === undefined && args.quiet_ms === undefined) {
+        return ok(sent, `Sent ${bytes} bytes to ${shell.id}`);
+      }
+      const r = await shell.wait({
+        pattern: args.wait_for,
+        regex: args.regex,
+        quietMs: args.quiet_ms,
+        mode: args.mode,
+        timeoutMs: (args.timeout ?? 30) * 1000,
+        maxBytes: args.max_bytes ?? 65536,
+        signal: extra.signal,
+      });
+      const structured = {
+        ...readStructured(session.id, shell.id, args.mode ?? "text", r),
+        ...sent,
+        reason: r.reason,
+        match: r.match,
+      };
+      return ok(structured, `Sent ${bytes} bytes; wait ended: ${waitReason(r)}\n${renderRead(structured)}`);
     }),
   );
 
@@ -226,19 +269,17 @@ export function registerShellTools(server: McpServer, deps: ToolDeps): void {
       title: "Wait for shell output",
       description: "Wait until the unread output contains `pattern` (plain text, or a regular expression with " +
         "regex=true), or no output has arrived for quiet_ms, or the shell ends, or `timeout` seconds pass; then return " +
-        "the output (as text) and why the wait ended. Output that arrived before the call counts.",
+        "the output (as text) and why the wait ended. Only output after the last send and its echo counts.",
       inputSchema: {
         session_id: s.sessionId,
         shell_id: shellId,
         pattern: z.string().min(1).max(1000).optional().describe("Text to wait for, e.g. a prompt like '$ '"),
-        regex: z.boolean().optional().describe(
-          "Treat pattern as a JavaScript regular expression (flag m: ^ and $ match at line ends), run by a " +
-            "linear-time engine: backreferences, lookahead/lookbehind and repeating a part that can match empty " +
-            "text, like (a*)*, are refused",
-        ),
-        quiet_ms: z.int().min(10).max(600_000).optional().describe("Also return after this much silence"),
+        regex,
+        quiet_ms: quietMs,
         timeout: s.timeoutSeconds(config.maxTimeoutSeconds, "Longest wait (default 30)").optional(),
         max_bytes: maxBytes,
+        after: z.int().min(0).optional().describe("Match only output past this offset (default: the last send)"),
+        mode: waitMode,
       },
       outputSchema: {
         ...readOutput,
@@ -258,11 +299,14 @@ export function registerShellTools(server: McpServer, deps: ToolDeps): void {
         pattern: args.pattern,
         regex: args.regex,
         quietMs: args.quiet_ms,
+        after: args.after,
+        mode: args.mode,
         timeoutMs: (args.timeout ?? 30) * 1000,
         maxBytes: args.max_bytes ?? 65536,
         signal: extra.signal,
       });
-      const structured = { ...readStructured(session.id, shell.id, "text", r), reason: r.reason, match: r.match };
+      const m: ReadMode = args.mode ?? "text";
+      const structured = { ...readStructured(session.id, shell.id, m, r), reason: r.reason, match: r.match };
       return ok(structured, `Wait ended: ${waitReason(r)}\n${renderRead(structured)}`);
     }),
   );
@@ -313,6 +357,13 @@ export function registerShellTools(server: McpServer, deps: ToolDeps): void {
   );
 }
 
+// The read fields, each optional: a send without a wait has none of them.
+function partial<T extends Record<string, z.ZodType>>(shape: T): { [K in keyof T]: z.ZodOptional<T[K]> } {
+  return Object.fromEntries(Object.entries(shape).map(([k, v]) => [k, v.optional()])) as {
+    [K in keyof T]: z.ZodOptional<T[K]>;
+  };
+}
+
 function readStructured(sessionId: string, id: string, m: ReadMode, r: ShellRead) {
   return {
     session_id: sessionId,
@@ -322,6 +373,7 @@ function readStructured(sessionId: string, id: string, m: ReadMode, r: ShellRead
     bytes: r.bytes,
     dropped_bytes: r.droppedBytes,
     remaining_bytes: r.remainingBytes,
+    offset: r.offset,
     closed: r.closed,
     exit_code: r.exitCode,
     exit_signal: r.exitSignal,
