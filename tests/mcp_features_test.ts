@@ -120,7 +120,8 @@ Deno.test(
       await c.ping();
       const all = JSON.stringify(logs.seen);
       for (const secret of secrets) {
-        assert.ok(!all.includes(secret), "a secret was sent in a log notification");
+        // Searched for as JSON writes it: the fixture's passphrase holds a quote, which JSON escapes.
+        assert.ok(!all.includes(JSON.stringify(secret).slice(1, -1)), "a secret was sent in a log notification");
         assert.ok(!server.stderr().includes(secret), "a secret was written to stderr");
       }
     });
