@@ -87,8 +87,11 @@ export const CLIENT_LEVEL_OF: Readonly<Record<Exclude<LogLevel, "silent">, Clien
 
 /** The params of one `notifications/message`. */
 export interface ClientLogMessage {
+  /** The message's level as MCP names it. */
   level: ClientLogLevel;
+  /** Always {@linkcode CLIENT_LOGGER_NAME}. */
   logger: string;
+  /** The message, beside the fields it was logged with. */
   data: { message: string } & LogFields;
 }
 
@@ -111,7 +114,11 @@ export class ClientLog {
   #send: (message: ClientLogMessage) => Promise<void>;
   #threshold: number | null = null;
 
-  /** @param send Sends one notification to the client of this instance. */
+  /**
+   * Creates a client log that sends nothing until {@linkcode ClientLog.setLevel}.
+   *
+   * @param send Sends one notification to the client of this instance.
+   */
   constructor(send: (message: ClientLogMessage) => Promise<void>) {
     this.#send = send;
   }

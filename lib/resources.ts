@@ -21,7 +21,7 @@ export const SESSION_URI_TEMPLATE = "ssh://sessions/{id}";
 /** The resource's media type. */
 export const JSON_MIME = "application/json";
 /** MCP's "Resource not found" JSON-RPC error (spec 2025-11-25, resources). */
-export const RESOURCE_NOT_FOUND = -32002;
+export const RESOURCE_NOT_FOUND: number = -32002;
 
 /** The URI of the session with `id`. */
 export function sessionUri(id: string): string {

@@ -15,11 +15,15 @@ import { Table } from "./table.ts";
 
 /** One session as tools see it. */
 export interface Session {
+  /** The session_id tools take: "s-" and 16 hex digits. */
   id: string;
+  /** The SSH connection; `alive` false once lost or closed. */
   connection: SshConnection;
   /** What the probe at connect time learned about the remote side. */
   remote: RemoteInfo;
+  /** When the connection was made. */
   createdAt: Date;
+  /** When a tool last looked the session up. */
   lastUsedAt: Date;
   /** Why the connection ended, while the record is kept to explain it. */
   lostReason: SshMcpError | null;
@@ -32,6 +36,7 @@ export interface Session {
 
 /** Something a reader of the session list (the MCP resources) may want to see again. */
 export interface SessionChange {
+  /** The session the change is of. */
   session_id: string;
   /** What opened or closed: the session itself, or one of its shells or forwards. */
   what: "session" | "shell" | "forward";
