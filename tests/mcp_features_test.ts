@@ -5,14 +5,21 @@
  */
 
 import assert from "node:assert/strict";
-// @ts-types="@modelcontextprotocol/sdk/client/index"
-import type { Client } from "@modelcontextprotocol/sdk/client/index.js";
 // @ts-types="@modelcontextprotocol/sdk/types"
 import {
   type LoggingMessageNotification,
   LoggingMessageNotificationSchema,
   ResourceListChangedNotificationSchema,
 } from "@modelcontextprotocol/sdk/types.js";
+// @ts-types="@modelcontextprotocol/sdk/client/index"
+import { Client as SdkClient } from "@modelcontextprotocol/sdk/client/index.js";
+// @ts-types="@modelcontextprotocol/sdk/client/streamableHttp"
+import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
+import { parseFlags } from "../lib/cli.ts";
+import { resolveConfig } from "../lib/config.ts";
+import { createLogger } from "../lib/log.ts";
+import { createServer } from "../lib/server.ts";
+import { serveHttp } from "../lib/transport/http.ts";
 import { call, callOk, connectWithKey, startServer } from "./fixtures/mcp.ts";
 import { type Sshd, sshdAvailable, startSshd } from "./fixtures/sshd.ts";
 
@@ -21,7 +28,7 @@ if (skip) console.warn("SKIP MCP feature tests: no sshd on this machine (apt-get
 
 /** Collects notifications of one kind; `until` waits for one that matches. */
 function collect<T>(
-  client: Client,
+  client: SdkClient,
   schema: typeof LoggingMessageNotificationSchema | typeof ResourceListChangedNotificationSchema,
   pick: (n: unknown) => T,
 ) {
@@ -192,3 +199,69 @@ Deno.test({ name: "sessions and their shells are resources, with list_changed", 
     );
   });
 });
+
+// In this process (the HTTP layer as main.ts wires it; no security claim rests on the permission set here): each
+// HTTP client has its own server instance, so its own log messages and resource changes only.
+Deno.test(
+  { name: "over HTTP a client hears only its own sessions' log messages and changes", ignore: skip },
+  async () => {
+    await using sshd = await startSshd();
+    const kh = await sshd.writeKnownHosts();
+    const config = resolveConfig(parseFlags(["--transport", "streamable-http", "--known-hosts", kh]), {}, {
+      home: undefined,
+    });
+    const logger = createLogger("silent");
+    const token = `token-${crypto.randomUUID()}`;
+    const http = await serveHttp({
+      transport: "streamable-http",
+      host: "127.0.0.1",
+      port: 0,
+      token,
+      allowedOrigins: [],
+      maxBodyBytes: 1024 * 1024,
+      idleTimeoutMs: 600_000,
+      maxSessions: 4,
+      initTimeoutMs: 600_000,
+      create: () => createServer(config, logger),
+      logger,
+    });
+    const clients: SdkClient[] = [];
+    try {
+      const join = async () => {
+        const client = new SdkClient({ name: "http", version: "0" });
+        clients.push(client);
+        const logs = collect(client, LoggingMessageNotificationSchema, (n) => (n as LoggingMessageNotification).params);
+        await client.connect(
+          new StreamableHTTPClientTransport(new URL(`http://127.0.0.1:${http.port}/mcp`), {
+            requestInit: { headers: { Authorization: `Bearer ${token}` } },
+          }),
+        );
+        await client.setLoggingLevel("debug");
+        return { client, logs, changes: collect(client, ResourceListChangedNotificationSchema, () => true) };
+      };
+      const a = await join();
+      const b = await join();
+      const mentions = (m: LoggingMessageNotification["params"], id: string) =>
+        String((m.data as { message: string }).message).includes(id);
+      const sidA = await connectWithKey(a.client, sshd);
+      await a.logs.until((m) => mentions(m, sidA), "A's session opened, to A");
+      await a.changes.until(() => true, "A's list_changed");
+      // B's own connect: anything sent to B about A would be on B's stream before this.
+      const sidB = await connectWithKey(b.client, sshd);
+      await b.logs.until((m) => mentions(m, sidB), "B's session opened, to B");
+      assert.deepEqual(b.logs.seen.filter((m) => mentions(m, sidA)), [], "B heard of A's session");
+      // Both go on B's one stream for notifications, its log line before its own list_changed (a tick later).
+      assert.equal(b.changes.seen.length, 0, "B was told of A's session as a change");
+      await b.changes.until(() => true, "B's list_changed");
+      assert.deepEqual((await b.client.listResources()).resources.map((r) => r.uri), [
+        "ssh://sessions",
+        `ssh://sessions/${sidB}`,
+      ]);
+      await assert.rejects(b.client.readResource({ uri: `ssh://sessions/${sidA}` }));
+      assert.deepEqual(a.logs.seen.filter((m) => mentions(m, sidB)), [], "A heard of B's session");
+    } finally {
+      for (const client of clients) await client.close();
+      await http.shutdown();
+    }
+  },
+);
