@@ -1,6 +1,10 @@
 /**
- * The server factory: an McpServer with every tool, and a close that ends
- * every SSH connection. Does no I/O until used.
+ * The server factory: an McpServer with every tool, the session resources
+ * and log messages for its client, and a close that ends every SSH
+ * connection. Does no I/O until used.
+ *
+ * Everything here is per instance: over HTTP each client has its own, so a
+ * session of one client neither shows in nor logs to another's.
  *
  * @module
  */
@@ -8,10 +12,11 @@
 // @ts-types="@modelcontextprotocol/sdk/server/mcp"
 import type { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
 // @ts-types="@modelcontextprotocol/sdk/types"
-import { RootsListChangedNotificationSchema } from "@modelcontextprotocol/sdk/types.js";
+import { RootsListChangedNotificationSchema, SetLevelRequestSchema } from "@modelcontextprotocol/sdk/types.js";
 import { VERSION } from "./cli.ts";
 import type { Config } from "./config.ts";
-import type { Logger } from "./log.ts";
+import { ClientLog, type Logger } from "./log.ts";
+import { registerResources } from "./resources.ts";
 import { LocalRoots } from "./roots.ts";
 import { SessionRegistry } from "./sessions.ts";
 import { ToolServer } from "./tools/dispatch.ts";
@@ -23,21 +28,44 @@ export interface CreatedServer {
   sessions: SessionRegistry;
   /** The local roots of this instance (configured, or the client's, or the working directory). */
   roots: LocalRoots;
+  /** This instance's logger: stderr, and its client once that client has set a level. */
+  logger: Logger;
   /** Closes the MCP server and every SSH session. */
   close(): Promise<void>;
 }
 
-/** Builds the MCP server with all tools registered. */
-export function createServer(config: Config, logger: Logger): CreatedServer {
+/**
+ * Builds the MCP server with all tools and resources registered.
+ *
+ * @param config The validated configuration.
+ * @param stderrLogger The process's stderr logger; this instance's messages also go to its client once it sets a level.
+ * @returns The server, its sessions and roots, and its close.
+ */
+export function createServer(config: Config, stderrLogger: Logger): CreatedServer {
   // Its own tools/call (dispatch.ts): an own-name lookup, coded argument errors, no NUL sent.
   const server = new ToolServer(
     { name: "mcp-remote-ssh", version: VERSION },
     {
       instructions: "SSH sessions for agents. Call ssh_connect first; it returns a session_id used by every other " +
         "tool. Errors start with a [CODE] and end with a Hint to act on.",
+      capabilities: { logging: {} },
     },
   );
-  const sessions = new SessionRegistry({ maxSessions: config.maxSessions, logger });
+  // Sent only after the client's logging/setLevel: the issue asks for messages
+  // "when it sets a level", and a client that never asks is not flooded.
+  const clientLog = new ClientLog((params) => server.server.notification({ method: "notifications/message", params }));
+  // Replaces the SDK's handler, which keeps levels by HTTP session id and sends everything before any is set.
+  server.server.setRequestHandler(SetLevelRequestSchema, (request) => {
+    clientLog.setLevel(request.params.level);
+    return {};
+  });
+  server.server.onclose = () => clientLog.stop();
+  const logger = clientLog.wrap(stderrLogger);
+  const sessions = new SessionRegistry({
+    maxSessions: config.maxSessions,
+    maxForwards: config.maxForwardsPerSession,
+    logger,
+  });
   // Per instance: each client (each HTTP session) may send its own roots.
   const roots = new LocalRoots({
     configured: config.localRoots,
@@ -52,11 +80,14 @@ export function createServer(config: Config, logger: Logger): CreatedServer {
     (handler) => server.server.setNotificationHandler(RootsListChangedNotificationSchema, handler),
   );
   registerTools(server, { sessions, config, logger, roots });
+  const resources = registerResources(server, sessions);
   return {
     server,
     sessions,
     roots,
+    logger,
     async close() {
+      resources.close();
       await sessions.closeAll();
       await server.close();
     },

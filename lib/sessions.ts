@@ -11,21 +11,39 @@ import { type ConnectOptions, SshConnection } from "./ssh/connection.ts";
 import type { Forward } from "./ssh/forward.ts";
 import { probeRemote, type RemoteInfo } from "./ssh/remote.ts";
 import type { Shell } from "./ssh/shell.ts";
+import { Table } from "./table.ts";
 
 /** One session as tools see it. */
 export interface Session {
+  /** The session_id tools take: "s-" and 16 hex digits. */
   id: string;
+  /** The SSH connection; `alive` false once lost or closed. */
   connection: SshConnection;
   /** What the probe at connect time learned about the remote side. */
   remote: RemoteInfo;
+  /** When the connection was made. */
   createdAt: Date;
+  /** When a tool last looked the session up. */
   lastUsedAt: Date;
   /** Why the connection ended, while the record is kept to explain it. */
   lostReason: SshMcpError | null;
-  /** Interactive shells of this session, by shell id. */
-  shells: Map<string, Shell>;
-  /** Port forwards of this session, by forward id. */
-  forwards: Map<string, Forward>;
+  /** Interactive shells of this session, by shell id; closed with the session. */
+  shells: Table<Shell>;
+  /** Port forwards of this session, by forward id; closed with the session or when it is lost. */
+  forwards: Table<Forward>;
+  // Jobs (background commands) will be a third Table here.
+}
+
+/** Something a reader of the session list (the MCP resources) may want to see again. */
+export interface SessionChange {
+  /** The session the change is of. */
+  session_id: string;
+  /** What opened or closed: the session itself, or one of its shells or forwards. */
+  what: "session" | "shell" | "forward";
+  /** `lost`: the session's connection ended on its own (the record stays until closed). */
+  type: "open" | "close" | "lost";
+  /** The shell or forward id, for those. */
+  id?: string;
 }
 
 /** What ssh_list_sessions reports about a session. */
@@ -49,6 +67,16 @@ export interface SessionRegistryOptions {
    * @default 20
    */
   maxSessions?: number;
+  /**
+   * Shells allowed at once per session.
+   * @default 8
+   */
+  maxShells?: number;
+  /**
+   * Port forwards allowed at once per session.
+   * @default 20
+   */
+  maxForwards?: number;
   logger: Logger;
   /** Opens a connection; replaceable for tests of the registry alone. */
   connect?: (options: ConnectOptions) => Promise<SshConnection>;
@@ -64,6 +92,9 @@ export class SessionRegistry {
   #sessions = new Map<string, Session>();
   #opening = 0;
   #max: number;
+  #maxShells: number;
+  #maxForwards: number;
+  #listeners = new Set<(change: SessionChange) => void>();
   #logger: Logger;
   #connect: (options: ConnectOptions) => Promise<SshConnection>;
   #probe: (connection: SshConnection, signal: AbortSignal | undefined, timeoutMs: number) => Promise<RemoteInfo>;
@@ -71,6 +102,8 @@ export class SessionRegistry {
   /** Creates an empty registry. */
   constructor(options: SessionRegistryOptions) {
     this.#max = options.maxSessions ?? 20;
+    this.#maxShells = options.maxShells ?? 8;
+    this.#maxForwards = options.maxForwards ?? 20;
     this.#logger = options.logger;
     this.#connect = options.connect ?? ((o) => SshConnection.open(o));
     this.#probe = options.probe ??
@@ -110,19 +143,32 @@ export class SessionRegistry {
       createdAt: now,
       lastUsedAt: now,
       lostReason: null,
-      shells: new Map(),
-      forwards: new Map(),
+      shells: this.#shellTable(id),
+      forwards: this.#forwardTable(id),
     };
     this.#sessions.set(id, session);
+    for (const [what, table] of [["shell", session.shells], ["forward", session.forwards]] as const) {
+      table.onChange((c) => this.#emit({ session_id: id, what, type: c.type, id: c.id }));
+    }
     connection.onClose((reason) => {
       // A lost connection carries no tunnel: free the local ports at once.
-      closeForwards(session).catch(() => {});
+      void session.forwards.closeAll();
       if (this.#sessions.get(id) === session) {
         session.lostReason = reason;
-        this.#logger.info(`Session ${id} lost: ${reason?.message ?? "closed"}`);
+        this.#logger.info(`Session ${id} lost: ${reason?.message ?? "closed"}`, {
+          session_id: id,
+          ...(reason === null ? {} : { code: reason.code }),
+        });
+        this.#emit({ session_id: id, what: "session", type: "lost" });
       }
     });
-    this.#logger.info(`Session ${id} opened to ${options.username}@${options.host}:${options.port}`);
+    this.#logger.info(`Session ${id} opened to ${options.username}@${options.host}:${options.port}`, {
+      session_id: id,
+      host: options.host,
+      port: options.port,
+      username: options.username,
+    });
+    this.#emit({ session_id: id, what: "session", type: "open" });
     return session;
   }
 
@@ -157,6 +203,23 @@ export class SessionRegistry {
     return this.#sessions.get(id);
   }
 
+  /** Every session, lost ones included, in the order they opened. */
+  all(): Session[] {
+    return [...this.#sessions.values()];
+  }
+
+  /**
+   * Calls `listener` when a session, or a shell or forward of one, opens or
+   * closes, and when a session is lost; returns the function that removes it.
+   *
+   * @param listener Called synchronously with the change; it must not throw.
+   * @returns Unsubscribes the listener.
+   */
+  onChange(listener: (change: SessionChange) => void): () => void {
+    this.#listeners.add(listener);
+    return () => this.#listeners.delete(listener);
+  }
+
   /** Summaries of every session, lost ones included. */
   list(): SessionSummary[] {
     return [...this.#sessions.values()].map((s) => {
@@ -185,27 +248,71 @@ export class SessionRegistry {
       });
     }
     this.#sessions.delete(id);
-    for (const shell of session.shells.values()) shell.close();
-    session.shells.clear();
-    await closeForwards(session);
+    this.#emit({ session_id: id, what: "session", type: "close" });
+    await closeTables(session);
     await session.connection.close();
-    this.#logger.info(`Session ${id} closed`);
+    this.#logger.info(`Session ${id} closed`, { session_id: id });
   }
 
   /** Closes every session (shutdown). */
   async closeAll(): Promise<void> {
     const all = [...this.#sessions.values()];
     this.#sessions.clear();
-    for (const s of all) for (const shell of s.shells.values()) shell.close();
-    await Promise.allSettled(all.map((s) => closeForwards(s)));
+    for (const s of all) this.#emit({ session_id: s.id, what: "session", type: "close" });
+    await Promise.allSettled(all.map((s) => closeTables(s)));
     await Promise.allSettled(all.map((s) => s.connection.close()));
+  }
+
+  #emit(change: SessionChange): void {
+    for (const listener of this.#listeners) listener(change);
+  }
+
+  #shellTable(sessionId: string): Table<Shell> {
+    return new Table<Shell>({
+      kind: "shell",
+      owner: `Session ${sessionId}`,
+      notFound: "SHELL_NOT_FOUND",
+      notFoundHint: "Open one with ssh_shell_open (its shell_id is returned)",
+      limit: this.#maxShells,
+      limitCode: "SHELL_LIMIT",
+      limitHint: "Close shells you no longer need with ssh_shell_close",
+      newId: (taken) => {
+        let id = "default";
+        for (let n = 2; taken(id); n++) id = `shell-${n}`;
+        return id;
+      },
+      closedError: () => this.#endedWhileOpening(sessionId, "shell"),
+    });
+  }
+
+  #forwardTable(sessionId: string): Table<Forward> {
+    return new Table<Forward>({
+      kind: "forward",
+      owner: `Session ${sessionId}`,
+      notFound: "FORWARD_NOT_FOUND",
+      notFoundHint: "ssh_list_forwards lists the open forwards",
+      limit: this.#maxForwards,
+      limitCode: "FORWARD_LIMIT",
+      limitHint: "Close forwards you no longer need with ssh_close_forward",
+      newId: (taken) => {
+        let id;
+        do id = "f-" + randomHex(6); while (taken(id));
+        return id;
+      },
+      closedError: () => this.#endedWhileOpening(sessionId, "forward"),
+    });
+  }
+
+  #endedWhileOpening(sessionId: string, kind: string): SshMcpError {
+    return new SshMcpError("CONNECTION_LOST", `Session ${sessionId} ended while the ${kind} opened`, {
+      hint: "Call ssh_connect again",
+    });
   }
 }
 
-async function closeForwards(session: Session): Promise<void> {
-  const forwards = [...session.forwards.values()];
-  session.forwards.clear();
-  await Promise.allSettled(forwards.map((f) => f.close()));
+// Shells and forwards together: every close is started before any is awaited.
+async function closeTables(session: Session): Promise<void> {
+  await Promise.all([session.shells.closeAll(), session.forwards.closeAll()]);
 }
 
 function newSessionId(): string {

@@ -125,6 +125,7 @@ export class Shell {
   #lastSend: { offset: number; echo: number[]; end: number | null } | null = null;
   #listeners = new Set<() => void>();
   #onClose: () => void;
+  #size: { cols: number; rows: number };
 
   private constructor(
     id: string,
@@ -142,6 +143,7 @@ export class Shell {
     this.#buffer = new RollingBuffer(parts.options.bufferBytes);
     this.#screen = parts.screen;
     this.#onClose = () => {};
+    this.#size = { cols: parts.options.cols, rows: parts.options.rows };
     parts.channel.on("data", (chunk: Buffer) => this.#output(chunk));
     // A PTY merges stderr into stdout; anything on the extended stream is still output.
     parts.channel.stderr.on("data", (chunk: Buffer) => this.#output(chunk));
@@ -188,6 +190,11 @@ export class Shell {
     return this.#closed;
   }
 
+  /** The PTY size as last set (at open or by resize). */
+  get size(): { cols: number; rows: number } {
+    return { ...this.#size };
+  }
+
   /** Registers a callback for the end of the shell. */
   set onClose(callback: () => void) {
     this.#onClose = callback;
@@ -215,6 +222,7 @@ export class Shell {
     // At once: the program's redraw for the new size comes back over the
     // network, after this.
     this.#screen.resize(cols, rows);
+    this.#size = { cols, rows };
   }
 
   /** Reads what arrived since the last read, up to `maxBytes` bytes. */
