@@ -4,6 +4,7 @@
  * @module
  */
 
+import type { Config } from "./config.ts";
 import { SshMcpError } from "./errors.ts";
 import type { Logger } from "./log.ts";
 import { randomHex } from "./random.ts";
@@ -78,10 +79,30 @@ export interface SessionRegistryOptions {
    */
   maxForwards?: number;
   logger: Logger;
+  /**
+   * The configuration {@linkcode SessionRegistry.connect} builds connect
+   * options from (known_hosts, agent, timeouts, keepalive, channels).
+   */
+  config?: Config;
   /** Opens a connection; replaceable for tests of the registry alone. */
   connect?: (options: ConnectOptions) => Promise<SshConnection>;
   /** Learns about the remote side of a new connection; replaceable with `connect`. */
   probe?: (connection: SshConnection, signal: AbortSignal | undefined, timeoutMs: number) => Promise<RemoteInfo>;
+}
+
+/** What a caller chooses about one connection; the rest comes from the configuration. */
+export interface ConnectTarget {
+  host: string;
+  port: number;
+  username: string;
+  password?: string;
+  /** A key file on this machine; `~/` is the local home. */
+  privateKeyPath?: string;
+  passphrase?: string;
+  /** Overrides the configured connect timeout. */
+  connectTimeoutSeconds?: number;
+  /** The caller's cancel. */
+  signal?: AbortSignal;
 }
 
 /** Time the probe of a new connection may take; past it the session opens with the remote unknown. */
@@ -96,6 +117,7 @@ export class SessionRegistry {
   #maxForwards: number;
   #listeners = new Set<(change: SessionChange) => void>();
   #logger: Logger;
+  #config: Config | undefined;
   #connect: (options: ConnectOptions) => Promise<SshConnection>;
   #probe: (connection: SshConnection, signal: AbortSignal | undefined, timeoutMs: number) => Promise<RemoteInfo>;
 
@@ -105,12 +127,42 @@ export class SessionRegistry {
     this.#maxShells = options.maxShells ?? 8;
     this.#maxForwards = options.maxForwards ?? 20;
     this.#logger = options.logger;
+    this.#config = options.config;
     this.#connect = options.connect ?? ((o) => SshConnection.open(o));
     this.#probe = options.probe ??
       ((c, signal, timeoutMs) => probeRemote(c, { timeoutMs: Math.min(PROBE_TIMEOUT_MS, timeoutMs), signal }));
   }
 
-  /** Connects and registers a new session. */
+  /**
+   * Connects to `target` with everything else from the configuration, and
+   * registers the session.
+   */
+  connect(target: ConnectTarget): Promise<Session> {
+    const config = this.#config;
+    if (config === undefined) throw new Error("SessionRegistry.connect needs the config option");
+    return this.open({
+      host: target.host,
+      port: target.port,
+      username: target.username,
+      password: target.password,
+      privateKeyPath: target.privateKeyPath === undefined ? undefined : expandHome(target.privateKeyPath, config.home),
+      passphrase: target.passphrase,
+      agentSocket: config.agentSocket,
+      knownHosts: {
+        files: config.knownHostsFiles,
+        writeFile: config.knownHostsWriteFile,
+        policy: config.hostKeyPolicy,
+      },
+      connectTimeoutMs: (target.connectTimeoutSeconds ?? config.connectTimeoutSeconds) * 1000,
+      keepaliveIntervalMs: config.keepaliveIntervalSeconds * 1000,
+      keepaliveCountMax: config.keepaliveCountMax,
+      maxChannels: config.maxChannelsPerSession,
+      logger: this.#logger,
+      signal: target.signal,
+    });
+  }
+
+  /** Connects with `options` as given and registers a new session. */
   async open(options: ConnectOptions): Promise<Session> {
     if (this.#sessions.size + this.#opening >= this.#max) {
       throw new SshMcpError("SESSION_LIMIT", `Cannot open more than ${this.#max} sessions`, {
@@ -317,4 +369,10 @@ async function closeTables(session: Session): Promise<void> {
 
 function newSessionId(): string {
   return "s-" + randomHex(8);
+}
+
+// `~` and `~/…` in a local key path: the home of the user running the server.
+function expandHome(path: string, home: string | undefined): string {
+  if (path !== "~" && !path.startsWith("~/")) return path;
+  return home ? home + path.slice(1) : path;
 }

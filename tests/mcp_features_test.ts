@@ -177,7 +177,7 @@ Deno.test({ name: "sessions and their shells are resources, with list_changed", 
     await changes.until(() => changes.seen.length > before, "shell opened");
     const one = await read(`ssh://sessions/${id}`);
     assert.deepEqual(one.shells, [{ shell_id: "default", cols: 90, rows: 25, closed: false }]);
-    await callOk(c, "ssh_shell_resize", { session_id: id, cols: 100, rows: 30 });
+    await callOk(c, "ssh_shell_send_control", { session_id: id, cols: 100, rows: 30 });
     assert.deepEqual((await read(`ssh://sessions/${id}`)).shells[0], {
       shell_id: "default",
       cols: 100,

@@ -122,7 +122,7 @@ Deno.test({ name: "interactive shells behave like a terminal", ignore: skip }, a
   });
 
   await t.step("resize tells the program the new size and the screen follows", async () => {
-    await callOk(c, "ssh_shell_resize", { session_id: sid, cols: 80, rows: 24 });
+    await callOk(c, "ssh_shell_send_control", { session_id: sid, cols: 80, rows: 24 });
     await send("echo size-$(stty size | tr ' ' x)");
     const w = await wait({ pattern: "size-24x80" });
     assert.equal(w.structured.reason, "matched");
@@ -131,7 +131,7 @@ Deno.test({ name: "interactive shells behave like a terminal", ignore: skip }, a
     assert.equal(r.structured.cols, 80);
     assert.equal(r.structured.rows, 24);
     assert.equal(r.structured.output.split("\n").length, 24);
-    await callOk(c, "ssh_shell_resize", { session_id: sid, cols: 120, rows: 40 });
+    await callOk(c, "ssh_shell_send_control", { session_id: sid, cols: 120, rows: 40 });
   });
 
   await t.step("raw mode returns bytes as sent, escape sequences included", async () => {

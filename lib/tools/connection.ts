@@ -14,7 +14,7 @@ import * as s from "./schemas.ts";
 
 /** The connection tools. */
 export function connectionTools(deps: ToolDeps): ToolDef[] {
-  const { sessions, config } = deps;
+  const { sessions } = deps;
   return [
     defineTool({
       name: "ssh_connect",
@@ -35,26 +35,14 @@ export function connectionTools(deps: ToolDeps): ToolDef[] {
       changes: "nothing",
       idempotent: false,
       run: async (args, ctx) => {
-        const session = await sessions.open({
+        const session = await sessions.connect({
           host: args.host,
           port: args.port,
           username: args.username,
           password: args.password,
-          privateKeyPath: args.private_key_path === undefined
-            ? undefined
-            : expandHome(args.private_key_path, config.home),
+          privateKeyPath: args.private_key_path,
           passphrase: args.passphrase,
-          agentSocket: config.agentSocket,
-          knownHosts: {
-            files: config.knownHostsFiles,
-            writeFile: config.knownHostsWriteFile,
-            policy: config.hostKeyPolicy,
-          },
-          connectTimeoutMs: (args.connect_timeout ?? config.connectTimeoutSeconds) * 1000,
-          keepaliveIntervalMs: config.keepaliveIntervalSeconds * 1000,
-          keepaliveCountMax: config.keepaliveCountMax,
-          maxChannels: config.maxChannelsPerSession,
-          logger: deps.logger,
+          connectTimeoutSeconds: args.connect_timeout,
           signal: ctx.signal, // the client's cancel ends the connect at any step
         });
         const info = session.connection.info;
@@ -167,9 +155,4 @@ function describeRemote(r: RemoteInfo): string {
     );
   }
   return lines.join("\n");
-}
-
-function expandHome(path: string, home: string | undefined): string {
-  if (path !== "~" && !path.startsWith("~/")) return path;
-  return home ? home + path.slice(1) : path;
 }

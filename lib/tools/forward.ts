@@ -9,10 +9,8 @@
 import { isIP } from "node:net";
 import { z } from "zod";
 import { SshMcpError } from "../errors.ts";
-import type { Session } from "../sessions.ts";
 import { type Endpoint, Forward, type ForwardInfo } from "../ssh/forward.ts";
 import { hostProblem, isLoopback } from "../validate.ts";
-import { randomHex } from "../random.ts";
 import { defineTool, type ToolDef } from "./define.ts";
 import type { ToolDeps } from "./mod.ts";
 import { ok } from "./result.ts";
@@ -79,36 +77,17 @@ function bindAllowed(host: string, allowed: string[]): boolean {
   return isLoopback(host) || allowed.includes(host);
 }
 
-function newForwardId(): string {
-  return "f-" + randomHex(6);
-}
-
 /** The port-forwarding tools. */
 export function forwardTools(deps: ToolDeps): ToolDef[] {
   const { sessions, config, logger } = deps;
-  // Forward slots being opened, per session, so parallel opens cannot pass the cap.
-  const opening = new WeakMap<Session, number>();
-
-  function forwardOf(sessionId: string, forwardId: string): { session: Session; forward: Forward } {
-    const session = sessions.get(sessionId);
-    const forward = session.forwards.get(forwardId);
-    if (forward === undefined) {
-      throw new SshMcpError("FORWARD_NOT_FOUND", `Session ${sessionId} has no forward ${JSON.stringify(forwardId)}`, {
-        hint: "ssh_list_forwards lists the open forwards",
-      });
-    }
-    return { session, forward };
-  }
 
   const forwardPort = defineTool({
     name: "ssh_forward_port",
     toolset: "forward",
     title: "Open a port forward (SSH tunnel)",
-    description: "Tunnel over the session. local (ssh -L, default): listen here on local_bind:local_port " +
-      "(0 = a free port) and connect from the server to remote_host:remote_port. remote (ssh -R): the server " +
-      "listens on remote_bind:remote_port, connections come to local_host:local_port here. dynamic (ssh -D): " +
-      "SOCKS5 here. Addresses default to 127.0.0.1. One test connection is made: FORWARD_REFUSED if the server " +
-      "forbids it, a warning if nothing answers.",
+    description: "local (ssh -L, default): listen here on local_bind:local_port (0 = free) and connect from the " +
+      "server to remote_host:remote_port. remote (ssh -R): the reverse, server remote_bind:remote_port to " +
+      "local_host:local_port here. dynamic (ssh -D): SOCKS5 here. Hosts default to 127.0.0.1.",
     input: {
       session_id: s.sessionId,
       direction: z.enum(["local", "remote", "dynamic"]).optional(),
@@ -121,16 +100,10 @@ export function forwardTools(deps: ToolDeps): ToolDef[] {
     },
     changes: "remote",
     run: async (args, ctx) => {
-      const session = ctx.session(args.session_id);
+      const session = sessions.get(args.session_id);
       const direction = args.direction ?? "local";
-      const taken = session.forwards.size + (opening.get(session) ?? 0);
-      if (taken >= config.maxForwardsPerSession) {
-        throw new SshMcpError(
-          "FORWARD_LIMIT",
-          `Session ${session.id} already has ${config.maxForwardsPerSession} forwards`,
-          { hint: "Close forwards you no longer need with ssh_close_forward" },
-        );
-      }
+      // The slot is taken before anything opens, so parallel opens cannot pass the limit.
+      using slot = session.forwards.reserve();
       const bind = { host: args.local_bind ?? "127.0.0.1", port: args.local_port ?? 0 };
       if (direction !== "remote" && !bindAllowed(bind.host, config.forwardBindAddresses)) {
         throw new SshMcpError("BIND_FAILED", `Listening on ${bind.host} is not allowed`, {
@@ -138,7 +111,7 @@ export function forwardTools(deps: ToolDeps): ToolDef[] {
             "configuration's forward_bind_addresses",
         });
       }
-      const id = newForwardId();
+      const id = slot.id;
       const common = {
         id,
         logger,
@@ -148,42 +121,37 @@ export function forwardTools(deps: ToolDeps): ToolDef[] {
         // most 10 s, since a target that drops packets only earns a warning.
         probeTimeoutMs: Math.min(10, config.defaultTimeoutSeconds) * 1000,
       };
-      opening.set(session, (opening.get(session) ?? 0) + 1);
       let forward: Forward;
-      try {
-        if (direction === "local") {
-          if (args.remote_port === undefined || args.remote_port === 0) {
-            throw new SshMcpError("INVALID_ARGUMENT", "A local forward needs remote_port (1-65535)", {
-              hint: "remote_port is the port to reach from the SSH server, e.g. 5432",
-            });
-          }
-          forward = await Forward.local(common.connection, {
-            ...common,
-            bind,
-            target: { host: args.remote_host ?? "127.0.0.1", port: args.remote_port },
-          });
-        } else if (direction === "dynamic") {
-          forward = await Forward.dynamic(common.connection, { ...common, bind });
-        } else {
-          if (args.local_port === undefined || args.local_port === 0) {
-            throw new SshMcpError("INVALID_ARGUMENT", "A remote forward needs local_port (1-65535)", {
-              hint: "local_port is the port here that connections to the SSH server's listener reach",
-            });
-          }
-          forward = await Forward.remote(common.connection, {
-            ...common,
-            bind: { host: args.remote_bind ?? "127.0.0.1", port: args.remote_port ?? 0 },
-            target: { host: args.local_host ?? "127.0.0.1", port: args.local_port },
+      if (direction === "local") {
+        if (args.remote_port === undefined || args.remote_port === 0) {
+          throw new SshMcpError("INVALID_ARGUMENT", "A local forward needs remote_port (1-65535)", {
+            hint: "remote_port is the port to reach from the SSH server, e.g. 5432",
           });
         }
-      } finally {
-        opening.set(session, (opening.get(session) ?? 1) - 1);
+        forward = await Forward.local(common.connection, {
+          ...common,
+          bind,
+          target: { host: args.remote_host ?? "127.0.0.1", port: args.remote_port },
+        });
+      } else if (direction === "dynamic") {
+        forward = await Forward.dynamic(common.connection, { ...common, bind });
+      } else {
+        if (args.local_port === undefined || args.local_port === 0) {
+          throw new SshMcpError("INVALID_ARGUMENT", "A remote forward needs local_port (1-65535)", {
+            hint: "local_port is the port here that connections to the SSH server's listener reach",
+          });
+        }
+        forward = await Forward.remote(common.connection, {
+          ...common,
+          bind: { host: args.remote_bind ?? "127.0.0.1", port: args.remote_port ?? 0 },
+          target: { host: args.local_host ?? "127.0.0.1", port: args.local_port },
+        });
       }
       if (!session.connection.alive) {
         await forward.close(); // lost while opening: nothing would close it later
         throw new SshMcpError("CONNECTION_LOST", `Session ${session.id} was lost while the forward opened`);
       }
-      session.forwards.set(id, forward);
+      slot.fill(forward);
       const info = forward.info();
       const warning = forward.warning;
       return warning === null
@@ -228,7 +196,8 @@ export function forwardTools(deps: ToolDeps): ToolDef[] {
     changes: "remote",
     destructive: true,
     run: async (args) => {
-      const { session, forward } = forwardOf(args.session_id, args.forward_id);
+      const session = sessions.get(args.session_id);
+      const forward = session.forwards.lookup(args.forward_id);
       session.forwards.delete(forward.id);
       await forward.close();
       return ok({ closed: true, forward_id: forward.id }, `Closed forward ${forward.id}`);

@@ -19,7 +19,7 @@ import { type RequestExtra, toolContext, type ToolDef, type Toolset } from "./de
 import { execTools } from "./exec.ts";
 import { fileTools } from "./files.ts";
 import { forwardTools } from "./forward.ts";
-import { registerShellTools } from "./shell.ts";
+import { shellTools } from "./shell.ts";
 
 /** What tools need from the rest of the server. */
 export interface ToolDeps {
@@ -43,7 +43,7 @@ export function allTools(deps: ToolDeps): ToolDef[] {
   return [
     ...connectionTools(deps),
     ...execTools(deps),
-    ...captured("shell", (server) => registerShellTools(server, deps)),
+    ...shellTools(deps),
     ...fileTools(deps),
     ...forwardTools(deps),
   ];
@@ -138,30 +138,4 @@ function compactSchema(node: unknown): unknown {
       : compactSchema(value);
   }
   return out;
-}
-
-// A family not yet written as definitions: what it registers is taken down as
-// definitions, so selection and the compact list treat every tool alike.
-function captured(toolset: Toolset, register: (server: McpServer) => void): ToolDef[] {
-  const defs: ToolDef[] = [];
-  const recorder = {
-    // deno-lint-ignore no-explicit-any
-    registerTool(name: string, config: any, cb: (args: unknown, extra: RequestExtra) => Promise<any>) {
-      defs.push({
-        name,
-        toolset: name === "ssh_upload_file" || name === "ssh_download_file" ? "transfer" : toolset,
-        title: config.title,
-        description: config.description,
-        input: config.inputSchema ?? {},
-        output: config.outputSchema,
-        changes: config.annotations?.readOnlyHint ? "nothing" : "remote",
-        destructive: config.annotations?.destructiveHint,
-        idempotent: config.annotations?.idempotentHint,
-        readOnlyUseful: toolset !== "shell",
-        run: (args, ctx) => cb(args, ctx.extra),
-      });
-    },
-  };
-  register(recorder as unknown as McpServer);
-  return defs;
 }

@@ -1,10 +1,9 @@
 /**
- * Shared plumbing of tool handlers: error mapping and result shape.
+ * Shared plumbing of tool handlers: the result shape and bounded opens.
+ * Errors are mapped once, in dispatch.ts.
  *
  * @module
  */
-
-import { type ToolErrorResult, toToolResult } from "../errors.ts";
 
 /** A successful tool result: structured data plus text for clients that show only text. */
 export interface ToolSuccess<T> {
@@ -16,22 +15,6 @@ export interface ToolSuccess<T> {
 /** Builds a success result. */
 export function ok<T extends object>(structured: T, text: string): ToolSuccess<T> {
   return { content: [{ type: "text", text }], structuredContent: structured as T & Record<string, unknown> };
-}
-
-/**
- * Wraps a handler so that whatever it throws becomes a coded error result;
- * the SDK would otherwise drop the code.
- */
-export function guarded<A extends unknown[], T extends object>(
-  handler: (...args: A) => Promise<ToolSuccess<T>>,
-): (...args: A) => Promise<ToolSuccess<T> | ToolErrorResult> {
-  return async (...args: A) => {
-    try {
-      return await handler(...args);
-    } catch (error) {
-      return toToolResult(error);
-    }
-  };
 }
 
 /**

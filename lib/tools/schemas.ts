@@ -43,7 +43,7 @@ export const env = z.preprocess(
   z.record(
     z.string().superRefine(checked(envNameProblem)),
     z.string().max(32768).refine((v) => !v.includes("\0"), "environment values cannot contain NUL"),
-  ).describe("Environment variables exported before the command (names must match [A-Za-z_][A-Za-z0-9_]*)"),
+  ).describe("Variables exported before the command"),
 );
 
 // zod drops an own "__proto__" key from records without a word; the caller
