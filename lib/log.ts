@@ -10,6 +10,7 @@
  * @module
  */
 
+import { neutralise } from "./remote_text.ts";
 /** Log levels, most to least verbose. */
 export const LOG_LEVELS = ["debug", "info", "warn", "error", "silent"] as const;
 /** One of {@linkcode LOG_LEVELS}. */
@@ -40,9 +41,10 @@ export function createLogger(level: LogLevel): Logger {
   const min = LOG_LEVELS.indexOf(level);
   function write(at: LogLevel, message: string): void {
     if (LOG_LEVELS.indexOf(at) < min) return;
-    // Control characters from remote input must not drive the user's terminal.
-    // deno-lint-ignore no-control-regex
-    const clean = message.replace(/[\x00-\x08\x0b-\x1f\x7f]/g, "?");
+    // Control characters from remote input (a server's disconnect reason)
+    // must not drive the user's terminal: escaped as in tool results, and a
+    // line break too, so a message stays one line.
+    const clean = neutralise(message).replaceAll("\n", "\\n").replaceAll("\t", "\\t");
     Deno.stderr.writeSync(
       encoder.encode(`${new Date().toISOString()} ${at.toUpperCase()} ${clean}\n`),
     );
@@ -155,8 +157,15 @@ export class ClientLog {
 
   #forward(level: ClientLogLevel, message: string, fields: LogFields | undefined): void {
     if (this.#threshold === null || CLIENT_LOG_LEVELS.indexOf(level) < this.#threshold) return;
-    // The message key comes last: a field cannot replace it.
-    const params: ClientLogMessage = { level, logger: CLIENT_LOGGER_NAME, data: { ...fields, message } };
+    // The message key comes last: a field cannot replace it. Strings are
+    // escaped as in tool results: a message can quote a remote server
+    // (its disconnect reason), and a client may show it to the model.
+    const clean: LogFields = {};
+    for (const [key, value] of Object.entries(fields ?? {})) {
+      clean[key] = typeof value === "string" ? neutralise(value) : value;
+    }
+    const data = { ...clean, message: neutralise(message) };
+    const params: ClientLogMessage = { level, logger: CLIENT_LOGGER_NAME, data };
     let sent: Promise<void>;
     try {
       sent = this.#send(params);

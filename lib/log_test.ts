@@ -55,6 +55,17 @@ Deno.test("ClientLog a field cannot replace the message", () => {
   assert.equal(sent[0].data.message, "real");
 });
 
+Deno.test("ClientLog escapes remote text (a server's disconnect reason) in the message and in fields", () => {
+  const { log, sent } = recording();
+  log.setLevel("debug");
+  const hostile = "\x1b]52;c;cm0gLXJmIH4=\x07\x1b[2J\u202eevil\u009b";
+  log.wrap(silentLogger).warn(`SSH u@h:22: ${hostile}`, { reason: hostile, port: 22 });
+  const data = sent[0].data as Record<string, unknown>;
+  assert.equal(data.message, "SSH u@h:22: \\x1b]52;c;cm0gLXJmIH4=\\x07\\x1b[2J\\u202eevil\\x9b");
+  assert.equal(data.reason, "\\x1b]52;c;cm0gLXJmIH4=\\x07\\x1b[2J\\u202eevil\\x9b");
+  assert.equal(data.port, 22);
+});
+
 Deno.test("ClientLog still writes every message to the base logger, and the base logger first", () => {
   const order: string[] = [];
   const base: Logger = {

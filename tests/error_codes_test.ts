@@ -226,11 +226,17 @@ const WITH_SSHD: Partial<Record<ErrorCode, Trigger>> = {
   FORWARD_NOT_FOUND: ({ client, sid }) =>
     failing(client, "ssh_close_forward", { session_id: sid, forward_id: "no-such" }),
   INPUT_BLOCKED: async ({ client, sshd }) => {
-    // A program that never reads: the terminal's buffer, the channel window, then ours fill up.
+    // A program that never reads: the terminal's buffer, the channel window, then ours fill up. Raw mode
+    // without echo: a canonical terminal discards input past its line buffer and echoes it, so the
+    // input would drain as output as fast as the emulator draws it (how fast is up to the machine).
     const sid = await connectWithKey(client, sshd); // the shells of SHELL_LIMIT fill the first one
     const shell = await callOk(client, "ssh_shell_open", { session_id: sid });
     const shellId = shell.structured.shell_id;
-    await callOk(client, "ssh_shell_send", { session_id: sid, shell_id: shellId, data: "exec sleep 600" });
+    await callOk(client, "ssh_shell_send", {
+      session_id: sid,
+      shell_id: shellId,
+      data: "stty raw -echo; exec sleep 600",
+    });
     const chunk = "x".repeat(1_000_000);
     for (let i = 0;; i++) {
       const args = { session_id: sid, shell_id: shellId, data: chunk, enter: false };

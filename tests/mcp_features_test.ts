@@ -31,12 +31,15 @@ function collect<T>(
   client: SdkClient,
   schema: typeof LoggingMessageNotificationSchema | typeof ResourceListChangedNotificationSchema,
   pick: (n: unknown) => T,
+  /** Every notification of the client, of any collector sharing this array, in the order they arrived. */
+  order?: unknown[],
 ) {
   const seen: T[] = [];
   let waiters: { test: (x: T) => boolean; resolve: (x: T) => void }[] = [];
   client.setNotificationHandler(schema, (n: unknown) => {
     const item = pick(n);
     seen.push(item);
+    order?.push(item);
     waiters = waiters.filter((w) => !(w.test(item) && (w.resolve(item), true)));
   });
   return {
@@ -230,14 +233,21 @@ Deno.test(
       const join = async () => {
         const client = new SdkClient({ name: "http", version: "0" });
         clients.push(client);
-        const logs = collect(client, LoggingMessageNotificationSchema, (n) => (n as LoggingMessageNotification).params);
+        const order: unknown[] = [];
+        const logs = collect(
+          client,
+          LoggingMessageNotificationSchema,
+          (n) => (n as LoggingMessageNotification).params,
+          order,
+        );
         await client.connect(
           new StreamableHTTPClientTransport(new URL(`http://127.0.0.1:${http.port}/mcp`), {
             requestInit: { headers: { Authorization: `Bearer ${token}` } },
           }),
         );
         await client.setLoggingLevel("debug");
-        return { client, logs, changes: collect(client, ResourceListChangedNotificationSchema, () => true) };
+        const changes = collect(client, ResourceListChangedNotificationSchema, () => "list_changed", order);
+        return { client, logs, changes, order };
       };
       const a = await join();
       const b = await join();
@@ -250,9 +260,13 @@ Deno.test(
       const sidB = await connectWithKey(b.client, sshd);
       await b.logs.until((m) => mentions(m, sidB), "B's session opened, to B");
       assert.deepEqual(b.logs.seen.filter((m) => mentions(m, sidA)), [], "B heard of A's session");
-      // Both go on B's one stream for notifications, its log line before its own list_changed (a tick later).
-      assert.equal(b.changes.seen.length, 0, "B was told of A's session as a change");
+      // Both go on B's one stream for notifications, in the order sent: a list_changed about A's session
+      // would come before B's own log line, B's own list_changed after it (a tick later).
       await b.changes.until(() => true, "B's list_changed");
+      const own = b.order.findIndex((m) =>
+        m !== "list_changed" && mentions(m as LoggingMessageNotification["params"], sidB)
+      );
+      assert.equal(b.order.indexOf("list_changed") > own, true, "B was told of A's session as a change");
       assert.deepEqual((await b.client.listResources()).resources.map((r) => r.uri), [
         "ssh://sessions",
         `ssh://sessions/${sidB}`,

@@ -86,6 +86,23 @@ Deno.test(
         assert.ok((await Deno.stat(`${home}/made`)).isDirectory);
       });
 
+      await t.step("a recursive remove of ~ (or /) is refused however it is spelled; the home stays", async () => {
+        for (const path of ["~", "~/", `${home}/made/..`, "/", "//"]) {
+          const refused = await expectError(
+            tool("ssh_manage_remote", { action: "remove", remote_path: path, recursive: true }),
+            "INVALID_ARGUMENT",
+          );
+          assert.match(refused.text, /Refusing to remove/, path);
+        }
+        assert.ok((await Deno.stat(`${home}/made`)).isDirectory, "nothing in the home was removed");
+        // An argument that does nothing for the action is refused before anything remote.
+        const stray = await expectError(
+          tool("ssh_manage_remote", { action: "remove", remote_path: "~/made", parents: true }),
+          "INVALID_ARGUMENT",
+        );
+        assert.match(stray.text, /parents does not apply/);
+      });
+
       await t.step("a ~ elsewhere in a path is literal, and ~user/… is refused, not taken literally", async () => {
         await ok("ssh_write_remote_file", { remote_path: "a~b", content: "x" }); // relative: in the login directory
         assert.equal(await Deno.readTextFile(`${home}/a~b`), "x");

@@ -43,6 +43,22 @@ Deno.test({ name: "shell waits see only output that is new", ignore: skip }, asy
     await wait({ pattern: PROMPT });
   });
 
+  await t.step("a line sent the moment a shell opens is not typed ahead of the prompt", async () => {
+    // Typed ahead, the line is echoed twice: by the terminal at once, and by
+    // readline after the prompt; the second echo would satisfy the wait.
+    await callOk(c, "ssh_shell_open", { session_id: sid, shell_id: "ahead" });
+    const w = await callOk(c, "ssh_shell_send", {
+      session_id: sid,
+      shell_id: "ahead",
+      data: "echo ahead-$((2+3))",
+      wait_for: "ahead-$((2+3))",
+      timeout: 2,
+    });
+    assert.equal(w.structured.reason, "timeout", w.text);
+    assert.match(w.structured.output, /^ahead-5$/m);
+    await callOk(c, "ssh_shell_close", { session_id: sid, shell_id: "ahead" });
+  });
+
   await t.step("a prompt from before the send never satisfies a wait", async () => {
     await send("echo one");
     // max_bytes 1: the prompt is known to have arrived and is left unread.
@@ -92,13 +108,18 @@ Deno.test({ name: "shell waits see only output that is new", ignore: skip }, asy
 
   await t.step("a program that repaints the same screen settles in screen mode only", async () => {
     await send("while :; do printf '\\033[H\\033[2Jsteady screen\\n'; sleep 0.05; done");
-    const bytes = await wait({ quiet_ms: 500, timeout: 3 });
-    assert.equal(bytes.structured.reason, "timeout", "output never stops arriving");
-    const screen = await wait({ quiet_ms: 500, mode: "screen" });
-    assert.equal(screen.structured.reason, "quiet", screen.text);
-    assert.equal(screen.structured.output.split("\n")[0], "steady screen");
-    await callOk(c, "ssh_shell_send_control", { session_id: sid, key: "ctrl+c" });
-    await wait({ pattern: PROMPT });
+    try {
+      // A frame every 50 ms: 1.5 s without a byte would take a stall no loaded machine has.
+      const bytes = await wait({ quiet_ms: 1500, timeout: 4 });
+      assert.equal(bytes.structured.reason, "timeout", "output never stops arriving");
+      const screen = await wait({ quiet_ms: 500, mode: "screen" });
+      assert.equal(screen.structured.reason, "quiet", screen.text);
+      assert.equal(screen.structured.output.split("\n")[0], "steady screen");
+    } finally {
+      // Stopped whatever happened, so the next steps get a prompt.
+      await callOk(c, "ssh_shell_send_control", { session_id: sid, key: "ctrl+c" });
+      await wait({ pattern: PROMPT });
+    }
   });
 
   await t.step("a command typed as less quits reaches the shell", async () => {

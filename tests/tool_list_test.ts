@@ -92,18 +92,42 @@ Deno.test("--toolsets keeps connect and the sets named; each tool belongs to exa
   assert.ok(flagWins.includes("ssh_execute") && !flagWins.includes("ssh_forward_port"));
 });
 
+Deno.test("what can change or end things says so: close_session and writes are destructive, connect is not read-only", async () => {
+  const tools = new Map((await listTools()).map((t) => [t.name, t.annotations]));
+  assert.equal(tools.get("ssh_close_session")?.destructiveHint, true);
+  assert.equal(tools.get("ssh_close_session")?.readOnlyHint, false);
+  assert.equal(tools.get("ssh_connect")?.readOnlyHint, false, "accept-new writes known_hosts");
+  for (const name of ["ssh_execute", "ssh_write_remote_file", "ssh_manage_remote", "ssh_upload_file"]) {
+    assert.equal(tools.get(name)?.destructiveHint, true, name);
+  }
+  assert.equal(tools.get("ssh_read_remote_file")?.readOnlyHint, true);
+});
+
+Deno.test("the listed env schema says its values are strings", async () => {
+  const execute = (await listTools()).find((t) => t.name === "ssh_execute")!;
+  const env = (execute.inputSchema.properties as Record<string, { additionalProperties?: { type?: string } }>).env;
+  assert.equal(env.additionalProperties?.type, "string");
+});
+
 Deno.test("an unknown toolset is refused at start, naming the known ones", async () => {
   await assert.rejects(() => listTools(["--toolsets", "exec,shel"]), /Unknown toolset "shel": use connect, exec/);
 });
 
-Deno.test("--read-only offers only tools annotated as changing nothing, and no way to run a command", async () => {
+Deno.test("--read-only offers the session tools and those that change nothing, no way to run a command", async () => {
   const tools = await listTools(["--read-only"]);
-  for (const tool of tools) assert.equal(tool.annotations?.readOnlyHint, true, tool.name);
   const names = tools.map((t) => t.name);
-  for (const writer of ["ssh_execute", "ssh_sudo_execute", "ssh_shell_open", "ssh_write_remote_file"]) {
-    assert.ok(!names.includes(writer), `${writer} is not read-only`);
+  // Sessions must be opened and closed to do anything; everything else changes nothing.
+  assert.deepEqual(names, [
+    "ssh_connect",
+    "ssh_list_sessions",
+    "ssh_close_session",
+    "ssh_read_remote_file",
+    "ssh_list_remote_dir",
+    "ssh_stat_remote",
+  ]);
+  for (const tool of tools.filter((t) => !["ssh_connect", "ssh_close_session"].includes(t.name))) {
+    assert.equal(tool.annotations?.readOnlyHint, true, tool.name);
   }
-  assert.ok(names.includes("ssh_read_remote_file") && names.includes("ssh_list_remote_dir"));
   // A tool left out cannot be called by name either.
   await using server = await inProcess(["--read-only"]);
   const result = await server.client.callTool({ name: "ssh_execute", arguments: { session_id: "x", command: "id" } });

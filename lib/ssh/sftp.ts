@@ -96,6 +96,11 @@ function describe(path: string, s: Stats): RemoteStat {
   };
 }
 
+/** The canonical absolute form of `path` as the server resolves it (symlinks followed). */
+export function realpath(sftp: SFTPWrapper, path: string): Promise<string> {
+  return call<string>(sftp, path, "resolve", (cb) => sftp.realpath(path, cb));
+}
+
 /** Stats a path (symlinks followed unless `lstat`); `signal` stops waiting for the answer. */
 export async function stat(sftp: SFTPWrapper, path: string, lstat = false, signal?: AbortSignal): Promise<RemoteStat> {
   const s = await call<Stats>(

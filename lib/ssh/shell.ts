@@ -190,6 +190,38 @@ export class Shell {
     return this.#closed;
   }
 
+  /**
+   * Resolves once the shell has printed something and then nothing for
+   * `quietMs` (its prompt, as a rule), or it ended, or `timeoutMs` passed;
+   * consumes nothing. Text sent before the prompt is typed ahead: the
+   * terminal echoes it at once and the shell's line editor echoes it again
+   * after the prompt, so a wait after such a send could match the second
+   * echo, or take the first prompt for the answer.
+   */
+  ready(quietMs: number, timeoutMs: number, signal?: AbortSignal): Promise<void> {
+    const started = performance.now();
+    return new Promise((resolve) => {
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const done = () => {
+        clearTimeout(timer);
+        this.#listeners.delete(check);
+        signal?.removeEventListener("abort", done);
+        resolve();
+      };
+      const check = () => {
+        const now = performance.now();
+        if (this.#closed || signal?.aborted || now - started >= timeoutMs) return done();
+        const quietAt = this.#buffer.end > 0 ? this.#lastOutputAt + quietMs : Infinity;
+        if (now >= quietAt) return done();
+        clearTimeout(timer);
+        timer = setTimeout(check, Math.max(1, Math.min(quietAt, started + timeoutMs) - now));
+      };
+      this.#listeners.add(check);
+      signal?.addEventListener("abort", done, { once: true });
+      check();
+    });
+  }
+
   /** The PTY size as last set (at open or by resize). */
   get size(): { cols: number; rows: number } {
     return { ...this.#size };
@@ -412,8 +444,7 @@ export class Shell {
   #output(chunk: Uint8Array): void {
     this.#buffer.push(chunk);
     this.#lastOutputAt = performance.now();
-    this.#notify();
-    if (this.#closing || this.#closed) return; // nobody will look at the screen again
+    if (this.#closing || this.#closed) return this.#notify(); // nobody will look at the screen again
     // The emulator parses in time slices and keeps what it has not parsed
     // yet. Like a slow terminal, it slows the program down instead: past a
     // backlog the channel is paused, so SSH flow control stops the remote.
@@ -432,6 +463,11 @@ export class Shell {
       this.#paused = true;
       this.#channel.pause();
     }
+    // Waiters hear of the chunk once its screen write is queued: a screen-mode
+    // wait then looks after this chunk is drawn. Told before, it looked while
+    // the chunk was still pending, and with output every few tens of ms (a
+    // repainting program) every look found the emulator busy and never sampled.
+    this.#notify();
   }
 
   // Where a wait may look for its pattern, or null while the echo of the

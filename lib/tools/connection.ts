@@ -31,9 +31,8 @@ export function connectionTools(deps: ToolDeps): ToolDef[] {
         passphrase: z.string().max(4096).optional().describe("Of the private key"),
         connect_timeout: s.timeoutSeconds(600).optional(),
       },
-      // Opens a session and, under accept-new, records a host key; changes nothing remote.
-      changes: "nothing",
-      idempotent: false,
+      // Under accept-new it records a host key in known_hosts here; it changes nothing remote.
+      changes: "local",
       run: async (args, ctx) => {
         const session = await sessions.connect({
           host: args.host,
@@ -107,8 +106,9 @@ export function connectionTools(deps: ToolDeps): ToolDef[] {
       title: "Close an SSH session",
       description: "Close a session and everything running on it.",
       input: { session_id: s.sessionId },
-      // Ends what this server started there (shells, forwards); read-only mode keeps it.
-      changes: "nothing",
+      // Ends what this server started there (shells and what runs in them, forwards).
+      changes: "remote",
+      destructive: true,
       idempotent: true,
       run: async (args) => {
         await sessions.close(args.session_id);

@@ -47,11 +47,13 @@ export interface ToolContext {
 }
 
 /**
- * One tool. `changes` is what calling it can change: `nothing` (safe in
- * `--read-only`), `local` (this machine's files), `remote` (the servers it
- * reaches). `readOnlyUseful` is false for read tools that act only on what a
- * write tool made (reading a shell needs a shell opened), which read-only
- * mode therefore leaves out.
+ * One tool. `changes` is what calling it can change: `nothing`, `local`
+ * (this machine's files), `remote` (the servers it reaches); it sets the MCP
+ * annotations. `--read-only` offers the tools that change nothing, and the
+ * `connect` toolset whatever it changes (nothing works without a session).
+ * `readOnlyUseful` is false for read tools that act only on what a write
+ * tool made (reading a shell needs a shell opened), which read-only mode
+ * therefore leaves out.
  */
 export interface ToolDef<I extends z.ZodRawShape = z.ZodRawShape> {
   name: string;

@@ -52,12 +52,12 @@ import { neutralise } from "../remote_text.ts";
  *   a real key (emacs set-mark), the same byte `ssh_shell_send_control ctrl+@` sends.
  * - `ssh_write_remote_file.content`, `ssh_edit_remote_file.old_text/new_text`:
  *   file content over SFTP write, which is binary-safe.
- * - `ssh_shell_wait.pattern`: matched here against the shell's output (which
- *   may hold NUL, e.g. from `find -print0`), never sent.
+ * - `ssh_shell_wait.pattern`, `ssh_shell_send.wait_for`: matched here against
+ *   the shell's output (which may hold NUL, e.g. from `find -print0`), never sent.
  */
 export const NUL_CARRIERS: Readonly<Record<string, readonly string[]>> = {
   ssh_execute: ["stdin"],
-  ssh_shell_send: ["data"],
+  ssh_shell_send: ["data", "wait_for"],
   ssh_shell_wait: ["pattern"],
   ssh_write_remote_file: ["content"],
   ssh_edit_remote_file: ["old_text", "new_text"],

@@ -137,6 +137,12 @@ export function fileTools(deps: ToolDeps): ToolDef[] {
   // connection (lib/ssh/remote_path.ts).
   const resolve = (id: string, sf: SFTPWrapper, path: string) =>
     resolveRemotePath(path, () => remoteHome(sessions.get(id).connection, sf));
+  // Whether `path` names / or the remote home, however it is spelled (`/home/u/.`, `//`).
+  const isRootOrHome = async (id: string, sf: SFTPWrapper, path: string) => {
+    const real = await sftp.realpath(sf, path).catch(() => null);
+    if (real === null) return false; // nothing there to remove: the remove will say so
+    return real === "/" || real === await remoteHome(sessions.get(id).connection, sf);
+  };
 
   // Progress every MiB (and at the end), when the client asked for it.
   function progress(ctx: ToolContext): (done: number, total: number) => void {
@@ -585,9 +591,7 @@ export function fileTools(deps: ToolDeps): ToolDef[] {
     changes: "remote",
     destructive: true,
     run: async (args, ctx) => {
-      const sf = await session(args.session_id, ctx.signal);
-      const path = await resolve(args.session_id, sf, args.remote_path);
-      const mode = args.file_mode === undefined ? undefined : parseInt(args.file_mode, 8);
+      // The arguments are checked before anything remote happens.
       const refuse = (field: string, why: string) =>
         new SshMcpError("INVALID_ARGUMENT", `action ${args.action}: ${field} ${why}`, {
           hint: "mkdir takes parents and file_mode; remove takes recursive; rename takes to_path and overwrite; " +
@@ -603,23 +607,32 @@ export function fileTools(deps: ToolDeps): ToolDef[] {
         // A field that does nothing for this action is a mistake the caller should hear about.
         if (args[field] !== undefined && !allowed[args.action].includes(field)) throw refuse(field, "does not apply");
       }
+      if (args.action === "rename" && args.to_path === undefined) throw refuse("to_path", "is required");
+      if (args.action === "chmod" && args.file_mode === undefined) throw refuse("file_mode", "is required");
+      const sf = await session(args.session_id, ctx.signal);
+      const path = await resolve(args.session_id, sf, args.remote_path);
+      const mode = args.file_mode === undefined ? undefined : parseInt(args.file_mode, 8);
       switch (args.action) {
         case "mkdir":
           await sftp.mkdir(sf, path, { parents: args.parents ?? false, mode });
           return ok({ action: args.action, path, created: true }, `Created ${path}`);
         case "remove": {
+          if (args.recursive && await isRootOrHome(args.session_id, sf, path)) {
+            // `~` now means the home: one slip (`remote_path: "~"`) must not empty it.
+            throw new SshMcpError("INVALID_ARGUMENT", `Refusing to remove ${path} recursively: it is / or the home`, {
+              hint: "Remove what is inside it by its own paths, or use ssh_execute if you really mean it",
+            });
+          }
           const n = await sftp.remove(sf, path, { recursive: args.recursive ?? false });
           return ok({ action: args.action, path, removed: n }, `Removed ${path} (${n} entries)`);
         }
         case "rename": {
-          if (args.to_path === undefined) throw refuse("to_path", "is required");
-          const to = await resolve(args.session_id, sf, args.to_path);
+          const to = await resolve(args.session_id, sf, args.to_path!);
           await sftp.rename(sf, path, to, { overwrite: args.overwrite ?? false });
           return ok({ action: args.action, from_path: path, to_path: to }, `Renamed ${path} to ${to}`);
         }
         case "chmod":
-          if (mode === undefined) throw refuse("file_mode", "is required");
-          await sftp.chmod(sf, path, mode);
+          await sftp.chmod(sf, path, mode!);
           return ok({ action: args.action, path, mode: args.file_mode }, `Set mode ${args.file_mode} on ${path}`);
       }
     },

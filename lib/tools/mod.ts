@@ -53,9 +53,9 @@ export function allTools(deps: ToolDeps): ToolDef[] {
 export function selectTools(tools: readonly ToolDef[], selection: ToolSelection): ToolDef[] {
   const sets = new Set<Toolset>(selection.toolsets ?? tools.map((t) => t.toolset));
   sets.add("connect");
-  return tools.filter((t) =>
-    sets.has(t.toolset) && (!selection.readOnly || (t.changes === "nothing" && t.readOnlyUseful !== false))
-  );
+  const readOnlyKeeps = (t: ToolDef) =>
+    t.toolset === "connect" || (t.changes === "nothing" && t.readOnlyUseful !== false);
+  return tools.filter((t) => sets.has(t.toolset) && (!selection.readOnly || readOnlyKeeps(t)));
 }
 
 /** Registers the selected tools on `server` and answers `tools/list` with their compact form. */
@@ -121,7 +121,7 @@ export function listedTool(tool: ToolDef): Tool {
   };
 }
 
-const DROPPED = new Set(["$schema", "minLength", "maxLength", "pattern", "default", "additionalProperties"]);
+const DROPPED = new Set(["$schema", "minLength", "maxLength", "pattern", "default"]);
 
 function compactSchema(node: unknown): unknown {
   if (Array.isArray(node)) return node.map(compactSchema);

@@ -17,6 +17,9 @@ import { ok, openWithin } from "./result.ts";
 import * as s from "./schemas.ts";
 
 const DEFAULT_SHELL = "default";
+// How long a new shell's output must pause to count as its prompt, and the most an open waits for that.
+const SHELL_READY_QUIET_MS = 150;
+const SHELL_READY_MAX_MS = 3000;
 
 const shellId = z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/, "shell ids are 1-64 letters, digits, '.', '_' or '-'")
   .optional().describe(`Default "${DEFAULT_SHELL}"`);
@@ -25,7 +28,7 @@ const mode = z.enum(["raw", "text", "screen"]).optional().describe(
   "text (default): escapes removed; raw: bytes; screen: the terminal as seen now",
 );
 
-const regex = z.boolean().optional().describe("pattern is a regex (linear-time: no backreferences or lookaround)");
+const regex = z.boolean().optional().describe("It is a regex (linear-time: no backreferences or lookaround)");
 const quietMs = z.int().min(10).max(600_000).optional().describe("Or return after this much silence");
 const waitMode = z.enum(["text", "screen"]).optional().describe("screen: quiet = screen unchanged; returns it");
 
@@ -103,6 +106,8 @@ export function shellTools(deps: ToolDeps): ToolDef[] {
         });
       }
       slot.fill(shell);
+      // Returns at the prompt, so the first send is not typed ahead of it (see Shell.ready).
+      await shell.ready(SHELL_READY_QUIET_MS, SHELL_READY_MAX_MS, ctx.signal);
       return ok(
         { session_id: session.id, shell_id: id, term, cols, rows },
         `Opened shell ${id} on session ${session.id} (${term} ${cols}x${rows})`,
