@@ -122,6 +122,25 @@ Deno.test({ name: "shell waits see only output that is new", ignore: skip }, asy
     }
   });
 
+  await t.step("top settles in screen mode, while its repaints keep text-mode quiet from firing", async () => {
+    // Watching one sleeping process, with the summary lines (clock, load, CPU, memory) switched off:
+    // what top shows then stays the same while it repaints every 0.2 s.
+    await send("sleep 900 & top -d 0.2 -p $!", { wait_for: "PID" });
+    try {
+      for (const key of ["l", "t", "t", "t", "m", "m", "m"]) await send(key, { enter: false });
+      const screen = await wait({ quiet_ms: 1000, mode: "screen" });
+      assert.equal(screen.structured.reason, "quiet", screen.text);
+      assert.match(screen.structured.output, /PID USER.*\n.* sleep/);
+      // A frame every 0.2 s: 1.5 s without a byte would take a stall no loaded machine has.
+      const bytes = await wait({ quiet_ms: 1500, timeout: 4 });
+      assert.equal(bytes.structured.reason, "timeout", "top kept repainting");
+      assert.ok(bytes.structured.bytes > 0);
+    } finally {
+      await send("q", { enter: false });
+      await send("kill %1", { wait_for: PROMPT });
+    }
+  });
+
   await t.step("a command typed as less quits reaches the shell", async () => {
     await callOk(c, "ssh_execute", { session_id: sid, command: "seq 1 300 > /tmp/mcp-less-$PPID.txt; echo $PPID" });
     await send("less /tmp/mcp-less-*.txt", { quiet_ms: 300, mode: "screen" });
