@@ -10,8 +10,8 @@
  * 3. Peak RSS of the server during the run (target ≤ 100 MiB).
  * 4. Bytes of the tools/list answer, and what of it reaches the model (name,
  *    description, input schema) per toolset and all on (target ≤ 14,000).
- * 5. Shell round trip: `echo` through ssh_shell_send + ssh_shell_wait for its
- *    output (N=200) vs OpenSSH ControlMaster `true` (target ≤ 0.5×).
+ * 5. Shell round trip: `echo` through one ssh_shell_send that waits for its
+ *    output (`wait_for`; N=200) vs OpenSSH ControlMaster `true` (target ≤ 0.5×).
  * 6. 200 MiB upload and download, median of 3, vs sftp(1) and scp(1)
  *    (target ≥ 1.0× sftp).
  * 7. RSS growth of a fresh server during a 1 GiB upload, and during a 1 GiB
@@ -343,17 +343,16 @@ const tunnelMbpsOf = (run: CipherRun, k: "ours" | "openssh") => (SOURCE_BYTES / 
 const mbps = (k: string) => mbpsOf(main, k);
 const tunnelMbps = (k: "ours" | "openssh") => tunnelMbpsOf(main, k);
 
-// --- 5. shell round trip: ssh_shell_send + ssh_shell_wait for the output ----
+// --- 5. shell round trip: ssh_shell_send waiting for the output in the same call ----
 await callOk(server.client, "ssh_shell_open", { session_id: session });
-await callOk(server.client, "ssh_shell_send", { session_id: session, data: "PS1='> '" });
-await callOk(server.client, "ssh_shell_wait", { session_id: session, pattern: "> ", timeout: 10 });
+await callOk(server.client, "ssh_shell_send", { session_id: session, data: "PS1='> '", wait_for: "> ", timeout: 10 });
 async function shellOnce(i: number): Promise<number> {
   const t0 = performance.now();
-  // The typed line shows "$((i+1))"; only the output shows the number itself.
-  await callOk(server.client, "ssh_shell_send", { session_id: session, data: `echo r$((${i}+1))` });
-  const w = await callOk(server.client, "ssh_shell_wait", {
+  // Only output after the echo of the typed line is searched (and the echo shows "$((i+1))", not the number).
+  const w = await callOk(server.client, "ssh_shell_send", {
     session_id: session,
-    pattern: `\nr${i + 1}\n`,
+    data: `echo r$((${i}+1))`,
+    wait_for: `r${i + 1}\n`,
     timeout: 10,
   });
   const ms = performance.now() - t0;
@@ -580,7 +579,7 @@ const rows: [string, string, string, string][] = [
     httpRatio <= 1.5 ? "met" : "MISSED",
   ],
   [
-    `shell echo round trip, median of ${N_EXEC}`,
+    `shell echo round trip (one send with wait_for), median of ${N_EXEC}`,
     `${fmt(median(shellTimes))} vs OpenSSH ${fmt(sshMed)} = ${(median(shellTimes) / sshMed).toFixed(3)}x ` +
     `(ssh_execute ${fmt(oursMed)})`,
     "<= 0.5x",

@@ -81,8 +81,9 @@ export function registerTools(server: McpServer, deps: ToolDeps): void {
       },
     );
   }
-  const listed = tools.map(listedTool);
-  server.server.setRequestHandler(ListToolsRequestSchema, () => ({ tools: listed }));
+  // Built at the first tools/list, not at start: `initialize` does not wait for it.
+  let listed: Tool[] | undefined;
+  server.server.setRequestHandler(ListToolsRequestSchema, () => ({ tools: listed ??= tools.map(listedTool) }));
 }
 
 function annotations(tool: ToolDef) {
