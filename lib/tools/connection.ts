@@ -7,8 +7,7 @@
 
 import { z } from "zod";
 import type { RemoteInfo } from "../ssh/remote.ts";
-import { defineTool, type ToolDef } from "./define.ts";
-import type { ToolDeps } from "./mod.ts";
+import { defineTool, type ToolDef, type ToolDeps } from "./define.ts";
 import { ok } from "./result.ts";
 import * as s from "./schemas.ts";
 

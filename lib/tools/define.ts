@@ -9,13 +9,24 @@
 
 import type { z } from "zod";
 import { SshMcpError } from "../errors.ts";
+import type { Config } from "../config.ts";
 import type { Logger } from "../log.ts";
+import type { LocalRoots } from "../roots.ts";
 import type { Session, SessionRegistry } from "../sessions.ts";
 import type { ToolSuccess } from "./result.ts";
 
 export type { Toolset };
 
 import type { Toolset } from "../toolsets.ts";
+
+/** What tools need from the rest of the server. */
+export interface ToolDeps {
+  sessions: SessionRegistry;
+  config: Config;
+  logger: Logger;
+  /** The local roots of this server instance; local file tools read them from here, not from config. */
+  roots: LocalRoots;
+}
 
 /** What the SDK hands a request handler, as far as tools use it. */
 export interface RequestExtra {

@@ -9,8 +9,7 @@ import { execCommand, type ExecResult } from "../ssh/exec.ts";
 import { buildSudoCommand, newSudoMarker, sudoOutcome } from "../ssh/sudo.ts";
 import { SshMcpError } from "../errors.ts";
 import type { Session } from "../sessions.ts";
-import { defineTool, type ToolDef } from "./define.ts";
-import type { ToolDeps } from "./mod.ts";
+import { defineTool, type ToolDef, type ToolDeps } from "./define.ts";
 import { ok } from "./result.ts";
 import * as s from "./schemas.ts";
 

@@ -33,8 +33,7 @@ import {
 import { startDirectory } from "../confined_route.ts";
 import { RootsListSchema } from "../roots.ts";
 import { quoteName } from "../remote_text.ts";
-import { defineTool, type RequestExtra, type ToolContext, type ToolDef } from "./define.ts";
-import type { ToolDeps } from "./mod.ts";
+import { defineTool, type RequestExtra, type ToolContext, type ToolDef, type ToolDeps } from "./define.ts";
 import { ok, openWithin } from "./result.ts";
 import * as s from "./schemas.ts";
 

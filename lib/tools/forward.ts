@@ -11,8 +11,7 @@ import { z } from "zod";
 import { SshMcpError } from "../errors.ts";
 import { type Endpoint, Forward, type ForwardInfo } from "../ssh/forward.ts";
 import { hostProblem, isLoopback } from "../validate.ts";
-import { defineTool, type ToolDef } from "./define.ts";
-import type { ToolDeps } from "./mod.ts";
+import { defineTool, type ToolDef, type ToolDeps } from "./define.ts";
 import { ok } from "./result.ts";
 import * as s from "./schemas.ts";
 

@@ -10,25 +10,12 @@ import type { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
 // @ts-types="@modelcontextprotocol/sdk/types"
 import { ListToolsRequestSchema, type Tool } from "@modelcontextprotocol/sdk/types.js";
 import { z } from "zod";
-import type { Config } from "../config.ts";
-import type { Logger } from "../log.ts";
-import type { LocalRoots } from "../roots.ts";
-import type { SessionRegistry } from "../sessions.ts";
 import { connectionTools } from "./connection.ts";
-import { type RequestExtra, toolContext, type ToolDef, type Toolset } from "./define.ts";
+import { type RequestExtra, toolContext, type ToolDef, type ToolDeps, type Toolset } from "./define.ts";
 import { execTools } from "./exec.ts";
 import { fileTools } from "./files.ts";
 import { forwardTools } from "./forward.ts";
 import { shellTools } from "./shell.ts";
-
-/** What tools need from the rest of the server. */
-export interface ToolDeps {
-  sessions: SessionRegistry;
-  config: Config;
-  logger: Logger;
-  /** The local roots of this server instance; local file tools read them from here, not from config. */
-  roots: LocalRoots;
-}
 
 /** Which tools a server instance offers. */
 export interface ToolSelection {

@@ -11,8 +11,7 @@ import type { Session } from "../sessions.ts";
 import { controlKeyBytes, KEY_NAMES } from "../ssh/control_keys.ts";
 import { type ReadMode, Shell, type ShellRead, type ShellWait } from "../ssh/shell.ts";
 import { compilePattern } from "../ssh/pattern.ts";
-import { defineTool, type ToolDef } from "./define.ts";
-import type { ToolDeps } from "./mod.ts";
+import { defineTool, type ToolDef, type ToolDeps } from "./define.ts";
 import { ok, openWithin } from "./result.ts";
 import * as s from "./schemas.ts";
 
@@ -146,15 +145,7 @@ export function shellTools(deps: ToolDeps): ToolDef[] {
       if (args.wait_for === undefined && args.quiet_ms === undefined) {
         return ok(sent, `Sent ${bytes} bytes to ${shell.id}`);
       }
-      const r = await shell.wait({
-        pattern: args.wait_for,
-        regex: args.regex,
-        quietMs: args.quiet_ms,
-        mode: args.mode,
-        timeoutMs: (args.timeout ?? 30) * 1000,
-        maxBytes: args.max_bytes ?? 65536,
-        signal: ctx.signal,
-      });
+      const r = await waitOn(shell, { ...args, pattern: args.wait_for }, ctx.signal);
       const structured = {
         ...readStructured(session.id, shell.id, args.mode ?? "text", r),
         ...sent,
@@ -263,16 +254,7 @@ export function shellTools(deps: ToolDeps): ToolDef[] {
           hint: "Give a pattern, quiet_ms, or a timeout",
         });
       }
-      const r = await shell.wait({
-        pattern: args.pattern,
-        regex: args.regex,
-        quietMs: args.quiet_ms,
-        after: args.after,
-        mode: args.mode,
-        timeoutMs: (args.timeout ?? 30) * 1000,
-        maxBytes: args.max_bytes ?? 65536,
-        signal: ctx.signal,
-      });
+      const r = await waitOn(shell, args, ctx.signal);
       const m: ReadMode = args.mode ?? "text";
       const structured = { ...readStructured(session.id, shell.id, m, r), reason: r.reason, match: r.match };
       return ok(structured, `Wait ended: ${waitReason(r)}\n${renderRead(structured)}`);
@@ -299,6 +281,32 @@ export function shellTools(deps: ToolDeps): ToolDef[] {
   });
 
   return [open, send, control, read, wait, close];
+}
+
+// A wait as ssh_shell_wait and ssh_shell_send take it, with their defaults.
+function waitOn(
+  shell: Shell,
+  args: {
+    pattern?: string;
+    regex?: boolean;
+    quiet_ms?: number;
+    after?: number;
+    mode?: "text" | "screen";
+    timeout?: number;
+    max_bytes?: number;
+  },
+  signal: AbortSignal,
+): Promise<ShellWait> {
+  return shell.wait({
+    pattern: args.pattern,
+    regex: args.regex,
+    quietMs: args.quiet_ms,
+    after: args.after,
+    mode: args.mode,
+    timeoutMs: (args.timeout ?? 30) * 1000,
+    maxBytes: args.max_bytes ?? 65536,
+    signal,
+  });
 }
 
 function readStructured(sessionId: string, id: string, m: ReadMode, r: ShellRead) {
