@@ -69,6 +69,14 @@ const PREFERRED = OUR_CIPHERS.find((c) => BENCHED.includes(c));
 if (PREFERRED === undefined) throw new Error(`BENCH_CIPHERS has none of our ciphers (${OUR_CIPHERS.join(", ")})`);
 
 const work = await Deno.makeTempDir({ prefix: "mcp-bench-" });
+// A bench that fails half-way must not leave its 800 MB of blobs behind.
+const removeWork = () => {
+  try {
+    Deno.removeSync(work, { recursive: true });
+  } catch { /* already gone */ }
+};
+globalThis.addEventListener("unhandledrejection", removeWork);
+globalThis.addEventListener("error", removeWork);
 const blob = new Uint8Array(200 * MIB);
 for (let i = 0; i < blob.length; i += 65536) crypto.getRandomValues(blob.subarray(i, i + 65536));
 await Deno.writeFile(`${work}/blob`, blob);
