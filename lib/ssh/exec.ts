@@ -43,6 +43,16 @@ export interface ExecOptions {
   maxOutputBytes: number;
   /** Cancels the command (MCP cancellation); the remote side is killed. */
   signal?: AbortSignal;
+  /** Called once with a way to look at the output so far, for progress reports while the command runs. */
+  onStart?: (peek: () => ExecProgress) => void;
+}
+
+/** Where a running command's output stands. */
+export interface ExecProgress {
+  stdoutBytes: number;
+  stderrBytes: number;
+  /** The last non-empty line of output (stdout, else stderr), at most 100 characters. */
+  lastLine: string;
 }
 
 /** What a finished (or timed-out) command produced. */
@@ -110,6 +120,11 @@ async function runUntil(
   const stderr = new OutputCapture(options.maxOutputBytes);
   const outMark = new MarkerScan(nonce);
   const errMark = new MarkerScan(nonce);
+  options.onStart?.(() => ({
+    stdoutBytes: stdout.totalBytes,
+    stderrBytes: stderr.totalBytes,
+    lastLine: lastLine(stdout.recent(512)) || lastLine(stderr.recent(512)),
+  }));
   const flush = () => {
     stdout.push(outMark.end());
     stderr.push(errMark.end());
@@ -373,4 +388,11 @@ function delay(ms: number): Promise<void> {
     // An unreferenced timer: a pending grace period never keeps the process alive.
     Deno.unrefTimer(setTimeout(resolve, ms));
   });
+}
+
+// The last non-empty line of `bytes` (a glimpse, so a cut character at the start does not matter).
+function lastLine(bytes: Uint8Array): string {
+  const lines = new TextDecoder().decode(bytes).split(/\r?\n|\r/).map((l) => l.trim()).filter((l) => l !== "");
+  const line = lines.at(-1) ?? "";
+  return line.length > 100 ? line.slice(0, 99) + "…" : line;
 }

@@ -86,6 +86,15 @@ export class OutputCapture {
     }
   }
 
+  /** The last (at most `maxBytes`) bytes seen so far, for a glimpse of where the stream is. */
+  recent(maxBytes: number): Uint8Array {
+    if (this.#tailLen > 0) {
+      const tail = this.#tailBytes();
+      return tail.subarray(Math.max(0, tail.length - maxBytes));
+    }
+    return this.#head.slice(Math.max(0, this.#headLen - maxBytes), this.#headLen);
+  }
+
   /** Decodes what was kept; a cut never splits a UTF-8 character. */
   finish(): CapturedOutput {
     const kept = this.#headLen + this.#tailLen;

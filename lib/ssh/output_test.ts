@@ -65,3 +65,15 @@ Deno.test("OutputCapture refuses a cap that cannot hold head and tail", () => {
   assert.throws(() => new OutputCapture(1), RangeError);
   assert.throws(() => new OutputCapture(Number.NaN), RangeError);
 });
+
+Deno.test("OutputCapture.recent() gives the last bytes seen, before and after the cap cut the middle", () => {
+  const dec = (b: Uint8Array) => new TextDecoder().decode(b);
+  const c = new OutputCapture(16);
+  assert.equal(dec(c.recent(4)), "");
+  c.push(enc.encode("abc"));
+  assert.equal(dec(c.recent(2)), "bc");
+  assert.equal(dec(c.recent(10)), "abc");
+  c.push(enc.encode("defghijklmnopqrstuvwxyz")); // head keeps 8, tail the last 8
+  assert.equal(dec(c.recent(5)), "vwxyz");
+  assert.equal(dec(c.recent(100)), "stuvwxyz");
+});

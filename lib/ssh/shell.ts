@@ -222,6 +222,19 @@ export class Shell {
     });
   }
 
+  /** Bytes of output the shell has produced since it opened. */
+  get outputBytes(): number {
+    return this.#buffer.end;
+  }
+
+  /** The last non-empty line of output (as text, at most 100 characters), for progress reports. */
+  lastLine(): string {
+    const from = Math.max(this.#buffer.start, this.#buffer.end - 512);
+    const text = toText(new TextDecoder().decode(this.#buffer.slice(from, this.#buffer.end)));
+    const line = text.split("\n").map((l) => l.trim()).filter((l) => l !== "").at(-1) ?? "";
+    return line.length > 100 ? line.slice(0, 99) + "…" : line;
+  }
+
   /** The PTY size as last set (at open or by resize). */
   get size(): { cols: number; rows: number } {
     return { ...this.#size };

@@ -14,6 +14,10 @@ import type { Logger } from "../log.ts";
 import type { LocalRoots } from "../roots.ts";
 import type { Session, SessionRegistry } from "../sessions.ts";
 import type { ToolSuccess } from "./result.ts";
+import { neutralise } from "../remote_text.ts";
+
+/** How often a long call reports progress: well inside any client's request timeout. */
+export const PROGRESS_EVERY_MS = 2000;
 
 export type { Toolset };
 
@@ -52,6 +56,13 @@ export interface ToolContext {
   progress(done: number, total?: number, message?: string): void;
   /** Resolves when the last progress notification was written, so it reaches the client before the result. */
   progressSent(): Promise<void>;
+  /**
+   * While the call runs, sends progress every {@linkcode PROGRESS_EVERY_MS}
+   * (elapsed seconds as the progress, `describe()` as the message) when the
+   * client asked for progress, so a client that resets its timeout on
+   * progress keeps waiting for long work. Stops when the call ends.
+   */
+  keepAlive(describe: () => string): void;
   readonly logger: Logger;
   /** The SDK's request context, for requests back to the client (`roots/list`). */
   readonly extra: RequestExtra;
@@ -105,6 +116,14 @@ export function toolContext(
   offs.push(() => extra.signal.removeEventListener("abort", onCancel));
   const token = extra._meta?.progressToken;
   let sent: Promise<void> = Promise.resolve();
+  const progress = (done: number, total?: number, message?: string) => {
+    if (token === undefined) return;
+    sent = extra.sendNotification({
+      method: "notifications/progress",
+      // The message may quote remote output: escaped like every text a model reads.
+      params: { progressToken: token, progress: done, total, message: message && neutralise(message) },
+    }).catch(() => {}); // a client gone mid-call is not this call's failure
+  };
   return {
     signal: stop.signal,
     logger,
@@ -120,14 +139,17 @@ export function toolContext(
       ));
       return session;
     },
-    progress(done, total, message) {
-      if (token === undefined) return;
-      sent = extra.sendNotification({
-        method: "notifications/progress",
-        params: { progressToken: token, progress: done, total, message },
-      }).catch(() => {}); // a client gone mid-call is not this call's failure
-    },
+    progress,
     progressSent: () => sent,
+    keepAlive(describe) {
+      if (token === undefined) return;
+      const started = performance.now();
+      const timer = setInterval(() => {
+        const seconds = Math.round((performance.now() - started) / 100) / 10;
+        progress(seconds, undefined, `${Math.round(seconds)} s: ${describe()}`);
+      }, PROGRESS_EVERY_MS);
+      offs.push(() => clearInterval(timer));
+    },
     close() {
       for (const off of offs.splice(0)) off();
     },

@@ -5,7 +5,7 @@
  */
 
 import { z } from "zod";
-import { execCommand, type ExecResult } from "../ssh/exec.ts";
+import { execCommand, type ExecProgress, type ExecResult } from "../ssh/exec.ts";
 import { buildSudoCommand, newSudoMarker, sudoOutcome } from "../ssh/sudo.ts";
 import { SshMcpError } from "../errors.ts";
 import type { Session } from "../sessions.ts";
@@ -65,6 +65,7 @@ export function execTools(deps: ToolDeps): ToolDef[] {
         timeoutMs: (args.timeout ?? config.defaultTimeoutSeconds) * 1000,
         maxOutputBytes: config.maxOutputBytes,
         signal: ctx.signal,
+        onStart: (peek) => ctx.keepAlive(() => progressText(peek())),
       });
       return ok(toStructured(result, session), describe(result, session));
     },
@@ -111,6 +112,7 @@ export function execTools(deps: ToolDeps): ToolDef[] {
         timeoutMs: timeoutSeconds * 1000,
         maxOutputBytes: config.maxOutputBytes,
         signal: ctx.signal,
+        onStart: (peek) => ctx.keepAlive(() => progressText(peek())),
       });
       // sudo's own refusal (the command never ran) is a coded error, not the command's exit 1.
       const result = sudoOutcome(ran, { marker, withPassword });
@@ -119,6 +121,11 @@ export function execTools(deps: ToolDeps): ToolDef[] {
   });
 
   return [execute, sudo];
+}
+
+// What a progress notification says of a running command: bytes so far and where its output is.
+function progressText(p: ExecProgress): string {
+  return `${p.stdoutBytes} bytes on stdout, ${p.stderrBytes} on stderr` + (p.lastLine ? `; last: ${p.lastLine}` : "");
 }
 
 function refuseWindows(session: Session): void {

@@ -11,7 +11,7 @@ import type { Session } from "../sessions.ts";
 import { controlKeyBytes, KEY_NAMES } from "../ssh/control_keys.ts";
 import { type ReadMode, Shell, type ShellRead, type ShellWait } from "../ssh/shell.ts";
 import { compilePattern } from "../ssh/pattern.ts";
-import { defineTool, type ToolDef, type ToolDeps } from "./define.ts";
+import { defineTool, type ToolContext, type ToolDef, type ToolDeps } from "./define.ts";
 import { ok, openWithin } from "./result.ts";
 import * as s from "./schemas.ts";
 
@@ -145,7 +145,7 @@ export function shellTools(deps: ToolDeps): ToolDef[] {
       if (args.wait_for === undefined && args.quiet_ms === undefined) {
         return ok(sent, `Sent ${bytes} bytes to ${shell.id}`);
       }
-      const r = await waitOn(shell, { ...args, pattern: args.wait_for }, ctx.signal);
+      const r = await waitOn(ctx, shell, { ...args, pattern: args.wait_for });
       const structured = {
         ...readStructured(session.id, shell.id, args.mode ?? "text", r),
         ...sent,
@@ -254,7 +254,7 @@ export function shellTools(deps: ToolDeps): ToolDef[] {
           hint: "Give a pattern, quiet_ms, or a timeout",
         });
       }
-      const r = await waitOn(shell, args, ctx.signal);
+      const r = await waitOn(ctx, shell, args);
       const m: ReadMode = args.mode ?? "text";
       const structured = { ...readStructured(session.id, shell.id, m, r), reason: r.reason, match: r.match };
       return ok(structured, `Wait ended: ${waitReason(r)}\n${renderRead(structured)}`);
@@ -285,6 +285,7 @@ export function shellTools(deps: ToolDeps): ToolDef[] {
 
 // A wait as ssh_shell_wait and ssh_shell_send take it, with their defaults.
 function waitOn(
+  ctx: ToolContext,
   shell: Shell,
   args: {
     pattern?: string;
@@ -295,8 +296,9 @@ function waitOn(
     timeout?: number;
     max_bytes?: number;
   },
-  signal: AbortSignal,
 ): Promise<ShellWait> {
+  const from = shell.outputBytes;
+  ctx.keepAlive(() => `${shell.outputBytes - from} bytes of output so far; last: ${shell.lastLine()}`);
   return shell.wait({
     pattern: args.pattern,
     regex: args.regex,
@@ -305,7 +307,7 @@ function waitOn(
     mode: args.mode,
     timeoutMs: (args.timeout ?? 30) * 1000,
     maxBytes: args.max_bytes ?? 65536,
-    signal,
+    signal: ctx.signal,
   });
 }
 
