@@ -32,6 +32,9 @@ export function execTools(deps: ToolDeps): ToolDef[] {
   const { config, sessions } = deps;
   const maxCommand = 131072;
   const timeout = s.timeoutSeconds(config.maxTimeoutSeconds, `Default ${config.defaultTimeoutSeconds}`).optional();
+  // An agent that needs only the outcome can ask for less than the configured cap, never for more.
+  const maxOutput = z.int().min(1024).max(config.maxOutputBytes).optional()
+    .describe(`Cap per stream, default ${config.maxOutputBytes}`);
 
   const execute = defineTool({
     name: "ssh_execute",
@@ -47,6 +50,7 @@ export function execTools(deps: ToolDeps): ToolDef[] {
       cwd: s.remotePath.optional(),
       env: s.env.optional(),
       stdin: z.string().max(16 * 1024 * 1024).optional(),
+      max_output_bytes: maxOutput,
     },
     output: execOutput,
     changes: "remote",
@@ -63,7 +67,7 @@ export function execTools(deps: ToolDeps): ToolDef[] {
         env: args.env,
         stdin: args.stdin,
         timeoutMs: (args.timeout ?? config.defaultTimeoutSeconds) * 1000,
-        maxOutputBytes: config.maxOutputBytes,
+        maxOutputBytes: args.max_output_bytes ?? config.maxOutputBytes,
         signal: ctx.signal,
         onStart: (peek) => ctx.keepAlive(() => progressText(peek())),
       });
@@ -83,6 +87,7 @@ export function execTools(deps: ToolDeps): ToolDef[] {
       password: z.string().max(4096).optional(),
       timeout,
       cwd: s.remotePath.optional(),
+      max_output_bytes: maxOutput,
     },
     output: execOutput,
     changes: "remote",
@@ -110,7 +115,7 @@ export function execTools(deps: ToolDeps): ToolDef[] {
         stdin: withPassword ? `${args.password}\n` : undefined,
         stdinAfterStart: true, // the password goes to our wrapper's sudo, or nowhere
         timeoutMs: timeoutSeconds * 1000,
-        maxOutputBytes: config.maxOutputBytes,
+        maxOutputBytes: args.max_output_bytes ?? config.maxOutputBytes,
         signal: ctx.signal,
         onStart: (peek) => ctx.keepAlive(() => progressText(peek())),
       });
