@@ -73,6 +73,8 @@ export interface Config {
   httpInitTimeoutSeconds: number;
   /** HTTP transports: PEM certificate (chain) and private key files to serve HTTPS with; both or neither. */
   httpTls?: { certFile: string; keyFile: string };
+  /** Bytes of cut command output kept for ssh_output_read, for the whole server. */
+  outputRetentionBytes: number;
   /** Toolsets offered (`connect` always); undefined: all. */
   toolsets?: Toolset[];
   /** Only tools that change nothing are offered. */
@@ -101,6 +103,8 @@ export const ConfigFileSchema = z.strictObject({
   max_sessions: z.int().min(1).max(1000).optional(),
   max_channels_per_session: z.int().min(1).max(100).optional(),
   max_output_bytes: z.int().min(1024).max(64 * 1024 * 1024).optional(),
+  output_retention_bytes: z.int().min(64 * 1024).max(4 * 1024 * 1024 * 1024).optional()
+    .describe("Bytes of cut command output kept for ssh_output_read, oldest dropped first (default 64 MiB)"),
   shell_buffer_bytes: z.int().min(4096).max(64 * 1024 * 1024).optional(),
   default_timeout: z.number().positive().max(86400).optional(),
   max_timeout: z.number().positive().max(7 * 86400).optional(),
@@ -194,6 +198,7 @@ export function resolveConfig(flags: CliFlags, file: ConfigFile, env: ConfigEnv)
     maxSessions: file.max_sessions ?? 20,
     maxChannelsPerSession: file.max_channels_per_session ?? 10,
     maxOutputBytes: file.max_output_bytes ?? 100_000,
+    outputRetentionBytes: file.output_retention_bytes ?? 64 * 1024 * 1024,
     shellBufferBytes: file.shell_buffer_bytes ?? 500_000,
     defaultTimeoutSeconds: defaultTimeout,
     maxTimeoutSeconds: maxTimeout,

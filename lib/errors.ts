@@ -27,6 +27,7 @@ export type ErrorCode =
   | "INTEGRITY_FAILED"
   | "CONNECTION_LOST"
   | "SESSION_NOT_FOUND"
+  | "OUTPUT_NOT_FOUND"
   | "SESSION_LIMIT"
   | "CHANNEL_OPEN_FAILED"
   | "CWD_FAILED"
@@ -90,6 +91,7 @@ export const DEFAULT_HINTS: Readonly<Record<ErrorCode, string>> = {
   INTEGRITY_FAILED: "The data was altered in transit; check the network path before retrying",
   CONNECTION_LOST: "Call ssh_connect again to open a new session",
   SESSION_NOT_FOUND: "Call ssh_connect for a new session (ssh_list_sessions shows the open ones)",
+  OUTPUT_NOT_FOUND: "An output_id comes with a truncated ssh_execute result and lasts until its session closes",
   SESSION_LIMIT: "Close a session you no longer need (ssh_close_session), then call again",
   CHANNEL_OPEN_FAILED: "The server refused a channel (MaxSessions?); wait for other calls to end, then retry",
   CWD_FAILED: "The command did not run; check the directory exists and is readable (ssh_stat_remote)",

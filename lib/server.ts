@@ -16,11 +16,14 @@ import { RootsListChangedNotificationSchema, SetLevelRequestSchema } from "@mode
 import { VERSION } from "./cli.ts";
 import type { Config } from "./config.ts";
 import { ClientLog, type Logger } from "./log.ts";
+import { OutputStore } from "./output_store.ts";
 import { registerResources } from "./resources.ts";
 import { LocalRoots } from "./roots.ts";
 import { SessionRegistry } from "./sessions.ts";
 import { ToolServer } from "./tools/dispatch.ts";
 import { registerTools } from "./tools/mod.ts";
+
+let processOutputs: OutputStore | undefined;
 
 /** A ready server and the way to shut it down. */
 export interface CreatedServer {
@@ -83,7 +86,12 @@ export function createServer(config: Config, stderrLogger: Logger): CreatedServe
     server.server,
     (handler) => server.server.setNotificationHandler(RootsListChangedNotificationSchema, handler),
   );
-  registerTools(server, { sessions, config, logger, roots });
+  // One store for the process: over HTTP every client's instance shares the one budget.
+  const outputs = processOutputs ??= new OutputStore(config.outputRetentionBytes);
+  const offOutputs = sessions.onChange((change) => {
+    if (change.what === "session" && change.type === "close") outputs.dropOwner(change.session_id);
+  });
+  registerTools(server, { sessions, config, logger, roots, outputs });
   const resources = registerResources(server, sessions);
   return {
     server,
@@ -92,7 +100,8 @@ export function createServer(config: Config, stderrLogger: Logger): CreatedServe
     logger,
     async close() {
       resources.close();
-      await sessions.closeAll();
+      await sessions.closeAll(); // drops their kept output too
+      offOutputs();
       await server.close();
     },
   };

@@ -263,6 +263,7 @@ const WITH_SSHD: Partial<Record<ErrorCode, Trigger>> = {
       remote_path: `${dir}/full`,
     });
   },
+  OUTPUT_NOT_FOUND: ({ client, sid }) => failing(client, "ssh_output_read", { session_id: sid, output_id: "o-none" }),
   PARENT_MISSING: ({ client, sid, dir }) =>
     failing(client, "ssh_write_remote_file", { session_id: sid, remote_path: `${dir}/no/such/file`, content: "x" }),
   LIMIT_EXCEEDED: async ({ sshd, dir, client, sid }) => {

@@ -84,7 +84,14 @@ Deno.test("--toolsets keeps connect and the sets named; each tool belongs to exa
   }
   assert.deepEqual([...seen].sort(), [...all].sort(), "every tool is reachable through some toolset");
   const exec = (await listTools(["--toolsets", "exec"])).map((t) => t.name);
-  assert.deepEqual(exec, ["ssh_connect", "ssh_list_sessions", "ssh_close_session", "ssh_execute", "ssh_sudo_execute"]);
+  assert.deepEqual(exec, [
+    "ssh_connect",
+    "ssh_list_sessions",
+    "ssh_close_session",
+    "ssh_execute",
+    "ssh_sudo_execute",
+    "ssh_output_read",
+  ]);
   // The config file's list applies when no flag is given; the flag wins over it.
   const fromFile = (await listTools([], { toolsets: ["forward"] })).map((t) => t.name);
   assert.ok(fromFile.includes("ssh_forward_port") && !fromFile.includes("ssh_execute"));

@@ -43,6 +43,8 @@ export interface ExecOptions {
   maxOutputBytes: number;
   /** Cancels the command (MCP cancellation); the remote side is killed. */
   signal?: AbortSignal;
+  /** Every byte of the command's output as it arrives (after the wrapper's markers are taken out). */
+  onOutput?: (stream: "stdout" | "stderr", chunk: Uint8Array) => void;
   /** Called once with a way to look at the output so far, for progress reports while the command runs. */
   onStart?: (peek: () => ExecProgress) => void;
 }
@@ -125,9 +127,18 @@ async function runUntil(
     stderrBytes: stderr.totalBytes,
     lastLine: lastLine(stdout.recent(512)) || lastLine(stderr.recent(512)),
   }));
+  // What the command wrote, to the capture and to whoever keeps all of it.
+  const toStdout = (chunk: Uint8Array) => {
+    stdout.push(chunk);
+    if (chunk.length > 0) options.onOutput?.("stdout", chunk);
+  };
+  const toStderr = (chunk: Uint8Array) => {
+    stderr.push(chunk);
+    if (chunk.length > 0) options.onOutput?.("stderr", chunk);
+  };
   const flush = () => {
-    stdout.push(outMark.end());
-    stderr.push(errMark.end());
+    toStdout(outMark.end());
+    toStderr(errMark.end());
   };
   const result = (status: { code: number | null; signal: string | null }, timedOut: boolean): ExecResult => {
     flush();
@@ -185,14 +196,14 @@ async function runUntil(
     writeStdin(channel, "", outMark.report()?.kind === "started" ? options.stdin : undefined);
   };
   channel.on("data", (chunk: Buffer) => {
-    stdout.push(outMark.take(chunk));
+    toStdout(outMark.take(chunk));
     release();
   });
   channel.once("end", () => {
-    stdout.push(outMark.end());
+    toStdout(outMark.end());
     release();
   });
-  channel.stderr.on("data", (chunk: Buffer) => stderr.push(errMark.take(chunk)));
+  channel.stderr.on("data", (chunk: Buffer) => toStderr(errMark.take(chunk)));
   if (held) channel.write(wrapped.stdinPrefix);
   else writeStdin(channel, wrapped.stdinPrefix, options.stdin);
 

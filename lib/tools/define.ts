@@ -11,6 +11,7 @@ import type { z } from "zod";
 import { SshMcpError } from "../errors.ts";
 import type { Config } from "../config.ts";
 import type { Logger } from "../log.ts";
+import type { OutputStore } from "../output_store.ts";
 import type { LocalRoots } from "../roots.ts";
 import type { Session, SessionRegistry } from "../sessions.ts";
 import type { ToolSuccess } from "./result.ts";
@@ -30,6 +31,8 @@ export interface ToolDeps {
   logger: Logger;
   /** The local roots of this server instance; local file tools read them from here, not from config. */
   roots: LocalRoots;
+  /** Cut command output kept by output_id (one store for the whole process, under one budget). */
+  outputs: OutputStore;
 }
 
 /** What the SDK hands a request handler, as far as tools use it. */

@@ -7,7 +7,9 @@
 import { z } from "zod";
 import { execCommand, type ExecProgress, type ExecResult } from "../ssh/exec.ts";
 import { buildSudoCommand, newSudoMarker, sudoOutcome } from "../ssh/sudo.ts";
+import { Buffer } from "node:buffer";
 import { SshMcpError } from "../errors.ts";
+import { utf8SafeEnd } from "../ssh/utf8.ts";
 import type { Session } from "../sessions.ts";
 import { defineTool, type ToolDef, type ToolDeps } from "./define.ts";
 import { ok } from "./result.ts";
@@ -25,11 +27,12 @@ const execOutput = {
   duration_ms: z.number(),
   login_output: z.string().optional().describe("What login files printed (kept out of stdout/stderr), when new"),
   warning: z.string().optional(),
+  output_id: z.string().optional().describe("When truncated: the whole output, by ssh_output_read"),
 };
 
 /** The exec tools. */
 export function execTools(deps: ToolDeps): ToolDef[] {
-  const { config, sessions } = deps;
+  const { config, sessions, outputs } = deps;
   const maxCommand = 131072;
   const timeout = s.timeoutSeconds(config.maxTimeoutSeconds, `Default ${config.defaultTimeoutSeconds}`).optional();
   // An agent that needs only the outcome can ask for less than the configured cap, never for more.
@@ -59,19 +62,36 @@ export function execTools(deps: ToolDeps): ToolDef[] {
       // Not ctx.session(): a lost connection is execCommand's to report, with the output it got.
       const session = sessions.get(args.session_id);
       refuseWindows(session);
-      const result = await execCommand(session.connection, {
-        delivery: session.remote.delivery,
-        ownGroup: session.remote.processGroup === "own",
-        command: args.command,
-        cwd: args.cwd,
-        env: args.env,
-        stdin: args.stdin,
-        timeoutMs: (args.timeout ?? config.defaultTimeoutSeconds) * 1000,
-        maxOutputBytes: args.max_output_bytes ?? config.maxOutputBytes,
-        signal: ctx.signal,
-        onStart: (peek) => ctx.keepAlive(() => progressText(peek())),
-      });
-      return ok(toStructured(result, session), describe(result, session));
+      // Everything is kept while it runs; only a result cut at the cap keeps it afterwards.
+      const kept = outputs.open(session.id);
+      let result: ExecResult;
+      try {
+        result = await execCommand(session.connection, {
+          delivery: session.remote.delivery,
+          ownGroup: session.remote.processGroup === "own",
+          command: args.command,
+          cwd: args.cwd,
+          env: args.env,
+          stdin: args.stdin,
+          timeoutMs: (args.timeout ?? config.defaultTimeoutSeconds) * 1000,
+          maxOutputBytes: args.max_output_bytes ?? config.maxOutputBytes,
+          signal: ctx.signal,
+          onStart: (peek) => ctx.keepAlive(() => progressText(peek())),
+          onOutput: (stream, chunk) => kept.push(stream, chunk),
+        });
+      } catch (error) {
+        outputs.drop(kept.id);
+        throw error;
+      }
+      kept.running = false;
+      if (!result.truncated) {
+        outputs.drop(kept.id);
+        return ok(toStructured(result, session), describe(result, session));
+      }
+      return ok(
+        { ...toStructured(result, session), output_id: kept.id },
+        `${describe(result, session)}\n[whole output: ssh_output_read output_id=${kept.id}]`,
+      );
     },
   });
 
@@ -125,7 +145,79 @@ export function execTools(deps: ToolDeps): ToolDef[] {
     },
   });
 
-  return [execute, sudo];
+  const readOutput = defineTool({
+    name: "ssh_output_read",
+    toolset: "exec",
+    title: "Read a command's whole output",
+    description: "Read a truncated ssh_execute result's whole output by byte range; kept until the session " +
+      "closes (oldest dropped first past a budget).",
+    input: {
+      session_id: s.sessionId,
+      output_id: z.string().min(1).max(64),
+      stream: z.enum(["stdout", "stderr"]).optional(),
+      offset: z.int().min(0).optional(),
+      max_bytes: z.int().min(1).max(1_048_576).optional().describe("Default 65536"),
+    },
+    output: {
+      output_id: z.string(),
+      stream: z.enum(["stdout", "stderr"]),
+      offset: z.number().describe("Where data starts (later than asked if dropped)"),
+      next_offset: z.number(),
+      total_bytes: z.number(),
+      dropped_bytes: z.number().describe("Bytes gone from the stream's start"),
+      complete: z.boolean().describe("next_offset is the end and the command ended"),
+      encoding: z.enum(["utf8", "base64"]),
+      data: z.string(),
+    },
+    changes: "nothing",
+    readOnlyUseful: false, // outputs come from ssh_execute only
+    run: (args) => {
+      const session = sessions.get(args.session_id);
+      const kept = outputs.get(args.output_id, session.id);
+      if (kept === undefined) {
+        throw new SshMcpError(
+          "OUTPUT_NOT_FOUND",
+          `Session ${session.id} keeps no output ${JSON.stringify(args.output_id)}`,
+          {
+            hint: "An output_id comes with a truncated ssh_execute result and lasts until its session closes",
+          },
+        );
+      }
+      const stream = args.stream ?? "stdout";
+      const r = kept.read(stream, args.offset ?? 0, args.max_bytes ?? 65536);
+      // Whole characters only, unless that leaves nothing: the next read starts where this one ends.
+      const end = r.offset + r.bytes.length === r.totalBytes ? r.bytes.length : utf8SafeEnd(r.bytes) || r.bytes.length;
+      const bytes = r.bytes.subarray(0, end);
+      const text = decodeStrict(bytes);
+      const next = r.offset + bytes.length;
+      const structured = {
+        output_id: kept.id,
+        stream,
+        offset: r.offset,
+        next_offset: next,
+        total_bytes: r.totalBytes,
+        dropped_bytes: r.droppedBytes,
+        complete: next === r.totalBytes && !kept.running,
+        encoding: text === null ? "base64" as const : "utf8" as const,
+        data: text ?? Buffer.from(bytes).toString("base64"),
+      };
+      const notes = [`${stream} bytes ${r.offset}-${next} of ${r.totalBytes}`];
+      if (r.droppedBytes > 0) notes.push(`the first ${r.droppedBytes} bytes were dropped (output budget)`);
+      if (next < r.totalBytes) notes.push(`more from offset ${next}`);
+      return Promise.resolve(ok(structured, `[${notes.join("; ")}]\n${structured.data}`));
+    },
+  });
+
+  return [execute, sudo, readOutput];
+}
+
+// The text of `bytes` if they are valid UTF-8, else null.
+function decodeStrict(bytes: Uint8Array): string | null {
+  try {
+    return new TextDecoder("utf-8", { fatal: true }).decode(bytes);
+  } catch {
+    return null;
+  }
 }
 
 // What a progress notification says of a running command: bytes so far and where its output is.
