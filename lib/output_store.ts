@@ -74,7 +74,8 @@ class Stream {
   }
 
   read(offset: number, maxBytes: number): StreamRead {
-    const from = Math.max(offset, this.start);
+    // Past the end reads as the end: nothing, and no promise of more.
+    const from = Math.min(Math.max(offset, this.start), this.total);
     const out = new Uint8Array(Math.max(0, Math.min(maxBytes, this.total - from)));
     let at = this.start;
     let filled = 0;

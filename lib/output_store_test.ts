@@ -19,6 +19,7 @@ Deno.test("OutputStore reads any byte range of either stream, exactly", () => {
     droppedBytes: 0,
   });
   assert.equal(text(kept.read("stderr", 1, 100).bytes), "ops");
+  assert.equal(kept.read("stdout", 500, 10).offset, 11, "past the end reads as the end");
   assert.equal(store.usedBytes, 15);
 });
 
