@@ -90,20 +90,16 @@ export interface SessionRegistryOptions {
   probe?: (connection: SshConnection, signal: AbortSignal | undefined, timeoutMs: number) => Promise<RemoteInfo>;
 }
 
-/** What a caller chooses about one connection; the rest comes from the configuration. */
-export interface ConnectTarget {
-  host: string;
-  port: number;
-  username: string;
-  password?: string;
-  /** A key file on this machine; `~/` is the local home. */
-  privateKeyPath?: string;
-  passphrase?: string;
-  /** Overrides the configured connect timeout. */
-  connectTimeoutSeconds?: number;
-  /** The caller's cancel. */
-  signal?: AbortSignal;
-}
+/**
+ * What a caller chooses about one connection (a key path's `~/` is the local
+ * home); the rest comes from the configuration.
+ */
+export type ConnectTarget =
+  & Pick<ConnectOptions, "host" | "port" | "username" | "password" | "privateKeyPath" | "passphrase" | "signal">
+  & {
+    /** Overrides the configured connect timeout. */
+    connectTimeoutSeconds?: number;
+  };
 
 /** Time the probe of a new connection may take; past it the session opens with the remote unknown. */
 const PROBE_TIMEOUT_MS = 10_000;

@@ -7,27 +7,17 @@
  */
 
 import assert from "node:assert/strict";
-import { SshConnection } from "../lib/ssh/connection.ts";
+import type { SshConnection } from "../lib/ssh/connection.ts";
 import { SshMcpError } from "../lib/errors.ts";
-import { silentLogger } from "../lib/log.ts";
 import { execCommand } from "../lib/ssh/exec.ts";
-import { type Sshd, sshdAvailable, startSshd } from "./fixtures/sshd.ts";
+import { openConnection, type Sshd, sshdAvailable, startSshd } from "./fixtures/sshd.ts";
 import { waitFor } from "./fixtures/process.ts";
 
 const skip = !sshdAvailable();
 if (skip) console.warn("SKIP channel slot tests: no sshd on this machine (apt-get install openssh-server)");
 
-async function connect(sshd: Sshd, maxChannels = 10): Promise<SshConnection> {
-  const kh = await sshd.writeKnownHosts();
-  return await SshConnection.open({
-    host: sshd.host,
-    port: sshd.port,
-    username: sshd.user,
-    privateKeyPath: sshd.keys.ed25519.path,
-    knownHosts: { files: [kh], writeFile: kh, policy: "strict" },
-    maxChannels,
-    logger: silentLogger,
-  });
+function connect(sshd: Sshd, maxChannels = 10): Promise<SshConnection> {
+  return openConnection(sshd, { maxChannels });
 }
 
 /** Starts a command that holds one slot until its stdin ends (`release()`); its streams are read so its close can come. */

@@ -19,12 +19,10 @@ import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 // @ts-types="@modelcontextprotocol/sdk/client/stdio"
 import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js";
 import { DEFAULT_HINTS, type ErrorCode, SshMcpError, toToolResult } from "../lib/errors.ts";
-import { silentLogger } from "../lib/log.ts";
-import { SshConnection } from "../lib/ssh/connection.ts";
 import { execCommand } from "../lib/ssh/exec.ts";
 import { callOk, connectWithKey, ROOT, runArgs, startServer } from "./fixtures/mcp.ts";
 import { findInPath } from "./fixtures/process.ts";
-import { type Sshd, sshdAvailable, startSshd } from "./fixtures/sshd.ts";
+import { openConnection, type Sshd, sshdAvailable, startSshd } from "./fixtures/sshd.ts";
 
 const ALL_CODES = Object.keys(DEFAULT_HINTS) as ErrorCode[];
 
@@ -404,15 +402,7 @@ Deno.test(
         await t.step(code, async () => assertCoded(await trigger(ctx), code as ErrorCode));
       }
       await t.step("CANCELLED (in-process: over MCP a cancelled request gets no response to carry it)", async () => {
-        const kh = await sshd.writeKnownHosts();
-        await using conn = await SshConnection.open({
-          host: sshd.host,
-          port: sshd.port,
-          username: sshd.user,
-          privateKeyPath: sshd.keys.ed25519.path,
-          knownHosts: { files: [kh], writeFile: kh, policy: "strict" },
-          logger: silentLogger,
-        });
+        await using conn = await openConnection(sshd);
         const cancel = new AbortController();
         const running = execCommand(conn, {
           command: "sleep 30",

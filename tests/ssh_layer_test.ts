@@ -4,12 +4,11 @@
  */
 
 import assert from "node:assert/strict";
-import { SshConnection } from "../lib/ssh/connection.ts";
+import type { SshConnection } from "../lib/ssh/connection.ts";
 import { signalChannel } from "../lib/ssh2/mod.ts";
-import { silentLogger } from "../lib/log.ts";
 import { execCommand } from "../lib/ssh/exec.ts";
 import { Shell } from "../lib/ssh/shell.ts";
-import { type Sshd, sshdAvailable, startSshd } from "./fixtures/sshd.ts";
+import { openConnection, type Sshd, sshdAvailable, startSshd } from "./fixtures/sshd.ts";
 
 const skip = !sshdAvailable();
 
@@ -26,16 +25,8 @@ function heapAfterGc(): (() => number) | null {
   };
 }
 
-async function connect(sshd: Sshd): Promise<SshConnection> {
-  const kh = await sshd.writeKnownHosts();
-  return await SshConnection.open({
-    host: sshd.host,
-    port: sshd.port,
-    username: sshd.user,
-    privateKeyPath: sshd.keys.ed25519.path,
-    knownHosts: { files: [kh], writeFile: kh, policy: "strict" },
-    logger: silentLogger,
-  });
+function connect(sshd: Sshd): Promise<SshConnection> {
+  return openConnection(sshd);
 }
 
 Deno.test({ name: "signalChannel() reaches the remote process after stdin EOF was sent", ignore: skip }, async () => {

@@ -11,7 +11,7 @@ import { Buffer } from "node:buffer";
 import { outcomeUnknown, SshMcpError } from "../errors.ts";
 import type { ExecChannel, SshConnection } from "./connection.ts";
 import { signalChannel } from "../ssh2/mod.ts";
-import { OutputCapture } from "./output.ts";
+import { lastLine, OutputCapture } from "./output.ts";
 import { shellQuote } from "../validate.ts";
 import { type Delivery, type GroupState, killScript, MarkerScan, newNonce, wrapCommand } from "./wrapper.ts";
 
@@ -125,7 +125,7 @@ async function runUntil(
   options.onStart?.(() => ({
     stdoutBytes: stdout.totalBytes,
     stderrBytes: stderr.totalBytes,
-    lastLine: lastLine(stdout.recent(512)) || lastLine(stderr.recent(512)),
+    lastLine: glimpse(stdout) || glimpse(stderr),
   }));
   // What the command wrote, to the capture and to whoever keeps all of it.
   const toStdout = (chunk: Uint8Array) => {
@@ -401,9 +401,7 @@ function delay(ms: number): Promise<void> {
   });
 }
 
-// The last non-empty line of `bytes` (a glimpse, so a cut character at the start does not matter).
-function lastLine(bytes: Uint8Array): string {
-  const lines = new TextDecoder().decode(bytes).split(/\r?\n|\r/).map((l) => l.trim()).filter((l) => l !== "");
-  const line = lines.at(-1) ?? "";
-  return line.length > 100 ? line.slice(0, 99) + "…" : line;
+// The last line of what `capture` saw (a character cut at the start of the 512 bytes does not matter).
+function glimpse(capture: OutputCapture): string {
+  return lastLine(new TextDecoder().decode(capture.recent(512)));
 }

@@ -142,3 +142,12 @@ export class OutputCapture {
 function decode(bytes: Uint8Array): string {
   return new TextDecoder().decode(bytes);
 }
+
+/**
+ * The last non-empty line of `text`, trimmed and at most 100 characters: a
+ * glimpse of where a running command's output stands, for progress reports.
+ */
+export function lastLine(text: string): string {
+  const line = text.split(/\r?\n|\r/).map((l) => l.trim()).filter((l) => l !== "").at(-1) ?? "";
+  return line.length > 100 ? line.slice(0, 99) + "…" : line;
+}

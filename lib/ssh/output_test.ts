@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { OutputCapture } from "./output.ts";
+import { lastLine, OutputCapture } from "./output.ts";
 
 const enc = new TextEncoder();
 
@@ -76,4 +76,11 @@ Deno.test("OutputCapture.recent() gives the last bytes seen, before and after th
   c.push(enc.encode("defghijklmnopqrstuvwxyz")); // head keeps 8, tail the last 8
   assert.equal(dec(c.recent(5)), "vwxyz");
   assert.equal(dec(c.recent(100)), "stuvwxyz");
+});
+
+Deno.test("lastLine() gives the last non-empty line, trimmed and shortened", () => {
+  assert.equal(lastLine("a\nb  \r\n\n"), "b");
+  assert.equal(lastLine("one\rtwo"), "two");
+  assert.equal(lastLine(""), "");
+  assert.equal(lastLine("x".repeat(150)), "x".repeat(99) + "…");
 });

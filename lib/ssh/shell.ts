@@ -10,6 +10,7 @@ import type { ClientChannel } from "../ssh2/mod.ts";
 import type { Buffer } from "node:buffer";
 import { SshMcpError } from "../errors.ts";
 import type { ExitStatus, SshConnection } from "./connection.ts";
+import { lastLine as lastLineOf } from "./output.ts";
 import { RollingBuffer } from "./rolling_buffer.ts";
 import { utf8LeadingContinuations, utf8SafeEnd } from "./utf8.ts";
 import { readableEnd } from "./shell_read.ts";
@@ -230,9 +231,7 @@ export class Shell {
   /** The last non-empty line of output (as text, at most 100 characters), for progress reports. */
   lastLine(): string {
     const from = Math.max(this.#buffer.start, this.#buffer.end - 512);
-    const text = toText(new TextDecoder().decode(this.#buffer.slice(from, this.#buffer.end)));
-    const line = text.split("\n").map((l) => l.trim()).filter((l) => l !== "").at(-1) ?? "";
-    return line.length > 100 ? line.slice(0, 99) + "…" : line;
+    return lastLineOf(toText(new TextDecoder().decode(this.#buffer.slice(from, this.#buffer.end))));
   }
 
   /** The PTY size as last set (at open or by resize). */
