@@ -75,6 +75,10 @@ export interface Config {
   httpTls?: { certFile: string; keyFile: string };
   /** Bytes of cut command output kept for ssh_output_read, for the whole server. */
   outputRetentionBytes: number;
+  /** Hours a finished detached job's files stay on the remote host before a later job start or list removes them. */
+  jobRetentionHours: number;
+  /** False: jobs are connection-bound (output kept here, ended with the connection) instead of detached. */
+  detachedJobs: boolean;
   /** Toolsets offered (`connect` always); undefined: all. */
   toolsets?: Toolset[];
   /** Only tools that change nothing are offered. */
@@ -105,6 +109,10 @@ export const ConfigFileSchema = z.strictObject({
   max_output_bytes: z.int().min(1024).max(64 * 1024 * 1024).optional(),
   output_retention_bytes: z.int().min(64 * 1024).max(4 * 1024 * 1024 * 1024).optional()
     .describe("Bytes of cut command output kept for ssh_output_read, oldest dropped first (default 64 MiB)"),
+  job_retention_hours: z.number().positive().max(24 * 365).optional()
+    .describe("Hours finished detached jobs' files stay on the remote host (default 72)"),
+  detached_jobs: z.boolean().optional()
+    .describe("Jobs run detached on the remote host and survive disconnects and restarts (default true)"),
   shell_buffer_bytes: z.int().min(4096).max(64 * 1024 * 1024).optional(),
   default_timeout: z.number().positive().max(86400).optional(),
   max_timeout: z.number().positive().max(7 * 86400).optional(),
@@ -199,6 +207,8 @@ export function resolveConfig(flags: CliFlags, file: ConfigFile, env: ConfigEnv)
     maxChannelsPerSession: file.max_channels_per_session ?? 10,
     maxOutputBytes: file.max_output_bytes ?? 100_000,
     outputRetentionBytes: file.output_retention_bytes ?? 64 * 1024 * 1024,
+    jobRetentionHours: file.job_retention_hours ?? 72,
+    detachedJobs: file.detached_jobs ?? true,
     shellBufferBytes: file.shell_buffer_bytes ?? 500_000,
     defaultTimeoutSeconds: defaultTimeout,
     maxTimeoutSeconds: maxTimeout,

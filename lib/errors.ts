@@ -28,6 +28,9 @@ export type ErrorCode =
   | "CONNECTION_LOST"
   | "SESSION_NOT_FOUND"
   | "OUTPUT_NOT_FOUND"
+  | "JOB_NOT_FOUND"
+  | "JOB_RUNNING"
+  | "JOB_FAILED"
   | "SESSION_LIMIT"
   | "CHANNEL_OPEN_FAILED"
   | "CWD_FAILED"
@@ -92,6 +95,9 @@ export const DEFAULT_HINTS: Readonly<Record<ErrorCode, string>> = {
   CONNECTION_LOST: "Call ssh_connect again to open a new session",
   SESSION_NOT_FOUND: "Call ssh_connect for a new session (ssh_list_sessions shows the open ones)",
   OUTPUT_NOT_FOUND: "An output_id comes with a truncated ssh_execute result and lasts until its session closes",
+  JOB_NOT_FOUND: "List the session's jobs with ssh_job action=list",
+  JOB_RUNNING: "Cancel the job (ssh_job action=cancel) or wait for it to end, then remove it",
+  JOB_FAILED: "The remote host could not run the job's script; check the remote home is writable and /bin/sh works",
   SESSION_LIMIT: "Close a session you no longer need (ssh_close_session), then call again",
   CHANNEL_OPEN_FAILED: "The server refused a channel (MaxSessions?); wait for other calls to end, then retry",
   CWD_FAILED: "The command did not run; check the directory exists and is readable (ssh_stat_remote)",

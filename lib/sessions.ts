@@ -12,6 +12,7 @@ import { type ConnectOptions, SshConnection } from "./ssh/connection.ts";
 import type { Forward } from "./ssh/forward.ts";
 import { probeRemote, type RemoteInfo } from "./ssh/remote.ts";
 import type { Shell } from "./ssh/shell.ts";
+import type { Job } from "./jobs/job.ts";
 import { Table } from "./table.ts";
 
 /** One session as tools see it. */
@@ -32,7 +33,13 @@ export interface Session {
   shells: Table<Shell>;
   /** Port forwards of this session, by forward id; closed with the session or when it is lost. */
   forwards: Table<Forward>;
-  // Jobs (background commands) will be a third Table here.
+  /**
+   * Jobs this session knows, by job id: closing the session forgets detached
+   * ones (they run on) and ends connection-bound ones.
+   */
+  jobs: Table<Job>;
+  /** Whether the remote host's job directory was listed once in this session (to find earlier jobs). */
+  jobsFound: boolean;
 }
 
 /** Something a reader of the session list (the MCP resources) may want to see again. */
@@ -40,7 +47,7 @@ export interface SessionChange {
   /** The session the change is of. */
   session_id: string;
   /** What opened or closed: the session itself, or one of its shells or forwards. */
-  what: "session" | "shell" | "forward";
+  what: "session" | "shell" | "forward" | "job";
   /** `lost`: the session's connection ended on its own (the record stays until closed). */
   type: "open" | "close" | "lost";
   /** The shell or forward id, for those. */
@@ -193,9 +200,13 @@ export class SessionRegistry {
       lostReason: null,
       shells: this.#shellTable(id),
       forwards: this.#forwardTable(id),
+      jobs: this.#jobTable(id),
+      jobsFound: false,
     };
     this.#sessions.set(id, session);
-    for (const [what, table] of [["shell", session.shells], ["forward", session.forwards]] as const) {
+    for (
+      const [what, table] of [["shell", session.shells], ["forward", session.forwards], ["job", session.jobs]] as const
+    ) {
       table.onChange((c) => this.#emit({ session_id: id, what, type: c.type, id: c.id }));
     }
     connection.onClose((reason) => {
@@ -351,6 +362,16 @@ export class SessionRegistry {
     });
   }
 
+  #jobTable(sessionId: string): Table<Job> {
+    return new Table<Job>({
+      kind: "job",
+      owner: `Session ${sessionId}`,
+      notFound: "JOB_NOT_FOUND",
+      notFoundHint: "ssh_job action=list lists the session's jobs (those found on the host too)",
+      closedError: () => this.#endedWhileOpening(sessionId, "job"),
+    });
+  }
+
   #endedWhileOpening(sessionId: string, kind: string): SshMcpError {
     return new SshMcpError("CONNECTION_LOST", `Session ${sessionId} ended while the ${kind} opened`, {
       hint: "Call ssh_connect again",
@@ -358,9 +379,9 @@ export class SessionRegistry {
   }
 }
 
-// Shells and forwards together: every close is started before any is awaited.
+// Shells, forwards and jobs together: every close is started before any is awaited.
 async function closeTables(session: Session): Promise<void> {
-  await Promise.all([session.shells.closeAll(), session.forwards.closeAll()]);
+  await Promise.all([session.shells.closeAll(), session.forwards.closeAll(), session.jobs.closeAll()]);
 }
 
 function newSessionId(): string {

@@ -7,10 +7,10 @@
 
 /**
  * The groups tools are switched on by (`--toolsets`); `connect` is always on.
- * A name joins this list with its first tool (jobs and hosts will), so no
+ * A name joins this list with its first tool (hosts will), so no
  * name is accepted that switches on nothing.
  */
-export const TOOLSETS = ["connect", "exec", "shell", "files", "transfer", "forward"] as const;
+export const TOOLSETS = ["connect", "exec", "jobs", "shell", "files", "transfer", "forward"] as const;
 
 /** One group of tools. */
 export type Toolset = typeof TOOLSETS[number];

@@ -71,6 +71,28 @@ export interface Pattern {
   search(text: string): PatternSearch;
 }
 
+/** What a wait searches with: a compiled pattern, or plain text. */
+export type Matcher = Pick<Pattern, "search">;
+
+/** A matcher for `pattern`: compiled when it is a regex (see {@linkcode compilePattern}), else plain text. */
+export function compileMatcher(pattern: string, regex: boolean): Matcher {
+  if (regex) return compilePattern(pattern);
+  return {
+    search: (text) => {
+      const index = text.indexOf(pattern);
+      const result = index < 0 ? null : { index, text: pattern };
+      return { run: () => true, result };
+    },
+  };
+}
+
+/** Runs a search in slices of `steps`, letting other work run between them; the matched text or null. */
+export async function findMatch(matcher: Matcher, text: string, steps = 100_000): Promise<string | null> {
+  const search = matcher.search(text);
+  while (!search.run(steps)) await new Promise((r) => setTimeout(r, 0));
+  return search.result?.text ?? null;
+}
+
 /**
  * Compiles a JavaScript regular expression (flag `m`) for linear-time matching.
  *

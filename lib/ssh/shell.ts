@@ -17,7 +17,7 @@ import { readableEnd } from "./shell_read.ts";
 import { echoEnd, expectedEcho } from "./shell_echo.ts";
 import type { Screen, ScreenSnapshot } from "./terminal.ts";
 import { toText } from "./terminal_text.ts";
-import { compilePattern, type Pattern, type PatternMatch } from "./pattern.ts";
+import { compileMatcher, type Matcher, type PatternMatch } from "./pattern.ts";
 
 /** Options of {@linkcode Shell.open}. */
 export interface ShellOptions {
@@ -325,7 +325,7 @@ export class Shell {
    */
   async wait(options: WaitOptions): Promise<ShellWait> {
     // Compiled before anything waits: a refused pattern is an error at once.
-    const matcher = options.pattern === undefined ? null : makeMatcher(options.pattern, options.regex ?? false);
+    const matcher = options.pattern === undefined ? null : compileMatcher(options.pattern, options.regex ?? false);
     if (options.signal?.aborted) {
       throw new SshMcpError("CANCELLED", "Wait was cancelled; the shell keeps running");
     }
@@ -558,18 +558,4 @@ export class Shell {
       });
     }
   }
-}
-
-/** What a wait searches with: a compiled pattern, or plain text. */
-type Matcher = Pick<Pattern, "search">;
-
-function makeMatcher(pattern: string, regex: boolean): Matcher {
-  if (regex) return compilePattern(pattern);
-  return {
-    search: (text) => {
-      const index = text.indexOf(pattern);
-      const result = index < 0 ? null : { index, text: pattern };
-      return { run: () => true, result };
-    },
-  };
 }

@@ -13,6 +13,7 @@ import { utf8SafeEnd } from "../ssh/utf8.ts";
 import type { Session } from "../sessions.ts";
 import { defineTool, type ToolDef, type ToolDeps } from "./define.ts";
 import { ok } from "./result.ts";
+import type { Jobs } from "./jobs.ts";
 import * as s from "./schemas.ts";
 
 const execOutput = {
@@ -28,11 +29,13 @@ const execOutput = {
   login_output: z.string().optional().describe("What login files printed (kept out of stdout/stderr), when new"),
   warning: z.string().optional(),
   output_id: z.string().optional().describe("When truncated: the whole output, by ssh_output_read"),
+  job_id: z.string().optional().describe("background=true, or a background child kept the output open (ssh_job)"),
 };
 
 /** The exec tools. */
-export function execTools(deps: ToolDeps): ToolDef[] {
+export function execTools(deps: ToolDeps, jobs: Jobs): ToolDef[] {
   const { config, sessions, outputs } = deps;
+  const jobsOn = config.toolsets === undefined || config.toolsets.includes("jobs");
   const maxCommand = 131072;
   const timeout = s.timeoutSeconds(config.maxTimeoutSeconds, `Default ${config.defaultTimeoutSeconds}`).optional();
   // An agent that needs only the outcome can ask for less than the configured cap, never for more.
@@ -54,6 +57,7 @@ export function execTools(deps: ToolDeps): ToolDef[] {
       env: s.env.optional(),
       stdin: z.string().max(16 * 1024 * 1024).optional(),
       max_output_bytes: maxOutput,
+      ...(jobsOn ? { background: z.boolean().optional().describe("Start as a job: job_id at once, see ssh_job") } : {}),
     },
     output: execOutput,
     changes: "remote",
@@ -61,6 +65,7 @@ export function execTools(deps: ToolDeps): ToolDef[] {
     run: async (args, ctx) => {
       // Not ctx.session(): a lost connection is execCommand's to report, with the output it got.
       const session = sessions.get(args.session_id);
+      if ("background" in args && args.background === true) return await startJob(session, args, ctx.signal);
       refuseWindows(session);
       // Everything is kept while it runs; only a result cut at the cap keeps it afterwards.
       const kept = outputs.open(session.id);
@@ -149,8 +154,8 @@ export function execTools(deps: ToolDeps): ToolDef[] {
     name: "ssh_output_read",
     toolset: "exec",
     title: "Read a command's whole output",
-    description: "Read a truncated ssh_execute result's whole output by byte range; kept until the session " +
-      "closes (oldest dropped first past a budget).",
+    description: "Read a truncated ssh_execute result's or a job's whole output by byte range; kept until the " +
+      "session closes (oldest dropped first past a budget; a detached job's stays in its files).",
     input: {
       session_id: s.sessionId,
       output_id: z.string().min(1).max(64),
@@ -170,11 +175,15 @@ export function execTools(deps: ToolDeps): ToolDef[] {
       data: z.string(),
     },
     changes: "nothing",
-    readOnlyUseful: false, // outputs come from ssh_execute only
-    run: (args) => {
+    readOnlyUseful: false, // outputs come from ssh_execute and jobs only
+    run: async (args, ctx) => {
       const session = sessions.get(args.session_id);
       const kept = outputs.get(args.output_id, session.id);
-      if (kept === undefined) {
+      // A job's output: in its files on the host, or kept here for a connection-bound one.
+      const job = kept === undefined && args.output_id.startsWith("j-")
+        ? await jobs.lookup(session, args.output_id, ctx.signal)
+        : undefined;
+      if (kept === undefined && job === undefined) {
         throw new SshMcpError(
           "OUTPUT_NOT_FOUND",
           `Session ${session.id} keeps no output ${JSON.stringify(args.output_id)}`,
@@ -184,32 +193,77 @@ export function execTools(deps: ToolDeps): ToolDef[] {
         );
       }
       const stream = args.stream ?? "stdout";
-      const r = kept.read(stream, args.offset ?? 0, args.max_bytes ?? 65536);
+      const maxBytes = args.max_bytes ?? 65536;
+      const r = kept !== undefined
+        ? kept.read(stream, args.offset ?? 0, maxBytes)
+        : await job!.read(stream, args.offset ?? 0, maxBytes, ctx.signal);
+      const running = kept !== undefined ? kept.running : (await job!.status()).state === "running";
       // Whole characters only, unless that leaves nothing: the next read starts where this one ends.
       const end = r.offset + r.bytes.length === r.totalBytes ? r.bytes.length : utf8SafeEnd(r.bytes) || r.bytes.length;
       const bytes = r.bytes.subarray(0, end);
       const text = decodeStrict(bytes);
       const next = r.offset + bytes.length;
       const structured = {
-        output_id: kept.id,
+        output_id: args.output_id,
         stream,
         offset: r.offset,
         next_offset: next,
         total_bytes: r.totalBytes,
         dropped_bytes: r.droppedBytes,
-        complete: next === r.totalBytes && !kept.running,
+        complete: next === r.totalBytes && !running,
         encoding: text === null ? "base64" as const : "utf8" as const,
         data: text ?? Buffer.from(bytes).toString("base64"),
       };
       const notes = [`${stream} bytes ${r.offset}-${next} of ${r.totalBytes}`];
       if (r.droppedBytes > 0) notes.push(`the first ${r.droppedBytes} bytes were dropped (output budget)`);
       if (next < r.totalBytes) notes.push(`more from offset ${next}`);
-      return Promise.resolve(ok(structured, `[${notes.join("; ")}]\n${structured.data}`));
+      return ok(structured, `[${notes.join("; ")}]\n${structured.data}`);
     },
   });
 
+  // A job, started at once: its result has the job_id and no output yet.
+  async function startJob(
+    session: Session,
+    args: { command: string; cwd?: string; env?: Record<string, string>; stdin?: string },
+    signal: AbortSignal,
+  ) {
+    if (args.stdin !== undefined) {
+      throw new SshMcpError("INVALID_ARGUMENT", "A background job's stdin is /dev/null: stdin cannot be given", {
+        hint: "Write the input to a remote file (ssh_write_file) and redirect from it in the command",
+      });
+    }
+    const started = performance.now();
+    const job = await jobs.start(session, { command: args.command, cwd: args.cwd, env: args.env, signal });
+    const structured = {
+      ...toStructured(NOTHING_YET, session),
+      duration_ms: Math.round(performance.now() - started),
+      job_id: job.id,
+    };
+    return ok(
+      structured,
+      `Started job ${job.id} (detached: it runs on if the connection or this server ends). ` +
+        `ssh_job action=wait job_id=${job.id} waits for it and returns its output.`,
+    );
+  }
+
   return [execute, sudo, readOutput];
 }
+
+// What a job's start reports in ssh_execute's shape: nothing has run to its end yet.
+const NOTHING_YET: ExecResult = {
+  stdout: "",
+  stderr: "",
+  exitCode: null,
+  signal: null,
+  timedOut: false,
+  truncated: false,
+  stdoutBytes: 0,
+  stderrBytes: 0,
+  durationMs: 0,
+  loginOutput: "",
+  markerMissing: false,
+  group: null,
+};
 
 // The text of `bytes` if they are valid UTF-8, else null.
 function decodeStrict(bytes: Uint8Array): string | null {

@@ -34,7 +34,7 @@ import { startDirectory } from "../confined_route.ts";
 import { RootsListSchema } from "../roots.ts";
 import { quoteName } from "../remote_text.ts";
 import { defineTool, type RequestExtra, type ToolContext, type ToolDef, type ToolDeps } from "./define.ts";
-import { ok, openWithin } from "./result.ts";
+import { ok, sessionSftp } from "./result.ts";
 import * as s from "./schemas.ts";
 
 const MAX_WHOLE_FILE = 16 * 1024 * 1024; // line reads and edits hold the whole file
@@ -114,24 +114,8 @@ function skippedText(skipped: ({ path: string; target: string } | { path: string
 /** The remote-file tools (toolset `files`) and the transfer tools (toolset `transfer`). */
 export function fileTools(deps: ToolDeps): ToolDef[] {
   const { sessions, roots, config } = deps;
-  // Each request may wait on a silent channel as long as a command may run by default; past that the
-  // channel is stuck (lib/ssh/sftp.ts) and is replaced.
-  const requestDeadlineMs = config.defaultTimeoutSeconds * 1000;
   // `signal` (the call's cancel) bounds the wait for the shared channel to open, as it bounds each request.
-  const session = async (id: string, signal?: AbortSignal) => {
-    const connection = sessions.get(id).connection;
-    const sf = await openWithin(requestDeadlineMs, signal, () =>
-      new SshMcpError(
-        "SFTP_TIMEOUT",
-        `No SFTP channel on session ${id} within ${config.defaultTimeoutSeconds} s`,
-        {
-          hint: "Every channel of the session is taken (shells, commands, or SFTP channels stuck on the server) or " +
-            "the server did not start its SFTP subsystem: close shells you no longer need, or reconnect",
-        },
-      ), (opening) => connection.sftp({ signal: opening }));
-    sftp.setRequestDeadline(sf, requestDeadlineMs);
-    return sf;
-  };
+  const session = (id: string, signal?: AbortSignal) => sessionSftp(sessions.get(id), config, signal);
   // A path argument as the server must see it: `~` and `~/…` in the remote user's home, asked once per
   // connection (lib/ssh/remote_path.ts).
   const resolve = (id: string, sf: SFTPWrapper, path: string) =>

@@ -13,6 +13,7 @@ import { z } from "zod";
 import { connectionTools } from "./connection.ts";
 import { type RequestExtra, toolContext, type ToolDef, type ToolDeps, type Toolset } from "./define.ts";
 import { execTools } from "./exec.ts";
+import { Jobs, jobTools } from "./jobs.ts";
 import { fileTools } from "./files.ts";
 import { forwardTools } from "./forward.ts";
 import { shellTools } from "./shell.ts";
@@ -27,9 +28,11 @@ export interface ToolSelection {
 
 /** Every tool of the server, in the order tools/list shows them. */
 export function allTools(deps: ToolDeps): ToolDef[] {
+  const jobs = new Jobs(deps.sessions, deps.config);
   return [
     ...connectionTools(deps),
-    ...execTools(deps),
+    ...execTools(deps, jobs),
+    ...jobTools(deps, jobs),
     ...shellTools(deps),
     ...fileTools(deps),
     ...forwardTools(deps),

@@ -5,6 +5,12 @@
  * @module
  */
 
+import type { Config } from "../config.ts";
+import { SshMcpError } from "../errors.ts";
+import type { Session } from "../sessions.ts";
+import type { SFTPWrapper } from "../ssh2/mod.ts";
+import { setRequestDeadline } from "../ssh/sftp.ts";
+
 /** A successful tool result: structured data plus text for clients that show only text. */
 export interface ToolSuccess<T> {
   [key: string]: unknown;
@@ -37,4 +43,25 @@ export async function openWithin<T>(
   } finally {
     clearTimeout(timer);
   }
+}
+
+/**
+ * The session's shared SFTP channel, opened within the default command
+ * timeout: each request may wait on a silent channel that long, past which
+ * the channel is stuck (lib/ssh/sftp.ts) and is replaced. `signal` (the
+ * call's cancel) bounds the wait for it to open, as it bounds each request.
+ */
+export async function sessionSftp(session: Session, config: Config, signal?: AbortSignal): Promise<SFTPWrapper> {
+  const deadlineMs = config.defaultTimeoutSeconds * 1000;
+  const sf = await openWithin(deadlineMs, signal, () =>
+    new SshMcpError(
+      "SFTP_TIMEOUT",
+      `No SFTP channel on session ${session.id} within ${config.defaultTimeoutSeconds} s`,
+      {
+        hint: "Every channel of the session is taken (shells, commands, or SFTP channels stuck on the server) or " +
+          "the server did not start its SFTP subsystem: close shells you no longer need, or reconnect",
+      },
+    ), (opening) => session.connection.sftp({ signal: opening }));
+  setRequestDeadline(sf, deadlineMs);
+  return sf;
 }

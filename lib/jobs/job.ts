@@ -1,0 +1,410 @@
+/**
+ * Jobs: commands that run past the tool call that started them. Two kinds
+ * behind one interface:
+ *
+ * - {@linkcode DetachedJob}: runs on the remote host on its own (see
+ *   ./scripts.ts), its output and status in files there. It survives the
+ *   connection and this server; a later session finds it again.
+ * - {@linkcode BoundJob}: lives on an SSH channel of this connection, its
+ *   output kept here (under the output budget). For servers without a POSIX
+ *   shell, `detached_jobs: false`, and commands whose background child kept
+ *   ssh_execute's channel open. It ends with the connection.
+ *
+ * @module
+ */
+
+import type { SFTPWrapper } from "../ssh2/mod.ts";
+import { SshMcpError } from "../errors.ts";
+import type { KeptOutput, OutputStore, StreamName, StreamRead } from "../output_store.ts";
+import type { SshConnection } from "../ssh/connection.ts";
+import { execCommand, type ExecResult } from "../ssh/exec.ts";
+import * as sftp from "../ssh/sftp.ts";
+import { killScript } from "../ssh/wrapper.ts";
+import type { RemoteInfo } from "../ssh/remote.ts";
+import { shellQuote } from "../validate.ts";
+import { cancelScript, JOBS_DIR, type JobSignal, removeScript, signalScript } from "./scripts.ts";
+
+/** Where a job stands: `lost` when it ended without a status anyone could see. */
+export type JobState = "running" | "exited" | "killed" | "lost";
+
+/** A job's state as a list or wait reports it. */
+export interface JobStatus {
+  state: JobState;
+  /** The command's exit status, once it exited (or what its shell reported for a signal we did not send). */
+  exitCode: number | null;
+  /** The signal that ended it, e.g. `TERM`, when it was killed by one we sent. */
+  signal: string | null;
+  stdoutBytes: number;
+  stderrBytes: number;
+  /** Run time so far, or in all once it ended; null when unknown. */
+  durationMs: number | null;
+}
+
+/** What cancel achieved. */
+export interface CancelOutcome {
+  confirmed: boolean;
+  note?: string;
+}
+
+/** A job, whichever kind. */
+export interface Job {
+  readonly id: string;
+  readonly command: string;
+  readonly startedAt: Date;
+  /** True for a job that runs on the remote host on its own. */
+  readonly detached: boolean;
+  /** What an agent should know about this job's kind (connection-bound and why), or undefined. */
+  readonly note?: string;
+  /** Bytes of each stream that waits have returned: the next wait starts there. */
+  readonly cursor: Record<StreamName, number>;
+  /** Its state; `liveness` also checks a job without a status is still there (a round trip more). */
+  status(options?: { liveness?: boolean; signal?: AbortSignal }): Promise<JobStatus>;
+  /** `stream` from `offset`, at most `maxBytes`. */
+  read(stream: StreamName, offset: number, maxBytes: number, signal?: AbortSignal): Promise<StreamRead>;
+  /** Sends a signal to its whole process group; false when it had already ended. */
+  send(name: JobSignal): Promise<boolean>;
+  /** TERM, then KILL after a grace, until its process group is gone. */
+  cancel(): Promise<CancelOutcome>;
+  /** Removes what is kept of a job that ended (its files, or its output here). */
+  remove(): Promise<void>;
+  /** Forgets it here (a session closing): a detached job runs on, a bound one loses its channel. */
+  close(): void;
+}
+
+/** Signal numbers, for a status of 128+n. */
+const SIGNALS: Record<number, string> = { 1: "HUP", 2: "INT", 3: "QUIT", 6: "ABRT", 9: "KILL", 13: "PIPE", 15: "TERM" };
+
+/** What a detached job needs from its session. */
+export interface DetachedContext {
+  connection: SshConnection;
+  remote: RemoteInfo;
+  /** The session's SFTP channel, with its request deadline set. */
+  sftp: (signal?: AbortSignal) => Promise<SFTPWrapper>;
+}
+
+/** What is known of a detached job when it is made (started now, or found in its directory). */
+export interface DetachedFacts {
+  id: string;
+  command: string;
+  startedAt: Date;
+  pgid: number | null;
+  /** The remote clock at start, in epoch seconds (durations of jobs found later use the remote clock only). */
+  startEpoch: number | null;
+}
+
+/** What a job's files say, for {@linkcode detachedStatus}. */
+export interface DetachedFiles {
+  /** The `exit` file (`STATUS END_EPOCH`), or null while there is none. */
+  exit: string | null;
+  /** The `signal` file: the last signal we sent. */
+  signal: string | null;
+  /** Whether its process group has members, when that was asked. */
+  alive: boolean | null;
+  stdoutBytes: number;
+  stderrBytes: number;
+  startEpoch: number | null;
+  startedAt: Date;
+}
+
+/**
+ * A detached job's state from its files. With no status written and its
+ * group gone, it was KILLed with its runner (no bash) or it is lost (the
+ * host rebooted, someone killed the runner). A status of 128+n after a
+ * signal of ours is that signal; without one it is an exit code.
+ */
+export function detachedStatus(f: DetachedFiles): JobStatus {
+  const bytes = { stdoutBytes: f.stdoutBytes, stderrBytes: f.stderrBytes };
+  if (f.exit === null) {
+    if (f.alive !== false) {
+      const durationMs = Math.max(0, Date.now() - f.startedAt.getTime());
+      return { state: "running", exitCode: null, signal: null, ...bytes, durationMs };
+    }
+    const killed = f.signal === "KILL";
+    return {
+      state: killed ? "killed" : "lost",
+      exitCode: null,
+      signal: killed ? "KILL" : null,
+      ...bytes,
+      durationMs: null,
+    };
+  }
+  const [code, endEpoch] = f.exit.split(/\s+/).map(Number);
+  const bySignal = f.signal !== null && code > 128 ? SIGNALS[code - 128] ?? `SIG${code - 128}` : null;
+  // The remote clock's whole seconds at both ends: this process may not have seen either.
+  const durationMs = f.startEpoch !== null && Number.isSafeInteger(endEpoch)
+    ? Math.max(0, endEpoch - f.startEpoch) * 1000
+    : null;
+  return {
+    state: bySignal === null ? "exited" : "killed",
+    exitCode: bySignal === null && Number.isSafeInteger(code) ? code : null,
+    signal: bySignal,
+    ...bytes,
+    durationMs,
+  };
+}
+
+/** Runs one of our scripts in /bin/sh (its syntax must not depend on the login shell). */
+export function runScript(
+  context: Pick<DetachedContext, "connection" | "remote">,
+  script: string,
+  options: { timeoutMs?: number; cwd?: string; env?: Record<string, string>; signal?: AbortSignal } = {},
+): Promise<ExecResult> {
+  return execCommand(context.connection, {
+    delivery: context.remote.delivery,
+    ownGroup: context.remote.processGroup === "own",
+    command: `/bin/sh -c ${shellQuote(script)}`,
+    cwd: options.cwd,
+    env: options.env,
+    timeoutMs: options.timeoutMs ?? SCRIPT_TIMEOUT_MS,
+    maxOutputBytes: 8 * 1024 * 1024,
+    signal: options.signal,
+  });
+}
+
+const SCRIPT_TIMEOUT_MS = 20_000;
+
+/** A job running on the remote host on its own. */
+export class DetachedJob implements Job {
+  readonly id: string;
+  readonly command: string;
+  readonly startedAt: Date;
+  readonly detached = true;
+  readonly cursor: Record<StreamName, number> = { stdout: 0, stderr: 0 };
+  #context: DetachedContext;
+  #pgid: number | null;
+  #startEpoch: number | null;
+
+  constructor(context: DetachedContext, facts: DetachedFacts) {
+    this.#context = context;
+    this.id = facts.id;
+    this.command = facts.command;
+    this.startedAt = facts.startedAt;
+    this.#pgid = facts.pgid;
+    this.#startEpoch = facts.startEpoch;
+  }
+
+  #path(file: string): string {
+    return `${JOBS_DIR}/${this.id}/${file}`;
+  }
+
+  async status(options: { liveness?: boolean; signal?: AbortSignal } = {}): Promise<JobStatus> {
+    const sf = await this.#context.sftp(options.signal);
+    const size = (file: string) =>
+      sftp.stat(sf, this.#path(file), false, options.signal).then((s) => s.size, (e) => missing(e, 0));
+    const text = (file: string) =>
+      sftp.readRange(sf, this.#path(file), { offset: 0, length: 256, signal: options.signal })
+        .then((r) => new TextDecoder().decode(r.data).trim(), (e) => missing(e, null));
+    const [first, sent, stdoutBytes, stderrBytes] = await Promise.all([
+      text("exit"),
+      text("signal"),
+      size("out"),
+      size("err"),
+    ]);
+    let exit = first;
+    let alive: boolean | null = null;
+    if (exit === null && options.liveness) {
+      alive = await this.#alive();
+      if (!alive) exit = await text("exit"); // it may have ended between the two looks
+    }
+    return detachedStatus({
+      exit,
+      signal: sent,
+      alive,
+      stdoutBytes,
+      stderrBytes,
+      startEpoch: this.#startEpoch,
+      startedAt: this.startedAt,
+    });
+  }
+
+  async #alive(): Promise<boolean> {
+    if (this.#pgid === null) return false;
+    const g = this.#pgid;
+    const r = await runScript(this.#context, `kill -s 0 -- -${g} 2>/dev/null || kill -s 0 -${g} 2>/dev/null`);
+    return r.exitCode === 0;
+  }
+
+  async read(stream: StreamName, offset: number, maxBytes: number, signal?: AbortSignal): Promise<StreamRead> {
+    const sf = await this.#context.sftp(signal);
+    const path = this.#path(stream === "stdout" ? "out" : "err");
+    const r = await sftp.readRange(sf, path, { offset, length: maxBytes, signal });
+    return { bytes: r.data, offset: Math.min(offset, r.size), totalBytes: r.size, droppedBytes: 0 };
+  }
+
+  async send(name: JobSignal): Promise<boolean> {
+    const g = this.#requireGroup();
+    const r = await runScript(this.#context, signalScript(this.id, g, name));
+    if (r.exitCode === 0) return true;
+    if (r.exitCode === 4 || r.exitCode === 6) return false;
+    throw scriptFailed(`send ${name} to job ${this.id}`, r);
+  }
+
+  async cancel(): Promise<CancelOutcome> {
+    const g = this.#requireGroup();
+    const r = await runScript(this.#context, cancelScript(this.id, g, CANCEL_GRACE_SECONDS, killScript(g, "g", 4)));
+    if (r.exitCode === 0) return { confirmed: true };
+    if (r.exitCode === 3) return { confirmed: false, note: "processes of another user remain in its group" };
+    if (r.exitCode === 1) return { confirmed: false, note: "its processes were still there 4 s after KILL" };
+    return { confirmed: false, note: `the kill could not be run or checked (${brief(r)})` };
+  }
+
+  async remove(): Promise<void> {
+    const r = await runScript(this.#context, removeScript(this.id, this.#pgid));
+    if (r.exitCode === 4) {
+      throw new SshMcpError("JOB_RUNNING", `Job ${this.id} is still running; it was not removed`);
+    }
+    if (r.exitCode !== 0) throw scriptFailed(`remove job ${this.id}`, r);
+  }
+
+  close(): void {
+    // Nothing held here: the job runs on, and a later session finds it again.
+  }
+
+  #requireGroup(): number {
+    if (this.#pgid !== null) return this.#pgid;
+    throw new SshMcpError("JOB_NOT_FOUND", `Job ${this.id} never reported a process group: it did not start`, {
+      hint: "Remove it with ssh_job action=remove",
+    });
+  }
+}
+
+/** Seconds between TERM and KILL when a job is cancelled. */
+export const CANCEL_GRACE_SECONDS = 3;
+
+/** How a bound job's processes are reached. */
+export interface BoundControl {
+  /** Resolves once the channel closed (output complete). */
+  readonly closed: Promise<void>;
+  /** The exit status, once it arrived. */
+  exit(): { code: number | null; signal: string | null } | null;
+  /** Sends a signal to the process group; false when nothing was reached. */
+  signal(name: JobSignal): Promise<boolean>;
+  /** KILLs the group and waits until it is gone, then closes the channel. */
+  kill(): Promise<CancelOutcome>;
+  /** Closes the channel. */
+  close(): void;
+}
+
+/** A job on a channel of this connection, its output kept here. */
+export class BoundJob implements Job {
+  readonly id: string;
+  readonly command: string;
+  readonly startedAt: Date;
+  readonly detached = false;
+  readonly note: string;
+  readonly cursor: Record<StreamName, number> = { stdout: 0, stderr: 0 };
+  #kept: KeptOutput;
+  #store: OutputStore;
+  #control: BoundControl;
+  #connection: SshConnection;
+  #endedAt: number | null = null;
+  #open = true;
+  #sent: string | null = null;
+
+  constructor(options: {
+    id: string;
+    command: string;
+    note: string;
+    kept: KeptOutput;
+    store: OutputStore;
+    control: BoundControl;
+    connection: SshConnection;
+  }) {
+    this.id = options.id;
+    this.command = options.command;
+    this.note = options.note;
+    this.startedAt = new Date();
+    this.#kept = options.kept;
+    this.#store = options.store;
+    this.#control = options.control;
+    this.#connection = options.connection;
+    void options.control.closed.then(() => {
+      this.#open = false;
+      this.#kept.running = false;
+      this.#endedAt = Date.now();
+    });
+  }
+
+  /** The kept output's id (readable with ssh_output_read under the job id too). */
+  get outputId(): string {
+    return this.#kept.id;
+  }
+
+  status(): Promise<JobStatus> {
+    const exit = this.#control.exit();
+    const { stdout, stderr } = this.#kept.streams;
+    const base = {
+      stdoutBytes: stdout.total,
+      stderrBytes: stderr.total,
+      durationMs: (this.#endedAt ?? Date.now()) - this.startedAt.getTime(),
+    };
+    if (this.#open) return Promise.resolve({ state: "running", exitCode: exit?.code ?? null, signal: null, ...base });
+    if (exit === null) {
+      const killed = this.#sent !== null && this.#connection.alive;
+      return Promise.resolve({
+        state: killed ? "killed" : "lost",
+        exitCode: null,
+        signal: killed ? this.#sent : null,
+        ...base,
+      });
+    }
+    const signal = exit.signal?.replace(/^SIG/, "") ?? null;
+    const bySignal = signal ?? (this.#sent !== null && exit.code !== null && exit.code > 128 ? this.#sent : null);
+    return Promise.resolve({
+      state: bySignal === null ? "exited" : "killed",
+      exitCode: bySignal === null ? exit.code : null,
+      signal: bySignal,
+      ...base,
+    });
+  }
+
+  read(stream: StreamName, offset: number, maxBytes: number): Promise<StreamRead> {
+    return Promise.resolve(this.#kept.read(stream, offset, maxBytes));
+  }
+
+  async send(name: JobSignal): Promise<boolean> {
+    if (!this.#open) return false;
+    this.#sent = name;
+    return await this.#control.signal(name);
+  }
+
+  async cancel(): Promise<CancelOutcome> {
+    if (!this.#open) return { confirmed: true };
+    this.#sent = "TERM";
+    await this.#control.signal("TERM");
+    const gone = await Promise.race([
+      this.#control.closed.then(() => true),
+      new Promise<false>((r) => Deno.unrefTimer(setTimeout(() => r(false), CANCEL_GRACE_SECONDS * 1000))),
+    ]);
+    if (gone) return { confirmed: true };
+    this.#sent = "KILL";
+    return await this.#control.kill();
+  }
+
+  remove(): Promise<void> {
+    if (this.#open) {
+      throw new SshMcpError("JOB_RUNNING", `Job ${this.id} is still running; it was not removed`);
+    }
+    this.#store.drop(this.#kept.id);
+    return Promise.resolve();
+  }
+
+  close(): void {
+    this.#control.close();
+    this.#store.drop(this.#kept.id);
+  }
+}
+
+function missing<T>(error: unknown, value: T): T {
+  if (error instanceof SshMcpError && error.code === "SFTP_NO_SUCH_FILE") return value;
+  throw error;
+}
+
+function brief(r: ExecResult): string {
+  if (r.timedOut) return "timed out";
+  return `exit ${r.exitCode ?? r.signal}${r.stderr.trim() ? `: ${r.stderr.trim().slice(0, 200)}` : ""}`;
+}
+
+function scriptFailed(what: string, r: ExecResult): SshMcpError {
+  return new SshMcpError("JOB_FAILED", `Could not ${what} (${brief(r)})`);
+}
