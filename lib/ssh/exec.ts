@@ -3,6 +3,12 @@
  * stdout/stderr, a wall-clock timeout that kills the remote process group,
  * and stdin closed unless given.
  *
+ * A command that exits while a child it started still holds stdout or
+ * stderr (`nohup server &` without redirection) does not wait for that
+ * child: shortly after the exit status the call returns, and the still-open
+ * channel is handed over as a {@linkcode BackgroundChannel}. The child is
+ * never killed because of that; whoever takes the channel decides.
+ *
  * @module
  */
 
@@ -37,17 +43,56 @@ export interface ExecOptions {
    * whose server runs something else (a forced command), it never leaves this process.
    */
   stdinAfterStart?: boolean;
-  /** Wall-clock limit; on expiry the remote process group is killed. */
+  /** Wall-clock limit; on expiry the remote process group is killed (not once handed over as `background`). */
   timeoutMs: number;
   /** Cap per stream, in bytes; head and tail are kept. */
   maxOutputBytes: number;
-  /** Cancels the command (MCP cancellation); the remote side is killed. */
+  /** Cancels the command (MCP cancellation); the remote side is killed (not once handed over as `background`). */
   signal?: AbortSignal;
-  /** Every byte of the command's output as it arrives (after the wrapper's markers are taken out). */
+  /**
+   * Every byte of the command's output as it arrives (after the wrapper's markers are taken out), also
+   * after the call returned with `background`, until that channel closes.
+   */
   onOutput?: (stream: "stdout" | "stderr", chunk: Uint8Array) => void;
   /** Called once with a way to look at the output so far, for progress reports while the command runs. */
   onStart?: (peek: () => ExecProgress) => void;
+  /**
+   * Once the exit status (or exit signal) has arrived, how long to wait for
+   * stdout and stderr to end before the channel is handed over as
+   * {@linkcode ExecResult.background}. Output still streaming in extends it
+   * (at most threefold): an exit status can overtake a window of output.
+   * @default {1000}
+   */
+  backgroundGraceMs?: number;
 }
+
+/**
+ * A command's channel that stayed open after its exit status arrived: a
+ * child it started in the background still holds stdout or stderr. It is
+ * read on (every chunk goes to {@linkcode ExecOptions.onOutput}) until it
+ * closes; no timeout or cancel of the call reaches it any more.
+ */
+export interface BackgroundChannel {
+  /** Resolves once the channel is closed (both streams ended, closed by us, or the connection ended). */
+  readonly closed: Promise<void>;
+  /** True until `closed` resolved. */
+  readonly open: boolean;
+  /**
+   * Sends a signal to the command's whole process group (from the wrapper's
+   * start marker), through a small /bin/sh script as a timeout's kill does.
+   * @returns true when kill(1) succeeded; false when the group is gone, the
+   * connection is lost, or the command had no process group of its own (its
+   * shell, the only PID known, has exited: nothing is sent).
+   */
+  signal(name: BackgroundSignal): Promise<boolean>;
+  /** KILLs the group and waits until it is gone, then closes the channel (as a timeout does). */
+  kill(): Promise<KillOutcome>;
+  /** Stops reading: closes the channel; the remote processes are left alone. */
+  close(): void;
+}
+
+/** The signals {@linkcode BackgroundChannel.signal} sends. */
+export type BackgroundSignal = "INT" | "TERM" | "KILL" | "HUP";
 
 /** Where a running command's output stands. */
 export interface ExecProgress {
@@ -78,6 +123,12 @@ export interface ExecResult {
   group: GroupState | null;
   /** False when the timeout came before the command was sent (it never ran). */
   started?: boolean;
+  /**
+   * Set when the exit status arrived but stdout or stderr stayed open past
+   * the grace (a background child holds it): `stdout` and `stderr` are what
+   * came so far, and later output goes to `onOutput` only.
+   */
+  background?: BackgroundChannel;
   truncated: boolean;
   stdoutBytes: number;
   stderrBytes: number;
@@ -127,14 +178,21 @@ async function runUntil(
     stderrBytes: stderr.totalBytes,
     lastLine: glimpse(stdout) || glimpse(stderr),
   }));
-  // What the command wrote, to the capture and to whoever keeps all of it.
+  // What the command wrote, to the capture and to whoever keeps all of it;
+  // once the channel is handed over, to the latter only.
+  let handedOver = false;
+  let lastOutput = 0;
   const toStdout = (chunk: Uint8Array) => {
-    stdout.push(chunk);
-    if (chunk.length > 0) options.onOutput?.("stdout", chunk);
+    if (chunk.length === 0) return;
+    lastOutput = performance.now();
+    if (!handedOver) stdout.push(chunk);
+    options.onOutput?.("stdout", chunk);
   };
   const toStderr = (chunk: Uint8Array) => {
-    stderr.push(chunk);
-    if (chunk.length > 0) options.onOutput?.("stderr", chunk);
+    if (chunk.length === 0) return;
+    lastOutput = performance.now();
+    if (!handedOver) stderr.push(chunk);
+    options.onOutput?.("stderr", chunk);
   };
   const flush = () => {
     toStdout(outMark.end());
@@ -189,6 +247,7 @@ async function runUntil(
     throw error;
   }
   const { channel, status, exited, closed } = opened;
+  const grace = options.backgroundGraceMs ?? BACKGROUND_GRACE_MS;
   let held = options.stdinAfterStart === true;
   const release = () => {
     if (!held || !outMark.settled) return;
@@ -220,12 +279,46 @@ async function runUntil(
     if (stop.aborted) onStop();
     stop.addEventListener("abort", onStop, { once: true });
   });
-  const outcome = await Promise.race([Promise.race([finished, closed]).then(() => "done" as const), stopped]);
+  // The status is in but a stream is still open: a background child holds
+  // it. Output still pouring in is more likely the tail of a big output
+  // (the status can overtake a window's worth), so that waits a little more.
+  let decided = false;
+  let graceTimer: ReturnType<typeof setTimeout> | undefined;
+  const lingering = new Promise<"background">((resolve) => {
+    void exited.then(() => {
+      if (decided || (status.code === null && status.signal === null)) return; // closed without a status
+      const since = performance.now();
+      const check = () => {
+        const now = performance.now();
+        if (now - lastOutput < QUIET_MS && now - since < grace * 3) graceTimer = setTimeout(check, QUIET_MS);
+        else resolve("background");
+      };
+      graceTimer = setTimeout(check, grace);
+    });
+  });
+  const outcome = await Promise.race([
+    Promise.race([finished, closed]).then(() => "done" as const),
+    stopped,
+    lingering,
+  ]);
+  decided = true;
+  clearTimeout(graceTimer);
   stop.removeEventListener("abort", onStop);
+  if (outcome === "background") {
+    const kept = result(status, false);
+    handedOver = true;
+    const background = new Background(connection, opened, outMark, delivery);
+    if (outMark.report()?.kind === "cwd") {
+      // Nothing of the caller's ran; whatever holds the streams is a login file's.
+      background.close();
+      throw cwdError(options.cwd, kept.stderr);
+    }
+    return { ...kept, background };
+  }
   if (outcome === "stopped") {
     const kill = await killRemote(connection, channel, outMark, delivery);
     // Output that arrived before the kill is kept; wait briefly for the close.
-    await Promise.race([closed, delay(2000)]);
+    await settleWithin(closed, CLOSE_WAIT_MS);
     if (options.signal?.aborted) throw cancelledError(kill.confirmed, kill.note);
     if (!kill.confirmed && !connection.alive && status.code === null && status.signal === null) {
       // The command may still be running, or may have finished: nobody can tell now.
@@ -239,12 +332,86 @@ async function runUntil(
     throw outcomeUnknown(lostError(connection, "while the command ran"));
   }
   const done = result(status, false);
-  if (outMark.report()?.kind === "cwd") {
-    throw new SshMcpError("CWD_FAILED", `Cannot run in ${options.cwd}: ${done.stderr.trim() || "cd failed"}`, {
-      hint: "The command did not run. Check the directory exists and is readable (ssh_stat_remote)",
+  if (outMark.report()?.kind === "cwd") throw cwdError(options.cwd, done.stderr);
+  return done;
+}
+
+/** How long after the exit status the streams may take to end before the channel is handed over. */
+const BACKGROUND_GRACE_MS = 1000;
+/** Output within this long counts as still streaming in (see the grace above). */
+const QUIET_MS = 250;
+
+function cwdError(cwd: string | undefined, stderr: string): SshMcpError {
+  return new SshMcpError("CWD_FAILED", `Cannot run in ${cwd}: ${stderr.trim() || "cd failed"}`, {
+    hint: "The command did not run. Check the directory exists and is readable (ssh_stat_remote)",
+  });
+}
+
+/**
+ * The channel of a command that exited while a background child kept a
+ * stream open. Its data listeners stay on (so the output goes on to
+ * `onOutput`, and ssh2's close, which frees the slot, can come).
+ */
+class Background implements BackgroundChannel {
+  readonly closed: Promise<void>;
+  #open = true;
+  #connection: SshConnection;
+  #channel: ClientChannel;
+  #mark: MarkerScan;
+  #delivery: Delivery;
+
+  constructor(connection: SshConnection, opened: ExecChannel, mark: MarkerScan, delivery: Delivery) {
+    this.#connection = connection;
+    this.#channel = opened.channel;
+    this.#mark = mark;
+    this.#delivery = delivery;
+    // ssh2 closes every channel when the connection ends, so this covers that too.
+    this.closed = opened.closed.then(() => {
+      this.#open = false;
     });
   }
-  return done;
+
+  get open(): boolean {
+    return this.#open;
+  }
+
+  async signal(name: BackgroundSignal): Promise<boolean> {
+    if (!BACKGROUND_SIGNALS.has(name)) throw new RangeError(`Unsupported signal ${JSON.stringify(name)}`);
+    const report = this.#mark.report();
+    // Without a group only the shell's PID is known, and that shell has exited
+    // (its status is in): the PID may be someone else's by now.
+    if (report?.kind !== "started" || report.group === "n" || !this.#connection.alive) return false;
+    return await runScript(this.#connection, signalScript(report.pid, name), this.#delivery) === 0;
+  }
+
+  async kill(): Promise<KillOutcome> {
+    const outcome = await killRemote(this.#connection, this.#channel, this.#mark, this.#delivery, true);
+    await settleWithin(this.closed, CLOSE_WAIT_MS);
+    return outcome;
+  }
+
+  close(): void {
+    this.#channel.close();
+  }
+}
+
+const BACKGROUND_SIGNALS = new Set<string>(["INT", "TERM", "KILL", "HUP"]);
+
+/**
+ * A /bin/sh script that sends `name` to process group `pgid`; exit 0 when
+ * kill(1) succeeded. Both forms, as in killScript (./wrapper.ts): dash needs
+ * `--` before a negative PID and busybox refuses it. Where there is /proc, a
+ * group left with zombies only (PID 1 may reap late) counts as gone, as in
+ * killScript: kill(1) would succeed on them.
+ */
+function signalScript(pgid: number, name: BackgroundSignal): string {
+  if (!Number.isSafeInteger(pgid) || pgid < 2) throw new RangeError(`Refusing to signal process group ${pgid}`);
+  return [
+    "if [ -r /proc/self/stat ]; then __a=; for __f in /proc/[0-9]*/stat; do " +
+    `read -r __l 2>/dev/null < "$__f" || continue; __l=\${__l##*) }; set -- $__l; ` +
+    `[ "$1" != Z ] && [ "$3" = ${pgid} ] && { __a=1; break; }; done; [ -n "$__a" ] || exit 1; fi`,
+    `kill -s ${name} -- -${pgid} 2>/dev/null || kill -s ${name} -${pgid} 2>/dev/null`,
+  ].join("; ");
 }
 
 /** Login-file output as text (capped), control characters other than tab and newline shown as escapes. */
@@ -323,20 +490,22 @@ async function killLate(
 }
 
 /** Whether a kill is known to have ended the command, and if not, why not. */
-interface KillOutcome {
+export interface KillOutcome {
   confirmed: boolean;
   note?: string;
 }
 
 /**
  * Kills the command's process group and waits until the server says it is
- * gone; only then is the kill reported as done.
+ * gone; only then is the kill reported as done. `shellExited`: its exit
+ * status is in, so without a process group there is nothing left to name.
  */
 async function killRemote(
   connection: SshConnection,
   channel: ClientChannel,
   mark: MarkerScan,
   delivery: Delivery,
+  shellExited = false,
 ): Promise<KillOutcome> {
   signalChannel(channel, "KILL"); // OpenSSH >= 7.9 kills the session's shell on request
   channel.close();
@@ -347,9 +516,14 @@ async function killRemote(
   if (!connection.alive) return { confirmed: false, note: "the connection was lost" };
   // `s`: setsid made the command a session (and group) leader under the reported PID.
   const group = report.group === "n" ? "n" : "g";
-  // Always /bin/sh: the kill script's own syntax must not depend on the login shell.
-  const script = `/bin/sh -c ${shellQuote(killScript(report.pid, group, KILL_WAIT_SECONDS))}`;
-  const code = await runQuiet(connection, script, delivery);
+  if (group === "n" && shellExited) {
+    return {
+      confirmed: false,
+      note: "the server gave it no process group of its own and has no setsid, and its shell has exited: " +
+        "programs it started may still run",
+    };
+  }
+  const code = await runScript(connection, killScript(report.pid, group, KILL_WAIT_SECONDS), delivery);
   if (code === 0 && group === "n") {
     return {
       confirmed: false,
@@ -366,6 +540,11 @@ async function killRemote(
   }
   if (code === 1) return { confirmed: false, note: `its processes were still there ${KILL_WAIT_SECONDS} s after KILL` };
   return { confirmed: false, note: "the kill could not be run or checked in time" };
+}
+
+/** Runs a POSIX script of ours with /bin/sh (its syntax must not depend on the login shell); its exit code, or null. */
+function runScript(connection: SshConnection, script: string, delivery: Delivery): Promise<number | null> {
+  return runQuiet(connection, `/bin/sh -c ${shellQuote(script)}`, delivery);
 }
 
 /** Runs a script of ours (no output wanted) through the wrapper; its exit code, or null. */
@@ -393,6 +572,18 @@ async function runQuiet(connection: SshConnection, script: string, delivery: Del
 
 const KILL_WAIT_SECONDS = 3;
 const KILL_DEADLINE_MS = 6000;
+/** How long a kill waits for the channel's close (output that arrived before it is kept). */
+const CLOSE_WAIT_MS = 2000;
+
+/** Waits for `promise`, or `ms` at most; the timer goes with it, so nothing lingers. */
+async function settleWithin(promise: Promise<unknown>, ms: number): Promise<void> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  try {
+    await Promise.race([promise, new Promise((resolve) => (timer = setTimeout(resolve, ms)))]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
 
 function delay(ms: number): Promise<void> {
   return new Promise((resolve) => {
