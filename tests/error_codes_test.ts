@@ -262,6 +262,27 @@ const WITH_SSHD: Partial<Record<ErrorCode, Trigger>> = {
     });
   },
   OUTPUT_NOT_FOUND: ({ client, sid }) => failing(client, "ssh_output_read", { session_id: sid, output_id: "o-none" }),
+  JOB_NOT_FOUND: ({ client, sid }) =>
+    failing(client, "ssh_job", { session_id: sid, action: "wait", job_id: "j-000000000000" }),
+  JOB_RUNNING: async ({ client, sid }) => {
+    const job = await callOk(client, "ssh_execute", { session_id: sid, command: "sleep 3021", background: true });
+    try {
+      return await failing(client, "ssh_job", { session_id: sid, action: "remove", job_id: job.structured.job_id });
+    } finally {
+      await callOk(client, "ssh_job", { session_id: sid, action: "cancel", job_id: job.structured.job_id });
+      await callOk(client, "ssh_execute", { session_id: sid, command: "rm -rf ~/.cache/mcp-remote-ssh" });
+    }
+  },
+  JOB_FAILED: async ({ client, sid }) => {
+    // Where the jobs directory should be there is a file: the launcher cannot create it.
+    const home = "~/.cache/mcp-remote-ssh";
+    await callOk(client, "ssh_execute", { session_id: sid, command: `mkdir -p ~/.cache && : > ${home}` });
+    try {
+      return await failing(client, "ssh_execute", { session_id: sid, command: "true", background: true });
+    } finally {
+      await callOk(client, "ssh_execute", { session_id: sid, command: `rm -rf ${home}` });
+    }
+  },
   PARENT_MISSING: ({ client, sid, dir }) =>
     failing(client, "ssh_write_remote_file", { session_id: sid, remote_path: `${dir}/no/such/file`, content: "x" }),
   LIMIT_EXCEEDED: async ({ sshd, dir, client, sid }) => {

@@ -130,12 +130,21 @@ Deno.test({ name: "ssh_execute runs commands with real results", ignore: skip },
   );
 
   await t.step(
-    "a background job holding stdout runs into the timeout, keeps the exit status, and is killed",
+    "a background child holding stdout: the call returns with the exit status, the child lives on as a job",
     async () => {
-      const r = await run("sleep 624 & echo started", { timeout: 2 });
-      assert.equal(r.structured.timed_out, true);
-      assert.equal(r.structured.exit_code, 0, "the shell itself exited 0 and that is kept");
+      const started = performance.now();
+      const r = await run("sleep 624 & echo started", { timeout: 30 });
+      assert.ok(performance.now() - started < 10_000, "it waited for the child");
+      assert.equal(r.structured.timed_out, false);
+      assert.equal(r.structured.exit_code, 0, "the shell itself exited 0");
       assert.equal(r.structured.stdout, "started\n");
+      assert.equal(r.structured.background_output, true);
+      assert.match(r.text, /background child still holds its output/);
+      assert.equal(await remoteProcessCount(server, id, "sleep 624"), 1, "the child was killed");
+      // Cancelling the job ends the child.
+      const job = r.structured.job_id;
+      const cancel = await callOk(c, "ssh_job", { session_id: id, action: "cancel", job_id: job });
+      assert.equal(cancel.structured.confirmed, true, cancel.text);
       assert.equal(await waitGone(server, id, "sleep 624"), 0, "the background sleep survived");
     },
   );

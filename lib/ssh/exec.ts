@@ -64,6 +64,12 @@ export interface ExecOptions {
    * @default {1000}
    */
   backgroundGraceMs?: number;
+  /**
+   * Called once the channel is open with the control a `background` result
+   * carries (signal, kill, close), for a caller that keeps the command running
+   * as a job on this connection. The control stays valid after the call.
+   */
+  onChannel?: (control: BackgroundChannel) => void;
 }
 
 /**
@@ -247,6 +253,8 @@ async function runUntil(
     throw error;
   }
   const { channel, status, exited, closed } = opened;
+  const control = options.onChannel === undefined ? null : new Background(connection, opened, outMark, delivery);
+  if (control !== null) options.onChannel!(control);
   const grace = options.backgroundGraceMs ?? BACKGROUND_GRACE_MS;
   let held = options.stdinAfterStart === true;
   const release = () => {
@@ -307,7 +315,7 @@ async function runUntil(
   if (outcome === "background") {
     const kept = result(status, false);
     handedOver = true;
-    const background = new Background(connection, opened, outMark, delivery);
+    const background = control ?? new Background(connection, opened, outMark, delivery);
     if (outMark.report()?.kind === "cwd") {
       // Nothing of the caller's ran; whatever holds the streams is a login file's.
       background.close();
@@ -359,9 +367,11 @@ class Background implements BackgroundChannel {
   #channel: ClientChannel;
   #mark: MarkerScan;
   #delivery: Delivery;
+  #status: ExecChannel["status"];
 
   constructor(connection: SshConnection, opened: ExecChannel, mark: MarkerScan, delivery: Delivery) {
     this.#connection = connection;
+    this.#status = opened.status;
     this.#channel = opened.channel;
     this.#mark = mark;
     this.#delivery = delivery;
@@ -385,7 +395,8 @@ class Background implements BackgroundChannel {
   }
 
   async kill(): Promise<KillOutcome> {
-    const outcome = await killRemote(this.#connection, this.#channel, this.#mark, this.#delivery, true);
+    const exited = this.#status.code !== null || this.#status.signal !== null;
+    const outcome = await killRemote(this.#connection, this.#channel, this.#mark, this.#delivery, exited);
     await settleWithin(this.closed, CLOSE_WAIT_MS);
     return outcome;
   }

@@ -14,6 +14,9 @@ import type { Session } from "../sessions.ts";
 import { defineTool, type ToolDef, type ToolDeps } from "./define.ts";
 import { ok } from "./result.ts";
 import type { Jobs } from "./jobs.ts";
+import { handedOver } from "../jobs/bound.ts";
+import { type Job, newJobId } from "../jobs/mod.ts";
+import type { KeptOutput } from "../output_store.ts";
 import * as s from "./schemas.ts";
 
 const execOutput = {
@@ -30,6 +33,7 @@ const execOutput = {
   warning: z.string().optional(),
   output_id: z.string().optional().describe("When truncated: the whole output, by ssh_output_read"),
   job_id: z.string().optional().describe("background=true, or a background child kept the output open (ssh_job)"),
+  background_output: z.boolean().optional().describe("Exited, but a background child holds the output: see job_id"),
 };
 
 /** The exec tools. */
@@ -88,6 +92,8 @@ export function execTools(deps: ToolDeps, jobs: Jobs): ToolDef[] {
         outputs.drop(kept.id);
         throw error;
       }
+      const job = adopt(session, args.command, result, kept);
+      if (job !== null) return handedOverResult(result, session, job.id);
       kept.running = false;
       if (!result.truncated) {
         outputs.drop(kept.id);
@@ -132,6 +138,8 @@ export function execTools(deps: ToolDeps, jobs: Jobs): ToolDef[] {
       }
       const timeoutSeconds = args.timeout ?? config.defaultTimeoutSeconds;
       const marker = newSudoMarker();
+      // Kept only for a background child's output after the call (see adopt()).
+      const kept = outputs.open(session.id);
       const ran = await execCommand(session.connection, {
         delivery: session.remote.delivery,
         ownGroup: session.remote.processGroup === "own",
@@ -143,9 +151,23 @@ export function execTools(deps: ToolDeps, jobs: Jobs): ToolDef[] {
         maxOutputBytes: args.max_output_bytes ?? config.maxOutputBytes,
         signal: ctx.signal,
         onStart: (peek) => ctx.keepAlive(() => progressText(peek())),
+        onOutput: (stream, chunk) => kept.push(stream, chunk),
+      }).catch((error) => {
+        outputs.drop(kept.id);
+        throw error;
       });
       // sudo's own refusal (the command never ran) is a coded error, not the command's exit 1.
-      const result = sudoOutcome(ran, { marker, withPassword });
+      let result: ExecResult;
+      try {
+        result = sudoOutcome(ran, { marker, withPassword });
+      } catch (error) {
+        ran.background?.close();
+        outputs.drop(kept.id);
+        throw error;
+      }
+      const job = adopt(session, args.command, ran, kept);
+      if (job !== null) return handedOverResult(result, session, job.id);
+      outputs.drop(kept.id);
       return ok(toStructured(result, session), describe(result, session));
     },
   });
@@ -221,6 +243,27 @@ export function execTools(deps: ToolDeps, jobs: Jobs): ToolDef[] {
     },
   });
 
+  // A command whose background child kept its output open goes on as a job on its channel: its
+  // output is kept (what came before the call returned too), the child is left alone.
+  function adopt(session: Session, command: string, result: ExecResult, kept: KeptOutput): Job | null {
+    if (result.background === undefined) return null;
+    const parts = { id: newJobId(), command, kept, store: outputs, connection: session.connection };
+    const job = handedOver(parts, result, result.background);
+    // Its waits start after what this result already shows.
+    job.cursor.stdout = kept.streams.stdout.total;
+    job.cursor.stderr = kept.streams.stderr.total;
+    session.jobs.set(job.id, job);
+    return job;
+  }
+
+  function handedOverResult(result: ExecResult, session: Session, jobId: string) {
+    const text = `${describe(result, session)}\n[The command exited, but a background child still holds its output ` +
+      `(e.g. \`cmd &\` without redirection); returned without waiting for it, and nothing was killed. Its further ` +
+      `output is kept as job ${jobId} (ssh_job, ssh_output_read). To detach without that, redirect: ` +
+      `\`nohup cmd >/dev/null 2>&1 &\`, or use background=true.]`;
+    return ok({ ...toStructured(result, session), background_output: true, job_id: jobId }, text);
+  }
+
   // A job, started at once: its result has the job_id and no output yet.
   async function startJob(
     session: Session,
@@ -239,10 +282,10 @@ export function execTools(deps: ToolDeps, jobs: Jobs): ToolDef[] {
       duration_ms: Math.round(performance.now() - started),
       job_id: job.id,
     };
+    const kind = job.detached ? "detached: it runs on if the connection or this server ends" : job.note;
     return ok(
       structured,
-      `Started job ${job.id} (detached: it runs on if the connection or this server ends). ` +
-        `ssh_job action=wait job_id=${job.id} waits for it and returns its output.`,
+      `Started job ${job.id} (${kind}). ssh_job action=wait job_id=${job.id} waits for it and returns its output.`,
     );
   }
 

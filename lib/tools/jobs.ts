@@ -22,7 +22,9 @@ import {
   type WaitChunk,
   waitJob,
 } from "../jobs/mod.ts";
-import type { Session, SessionRegistry } from "../sessions.ts";
+import type { Session } from "../sessions.ts";
+import type { OutputStore } from "../output_store.ts";
+import { startBound } from "../jobs/bound.ts";
 import type { Config } from "../config.ts";
 import { utf8SafeEnd } from "../ssh/utf8.ts";
 import { defineTool, type ToolDef, type ToolDeps } from "./define.ts";
@@ -34,12 +36,12 @@ const WAIT_RETURN_BYTES = 32 * 1024;
 
 /** The jobs of sessions: finding, starting and looking up. */
 export class Jobs {
-  #sessions: SessionRegistry;
   #config: Config;
+  #outputs: OutputStore;
 
-  constructor(sessions: SessionRegistry, config: Config) {
-    this.#sessions = sessions;
+  constructor(config: Config, outputs: OutputStore) {
     this.#config = config;
+    this.#outputs = outputs;
   }
 
   /** What a detached job of `session` needs. */
@@ -60,14 +62,29 @@ export class Jobs {
     return this.#config.detachedJobs && session.remote.exec !== "windows";
   }
 
-  /** Starts a detached job on `session`. */
+  /** Starts a job on `session`: detached where it can be, else bound to the connection. */
   async start(
     session: Session,
     o: { command: string; cwd?: string; env?: Record<string, string>; signal?: AbortSignal },
-  ): Promise<DetachedJob> {
+  ): Promise<Job> {
     using slot = session.jobs.reserve(newJobId());
-    const job = await startDetached(this.context(session), { id: slot.id, keepMinutes: this.#keepMinutes, ...o });
-    return slot.fill(job) as DetachedJob;
+    if (this.detached(session)) {
+      return slot.fill(
+        await startDetached(this.context(session), { id: slot.id, keepMinutes: this.#keepMinutes, ...o }),
+      );
+    }
+    const kept = this.#outputs.open(session.id);
+    const why = session.remote.exec === "windows" ? "the server has no POSIX shell" : "detached_jobs is off";
+    try {
+      const job = await startBound(
+        { id: slot.id, command: o.command, kept, store: this.#outputs, connection: session.connection },
+        { remote: session.remote, cwd: o.cwd, env: o.env, maxTimeoutMs: this.#config.maxTimeoutSeconds * 1000, why },
+      );
+      return slot.fill(job);
+    } catch (error) {
+      this.#outputs.drop(kept.id);
+      throw error;
+    }
   }
 
   /**

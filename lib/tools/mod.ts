@@ -28,7 +28,7 @@ export interface ToolSelection {
 
 /** Every tool of the server, in the order tools/list shows them. */
 export function allTools(deps: ToolDeps): ToolDef[] {
-  const jobs = new Jobs(deps.sessions, deps.config);
+  const jobs = new Jobs(deps.config, deps.outputs);
   return [
     ...connectionTools(deps),
     ...execTools(deps, jobs),
