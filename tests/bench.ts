@@ -21,6 +21,16 @@
  *    by ±15%, so fewer rounds made the ratio a draw.
  * 9. ssh_execute `true` over streamable HTTP (N=200) vs over stdio, measured
  *    back to back (target ≤ 1.5×).
+ * 10. Jobs, start → first output: ssh_execute background=true of
+ *    `echo ready; sleep 1` to the return of the `ssh_job wait pattern=ready`
+ *    that follows it (N=30), alternated with ssh_execute `echo ready`; the
+ *    start call alone beside it. Reported only, no target.
+ * 11. ssh_job wait on a job that has already ended (N=50), alternated with
+ *    ssh_execute `true`. Reported only.
+ * 12. Peak RSS of a fresh server while 20 jobs each print ~50 MB and the
+ *    client waits on all of them and reads their output in 1 MiB pages as
+ *    it grows; bytes read (checked against each job's stdout_bytes and
+ *    content) and wall time. Reported only.
  *
  * 1, 6 and 8 run once per cipher (chacha20-poly1305@openssh.com,
  * aes128-gcm@openssh.com, aes256-gcm@openssh.com; `BENCH_CIPHERS` picks
@@ -29,20 +39,24 @@
  * it. The target rows are those of the cipher our client prefers (the
  * first of ours that is benchmarked); the other ciphers follow in a table.
  * The shell round trip (5) runs on that cipher's server too, so the RSS row
- * for the whole run covers exec, shells, transfers and the forward.
+ * for the whole run covers exec, shells, transfers and the forward. The jobs
+ * sections run on it after everything it reports (10 and 11 after 9), and 12
+ * on a server of its own, so they leave the other rows as they were.
  */
 
 // @ts-types="@modelcontextprotocol/sdk/client/index"
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 // @ts-types="@modelcontextprotocol/sdk/client/streamableHttp"
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
-import { callOk, ROOT, RUN_FLAGS, startServer, type TestServer } from "./fixtures/mcp.ts";
+import { callOk, ROOT, RUN_FLAGS, runArgs, startServer, type TestServer } from "./fixtures/mcp.ts";
 import { opensshArgs, type Sshd, startSshd } from "./fixtures/sshd.ts";
 import { CIPHERS as OUR_CIPHERS } from "../lib/ssh/connect.ts";
 import { TOOLSETS } from "../lib/toolsets.ts";
 import { listTools, modelVisibleBytes } from "./fixtures/tool_list.ts";
+// @ts-types="@modelcontextprotocol/sdk/shared/transport"
+import type { Transport } from "@modelcontextprotocol/sdk/shared/transport.js";
 // @ts-types="@modelcontextprotocol/sdk/types"
-import type { Tool } from "@modelcontextprotocol/sdk/types.js";
+import type { JSONRPCMessage, Tool } from "@modelcontextprotocol/sdk/types.js";
 
 const N_EXEC = Number(Deno.env.get("BENCH_N") ?? 200);
 const N_SPAWN = 10;
@@ -121,6 +135,148 @@ async function tool(...args: string[]): Promise<void> {
   const [cmd, ...rest] = args;
   const out = await new Deno.Command(cmd, { args: rest, stdin: "null", stdout: "null", stderr: "piped" }).output();
   if (out.code !== 0) throw new Error(`${cmd} failed: ${new TextDecoder().decode(out.stderr)}`);
+}
+
+/** Waits for a job of the bench to end (cancelling it if it does not) and removes its files. */
+async function removeJob(client: Client, session: string, id: string): Promise<void> {
+  for (let i = 0; i < 4; i++) {
+    const w = await callOk(client, "ssh_job", { session_id: session, action: "wait", job_id: id, timeout: 25 });
+    if (w.structured.reason === "ended") break;
+    if (i === 3) await callOk(client, "ssh_job", { session_id: session, action: "cancel", job_id: id });
+  }
+  await callOk(client, "ssh_job", { session_id: session, action: "remove", job_id: id });
+}
+
+/** Removes every job in `ids` (emptying it), even when one removal fails; throws the first failure. */
+async function removeJobs(client: Client, session: string, ids: Set<string>): Promise<void> {
+  const failures: unknown[] = [];
+  for (const id of ids) {
+    await removeJob(client, session, id).catch((e) => failures.push(e));
+    ids.delete(id);
+  }
+  if (failures.length > 0) throw new Error(`could not remove ${failures.length} bench job(s)`, { cause: failures[0] });
+}
+
+/** Starts `command` as a job (ssh_execute background=true) and returns its id. */
+async function startJob(client: Client, session: string, command: string): Promise<string> {
+  const r = await callOk(client, "ssh_execute", { session_id: session, command, background: true });
+  const id = r.structured.job_id;
+  if (typeof id !== "string") throw new Error(`ssh_execute background=true gave no job_id: ${r.text}`);
+  return id;
+}
+
+/**
+ * A stdio client transport for the MCP SDK `Client` that splits lines in time
+ * linear in the bytes read. The SDK's own (ReadBuffer) concatenates its whole
+ * buffer with every chunk and searches it again from the start, so a 2 MB
+ * answer (a 1 MiB ssh_output_read page, text and structured) costs the bench
+ * process ~250 ms of CPU: the client, not the server, would set the pace.
+ */
+class LineStdioTransport implements Transport {
+  onclose?: () => void;
+  onerror?: (error: Error) => void;
+  onmessage?: (message: JSONRPCMessage) => void;
+  #proc: Deno.ChildProcess;
+  #writer: WritableStreamDefaultWriter<Uint8Array>;
+  #encoder = new TextEncoder();
+  #reading: Promise<void> | null = null;
+
+  constructor(proc: Deno.ChildProcess) {
+    this.#proc = proc;
+    this.#writer = proc.stdin.getWriter();
+  }
+
+  start(): Promise<void> {
+    this.#reading = (async () => {
+      const pending: Uint8Array[] = [];
+      const decoder = new TextDecoder();
+      for await (const chunk of this.#proc.stdout) {
+        let from = 0;
+        for (let nl = chunk.indexOf(10); nl !== -1; nl = chunk.indexOf(10, from)) {
+          pending.push(chunk.subarray(from, nl));
+          const line = decoder.decode(concat(pending));
+          pending.length = 0;
+          from = nl + 1;
+          try {
+            this.onmessage?.(JSON.parse(line));
+          } catch (e) {
+            this.onerror?.(e instanceof Error ? e : new Error(String(e)));
+          }
+        }
+        if (from < chunk.length) pending.push(chunk.slice(from));
+      }
+    })().catch((e) => this.onerror?.(e)).finally(() => this.onclose?.());
+    return Promise.resolve();
+  }
+
+  async send(message: JSONRPCMessage): Promise<void> {
+    await this.#writer.write(this.#encoder.encode(JSON.stringify(message) + "\n"));
+  }
+
+  async close(): Promise<void> {
+    await this.#writer.close().catch(() => {});
+    const exited = await Promise.race([
+      this.#proc.status.then(() => true),
+      new Promise<false>((r) => setTimeout(() => r(false), 2000)),
+    ]);
+    if (!exited) {
+      this.#proc.kill("SIGKILL");
+      await this.#proc.status;
+    }
+    await this.#reading;
+  }
+}
+
+function concat(parts: Uint8Array[]): Uint8Array {
+  if (parts.length === 1) return parts[0];
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.length;
+  }
+  return out;
+}
+
+/** The server as startServer() runs it, with a client on {@linkcode LineStdioTransport}. */
+async function startLinearServer(args: string[]): Promise<{ client: Client; pid: number; close: () => Promise<void> }> {
+  const home = await Deno.makeTempDir({ prefix: "mcp-home-" });
+  const proc = new Deno.Command(Deno.execPath(), {
+    args: runArgs("main.ts", args),
+    clearEnv: true,
+    env: {
+      HOME: home,
+      PATH: Deno.env.get("PATH") ?? "/usr/bin:/bin",
+      DENO_DIR: Deno.env.get("DENO_DIR") ?? `${Deno.env.get("HOME")}/.cache/deno`,
+      NO_COLOR: "1",
+    },
+    cwd: ROOT,
+    stdin: "piped",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  let stderr = "";
+  const draining = (async () => {
+    for await (const chunk of proc.stderr.pipeThrough(new TextDecoderStream())) {
+      stderr = (stderr + chunk).slice(-100_000);
+    }
+  })().catch(() => {});
+  const client = new Client({ name: "mcp-remote-ssh-bench", version: "0" });
+  try {
+    await client.connect(new LineStdioTransport(proc));
+  } catch (e) {
+    proc.kill("SIGKILL");
+    throw new Error(`the server did not initialize:\n${stderr}`, { cause: e });
+  }
+  return {
+    client,
+    pid: proc.pid,
+    close: async () => {
+      await client.close();
+      await draining;
+      await Deno.remove(home, { recursive: true }).catch(() => {});
+    },
+  };
 }
 
 /** What one cipher measured: sections 1, 6 and 8. */
@@ -481,6 +637,82 @@ if (httpExit === null) {
 }
 await Deno.remove(httpHome, { recursive: true }).catch(() => {});
 
+// --- 10. jobs: start -> first output ---------------------------------------------
+// On the session above, after everything it reports. From sending ssh_execute
+// background=true (`echo ready; sleep 1`) to the return of the ssh_job wait for
+// "ready" that follows it, alternated with a plain ssh_execute `echo ready`.
+const N_JOB_START = 30;
+const N_JOB_WAIT = 50;
+const benchJobs = new Set<string>(); // started and not yet removed
+async function readyOnce(): Promise<{ start: number; ready: number }> {
+  const t0 = performance.now();
+  const id = await startJob(server.client, session, "echo ready; sleep 1");
+  const start = performance.now() - t0;
+  benchJobs.add(id);
+  const w = await callOk(server.client, "ssh_job", {
+    session_id: session,
+    action: "wait",
+    job_id: id,
+    pattern: "ready",
+    timeout: 10,
+  });
+  const ready = performance.now() - t0;
+  if (w.structured.reason !== "matched") throw new Error(`job ${id}: "ready" not seen (${w.structured.reason})`);
+  return { start, ready };
+}
+async function echoOnce(): Promise<number> {
+  const t0 = performance.now();
+  const r = await callOk(server.client, "ssh_execute", { session_id: session, command: "echo ready" });
+  const ms = performance.now() - t0;
+  if (r.structured.stdout !== "ready\n") throw new Error(`echo ready printed ${JSON.stringify(r.structured.stdout)}`);
+  return ms;
+}
+const jobStarts: number[] = [];
+const jobReady: number[] = [];
+const echoReady: number[] = [];
+const jobWaits: number[] = [];
+const waitExecs: number[] = [];
+try {
+  for (let i = 0; i < 3; i++) {
+    await readyOnce();
+    await echoOnce();
+  }
+  for (let i = 0; i < N_JOB_START; i++) {
+    const { start, ready } = await readyOnce();
+    jobStarts.push(start);
+    jobReady.push(ready);
+    echoReady.push(await echoOnce());
+  }
+  await removeJobs(server.client, session, benchJobs);
+
+  // --- 11. ssh_job wait on a job that has already ended ---------------------------
+  // It returns at once; alternated with ssh_execute `true`.
+  const ended = await startJob(server.client, session, "true");
+  benchJobs.add(ended);
+  const waitOnce = async (): Promise<number> => {
+    const t0 = performance.now();
+    const w = await callOk(server.client, "ssh_job", {
+      session_id: session,
+      action: "wait",
+      job_id: ended,
+      timeout: 25,
+    });
+    const ms = performance.now() - t0;
+    if (w.structured.reason !== "ended") throw new Error(`job ${ended}: wait ended by ${w.structured.reason}`);
+    return ms;
+  };
+  for (let i = 0; i < 5; i++) {
+    await waitOnce();
+    await oursOnce();
+  }
+  for (let i = 0; i < N_JOB_WAIT; i++) {
+    jobWaits.push(await waitOnce());
+    waitExecs.push(await oursOnce());
+  }
+} finally {
+  await removeJobs(server.client, session, benchJobs);
+}
+
 await server.close();
 
 // --- 2. spawn -> initialize ----------------------------------------------------
@@ -556,6 +788,127 @@ await callOk(rssServer.client, "ssh_manage_remote", {
   remote_path: gibRemote,
 });
 await rssServer.close();
+
+// --- 12. peak RSS of a fresh server while 20 jobs stream ~50 MB each ----------
+// A server of its own, so its peak (VmHWM) is this section's alone, on one
+// session. Each job prints a known line in 48 bursts of ~1 MB a second apart,
+// so all run at once while they are read. For each job the client keeps one
+// ssh_job wait (timeout 25, repeated until the job ended) and one reader
+// (ssh_output_read in 1 MiB pages, following the output as it grows) in
+// flight, all at once. Every page is checked against the line at its offset,
+// and the bytes read against the job's stdout_bytes once it ended. The client
+// splits lines in linear time (LineStdioTransport), so the server sets the pace.
+const STREAM_JOBS = 20;
+const STREAM_LINE = "0123456789abcdef0123456789abcdef0123456789\n";
+const BURST_LINES = 24_000;
+const BURSTS = 48;
+const STREAM_BYTES = BURSTS * BURST_LINES * STREAM_LINE.length; // 49,536,000
+const STREAM_COMMAND =
+  `for i in $(seq ${BURSTS}); do yes ${STREAM_LINE.trim()} | head -n ${BURST_LINES}; sleep 1; done`;
+const streamPattern = STREAM_LINE.repeat(Math.ceil(MIB / STREAM_LINE.length) + 2);
+const jobsServer = await startLinearServer(["--known-hosts", knownHosts]);
+const jobsClient = jobsServer.client;
+const streamJobs = new Set<string>(); // started and not yet removed
+let jobsSession = "";
+// The ending wait's stdout_bytes, when it was less than the job's output (see below).
+const staleEnds: string[] = [];
+let streamFrom = 0;
+let streamPeak = 0;
+let streamRead = 0;
+let streamMs = 0;
+// The jobs take about a minute; past this something is stuck.
+const STREAM_DEADLINE_MS = 5 * 60_000;
+let streamDeadline = Infinity;
+function beforeStreamDeadline(id: string): void {
+  if (performance.now() > streamDeadline) throw new Error(`job ${id}: not ended and read within 5 minutes`);
+}
+async function waitEnded(id: string): Promise<number> {
+  while (true) {
+    const w = await callOk(jobsClient, "ssh_job", { session_id: jobsSession, action: "wait", job_id: id, timeout: 25 });
+    if (w.structured.reason === "timeout") {
+      beforeStreamDeadline(id);
+      continue;
+    }
+    const { state, exit_code, signal, stdout_bytes } = w.structured;
+    if (state !== "exited" || exit_code !== 0) throw new Error(`job ${id} ended ${state} (${exit_code ?? signal})`);
+    return stdout_bytes;
+  }
+}
+async function readFollowing(id: string): Promise<number> {
+  let offset = 0;
+  while (true) {
+    const s = (await callOk(jobsClient, "ssh_output_read", {
+      session_id: jobsSession,
+      output_id: id,
+      offset,
+      max_bytes: MIB,
+    })).structured;
+    if (s.offset !== offset || s.dropped_bytes !== 0 || s.encoding !== "utf8") {
+      throw new Error(
+        `job ${id}: read at ${offset} gave offset ${s.offset}, dropped ${s.dropped_bytes}, ${s.encoding}`,
+      );
+    }
+    const data: string = s.data;
+    const at = offset % STREAM_LINE.length;
+    if (s.next_offset - offset !== data.length || data !== streamPattern.slice(at, at + data.length)) {
+      throw new Error(`job ${id}: the ${data.length} bytes read at offset ${offset} are not what the job printed`);
+    }
+    offset = s.next_offset;
+    if (s.complete) return offset;
+    beforeStreamDeadline(id);
+    if (offset === s.total_bytes) await new Promise((r) => setTimeout(r, 50)); // caught up
+  }
+}
+try {
+  jobsSession = (await callOk(jobsClient, "ssh_connect", {
+    host: sshd.host,
+    port: sshd.port,
+    username: sshd.user,
+    private_key_path: sshd.keys.ed25519.path,
+  })).structured.session_id;
+  // One job through start, wait and remove first, so the channels are open before the peak counts.
+  await removeJob(jobsClient, jobsSession, await startJob(jobsClient, jobsSession, "true"));
+  streamFrom = Number((await Deno.readTextFile(`/proc/${jobsServer.pid}/status`)).match(/^VmRSS:\s+(\d+) kB/m)![1]) /
+    1024;
+  const t0 = performance.now();
+  streamDeadline = t0 + STREAM_DEADLINE_MS;
+  const ids: string[] = [];
+  for (let i = 0; i < STREAM_JOBS; i++) {
+    const id = await startJob(jobsClient, jobsSession, STREAM_COMMAND);
+    streamJobs.add(id);
+    ids.push(id);
+  }
+  const results = await Promise.all(ids.map((id) => Promise.all([waitEnded(id), readFollowing(id)])));
+  streamMs = performance.now() - t0;
+  streamPeak = await peakRssMiB(jobsServer.pid);
+  for (const [i, [endedBytes, read]] of results.entries()) {
+    // Its size now, after it ended: the wait that saw it end may have looked at the size first.
+    const final = await waitEnded(ids[i]);
+    if (read !== final || final !== STREAM_BYTES) {
+      throw new Error(`job ${ids[i]}: read ${read} bytes; stdout_bytes ${final}; it printed ${STREAM_BYTES}`);
+    }
+    if (endedBytes !== final) staleEnds.push(`${ids[i]} ${endedBytes} of ${final}`);
+    streamRead += read;
+  }
+} finally {
+  try {
+    if (jobsSession !== "") {
+      await removeJobs(jobsClient, jobsSession, streamJobs);
+      // The jobs directory goes too if no other run's jobs are in it (the login user may be shared).
+      await callOk(jobsClient, "ssh_execute", {
+        session_id: jobsSession,
+        command: "rmdir ~/.cache/mcp-remote-ssh/jobs ~/.cache/mcp-remote-ssh 2>/dev/null; true",
+      });
+    }
+  } finally {
+    await jobsServer.close();
+  }
+}
+if (staleEnds.length > 0) {
+  console.warn(
+    `warning: ssh_job wait reported a job ended with fewer stdout_bytes than it printed (${staleEnds.join(", ")})`,
+  );
+}
 
 await Deno.remove(work, { recursive: true });
 
@@ -643,6 +996,34 @@ const rows: [string, string, string, string][] = [
     ];
   }),
 ];
+const jobReadyMed = median(jobReady);
+const echoReadyMed = median(echoReady);
+const jobWaitMed = median(jobWaits);
+const waitExecMed = median(waitExecs);
+const jobReadyRatio = jobReadyMed / echoReadyMed;
+rows.push(
+  // Jobs: reported, no targets.
+  [
+    `job start -> "ready" seen (wait pattern), median of ${N_JOB_START}`,
+    `${fmt(jobReadyMed)} vs ssh_execute echo ready ${fmt(echoReadyMed)} = ${jobReadyRatio.toFixed(2)}x ` +
+    `(start call alone ${fmt(median(jobStarts))})`,
+    "-",
+    "-",
+  ],
+  [
+    `ssh_job wait on an ended job, median of ${N_JOB_WAIT}`,
+    `${fmt(jobWaitMed)} vs ssh_execute true ${fmt(waitExecMed)} = ${(jobWaitMed / waitExecMed).toFixed(2)}x`,
+    "-",
+    "-",
+  ],
+  [
+    `server peak RSS, ${STREAM_JOBS} jobs x ${(STREAM_BYTES / 1e6).toFixed(0)} MB read while streaming`,
+    `${streamPeak.toFixed(1)} MiB (from ${streamFrom.toFixed(1)} MiB); ${(streamRead / 1e6).toFixed(0)} MB read ` +
+    `in ${(streamMs / 1000).toFixed(1)} s`,
+    "-",
+    "-",
+  ],
+);
 console.log(`\nmcp-remote-ssh bench (${sshd.host}:${sshd.port}, ${Deno.build.target}, cipher ${PREFERRED})`);
 const whatWidth = Math.max(38, ...rows.map(([what]) => what.length));
 for (const [what, value, goal, verdict] of rows) {
