@@ -273,16 +273,9 @@ const WITH_SSHD: Partial<Record<ErrorCode, Trigger>> = {
       await callOk(client, "ssh_execute", { session_id: sid, command: "rm -rf ~/.cache/mcp-remote-ssh" });
     }
   },
-  JOB_FAILED: async ({ client, sid }) => {
-    // Where the jobs directory should be there is a file: the launcher cannot create it.
-    const home = "~/.cache/mcp-remote-ssh";
-    await callOk(client, "ssh_execute", { session_id: sid, command: `mkdir -p ~/.cache && : > ${home}` });
-    try {
-      return await failing(client, "ssh_execute", { session_id: sid, command: "true", background: true });
-    } finally {
-      await callOk(client, "ssh_execute", { session_id: sid, command: `rm -rf ${home}` });
-    }
-  },
+  // A HOME where no directory can be made: the launcher cannot create the jobs directory.
+  JOB_FAILED: ({ client, sid }) =>
+    failing(client, "ssh_execute", { session_id: sid, command: "true", background: true, env: { HOME: "/proc/none" } }),
   PARENT_MISSING: ({ client, sid, dir }) =>
     failing(client, "ssh_write_remote_file", { session_id: sid, remote_path: `${dir}/no/such/file`, content: "x" }),
   LIMIT_EXCEEDED: async ({ sshd, dir, client, sid }) => {

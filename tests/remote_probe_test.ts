@@ -9,11 +9,10 @@
  */
 
 import assert from "node:assert/strict";
-import ssh2 from "ssh2";
 import { joinTestAccount, type TestAccount, writeHomeFile } from "./fixtures/account.ts";
 import { dropbearAvailable, startDropbear } from "./fixtures/dropbear.ts";
 import { call, callOk, connectAs, startServer } from "./fixtures/mcp.ts";
-import { run } from "./fixtures/process.ts";
+import { fakeWindows } from "./fixtures/fake_windows.ts";
 import { sshdAvailable, startSshd } from "./fixtures/sshd.ts";
 
 const root = Deno.uid() === 0 && Deno.build.os === "linux";
@@ -174,53 +173,6 @@ Deno.test({ name: "a probe that gets no answer in time says unknown, not forced"
     account.leave();
   }
 });
-
-/**
- * A stand-in for a Windows SSH server (none can run here): ssh2's server with the identification
- * OpenSSH for Windows sends, or a plain one whose "shell" answers like cmd.exe. It records every
- * exec request it gets.
- */
-async function fakeWindows(ident: string): Promise<{
-  port: number;
-  knownHosts: string;
-  execs: string[];
-  [Symbol.asyncDispose](): Promise<void>;
-}> {
-  const dir = await Deno.makeTempDir({ prefix: "mcp-rssh-win-" });
-  await run("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-f", `${dir}/host`]);
-  const execs: string[] = [];
-  const server = new ssh2.Server({ hostKeys: [Deno.readTextFileSync(`${dir}/host`)], ident }, (client) => {
-    client.on("authentication", (ctx) => ctx.method === "password" ? ctx.accept() : ctx.reject(["password"]));
-    client.on("session", (accept) => {
-      const session = accept();
-      session.on("exec", (acceptExec, _reject, info) => {
-        execs.push(info.command);
-        const stream = acceptExec();
-        stream.stderr.write(
-          `'${info.command.split(" ")[0]}' is not recognized as an internal or external command,\r\n` +
-            "operable program or batch file.\r\n",
-        );
-        stream.exit(1);
-        stream.end();
-      });
-    });
-    client.on("error", () => {});
-  });
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const port = (server.address() as { port: number }).port;
-  const pub = Deno.readTextFileSync(`${dir}/host.pub`).trim().split(" ").slice(0, 2).join(" ");
-  const knownHosts = `${dir}/known_hosts`;
-  Deno.writeTextFileSync(knownHosts, `[127.0.0.1]:${port} ${pub}\n`);
-  return {
-    port,
-    knownHosts,
-    execs,
-    [Symbol.asyncDispose]: async () => {
-      await new Promise((resolve) => server.close(resolve));
-      await Deno.remove(dir, { recursive: true });
-    },
-  };
-}
 
 Deno.test("a Windows server: no POSIX line is sent, and ssh_execute says it is unavailable", async (t) => {
   for (

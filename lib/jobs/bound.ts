@@ -32,6 +32,7 @@ export function handedOver(parts: BoundParts, result: ExecResult, channel: Backg
   return new BoundJob({
     ...parts,
     note: "The command exited; a background child still holds its output, kept here until the connection ends",
+    endsWith: "close",
     control: fromBackground(channel, () => exit),
   });
 }
@@ -54,6 +55,7 @@ export async function startBound(
     return new BoundJob({
       ...parts,
       note,
+      endsWith: "exit",
       control: {
         closed: opened.closed,
         exit: () => (opened.status.code === null && opened.status.signal === null ? null : { ...opened.status }),
@@ -92,7 +94,7 @@ export async function startBound(
   const ended = running.then((r) => (result = r), () => null);
   const closed = Promise.all([ended, channel.closed]).then(() => {});
   const exit = () => result === null ? null : { code: result.exitCode, signal: result.signal };
-  return new BoundJob({ ...parts, note, control: { ...fromBackground(channel, exit), closed } });
+  return new BoundJob({ ...parts, note, endsWith: "exit", control: { ...fromBackground(channel, exit), closed } });
 }
 
 function fromBackground(

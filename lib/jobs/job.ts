@@ -188,23 +188,28 @@ export class DetachedJob implements Job {
   }
 
   async status(options: { liveness?: boolean; signal?: AbortSignal } = {}): Promise<JobStatus> {
-    const sf = await this.#context.sftp(options.signal);
+    const signal = options.signal;
+    const sf = await this.#context.sftp(signal);
     const size = (file: string) =>
-      sftp.stat(sf, this.#path(file), false, options.signal).then((s) => s.size, (e) => missing(e, 0));
-    const text = (file: string) =>
-      sftp.readRange(sf, this.#path(file), { offset: 0, length: 256, signal: options.signal })
-        .then((r) => new TextDecoder().decode(r.data).trim(), (e) => missing(e, null));
-    const [first, sent, stdoutBytes, stderrBytes] = await Promise.all([
-      text("exit"),
-      text("signal"),
-      size("out"),
-      size("err"),
+      sftp.stat(sf, this.#path(file), false, signal).then((s) => s.size, (e) => missing(e, 0));
+    const sizes = () => Promise.all([size("out"), size("err")]);
+    // The status first, the sizes after it: once `exit` is there, the output is complete.
+    let [exit, sent, meta] = await Promise.all([
+      this.#text(sf, "exit", signal),
+      this.#text(sf, "signal", signal),
+      sftp.stat(sf, this.#path("meta"), false, signal).then(() => true, (e) => missing(e, false)),
     ]);
-    let exit = first;
+    if (!meta) throw this.#gone();
+    let [stdoutBytes, stderrBytes] = await sizes();
     let alive: boolean | null = null;
     if (exit === null && options.liveness) {
-      alive = await this.#alive();
-      if (!alive) exit = await text("exit"); // it may have ended between the two looks
+      alive = await this.#alive(sf, signal);
+      if (!alive) {
+        // It may have ended between the two looks.
+        exit = await this.#text(sf, "exit", signal);
+        if (exit !== null) [stdoutBytes, stderrBytes] = await sizes();
+        sent = await this.#text(sf, "signal", signal);
+      }
     }
     return detachedStatus({
       exit,
@@ -217,9 +222,37 @@ export class DetachedJob implements Job {
     });
   }
 
-  async #alive(): Promise<boolean> {
-    if (this.#pgid === null) return false;
-    const g = this.#pgid;
+  #text(sf: SFTPWrapper, file: string, signal?: AbortSignal): Promise<string | null> {
+    return sftp.readRange(sf, this.#path(file), { offset: 0, length: 256, signal })
+      .then((r) => new TextDecoder().decode(r.data).trim(), (e) => missing(e, null));
+  }
+
+  /**
+   * The job's process group, from its `pid` file (the runner writes it a few
+   * milliseconds after the start); null while there is none. `waitMs` waits
+   * that long for it.
+   */
+  async #group(sf: SFTPWrapper, waitMs = 0, signal?: AbortSignal): Promise<number | null> {
+    const until = performance.now() + waitMs;
+    while (this.#pgid === null) {
+      const line = await this.#text(sf, "pid", signal);
+      const [pid, pgid, start] = (line ?? "").split(/\s+/).map(Number);
+      if (Number.isSafeInteger(pgid) && pgid >= 2 && Number.isSafeInteger(pid)) {
+        this.#pgid = pgid;
+        if (Number.isSafeInteger(start)) this.#startEpoch = start;
+        break;
+      }
+      if (performance.now() >= until) return null;
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    return this.#pgid;
+  }
+
+  // Whether the job's group has members; a job whose runner has not written its PID yet counts
+  // as alive for its first seconds (a start is that slow on a loaded host), after that as lost.
+  async #alive(sf: SFTPWrapper, signal?: AbortSignal): Promise<boolean> {
+    const g = await this.#group(sf, 0, signal);
+    if (g === null) return Date.now() - this.startedAt.getTime() < START_GRACE_MS;
     const r = await runScript(this.#context, `kill -s 0 -- -${g} 2>/dev/null || kill -s 0 -${g} 2>/dev/null`);
     return r.exitCode === 0;
   }
@@ -227,12 +260,20 @@ export class DetachedJob implements Job {
   async read(stream: StreamName, offset: number, maxBytes: number, signal?: AbortSignal): Promise<StreamRead> {
     const sf = await this.#context.sftp(signal);
     const path = this.#path(stream === "stdout" ? "out" : "err");
-    const r = await sftp.readRange(sf, path, { offset, length: maxBytes, signal });
-    return { bytes: r.data, offset: Math.min(offset, r.size), totalBytes: r.size, droppedBytes: 0 };
+    try {
+      const r = await sftp.readRange(sf, path, { offset, length: maxBytes, signal });
+      return { bytes: r.data, offset: Math.min(offset, r.size), totalBytes: r.size, droppedBytes: 0 };
+    } catch (error) {
+      if (!(error instanceof SshMcpError && error.code === "SFTP_NO_SUCH_FILE")) throw error;
+      // Not written yet (the runner creates it when the command starts), or the job is gone.
+      const meta = await sftp.stat(sf, this.#path("meta"), false, signal).then(() => true, (e) => missing(e, false));
+      if (!meta) throw this.#gone();
+      return { bytes: new Uint8Array(0), offset: 0, totalBytes: 0, droppedBytes: 0 };
+    }
   }
 
   async send(name: JobSignal): Promise<boolean> {
-    const g = this.#requireGroup();
+    const g = await this.#requireGroup();
     const r = await runScript(this.#context, signalScript(this.id, g, name));
     if (r.exitCode === 0) return true;
     if (r.exitCode === 4 || r.exitCode === 6) return false;
@@ -240,7 +281,7 @@ export class DetachedJob implements Job {
   }
 
   async cancel(): Promise<CancelOutcome> {
-    const g = this.#requireGroup();
+    const g = await this.#requireGroup();
     const r = await runScript(this.#context, cancelScript(this.id, g, CANCEL_GRACE_SECONDS, killScript(g, "g", 4)));
     if (r.exitCode === 0) return { confirmed: true };
     if (r.exitCode === 3) return { confirmed: false, note: "processes of another user remain in its group" };
@@ -249,7 +290,14 @@ export class DetachedJob implements Job {
   }
 
   async remove(): Promise<void> {
-    const r = await runScript(this.#context, removeScript(this.id, this.#pgid));
+    const sf = await this.#context.sftp();
+    // A job that has not written its PID yet may be starting: its group is waited for, as for a signal.
+    const exit = await this.#text(sf, "exit");
+    const g = exit === null ? await this.#group(sf, START_GRACE_MS) : null;
+    if (exit === null && g === null && Date.now() - this.startedAt.getTime() < START_GRACE_MS) {
+      throw new SshMcpError("JOB_RUNNING", `Job ${this.id} is still starting; it was not removed`);
+    }
+    const r = await runScript(this.#context, removeScript(this.id, g));
     if (r.exitCode === 4) {
       throw new SshMcpError("JOB_RUNNING", `Job ${this.id} is still running; it was not removed`);
     }
@@ -260,13 +308,26 @@ export class DetachedJob implements Job {
     // Nothing held here: the job runs on, and a later session finds it again.
   }
 
-  #requireGroup(): number {
-    if (this.#pgid !== null) return this.#pgid;
-    throw new SshMcpError("JOB_NOT_FOUND", `Job ${this.id} never reported a process group: it did not start`, {
+  async #requireGroup(): Promise<number> {
+    const sf = await this.#context.sftp();
+    const g = await this.#group(sf, START_GRACE_MS);
+    if (g !== null) return g;
+    const exists = await sftp.stat(sf, this.#path("meta")).then(() => true, (e) => missing(e, false));
+    if (!exists) throw this.#gone();
+    throw new SshMcpError("JOB_FAILED", `Job ${this.id} never reported a process group: its runner did not start`, {
       hint: "Remove it with ssh_job action=remove",
     });
   }
+
+  #gone(): SshMcpError {
+    return new SshMcpError("JOB_NOT_FOUND", `Job ${this.id} is no longer on the host (its files were removed)`, {
+      hint: "ssh_job action=list lists the jobs there are",
+    });
+  }
 }
+
+/** How long a job may take to write its PID before it counts as lost. */
+const START_GRACE_MS = 10_000;
 
 /** Seconds between TERM and KILL when a job is cancelled. */
 export const CANCEL_GRACE_SECONDS = 3;
@@ -299,6 +360,7 @@ export class BoundJob implements Job {
   #connection: SshConnection;
   #endedAt: number | null = null;
   #open = true;
+  #endsWith: "exit" | "close";
   #sent: string | null = null;
 
   constructor(options: {
@@ -309,7 +371,10 @@ export class BoundJob implements Job {
     store: OutputStore;
     control: BoundControl;
     connection: SshConnection;
+    /** What ends it: its command's exit status, or (a handed-over background child) the channel's close. */
+    endsWith: "exit" | "close";
   }) {
+    this.#endsWith = options.endsWith;
     this.id = options.id;
     this.command = options.command;
     this.note = options.note;
@@ -338,7 +403,10 @@ export class BoundJob implements Job {
       stderrBytes: stderr.total,
       durationMs: (this.#endedAt ?? Date.now()) - this.startedAt.getTime(),
     };
-    if (this.#open) return Promise.resolve({ state: "running", exitCode: exit?.code ?? null, signal: null, ...base });
+    // A handed-over job is the background child: it runs while it holds the channel. Any other
+    // ends with its command's status (a child of it may still add output, as in a detached job).
+    const runs = this.#open && (this.#endsWith === "close" || exit === null);
+    if (runs) return Promise.resolve({ state: "running", exitCode: exit?.code ?? null, signal: null, ...base });
     if (exit === null) {
       const killed = this.#sent !== null && this.#connection.alive;
       return Promise.resolve({

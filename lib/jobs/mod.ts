@@ -18,7 +18,7 @@ import {
   type JobStatus,
   runScript,
 } from "./job.ts";
-import { JOB_ID, LAUNCH_FAILED, launchScript, listScript, parseList, parseStarted } from "./scripts.ts";
+import { JOB_ID, LAUNCH_FAILED, launched, launchScript, listScript, parseList } from "./scripts.ts";
 
 export * from "./job.ts";
 export { JOB_ID, type JobSignal } from "./scripts.ts";
@@ -54,8 +54,7 @@ export async function startDetached(context: DetachedContext, o: StartOptions): 
     }),
     { cwd: o.cwd, env: o.env, signal: o.signal },
   );
-  const started = parseStarted(r.stdout);
-  if (started === null) {
+  if (!launched(r.stdout)) {
     const why = LAUNCH_FAILED[r.exitCode as keyof typeof LAUNCH_FAILED] ??
       (r.timedOut ? "the launcher timed out" : `the launcher ended with ${r.exitCode ?? r.signal}`);
     const err = r.stderr.trim().slice(0, 300);
@@ -65,8 +64,8 @@ export async function startDetached(context: DetachedContext, o: StartOptions): 
     id: o.id,
     command: o.command,
     startedAt,
-    pgid: started.pgid,
-    startEpoch: started.startEpoch,
+    pgid: null, // read from its `pid` file when wanted
+    startEpoch: null,
   });
 }
 
@@ -185,18 +184,23 @@ export async function waitJob(job: Job, o: WaitOptions): Promise<WaitResult> {
     // Search what is new (all of it once the job ended, so the last output is searched too).
     for (const stream of ["stdout", "stderr"] as const) {
       const total = stream === "stdout" ? status.stdoutBytes : status.stderrBytes;
-      while (scanned[stream] < total && (matcher !== null || ended || stream === "stdout")) {
+      if (matcher === null) {
+        // Only a glimpse of the last line, for progress: the tail is enough.
+        if (stream === "stdout" && total > scanned.stdout) {
+          const r = await job.read(stream, Math.max(scanned.stdout, total - 512), 512, o.signal);
+          scanned.stdout = r.offset + r.bytes.length;
+          glimpse = lastLine(new TextDecoder().decode(r.bytes)) || glimpse;
+        }
+        continue;
+      }
+      while (scanned[stream] < total) {
         const r = await job.read(stream, scanned[stream], SCAN_CHUNK, o.signal);
         if (r.bytes.length === 0) break;
         scanned[stream] = r.offset + r.bytes.length;
         const text = tails[stream] + decoders[stream].decode(r.bytes, { stream: true });
         glimpse = lastLine(text.slice(-512)) || glimpse;
-        if (matcher !== null && match === undefined) {
-          const found = await findMatch(matcher, text);
-          if (found !== null) match = found;
-        }
+        if (match === undefined) match = await findMatch(matcher, text) ?? undefined;
         tails[stream] = text.slice(-MATCH_OVERLAP);
-        if (matcher === null) break; // only a glimpse for progress is wanted
       }
     }
     o.onPoll?.(status, glimpse);

@@ -37,10 +37,9 @@ export const LAUNCH_FAILED = {
   90: "the jobs directory could not be created",
   91: "the job's directory could not be created",
   92: "the job's files could not be written",
-  93: "the runner did not start within 5 s",
 } as const satisfies Record<number, string>;
 
-/** The first line of a launcher's stdout once the job runs: the tag, PID, PGID, start time. */
+/** The line a launcher prints once the runner was started. */
 export const STARTED_TAG = "mcp-job-started";
 
 /** What {@linkcode launchScript} needs. */
@@ -85,8 +84,8 @@ const RUNNER = [
 
 /**
  * The launcher: creates the job's directory and files, starts the runner
- * and waits (at most 5 s) until it wrote `pid`, then prints
- * `STARTED_TAG PID PGID START`. Its exit code is in {@linkcode LAUNCH_FAILED}
+ * (which writes `pid` a few milliseconds later) and prints
+ * {@linkcode STARTED_TAG}. Its exit code is in {@linkcode LAUNCH_FAILED}
  * when it did not get that far.
  */
 export function launchScript(o: LaunchOptions): string {
@@ -95,7 +94,6 @@ export function launchScript(o: LaunchOptions): string {
   return [
     "umask 077",
     `mkdir -p ${BASE} && chmod 700 "$HOME"/.cache/mcp-remote-ssh ${BASE} || exit 90`,
-    cleanup(o.keepMinutes),
     `__d=${BASE}/${o.id}`,
     'mkdir -- "$__d" || exit 91',
     `printf '%s' ${shellQuote(o.command)} > "$__d/cmd" && printf '%s\\n' ${
@@ -107,19 +105,15 @@ export function launchScript(o: LaunchOptions): string {
     `"$__r" --norc -c 'set -m; "$0" --norc -c "$1" mcp-job "$2" "$3" </dev/null >/dev/null 2>&1 &' ` +
     `"$__r" "$__c" "$__d" ${shell}; ` +
     `else /bin/sh -c "$__c" mcp-job "$__d" ${shell} </dev/null >/dev/null 2>&1 & fi`,
-    "__i=0",
-    'while [ ! -f "$__d/pid" ]; do __i=$((__i+1)); [ $__i -gt 250 ] && exit 93; sleep 0.02 2>/dev/null || sleep 1; done',
-    `read -r __p __g __t < "$__d/pid"; printf '${STARTED_TAG} %s %s %s\\n' "$__p" "$__g" "$__t"`,
+    // Old jobs go after the start, in the background: the start does not wait for them.
+    `( ${cleanup(o.keepMinutes)} ) </dev/null >/dev/null 2>&1 &`,
+    `printf '${STARTED_TAG}\\n'`,
   ].join("\n");
 }
 
-/** Parses the launcher's started line: PID, PGID and the remote start time (epoch seconds). */
-export function parseStarted(stdout: string): { pid: number; pgid: number; startEpoch: number } | null {
-  const m = new RegExp(`^${STARTED_TAG} (\\d+) (\\d+) (\\d+)$`, "m").exec(stdout);
-  if (m === null) return null;
-  const [pid, pgid, startEpoch] = [Number(m[1]), Number(m[2]), Number(m[3])];
-  // PGID 0 or 1 would make a group signal hit far more than the job.
-  return pid >= 2 && pgid >= 2 ? { pid, pgid, startEpoch } : null;
+/** Whether the launcher got as far as starting the runner. */
+export function launched(stdout: string): boolean {
+  return new RegExp(`^${STARTED_TAG}$`, "m").test(stdout);
 }
 
 /** One job as {@linkcode listScript} reports it. */

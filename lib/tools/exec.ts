@@ -12,7 +12,7 @@ import { SshMcpError } from "../errors.ts";
 import { utf8SafeEnd } from "../ssh/utf8.ts";
 import type { Session } from "../sessions.ts";
 import { defineTool, type ToolDef, type ToolDeps } from "./define.ts";
-import { ok } from "./result.ts";
+import { asText, ok } from "./result.ts";
 import type { Jobs } from "./jobs.ts";
 import { handedOver } from "../jobs/bound.ts";
 import { type Job, newJobId } from "../jobs/mod.ts";
@@ -216,14 +216,17 @@ export function execTools(deps: ToolDeps, jobs: Jobs): ToolDef[] {
       }
       const stream = args.stream ?? "stdout";
       const maxBytes = args.max_bytes ?? 65536;
+      // Whether it still runs is asked before the read: an ended job's read is then its whole output.
+      const running = kept !== undefined
+        ? kept.running
+        : (await jobs.guard(session, job!, () => job!.status({ signal: ctx.signal }))).state === "running";
       const r = kept !== undefined
         ? kept.read(stream, args.offset ?? 0, maxBytes)
-        : await job!.read(stream, args.offset ?? 0, maxBytes, ctx.signal);
-      const running = kept !== undefined ? kept.running : (await job!.status()).state === "running";
+        : await jobs.guard(session, job!, () => job!.read(stream, args.offset ?? 0, maxBytes, ctx.signal));
       // Whole characters only, unless that leaves nothing: the next read starts where this one ends.
       const end = r.offset + r.bytes.length === r.totalBytes ? r.bytes.length : utf8SafeEnd(r.bytes) || r.bytes.length;
       const bytes = r.bytes.subarray(0, end);
-      const text = decodeStrict(bytes);
+      const text = asText(bytes);
       const next = r.offset + bytes.length;
       const structured = {
         output_id: args.output_id,
@@ -307,15 +310,6 @@ const NOTHING_YET: ExecResult = {
   markerMissing: false,
   group: null,
 };
-
-// The text of `bytes` if they are valid UTF-8, else null.
-function decodeStrict(bytes: Uint8Array): string | null {
-  try {
-    return new TextDecoder("utf-8", { fatal: true }).decode(bytes);
-  } catch {
-    return null;
-  }
-}
 
 // What a progress notification says of a running command: bytes so far and where its output is.
 function progressText(p: ExecProgress): string {

@@ -16,6 +16,7 @@ import {
   findDetached,
   isJobId,
   type Job,
+  type JobSignal,
   type JobStatus,
   newJobId,
   startDetached,
@@ -27,8 +28,8 @@ import type { OutputStore } from "../output_store.ts";
 import { startBound } from "../jobs/bound.ts";
 import type { Config } from "../config.ts";
 import { utf8SafeEnd } from "../ssh/utf8.ts";
-import { defineTool, type ToolDef, type ToolDeps } from "./define.ts";
-import { ok, sessionSftp } from "./result.ts";
+import { defineTool, type ToolContext, type ToolDef, type ToolDeps } from "./define.ts";
+import { asText, ok, sessionSftp } from "./result.ts";
 import * as s from "./schemas.ts";
 
 /** Bytes of each stream a wait returns at most; the rest is read with ssh_output_read. */
@@ -105,6 +106,16 @@ export class Jobs {
     return statuses;
   }
 
+  /** Runs `op` on a job; a job whose files are gone from the host is forgotten here too. */
+  async guard<T>(session: Session, job: Job, op: () => Promise<T>): Promise<T> {
+    try {
+      return await op();
+    } catch (error) {
+      if (error instanceof SshMcpError && error.code === "JOB_NOT_FOUND") session.jobs.delete(job.id);
+      throw error;
+    }
+  }
+
   /** The job `id` of `session`, looking on the host once if this session has not seen it. */
   async lookup(session: Session, id: string, signal?: AbortSignal): Promise<Job> {
     if (!session.jobs.has(id) && isJobId(id) && this.detached(session)) await this.find(session, signal);
@@ -157,75 +168,86 @@ export function jobTools(deps: ToolDeps, jobs: Jobs): ToolDef[] {
         });
       }
       const j = await jobs.lookup(session, args.job_id, ctx.signal);
-      switch (args.action) {
-        case "wait": {
-          const timeoutMs = (args.timeout ?? 25) * 1000;
-          let last = "";
-          let latest: JobStatus | null = null;
-          ctx.keepAlive(() =>
-            latest === null ? "waiting" : `${latest.stdoutBytes} bytes on stdout, ${latest.stderrBytes} on stderr` +
-              (last ? `; last: ${last}` : "")
-          );
-          const r = await waitJob(j, {
-            timeoutMs,
-            pattern: args.pattern === undefined ? undefined : { text: args.pattern, regex: args.regex ?? false },
-            maxBytes: WAIT_RETURN_BYTES,
-            signal: ctx.signal,
-            onPoll: (st, line) => {
-              latest = st;
-              last = line;
-            },
-          });
-          const out = chunkOut(r.stdout);
-          const err = chunkOut(r.stderr);
-          // A character cut at the end of what was returned comes whole with the next wait.
-          j.cursor.stdout = out.next;
-          j.cursor.stderr = err.next;
-          const row = jobRow(j, r.status);
-          const why = r.reason === "matched" ? "pattern matched" : r.reason === "ended" ? "job ended" : "timed out";
-          const structured = {
-            ...row,
-            reason: r.reason,
-            ...(r.match === undefined ? {} : { match: r.match }),
-            stdout: out.data,
-            stderr: err.data,
-            stdout_next: out.next,
-            stderr_next: err.next,
-            ...(out.encoding === "base64" || err.encoding === "base64" ? { encoding: "base64" } : {}),
-          };
-          const parts = [`[${why}: ${row.state}${ended(row)}; ${row.stdout_bytes}+${row.stderr_bytes} bytes]`];
-          if (out.next < row.stdout_bytes || err.next < row.stderr_bytes) {
-            parts.push(
-              `[more output than returned: ssh_output_read output_id=${j.id} offset=${out.next} (stderr ${err.next})]`,
-            );
-          }
-          if (out.data) parts.push(`--- stdout ---\n${out.data}`);
-          if (err.data) parts.push(`--- stderr ---\n${err.data}`);
-          return ok(structured, parts.join("\n"));
-        }
-        case "signal": {
-          const name = args.signal ?? "TERM";
-          const sent = await j.send(name);
-          const text = sent ? `Sent ${name} to job ${j.id}'s process group` : `Job ${j.id} had already ended`;
-          return ok({ job_id: j.id, sent }, text);
-        }
-        case "cancel": {
-          const r = await j.cancel();
-          const st = await j.status({ liveness: true });
-          const text = r.confirmed
-            ? `Job ${j.id} cancelled: ${st.state}${ended(jobRow(j, st))}`
-            : `Job ${j.id}: the kill was not confirmed (${r.note ?? "unknown"})`;
-          return ok({ ...jobRow(j, st), confirmed: r.confirmed, ...(r.note ? { note: r.note } : {}) }, text);
-        }
-        case "remove": {
-          await j.remove();
-          session.jobs.delete(j.id);
-          return ok({ job_id: j.id, removed: true }, `Job ${j.id} removed`);
-        }
-      }
+      return await jobs.guard(session, j, () => act(session, j, args, ctx));
     },
   });
   return [job];
+
+  async function act(
+    session: Session,
+    j: Job,
+    args: { action: string; pattern?: string; regex?: boolean; timeout?: number; signal?: JobSignal },
+    ctx: ToolContext,
+  ) {
+    switch (args.action) {
+      case "wait": {
+        const timeoutMs = (args.timeout ?? 25) * 1000;
+        let last = "";
+        let latest: JobStatus | null = null;
+        ctx.keepAlive(() =>
+          latest === null ? "waiting" : `${latest.stdoutBytes} bytes on stdout, ${latest.stderrBytes} on stderr` +
+            (last ? `; last: ${last}` : "")
+        );
+        const r = await waitJob(j, {
+          timeoutMs,
+          pattern: args.pattern === undefined ? undefined : { text: args.pattern, regex: args.regex ?? false },
+          maxBytes: WAIT_RETURN_BYTES,
+          signal: ctx.signal,
+          onPoll: (st, line) => {
+            latest = st;
+            last = line;
+          },
+        });
+        const out = chunkOut(r.stdout);
+        const err = chunkOut(r.stderr);
+        // A character cut at the end of what was returned comes whole with the next wait.
+        j.cursor.stdout = out.next;
+        j.cursor.stderr = err.next;
+        const row = jobRow(j, r.status);
+        const why = r.reason === "matched" ? "pattern matched" : r.reason === "ended" ? "job ended" : "timed out";
+        const structured = {
+          ...row,
+          reason: r.reason,
+          ...(r.match === undefined ? {} : { match: r.match }),
+          stdout: out.data,
+          stderr: err.data,
+          stdout_next: out.next,
+          stderr_next: err.next,
+          ...(out.encoding === "base64" || err.encoding === "base64" ? { encoding: "base64" } : {}),
+        };
+        const parts = [`[${why}: ${row.state}${ended(row)}; ${row.stdout_bytes}+${row.stderr_bytes} bytes]`];
+        if (out.next < row.stdout_bytes || err.next < row.stderr_bytes) {
+          parts.push(
+            `[more output than returned: ssh_output_read output_id=${j.id} offset=${out.next} (stderr ${err.next})]`,
+          );
+        }
+        if (out.data) parts.push(`--- stdout ---\n${out.data}`);
+        if (err.data) parts.push(`--- stderr ---\n${err.data}`);
+        return ok(structured, parts.join("\n"));
+      }
+      case "signal": {
+        const name = args.signal ?? "TERM";
+        const sent = await j.send(name);
+        const text = sent ? `Sent ${name} to job ${j.id}'s process group` : `Job ${j.id} had already ended`;
+        return ok({ job_id: j.id, sent }, text);
+      }
+      case "cancel": {
+        const r = await j.cancel();
+        const st = await j.status({ liveness: true });
+        const text = r.confirmed
+          ? `Job ${j.id} cancelled: ${st.state}${ended(jobRow(j, st))}`
+          : `Job ${j.id}: the kill was not confirmed (${r.note ?? "unknown"})`;
+        return ok({ ...jobRow(j, st), confirmed: r.confirmed, ...(r.note ? { note: r.note } : {}) }, text);
+      }
+      case "remove": {
+        await j.remove();
+        session.jobs.delete(j.id);
+        return ok({ job_id: j.id, removed: true }, `Job ${j.id} removed`);
+      }
+      default:
+        throw new Error(`Unknown action ${args.action}`);
+    }
+  }
 }
 
 /** One job as list and wait report it. */
@@ -256,9 +278,8 @@ function chunkOut(c: WaitChunk): { data: string; next: number; encoding: "utf8" 
   const complete = c.offset + c.bytes.length === c.totalBytes;
   const end = complete ? c.bytes.length : utf8SafeEnd(c.bytes) || c.bytes.length;
   const bytes = c.bytes.subarray(0, end);
-  try {
-    return { data: new TextDecoder("utf-8", { fatal: true }).decode(bytes), next: c.offset + end, encoding: "utf8" };
-  } catch {
-    return { data: Buffer.from(bytes).toString("base64"), next: c.offset + end, encoding: "base64" };
-  }
+  const text = asText(bytes);
+  return text === null
+    ? { data: Buffer.from(bytes).toString("base64"), next: c.offset + end, encoding: "base64" }
+    : { data: text, next: c.offset + end, encoding: "utf8" };
 }

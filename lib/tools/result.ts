@@ -65,3 +65,20 @@ export async function sessionSftp(session: Session, config: Config, signal?: Abo
   setRequestDeadline(sf, deadlineMs);
   return sf;
 }
+
+/**
+ * The text of `bytes` if they are valid UTF-8 and mostly printable, else
+ * null (sent as base64). Control characters cost up to six bytes each once
+ * escaped in JSON, twice over (text and structured): a page of them would
+ * outgrow what clients read in one message.
+ */
+export function asText(bytes: Uint8Array): string | null {
+  let controls = 0;
+  for (const b of bytes) if (b < 0x20 && b !== 0x09 && b !== 0x0a && b !== 0x0d) controls++;
+  if (controls * 10 > bytes.length) return null;
+  try {
+    return new TextDecoder("utf-8", { fatal: true }).decode(bytes);
+  } catch {
+    return null;
+  }
+}
