@@ -33,7 +33,7 @@ function exec(
   command: string,
   extra: Partial<ExecOptions> = {},
 ): Promise<ExecResult> {
-  return execCommand(conn, { ...facts, command, timeoutMs: 60_000, maxOutputBytes: 1 << 20, ...extra });
+  return execCommand(conn, { ...facts, command, timeoutMs: 60_000, maxOutputBytes: 1 << 20, handOver: true, ...extra });
 }
 
 /** Runs a helper command of the test's own, which must succeed; its stdout. */
@@ -245,3 +245,18 @@ Deno.test(
     await waitFor(() => conn.channelSlots.inUse === 0, "the channel slot back");
   },
 );
+
+Deno.test({
+  name: "without handOver the channel a background child holds is closed, and the child left alone",
+  ignore: skip,
+}, async () => {
+  await using sshd = await startSshd();
+  const { conn, facts } = await connect(sshd);
+  await using _conn = conn;
+  const r = await exec(conn, facts, "sleep 365 & echo started", { handOver: false });
+  assert.equal(r.background, undefined);
+  assert.equal(r.exitCode, 0);
+  assert.equal(r.stdout, "started\n");
+  const alive = await exec(conn, facts, "pgrep -xf 'sleep 365' >/dev/null && echo alive; pkill -xf 'sleep 365' || :");
+  assert.equal(alive.stdout, "alive\n", "the child was killed");
+});

@@ -270,12 +270,26 @@ const WITH_SSHD: Partial<Record<ErrorCode, Trigger>> = {
       return await failing(client, "ssh_job", { session_id: sid, action: "remove", job_id: job.structured.job_id });
     } finally {
       await callOk(client, "ssh_job", { session_id: sid, action: "cancel", job_id: job.structured.job_id });
-      await callOk(client, "ssh_execute", { session_id: sid, command: "rm -rf ~/.cache/mcp-remote-ssh" });
+      await callOk(client, "ssh_job", { session_id: sid, action: "remove", job_id: job.structured.job_id });
     }
   },
-  // A HOME where no directory can be made: the launcher cannot create the jobs directory.
-  JOB_FAILED: ({ client, sid }) =>
-    failing(client, "ssh_execute", { session_id: sid, command: "true", background: true, env: { HOME: "/proc/none" } }),
+  // A job that made part of its own directory undeletable: its remove fails on the host.
+  JOB_FAILED: async ({ client, sid }) => {
+    const job = await callOk(client, "ssh_execute", {
+      session_id: sid,
+      command: 'cd ~/.cache/mcp-remote-ssh/jobs/"$MCP_REMOTE_SSH_JOB" && mkdir -p keep/x && chmod 500 keep',
+      background: true,
+    });
+    const id = job.structured.job_id;
+    await callOk(client, "ssh_job", { session_id: sid, action: "wait", job_id: id });
+    try {
+      return await failing(client, "ssh_job", { session_id: sid, action: "remove", job_id: id });
+    } finally {
+      // The failed remove took what it could (meta included): the rest goes by hand.
+      const dir = `~/.cache/mcp-remote-ssh/jobs/${id}`;
+      await callOk(client, "ssh_execute", { session_id: sid, command: `chmod 700 ${dir}/keep && rm -rf ${dir}` });
+    }
+  },
   PARENT_MISSING: ({ client, sid, dir }) =>
     failing(client, "ssh_write_remote_file", { session_id: sid, remote_path: `${dir}/no/such/file`, content: "x" }),
   LIMIT_EXCEEDED: async ({ sshd, dir, client, sid }) => {

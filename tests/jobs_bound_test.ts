@@ -68,7 +68,7 @@ Deno.test(
     const cases = [
       ["nohup sleep 3031 &", "sleep 3031"],
       ["(sleep 3032 &)", "sleep 3032"],
-      ["python3 -m http.server 0 --bind 127.0.0.1 &", "python3 -m http.server 0 --bind 127.0.0.1"],
+      ["python3 -m http.server 0 --bind 127.0.0.33 &", "python3 -m http.server 0 --bind 127.0.0.33"],
     ];
     try {
       for (const [command, process] of cases) {
@@ -103,7 +103,11 @@ Deno.test(
         assert.equal(await readAll(server, sid, r.structured.job_id), "early\nlate\n");
       });
     } finally {
-      await call(c, "ssh_execute", { session_id: sid, command: "pkill -f 'sleep 303[12]|http.server 0' || true" });
+      // This test's own processes (their arguments are this test's alone), should a step have failed.
+      await call(c, "ssh_execute", {
+        session_id: sid,
+        command: "pkill -xf 'sleep 303[12]|python3 -m http.server 0 --bind 127.0.0.33' || true",
+      });
     }
   },
 );
@@ -206,6 +210,7 @@ Deno.test({ name: "1 GB of detached job output: exact by range, the server's mem
   await using server = await startServer({ args: ["--known-hosts", kh] });
   const c = server.client;
   const sid = await connectWithKey(c, sshd);
+  let job: string | undefined;
   try {
     // 2^24 lines of 64 bytes, numbered: 1 GiB.
     const lines = 16_777_216;
@@ -215,7 +220,7 @@ Deno.test({ name: "1 GB of detached job output: exact by range, the server's mem
       command: `seq -f '%063.0f' 1 ${lines}`,
       background: true,
     });
-    const job = r.structured.job_id;
+    job = r.structured.job_id as string;
     let peak = before;
     let w;
     for (let i = 0; i < 120; i++) {
@@ -245,7 +250,8 @@ Deno.test({ name: "1 GB of detached job output: exact by range, the server's mem
     }
     assert.ok(peak - before < 100, `server RSS grew from ${before.toFixed(0)} to ${peak.toFixed(0)} MiB`);
   } finally {
-    await call(c, "ssh_execute", { session_id: sid, command: "rm -rf ~/.cache/mcp-remote-ssh" });
+    // Its own files only: the account is shared with other runs' jobs.
+    if (job !== undefined) await call(c, "ssh_job", { session_id: sid, action: "remove", job_id: job });
   }
 });
 

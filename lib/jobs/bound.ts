@@ -46,7 +46,8 @@ export async function startBound(
   parts: BoundParts,
   o: { remote: RemoteInfo; cwd?: string; env?: Record<string, string>; maxTimeoutMs: number; why: string },
 ): Promise<BoundJob> {
-  const note = `Connection-bound (${o.why}): it ends with the connection, and its output is kept here`;
+  const note = `Connection-bound (${o.why}): it ends with the connection or at max_timeout ` +
+    `(${Math.round(o.maxTimeoutMs / 1000)} s), and its output is kept here`;
   if (o.remote.exec === "windows") {
     const opened = await parts.connection.exec(parts.command);
     opened.channel.on("data", (chunk: Buffer) => parts.kept.push("stdout", chunk));
@@ -84,6 +85,7 @@ export async function startBound(
     maxOutputBytes: 1024, // the whole output goes to `kept`
     onOutput: (stream, chunk) => parts.kept.push(stream, chunk),
     onChannel,
+    handOver: true, // a child holding the output keeps the job's channel
   });
   // The channel opens (or the start fails, and the error goes to the caller) before the job exists.
   const channel = await Promise.race([opened, running.then(() => null)]);

@@ -19,10 +19,17 @@ import type { KeptOutput, OutputStore, StreamName, StreamRead } from "../output_
 import type { SshConnection } from "../ssh/connection.ts";
 import { execCommand, type ExecResult } from "../ssh/exec.ts";
 import * as sftp from "../ssh/sftp.ts";
-import { killScript } from "../ssh/wrapper.ts";
 import type { RemoteInfo } from "../ssh/remote.ts";
 import { shellQuote } from "../validate.ts";
-import { cancelScript, JOBS_DIR, type JobSignal, removeScript, signalScript } from "./scripts.ts";
+import {
+  aliveScript,
+  cancelScript,
+  JOB_SIGNALS,
+  JOBS_DIR,
+  type JobSignal,
+  removeScript,
+  signalScript,
+} from "./scripts.ts";
 
 /** Where a job stands: `lost` when it ended without a status anyone could see. */
 export type JobState = "running" | "exited" | "killed" | "lost";
@@ -71,9 +78,6 @@ export interface Job {
   close(): void;
 }
 
-/** Signal numbers, for a status of 128+n. */
-const SIGNALS: Record<number, string> = { 1: "HUP", 2: "INT", 3: "QUIT", 6: "ABRT", 9: "KILL", 13: "PIPE", 15: "TERM" };
-
 /** What a detached job needs from its session. */
 export interface DetachedContext {
   connection: SshConnection;
@@ -109,8 +113,8 @@ export interface DetachedFiles {
 /**
  * A detached job's state from its files. With no status written and its
  * group gone, it was KILLed with its runner (no bash) or it is lost (the
- * host rebooted, someone killed the runner). A status of 128+n after a
- * signal of ours is that signal; without one it is an exit code.
+ * host rebooted, someone killed the runner). A status of 128+n after we
+ * sent signal n is that signal; any other status is an exit code.
  */
 export function detachedStatus(f: DetachedFiles): JobStatus {
   const bytes = { stdoutBytes: f.stdoutBytes, stderrBytes: f.stderrBytes };
@@ -129,7 +133,8 @@ export function detachedStatus(f: DetachedFiles): JobStatus {
     };
   }
   const [code, endEpoch] = f.exit.split(/\s+/).map(Number);
-  const bySignal = f.signal !== null && code > 128 ? SIGNALS[code - 128] ?? `SIG${code - 128}` : null;
+  // 128+n after we sent signal n: that signal; any other status is the command's own.
+  const bySignal = f.signal !== null && code - 128 === JOB_SIGNALS[f.signal as JobSignal] ? f.signal : null;
   // The remote clock's whole seconds at both ends: this process may not have seen either.
   const durationMs = f.startEpoch !== null && Number.isSafeInteger(endEpoch)
     ? Math.max(0, endEpoch - f.startEpoch) * 1000
@@ -147,14 +152,14 @@ export function detachedStatus(f: DetachedFiles): JobStatus {
 export function runScript(
   context: Pick<DetachedContext, "connection" | "remote">,
   script: string,
-  options: { timeoutMs?: number; cwd?: string; env?: Record<string, string>; signal?: AbortSignal } = {},
+  options: { timeoutMs?: number; cwd?: string; stdin?: string; signal?: AbortSignal } = {},
 ): Promise<ExecResult> {
   return execCommand(context.connection, {
     delivery: context.remote.delivery,
     ownGroup: context.remote.processGroup === "own",
     command: `/bin/sh -c ${shellQuote(script)}`,
     cwd: options.cwd,
-    env: options.env,
+    stdin: options.stdin,
     timeoutMs: options.timeoutMs ?? SCRIPT_TIMEOUT_MS,
     maxOutputBytes: 8 * 1024 * 1024,
     signal: options.signal,
@@ -248,13 +253,12 @@ export class DetachedJob implements Job {
     return this.#pgid;
   }
 
-  // Whether the job's group has members; a job whose runner has not written its PID yet counts
-  // as alive for its first seconds (a start is that slow on a loaded host), after that as lost.
+  // Whether the job still runs (its group there and still its own); one that has not written its PID
+  // yet counts as running for its first seconds (a start is that slow on a loaded host), then as lost.
   async #alive(sf: SFTPWrapper, signal?: AbortSignal): Promise<boolean> {
     const g = await this.#group(sf, 0, signal);
     if (g === null) return Date.now() - this.startedAt.getTime() < START_GRACE_MS;
-    const r = await runScript(this.#context, `kill -s 0 -- -${g} 2>/dev/null || kill -s 0 -${g} 2>/dev/null`);
-    return r.exitCode === 0;
+    return (await runScript(this.#context, aliveScript(this.id))).exitCode === 0;
   }
 
   async read(stream: StreamName, offset: number, maxBytes: number, signal?: AbortSignal): Promise<StreamRead> {
@@ -273,16 +277,16 @@ export class DetachedJob implements Job {
   }
 
   async send(name: JobSignal): Promise<boolean> {
-    const g = await this.#requireGroup();
-    const r = await runScript(this.#context, signalScript(this.id, g, name));
+    await this.#started();
+    const r = await runScript(this.#context, signalScript(this.id, name));
     if (r.exitCode === 0) return true;
-    if (r.exitCode === 4 || r.exitCode === 6) return false;
+    if (r.exitCode === 6) return false;
     throw scriptFailed(`send ${name} to job ${this.id}`, r);
   }
 
   async cancel(): Promise<CancelOutcome> {
-    const g = await this.#requireGroup();
-    const r = await runScript(this.#context, cancelScript(this.id, g, CANCEL_GRACE_SECONDS, killScript(g, "g", 4)));
+    await this.#started();
+    const r = await runScript(this.#context, cancelScript(this.id, CANCEL_GRACE_SECONDS));
     if (r.exitCode === 0) return { confirmed: true };
     if (r.exitCode === 3) return { confirmed: false, note: "processes of another user remain in its group" };
     if (r.exitCode === 1) return { confirmed: false, note: "its processes were still there 4 s after KILL" };
@@ -290,33 +294,27 @@ export class DetachedJob implements Job {
   }
 
   async remove(): Promise<void> {
-    const sf = await this.#context.sftp();
-    // A job that has not written its PID yet may be starting: its group is waited for, as for a signal.
-    const exit = await this.#text(sf, "exit");
-    const g = exit === null ? await this.#group(sf, START_GRACE_MS) : null;
-    if (exit === null && g === null && Date.now() - this.startedAt.getTime() < START_GRACE_MS) {
-      throw new SshMcpError("JOB_RUNNING", `Job ${this.id} is still starting; it was not removed`);
-    }
-    const r = await runScript(this.#context, removeScript(this.id, g));
+    await this.#started();
+    const r = await runScript(this.#context, removeScript(this.id));
     if (r.exitCode === 4) {
       throw new SshMcpError("JOB_RUNNING", `Job ${this.id} is still running; it was not removed`);
     }
     if (r.exitCode !== 0) throw scriptFailed(`remove job ${this.id}`, r);
   }
 
-  close(): void {
-    // Nothing held here: the job runs on, and a later session finds it again.
-  }
-
-  async #requireGroup(): Promise<number> {
+  // A job started moments ago may not have written its PID yet: waits for it (a job found ended, or
+  // old, is not waited for), so that a signal or a remove right after the start sees the job.
+  async #started(): Promise<void> {
+    if (this.#pgid !== null || Date.now() - this.startedAt.getTime() >= START_GRACE_MS) return;
     const sf = await this.#context.sftp();
-    const g = await this.#group(sf, START_GRACE_MS);
-    if (g !== null) return g;
+    if (await this.#text(sf, "exit") !== null) return;
+    if (await this.#group(sf, START_GRACE_MS - (Date.now() - this.startedAt.getTime())) !== null) return;
     const exists = await sftp.stat(sf, this.#path("meta")).then(() => true, (e) => missing(e, false));
     if (!exists) throw this.#gone();
-    throw new SshMcpError("JOB_FAILED", `Job ${this.id} never reported a process group: its runner did not start`, {
-      hint: "Remove it with ssh_job action=remove",
-    });
+  }
+
+  close(): void {
+    // Nothing held here: the job runs on, and a later session finds it again.
   }
 
   #gone(): SshMcpError {
@@ -450,7 +448,10 @@ export class BoundJob implements Job {
   }
 
   remove(): Promise<void> {
-    if (this.#open) {
+    // A handed-over child is let go: its channel closes (the slot comes back), the process is left
+    // alone, and its output is no longer kept (it gets EPIPE on its next write).
+    if (this.#open && this.#endsWith === "close") this.#control.close();
+    else if (this.#open) {
       throw new SshMcpError("JOB_RUNNING", `Job ${this.id} is still running; it was not removed`);
     }
     this.#store.drop(this.#kept.id);

@@ -39,7 +39,12 @@ export interface StartOptions {
   signal?: AbortSignal;
 }
 
-/** Starts a detached job and returns once it runs (its runner wrote its PID). */
+/**
+ * Starts a detached job and returns once its runner was started (it writes
+ * its PID moments later). The call's `cwd` is the launcher's, which the job
+ * inherits; `env` goes to the job alone, so it cannot move where the
+ * launcher puts the job's files.
+ */
 export async function startDetached(context: DetachedContext, o: StartOptions): Promise<DetachedJob> {
   const startedAt = new Date();
   const meta = JSON.stringify({ v: 1, command: truncateUtf8(o.command, 1000), started_at: startedAt.toISOString() });
@@ -47,12 +52,12 @@ export async function startDetached(context: DetachedContext, o: StartOptions): 
     context,
     launchScript({
       id: o.id,
-      command: o.command,
       shell: context.remote.delivery === "direct" ? "login" : "sh",
+      env: o.env,
       meta,
       keepMinutes: o.keepMinutes,
     }),
-    { cwd: o.cwd, env: o.env, signal: o.signal },
+    { cwd: o.cwd, stdin: o.command, signal: o.signal },
   );
   if (!launched(r.stdout)) {
     const why = LAUNCH_FAILED[r.exitCode as keyof typeof LAUNCH_FAILED] ??
@@ -193,7 +198,8 @@ export async function waitJob(job: Job, o: WaitOptions): Promise<WaitResult> {
         }
         continue;
       }
-      while (scanned[stream] < total) {
+      // The deadline holds while catching up: a first wait on a long output scans it in steps.
+      while (scanned[stream] < total && performance.now() - started < o.timeoutMs) {
         const r = await job.read(stream, scanned[stream], SCAN_CHUNK, o.signal);
         if (r.bytes.length === 0) break;
         scanned[stream] = r.offset + r.bytes.length;

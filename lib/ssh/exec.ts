@@ -70,6 +70,13 @@ export interface ExecOptions {
    * as a job on this connection. The control stays valid after the call.
    */
   onChannel?: (control: BackgroundChannel) => void;
+  /**
+   * Whether a channel a background child holds open is handed over as
+   * {@linkcode ExecResult.background} (the caller then owns it). Otherwise it
+   * is closed once the grace is over and the child left alone: scripts of
+   * ours must not hold a slot for as long as a login file's child lives.
+   */
+  handOver?: boolean;
 }
 
 /**
@@ -298,8 +305,9 @@ async function runUntil(
       const since = performance.now();
       const check = () => {
         const now = performance.now();
-        if (now - lastOutput < QUIET_MS && now - since < grace * 3) graceTimer = setTimeout(check, QUIET_MS);
-        else resolve("background");
+        if (now - lastOutput < QUIET_MS && now - since < grace * STREAMING_GRACE) {
+          graceTimer = setTimeout(check, QUIET_MS);
+        } else resolve("background");
       };
       graceTimer = setTimeout(check, grace);
     });
@@ -320,6 +328,10 @@ async function runUntil(
       // Nothing of the caller's ran; whatever holds the streams is a login file's.
       background.close();
       throw cwdError(options.cwd, kept.stderr);
+    }
+    if (options.handOver !== true) {
+      background.close();
+      return kept;
     }
     return { ...kept, background };
   }
@@ -348,6 +360,11 @@ async function runUntil(
 const BACKGROUND_GRACE_MS = 1000;
 /** Output within this long counts as still streaming in (see the grace above). */
 const QUIET_MS = 250;
+/**
+ * How many graces output still streaming in may extend the wait: the tail of
+ * a big output on a slow link or a loaded host is not a background child.
+ */
+const STREAMING_GRACE = 10;
 
 function cwdError(cwd: string | undefined, stderr: string): SshMcpError {
   return new SshMcpError("CWD_FAILED", `Cannot run in ${cwd}: ${stderr.trim() || "cd failed"}`, {

@@ -209,6 +209,9 @@ function splitUtf8(text: string, max: number): string[] {
   return pieces;
 }
 
+/** A shell variable holding a PID, for scripts that read it on the remote side: `$__g`. */
+export type ShellVariable = `$__${string}`;
+
 /**
  * A POSIX script (for /bin/sh) that kills a command's process group (or,
  * with no group of its own, its shell) and waits until it is gone. Exit
@@ -217,8 +220,11 @@ function splitUtf8(text: string, max: number): string[] {
  * their own `timeout` ends them at the same deadline, so it waits for that).
  * dash needs `--` before a negative PID and busybox refuses it: both forms.
  */
-export function killScript(pid: number, group: GroupState, waitSeconds = 4): string {
-  if (!Number.isSafeInteger(pid) || pid < 2) throw new RangeError(`Refusing to kill PID ${pid}`);
+export function killScript(pid: number | ShellVariable, group: GroupState, waitSeconds = 4): string {
+  // A variable is the caller's to check (a script that read the PID on the remote side).
+  if (typeof pid === "number" && (!Number.isSafeInteger(pid) || pid < 2)) {
+    throw new RangeError(`Refusing to kill PID ${pid}`);
+  }
   const target = group === "n" ? `${pid}` : `-${pid}`;
   const send = (signal: string, err = "2>/dev/null") =>
     `{ kill -s ${signal} -- ${target} ${err} || kill -s ${signal} ${target} ${err}; }`;

@@ -87,6 +87,7 @@ export function execTools(deps: ToolDeps, jobs: Jobs): ToolDef[] {
           signal: ctx.signal,
           onStart: (peek) => ctx.keepAlive(() => progressText(peek())),
           onOutput: (stream, chunk) => kept.push(stream, chunk),
+          handOver: true,
         });
       } catch (error) {
         outputs.drop(kept.id);
@@ -152,6 +153,7 @@ export function execTools(deps: ToolDeps, jobs: Jobs): ToolDef[] {
         signal: ctx.signal,
         onStart: (peek) => ctx.keepAlive(() => progressText(peek())),
         onOutput: (stream, chunk) => kept.push(stream, chunk),
+        handOver: true,
       }).catch((error) => {
         outputs.drop(kept.id);
         throw error;
@@ -260,10 +262,11 @@ export function execTools(deps: ToolDeps, jobs: Jobs): ToolDef[] {
   }
 
   function handedOverResult(result: ExecResult, session: Session, jobId: string) {
+    const see = jobsOn ? "ssh_job, ssh_output_read" : "ssh_output_read";
     const text = `${describe(result, session)}\n[The command exited, but a background child still holds its output ` +
-      `(e.g. \`cmd &\` without redirection); returned without waiting for it, and nothing was killed. Its further ` +
-      `output is kept as job ${jobId} (ssh_job, ssh_output_read). To detach without that, redirect: ` +
-      `\`nohup cmd >/dev/null 2>&1 &\`, or use background=true.]`;
+      `(e.g. \`cmd &\` without redirection): returned without waiting for it, nothing killed. Its further output ` +
+      `is kept as job ${jobId} (${see}) while this session lasts; after that the child's writes fail. To leave it ` +
+      `running on its own, redirect it (\`nohup cmd >/dev/null 2>&1 &\`) or use background=true.]`;
     return ok({ ...toStructured(result, session), background_output: true, job_id: jobId }, text);
   }
 

@@ -150,9 +150,12 @@ export function jobTools(deps: ToolDeps, jobs: Jobs): ToolDef[] {
       if (args.action === "list") {
         const targets = args.all_sessions ? sessions.all().filter((x) => x.connection.alive) : [session];
         const rows = [];
+        const seen = new Set<string>(); // two sessions to one account find the same detached jobs
         for (const target of targets) {
           const listed = await jobs.find(target, ctx.signal);
           for (const [, j] of target.jobs) {
+            if (seen.has(j.id)) continue;
+            seen.add(j.id);
             rows.push({ session_id: target.id, ...jobRow(j, listed.get(j.id) ?? await j.status({ liveness: true })) });
           }
         }
