@@ -173,25 +173,44 @@ Deno.test({ name: "connection-bound jobs: wait, signals to the group, the output
       assert.ok(await gone(server, sid, "sleep 3042"), "sleep 3042 survived");
       assert.ok(await gone(server, sid, "sleep 3043"), "sleep 3043 survived");
     });
-    await t.step("past the output budget the oldest bytes go, and a read says so", async () => {
-      // 16 MiB through a 4 MiB budget: lines of 64 bytes, numbered.
+    await t.step("1 GiB through a 4 MiB budget: the oldest bytes go, a read says so, memory stays flat", async () => {
+      // 2^24 numbered lines of 64 bytes.
+      const lines = 16_777_216;
+      const before = await rssMiB(server.pid!);
       const r = await callOk(c, "ssh_execute", {
         session_id: sid,
-        command: "seq -f '%063.0f' 1 262144",
+        command: `seq -f '%063.0f' 1 ${lines}`,
         background: true,
       });
       const job = r.structured.job_id;
-      const w = await waitEnd(server, sid, job);
-      assert.equal(w.structured.stdout_bytes, 262144 * 64);
+      let peak = before;
+      let w;
+      for (let i = 0; i < 120; i++) {
+        w = await callOk(c, "ssh_job", { session_id: sid, action: "wait", job_id: job, timeout: 5 });
+        peak = Math.max(peak, await rssMiB(server.pid!));
+        if (w.structured.state !== "running") break;
+      }
+      assert.equal(w!.structured.exit_code, 0, JSON.stringify(w!.structured).slice(0, 300));
+      assert.equal(w!.structured.stdout_bytes, lines * 64);
       const first = await callOk(c, "ssh_output_read", { session_id: sid, output_id: job, offset: 0, max_bytes: 640 });
-      assert.ok(first.structured.dropped_bytes >= 12 * 1048576, `${first.structured.dropped_bytes} dropped`);
+      assert.ok(
+        first.structured.dropped_bytes >= lines * 64 - 4 * 1048576,
+        `${first.structured.dropped_bytes} dropped`,
+      );
       assert.equal(first.structured.offset, first.structured.dropped_bytes, "reads start after what was dropped");
       assert.match(first.text, /dropped/);
-      // What is left is exact: the line at the end.
-      const end = 262144 * 64;
-      const last = await callOk(c, "ssh_output_read", { session_id: sid, output_id: job, offset: end - 64 });
-      assert.equal(last.structured.data, "262144".padStart(63, "0") + "\n");
+      // What is left is exact: the lines at the end.
+      const end = lines * 64;
+      const last = await callOk(c, "ssh_output_read", {
+        session_id: sid,
+        output_id: job,
+        offset: end - 64 * 1000,
+        max_bytes: 64 * 1000,
+      });
+      const want = Array.from({ length: 1000 }, (_, i) => String(lines - 999 + i).padStart(63, "0") + "\n").join("");
+      assert.equal(last.structured.data, want);
       assert.equal(last.structured.complete, true);
+      assert.ok(peak - before < 100, `server RSS grew from ${before.toFixed(0)} to ${peak.toFixed(0)} MiB`);
     });
   } finally {
     await Deno.remove(dir, { recursive: true });
