@@ -183,15 +183,10 @@ Deno.test({ name: "connection-bound jobs: wait, signals to the group, the output
         background: true,
       });
       const job = r.structured.job_id;
-      let peak = before;
-      let w;
-      for (let i = 0; i < 120; i++) {
-        w = await callOk(c, "ssh_job", { session_id: sid, action: "wait", job_id: job, timeout: 5 });
-        peak = Math.max(peak, await rssMiB(server.pid!));
-        if (w.structured.state !== "running") break;
-      }
-      assert.equal(w!.structured.exit_code, 0, JSON.stringify(w!.structured).slice(0, 300));
-      assert.equal(w!.structured.stdout_bytes, lines * 64);
+      let { w, peak } = await waitWatching(server, sid, job);
+      peak = Math.max(peak, before);
+      assert.equal(w.structured.exit_code, 0, JSON.stringify(w.structured).slice(0, 300));
+      assert.equal(w.structured.stdout_bytes, lines * 64);
       const first = await callOk(c, "ssh_output_read", { session_id: sid, output_id: job, offset: 0, max_bytes: 640 });
       assert.ok(
         first.structured.dropped_bytes >= lines * 64 - 4 * 1048576,
@@ -217,6 +212,17 @@ Deno.test({ name: "connection-bound jobs: wait, signals to the group, the output
   }
 });
 
+// Waits on a job until it ends (waits of 5 s), noting the server's peak RSS meanwhile.
+async function waitWatching(server: TestServer, sid: string, job: string) {
+  let peak = 0;
+  for (let i = 0; i < 120; i++) {
+    const w = await callOk(server.client, "ssh_job", { session_id: sid, action: "wait", job_id: job, timeout: 5 });
+    peak = Math.max(peak, await rssMiB(server.pid!));
+    if (w.structured.state !== "running") return { w, peak };
+  }
+  throw new Error(`job ${job} did not end`);
+}
+
 // VmRSS of a process, in MiB.
 async function rssMiB(pid: number): Promise<number> {
   const status = await Deno.readTextFile(`/proc/${pid}/status`);
@@ -240,15 +246,10 @@ Deno.test({ name: "1 GB of detached job output: exact by range, the server's mem
       background: true,
     });
     job = r.structured.job_id as string;
-    let peak = before;
-    let w;
-    for (let i = 0; i < 120; i++) {
-      w = await callOk(c, "ssh_job", { session_id: sid, action: "wait", job_id: job, timeout: 5 });
-      peak = Math.max(peak, await rssMiB(server.pid!));
-      if (w.structured.state !== "running") break;
-    }
-    assert.equal(w!.structured.state, "exited", JSON.stringify(w!.structured).slice(0, 300));
-    assert.equal(w!.structured.stdout_bytes, lines * 64);
+    let { w, peak } = await waitWatching(server, sid, job);
+    peak = Math.max(peak, before);
+    assert.equal(w.structured.state, "exited", JSON.stringify(w.structured).slice(0, 300));
+    assert.equal(w.structured.stdout_bytes, lines * 64);
     // Reads at the start, across the middle and at the end are exact.
     for (const line of [1, 4_000_001, 8_388_608, lines]) {
       const offset = (line - 1) * 64;
