@@ -74,8 +74,8 @@ function echoTarget(): { port: number; seen: Seen[] } & AsyncDisposable {
           // reset: it ended all the same
         } finally {
           record.ended = true;
-          conns.delete(conn);
-          conn.close();
+          // Unless the dispose below closed it first (its close is what ended the read).
+          if (conns.delete(conn)) conn.close();
         }
       })();
     }
@@ -85,7 +85,10 @@ function echoTarget(): { port: number; seen: Seen[] } & AsyncDisposable {
     seen,
     async [Symbol.asyncDispose]() {
       listener.close();
-      for (const conn of conns) conn.close();
+      for (const conn of conns) {
+        conns.delete(conn);
+        conn.close();
+      }
       await serving;
     },
   };
