@@ -38,8 +38,6 @@ export interface Session {
    * ones (they run on) and ends connection-bound ones.
    */
   jobs: Table<Job>;
-  /** Whether the remote host's job directory was listed once in this session (to find earlier jobs). */
-  jobsFound: boolean;
 }
 
 /** Something a reader of the session list (the MCP resources) may want to see again. */
@@ -201,7 +199,6 @@ export class SessionRegistry {
       shells: this.#shellTable(id),
       forwards: this.#forwardTable(id),
       jobs: this.#jobTable(id),
-      jobsFound: false,
     };
     this.#sessions.set(id, session);
     for (

@@ -48,7 +48,7 @@
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 // @ts-types="@modelcontextprotocol/sdk/client/streamableHttp"
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
-import { callOk, ROOT, RUN_FLAGS, runArgs, startServer, type TestServer } from "./fixtures/mcp.ts";
+import { callOk, ROOT, RUN_FLAGS, runArgs, serverEnv, startServer, type TestServer } from "./fixtures/mcp.ts";
 import { opensshArgs, type Sshd, startSshd } from "./fixtures/sshd.ts";
 import { CIPHERS as OUR_CIPHERS } from "../lib/ssh/connect.ts";
 import { TOOLSETS } from "../lib/toolsets.ts";
@@ -244,12 +244,7 @@ async function startLinearServer(args: string[]): Promise<{ client: Client; pid:
   const proc = new Deno.Command(Deno.execPath(), {
     args: runArgs("main.ts", args),
     clearEnv: true,
-    env: {
-      HOME: home,
-      PATH: Deno.env.get("PATH") ?? "/usr/bin:/bin",
-      DENO_DIR: Deno.env.get("DENO_DIR") ?? `${Deno.env.get("HOME")}/.cache/deno`,
-      NO_COLOR: "1",
-    },
+    env: serverEnv(home),
     cwd: ROOT,
     stdin: "piped",
     stdout: "piped",
@@ -566,13 +561,7 @@ const httpProc = new Deno.Command(Deno.execPath(), {
     knownHosts,
   ],
   clearEnv: true,
-  env: {
-    HOME: httpHome,
-    PATH: Deno.env.get("PATH") ?? "/usr/bin:/bin",
-    DENO_DIR: Deno.env.get("DENO_DIR") ?? `${Deno.env.get("HOME")}/.cache/deno`,
-    NO_COLOR: "1",
-    MCP_REMOTE_SSH_TOKEN: httpToken,
-  },
+  env: { ...serverEnv(httpHome), MCP_REMOTE_SSH_TOKEN: httpToken },
   cwd: ROOT,
   stdin: "null",
   stdout: "null",

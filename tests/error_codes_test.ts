@@ -20,7 +20,7 @@ import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js";
 import { DEFAULT_HINTS, type ErrorCode, SshMcpError, toToolResult } from "../lib/errors.ts";
 import { execCommand } from "../lib/ssh/exec.ts";
-import { callOk, connectWithKey, ROOT, runArgs, startServer } from "./fixtures/mcp.ts";
+import { callOk, connectWithKey, ROOT, runArgs, serverEnv, startServer } from "./fixtures/mcp.ts";
 import { findInPath } from "./fixtures/process.ts";
 import { openConnection, type Sshd, sshdAvailable, startSshd } from "./fixtures/sshd.ts";
 
@@ -392,12 +392,7 @@ Deno.test({
     const transport = new StdioClientTransport({
       command: findInPath("unshare")!,
       args: ["--net", Deno.execPath(), ...runArgs("main.ts")],
-      env: {
-        HOME: home,
-        PATH: Deno.env.get("PATH") ?? "/usr/bin:/bin",
-        DENO_DIR: Deno.env.get("DENO_DIR") ?? `${Deno.env.get("HOME")}/.cache/deno`,
-        NO_COLOR: "1",
-      },
+      env: serverEnv(home),
       cwd: ROOT,
       stderr: "pipe",
     });

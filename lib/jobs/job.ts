@@ -388,11 +388,6 @@ export class BoundJob implements Job {
     });
   }
 
-  /** The kept output's id (readable with ssh_output_read under the job id too). */
-  get outputId(): string {
-    return this.#kept.id;
-  }
-
   status(): Promise<JobStatus> {
     const exit = this.#control.exit();
     const { stdout, stderr } = this.#kept.streams;

@@ -96,7 +96,6 @@ export class Jobs {
     const statuses = new Map<string, JobStatus>();
     if (!this.detached(session)) return statuses;
     const found = await findDetached(this.context(session), this.#keepMinutes, signal);
-    session.jobsFound = true;
     for (const { facts, status } of found) {
       if (!session.jobs.has(facts.id)) session.jobs.set(facts.id, new DetachedJob(this.context(session), facts));
       statuses.set(facts.id, status);
