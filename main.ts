@@ -45,6 +45,7 @@ async function main(argv: string[]): Promise<number> {
     config = resolveConfig(flags, file, {
       home: Deno.env.get("HOME") ?? Deno.env.get("USERPROFILE"),
       sshAuthSock: Deno.env.get("SSH_AUTH_SOCK"),
+      localUser: Deno.env.get("USER") ?? Deno.env.get("LOGNAME") ?? Deno.env.get("USERNAME"),
     });
   } catch (error) {
     console.error(`mcp-remote-ssh: ${error instanceof Error ? error.message : String(error)}`);

@@ -87,6 +87,8 @@ export interface Config {
   agentSocket?: string;
   /** The user's home directory, for `~/` in key paths. */
   home?: string;
+  /** The local user name (USER, else LOGNAME): the remote user when none is given, as with ssh. */
+  localUser?: string;
 }
 
 /** The JSON configuration file's shape (snake_case, every key optional). */
@@ -173,6 +175,7 @@ export async function readConfigFile(path: string): Promise<ConfigFile> {
 export interface ConfigEnv {
   home?: string;
   sshAuthSock?: string;
+  localUser?: string;
 }
 
 /** Combines defaults, the config file and flags (flags win). Pure. */
@@ -231,5 +234,6 @@ export function resolveConfig(flags: CliFlags, file: ConfigFile, env: ConfigEnv)
     readOnly: flags.readOnly || (file.read_only ?? false),
     agentSocket: env.sshAuthSock || undefined,
     home: env.home || undefined,
+    localUser: env.localUser || undefined,
   };
 }

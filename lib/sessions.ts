@@ -100,8 +100,12 @@ export interface SessionRegistryOptions {
  * home); the rest comes from the configuration.
  */
 export type ConnectTarget =
-  & Pick<ConnectOptions, "host" | "port" | "username" | "password" | "privateKeyPath" | "passphrase" | "signal">
+  & Pick<ConnectOptions, "host" | "password" | "privateKeyPath" | "passphrase" | "signal">
   & {
+    /** TCP port; default 22. */
+    port?: number;
+    /** Remote user; default the local user. */
+    username?: string;
     /** Overrides the configured connect timeout. */
     connectTimeoutSeconds?: number;
   };
@@ -141,10 +145,20 @@ export class SessionRegistry {
   connect(target: ConnectTarget): Promise<Session> {
     const config = this.#config;
     if (config === undefined) throw new Error("SessionRegistry.connect needs the config option");
+    const username = target.username ?? config.localUser;
+    if (username === undefined) {
+      throw new SshMcpError(
+        "INVALID_ARGUMENT",
+        `No user for ${target.host}: none given and the local user is unknown`,
+        {
+          hint: "Pass username",
+        },
+      );
+    }
     return this.open({
       host: target.host,
-      port: target.port,
-      username: target.username,
+      port: target.port ?? 22,
+      username,
       password: target.password,
       privateKeyPath: target.privateKeyPath === undefined ? undefined : expandHome(target.privateKeyPath, config.home),
       passphrase: target.passphrase,
