@@ -46,6 +46,8 @@ async function main(argv: string[]): Promise<number> {
       home: Deno.env.get("HOME") ?? Deno.env.get("USERPROFILE"),
       sshAuthSock: Deno.env.get("SSH_AUTH_SOCK"),
       localUser: Deno.env.get("USER") ?? Deno.env.get("LOGNAME") ?? Deno.env.get("USERNAME"),
+      localHost: Deno.hostname(),
+      localUid: Deno.uid() ?? undefined,
     });
   } catch (error) {
     console.error(`mcp-remote-ssh: ${error instanceof Error ? error.message : String(error)}`);

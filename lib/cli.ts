@@ -29,6 +29,8 @@ export interface CliFlags {
   tlsKey?: string;
   config?: string;
   knownHosts: string[];
+  /** `--ssh-config` files, in order ("none" reads none). */
+  sshConfigs: string[];
   allowLocalDirs: string[];
   hostKeyPolicy?: "strict" | "accept-new";
   logLevel?: LogLevel;
@@ -67,6 +69,8 @@ Options:
                                 needs --tls-key
   --tls-key FILE                HTTP: the PEM private key of --tls-cert
   --config FILE                 JSON configuration file (see README)
+  --ssh-config FILE             ssh_config file to read instead of ~/.ssh/config
+                                (repeatable, read in order); none reads none
   --known-hosts FILE            Extra known_hosts file, read after ~/.ssh/known_hosts;
                                 the last one given receives new keys under accept-new
                                 (repeatable)
@@ -103,6 +107,7 @@ export function parseFlags(argv: string[]): CliFlags {
       "tls-key": { type: "string" },
       config: { type: "string" },
       "known-hosts": { type: "string", multiple: true },
+      "ssh-config": { type: "string", multiple: true },
       "allow-local-dir": { type: "string", multiple: true },
       "host-key-policy": { type: "string" },
       "log-level": { type: "string" },
@@ -150,6 +155,7 @@ export function parseFlags(argv: string[]): CliFlags {
     tlsKey: values["tls-key"],
     config: values.config,
     knownHosts: values["known-hosts"] ?? [],
+    sshConfigs: values["ssh-config"] ?? [],
     allowLocalDirs: values["allow-local-dir"] ?? [],
     hostKeyPolicy: policy,
     logLevel: level as LogLevel | undefined,

@@ -17,6 +17,8 @@ export interface Config {
   knownHostsFiles: string[];
   /** Where accept-new records new host keys. */
   knownHostsWriteFile: string;
+  /** ssh_config files read, in order, for every connect ([] when reading them is turned off). */
+  sshConfigFiles: string[];
   hostKeyPolicy: "strict" | "accept-new";
   logLevel: LogLevel;
   /** Open SSH sessions allowed at once. */
@@ -89,6 +91,10 @@ export interface Config {
   home?: string;
   /** The local user name (USER, else LOGNAME): the remote user when none is given, as with ssh. */
   localUser?: string;
+  /** This machine's name, for %l and %L in ssh_config. */
+  localHost?: string;
+  /** The local user id, for %i in ssh_config and its owner check; undefined where there is none (Windows). */
+  localUid?: number;
 }
 
 /** The JSON configuration file's shape (snake_case, every key optional). */
@@ -96,6 +102,8 @@ export const ConfigFileSchema = z.strictObject({
   known_hosts: z.array(z.string().min(1)).optional()
     .describe("Extra known_hosts files, read after ~/.ssh/known_hosts"),
   host_key_policy: z.enum(["strict", "accept-new"]).optional(),
+  ssh_config_files: z.array(z.string().min(1)).optional()
+    .describe("ssh_config files to read instead of ~/.ssh/config, in order; [] reads none"),
   local_roots: z.array(z.string().min(1)).optional()
     .describe(
       "Local directories uploads may read and downloads may write. When set, the MCP client's roots are ignored; " +
@@ -176,6 +184,8 @@ export interface ConfigEnv {
   home?: string;
   sshAuthSock?: string;
   localUser?: string;
+  localHost?: string;
+  localUid?: number;
 }
 
 /** Combines defaults, the config file and flags (flags win). Pure. */
@@ -201,9 +211,17 @@ export function resolveConfig(flags: CliFlags, file: ConfigFile, env: ConfigEnv)
   if (defaultTimeout > maxTimeout) {
     throw new TypeError(`default_timeout (${defaultTimeout}) exceeds max_timeout (${maxTimeout})`);
   }
+  // Like `ssh -F`: a list given replaces ~/.ssh/config, flags replace the file's; "none" reads none.
+  const sshConfigs = flags.sshConfigs.length > 0 ? flags.sshConfigs : file.ssh_config_files;
+  const userSshConfig = env.home ? [`${env.home}/.ssh/config`] : [];
+  const sshConfigFiles = (sshConfigs ?? userSshConfig).filter((f) => f !== "none");
+  if (sshConfigs?.includes("none") && sshConfigs.length > 1) {
+    throw new TypeError("ssh_config: none reads no file and cannot be combined with files");
+  }
   return {
     knownHostsFiles,
     knownHostsWriteFile,
+    sshConfigFiles,
     hostKeyPolicy: flags.hostKeyPolicy ?? file.host_key_policy ?? "strict",
     logLevel: flags.logLevel ?? file.log_level ?? "warn",
     maxSessions: file.max_sessions ?? 20,
@@ -235,5 +253,7 @@ export function resolveConfig(flags: CliFlags, file: ConfigFile, env: ConfigEnv)
     agentSocket: env.sshAuthSock || undefined,
     home: env.home || undefined,
     localUser: env.localUser || undefined,
+    localHost: env.localHost || undefined,
+    localUid: env.localUid ?? undefined,
   };
 }

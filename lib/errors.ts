@@ -10,6 +10,8 @@
 /** Every code a tool error can carry. */
 export type ErrorCode =
   | "INVALID_ARGUMENT"
+  | "SSH_CONFIG_INVALID"
+  | "SSH_CONFIG_REFUSED"
   | "HOST_KEY_UNKNOWN"
   | "HOST_KEY_MISMATCH"
   | "HOST_KEY_REVOKED"
@@ -77,6 +79,9 @@ export type ErrorCode =
  */
 export const DEFAULT_HINTS: Readonly<Record<ErrorCode, string>> = {
   INVALID_ARGUMENT: "Fix the named argument and call again",
+  SSH_CONFIG_INVALID: "Fix the named line of the ssh_config file (ssh -G shows how OpenSSH reads it)",
+  SSH_CONFIG_REFUSED: "This server never runs local programs: use ProxyJump instead of ProxyCommand, or connect " +
+    "with explicit arguments",
   HOST_KEY_UNKNOWN: "Verify the fingerprint out of band, then add the key to known_hosts or connect with accept-new",
   HOST_KEY_MISMATCH: "Treat this as a possible attack: verify the host's key out of band before changing known_hosts",
   HOST_KEY_REVOKED: "The key is marked @revoked in known_hosts; do not connect until the host has a new key",

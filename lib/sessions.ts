@@ -14,6 +14,9 @@ import { probeRemote, type RemoteInfo } from "./ssh/remote.ts";
 import type { Shell } from "./ssh/shell.ts";
 import type { Job } from "./jobs/job.ts";
 import { Table } from "./table.ts";
+import { configError, type HostEntry, inventory, resolveTarget, type TargetRequest } from "./targets.ts";
+import { type KnownHostsEntry, knownKeyTypes, loadKnownHosts } from "./ssh/known_hosts.ts";
+import { loadSshConfig, type SshConfig, SshConfigError } from "./ssh_config/mod.ts";
 
 /** One session as tools see it. */
 export interface Session {
@@ -38,6 +41,8 @@ export interface Session {
    * ones (they run on) and ends connection-bound ones.
    */
   jobs: Table<Job>;
+  /** What ssh_config decided about the target; null for a session opened with explicit options only. */
+  origin: SessionOrigin | null;
 }
 
 /** Something a reader of the session list (the MCP resources) may want to see again. */
@@ -96,19 +101,23 @@ export interface SessionRegistryOptions {
 }
 
 /**
- * What a caller chooses about one connection (a key path's `~/` is the local
- * home); the rest comes from the configuration.
+ * What a caller chooses about one connection: an ssh_config alias or a host,
+ * and whatever overrides ssh_config (a key path's `~/` is the local home);
+ * the rest comes from ssh_config and the configuration (../targets.ts).
  */
-export type ConnectTarget =
-  & Pick<ConnectOptions, "host" | "password" | "privateKeyPath" | "passphrase" | "signal">
-  & {
-    /** TCP port; default 22. */
-    port?: number;
-    /** Remote user; default the local user. */
-    username?: string;
-    /** Overrides the configured connect timeout. */
-    connectTimeoutSeconds?: number;
-  };
+export type ConnectTarget = TargetRequest;
+
+/** How a session's target was resolved: what ssh_config decided, for the connect result. */
+export interface SessionOrigin {
+  /** The alias as given, when ssh_config applied to it. */
+  alias: string | null;
+  /** `file:line keyword value` of each ssh_config line that applied to the target. */
+  configLines: string[];
+  /** The same for the jump hosts, each prefixed with its hop. */
+  jumpConfigLines: string[];
+  /** Lines read and not followed. */
+  warnings: string[];
+}
 
 /** Time the probe of a new connection may take; past it the session opens with the remote unknown. */
 const PROBE_TIMEOUT_MS = 10_000;
@@ -142,43 +151,50 @@ export class SessionRegistry {
    * Connects to `target` with everything else from the configuration, and
    * registers the session.
    */
-  connect(target: ConnectTarget): Promise<Session> {
+  async connect(target: ConnectTarget): Promise<Session> {
     const config = this.#config;
     if (config === undefined) throw new Error("SessionRegistry.connect needs the config option");
-    const username = target.username ?? config.localUser;
-    if (username === undefined) {
-      throw new SshMcpError(
-        "INVALID_ARGUMENT",
-        `No user for ${target.host}: none given and the local user is unknown`,
-        {
-          hint: "Pass username",
-        },
-      );
-    }
-    return this.open({
-      host: target.host,
-      port: target.port ?? 22,
-      username,
-      password: target.password,
-      privateKeyPath: target.privateKeyPath === undefined ? undefined : expandHome(target.privateKeyPath, config.home),
-      passphrase: target.passphrase,
-      agentSocket: config.agentSocket,
-      knownHosts: {
-        files: config.knownHostsFiles,
-        writeFile: config.knownHostsWriteFile,
-        policy: config.hostKeyPolicy,
-      },
-      connectTimeoutMs: (target.connectTimeoutSeconds ?? config.connectTimeoutSeconds) * 1000,
-      keepaliveIntervalMs: config.keepaliveIntervalSeconds * 1000,
-      keepaliveCountMax: config.keepaliveCountMax,
-      maxChannels: config.maxChannelsPerSession,
-      logger: this.#logger,
-      signal: target.signal,
+    const sshConfig = await this.#readSshConfig(config);
+    const resolved = resolveTarget(target, { config, sshConfig, logger: this.#logger });
+    for (const warning of resolved.warnings) this.#logger.warn(warning);
+    const { options, ...origin } = resolved;
+    return await this.open(options, origin);
+  }
+
+  /**
+   * The hosts of ssh_config a user can reach by name (resolved as a connect
+   * would), and whether each host key is known; empty when ssh_config is off.
+   */
+  async hosts(): Promise<{ hosts: HostEntry[]; truncated: boolean }> {
+    const config = this.#config;
+    if (config === undefined) throw new Error("SessionRegistry.hosts needs the config option");
+    const sshConfig = await this.#readSshConfig(config);
+    const loaded = new Map<string, Promise<KnownHostsEntry[]>>();
+    return await inventory({ config, sshConfig, logger: this.#logger }, async (files, host, port) => {
+      const key = files.join("\n");
+      if (!loaded.has(key)) loaded.set(key, loadKnownHosts(files).then((r) => r.entries));
+      return knownKeyTypes(await loaded.get(key)!, host, port);
     });
   }
 
+  /** ssh_config as it is now (read at every connect: an edit applies without a restart), or null when off. */
+  async #readSshConfig(config: Config): Promise<SshConfig | null> {
+    if (config.sshConfigFiles.length === 0) return null;
+    try {
+      return await loadSshConfig(config.sshConfigFiles, {
+        home: config.home ?? "",
+        localUser: config.localUser ?? "",
+        localHost: config.localHost ?? "",
+        uid: config.localUid,
+      });
+    } catch (error) {
+      if (error instanceof SshConfigError) throw configError(error);
+      throw error;
+    }
+  }
+
   /** Connects with `options` as given and registers a new session. */
-  async open(options: ConnectOptions): Promise<Session> {
+  async open(options: ConnectOptions, origin: SessionOrigin | null = null): Promise<Session> {
     if (this.#sessions.size + this.#opening >= this.#max) {
       throw new SshMcpError("SESSION_LIMIT", `Cannot open more than ${this.#max} sessions`, {
         hint: "Close sessions you no longer need with ssh_close_session (ssh_list_sessions shows them)",
@@ -213,6 +229,7 @@ export class SessionRegistry {
       shells: this.#shellTable(id),
       forwards: this.#forwardTable(id),
       jobs: this.#jobTable(id),
+      origin,
     };
     this.#sessions.set(id, session);
     for (
@@ -397,10 +414,4 @@ async function closeTables(session: Session): Promise<void> {
 
 function newSessionId(): string {
   return "s-" + randomHex(8);
-}
-
-// `~` and `~/…` in a local key path: the home of the user running the server.
-function expandHome(path: string, home: string | undefined): string {
-  if (path !== "~" && !path.startsWith("~/")) return path;
-  return home ? home + path.slice(1) : path;
 }

@@ -19,12 +19,13 @@ export function connectionTools(deps: ToolDeps): ToolDef[] {
       name: "ssh_connect",
       toolset: "connect",
       title: "Connect to an SSH server",
-      description: "Open an SSH session; returns session_id for the other tools. The host key must match " +
-        "known_hosts before any credential is sent. Auth: password, private_key_path (+passphrase), else ssh-agent.",
+      description: "Open an SSH session; returns session_id for the other tools. host may be a ~/.ssh/config " +
+        "alias (User, Port, keys, ProxyJump apply; arguments override). The host key must match known_hosts " +
+        "before any credential is sent. Auth: password, private_key_path (+passphrase), else keys and ssh-agent.",
       input: {
         host: s.host,
-        port: s.port.default(22).describe("Default 22"),
-        username: s.username,
+        port: s.port.optional(),
+        username: s.username.optional(),
         password: z.string().max(4096).optional(),
         private_key_path: z.string().min(1).max(4096).optional().describe("Key file on this machine"),
         passphrase: z.string().max(4096).optional().describe("Of the private key"),
@@ -44,6 +45,7 @@ export function connectionTools(deps: ToolDeps): ToolDef[] {
           signal: ctx.signal, // the client's cancel ends the connect at any step
         });
         const info = session.connection.info;
+        const origin = session.origin;
         const result = {
           session_id: session.id,
           host: info.host,
@@ -56,21 +58,42 @@ export function connectionTools(deps: ToolDeps): ToolDef[] {
           server_version: info.serverVersion,
           auth_method: info.authMethod,
           remote: remoteSummary(session.remote),
+          ...(info.jumps.length === 0 ? {} : {
+            jumps: info.jumps.map((j) => ({
+              host: j.host,
+              port: j.port,
+              username: j.username,
+              host_key_fingerprint: j.hostKeyFingerprint,
+              host_key_added: j.hostKeyAdded,
+            })),
+          }),
+          ...(origin === null || origin.alias === null ? {} : { alias: origin.alias }),
+          ...(origin === null || origin.configLines.length + origin.jumpConfigLines.length === 0
+            ? {}
+            : { ssh_config: [...origin.configLines, ...origin.jumpConfigLines] }),
+          ...(origin === null || origin.warnings.length === 0 ? {} : { warnings: origin.warnings }),
         };
         const added = info.hostKeyAdded ? " (host key newly added to known_hosts)" : "";
-        return ok(
-          result,
-          `Connected: session_id=${session.id} ${info.username}@${info.host}:${info.port} ` +
-            `${info.serverVersion}, host key ${info.hostKeyType} ${info.hostKeyFingerprint}${added}\n` +
-            describeRemote(session.remote),
-        );
+        const via = info.jumps.length === 0
+          ? ""
+          : ` via ${info.jumps.map((j) => `${j.username}@${j.host}:${j.port}`).join(" -> ")}`;
+        const lines = [
+          `Connected: session_id=${session.id} ${info.username}@${info.host}:${info.port}${via} ` +
+          `${info.serverVersion}, host key ${info.hostKeyType} ${info.hostKeyFingerprint}${added}`,
+        ];
+        if (origin !== null && origin.configLines.length + origin.jumpConfigLines.length > 0) {
+          lines.push(`ssh_config: ${[...origin.configLines, ...origin.jumpConfigLines].join("; ")}`);
+        }
+        for (const warning of origin?.warnings ?? []) lines.push(`Warning: ${warning}`);
+        lines.push(describeRemote(session.remote));
+        return ok(result, lines.join("\n"));
       },
     }),
     defineTool({
       name: "ssh_list_sessions",
       toolset: "connect",
       title: "List SSH sessions",
-      description: "List open sessions: host, user, state, host key fingerprint.",
+      description: "List open sessions, and the hosts of ~/.ssh/config you can connect to by name.",
       input: {},
       output: {
         sessions: z.array(z.object({
@@ -85,18 +108,56 @@ export function connectionTools(deps: ToolDeps): ToolDef[] {
           last_used_at: z.string(),
           error: z.string().optional(),
         })),
+        hosts: z.array(z.object({
+          alias: z.string(),
+          host: z.string(),
+          port: z.number(),
+          username: z.string().nullable(),
+          jumps: z.array(z.string()),
+          host_key_known: z.boolean().nullable(),
+          error: z.string().optional(),
+        })),
+        hosts_truncated: z.boolean().optional(),
+        hosts_error: z.string().optional(),
       },
       changes: "nothing",
-      run: () => {
+      run: async () => {
         const list = sessions.list();
-        const text = list.length === 0
-          ? "No sessions"
+        const lines = list.length === 0
+          ? ["No sessions"]
           : list.map((x) =>
             `${x.session_id} ${x.username}@${x.host}:${x.port} ${
               x.connected ? "connected" : `disconnected (${x.error})`
             }`
-          ).join("\n");
-        return Promise.resolve(ok({ sessions: list }, text));
+          );
+        // A broken ssh_config must not hide the sessions: it is reported beside them.
+        let inventory: Awaited<ReturnType<typeof sessions.hosts>> = { hosts: [], truncated: false };
+        let hostsError: string | undefined;
+        try {
+          inventory = await sessions.hosts();
+        } catch (error) {
+          hostsError = error instanceof Error ? error.message : String(error);
+        }
+        const hosts = inventory.hosts.map((h) => ({
+          alias: h.alias,
+          host: h.host,
+          port: h.port,
+          username: h.username,
+          jumps: h.jumps,
+          host_key_known: h.hostKeyKnown,
+          ...(h.error === undefined ? {} : { error: h.error }),
+        }));
+        if (hosts.length > 0) {
+          lines.push(`Hosts in ssh_config (${hosts.length}${inventory.truncated ? ", more not shown" : ""}):`);
+          for (const h of hosts) lines.push(describeHost(h));
+        }
+        if (hostsError !== undefined) lines.push(`ssh_config unreadable: ${hostsError}`);
+        return ok({
+          sessions: list,
+          hosts,
+          ...(inventory.truncated ? { hosts_truncated: true } : {}),
+          ...(hostsError === undefined ? {} : { hosts_error: hostsError }),
+        }, lines.join("\n"));
       },
     }),
     defineTool({
@@ -115,6 +176,24 @@ export function connectionTools(deps: ToolDeps): ToolDef[] {
       },
     }),
   ];
+}
+
+/** `alias: user@host:port via j1 -> j2, host key known` in one line. */
+function describeHost(
+  h: {
+    alias: string;
+    host: string;
+    port: number;
+    username: string | null;
+    jumps: string[];
+    host_key_known: boolean | null;
+    error?: string;
+  },
+): string {
+  if (h.error !== undefined) return `  ${h.alias}: unusable: ${h.error}`;
+  const via = h.jumps.length === 0 ? "" : ` via ${h.jumps.join(" -> ")}`;
+  const key = h.host_key_known ? "host key known" : "host key unknown";
+  return `  ${h.alias}: ${h.username}@${h.host}:${h.port}${via}, ${key}`;
 }
 
 function remoteSummary(r: RemoteInfo) {
