@@ -84,9 +84,9 @@ export function forwardTools(deps: ToolDeps): ToolDef[] {
     name: "ssh_forward_port",
     toolset: "forward",
     title: "Open a port forward (SSH tunnel)",
-    description: "local (ssh -L, default): listen here on local_bind:local_port (0 = free) and connect from the " +
-      "server to remote_host:remote_port. remote (ssh -R): the reverse, server remote_bind:remote_port to " +
-      "local_host:local_port here. dynamic (ssh -D): SOCKS5 here. Hosts default to 127.0.0.1.",
+    description: "local (ssh -L, default): listen on local_bind:local_port (0 = free), connect from the server " +
+      "to remote_host:remote_port. remote (ssh -R): server's remote_bind:remote_port to local_host:local_port. " +
+      "dynamic (ssh -D): SOCKS5 here. Hosts default to 127.0.0.1.",
     input: {
       session_id: s.sessionId,
       direction: z.enum(["local", "remote", "dynamic"]).optional(),

@@ -161,7 +161,9 @@ export function shellTools(deps: ToolDeps): ToolDef[] {
     name: "ssh_shell_send_control",
     toolset: "shell",
     title: "Press a key or resize a shell",
-    description: `Press a key (${KEY_NAMES.join(", ")}), e.g. ctrl+c; and/or resize the terminal to cols x rows.`,
+    // The full list of names is in the error of an unknown one (KEY_NAMES): the model needs the families only.
+    description: "Press a key: ctrl+a…ctrl+z (^C, C-c), ctrl+[ \\ ] ^ _ @, esc, tab, enter, backspace, space, arrows " +
+      "(up…), home, end, insert, delete, pageup, pagedown, f1…f12; and/or resize to cols x rows.",
     input: {
       session_id: s.sessionId,
       shell_id: shellId,
