@@ -67,9 +67,8 @@ export function fanoutTools(deps: ToolDeps): ToolDef[] {
     name: "ssh_execute_many",
     toolset: "exec",
     title: "Run a command on many hosts",
-    description: "Run one command on many hosts in parallel: session ids, or [user@]host[:port] connected " +
-      "for this call with the server's agent. Hosts with the same exit code and output are grouped; a host " +
-      "failing or timing out is its own result.",
+    description: "Run one command on many hosts at once: session ids, or [user@]host[:port] (connected with the " +
+      "server's agent, closed after). Identical results are grouped; a failing host never fails the call.",
     input: {
       targets: z.array(target).min(1).max(MAX_TARGETS)
         .refine((list) => new Set(list).size === list.length, "targets must not repeat")
@@ -77,12 +76,12 @@ export function fanoutTools(deps: ToolDeps): ToolDef[] {
       command: z.string().min(1).max(131072),
       timeout: s.timeoutSeconds(
         config.maxTimeoutSeconds,
-        `Per host, connect included; default ${config.defaultTimeoutSeconds}`,
+        `Per host incl. connect; default ${config.defaultTimeoutSeconds}`,
       )
         .optional(),
-      concurrency: z.int().min(1).max(32).optional().describe("Hosts at once, default 8"),
+      concurrency: z.int().min(1).max(32).optional().describe("Hosts at once; default 8"),
       max_output_bytes: z.int().min(1024).max(config.maxOutputBytes).optional()
-        .describe(`Cap per stream and host, default ${defaultOutput}`),
+        .describe(`Per stream and host; default ${defaultOutput}`),
     },
     output: {
       results: z.array(hostResult).describe("In the order of targets"),
