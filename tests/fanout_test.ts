@@ -90,6 +90,18 @@ async function processes(user: string, commandLine: string): Promise<number> {
   return Number(r.stdout.trim() || "0");
 }
 
+/** Kills what a failed run left of `commandLine` (a marker unique to the test), so no test leaves it running. */
+async function killLeft(user: string, commandLine: string): Promise<void> {
+  const r = await run("pgrep", ["-u", user, "-xf", commandLine], { check: false });
+  for (const pid of r.stdout.split("\n").filter((line) => line !== "").map(Number)) {
+    try {
+      Deno.kill(pid, "SIGKILL");
+    } catch (error) {
+      if (!(error instanceof Deno.errors.NotFound)) throw error;
+    }
+  }
+}
+
 async function sessionIds(server: TestServer): Promise<string[]> {
   const r = await callOk(server.client, "ssh_list_sessions");
   return r.structured.sessions.map((x: { session_id: string }) => x.session_id).sort();
@@ -114,6 +126,7 @@ Deno.test({
   const refused = `${user}@127.0.0.1:${freePort()}`; // nothing listens there
   const [slow, odd] = [hosts[5], hosts[14]];
   const marker = `sleep 301.${Math.floor(Math.random() * 1e6)}`;
+  await using _left = { [Symbol.asyncDispose]: () => killLeft(user, marker) };
   const targets = [sessions[0], sessions[1], ...hosts.slice(2).map((h) => h.target), refused];
   // What each port prints, from the server side of the connection (the last field of SSH_CONNECTION).
   const command = `p=\${SSH_CONNECTION##* }; case $p in ${slow.port}) echo begun; ${marker};; ` +
@@ -122,7 +135,7 @@ Deno.test({
   const r = await within(
     CALL_DEADLINE_MS,
     "ssh_execute_many",
-    callOk(c, "ssh_execute_many", { targets, command, timeout: 8 }),
+    callOk(c, "ssh_execute_many", { targets, command, timeout: 8 }, { timeout: CALL_DEADLINE_MS }),
   );
   const st = r.structured;
   const byTarget = new Map(st.results.map((x: { target: string }) => [x.target, x]));
@@ -206,7 +219,7 @@ Deno.test({
       concurrency: 4,
       command: `echo "start $(date +%s%N)" >> ${stamps}; sleep 0.5; echo "end $(date +%s%N)" >> ${stamps}`,
       timeout: 60,
-    }),
+    }, { timeout: CALL_DEADLINE_MS }),
   );
   assert.equal(r.structured.ok, 12, r.text);
   // The most commands running at one time, from their own start and end stamps.
@@ -232,6 +245,7 @@ Deno.test({
   await using server = await startFanoutServer(all.knownHosts, all.agent.socket);
   const user = all.hosts[0].sshd.user;
   const marker = `sleep 602.${Math.floor(Math.random() * 1e6)}`;
+  await using _left = { [Symbol.asyncDispose]: () => killLeft(user, marker) };
   // Both servers, so the cancel reaches connections to each.
   const targets = [...all.hosts.slice(0, 3), ...all.hosts.slice(-3)].map((h) => h.target);
   const abort = new AbortController();
@@ -268,4 +282,36 @@ Deno.test({
   }
   const many = await call(server.client, "ssh_execute_many", { targets: ["web1"], command: "true", concurrency: 33 });
   assert.equal(many.code, "INVALID_ARGUMENT");
+});
+
+Deno.test({
+  name: "ssh_execute_many keeps a cut output readable where its session stays open, and is not offered read-only",
+  ignore: skip,
+}, async () => {
+  await using all = await startHosts();
+  await using server = await startFanoutServer(all.knownHosts, all.agent.socket);
+  const c = server.client;
+  const [kept, temporary] = all.hosts;
+  const session = await connectWithKey(c, { ...kept.sshd, port: kept.port });
+  const r = await callOk(c, "ssh_execute_many", {
+    targets: [session, temporary.target],
+    command: "head -c 3000 /dev/zero | tr '\\0' x",
+    max_output_bytes: 1024,
+  }, { timeout: CALL_DEADLINE_MS });
+  const [onSession, onTemporary] = r.structured.results;
+  assert.equal(onSession.truncated, true);
+  assert.equal(onSession.stdout_bytes, 3000);
+  const whole = await callOk(c, "ssh_output_read", { session_id: session, output_id: onSession.output_id });
+  assert.equal(whole.structured.data, "x".repeat(3000));
+  // A temporary session's output went with it: no output_id that could not be read.
+  assert.equal(onTemporary.truncated, true);
+  assert.equal(onTemporary.output_id, undefined);
+  assert.match(
+    r.text,
+    new RegExp(`^Whole output \\(ssh_output_read\\): ${session} ${session} ${onSession.output_id}$`, "m"),
+  );
+
+  await using readOnly = await startServer({ args: ["--read-only"] });
+  const names = (await readOnly.client.listTools()).tools.map((t) => t.name);
+  assert.ok(names.includes("ssh_list_sessions") && !names.includes("ssh_execute_many"), names.join(", "));
 });
