@@ -280,8 +280,17 @@ Deno.test({
     const r = await call(server.client, "ssh_execute_many", { targets, command: "true" });
     assert.equal(r.code, "INVALID_ARGUMENT", JSON.stringify(targets));
   }
-  const many = await call(server.client, "ssh_execute_many", { targets: ["web1"], command: "true", concurrency: 33 });
-  assert.equal(many.code, "INVALID_ARGUMENT");
+  for (
+    const args of [
+      { targets: ["web1"], command: "true", concurrency: 33 },
+      { targets: ["web1"], command: "echo a\0b" }, // a NUL would cost each host its connection
+      { targets: ["web1\0"], command: "true" },
+    ]
+  ) {
+    const r = await call(server.client, "ssh_execute_many", args);
+    assert.equal(r.code, "INVALID_ARGUMENT", JSON.stringify(args));
+  }
+  assert.deepEqual(await sessionIds(server), [], "nothing was opened");
 });
 
 Deno.test({
