@@ -91,6 +91,7 @@ Deno.test("--toolsets keeps connect and the sets named; each tool belongs to exa
     "ssh_execute",
     "ssh_sudo_execute",
     "ssh_output_read",
+    "ssh_execute_many",
   ]);
   // The config file's list applies when no flag is given; the flag wins over it.
   const fromFile = (await listTools([], { toolsets: ["forward"] })).map((t) => t.name);

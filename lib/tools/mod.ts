@@ -13,6 +13,7 @@ import { z } from "zod";
 import { connectionTools } from "./connection.ts";
 import { type RequestExtra, toolContext, type ToolDef, type ToolDeps, type Toolset } from "./define.ts";
 import { execTools } from "./exec.ts";
+import { fanoutTools } from "./fanout.ts";
 import { Jobs, jobTools } from "./jobs.ts";
 import { fileTools } from "./files.ts";
 import { forwardTools } from "./forward.ts";
@@ -32,6 +33,7 @@ export function allTools(deps: ToolDeps): ToolDef[] {
   return [
     ...connectionTools(deps),
     ...execTools(deps, jobs),
+    ...fanoutTools(deps),
     ...jobTools(deps, jobs),
     ...shellTools(deps),
     ...fileTools(deps),
