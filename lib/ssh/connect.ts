@@ -14,6 +14,7 @@ import {
   type AnyAuthMethod,
   type AuthenticationType,
   type Client,
+  type ClientChannel,
   connectClient,
   type ConnectConfig,
   createClient,
@@ -26,6 +27,9 @@ import { type KnownHostsEntry, knownKeyTypes, loadKnownHosts } from "./known_hos
 import { type AcceptedHostKey, type KnownHostsConfig, verifyHostKey } from "./host_key_check.ts";
 import { mapConnectError } from "./connect_errors.ts";
 import { prepareAuth, type PreparedAuth } from "./auth.ts";
+import { abandonHops, atJumpHost, jumpHostsOf, type JumpInfo, jumpInfo, openTunnel, viaJumpHosts } from "./jump.ts";
+
+export type { JumpInfo } from "./jump.ts";
 
 /** Options of {@linkcode connect} (and `SshConnection.open`). */
 export interface ConnectOptions {
@@ -70,6 +74,16 @@ export interface ConnectOptions {
   logger: Logger;
   /** Cancels the connect at any step (MCP cancellation); the connect timeout applies as well. */
   signal?: AbortSignal;
+  /**
+   * The jump host to reach this host through (OpenSSH's ProxyJump), with its
+   * own credentials, known_hosts and logger; it may have a `jump` of its own
+   * (`A -> B -> target` is `target.jump = B`, `B.jump = A`). Its host key is
+   * checked before anything is sent to it, as for a direct connection. Its
+   * `connectTimeoutMs` and `signal` are not used: this host's deadline and
+   * cancel cover the whole chain.
+   * @default undefined (a direct TCP connection)
+   */
+  jump?: ConnectOptions;
 }
 
 /** Facts about an established connection. */
@@ -83,15 +97,26 @@ export interface ConnectionInfo {
   /** True when accept-new recorded this host key during connect. */
   hostKeyAdded: boolean;
   authMethod: "password" | "publickey" | "agent";
+  /** The jump hosts the connection goes through, outermost first; [] for a direct connection. */
+  jumps: JumpInfo[];
 }
+
+/** What a connection's SSH runs over: a TCP socket, or a direct-tcpip channel on a jump host. */
+export type Transport = DenoSocket | ClientChannel;
 
 /** An authenticated ssh2 client, ready for channels. */
 export interface Connected {
   client: Client;
-  socket: DenoSocket;
+  /** What the client runs over. */
+  socket: Transport;
   info: ConnectionInfo;
   /** Why the host was refused during a later key re-exchange, if it was. */
   rekeyRefused: () => SshMcpError | null;
+  /**
+   * The jump hosts' connections, outermost first ([] for a direct one). They
+   * belong to whoever holds this: close them after the client (./jump.ts `JumpChain`).
+   */
+  hops: Connected[];
 }
 
 // chacha20 first, measured with its exact MAC check against AES-GCM in one
@@ -109,6 +134,14 @@ export const CIPHERS: readonly string[] = [
   "aes256-ctr",
 ];
 
+// A connection carried in a jump host's channel is driven from inside the
+// jump host's packet handling: its packets are encrypted while the outer
+// connection's are. ssh2's chacha20-poly1305 cipher did not survive that
+// nesting (sshd got the first encrypted packet garbled: "incomplete message",
+// "Invalid ssh2 packet type"), AES-GCM does; so the inner hops use AES-GCM.
+/** Ciphers offered to a host reached through a jump host. */
+export const TUNNEL_CIPHERS: readonly string[] = CIPHERS.filter((c) => !c.startsWith("chacha20"));
+
 const HOST_KEY_ALGORITHMS = [
   "ssh-ed25519",
   "ecdsa-sha2-nistp256",
@@ -122,24 +155,51 @@ const HOST_KEY_ALGORITHMS = [
  * Connects, verifies the host key before any authentication, and authenticates, all within the deadline:
  * reading the key and known_hosts files counts against it too, so nothing local can make a connect outlast it.
  * `signal` (the caller's cancel) ends it at any step.
+ *
+ * With `options.jump`, the jump hosts are connected first, outermost first, each one exactly as a direct
+ * connection (its own host key check before any credential, its own authentication), each next one over a
+ * direct-tcpip channel on the one before; the deadline and `signal` of `options` cover the whole chain, and a
+ * failure anywhere closes everything opened so far. Errors keep the failure's code and name the hop.
  */
 export async function connect(options: ConnectOptions): Promise<Connected> {
   const timeoutMs = options.connectTimeoutMs ?? 20000;
   const deadline = Date.now() + timeoutMs;
+  const jumps = jumpHostsOf(options);
+  // The host being connected now: the deadline's error names it.
+  let current: ConnectOptions = jumps[0] ?? options;
   const timeoutError = () =>
     new SshMcpError(
       "CONNECT_TIMEOUT",
-      `Cannot connect to ${options.host}:${options.port}: no SSH session within ${timeoutMs / 1000} s`,
+      `Cannot connect to ${current.host}:${current.port}: no SSH session within ${timeoutMs / 1000} s`,
       { hint: "Check host and port, that sshd is up and reachable, or raise connect_timeout" },
     );
   // One signal for every step: the deadline (with its own error) or the caller's cancel.
   const expiry = new AbortController();
   const timer = setTimeout(() => expiry.abort(timeoutError()), timeoutMs);
   const stop = options.signal ? AbortSignal.any([expiry.signal, options.signal]) : expiry.signal;
+  const steps = { deadline, stop, timeoutError };
+  const stopped = (error: unknown) => stop.aborted && error === stop.reason ? stopError(current, stop) : error;
+  const hops: Connected[] = [];
   try {
-    return await connectUntil(options, { deadline, stop, timeoutError });
+    for (const [index, hop] of jumps.entries()) {
+      current = hop;
+      try {
+        hops.push(await connectUntil(hop, steps, hops.at(-1)));
+      } catch (error) {
+        throw atJumpHost(stopped(error), hop, index, jumps.length);
+      }
+    }
+    current = options;
+    try {
+      const target = await connectUntil(options, steps, hops.at(-1));
+      target.info.jumps = jumpInfo(hops);
+      return { ...target, hops };
+    } catch (error) {
+      throw viaJumpHosts(stopped(error), jumps);
+    }
   } catch (error) {
-    throw stop.aborted && error === stop.reason ? stopError(options, stop) : error;
+    abandonHops(hops);
+    throw error;
   } finally {
     clearTimeout(timer);
     expiry.abort(); // drops every listener still waiting on the deadline
@@ -154,15 +214,20 @@ function stopError(options: ConnectOptions, stop: AbortSignal): SshMcpError {
   });
 }
 
+/**
+ * Connects one host: over TCP, or over a direct-tcpip channel on `via` (the
+ * jump host before it), then the handshake, host key check and authentication.
+ */
 async function connectUntil(
   options: ConnectOptions,
   steps: { deadline: number; stop: AbortSignal; timeoutError: () => SshMcpError },
+  via?: Connected,
 ): Promise<Connected> {
   const { deadline, stop } = steps;
   const auth = await prepareAuth(options, stop);
   const known = await loadKnownHosts(options.knownHosts.files, stop);
   for (const warning of known.warnings) options.logger.warn(warning);
-  const socket = await connectTcp(options, stop);
+  const socket = via === undefined ? await connectTcp(options, stop) : await openTunnel(via, options, stop);
   const patches = await preparePatches(options.logger);
   if (stop.aborted) {
     socket.destroy();
@@ -200,7 +265,11 @@ async function connectUntil(
     keepaliveInterval: options.keepaliveIntervalMs ?? 15000,
     keepaliveCountMax: options.keepaliveCountMax ?? 3,
     // No compression: it would swap in ssh2's zlib packet writer, which the rekey fix does not cover.
-    algorithms: { cipher: CIPHERS, serverHostKey: hostKeyAlgorithms(known.entries, options), compress: ["none"] },
+    algorithms: {
+      cipher: via === undefined ? CIPHERS : TUNNEL_CIPHERS,
+      serverHostKey: hostKeyAlgorithms(known.entries, options),
+      compress: ["none"],
+    },
   } as ConnectConfig, { socket, patches, logger: options.logger });
   try {
     await ready;
@@ -223,8 +292,9 @@ async function connectUntil(
     serverVersion: serverVersion(client),
     hostKeyAdded: hostKey.added,
     authMethod: authenticator.lastMethod() ?? "password",
+    jumps: [],
   };
-  return { client, socket, info, rekeyRefused: verifier.rekeyRefused };
+  return { client, socket, info, rekeyRefused: verifier.rekeyRefused, hops: [] };
 }
 
 /** Host key algorithms to offer: those known_hosts lists for this host first, so its key is the one presented. */
@@ -318,7 +388,7 @@ function authHandler(options: ConnectOptions, auth: PreparedAuth): AuthHandler {
 
 /** How {@linkcode readyBefore} ends the wait when "ready" does not come. */
 interface ReadyOptions {
-  socket: DenoSocket;
+  socket: Transport;
   /** Epoch milliseconds by which the client must be ready. */
   deadline: number;
   /** The caller's cancel (and the deadline); ends the wait with its reason. */

@@ -8,13 +8,14 @@
 
 import { SshMcpError } from "../errors.ts";
 import type { Logger } from "../log.ts";
-import { type Client, type ClientChannel, type DenoSocket, type SFTPWrapper, signalChannel } from "../ssh2/mod.ts";
+import { type Client, type ClientChannel, type SFTPWrapper, signalChannel } from "../ssh2/mod.ts";
 import { ChannelBudget } from "./budget.ts";
 import { failRequestsWhen, isAbandoned, sftpOpenError } from "./sftp.ts";
 import { mapRuntimeError } from "./connect_errors.ts";
-import { connect, type ConnectionInfo, type ConnectOptions } from "./connect.ts";
+import { connect, type Connected, type ConnectionInfo, type ConnectOptions, type Transport } from "./connect.ts";
+import { JumpChain } from "./jump.ts";
 
-export type { ConnectionInfo, ConnectOptions } from "./connect.ts";
+export type { ConnectionInfo, ConnectOptions, JumpInfo } from "./connect.ts";
 
 /** Terminal settings of an interactive shell. */
 export interface PtyOptions {
@@ -88,7 +89,10 @@ interface SharedOpen {
 // Waits before asking again for a channel the server refused while none of ours was open.
 const REFUSED_WAITS_MS = [50, 100, 200, 400];
 
-/** An authenticated SSH connection. Close it with {@linkcode SshConnection.close}. */
+/**
+ * An authenticated SSH connection. Close it with {@linkcode SshConnection.close}.
+ * One reached through jump hosts owns them: they close after it, and it ends when any of them does.
+ */
 export class SshConnection {
   /** Facts fixed at connect time. */
   readonly info: ConnectionInfo;
@@ -99,15 +103,21 @@ export class SshConnection {
   #onClose = new Set<(reason: SshMcpError | null) => void>();
   #logger: Logger;
 
-  #socket: DenoSocket;
+  #socket: Transport;
+  /** The jump hosts, or null for a direct connection. */
+  #chain: JumpChain | null = null;
+  /** Settles once every jump host has closed, after this connection did. */
+  #hopsClosed: Promise<void> = Promise.resolve();
   #sftp: SharedOpen | null = null;
   /** Remote listeners (ssh -R) by "address:port", as the server reports connections to them. */
   #listeners = new Map<string, TcpInHandler>();
 
   private constructor(parts: {
     client: Client;
-    socket: DenoSocket;
+    socket: Transport;
     info: ConnectionInfo;
+    /** Jump host connections, outermost first; this connection owns them. */
+    hops: Connected[];
     maxChannels: number;
     logger: Logger;
     /** Why the host was refused during a re-exchange, if it was. */
@@ -119,6 +129,15 @@ export class SshConnection {
     this.info = info;
     this.#budget = new ChannelBudget(parts.maxChannels);
     this.#logger = logger;
+    if (parts.hops.length > 0) {
+      this.#chain = new JumpChain(parts.hops, (reason) => {
+        if (this.#closed) return;
+        // A hop that ended took this connection's channel with it; the reason names the hop.
+        this.#closeReason ??= reason;
+        logger.warn(`SSH ${info.username}@${info.host}:${info.port}: ${reason.message}`);
+        this.#teardown();
+      });
+    }
     client.on("error", (err: Error & { level?: string }) => {
       this.#closeReason ??= parts.rekeyRefused() ?? mapRuntimeError(err, `${info.host}:${info.port}`);
       logger.warn(`SSH ${info.username}@${info.host}:${info.port}: ${err.message}`);
@@ -130,6 +149,7 @@ export class SshConnection {
     });
     client.on("close", () => {
       this.#closed = true;
+      if (this.#chain !== null) this.#hopsClosed = this.#chain.close();
       const reason = this.#closeReason ??
         new SshMcpError("CONNECTION_LOST", `Connection to ${info.host}:${info.port} closed`, {
           hint: "Call ssh_connect again to open a new session",
@@ -141,11 +161,12 @@ export class SshConnection {
 
   /** Connects, verifies the host key before any authentication, and authenticates (see ./connect.ts). */
   static async open(options: ConnectOptions): Promise<SshConnection> {
-    const { client, socket, info, rekeyRefused } = await connect(options);
+    const { client, socket, info, rekeyRefused, hops } = await connect(options);
     return new SshConnection({
       client,
       socket,
       info,
+      hops,
       maxChannels: options.maxChannels ?? 10,
       logger: options.logger,
       rekeyRefused,
@@ -478,22 +499,30 @@ export class SshConnection {
     });
   }
 
-  /** Closes the connection and every channel on it. */
-  close(): Promise<void> {
-    if (this.#closed) return Promise.resolve();
-    return new Promise((resolve) => {
-      this.#closeReason ??= new SshMcpError("SESSION_NOT_FOUND", "Session was closed", {
-        hint: "Call ssh_connect to open a new session",
+  /** Closes the connection and every channel on it, then its jump hosts, innermost first. */
+  async close(): Promise<void> {
+    if (!this.#closed) {
+      await new Promise<void>((resolve) => {
+        this.#closeReason ??= new SshMcpError("SESSION_NOT_FOUND", "Session was closed", {
+          hint: "Call ssh_connect to open a new session",
+        });
+        // A wedged peer never answers the disconnect: after a grace period the
+        // socket is torn down here (ssh2's destroy() does nothing once ended).
+        const timer = setTimeout(() => this.#teardown(), 2000);
+        this.#client.once("close", () => {
+          clearTimeout(timer);
+          resolve();
+        });
+        this.#client.end();
       });
-      // A wedged peer never answers the disconnect: after a grace period the
-      // socket is torn down here (ssh2's destroy() does nothing once ended).
-      const timer = setTimeout(() => this.#socket.destroy(), 2000);
-      this.#client.once("close", () => {
-        clearTimeout(timer);
-        resolve();
-      });
-      this.#client.end();
-    });
+    }
+    await this.#hopsClosed;
+  }
+
+  /** Tears the transport down at once: the socket, or through jump hosts the outermost one's socket. */
+  #teardown(): void {
+    if (this.#chain !== null) this.#chain.destroy();
+    else this.#socket.destroy();
   }
 
   /** Closes the connection (for `await using`). */

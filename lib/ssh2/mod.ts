@@ -17,7 +17,7 @@ import { ownsNoInput, useFastDecipher } from "./chacha_decipher.ts";
 import { decipherHolderOf, remoteVersionOf, sendSignal } from "./internals.ts";
 import type { PatchStatus } from "./patches.ts";
 import { rekeyQueueFixed } from "./rekey_fix.ts";
-import type { DenoSocket } from "./socket.ts";
+import { DenoSocket } from "./socket.ts";
 
 // @ts-types="@types/ssh2"
 export type {
@@ -44,8 +44,12 @@ export function createClient(): Client {
 
 /** What {@linkcode connectClient} needs besides the ssh2 settings. */
 export interface ConnectClientOptions {
-  /** The connected TCP socket ssh2 runs over. */
-  socket: DenoSocket;
+  /**
+   * What ssh2 runs over: a connected TCP socket, or a channel of another
+   * connection (a direct-tcpip channel on a jump host). The repairs apply to
+   * both; lending the read buffer is the TCP socket's alone.
+   */
+  socket: DenoSocket | ClientChannel;
   /** Which repairs are on in this process, from {@linkcode preparePatches}. */
   patches: PatchStatus;
   /** Where a repair that does not fit this connection says so (once per process). */
@@ -67,12 +71,13 @@ function warnOnce(logger: Logger, what: string): void {
  */
 export function connectClient(client: Client, config: ConnectConfig, options: ConnectClientOptions): void {
   const { socket, patches, logger } = options;
-  // ssh2 uses only the net.Socket surface DenoSocket provides.
+  // ssh2 uses only the net.Socket surface DenoSocket provides, and takes any Duplex (a channel) as it is.
   client.connect({ ...config, sock: socket as unknown as ConnectConfig["sock"] });
   if (patches.rekeyFix && !rekeyQueueFixed(client)) warnOnce(logger, "the rekey queue fix");
   if (!patches.fastDecipher) return;
   if (!useFastDecipher(client)) return warnOnce(logger, "the fast chacha20-poly1305 decipher");
-  if (!patches.socketLending) return;
+  // A channel's chunks come from the outer connection's decipher; only our socket has a buffer to lend.
+  if (!patches.socketLending || !(socket instanceof DenoSocket)) return;
   // Lent only while ssh2's packet parser is the one reader and its decipher keeps nothing.
   const holder = decipherHolderOf(client);
   socket.keepsNoChunk = () => socket.listenerCount("data") === 1 && ownsNoInput(holder?._decipher);
