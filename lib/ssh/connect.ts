@@ -134,14 +134,6 @@ export const CIPHERS: readonly string[] = [
   "aes256-ctr",
 ];
 
-// A connection carried in a jump host's channel is driven from inside the
-// jump host's packet handling: its packets are encrypted while the outer
-// connection's are. ssh2's chacha20-poly1305 cipher did not survive that
-// nesting (sshd got the first encrypted packet garbled: "incomplete message",
-// "Invalid ssh2 packet type"), AES-GCM does; so the inner hops use AES-GCM.
-/** Ciphers offered to a host reached through a jump host. */
-export const TUNNEL_CIPHERS: readonly string[] = CIPHERS.filter((c) => !c.startsWith("chacha20"));
-
 const HOST_KEY_ALGORITHMS = [
   "ssh-ed25519",
   "ecdsa-sha2-nistp256",
@@ -266,7 +258,7 @@ async function connectUntil(
     keepaliveCountMax: options.keepaliveCountMax ?? 3,
     // No compression: it would swap in ssh2's zlib packet writer, which the rekey fix does not cover.
     algorithms: {
-      cipher: via === undefined ? CIPHERS : TUNNEL_CIPHERS,
+      cipher: CIPHERS,
       serverHostKey: hostKeyAlgorithms(known.entries, options),
       compress: ["none"],
     },

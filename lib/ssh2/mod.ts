@@ -71,6 +71,7 @@ function warnOnce(logger: Logger, what: string): void {
  */
 export function connectClient(client: Client, config: ConnectConfig, options: ConnectClientOptions): void {
   const { socket, patches, logger } = options;
+  if (!(socket instanceof DenoSocket)) deferWrites(socket);
   // ssh2 uses only the net.Socket surface DenoSocket provides, and takes any Duplex (a channel) as it is.
   client.connect({ ...config, sock: socket as unknown as ConnectConfig["sock"] });
   if (patches.rekeyFix && !rekeyQueueFixed(client)) warnOnce(logger, "the rekey queue fix");
@@ -81,6 +82,40 @@ export function connectClient(client: Client, config: ConnectConfig, options: Co
   // Lent only while ssh2's packet parser is the one reader and its decipher keeps nothing.
   const holder = decipherHolderOf(client);
   socket.keepsNoChunk = () => socket.listenerCount("data") === 1 && ownsNoInput(holder?._decipher);
+}
+
+/**
+ * Makes a channel that carries another SSH connection (ProxyJump) take that
+ * connection's writes one turn later, gathered into one write.
+ *
+ * ssh2's chacha20-poly1305 cipher keeps its nonce in a module-wide buffer
+ * and writes a packet in three pieces (length, payload, MAC), computing the
+ * next piece after each write returns. Written straight into a channel, the
+ * outer connection encrypts that piece at once, with the same module-wide
+ * buffer: the inner packet's payload was then encrypted under the outer
+ * connection's sequence number, and sshd read garbage ("incomplete
+ * message"). Deferred, each encrypt runs to its end first; gathered, one
+ * inner packet is one channel message instead of three.
+ */
+function deferWrites(channel: ClientChannel): void {
+  const write = channel.write.bind(channel);
+  const end = channel.end.bind(channel);
+  let queued: Buffer[] = [];
+  const flush = () => {
+    if (queued.length === 0) return;
+    const chunks = queued;
+    queued = [];
+    write(chunks.length === 1 ? chunks[0] : Buffer.concat(chunks));
+  };
+  channel.write = ((chunk: Buffer) => {
+    if (queued.push(chunk) === 1) queueMicrotask(flush);
+    return true; // ssh2 does not wait for drain on its socket; the channel's own window still applies
+  }) as ClientChannel["write"];
+  // What ssh2 writes last (its disconnect) goes out before the end.
+  channel.end = ((...args: Parameters<ClientChannel["end"]>) => {
+    flush();
+    return end(...args);
+  }) as ClientChannel["end"];
 }
 
 /** The server's software version from its banner (e.g. `OpenSSH_9.2p1 Debian-2`), or "unknown". */
