@@ -100,7 +100,10 @@ export interface SessionRegistryOptions {
  * home); the rest comes from the configuration.
  */
 export type ConnectTarget =
-  & Pick<ConnectOptions, "host" | "password" | "privateKeyPath" | "passphrase" | "signal">
+  & Pick<
+    ConnectOptions,
+    "host" | "password" | "privateKeyPath" | "passphrase" | "signal" | "ask" | "expectedFingerprint"
+  >
   & {
     /** TCP port; default 22. */
     port?: number;
@@ -174,6 +177,8 @@ export class SessionRegistry {
       maxChannels: config.maxChannelsPerSession,
       logger: this.#logger,
       signal: target.signal,
+      ask: target.ask,
+      expectedFingerprint: target.expectedFingerprint,
     });
   }
 
