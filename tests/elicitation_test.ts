@@ -112,6 +112,17 @@ Deno.test({ name: "an unknown host key under strict is put to the user by elicit
       });
     }
 
+    await t.step("a question the client fails to answer is HOST_KEY_UNKNOWN, nothing written", async () => {
+      const kh = await knownHosts("broken");
+      await using server = await askingServer(() => {
+        throw new Error("the form could not be shown");
+      }, { args: ["--known-hosts", kh] });
+      const r = await call(server.client, "ssh_connect", target(sshd));
+      assert.equal(r.code, "HOST_KEY_UNKNOWN", r.text);
+      assert.match(r.text, /could not be asked/);
+      assert.equal(await Deno.readTextFile(kh), "");
+    });
+
     await t.step("a client without the capability gets HOST_KEY_UNKNOWN as before", async () => {
       const kh = await knownHosts("nocap");
       await using server = await startServer({ args: ["--known-hosts", kh] });

@@ -125,6 +125,13 @@ export async function verifyHostKey(
       fingerprint,
       canRecord,
       matchesExpected: expected !== undefined,
+    }).catch((cause: unknown) => {
+      if (cause instanceof SshMcpError) throw cause;
+      throw new SshMcpError(
+        "HOST_KEY_UNKNOWN",
+        `Host ${host}:${port} is not in known_hosts (it presented ${type} ${fingerprint}) and the user could not be asked`,
+        { hint: "The question to the MCP client failed; try again, or trust the key in known_hosts", cause },
+      );
     });
     if (answer === "refuse") {
       throw new SshMcpError(
