@@ -3,13 +3,15 @@
  * client that declares the capability and answers `elicitation/create`)
  * about an unknown host key under strict checking and about
  * keyboard-interactive prompts; the server runs under `-P`, against a real
- * sshd.
+ * sshd (and an ssh2 server for one-time code prompts, which PAM in the
+ * fixture sshd does not ask).
  */
 
 import assert from "node:assert/strict";
 // @ts-types="@modelcontextprotocol/sdk/types"
 import { ElicitRequestSchema, type ElicitResult } from "@modelcontextprotocol/sdk/types.js";
 import { call, callOk, type ServerOptions, startServer, type TestServer } from "./fixtures/mcp.ts";
+import { otpServer } from "./fixtures/otp_server.ts";
 import { type Sshd, sshdAvailable, startSshd } from "./fixtures/sshd.ts";
 
 const skip = !sshdAvailable();
@@ -245,5 +247,47 @@ Deno.test({ name: "keyboard-interactive prompts are answered by the user", ignor
       assert.equal(r.structured.auth_method, "keyboard-interactive");
       assert.equal(server.questions.length, 0);
     },
+  });
+});
+
+Deno.test("a one-time code prompt is put to the user, and never answered with the password", async (t) => {
+  await using otp = await otpServer({ prompts: ["Verification code: "], expected: ["246810"] });
+  const args = ["--known-hosts", otp.knownHosts];
+  const base = { host: "127.0.0.1", port: otp.port, username: "tester" };
+  const answering = (code: string) => (q: Question): ElicitResult => ({
+    action: "accept",
+    content: Object.fromEntries(Object.keys(q.requestedSchema.properties).map((f) => [f, code])),
+  });
+
+  await t.step("the code from the form logs in, and is in no log", async () => {
+    await using server = await askingServer(answering("246810"), { args: [...args, "--log-level", "debug"] });
+    const r = await callOk(server.client, "ssh_connect", base);
+    assert.equal(r.structured.auth_method, "keyboard-interactive");
+    assert.equal(server.questions.length, 1);
+    const q = server.questions[0];
+    assert.deepEqual(Object.keys(q.requestedSchema.properties), ["answer1"]);
+    assert.equal(q.requestedSchema.properties.answer1.title, "Verification code:");
+    assert.match(q.message, /Two-factor login/);
+    assert.match(q.message, /Enter the code from your token/);
+    assert.ok(!server.stderr().includes("246810"), "the code was logged");
+    assert.ok(!r.text.includes("246810"), "the code is in the result");
+  });
+
+  await t.step("a wrong code: AUTH_FAILED, the answers rejected", async () => {
+    await using server = await askingServer(answering("000000"), { args });
+    const r = await call(server.client, "ssh_connect", base);
+    assert.equal(r.code, "AUTH_FAILED", r.text);
+    assert.match(r.text, /rejected the keyboard-interactive answers/);
+    assert.ok(!r.text.includes("000000"), r.text);
+  });
+
+  await t.step("no capability: the password is not sent to the code prompt; AUTH_FAILED names the prompt", async () => {
+    const before = otp.answers.length;
+    await using server = await startServer({ args });
+    const r = await call(server.client, "ssh_connect", { ...base, password: "not-a-code" });
+    assert.equal(r.code, "AUTH_FAILED", r.text);
+    assert.match(r.text, /Verification code/);
+    assert.match(r.text, /does not support elicitation/);
+    assert.deepEqual(otp.answers.slice(before), [[""]]);
   });
 });
