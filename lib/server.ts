@@ -91,7 +91,14 @@ export function createServer(config: Config, stderrLogger: Logger): CreatedServe
   const offOutputs = sessions.onChange((change) => {
     if (change.what === "session" && change.type === "close") outputs.dropOwner(change.session_id);
   });
-  registerTools(server, { sessions, config, logger, roots, outputs });
+  registerTools(server, {
+    sessions,
+    config,
+    logger,
+    roots,
+    outputs,
+    clientCapabilities: () => server.server.getClientCapabilities(),
+  });
   const resources = registerResources(server, sessions);
   return {
     server,

@@ -18,6 +18,7 @@ import { SshMcpError } from "./errors.ts";
 import type { Logger } from "./log.ts";
 import type { ConnectOptions } from "./ssh/connection.ts";
 import type { HostKeyPolicy } from "./ssh/host_key_check.ts";
+import type { ConnectPrompts } from "./ssh/prompts.ts";
 import { type JumpHop, type ResolvedHost, type SshConfig, SshConfigError } from "./ssh_config/mod.ts";
 
 /** What a caller names; everything not given comes from ssh_config, then the configuration. */
@@ -38,6 +39,10 @@ export interface TargetRequest {
   connectTimeoutSeconds?: number;
   /** Cancels the connect at any step. */
   signal?: AbortSignal;
+  /** Asks the human (MCP elicitation) about unknown host keys and keyboard-interactive prompts, for every hop. */
+  ask?: ConnectPrompts;
+  /** `SHA256:…` the target's host key must have (checked in addition to known_hosts). */
+  expectedFingerprint?: string;
 }
 
 /** One config line that decided a setting, as `file:line keyword value`. */
@@ -95,6 +100,8 @@ export function resolveTarget(request: TargetRequest, context: ResolveContext): 
     passphrase: request.passphrase,
     connectTimeoutMs: timeoutSeconds * 1000,
     signal: request.signal,
+    ask: request.ask,
+    expectedFingerprint: request.expectedFingerprint,
   };
   // OpenSSH's default keys, when nothing names one (missing files are skipped when keys load).
   if (options.identityFiles!.length === 0 && request.privateKeyPath === undefined && request.password === undefined) {

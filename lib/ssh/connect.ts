@@ -26,7 +26,8 @@ import {
 import { type KnownHostsEntry, knownKeyTypes, loadKnownHosts } from "./known_hosts.ts";
 import { type AcceptedHostKey, type KnownHostsConfig, verifyHostKey } from "./host_key_check.ts";
 import { mapConnectError } from "./connect_errors.ts";
-import { prepareAuth, type PreparedAuth } from "./auth.ts";
+import { type AuthAttempt, passwordAnswers, prepareAuth, type PreparedAuth } from "./auth.ts";
+import { type ConnectPrompts, PausableTimer, timedPrompts } from "./prompts.ts";
 import { abandonHops, atJumpHost, jumpHostsOf, type JumpInfo, jumpInfo, openTunnel, viaJumpHosts } from "./jump.ts";
 
 export type { JumpInfo } from "./jump.ts";
@@ -84,6 +85,23 @@ export interface ConnectOptions {
    * @default undefined (a direct TCP connection)
    */
   jump?: ConnectOptions;
+  /**
+   * Asks the human about an unknown host key (strict) and keyboard-interactive prompts; the connect
+   * deadline stops while a question is open. Absent: nothing is asked.
+   */
+  ask?: ConnectPrompts;
+  /** `SHA256:…` the user gave: any other host key is HOST_KEY_MISMATCH; never trusts an unknown key alone. */
+  expectedFingerprint?: string;
+  /** Key files tried after `privateKeyPath`, in order (ssh_config IdentityFile); missing ones are skipped. */
+  identityFiles?: string[];
+  /** True: no ssh-agent (its keys cannot be matched to identity files here). */
+  identitiesOnly?: boolean;
+  /** Order of "publickey", "password", "keyboard-interactive"; a method not listed is not tried. */
+  preferredAuthentications?: string[];
+  /** False: the password is never sent. */
+  passwordAuthentication?: boolean;
+  /** False: keyboard-interactive prompts are never answered. */
+  kbdInteractiveAuthentication?: boolean;
 }
 
 /** Facts about an established connection. */
@@ -96,7 +114,7 @@ export interface ConnectionInfo {
   serverVersion: string;
   /** True when accept-new recorded this host key during connect. */
   hostKeyAdded: boolean;
-  authMethod: "password" | "publickey" | "agent";
+  authMethod: "password" | "publickey" | "agent" | "keyboard-interactive";
   /** The jump hosts the connection goes through, outermost first; [] for a direct connection. */
   jumps: JumpInfo[];
 }
@@ -155,7 +173,6 @@ const HOST_KEY_ALGORITHMS = [
  */
 export async function connect(options: ConnectOptions): Promise<Connected> {
   const timeoutMs = options.connectTimeoutMs ?? 20000;
-  const deadline = Date.now() + timeoutMs;
   const jumps = jumpHostsOf(options);
   // The host being connected now: the deadline's error names it.
   let current: ConnectOptions = jumps[0] ?? options;
@@ -167,23 +184,26 @@ export async function connect(options: ConnectOptions): Promise<Connected> {
     );
   // One signal for every step: the deadline (with its own error) or the caller's cancel.
   const expiry = new AbortController();
-  const timer = setTimeout(() => expiry.abort(timeoutError()), timeoutMs);
+  // Paused while the human answers a question (./prompts.ts); the end of the connect ends the question.
+  const timer = new PausableTimer(timeoutMs, () => expiry.abort(timeoutError()));
   const stop = options.signal ? AbortSignal.any([expiry.signal, options.signal]) : expiry.signal;
-  const steps = { deadline, stop, timeoutError };
+  // One human answers for every hop, and the questions pause the one deadline of the chain.
+  const ask = options.ask && timedPrompts(options.ask, { clock: timer, signal: stop });
+  const steps = { stop };
   const stopped = (error: unknown) => stop.aborted && error === stop.reason ? stopError(current, stop) : error;
   const hops: Connected[] = [];
   try {
     for (const [index, hop] of jumps.entries()) {
       current = hop;
       try {
-        hops.push(await connectUntil(hop, steps, hops.at(-1)));
+        hops.push(await connectUntil({ ...hop, ask }, steps, hops.at(-1)));
       } catch (error) {
         throw atJumpHost(stopped(error), hop, index, jumps.length);
       }
     }
     current = options;
     try {
-      const target = await connectUntil(options, steps, hops.at(-1));
+      const target = await connectUntil({ ...options, ask }, steps, hops.at(-1));
       target.info.jumps = jumpInfo(hops);
       return { ...target, hops };
     } catch (error) {
@@ -193,7 +213,7 @@ export async function connect(options: ConnectOptions): Promise<Connected> {
     abandonHops(hops);
     throw error;
   } finally {
-    clearTimeout(timer);
+    timer.clear();
     expiry.abort(); // drops every listener still waiting on the deadline
   }
 }
@@ -212,10 +232,10 @@ function stopError(options: ConnectOptions, stop: AbortSignal): SshMcpError {
  */
 async function connectUntil(
   options: ConnectOptions,
-  steps: { deadline: number; stop: AbortSignal; timeoutError: () => SshMcpError },
+  steps: { stop: AbortSignal },
   via?: Connected,
 ): Promise<Connected> {
-  const { deadline, stop } = steps;
+  const { stop } = steps;
   const auth = await prepareAuth(options, stop);
   const known = await loadKnownHosts(options.knownHosts.files, stop);
   for (const warning of known.warnings) options.logger.warn(warning);
@@ -231,11 +251,9 @@ async function connectUntil(
   const authenticator = authHandler(options, auth);
   const ready = readyBefore(client, {
     socket,
-    deadline,
     stop,
-    timeoutError: steps.timeoutError,
     onError: (err) =>
-      verifier.error() ?? mapConnectError(err, {
+      verifier.error() ?? authenticator.error(err) ?? mapConnectError(err, {
         options,
         lastAuth: authenticator.lastMethod(),
         authStarted: authenticator.started(),
@@ -350,42 +368,155 @@ function hostKeyVerifier(options: ConnectOptions, entries: KnownHostsEntry[]): H
 /** ssh2's authentication callback, with what it tried. */
 interface AuthHandler {
   next: (
-    methodsLeft: AuthenticationType[],
-    partial: boolean,
+    methodsLeft: AuthenticationType[] | null,
+    partial: boolean | null,
     next: (auth: AnyAuthMethod | false) => void,
   ) => void;
   /** The method tried last, if any. */
-  lastMethod: () => PreparedAuth["methods"][number] | null;
+  lastMethod: () => ConnectionInfo["authMethod"] | null;
   /** Whether the server asked for authentication at all (the host key was accepted). */
   started: () => boolean;
+  /** An authentication failure this handler explains better than its method's name would, else null. */
+  error: (err: Error & { level?: string }) => SshMcpError | null;
 }
 
-/** Offers the prepared methods in order, each once, then gives up. */
+/**
+ * Offers the prepared attempts in order, each once, skipping methods the
+ * server no longer lists, then gives up. Keyboard-interactive rounds are
+ * answered with the password when they ask only for it, else by the human
+ * (`options.ask`); answers are handed to ssh2 and kept nowhere else.
+ */
 function authHandler(options: ConnectOptions, auth: PreparedAuth): AuthHandler {
-  const attempts = [...auth.methods];
-  let last: PreparedAuth["methods"][number] | null = null;
+  const { host, port, username } = options;
+  const where = `${host}:${port}`;
+  const attempts = [...auth.attempts];
+  let last: AuthAttempt | null = null;
   let started = false;
-  const next: AuthHandler["next"] = (_methodsLeft, _partial, done) => {
-    started = true;
-    const method = attempts.shift();
-    if (method === undefined) return done(false);
-    last = method;
-    const username = options.username;
-    if (method === "password") done({ type: "password", username, password: options.password! });
-    else if (method === "publickey") done({ type: "publickey", username, key: auth.key!.parsed });
-    else done({ type: "agent", username, agent: options.agentSocket! });
+  // ssh2 passes null until the server has answered a first attempt with its list.
+  let serverMethods: AuthenticationType[] | null = null;
+  const triedKeys: string[] = [];
+  // The human's no, or why the question failed: no further method is tried.
+  let kbdStop: "declined" | SshMcpError | null = null;
+  // Prompts no one could answer (no human to ask).
+  let unanswered: string | null = null;
+  const offered = (a: AuthAttempt) =>
+    serverMethods === null || serverMethods.includes(a.type === "agent" ? "publickey" : a.type);
+
+  const prompt = (
+    name: string,
+    instructions: string,
+    _lang: string,
+    prompts: { prompt: string; echo?: boolean }[],
+    finish: (answers: string[]) => void,
+  ) => {
+    const asked = prompts.map((p) => ({ prompt: p.prompt, echo: p.echo === true }));
+    // Wrong (empty) answers end the round as a failure, which the server then reports.
+    const blank = () => finish(asked.map(() => ""));
+    const password = options.passwordAuthentication === false ? undefined : options.password;
+    const known = passwordAnswers(asked, { password });
+    if (known !== null) return finish(known);
+    if (options.ask === undefined) {
+      unanswered = asked.map((p) => JSON.stringify(p.prompt.trim())).join(", ");
+      return blank();
+    }
+    options.ask.keyboardInteractive({ host, port, username, name, instructions, prompts: asked }).then(
+      (answers) => {
+        if (answers === null) {
+          kbdStop = "declined";
+          return blank();
+        }
+        finish(asked.map((_, i) => answers[i] ?? ""));
+      },
+      (cause: unknown) => {
+        kbdStop = cause instanceof SshMcpError ? cause : new SshMcpError(
+          "AUTH_FAILED",
+          `Cannot ask the user for the keyboard-interactive answers of ${where}`,
+          { hint: "The question to the MCP client failed; try again, or use another authentication method", cause },
+        );
+        blank();
+      },
+    );
   };
-  return { next, lastMethod: () => last, started: () => started };
+
+  const next: AuthHandler["next"] = (methodsLeft, _partial, done) => {
+    started = true;
+    if (methodsLeft) serverMethods = methodsLeft;
+    if (kbdStop !== null) return done(false);
+    let attempt = attempts.shift();
+    while (attempt !== undefined && !offered(attempt)) attempt = attempts.shift();
+    if (attempt === undefined) return done(false);
+    last = attempt;
+    switch (attempt.type) {
+      case "password":
+        return done({ type: "password", username, password: options.password! });
+      case "publickey":
+        triedKeys.push(attempt.path);
+        return done({ type: "publickey", username, key: attempt.key.parsed });
+      case "agent":
+        return done({ type: "agent", username, agent: options.agentSocket! });
+      case "keyboard-interactive":
+        return done({ type: "keyboard-interactive", username, prompt });
+    }
+  };
+
+  const error = (err: Error & { level?: string }): SshMcpError | null => {
+    if (err.level !== "client-authentication") return null;
+    if (kbdStop === "declined") {
+      return new SshMcpError("AUTH_FAILED", `The user declined the keyboard-interactive prompt of ${where}`, {
+        hint: "The user chose not to answer; do not retry unless the user asks to",
+      });
+    }
+    if (kbdStop !== null) return kbdStop;
+    const noHuman = "which needs a human to answer, and this MCP client does not support elicitation (form mode)";
+    const hint = "Use an MCP client that supports elicitation, or authenticate with a key or the ssh-agent";
+    if (unanswered !== null) {
+      return new SshMcpError(
+        "AUTH_FAILED",
+        `Server ${where} asked ${unanswered} by keyboard-interactive authentication for user ${username}, ${noHuman}`,
+        { hint, cause: err },
+      );
+    }
+    if (auth.kbdUnanswerable && serverMethods?.includes("keyboard-interactive")) {
+      return new SshMcpError(
+        "AUTH_FAILED",
+        `Server ${where} did not accept the methods offered for user ${username}; it accepts keyboard-interactive ` +
+          `authentication (prompts such as a one-time code), ${noHuman}`,
+        { hint, cause: err },
+      );
+    }
+    if (last?.type === "keyboard-interactive") {
+      return new SshMcpError(
+        "AUTH_FAILED",
+        `Server ${where} rejected the keyboard-interactive answers for ${username}`,
+        {
+          hint: "Check the answers (a one-time code may have expired) and connect again",
+          cause: err,
+        },
+      );
+    }
+    if (last?.type === "publickey" && (triedKeys.length > 1 || last.path !== options.privateKeyPath)) {
+      return new SshMcpError(
+        "AUTH_FAILED",
+        `Server ${where} rejected the keys ${triedKeys.join(", ")} for ${username}`,
+        {
+          hint: "Check username, and that one of the public keys is in the user's authorized_keys",
+          cause: err,
+        },
+      );
+    }
+    return null;
+  };
+  return { next, lastMethod: () => last?.type ?? null, started: () => started, error };
 }
 
 /** How {@linkcode readyBefore} ends the wait when "ready" does not come. */
 interface ReadyOptions {
   socket: Transport;
-  /** Epoch milliseconds by which the client must be ready. */
-  deadline: number;
-  /** The caller's cancel (and the deadline); ends the wait with its reason. */
+  /**
+   * The caller's cancel and the deadline, whose reason is the timeout error; ends the wait with its reason.
+   * The deadline is only this signal: connect() pauses it while a human answers a question.
+   */
   stop: AbortSignal;
-  timeoutError: () => SshMcpError;
   /** The error for the client's first error event. */
   onError: (err: Error & { level?: string; code?: string }) => SshMcpError;
   /** The error for a close before "ready". */
@@ -402,7 +533,6 @@ function readyBefore(client: Client, options: ReadyOptions): Promise<void> {
     let settled = false;
     const done = () => {
       settled = true;
-      clearTimeout(timer);
       stop.removeEventListener("abort", onStop);
     };
     const giveUp = (error: unknown) => {
@@ -411,7 +541,6 @@ function readyBefore(client: Client, options: ReadyOptions): Promise<void> {
       client.end();
       socket.destroy();
     };
-    const timer = setTimeout(() => giveUp(options.timeoutError()), Math.max(0, options.deadline - Date.now()));
     const onStop = () => giveUp(stop.reason);
     if (stop.aborted) return onStop();
     stop.addEventListener("abort", onStop, { once: true });

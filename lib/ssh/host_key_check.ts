@@ -1,6 +1,8 @@
 /**
  * Deciding whether to trust a server's host key, and recording new ones
  * under accept-new without letting two racing first connects trust two keys.
+ * Under strict, an unknown key may be put to the human (see ./prompts.ts);
+ * a changed or revoked key never is.
  *
  * @module
  */
@@ -18,6 +20,7 @@ import {
   type KnownHostsEntry,
   loadKnownHosts,
 } from "./known_hosts.ts";
+import type { ConnectPrompts } from "./prompts.ts";
 
 /** What to do with a host key that known_hosts does not list. */
 export type HostKeyPolicy = "strict" | "accept-new";
@@ -26,7 +29,7 @@ export type HostKeyPolicy = "strict" | "accept-new";
 export interface KnownHostsConfig {
   /** Files read in order (OpenSSH format). Missing ones are skipped. */
   files: string[];
-  /** File that accept-new appends to. */
+  /** File that accept-new (and a user's "record" answer) appends to. */
   writeFile: string;
   /** strict refuses unknown keys; accept-new records them. Changed keys are always refused. */
   policy: HostKeyPolicy;
@@ -36,7 +39,7 @@ export interface KnownHostsConfig {
 export interface AcceptedHostKey {
   type: string;
   fingerprint: string;
-  /** True when accept-new recorded it just now. */
+  /** True when it was recorded just now (accept-new, or the user answered "record"). */
   added: boolean;
 }
 
@@ -46,6 +49,32 @@ export interface HostKeyTarget {
   port: number;
   knownHosts: KnownHostsConfig;
   logger: Logger;
+  /** Asks the human about an unknown key under strict; absent: refused as HOST_KEY_UNKNOWN. */
+  ask?: ConnectPrompts;
+  /**
+   * The `SHA256:…` fingerprint the user expects: any other key is HOST_KEY_MISMATCH, known or not. It
+   * adds a check and never trusts a key by itself.
+   */
+  expectedFingerprint?: string;
+}
+
+const FINGERPRINT = /^SHA256:([A-Za-z0-9+/]{43})=?$/;
+
+/**
+ * A `SHA256:…` fingerprint as {@linkcode fingerprintSha256} writes it (base64 without padding), or
+ * INVALID_ARGUMENT. A trailing `=` is accepted and dropped.
+ *
+ * @param value What the user gave.
+ * @returns The fingerprint in the form this module compares.
+ */
+export function parseFingerprint(value: string): string {
+  const m = FINGERPRINT.exec(value.trim());
+  if (m === null) {
+    throw new SshMcpError("INVALID_ARGUMENT", `Invalid host key fingerprint ${JSON.stringify(value.slice(0, 80))}`, {
+      hint: "Give it as ssh-keygen -lf prints it: SHA256: followed by 43 base64 characters",
+    });
+  }
+  return `SHA256:${m[1]}`;
 }
 
 /**
@@ -61,19 +90,63 @@ export async function verifyHostKey(
   const { host, port } = target;
   const type = keyTypeOf(key);
   const fingerprint = fingerprintSha256(key);
+  const expected = target.expectedFingerprint === undefined ? undefined : parseFingerprint(target.expectedFingerprint);
+  if (expected !== undefined && expected !== fingerprint) {
+    throw new SshMcpError(
+      "HOST_KEY_MISMATCH",
+      `Host key of ${host}:${port} is not the one given: server presented ${type} ${fingerprint}, expected ${expected}`,
+      {
+        hint: "This may be an attack (man in the middle), a reinstalled server or a mistyped fingerprint. " +
+          "Verify the fingerprint out of band before connecting again",
+      },
+    );
+  }
   const verdict = checkHostKey(entries, { host, port, keyType: type, key });
   if (verdict.kind !== "unknown") return judge(target, verdict, type, fingerprint);
   const line = formatKnownHostsLine({ host, port, key });
   if (target.knownHosts.policy === "strict") {
-    throw new SshMcpError(
-      "HOST_KEY_UNKNOWN",
-      `Host ${host}:${port} is not in known_hosts; it presented ${type} ${fingerprint}`,
-      {
-        hint: `Verify this fingerprint with the host's administrator (ssh-keygen -lf on the server's host key), ` +
-          `then trust it by appending this line to ${target.knownHosts.writeFile}: ${line} ` +
-          `(or start the server with --host-key-policy accept-new)`,
-      },
-    );
+    const given = expected === undefined ? "" : " (it matches the fingerprint given)";
+    if (target.ask === undefined) {
+      throw new SshMcpError(
+        "HOST_KEY_UNKNOWN",
+        `Host ${host}:${port} is not in known_hosts; it presented ${type} ${fingerprint}${given}`,
+        {
+          hint: `Verify this fingerprint with the host's administrator (ssh-keygen -lf on the server's host key), ` +
+            `then trust it by appending this line to ${target.knownHosts.writeFile}: ${line} ` +
+            `(or start the server with --host-key-policy accept-new)`,
+        },
+      );
+    }
+    const canRecord = canWrite(target.knownHosts.writeFile);
+    const answer = await target.ask.unknownHostKey({
+      host,
+      port,
+      keyType: type,
+      fingerprint,
+      canRecord,
+      matchesExpected: expected !== undefined,
+    }).catch((cause: unknown) => {
+      if (cause instanceof SshMcpError) throw cause;
+      throw new SshMcpError(
+        "HOST_KEY_UNKNOWN",
+        `Host ${host}:${port} is not in known_hosts (it presented ${type} ${fingerprint}) and the user could not be asked`,
+        { hint: "The question to the MCP client failed; try again, or trust the key in known_hosts", cause },
+      );
+    });
+    if (answer === "refuse") {
+      throw new SshMcpError(
+        "HOST_KEY_UNKNOWN",
+        `Host ${host}:${port} is not in known_hosts and the user refused its key ${type} ${fingerprint}${given}`,
+        {
+          hint: "The user did not trust this host key; do not retry unless the user asks to. " +
+            `To trust it for good, append this line to ${target.knownHosts.writeFile}: ${line}`,
+        },
+      );
+    }
+    if (answer === "once" || !canRecord) {
+      target.logger.info(`Trusted ${hostLabel(host, port)} ${type} ${fingerprint} for this connection (user's answer)`);
+      return { type, fingerprint, added: false };
+    }
   }
   // Another connect may have recorded a key for this host since we read the
   // files: look again under the file lock and write only if still unknown.
@@ -128,6 +201,11 @@ function judge(target: HostKeyTarget, verdict: HostKeyVerdict, type: string, fin
     case "unknown":
       throw new SshMcpError("INTERNAL", "Host key verdict was unknown after the check");
   }
+}
+
+/** Whether this process may write `path` (main.ts drops the permission when nothing needs it). */
+function canWrite(path: string): boolean {
+  return Deno.permissions.querySync({ name: "write", path }).state === "granted";
 }
 
 /** OpenSSH's name for a host in messages: `host`, or `[host]:port` off port 22. */

@@ -7,6 +7,7 @@
 
 import { z } from "zod";
 import type { RemoteInfo } from "../ssh/remote.ts";
+import { connectPrompts } from "./ask.ts";
 import { defineTool, type ToolDef, type ToolDeps } from "./define.ts";
 import { ok } from "./result.ts";
 import * as s from "./schemas.ts";
@@ -30,6 +31,8 @@ export function connectionTools(deps: ToolDeps): ToolDef[] {
         private_key_path: z.string().min(1).max(4096).optional().describe("Key file on this machine"),
         passphrase: z.string().max(4096).optional().describe("Of the private key"),
         connect_timeout: s.timeoutSeconds(600).optional(),
+        host_key_fingerprint: z.string().regex(/^SHA256:[A-Za-z0-9+/]{43}=?$/).optional()
+          .describe("Expected SHA256:… host key; any other is refused"),
       },
       // Under accept-new it records a host key in known_hosts here; it changes nothing remote.
       changes: "local",
@@ -43,6 +46,9 @@ export function connectionTools(deps: ToolDeps): ToolDef[] {
           passphrase: args.passphrase,
           connectTimeoutSeconds: args.connect_timeout,
           signal: ctx.signal, // the client's cancel ends the connect at any step
+          // An unknown host key (strict) and keyboard-interactive prompts go to the user, if the client can ask.
+          ask: connectPrompts(ctx.extra, deps.clientCapabilities?.()),
+          expectedFingerprint: args.host_key_fingerprint,
         });
         const info = session.connection.info;
         const origin = session.origin;

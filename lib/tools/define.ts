@@ -15,6 +15,7 @@ import type { OutputStore } from "../output_store.ts";
 import type { LocalRoots } from "../roots.ts";
 import type { Session, SessionRegistry } from "../sessions.ts";
 import type { ToolSuccess } from "./result.ts";
+import type { ClientElicitationCapability } from "./ask.ts";
 import { neutralise } from "../remote_text.ts";
 
 /** How often a long call reports progress: well inside any client's request timeout. */
@@ -33,6 +34,8 @@ export interface ToolDeps {
   roots: LocalRoots;
   /** Cut command output kept by output_id (one store for the whole process, under one budget). */
   outputs: OutputStore;
+  /** The client's capabilities once it has initialized (whether it can answer elicitation). */
+  clientCapabilities?: () => ClientElicitationCapability | undefined;
 }
 
 /** What the SDK hands a request handler, as far as tools use it. */
