@@ -92,6 +92,11 @@ export interface ConnectOptions {
   ask?: ConnectPrompts;
   /** `SHA256:…` the user gave: any other host key is HOST_KEY_MISMATCH; never trusts an unknown key alone. */
   expectedFingerprint?: string;
+  /**
+   * The name this host's key is looked up and recorded under in known_hosts instead of host and port
+   * (ssh_config HostKeyAlias: as OpenSSH, the alias alone, without a port).
+   */
+  hostKeyAlias?: string;
   /** Key files tried after `privateKeyPath`, in order (ssh_config IdentityFile); missing ones are skipped. */
   identityFiles?: string[];
   /** True: no ssh-agent (its keys cannot be matched to identity files here). */
@@ -277,7 +282,7 @@ async function connectUntil(
     // No compression: it would swap in ssh2's zlib packet writer, which the rekey fix does not cover.
     algorithms: {
       cipher: CIPHERS,
-      serverHostKey: hostKeyAlgorithms(known.entries, options),
+      serverHostKey: hostKeyAlgorithms(known.entries, keyName(options)),
       compress: ["none"],
     },
   } as ConnectConfig, { socket, patches, logger: options.logger });
@@ -308,6 +313,11 @@ async function connectUntil(
 }
 
 /** Host key algorithms to offer: those known_hosts lists for this host first, so its key is the one presented. */
+/** Where known_hosts has this host's key: its HostKeyAlias alone (port 22 writes no port), else host and port. */
+function keyName(options: ConnectOptions): { host: string; port: number } {
+  return options.hostKeyAlias === undefined ? options : { host: options.hostKeyAlias, port: 22 };
+}
+
 function hostKeyAlgorithms(entries: KnownHostsEntry[], target: { host: string; port: number }): string[] {
   const knownTypes = knownKeyTypes(entries, target.host, target.port)
     .flatMap((t) => t === "ssh-rsa" ? ["rsa-sha2-512", "rsa-sha2-256"] : [t]);
@@ -345,7 +355,7 @@ function hostKeyVerifier(options: ConnectOptions, entries: KnownHostsEntry[]): H
       );
       return answer(false);
     }
-    verifyHostKey(options, entries, new Uint8Array(key)).then(
+    verifyHostKey({ ...options, ...keyName(options) }, entries, new Uint8Array(key)).then(
       (result) => {
         accepted = result;
         acceptedKey = Buffer.from(key);
