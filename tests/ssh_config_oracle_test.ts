@@ -81,6 +81,8 @@ const CORPUS: Config[] = [
   {
     name: "aliases",
     text: `# my hosts
+Host decoy # web db
+  Port 2999
 Host web
   HostName web1.example.com
   User deploy
@@ -299,14 +301,31 @@ Host *
     name: "errors OpenSSH rejects",
     text: `Host ok
   Port 2000
-Host badtok
-  IdentityAgent /tmp/%j
 Host ign
   IgnoreUnknown Frobnicate,Other*
+Host ign2
+  IgnoreUnknown Other*
 Host *
   Frobnicate yes
+  OtherThing 1
 `,
-    cases: [{ host: "ign" }, { host: "ok", invalid: true }, { host: "badtok", invalid: true }],
+    cases: [{ host: "ign" }, { host: "ok", invalid: true }, { host: "ign2", invalid: true }],
+  },
+  {
+    name: "unknown tokens OpenSSH rejects",
+    text: `Host badtok
+  IdentityAgent /tmp/%j
+Host badhost
+  HostName %p.example
+Host badkh
+  UserKnownHostsFile /tmp/%z
+Host *
+  Port 2000
+`,
+    cases: [{ host: "fine" }, { host: "badtok", invalid: true }, { host: "badhost", invalid: true }, {
+      host: "badkh",
+      invalid: true,
+    }],
   },
   {
     name: "bad value in a block that does not apply",
