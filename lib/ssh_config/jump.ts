@@ -9,8 +9,11 @@
 
 /** One hop of a ProxyJump chain, in connection order. */
 export interface JumpHop {
+  /** The login user for this hop, when the hop names one. */
   user?: string;
+  /** The host or alias (IPv6 without brackets); resolve it through the config again. */
   host: string;
+  /** The port, when the hop names one. */
   port?: number;
 }
 

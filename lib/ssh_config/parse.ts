@@ -14,8 +14,11 @@ import { type JumpHop, parsePort, parseProxyJump } from "./jump.ts";
 
 /** A line of a config file: where it is and what it says. */
 export interface ConfigLine {
+  /** The file, as opened. */
   file: string;
+  /** 1-based line number. */
   line: number;
+  /** The line as written (without its line break). */
   text: string;
 }
 

@@ -31,9 +31,13 @@ export interface SshConfigContext {
 
 /** A config line whose value was taken, or recognised and not acted on. */
 export interface AppliedLine {
+  /** The keyword in its canonical spelling (as ssh_config(5) writes it). */
   keyword: string;
+  /** The value as written (the rest of the line after the keyword). */
   value: string;
+  /** The file the line is in. */
   file: string;
+  /** 1-based line number. */
   line: number;
   /** Why an ignored line is ignored, where that is not obvious. */
   note?: string;
@@ -45,26 +49,37 @@ export interface ResolvedHost {
   alias: string;
   /** HostName with `%h` expanded, or the alias; lowercased, as ssh does. */
   hostName: string;
+  /** User: the caller's, else the config's. */
   user?: string;
+  /** Port. */
   port?: number;
   /** Expanded (`~`, tokens), in order; [] when none is configured. */
   identityFiles: string[];
+  /** IdentitiesOnly. */
   identitiesOnly?: boolean;
   /** A socket path, "none", or "SSH_AUTH_SOCK". */
   identityAgent?: string;
   /** [] for none. Each hop is itself a host the caller resolves through the config. */
   proxyJump: JumpHop[];
+  /** ConnectTimeout, in seconds. */
   connectTimeoutSeconds?: number;
+  /** ServerAliveInterval, in seconds (0 = off). */
   serverAliveIntervalSeconds?: number;
+  /** ServerAliveCountMax. */
   serverAliveCountMax?: number;
+  /** UserKnownHostsFile entries, expanded (`~`, tokens); "none" kept. */
   userKnownHostsFiles?: string[];
   /** As written: OpenSSH 9.2 expands neither `~` nor tokens here. */
   globalKnownHostsFiles?: string[];
   /** Lowercased, as ssh does. */
   hostKeyAlias?: string;
+  /** StrictHostKeyChecking ("true" is read as "yes", "false" as "no"; "off" means "no"). */
   strictHostKeyChecking?: "yes" | "no" | "ask" | "accept-new" | "off";
+  /** PreferredAuthentications, in order. */
   preferredAuthentications?: string[];
+  /** PasswordAuthentication. */
   passwordAuthentication?: boolean;
+  /** KbdInteractiveAuthentication (or its old name ChallengeResponseAuthentication). */
   kbdInteractiveAuthentication?: boolean;
   /** Every line whose value was taken. */
   applied: AppliedLine[];
