@@ -35,6 +35,11 @@ interface Elsewhere {
 
 /** Codes whose trigger is an elaborate fault another test stages already. */
 const ELSEWHERE: Partial<Record<ErrorCode, Elsewhere>> = {
+  SSH_CONFIG_REFUSED: {
+    file: "tests/ssh_config_test.ts",
+    name: "ProxyCommand is refused with its file and line, and only for its host",
+  },
+  SSH_CONFIG_INVALID: { file: "tests/ssh_config_test.ts", name: "a group-writable config is refused like ssh does" },
   INTEGRITY_FAILED: { file: "tests/integrity_test.ts", name: "a bit flipped on an established session" },
   CONNECTION_LOST: { file: "tests/faults_test.ts", name: "a frozen peer is reported lost by keepalive" },
   CHANNEL_OPEN_FAILED: {

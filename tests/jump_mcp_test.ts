@@ -159,14 +159,16 @@ Deno.test(
       await waitFor(async () => (await inner.childPids()).length === 0, "the inner sshd to be idle");
       const before = authLines(inner).length;
       assert.ok(authLines(inner).some((l) => l.includes("Accepted publickey")), "the log shows authentications");
-      // The inner host's known_hosts line now holds the bastion's key.
+      // A server whose known_hosts trusts the bastion, and lists the bastion's key for the inner host.
       const wrong = `${inner.dir}/known_hosts-wrong`;
-      await Deno.writeTextFile(wrong, `[127.0.0.1]:${inner.port} ${bastion.hostKeys[0].publicKeyLine}\n`);
-      await writeConfig(
-        server,
-        hostBlock("bastion", bastion) + hostBlock("inner", inner, ["ProxyJump bastion", `UserKnownHostsFile ${wrong}`]),
+      await Deno.writeTextFile(
+        wrong,
+        await Deno.readTextFile(await bastion.writeKnownHosts(`${bastion.dir}/kh-${randomHex(4)}`)) +
+          `[127.0.0.1]:${inner.port} ${bastion.hostKeys[0].publicKeyLine}\n`,
       );
-      const r = await call(c, "ssh_connect", { host: "inner" });
+      await using other = await startServer({ args: ["--known-hosts", wrong] });
+      await writeConfig(other, hostBlock("bastion", bastion) + hostBlock("inner", inner, ["ProxyJump bastion"]));
+      const r = await call(other.client, "ssh_connect", { host: "inner" });
       assert.equal(r.code, "HOST_KEY_MISMATCH", r.text);
       assert.match(r.text, /via jump host/);
       await waitFor(async () => (await inner.childPids()).length === 0, "the inner sshd to be idle");

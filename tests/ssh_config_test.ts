@@ -181,10 +181,22 @@ Deno.test(
         await writeConfig(
           strictServer,
           `Host lax\n  HostName localhost\n  Port ${sshd.port}\n  User ${sshd.user}\n` +
-            `  IdentityFile ${sshd.keys.ed25519.path}\n  StrictHostKeyChecking no\n`,
+            `  IdentityFile ${sshd.keys.ed25519.path}\n  StrictHostKeyChecking no\n  UserKnownHostsFile /dev/null\n`,
         );
         const r = await call(strictServer.client, "ssh_connect", { host: "lax" });
         assert.equal(r.code, "HOST_KEY_UNKNOWN", r.text);
+        // Under accept-new the same lines record the key where it is read again: /dev/null turns nothing off.
+        await writeConfig(
+          server,
+          `Host lax\n  HostName localhost\n  Port ${sshd.port}\n  User ${sshd.user}\n` +
+            `  IdentityFile ${sshd.keys.ed25519.path}\n  StrictHostKeyChecking no\n  UserKnownHostsFile /dev/null\n`,
+        );
+        const first = await callOk(c, "ssh_connect", { host: "lax" });
+        assert.equal(first.structured.host_key_added, true);
+        assert.match((first.structured.warnings as string[]).join("\n"), /StrictHostKeyChecking no .*not followed/);
+        assert.match(first.text, /Warning: StrictHostKeyChecking no/);
+        const second = await callOk(c, "ssh_connect", { host: "lax" });
+        assert.equal(second.structured.host_key_added, false);
       },
     );
 

@@ -20,9 +20,9 @@ export function connectionTools(deps: ToolDeps): ToolDef[] {
       name: "ssh_connect",
       toolset: "connect",
       title: "Connect to an SSH server",
-      description: "Open an SSH session; returns session_id for the other tools. host may be a ~/.ssh/config " +
-        "alias (User, Port, keys, ProxyJump apply; arguments override). The host key must match known_hosts " +
-        "before any credential is sent. Auth: password, private_key_path (+passphrase), else keys and ssh-agent.",
+      description: "Open an SSH session (session_id for other tools). host may be a ~/.ssh/config alias (its " +
+        "User, Port, keys, ProxyJump apply; arguments win). Host key checked in known_hosts before any " +
+        "credential. Auth: password, private_key_path, else agent and keys.",
       input: {
         host: s.host,
         port: s.port.optional(),
@@ -32,7 +32,7 @@ export function connectionTools(deps: ToolDeps): ToolDef[] {
         passphrase: z.string().max(4096).optional().describe("Of the private key"),
         connect_timeout: s.timeoutSeconds(600).optional(),
         host_key_fingerprint: z.string().regex(/^SHA256:[A-Za-z0-9+/]{43}=?$/).optional()
-          .describe("Expected SHA256:… host key; any other is refused"),
+          .describe("Expected SHA256:… of the host key"),
       },
       // Under accept-new it records a host key in known_hosts here; it changes nothing remote.
       changes: "local",

@@ -61,7 +61,7 @@ export function execTools(deps: ToolDeps, jobs: Jobs): ToolDef[] {
       env: s.env.optional(),
       stdin: z.string().max(16 * 1024 * 1024).optional(),
       max_output_bytes: maxOutput,
-      ...(jobsOn ? { background: z.boolean().optional().describe("Start as a job: job_id at once, see ssh_job") } : {}),
+      ...(jobsOn ? { background: z.boolean().optional().describe("Return a job_id at once (ssh_job)") } : {}),
     },
     output: execOutput,
     changes: "remote",
@@ -111,8 +111,8 @@ export function execTools(deps: ToolDeps, jobs: Jobs): ToolDef[] {
     name: "ssh_sudo_execute",
     toolset: "exec",
     title: "Run a command with sudo",
-    description: "Run a command as root via sudo. password goes to sudo's stdin only (else sudo -n); sudo's " +
-      "refusals are SUDO_* errors. The command's stdin is /dev/null.",
+    description: "Run a command as root via sudo: password goes to sudo's stdin only (else sudo -n); refusals " +
+      "are SUDO_* errors; the command's stdin is /dev/null.",
     input: {
       session_id: s.sessionId,
       command: z.string().min(1).max(maxCommand),

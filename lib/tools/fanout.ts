@@ -67,21 +67,20 @@ export function fanoutTools(deps: ToolDeps): ToolDef[] {
     name: "ssh_execute_many",
     toolset: "exec",
     title: "Run a command on many hosts",
-    description: "Run one command on many hosts at once: session ids, or [user@]host[:port] (connected with the " +
-      "server's agent, closed after). Identical results are grouped; a failing host never fails the call.",
+    description: "Run one command on many targets at once: session ids, ~/.ssh/config aliases or " +
+      "[user@]host[:port] (connected, then closed). Identical results are grouped; a host's failure is its own.",
     input: {
       targets: z.array(target).min(1).max(MAX_TARGETS)
-        .refine((list) => new Set(list).size === list.length, "targets must not repeat")
-        .describe("session_id or [user@]host[:port]"),
+        .refine((list) => new Set(list).size === list.length, "targets must not repeat"),
       command: z.string().min(1).max(131072),
       timeout: s.timeoutSeconds(
         config.maxTimeoutSeconds,
-        `Per host incl. connect; default ${config.defaultTimeoutSeconds}`,
+        `Per host; default ${config.defaultTimeoutSeconds}`,
       )
         .optional(),
       concurrency: z.int().min(1).max(32).optional().describe("Hosts at once; default 8"),
       max_output_bytes: z.int().min(1024).max(config.maxOutputBytes).optional()
-        .describe(`Per stream and host; default ${defaultOutput}`),
+        .describe(`Per host; default ${defaultOutput}`),
     },
     output: {
       results: z.array(hostResult).describe("In the order of targets"),

@@ -24,7 +24,7 @@ export const sessionId = z.string().min(1).max(64);
 
 /** A remote host name or address. */
 export const host = z.string().max(255).superRefine(checked(hostProblem, hostHint))
-  .describe("Name or IP, without user@ or :port");
+  .describe("Name, IP or alias; no user@ or :port");
 
 /** A remote user. */
 export const username = z.string().max(256).superRefine(checked(userProblem));
@@ -34,7 +34,7 @@ export const port = z.int().min(1).max(65535);
 
 /** A timeout in seconds, bounded by the server's configured maximum; `what` describes it when not obvious. */
 export function timeoutSeconds(max: number, what?: string) {
-  return z.number().positive().max(max).describe(what === undefined ? "Seconds" : `${what}, seconds`);
+  return z.number().positive().max(max).describe(what === undefined ? "Seconds" : `${what} s`);
 }
 
 /** Environment variables for a command. */
@@ -43,7 +43,7 @@ export const env = z.preprocess(
   z.record(
     z.string().superRefine(checked(envNameProblem)),
     z.string().max(32768).refine((v) => !v.includes("\0"), "environment values cannot contain NUL"),
-  ).describe("Variables exported before the command"),
+  ).describe("Exported for the command"),
 );
 
 // zod drops an own "__proto__" key from records without a word; the caller
