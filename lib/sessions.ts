@@ -14,7 +14,14 @@ import { probeRemote, type RemoteInfo } from "./ssh/remote.ts";
 import type { Shell } from "./ssh/shell.ts";
 import type { Job } from "./jobs/job.ts";
 import { Table } from "./table.ts";
-import { configError, type HostEntry, inventory, resolveTarget, type TargetRequest } from "./targets.ts";
+import {
+  configError,
+  type HostEntry,
+  inventory,
+  type ResolvedTarget,
+  resolveTarget,
+  type TargetRequest,
+} from "./targets.ts";
 import { type KnownHostsEntry, knownKeyTypes, loadKnownHosts } from "./ssh/known_hosts.ts";
 import { loadSshConfig, type SshConfig, SshConfigError } from "./ssh_config/mod.ts";
 
@@ -152,13 +159,31 @@ export class SessionRegistry {
    * registers the session.
    */
   async connect(target: ConnectTarget): Promise<Session> {
-    const config = this.#config;
-    if (config === undefined) throw new Error("SessionRegistry.connect needs the config option");
-    const sshConfig = await this.#readSshConfig(config);
-    const resolved = resolveTarget(target, { config, sshConfig, logger: this.#logger });
+    const resolved = await this.resolve(target);
     for (const warning of resolved.warnings) this.#logger.warn(warning);
     const { options, ...origin } = resolved;
     return await this.open(options, origin);
+  }
+
+  /** What {@linkcode connect} would connect to for `target`: ssh_config and the configuration applied. */
+  async resolve(target: ConnectTarget): Promise<ResolvedTarget> {
+    const config = this.#config;
+    if (config === undefined) throw new Error("SessionRegistry.resolve needs the config option");
+    const sshConfig = await this.#readSshConfig(config);
+    return resolveTarget(target, { config, sshConfig, logger: this.#logger });
+  }
+
+  /**
+   * An open, live session to the same user, host and port through the same
+   * jump hosts as `options`, if there is one (looked up without touching it).
+   */
+  findOpen(options: ConnectOptions): Session | undefined {
+    const want = chainOf(options);
+    return [...this.#sessions.values()].find((s) => {
+      const info = s.connection.info;
+      const have = [...info.jumps, info].map((h) => `${h.username}@${h.host}:${h.port}`).join(" ");
+      return s.connection.alive && have === want;
+    });
   }
 
   /**
@@ -410,6 +435,15 @@ export class SessionRegistry {
 // Shells, forwards and jobs together: every close is started before any is awaited.
 async function closeTables(session: Session): Promise<void> {
   await Promise.all([session.shells.closeAll(), session.forwards.closeAll(), session.jobs.closeAll()]);
+}
+
+/** `user@host:port` of every hop and the target, outermost first, as one string. */
+function chainOf(options: ConnectOptions): string {
+  const hops: string[] = [];
+  for (let hop: ConnectOptions | undefined = options; hop !== undefined; hop = hop.jump) {
+    hops.unshift(`${hop.username}@${hop.host}:${hop.port}`);
+  }
+  return hops.join(" ");
 }
 
 function newSessionId(): string {

@@ -15,6 +15,7 @@
 
 import type { Config } from "./config.ts";
 import { SshMcpError } from "./errors.ts";
+import { hostProblem } from "./validate.ts";
 import type { Logger } from "./log.ts";
 import type { ConnectOptions } from "./ssh/connection.ts";
 import type { HostKeyPolicy } from "./ssh/host_key_check.ts";
@@ -92,7 +93,7 @@ export function resolveTarget(request: TargetRequest, context: ResolveContext): 
     config.connectTimeoutSeconds;
   const options: ConnectOptions = {
     ...hostOptions(resolved, config, warnings, context.logger),
-    host: resolved?.hostName ?? request.host,
+    host: checkedHostName(resolved) ?? request.host,
     port: request.port ?? resolved?.port ?? 22,
     username,
     password: request.password,
@@ -164,7 +165,7 @@ function hopOptions(
   for (const line of resolved?.applied ?? []) state.lines.push(`${label}: ${describeLine(line)}`);
   return {
     ...hostOptions(resolved, config, state.warnings, logger),
-    host: resolved?.hostName ?? hop.host,
+    host: checkedHostName(resolved) ?? hop.host,
     port: hop.port ?? resolved?.port ?? 22,
     username,
     connectTimeoutMs: (resolved?.connectTimeoutSeconds ?? config.connectTimeoutSeconds) * 1000,
@@ -201,6 +202,19 @@ function hostOptions(
     maxChannels: config.maxChannelsPerSession,
     logger,
   };
+}
+
+/** The HostName to connect to, held to the rules a `host` argument meets (it comes from a file, not from us). */
+function checkedHostName(resolved: ResolvedHost | null): string | undefined {
+  if (resolved === null) return undefined;
+  const problem = hostProblem(resolved.hostName);
+  if (problem === null) return resolved.hostName;
+  const line = resolved.applied.find((a) => a.keyword.toLowerCase() === "hostname");
+  throw new SshMcpError(
+    "SSH_CONFIG_INVALID",
+    `${line ? `${line.file}:${line.line}` : "ssh_config"}: HostName ${JSON.stringify(resolved.hostName)}: ${problem}`,
+    { hint: "Fix the HostName line (a name or an address, without user@ or :port)" },
+  );
 }
 
 /** The keys ssh tries when no IdentityFile is configured, in its order. */

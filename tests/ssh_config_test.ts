@@ -101,6 +101,20 @@ Deno.test(
       await callOk(c, "ssh_connect", { host: "web" }); // the other hosts still work
     });
 
+    await t.step("ssh_execute_many takes aliases: an open session to the alias's target is reused", async () => {
+      const r = await callOk(c, "ssh_execute_many", { targets: ["web", "legacy"], command: "id -un" });
+      const [web, legacy] = r.structured.results as {
+        reused_session?: boolean;
+        stdout: string;
+        error_code?: string;
+        host: string;
+      }[];
+      assert.equal(web.reused_session, true, JSON.stringify(web));
+      assert.equal(web.stdout, `${sshd.user}\n`);
+      assert.equal(web.host, `${sshd.user}@127.0.0.1:${sshd.port}`);
+      assert.equal(legacy.error_code, "SSH_CONFIG_REFUSED");
+    });
+
     await t.step("ssh_list_sessions lists the concrete aliases with their resolved targets", async () => {
       const r = await callOk(c, "ssh_list_sessions");
       const hosts = r.structured.hosts as {

@@ -157,17 +157,20 @@ export function fanoutTools(deps: ToolDeps): ToolDef[] {
       if (target.kind === "session") {
         session = sessions.get(target.sessionId);
       } else {
-        session = openSessionTo(target);
+        const request = {
+          host: target.host,
+          port: target.port,
+          username: target.username,
+          // The host's timeout covers the connect; the configured connect timeout still bounds it.
+          connectTimeoutSeconds: Math.min(config.connectTimeoutSeconds, run.timeoutMs / 1000),
+          signal: ctx.signal,
+        };
+        // Resolved as a connect would (an alias is its HostName, User, Port and jump hosts), then looked up.
+        const open = sessions.findOpen((await sessions.resolve(request)).options);
+        session = open === undefined ? undefined : sessions.get(open.id);
         reused = session !== undefined;
         if (session === undefined) {
-          // The host's timeout covers the connect; the configured connect timeout still bounds it.
-          session = await sessions.connect({
-            host: target.host,
-            port: target.port,
-            username: target.username,
-            connectTimeoutSeconds: Math.min(config.connectTimeoutSeconds, run.timeoutMs / 1000),
-            signal: ctx.signal,
-          });
+          session = await sessions.connect(request);
           temporary = true;
         }
       }
@@ -207,17 +210,6 @@ export function fanoutTools(deps: ToolDeps): ToolDef[] {
         );
       }
     }
-  }
-
-  // An open, live session to exactly this user@host:port, if there is one.
-  function openSessionTo(target: Extract<FanoutTarget, { kind: "host" }>): Session | undefined {
-    const username = target.username ?? config.localUser;
-    const port = target.port ?? 22;
-    const found = sessions.all().find((x) =>
-      x.connection.alive && x.connection.info.host === target.host && x.connection.info.port === port &&
-      x.connection.info.username === username
-    );
-    return found === undefined ? undefined : sessions.get(found.id);
   }
 
   // Runs the command on `session` within what is left of the host's timeout.
