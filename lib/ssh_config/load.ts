@@ -97,6 +97,13 @@ async function readBounded(f: Deno.FsFile, max: number): Promise<Uint8Array> {
   return out.subarray(0, n);
 }
 
+/** OpenSSH's limit on nested Include: past it, the file is refused (as ssh does), not read on. */
+function checkDepth(at: ConstructorParameters<typeof SshConfigError>[1], depth: number): void {
+  if (depth + 1 > MAX_INCLUDE_DEPTH) {
+    throw new SshConfigError("invalid", at, `too many recursive configuration includes (over ${MAX_INCLUDE_DEPTH})`);
+  }
+}
+
 /** Fills the Include entries of `cf` (and their includes), reading files with `read`. */
 export async function linkIncludes(
   cf: ConfigFile,
@@ -106,13 +113,7 @@ export async function linkIncludes(
 ): Promise<void> {
   for (const e of cf.entries) {
     if (e.type !== "include") continue;
-    if (depth + 1 > MAX_INCLUDE_DEPTH) {
-      throw new SshConfigError(
-        "invalid",
-        e.at,
-        `too many recursive configuration includes (over ${MAX_INCLUDE_DEPTH})`,
-      );
-    }
+    checkDepth(e.at, depth);
     for (const pattern of e.paths) {
       for (const path of await glob(pattern)) {
         const child = await read(path);
@@ -135,13 +136,7 @@ export function linkIncludesSync(
 ): void {
   for (const e of cf.entries) {
     if (e.type !== "include") continue;
-    if (depth + 1 > MAX_INCLUDE_DEPTH) {
-      throw new SshConfigError(
-        "invalid",
-        e.at,
-        `too many recursive configuration includes (over ${MAX_INCLUDE_DEPTH})`,
-      );
-    }
+    checkDepth(e.at, depth);
     for (const pattern of e.paths) {
       for (const child of read(pattern)) {
         if (seen.length >= MAX_INCLUDED_FILES) throw tooMany(e.at);
