@@ -13,7 +13,9 @@
 
 import { SshMcpError } from "../errors.ts";
 import type { ClientChannel } from "../ssh2/mod.ts";
-import type { Connected, ConnectOptions } from "./connect.ts";
+import type { Connected, ConnectOptions, JumpInfo } from "./connect_options.ts";
+
+export type { JumpInfo } from "./connect_options.ts";
 import { mapRuntimeError } from "./connect_errors.ts";
 
 /** Jump hosts allowed in one chain; a longer one is far more likely a configuration loop. */
@@ -21,17 +23,6 @@ export const MAX_JUMP_HOSTS = 8;
 
 /** How long a hop may take to answer our disconnect before its socket is torn down. */
 const CLOSE_GRACE_MS = 2000;
-
-/** What {@linkcode ConnectionInfo} says about each jump host. */
-export interface JumpInfo {
-  host: string;
-  port: number;
-  username: string;
-  hostKeyType: string;
-  hostKeyFingerprint: string;
-  /** True when accept-new recorded this hop's host key during connect. */
-  hostKeyAdded: boolean;
-}
 
 /**
  * The jump hosts of `options`, outermost first (`target.jump = B, B.jump = A`

@@ -23,13 +23,7 @@ import { hostLabel } from "../ssh/host_key_check.ts";
 import type { ConnectPrompts } from "../ssh/prompts.ts";
 import { QUESTION_TIMEOUT_MS } from "../ssh/prompts.ts";
 import { neutralise } from "../remote_text.ts";
-import type { RequestExtra } from "./define.ts";
-
-/** What the client declared about elicitation in `initialize`, as far as it is read here. */
-export interface ClientElicitationCapability {
-  /** Present when the client answers `elicitation/create`; `{}` means form mode only. */
-  elicitation?: { form?: object; url?: object };
-}
+import type { ClientElicitationCapability, RequestExtra } from "./define.ts";
 
 /** The host-key choices, as the form offers them. */
 const HOST_KEY_CHOICES = {

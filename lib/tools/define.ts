@@ -15,7 +15,6 @@ import type { OutputStore } from "../output_store.ts";
 import type { LocalRoots } from "../roots.ts";
 import type { Session, SessionRegistry } from "../sessions.ts";
 import type { ToolSuccess } from "./result.ts";
-import type { ClientElicitationCapability } from "./ask.ts";
 import { neutralise } from "../remote_text.ts";
 
 /** How often a long call reports progress: well inside any client's request timeout. */
@@ -24,6 +23,12 @@ export const PROGRESS_EVERY_MS = 2000;
 export type { Toolset };
 
 import type { Toolset } from "../toolsets.ts";
+
+/** What the client declared about elicitation in `initialize`, as far as it is read here. */
+export interface ClientElicitationCapability {
+  /** Present when the client answers `elicitation/create`; `{}` means form mode only. */
+  elicitation?: { form?: object; url?: object };
+}
 
 /** What tools need from the rest of the server. */
 export interface ToolDeps {
