@@ -163,13 +163,16 @@ function hopOptions(
   }
   const label = `${hop.host}`;
   for (const line of resolved?.applied ?? []) state.lines.push(`${label}: ${describeLine(line)}`);
-  return {
+  const options: ConnectOptions = {
     ...hostOptions(resolved, config, state.warnings, logger),
     host: checkedHostName(resolved) ?? hop.host,
     port: hop.port ?? resolved?.port ?? 22,
     username,
     connectTimeoutMs: (resolved?.connectTimeoutSeconds ?? config.connectTimeoutSeconds) * 1000,
   };
+  // A hop authenticates as `ssh hop` would: with ssh's default keys when its config names none.
+  if (options.identityFiles!.length === 0) options.identityFiles = defaultIdentityFiles(config.home);
+  return options;
 }
 
 /** The settings of one host that do not depend on the caller's arguments. */
@@ -179,8 +182,8 @@ function hostOptions(
   warnings: string[],
   logger: Logger,
 ): Omit<ConnectOptions, "host" | "port" | "username"> {
-  const userFiles = resolved?.userKnownHostsFiles ?? [];
-  const globalFiles = resolved?.globalKnownHostsFiles ?? [];
+  const userFiles = knownHostsPaths(resolved, "UserKnownHostsFile");
+  const globalFiles = knownHostsPaths(resolved, "GlobalKnownHostsFile");
   // ssh_config's files are read before ours; new keys go where the server's configuration sends them.
   const knownHostsFiles = [...new Set([...userFiles, ...config.knownHostsFiles, ...globalFiles])];
   const agent = agentOf(resolved, config);
@@ -215,6 +218,29 @@ function checkedHostName(resolved: ResolvedHost | null): string | undefined {
     `${line ? `${line.file}:${line.line}` : "ssh_config"}: HostName ${JSON.stringify(resolved.hostName)}: ${problem}`,
     { hint: "Fix the HostName line (a name or an address, without user@ or :port)" },
   );
+}
+
+/**
+ * The known_hosts files a host's ssh_config names: `none` names no file (ssh reads nothing for it), and a
+ * relative path is refused: it would be read from wherever the server runs, a directory downloads may write.
+ */
+function knownHostsPaths(
+  resolved: ResolvedHost | null,
+  keyword: "UserKnownHostsFile" | "GlobalKnownHostsFile",
+): string[] {
+  const files = keyword === "UserKnownHostsFile" ? resolved?.userKnownHostsFiles : resolved?.globalKnownHostsFiles;
+  const paths = (files ?? []).filter((f) => f !== "none");
+  const relative = paths.find((f) => !f.startsWith("/"));
+  if (relative !== undefined) {
+    const line = resolved!.applied.find((a) => a.keyword.toLowerCase() === keyword.toLowerCase());
+    throw new SshMcpError(
+      "SSH_CONFIG_INVALID",
+      `${line ? `${line.file}:${line.line}` : "ssh_config"}: ${keyword} ${JSON.stringify(relative)} is not an ` +
+        "absolute path",
+      { hint: `Write ${keyword} as an absolute path or under ~/` },
+    );
+  }
+  return paths;
 }
 
 /** The keys ssh tries when no IdentityFile is configured, in its order. */

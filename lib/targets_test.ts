@@ -101,6 +101,8 @@ Deno.test("resolveTarget() builds ProxyJump chains: each hop resolved, the first
   assert.equal(r.options.password, "only-for-the-target");
   for (let hop = r.options.jump; hop !== undefined; hop = hop.jump) assert.equal(hop.password, undefined);
   assert.ok(r.jumpConfigLines.some((l) => l.startsWith("b1: ") && l.endsWith("User jump")), r.jumpConfigLines.join());
+  // Hops without an IdentityFile get ssh's default keys, as `ssh b1` would.
+  assert.equal(r.options.jump?.identityFiles?.[0], `${HOME}/.ssh/id_rsa`);
 });
 
 Deno.test("resolveTarget() refuses a ProxyJump loop, and a refused line names its file and line", () => {
@@ -122,5 +124,16 @@ Deno.test("resolveTarget() refuses a HostName that is not a host name", () => {
   assert.throws(
     () => resolve("Host h\n  HostName -oProxyCommand=x\n", { host: "h" }),
     (e) => e instanceof SshMcpError && e.code === "SSH_CONFIG_INVALID" && e.message.includes("config:2"),
+  );
+});
+
+Deno.test("resolveTarget() reads no file for known_hosts `none`, and refuses a relative one", () => {
+  const r = resolve("Host h\n  UserKnownHostsFile none\n  GlobalKnownHostsFile none\n", { host: "h" });
+  assert.deepEqual(r.options.knownHosts.files, [`${HOME}/.ssh/known_hosts`]);
+  assert.throws(
+    () => resolve("Host h\n  UserKnownHostsFile ~/kh relative_kh\n", { host: "h" }),
+    (e) =>
+      e instanceof SshMcpError && e.code === "SSH_CONFIG_INVALID" && e.message.includes("config:2") &&
+      e.message.includes("relative_kh"),
   );
 });

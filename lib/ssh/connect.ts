@@ -287,6 +287,9 @@ interface AuthHandler {
  * answered with the password when they ask only for it, else by the human
  * (`options.ask`); answers are handed to ssh2 and kept nowhere else.
  */
+/** A hidden keyboard-interactive prompt for a long-lived secret, which is not put to the human through MCP. */
+const LONG_LIVED_SECRET = /pass(word|phrase)|passwort|mot de passe|contraseña/i;
+
 function authHandler(options: ConnectOptions, auth: PreparedAuth): AuthHandler {
   const { host, port, username } = options;
   const where = `${host}:${port}`;
@@ -318,6 +321,18 @@ function authHandler(options: ConnectOptions, auth: PreparedAuth): AuthHandler {
     if (known !== null) return finish(known);
     if (options.ask === undefined) {
       unanswered = asked.map((p) => JSON.stringify(p.prompt.trim())).join(", ");
+      return blank();
+    }
+    // A password or passphrase is never asked for through the MCP client: the answer would pass through it
+    // (and may reach the agent), which MCP forbids for form elicitation. One-time codes are asked for.
+    const secret = asked.find((p) => !p.echo && LONG_LIVED_SECRET.test(p.prompt));
+    if (secret !== undefined) {
+      kbdStop = new SshMcpError(
+        "AUTH_FAILED",
+        `Server ${where} asks ${JSON.stringify(secret.prompt.trim())} by keyboard-interactive authentication; ` +
+          "a password is never asked for through the MCP client",
+        { hint: "Pass `password` to ssh_connect, or authenticate with a key or the ssh-agent" },
+      );
       return blank();
     }
     options.ask.keyboardInteractive({ host, port, username, name, instructions, prompts: asked }).then(

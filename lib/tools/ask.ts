@@ -74,9 +74,11 @@ export function connectPrompts(
         `Host: ${info.host}  Port: ${info.port}`,
         `Key type: ${info.keyType}`,
         `Fingerprint: ${info.fingerprint}`,
-        info.matchesExpected
-          ? "It matches the fingerprint given to ssh_connect."
-          : "Compare it with the fingerprint from the host's administrator (ssh-keygen -lf on the server).",
+        // The agent may have copied the fingerprint from the refusal it just got: a match vouches for nothing.
+        "Compare it with the fingerprint from the host's administrator (ssh-keygen -lf on the server).",
+        ...(info.matchesExpected
+          ? ["The agent passed the same fingerprint to ssh_connect; that is not a verification."]
+          : []),
       ];
       if (!info.canRecord) lines.push("known_hosts cannot be written by this server: it can be trusted only once.");
       const result = await elicit({
