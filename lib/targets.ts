@@ -15,7 +15,7 @@
 
 import type { Config } from "./config.ts";
 import { SshMcpError } from "./errors.ts";
-import { hostProblem } from "./validate.ts";
+import { hostProblem, userProblem } from "./validate.ts";
 import type { Logger } from "./log.ts";
 import type { ConnectOptions } from "./ssh/connection.ts";
 import type { HostKeyPolicy } from "./ssh/host_key_check.ts";
@@ -62,6 +62,23 @@ export interface ResolvedTarget {
   warnings: string[];
 }
 
+/**
+ * Recognised keywords this server does not act on whose silence a user could mistake for compliance:
+ * algorithm choices, certificates, forwarding of agent and X11. The connect result says they were not followed.
+ */
+const SAID_WHEN_IGNORED: ReadonlySet<string> = new Set([
+  "ciphers",
+  "macs",
+  "kexalgorithms",
+  "hostkeyalgorithms",
+  "pubkeyacceptedalgorithms",
+  "certificatefile",
+  "forwardagent",
+  "forwardx11",
+  "verifyhostkeydns",
+  "checkhostip",
+]);
+
 /** Hops allowed in one chain, own ProxyJumps of the first hop included: past it is a loop. */
 const MAX_HOPS = 8;
 
@@ -83,7 +100,7 @@ export function resolveTarget(request: TargetRequest, context: ResolveContext): 
   const { config } = context;
   const warnings: string[] = [];
   const resolved = lookUp(context.sshConfig, request.host, request.username);
-  const username = request.username ?? resolved?.user ?? config.localUser;
+  const username = request.username ?? checkedUser(resolved?.user, resolved) ?? config.localUser;
   if (username === undefined) {
     throw new SshMcpError("INVALID_ARGUMENT", `No user for ${request.host}: none given and the local user is unknown`, {
       hint: "Pass username, or set User for this host in ~/.ssh/config",
@@ -107,6 +124,10 @@ export function resolveTarget(request: TargetRequest, context: ResolveContext): 
   // OpenSSH's default keys, when nothing names one (missing files are skipped when keys load).
   if (options.identityFiles!.length === 0 && request.privateKeyPath === undefined && request.password === undefined) {
     options.identityFiles = defaultIdentityFiles(config.home);
+  }
+  for (const line of resolved?.ignored ?? []) {
+    if (!SAID_WHEN_IGNORED.has(line.keyword.toLowerCase())) continue;
+    warnings.push(`${line.file}:${line.line} ${line.keyword} ${line.value}: not followed by this server`);
   }
   const jumpConfigLines: AppliedLine[] = [];
   const hops = resolved?.proxyJump ?? [];
@@ -155,7 +176,7 @@ function hopOptions(
 ): ConnectOptions {
   const { config, sshConfig, logger } = state.context;
   const resolved = lookUp(sshConfig, hop.host, hop.user);
-  const username = hop.user ?? resolved?.user ?? config.localUser;
+  const username = checkedUser(hop.user ?? resolved?.user, resolved) ?? config.localUser;
   if (username === undefined) {
     throw new SshMcpError("INVALID_ARGUMENT", `No user for jump host ${hop.host}: the local user is unknown`, {
       hint: "Write the jump host as user@host in ProxyJump, or set User for it in ~/.ssh/config",
@@ -205,6 +226,19 @@ function hostOptions(
     maxChannels: config.maxChannelsPerSession,
     logger,
   };
+}
+
+/** A user name from ssh_config (User, or `user@` of a ProxyJump hop), held to the rules a `username` meets. */
+function checkedUser(user: string | undefined, resolved: ResolvedHost | null): string | undefined {
+  if (user === undefined) return undefined;
+  const problem = userProblem(user);
+  if (problem === null) return user;
+  const line = resolved?.applied.find((a) => a.keyword.toLowerCase() === "user");
+  throw new SshMcpError(
+    "SSH_CONFIG_INVALID",
+    `${line ? `${line.file}:${line.line}` : "ssh_config"}: user ${JSON.stringify(user)}: ${problem}`,
+    { hint: "Fix the User line or the user@ of the ProxyJump hop" },
+  );
 }
 
 /** The HostName to connect to, held to the rules a `host` argument meets (it comes from a file, not from us). */

@@ -137,3 +137,23 @@ Deno.test("resolveTarget() reads no file for known_hosts `none`, and refuses a r
       e.message.includes("relative_kh"),
   );
 });
+
+Deno.test("resolveTarget() says which security-relevant lines it does not follow, and refuses RevokedHostKeys", () => {
+  const r = resolve("Host h\n  ForwardAgent yes\n  Ciphers aes128-ctr\n  SendEnv LANG\n", { host: "h" });
+  assert.deepEqual(r.warnings, [
+    `${HOME}/.ssh/config:2 ForwardAgent yes: not followed by this server`,
+    `${HOME}/.ssh/config:3 Ciphers aes128-ctr: not followed by this server`,
+  ]);
+  assert.throws(
+    () => resolve("Host h\n  RevokedHostKeys ~/.ssh/revoked\n", { host: "h" }),
+    (e) => e instanceof SshMcpError && e.code === "SSH_CONFIG_INVALID" && /revocation list/.test(e.message),
+  );
+  assert.doesNotThrow(() => resolve("Host h\n  RevokedHostKeys none\n", { host: "h" }));
+});
+
+Deno.test("resolveTarget() holds ssh_config users to the username rules", () => {
+  assert.throws(
+    () => resolve("Host h\n  User a;b\n", { host: "h" }),
+    (e) => e instanceof SshMcpError && e.code === "SSH_CONFIG_INVALID" && e.message.includes("config:2"),
+  );
+});

@@ -69,6 +69,7 @@ const TABLE: [KeywordKind, string, string?][] = [
     "ProxyUseFdpass",
     "SecurityKeyProvider",
     "PKCS11Provider",
+    "RevokedHostKeys",
   ].map((n) => ["refused", n] as [KeywordKind, string])),
   ["refused", "SmartcardDevice", "PKCS11Provider"],
   ...([
@@ -128,7 +129,6 @@ const TABLE: [KeywordKind, string, string?][] = [
     "CanonicalizePermittedCNAMEs",
     "StreamLocalBindMask",
     "StreamLocalBindUnlink",
-    "RevokedHostKeys",
     "FingerprintHash",
     "UpdateHostKeys",
     "HostbasedAcceptedAlgorithms",

@@ -311,6 +311,17 @@ class Resolution {
         break;
       case "pkcs11provider":
         if (v !== "none") throw runs(`load code from "${v}"`);
+        break;
+      case "revokedhostkeys":
+        // Not a program, but a list of keys the user wants refused: ignoring it would trust them.
+        if (v !== "none") {
+          throw new SshConfigError(
+            "unsupported",
+            e.at,
+            `RevokedHostKeys applies to "${this.#alias}": this server cannot check a key revocation list, and ` +
+              "ignoring it would trust the keys it revokes",
+          );
+        }
     }
   }
 
