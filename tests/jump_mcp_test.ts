@@ -174,5 +174,60 @@ Deno.test(
       await waitFor(async () => (await inner.childPids()).length === 0, "the inner sshd to be idle");
       assert.equal(authLines(inner).length, before, inner.logs());
     });
+
+    await t.step(
+      "an unknown inner host key under strict: HOST_KEY_UNKNOWN, nothing sent to the inner host",
+      async () => {
+        await waitFor(async () => (await inner.childPids()).length === 0, "the inner sshd to be idle");
+        const before = authLines(inner).length;
+        // known_hosts trusts the bastion only.
+        const bastionOnly = await bastion.writeKnownHosts(`${bastion.dir}/kh-${randomHex(4)}`);
+        await using other = await startServer({ args: ["--known-hosts", bastionOnly] });
+        await writeConfig(other, hostBlock("bastion", bastion) + hostBlock("inner", inner, ["ProxyJump bastion"]));
+        const r = await call(other.client, "ssh_connect", { host: "inner" });
+        assert.equal(r.code, "HOST_KEY_UNKNOWN", r.text);
+        assert.match(r.text, /via jump host/);
+        await waitFor(async () => (await inner.childPids()).length === 0, "the inner sshd to be idle");
+        assert.equal(authLines(inner).length, before, inner.logs());
+      },
+    );
+
+    await t.step("a wrong bastion key: refused at hop 1, nothing sent to the bastion or beyond", async () => {
+      await waitFor(async () => (await bastion.childPids()).length === 0, "the bastion to be idle");
+      const [bastionBefore, innerBefore] = [authLines(bastion).length, authLines(inner).length];
+      const wrong = `${bastion.dir}/kh-wrong-${randomHex(4)}`;
+      await Deno.writeTextFile(
+        wrong,
+        `[${bastion.host}]:${bastion.port} ${inner.hostKeys[0].publicKeyLine}\n` +
+          await Deno.readTextFile(await inner.writeKnownHosts(`${inner.dir}/kh-${randomHex(4)}`)),
+      );
+      await using other = await startServer({ args: ["--known-hosts", wrong] });
+      await writeConfig(other, hostBlock("bastion", bastion) + hostBlock("inner", inner, ["ProxyJump bastion"]));
+      const r = await call(other.client, "ssh_connect", { host: "inner" });
+      assert.equal(r.code, "HOST_KEY_MISMATCH", r.text);
+      assert.match(r.text, /Jump host .*\(hop 1 of 1\)/);
+      await waitFor(async () => (await bastion.childPids()).length === 0, "the bastion to be idle");
+      assert.equal(authLines(bastion).length, bastionBefore, bastion.logs());
+      assert.equal(authLines(inner).length, innerBefore, inner.logs());
+    });
+
+    await t.step("the target's password never reaches the bastion", async () => {
+      await waitFor(async () => (await bastion.childPids()).length === 0, "the bastion to be idle");
+      const bastionBefore = authLines(bastion).length;
+      // The bastion has no key in the config and no default key exists: only a leaked password could be tried.
+      await writeConfig(
+        server,
+        `Host bastion\n  HostName ${bastion.host}\n  Port ${bastion.port}\n  User ${bastion.user}\n` +
+          hostBlock("inner", inner, ["ProxyJump bastion"]),
+      );
+      const secret = bastion.passwordUser?.password ?? `pw-${randomHex(8)}`;
+      const r = await call(c, "ssh_connect", { host: "inner", password: secret });
+      assert.equal(r.code, "AUTH_METHOD_MISSING", r.text);
+      assert.match(r.text, /Jump host .*\(hop 1 of 1\)/);
+      await waitFor(async () => (await bastion.childPids()).length === 0, "the bastion to be idle");
+      const lines = authLines(bastion).slice(bastionBefore);
+      assert.ok(!lines.some((l) => /password/i.test(l)), lines.join("\n"));
+      assert.ok(!server.stderr().includes(secret), "the password was logged");
+    });
   },
 );
