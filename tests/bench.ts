@@ -31,6 +31,25 @@
  *    client waits on all of them and reads their output in 1 MiB pages as
  *    it grows; bytes read (checked against each job's stdout_bytes and
  *    content) and wall time. Reported only.
+ * 13. ssh_connect by ~/.ssh/config alias vs by explicit arguments (same
+ *    sshd and key; alternated, N=20 each, each session closed after; the
+ *    explicit connect also on a server that reads no ssh_config, so what
+ *    reading it costs shows), beside `ssh -F <same config> alias true` vs
+ *    `ssh -F /dev/null -p … -i … user@127.0.0.1 true`, fresh connections.
+ *    Reported only: the deltas.
+ * 14. ssh_connect of an alias with `ProxyJump` + ssh_execute `true` +
+ *    ssh_close_session (N=10) vs `ssh -F <config> alias true` through the
+ *    same bastion; the bastion and the target are ports of one local sshd
+ *    (the target reached as 127.0.0.1:port by the bastion's direct-tcpip).
+ *    The same target connected directly, both ways, for reference.
+ *    Reported only.
+ * 15. `uname -a` on 20 hosts (20 ports of two sshds), wall time, median of
+ *    5: one ssh_execute_many with 20 `user@127.0.0.1:port` targets
+ *    (temporary connections, key from an ssh-agent), concurrency 8 and 20,
+ *    vs `ssh` through the same agent in parallel (`xargs -P 8`, `-P 20`,
+ *    fresh connections) and a shell loop of `ssh -o ControlMaster=auto`
+ *    with no master open yet; then ours on 20 open sessions beside the same
+ *    loop through its 20 open masters. Reported only.
  *
  * 1, 6 and 8 run once per cipher (chacha20-poly1305@openssh.com,
  * aes128-gcm@openssh.com, aes256-gcm@openssh.com; `BENCH_CIPHERS` picks
@@ -41,7 +60,11 @@
  * The shell round trip (5) runs on that cipher's server too, so the RSS row
  * for the whole run covers exec, shells, transfers and the forward. The jobs
  * sections run on it after everything it reports (10 and 11 after 9), and 12
- * on a server of its own, so they leave the other rows as they were.
+ * on a server of its own, so they leave the other rows as they were. 13-15
+ * run last, on sshds and servers of their own (tests/fixtures/bench_hosts.ts).
+ *
+ * `BENCH_ONLY=13,15` runs only the sections named. 1-12 share their servers
+ * and results top to bottom, so naming any of them runs all twelve.
  */
 
 // @ts-types="@modelcontextprotocol/sdk/client/index"
@@ -53,6 +76,7 @@ import { opensshArgs, type Sshd, startSshd } from "./fixtures/sshd.ts";
 import { CIPHERS as OUR_CIPHERS } from "../lib/ssh/connect.ts";
 import { TOOLSETS } from "../lib/toolsets.ts";
 import { listTools, modelVisibleBytes } from "./fixtures/tool_list.ts";
+import { benchHostSections, type BenchRow, HOST_SECTIONS } from "./fixtures/bench_hosts.ts";
 // @ts-types="@modelcontextprotocol/sdk/shared/transport"
 import type { Transport } from "@modelcontextprotocol/sdk/shared/transport.js";
 // @ts-types="@modelcontextprotocol/sdk/types"
@@ -71,6 +95,25 @@ function fmt(ms: number): string {
   return `${ms.toFixed(2)} ms`;
 }
 
+/** Prints the table of rows: what, value, target, verdict. */
+function printRows(rows: BenchRow[]): void {
+  const whatWidth = Math.max(38, ...rows.map(([what]) => what.length));
+  for (const [what, value, goal, verdict] of rows) {
+    console.log(`${what.padEnd(whatWidth)} ${value.padEnd(62)} target ${goal.padEnd(10)} ${verdict}`);
+  }
+}
+
+/** The sections to run: `BENCH_ONLY`, comma-separated, or all. */
+function sectionsToRun(): Set<number> {
+  const all = [...Array.from({ length: 12 }, (_, i) => i + 1), ...HOST_SECTIONS];
+  const only = Deno.env.get("BENCH_ONLY");
+  if (only === undefined || only.trim() === "") return new Set(all);
+  const named = only.split(",").map((x) => Number(x.trim()));
+  const unknown = named.filter((n) => !all.includes(n));
+  if (unknown.length > 0) throw new Error(`BENCH_ONLY names no section ${unknown.join(", ")} (1-${all.length})`);
+  return new Set(named);
+}
+
 async function peakRssMiB(pid: number): Promise<number> {
   const status = await Deno.readTextFile(`/proc/${pid}/status`);
   return Number(status.match(/^VmHWM:\s+(\d+) kB/m)![1]) / 1024;
@@ -81,6 +124,14 @@ const BENCHED = (Deno.env.get("BENCH_CIPHERS") ??
   "chacha20-poly1305@openssh.com,aes128-gcm@openssh.com,aes256-gcm@openssh.com").split(",");
 const PREFERRED = OUR_CIPHERS.find((c) => BENCHED.includes(c));
 if (PREFERRED === undefined) throw new Error(`BENCH_CIPHERS has none of our ciphers (${OUR_CIPHERS.join(", ")})`);
+const SECTIONS = sectionsToRun();
+if (!Array.from({ length: 12 }, (_, i) => i + 1).some((n) => SECTIONS.has(n))) {
+  // Only host sections: none of the shared setup below (200 MiB blob, sshds per cipher) is needed.
+  const hostRows = await benchHostSections(SECTIONS);
+  console.log(`\nmcp-remote-ssh bench, sections ${[...SECTIONS].join(", ")} (${Deno.build.target})`);
+  printRows(hostRows);
+  Deno.exit(0);
+}
 
 const work = await Deno.makeTempDir({ prefix: "mcp-bench-" });
 // A bench that fails half-way must not leave its 800 MB of blobs behind.
@@ -901,6 +952,9 @@ if (staleEnds.length > 0) {
 
 await Deno.remove(work, { recursive: true });
 
+// --- 13-15. hosts from ssh_config, ProxyJump, fan-out: servers of their own -------
+const hostRows = await benchHostSections(SECTIONS);
+
 const oursMed = median(ours);
 const sshMed = median(openssh);
 const ratio = oursMed / sshMed;
@@ -909,7 +963,7 @@ const spawnMed = median(spawns);
 const httpMed = median(overHttp);
 const httpStdioMed = median(overStdio);
 const httpRatio = httpMed / httpStdioMed;
-const rows: [string, string, string, string][] = [
+const rows: BenchRow[] = [
   [
     `ssh_execute true, median of ${N_EXEC}`,
     `${fmt(oursMed)} vs OpenSSH ControlMaster ${fmt(sshMed)} = ${ratio.toFixed(3)}x`,
@@ -1012,12 +1066,10 @@ rows.push(
     "-",
     "-",
   ],
+  ...hostRows,
 );
 console.log(`\nmcp-remote-ssh bench (${sshd.host}:${sshd.port}, ${Deno.build.target}, cipher ${PREFERRED})`);
-const whatWidth = Math.max(38, ...rows.map(([what]) => what.length));
-for (const [what, value, goal, verdict] of rows) {
-  console.log(`${what.padEnd(whatWidth)} ${value.padEnd(62)} target ${goal.padEnd(10)} ${verdict}`);
-}
+printRows(rows);
 console.log(
   `p10/p90 ssh_execute: ${fmt(ours.toSorted((a, b) => a - b)[Math.floor(N_EXEC * 0.1)])}/${
     fmt(ours.toSorted((a, b) => a - b)[Math.floor(N_EXEC * 0.9)])
