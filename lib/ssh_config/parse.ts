@@ -25,7 +25,8 @@ export interface ConfigLine {
 /** A criterion of a `Match` line. */
 export interface Criterion {
   negate: boolean;
-  attr: "all" | "host" | "originalhost" | "user" | "localuser" | "exec";
+  /** `unsupported`: a criterion this reader cannot decide (canonical, final, tagged, localnetwork), named in `arg`. */
+  attr: "all" | "host" | "originalhost" | "user" | "localuser" | "exec" | "unsupported";
   arg: string;
 }
 
@@ -206,7 +207,13 @@ function parseMatch(args: string[], at: ConfigLine): Criterion[] {
       continue;
     }
     if (MATCH_UNSUPPORTED.has(attr)) {
-      throw new SshConfigError("unsupported", at, `Match ${attr} is not supported by this reader`);
+      // Refused when a host reaches it (as Match exec), so one such block does not break every other host.
+      const takesArg = attr === "tagged" || attr === "localnetwork";
+      if (takesArg && (args[++i] ?? "") === "") {
+        throw new SshConfigError("invalid", at, `missing Match criteria for ${attr}`);
+      }
+      criteria.push({ negate, attr: "unsupported", arg: attr });
+      continue;
     }
     if (!MATCH_ATTRS.has(attr)) throw new SshConfigError("invalid", at, `unsupported Match attribute ${attr}`);
     const arg = args[++i];

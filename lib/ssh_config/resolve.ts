@@ -221,6 +221,15 @@ class Resolution {
           `Match exec would run "${c.arg}" to decide whether this block applies to "${this.#alias}"; the server cannot run programs`,
         );
       }
+      if (c.attr === "unsupported") {
+        if (!result) continue;
+        throw new SshConfigError(
+          "unsupported",
+          at,
+          `Match ${c.arg} would decide whether this block applies to "${this.#alias}"; this reader does not ` +
+            "support it",
+        );
+      }
       let r: boolean;
       if (c.attr === "host") r = matchHostname(this.#matchHost(), c.arg);
       else if (c.attr === "originalhost") r = matchHostname(this.#alias, c.arg);

@@ -186,15 +186,41 @@ Deno.test("parseSshConfig() rejects bad lines with file:line, wherever they are"
     ["Match all host x\n", "invalid", 1, /cannot be combined/],
     ["Match host\n", "invalid", 1, /missing Match criteria/],
     ["Match colour blue\n", "invalid", 1, /unsupported Match attribute colour/],
-    ["Match final\n", "unsupported", 1, /Match final is not supported/],
-    ["Match host x canonical\n", "unsupported", 1, /canonical/],
-    ["Match tagged t\n", "unsupported", 1, /tagged/],
-    ["Match localnetwork 10.0.0.0/8\n", "unsupported", 1, /localnetwork/],
+    ["Match tagged\n", "invalid", 1, /missing Match criteria for tagged/],
     [`# long\nHost ${"x".repeat(4100)}\n`, "invalid", 2, /longer than 4096 bytes/],
     ["Host x\n  User a\0b\n", "invalid", 2, /NUL/],
   ];
   for (const [text, kind, line, re] of bad) assertConfigError(() => config(text), kind, line, re);
   assertConfigError(() => config("#".repeat(1024 * 1024 + 1)), "invalid", 0, /larger than/);
+});
+
+Deno.test("resolve() refuses Match canonical/final/tagged/localnetwork only for the hosts that reach them", () => {
+  const text = [
+    "Host web",
+    "  User w",
+    "Match host x canonical",
+    "  User c",
+    "Match final",
+    "  Port 2",
+    "Match tagged t",
+    "  Port 3",
+    "Match localnetwork 10.0.0.0/8",
+    "  Port 4",
+    "",
+  ].join("\n");
+  // `host x` fails first for "y": canonical is never needed; final is reached by every host.
+  assertConfigError(() => config(text).resolve("y"), "unsupported", 5, /Match final would decide .*"y"/);
+  assertConfigError(() => config(text).resolve("x"), "unsupported", 3, /Match canonical/);
+  const noFinal = text.replace("Match final\n  Port 2\n", "");
+  assertConfigError(() => config(noFinal).resolve("y"), "unsupported", 5, /Match tagged/);
+  assertConfigError(
+    () => config(noFinal.replace("Match tagged t\n  Port 3\n", "")).resolve("y"),
+    "unsupported",
+    5,
+    /localnetwork/,
+  );
+  // Loading never fails on them: other hosts of the same file still resolve where nothing reaches them.
+  assert.equal(config("Host web\n  User w\nMatch host db final\n  Port 2\n").resolve("web").user, "w");
 });
 
 Deno.test("hosts() lists concrete aliases in file order", () => {
