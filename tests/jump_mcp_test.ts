@@ -11,7 +11,7 @@ import assert from "node:assert/strict";
 import { call, callOk, startServer, type TestServer } from "./fixtures/mcp.ts";
 import { createNetns, httpGet, type Netns, netnsAvailable, startHttpService } from "./fixtures/netns.ts";
 import { randomHex, run, waitFor } from "./fixtures/process.ts";
-import { type Sshd, sshdAvailable, startSshd } from "./fixtures/sshd.ts";
+import { readPid, type Sshd, sshdAvailable, startSshd } from "./fixtures/sshd.ts";
 
 const skip = !sshdAvailable() || !(await netnsAvailable());
 if (skip) console.warn("SKIP jump MCP tests: they need sshd, root and `ip` (network namespaces)");
@@ -153,6 +153,32 @@ Deno.test(
       for (const port of [bastion.port, bastion2.port, inner.port]) {
         await waitFor(async () => await established(port, ns) === 0, `no connection at port ${port}`);
       }
+    });
+
+    await t.step("cancelling ssh_connect mid-chain (bastion up, inner handshake hanging) leaves nothing", async () => {
+      await writeConfig(server, hostBlock("bastion", bastion) + hostBlock("inner", inner, ["ProxyJump bastion"]));
+      // The inner sshd stopped: its kernel still accepts the tunnelled TCP connection, no banner ever comes.
+      const pid = readPid(`${inner.dir}/sshd.pid`)!;
+      Deno.kill(pid, "SIGSTOP");
+      try {
+        const cancel = new AbortController();
+        const connecting = c.callTool(
+          { name: "ssh_connect", arguments: { host: "inner", connect_timeout: 300 } },
+          undefined,
+          { signal: cancel.signal },
+        ).then(() => "connected", () => "cancelled");
+        await waitFor(async () => await established(inner.port, ns) > 0, "the tunnelled connection to the inner host");
+        assert.ok(await established(bastion.port) > 0, "the bastion connection is up");
+        cancel.abort();
+        assert.equal(await connecting, "cancelled");
+        await waitFor(async () => await established(bastion.port) === 0, "no connection to the bastion here");
+        await waitFor(async () => await established(bastion.port, ns) === 0, "no connection at the bastion");
+        await waitFor(async () => await established(inner.port, ns) === 0, "no tunnelled connection at the inner host");
+      } finally {
+        Deno.kill(pid, "SIGCONT");
+      }
+      const list = await callOk(c, "ssh_list_sessions");
+      assert.deepEqual(list.structured.sessions, []);
     });
 
     await t.step("a wrong inner host key is refused before any credential reaches the inner host", async () => {
