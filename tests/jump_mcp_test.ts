@@ -149,7 +149,30 @@ Deno.test(
         command: "echo $SSH_CONNECTION",
       });
       assert.match(id.structured.stdout, new RegExp(` 127\\.0\\.0\\.1 ${inner.port}\\n$`));
-      await callOk(c, "ssh_close_session", { session_id: r.structured.session_id });
+      const deep = r.structured.session_id;
+      const path = `/tmp/mcp-jump-deep-${randomHex(6)}`;
+      try {
+        await callOk(c, "ssh_write_remote_file", { session_id: deep, remote_path: path, content: "two hops\n" });
+        const read = await callOk(c, "ssh_read_remote_file", { session_id: deep, remote_path: path });
+        assert.equal(read.structured.content, "two hops\n");
+      } finally {
+        await Deno.remove(path).catch(() => {});
+      }
+      await callOk(c, "ssh_shell_open", { session_id: deep });
+      const shell = await callOk(c, "ssh_shell_send", {
+        session_id: deep,
+        data: "echo deep-$((6*7))",
+        wait_for: "deep-42",
+      });
+      assert.equal(shell.structured.reason, "matched", shell.text);
+      await using service = await startHttpService({ netns: ns, host: "127.0.0.1" });
+      const f = await callOk(c, "ssh_forward_port", {
+        session_id: deep,
+        remote_host: "127.0.0.1",
+        remote_port: service.port,
+      });
+      assert.equal((await httpGet("127.0.0.1", f.structured.listen.port)).text, service.body);
+      await callOk(c, "ssh_close_session", { session_id: deep });
       for (const port of [bastion.port, bastion2.port, inner.port]) {
         await waitFor(async () => await established(port, ns) === 0, `no connection at port ${port}`);
       }
