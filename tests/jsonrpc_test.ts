@@ -207,7 +207,7 @@ Deno.test("over stdio every JSON-RPC request gets an answer and the server keeps
     assert.ok(list.result.tools.some((tool: Json) => tool.name === "ssh_execute"), JSON.stringify(list));
     await server.send(toolCall(82, "ssh_list_sessions"));
     const sessions = await server.next("ssh_list_sessions");
-    assert.deepEqual(sessions.result.structuredContent, { sessions: [] }, JSON.stringify(sessions));
+    assert.deepEqual(sessions.result.structuredContent, { sessions: [], hosts: [] }, JSON.stringify(sessions));
   });
 });
 
@@ -353,6 +353,6 @@ Deno.test("over streamable HTTP every JSON-RPC request gets its JSON-RPC error c
     const list = await post('{"jsonrpc":"2.0","id":110,"method":"tools/list"}', session);
     assert.ok(list.messages.find((m) => m.id === 110)?.result.tools.length > 10, JSON.stringify(list.messages));
     const call = await post(toolCall(111, "ssh_list_sessions"), session);
-    assert.deepEqual(call.messages.find((m) => m.id === 111)?.result.structuredContent, { sessions: [] });
+    assert.deepEqual(call.messages.find((m) => m.id === 111)?.result.structuredContent, { sessions: [], hosts: [] });
   });
 });
