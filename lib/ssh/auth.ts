@@ -1,8 +1,10 @@
 /**
  * Choosing how to authenticate from what the caller gave (and what ssh_config
- * adds: identity files, PreferredAuthentications and the per-method
- * switches), and failing early (before any network traffic) when nothing
- * usable was given.
+ * adds: identity files, IdentitiesOnly, PreferredAuthentications and the
+ * per-method switches), and failing early (before any network traffic) when
+ * nothing usable was given. Identity files are matched with the ssh-agent's
+ * keys by public key and offered in ssh's order (sshconnect2.c
+ * pubkey_prepare).
  *
  * @module
  */
@@ -10,7 +12,8 @@
 import { SshMcpError } from "../errors.ts";
 import type { Logger } from "../log.ts";
 import { BoundedReadError } from "../read_bounded.ts";
-import { type LoadedKey, loadPrivateKey } from "./keys.ts";
+import { type ParsedKey, selectedAgent } from "../ssh2/mod.ts";
+import { type LoadedKey, loadPrivateKey, loadPublicKey } from "./keys.ts";
 import type { ConnectPrompts } from "./prompts.ts";
 
 /** The method names PreferredAuthentications orders; others are ignored. */
@@ -23,11 +26,13 @@ export interface AuthInput {
   /** Passphrase of `privateKeyPath`; without one, also tried on encrypted identity files. */
   passphrase?: string;
   agentSocket?: string;
-  /** Key files tried in order after `privateKeyPath`; missing ones are skipped silently, as ssh skips them. */
+  /**
+   * Key files tried after `privateKeyPath`; missing ones are skipped silently, as ssh skips them. A file may
+   * be a public key (`id.pub`) whose private half only the agent holds.
+   */
   identityFiles?: string[];
   /**
-   * No agent at all: ssh would offer only the agent's keys that match the identity files, but an agent's
-   * keys cannot be matched to files here, so none is offered.
+   * Only the identity files' keys: the agent's copies of them, never the agent's other keys.
    * @default false
    */
   identitiesOnly?: boolean;
@@ -49,10 +54,14 @@ export interface AuthInput {
   logger?: Logger;
 }
 
-/** One authentication attempt; each public key is an attempt of its own. */
+/** One authentication attempt; each public key from a file is an attempt of its own. */
 export type AuthAttempt =
   | { type: "publickey"; key: LoadedKey; path: string }
-  | { type: "agent" }
+  /**
+   * The agent, offering only `keys` (in this order). `path`: the identity file whose key the agent holds
+   * (then `keys` is that one key); undefined for the agent's other keys.
+   */
+  | { type: "agent"; keys: ParsedKey[]; path?: string }
   | { type: "password" }
   | { type: "keyboard-interactive" };
 
@@ -69,16 +78,19 @@ export interface PreparedAuth {
 const DEFAULT_ORDER: readonly AuthMethodName[] = ["publickey", "password", "keyboard-interactive"];
 
 /**
- * Loads the keys and lists the attempts: the explicit key, the agent (only when neither password nor key was
- * given explicitly), the identity files, the password, then keyboard-interactive (only when a human can
- * answer, or with a password for servers that ask for it that way), reordered and filtered by
- * `preferredAuthentications`. `signal` ends the key reads (the connect deadline, or the caller's cancel).
+ * Loads the keys and lists the attempts: the explicit key; then, as ssh orders them, the agent's copies of the
+ * identity files (in the agent's order), the agent's other keys (not under `identitiesOnly`), and the identity
+ * files the agent does not hold; then the password, then keyboard-interactive (only when a human can answer, or
+ * with a password for servers that ask for it that way), reordered and filtered by `preferredAuthentications`.
+ * The agent is used only when neither password nor key was given explicitly, and asked for its keys only when
+ * one of them can be offered. `signal` ends the key reads and the agent's answer (the connect deadline, or the
+ * caller's cancel).
  *
  * @param options What the caller gave.
- * @param signal Ends the key reads.
+ * @param signal Ends the key reads and the agent's answer.
  * @returns The attempts in order.
  * @throws {SshMcpError} AUTH_METHOD_MISSING when nothing can be tried, a key error for the explicit key (or for
- *   the only identity file left), AGENT_UNAVAILABLE when the agent was the only way and its socket is unusable.
+ *   the only identity file left), AGENT_UNAVAILABLE when the agent was the only way and it did not answer.
  */
 export async function prepareAuth(options: AuthInput, signal?: AbortSignal): Promise<PreparedAuth> {
   const order = methodOrder(options.preferredAuthentications);
@@ -86,39 +98,75 @@ export async function prepareAuth(options: AuthInput, signal?: AbortSignal): Pro
   const kbdOn = order.includes("keyboard-interactive") && options.kbdInteractiveAuthentication !== false;
   const kbdAnswerable = options.ask !== undefined || passwordOk;
   const explicit = options.password !== undefined || options.privateKeyPath !== undefined;
-  const wantsAgent = !explicit && options.identitiesOnly !== true && !!options.agentSocket;
+  const agentSocket = explicit ? undefined : options.agentSocket;
+  const identitiesOnly = options.identitiesOnly === true;
 
   const keys: AuthAttempt[] = [];
   const skipped: SshMcpError[] = [];
   let agentProblem: SshMcpError | null = null;
+  // Why the agent, though it answered, has nothing to offer.
+  let agentUnused: string | null = null;
   if (order.includes("publickey")) {
     if (options.privateKeyPath !== undefined) {
       // The key the caller named: any problem with it is the answer.
       const key = await loadPrivateKey(options.privateKeyPath, options.passphrase, signal);
       keys.push({ type: "publickey", key, path: options.privateKeyPath });
     }
-    // The agent's keys before the identity files, as ssh offers them.
-    if (wantsAgent) {
+    const skip = (path: string, error: unknown) => {
+      if (!(error instanceof SshMcpError)) throw error;
+      if (isMissing(error)) return; // as ssh: an IdentityFile that does not exist is no error
+      options.logger?.debug(`Skipping identity file ${path}: ${error.message}`);
+      skipped.push(error);
+    };
+    // Each identity file's public key, known without a passphrase; null: known only by loading the key.
+    const files: { path: string; publicKey: ParsedKey | null }[] = [];
+    for (const path of options.identityFiles ?? []) {
+      if (path === options.privateKeyPath || files.some((f) => f.path === path)) continue;
       try {
-        await Deno.stat(options.agentSocket!);
-        keys.push({ type: "agent" });
+        files.push({
+          path,
+          publicKey: agentSocket === undefined ? null : (await loadPublicKey(path, signal))?.parsed ?? null,
+        });
       } catch (error) {
-        agentProblem = new SshMcpError("AGENT_UNAVAILABLE", `ssh-agent socket ${options.agentSocket} is not usable`, {
+        skip(path, error);
+      }
+    }
+    const unmatched = [...files];
+    if (agentSocket !== undefined && (!identitiesOnly || files.some((f) => f.publicKey !== null))) {
+      try {
+        const others: ParsedKey[] = [];
+        const agentKeys = await listAgentKeys(agentSocket, signal);
+        for (const agentKey of agentKeys) {
+          const index = unmatched.findIndex((f) => f.publicKey !== null && sameKey(f.publicKey, agentKey));
+          if (index < 0) {
+            others.push(agentKey);
+            continue;
+          }
+          // ssh prefers the agent's copy of an identity file: signed by the agent, no passphrase needed.
+          keys.push({ type: "agent", keys: [agentKey], path: unmatched[index].path });
+          unmatched.splice(index, 1);
+        }
+        if (!identitiesOnly && others.length > 0) keys.push({ type: "agent", keys: others });
+        if (agentKeys.length === 0) agentUnused = `the ssh-agent at ${agentSocket} holds no keys`;
+        else if (identitiesOnly && keys.every((a) => a.type !== "agent")) {
+          agentUnused =
+            `IdentitiesOnly is set and the ssh-agent at ${agentSocket} holds none of the identity files' keys`;
+        }
+      } catch (error) {
+        if (signal?.aborted && error === signal.reason) throw error;
+        agentProblem = new SshMcpError("AGENT_UNAVAILABLE", `ssh-agent socket ${agentSocket} is not usable`, {
           hint: "Start ssh-agent and add keys (ssh-add), or pass `password` or `private_key_path`",
           cause: error,
         });
       }
     }
+    // The identity files the agent does not hold, in their order, signed here.
     const identityPassphrase = options.privateKeyPath === undefined ? options.passphrase : undefined;
-    for (const path of options.identityFiles ?? []) {
-      if (path === options.privateKeyPath) continue;
+    for (const { path } of unmatched) {
       try {
         keys.push({ type: "publickey", key: await loadPrivateKey(path, identityPassphrase, signal), path });
       } catch (error) {
-        if (!(error instanceof SshMcpError)) throw error;
-        if (isMissing(error)) continue; // as ssh: an IdentityFile that does not exist is no error
-        options.logger?.debug(`Skipping identity file ${path}: ${error.message}`);
-        skipped.push(error);
+        skip(path, error);
       }
     }
   }
@@ -138,6 +186,12 @@ export async function prepareAuth(options: AuthInput, signal?: AbortSignal): Pro
   // Nothing to try: the reason a skipped way failed is more useful than "nothing given".
   if (skipped.length > 0) throw skipped[0];
   if (agentProblem !== null) throw agentProblem;
+  if (agentUnused !== null) {
+    throw new SshMcpError("AUTH_METHOD_MISSING", `No way to authenticate: ${agentUnused}`, {
+      hint: "Add the key to the agent (ssh-add), name its file in IdentityFile, or pass `password` or " +
+        "`private_key_path`",
+    });
+  }
   if (options.preferredAuthentications !== undefined && (explicit || options.agentSocket || options.identityFiles)) {
     throw new SshMcpError(
       "AUTH_METHOD_MISSING",
@@ -153,6 +207,25 @@ export async function prepareAuth(options: AuthInput, signal?: AbortSignal): Pro
       hint: "Pass `password` or `private_key_path`, or start the server with SSH_AUTH_SOCK set to a running ssh-agent",
     },
   );
+}
+
+/** The keys the agent at `socket` holds, in its order; `signal` ends the wait (and the agent connection). */
+function listAgentKeys(socket: string, signal?: AbortSignal): Promise<ParsedKey[]> {
+  return new Promise((resolve, reject) => {
+    if (signal?.aborted) return reject(signal.reason);
+    const onAbort = () => reject(signal!.reason);
+    signal?.addEventListener("abort", onAbort, { once: true });
+    selectedAgent(socket, { pick: (all) => all, signal }).getIdentities((err, keys) => {
+      signal?.removeEventListener("abort", onAbort);
+      if (err !== undefined && err !== null) reject(err);
+      else resolve((keys ?? []) as ParsedKey[]);
+    });
+  });
+}
+
+/** Whether two keys are the same public key (their SSH wire blobs are equal). */
+export function sameKey(a: ParsedKey, b: ParsedKey): boolean {
+  return a.getPublicSSH().equals(b.getPublicSSH());
 }
 
 /** The methods to try in order: `preferred` with unknown names dropped, or the default order. */

@@ -19,7 +19,9 @@ import {
   type ConnectConfig,
   createClient,
   DenoSocket,
+  type ParsedKey,
   preparePatches,
+  selectedAgent,
   serverVersion,
   toSocketError,
 } from "../ssh2/mod.ts";
@@ -144,7 +146,7 @@ async function connectUntil(
 
   const client = createClient();
   const verifier = hostKeyVerifier(options, known.entries);
-  const authenticator = authHandler(options, auth);
+  const authenticator = authHandler(options, auth, stop);
   const ready = readyBefore(client, {
     socket,
     stop,
@@ -290,7 +292,7 @@ interface AuthHandler {
 /** A hidden keyboard-interactive prompt for a long-lived secret, which is not put to the human through MCP. */
 const LONG_LIVED_SECRET = /pass(word|phrase)|passwort|mot de passe|contraseña/i;
 
-function authHandler(options: ConnectOptions, auth: PreparedAuth): AuthHandler {
+function authHandler(options: ConnectOptions, auth: PreparedAuth, stop: AbortSignal): AuthHandler {
   const { host, port, username } = options;
   const where = `${host}:${port}`;
   const attempts = [...auth.attempts];
@@ -368,8 +370,17 @@ function authHandler(options: ConnectOptions, auth: PreparedAuth): AuthHandler {
       case "publickey":
         triedKeys.push(attempt.path);
         return done({ type: "publickey", username, key: attempt.key.parsed });
-      case "agent":
-        return done({ type: "agent", username, agent: options.agentSocket! });
+      case "agent": {
+        // Only the keys prepareAuth chose, matched by public key in a fresh list: ssh2 would offer them all.
+        const wanted = new Set(attempt.keys.map((k) => k.getPublicSSH().toString("base64")));
+        const pick = (keys: ParsedKey[]) => keys.filter((k) => wanted.has(k.getPublicSSH().toString("base64")));
+        triedKeys.push(
+          attempt.path !== undefined
+            ? `${attempt.path} (in the ssh-agent)`
+            : `the ssh-agent's other ${attempt.keys.length === 1 ? "key" : `${attempt.keys.length} keys`}`,
+        );
+        return done({ type: "agent", username, agent: selectedAgent(options.agentSocket!, { pick, signal: stop }) });
+      }
       case "keyboard-interactive":
         return done({ type: "keyboard-interactive", username, prompt });
     }
@@ -410,7 +421,10 @@ function authHandler(options: ConnectOptions, auth: PreparedAuth): AuthHandler {
         },
       );
     }
-    if (last?.type === "publickey" && (triedKeys.length > 1 || last.path !== options.privateKeyPath)) {
+    // The agent's other keys alone: mapConnectError says "every key in the ssh-agent".
+    const named = triedKeys.length > 1 || (last?.type === "publickey" && last.path !== options.privateKeyPath) ||
+      (last?.type === "agent" && last.path !== undefined);
+    if ((last?.type === "publickey" || last?.type === "agent") && named) {
       return new SshMcpError(
         "AUTH_FAILED",
         `Server ${where} rejected the keys ${triedKeys.join(", ")} for ${username}`,

@@ -1,5 +1,7 @@
 /**
- * Loading private keys with errors an agent can act on.
+ * Loading private keys with errors an agent can act on, and finding an
+ * identity file's public key without its passphrase (to match it with the
+ * keys an ssh-agent holds).
  *
  * ssh2 reports every parse failure as a plain Error; we tell "needs a
  * passphrase" from "wrong passphrase" by looking at the key's own header
@@ -85,6 +87,95 @@ export async function loadPrivateKey(path: string, passphrase?: string, signal?:
     });
   }
   return { parsed: key, type: key.type };
+}
+
+/** The public half of an identity file, found without decrypting anything. */
+export interface IdentityPublicKey {
+  /** The key in SSH wire format, as an ssh-agent lists it. */
+  parsed: ParsedKey;
+  /** The file it was read from: the identity file itself or its `.pub`. */
+  from: string;
+}
+
+/**
+ * The public key of identity file `path`, found where ssh finds it (sshkey_load_public): the file itself when
+ * it is a public key line, else `path.pub`, else the public key an OpenSSH private key file carries in clear
+ * (also when encrypted), else the public half of an unencrypted private key. Null when none of these gives it
+ * (an encrypted PEM or PuTTY key without a `.pub`). Never decrypts, never needs a passphrase.
+ *
+ * @param path The identity file.
+ * @param signal Ends the reads.
+ * @returns The public key, or null when it cannot be known without the passphrase.
+ * @throws {SshMcpError} KEY_UNREADABLE when neither `path` nor `path.pub` can be read (a BoundedReadError
+ *   with problem "not-found" as cause when neither exists).
+ */
+export async function loadPublicKey(path: string, signal?: AbortSignal): Promise<IdentityPublicKey | null> {
+  const own = await readKeyFile(path, signal);
+  const ownKey = own instanceof Uint8Array ? onePublic(own) : null;
+  if (ownKey !== null) return { parsed: ownKey, from: path };
+  const pub = await readKeyFile(`${path}.pub`, signal);
+  const pubKey = pub instanceof Uint8Array ? onePublic(pub) : null;
+  if (pubKey !== null) return { parsed: pubKey, from: `${path}.pub` };
+  if (!(own instanceof Uint8Array)) {
+    // Neither file: the identity file's own problem is the one to report.
+    throw new SshMcpError("KEY_UNREADABLE", `Cannot read identity file ${path}: ${own.message}`, {
+      hint: "Check the IdentityFile path; it must be a key file readable by this server",
+      cause: own,
+    });
+  }
+  const text = new TextDecoder().decode(own);
+  const clear = opensshPublicBlob(text);
+  if (clear !== null) {
+    const key = onePublic(clear);
+    return key === null ? null : { parsed: key, from: path };
+  }
+  if (isEncrypted(text)) return null;
+  const result = parseKey(own);
+  const key = Array.isArray(result) ? result[0] : result;
+  if (key instanceof Error || key === undefined) return null;
+  // ssh2's parsed private key gives its public half in wire format; reparsed, it is a public key only.
+  return { parsed: onePublic(key.getPublicSSH()) ?? key, from: path };
+}
+
+/** A key file's bytes, or why they cannot be read (a missing file is not an error here). */
+async function readKeyFile(path: string, signal?: AbortSignal): Promise<Uint8Array | BoundedReadError> {
+  try {
+    return await readBoundedFile(path, { maxBytes: MAX_KEY_FILE_BYTES, signal });
+  } catch (error) {
+    if (error instanceof BoundedReadError) return error;
+    throw error;
+  }
+}
+
+/** The one public key in `data` (a public key line or an SSH wire-format blob), or null. */
+function onePublic(data: Uint8Array): ParsedKey | null {
+  const result = parseKey(data);
+  const key = Array.isArray(result) ? result[0] : result;
+  if (key instanceof Error || key === undefined || key.isPrivateKey()) return null;
+  return key;
+}
+
+/**
+ * The first public key blob of an OpenSSH private key file, which the format keeps unencrypted before the
+ * encrypted private part: ssh offers such a key to the server (or matches it with the agent) before asking
+ * for its passphrase. Null for other formats or a malformed header.
+ */
+function opensshPublicBlob(text: string): Uint8Array | null {
+  const bin = opensshBody(text);
+  if (bin === null) return null;
+  const magic = "openssh-key-v1\0";
+  if (bin.length < magic.length || bin.toString("latin1", 0, magic.length) !== magic) return null;
+  // string ciphername, string kdfname, string kdfoptions, uint32 number of keys, string publickey
+  let pos = magic.length;
+  for (let i = 0; i < 3; i++) {
+    if (pos + 4 > bin.length) return null;
+    pos += 4 + bin.readUInt32BE(pos);
+  }
+  if (pos + 8 > bin.length || bin.readUInt32BE(pos) < 1) return null;
+  pos += 4;
+  const len = bin.readUInt32BE(pos);
+  if (pos + 4 + len > bin.length) return null;
+  return new Uint8Array(bin.subarray(pos + 4, pos + 4 + len));
 }
 
 /**

@@ -2,7 +2,8 @@
  * The only room that imports ssh2: client creation, the socket adapter, the
  * repairs of ssh2 1.17 (chacha20 leak, rekey queue, fast decipher), the
  * version guard, and the few reads of ssh2's private fields the SSH layer
- * needs (server version, signals). Everything outside lib/ssh2/ takes ssh2
+ * needs (server version, signals), and an ssh-agent that offers only chosen
+ * keys. Everything outside lib/ssh2/ takes ssh2
  * and its types from here.
  *
  * @module
@@ -10,7 +11,7 @@
 
 import ssh2 from "./ssh2.ts";
 // @ts-types="@types/ssh2"
-import type { Client, ClientChannel, ConnectConfig, ParsedKey } from "ssh2";
+import type { Client, ClientChannel, ConnectConfig, OpenSSHAgent, ParsedKey } from "ssh2";
 import { Buffer } from "node:buffer";
 import type { Logger } from "../log.ts";
 import { ownsNoInput, useFastDecipher } from "./chacha_decipher.ts";
@@ -27,6 +28,7 @@ export type {
   ClientChannel,
   ConnectConfig,
   FileEntryWithStats,
+  OpenSSHAgent,
   ParsedKey,
   SFTPWrapper,
   Stats,
@@ -136,4 +138,65 @@ export function signalChannel(channel: ClientChannel, name: string): void {
 /** ssh2's key parser: one key, an array of keys, or the parse error. */
 export function parseKey(data: Uint8Array, passphrase?: string): ParsedKey | ParsedKey[] | Error {
   return ssh2.utils.parseKey(Buffer.from(data), passphrase);
+}
+
+/** What {@linkcode selectedAgent} offers of the agent's keys. */
+export interface SelectedAgentOptions {
+  /**
+   * Chooses and orders the keys to offer from the agent's list (given in the agent's order); may choose none.
+   * Called each time ssh2 asks the agent for its keys, so a key removed from the agent meanwhile is not offered.
+   */
+  pick: (keys: ParsedKey[]) => ParsedKey[];
+  /** Destroys the agent connections still open (a pending list or signature fails). */
+  signal?: AbortSignal;
+}
+
+/**
+ * An ssh-agent at `socket` whose identities are only the keys `options.pick` chooses, for ssh2's `agent`
+ * authentication (`{ type: "agent", username, agent }`): ssh2 offers every key an agent lists, in its order,
+ * while ssh offers the agent's copies of the identity files first and, with IdentitiesOnly, no others.
+ * Signing goes to the agent as it is.
+ *
+ * @param socket The agent's unix socket.
+ * @param options The choice of keys, and the signal that ends the agent's connections.
+ * @returns An agent for ssh2's authHandler, or for listing the agent's keys (`getIdentities`).
+ */
+export function selectedAgent(socket: string, options: SelectedAgentOptions): OpenSSHAgent {
+  return new SelectedAgent(socket, options);
+}
+
+class SelectedAgent extends ssh2.OpenSSHAgent {
+  #options: SelectedAgentOptions;
+
+  constructor(socket: string, options: SelectedAgentOptions) {
+    super(socket);
+    this.#options = options;
+  }
+
+  override getStream(cb: Parameters<OpenSSHAgent["getStream"]>[0]): void {
+    const { signal } = this.#options;
+    if (signal?.aborted) return cb(new Error("Agent request cancelled"));
+    super.getStream((err, stream) => {
+      if (err !== undefined && err !== null || stream === undefined || signal === undefined) return cb(err, stream);
+      // A hung agent (waiting on its user to approve a signature) must not outlive the connect that asked.
+      const onAbort = () => stream.destroy();
+      signal.addEventListener("abort", onAbort, { once: true });
+      stream.once("close", () => signal.removeEventListener("abort", onAbort));
+      cb(err, stream);
+    });
+  }
+
+  override getIdentities(cb: Parameters<OpenSSHAgent["getIdentities"]>[0]): void {
+    super.getIdentities((err, keys) => {
+      if (err !== undefined && err !== null) return cb(err);
+      let picked: ParsedKey[];
+      try {
+        // OpenSSHAgent lists parsed keys only; the type also allows `{ pubKey }` entries.
+        picked = this.#options.pick((keys ?? []).filter((k): k is ParsedKey => !("pubKey" in k)));
+      } catch (error) {
+        return cb(error instanceof Error ? error : new Error(String(error)));
+      }
+      cb(undefined, picked);
+    });
+  }
 }
