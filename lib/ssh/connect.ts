@@ -9,12 +9,10 @@
 
 import { Buffer } from "node:buffer";
 import { SshMcpError } from "../errors.ts";
-import type { Logger } from "../log.ts";
 import {
   type AnyAuthMethod,
   type AuthenticationType,
   type Client,
-  type ClientChannel,
   connectClient,
   type ConnectConfig,
   createClient,
@@ -26,12 +24,12 @@ import {
   toSocketError,
 } from "../ssh2/mod.ts";
 import { type KnownHostsEntry, knownKeyTypes, loadKnownHosts } from "./known_hosts.ts";
-import { type AcceptedHostKey, type KnownHostsConfig, verifyHostKey } from "./host_key_check.ts";
+import { type AcceptedHostKey, verifyHostKey } from "./host_key_check.ts";
 import { mapConnectError } from "./connect_errors.ts";
 import { type AuthAttempt, passwordAnswers, prepareAuth, type PreparedAuth } from "./auth.ts";
 import { PausableTimer, timedPrompts } from "./prompts.ts";
 import type { Connected, ConnectionInfo, ConnectOptions, Transport } from "./connect_options.ts";
-import { abandonHops, atJumpHost, jumpHostsOf, type JumpInfo, jumpInfo, openTunnel, viaJumpHosts } from "./jump.ts";
+import { abandonHops, atJumpHost, jumpHostsOf, jumpInfo, openTunnel, viaJumpHosts } from "./jump.ts";
 
 export type { Connected, ConnectionInfo, ConnectOptions, JumpInfo, Transport } from "./connect_options.ts";
 
