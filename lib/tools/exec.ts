@@ -319,7 +319,8 @@ function progressText(p: ExecProgress): string {
   return `${p.stdoutBytes} bytes on stdout, ${p.stderrBytes} on stderr` + (p.lastLine ? `; last: ${p.lastLine}` : "");
 }
 
-function refuseWindows(session: Session): void {
+/** Throws EXEC_UNSUPPORTED for a session without a POSIX shell (ssh_execute and ssh_execute_many need one). */
+export function refuseWindows(session: Session): void {
   if (session.remote.exec !== "windows") return;
   throw new SshMcpError(
     "EXEC_UNSUPPORTED",

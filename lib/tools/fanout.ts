@@ -27,6 +27,7 @@ import {
 import type { Session } from "../sessions.ts";
 import { execCommand, type ExecResult } from "../ssh/exec.ts";
 import { defineTool, type ToolContext, type ToolDef, type ToolDeps } from "./define.ts";
+import { refuseWindows } from "./exec.ts";
 import { ok } from "./result.ts";
 import * as s from "./schemas.ts";
 
@@ -220,12 +221,7 @@ export function fanoutTools(deps: ToolDeps): ToolDef[] {
     temporary: boolean,
     signal: AbortSignal,
   ): Promise<Omit<HostResult, "target" | "host">> {
-    if (session.remote.exec === "windows") {
-      throw new SshMcpError(
-        "EXEC_UNSUPPORTED",
-        `Session ${session.id} has no POSIX shell to run commands in (${session.remote.note ?? "Windows"})`,
-      );
-    }
+    refuseWindows(session);
     // The whole output is kept only where it can be read afterwards: a temporary session's dies with it.
     const kept = temporary ? undefined : outputs.open(session.id);
     let r: ExecResult;
