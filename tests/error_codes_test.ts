@@ -274,8 +274,16 @@ const WITH_SSHD: Partial<Record<ErrorCode, Trigger>> = {
     try {
       return await failing(client, "ssh_job", { session_id: sid, action: "remove", job_id: job.structured.job_id });
     } finally {
-      await callOk(client, "ssh_job", { session_id: sid, action: "cancel", job_id: job.structured.job_id });
-      await callOk(client, "ssh_job", { session_id: sid, action: "remove", job_id: job.structured.job_id });
+      const id = job.structured.job_id;
+      const cancel = await callOk(client, "ssh_job", { session_id: sid, action: "cancel", job_id: id });
+      // On a loaded machine the cancel's check can outlast its script's bound (it then says "not confirmed"):
+      // the TERM was sent, so wait for the end before removing.
+      if (cancel.structured.confirmed !== true) {
+        await callOk(client, "ssh_job", { session_id: sid, action: "wait", job_id: id, timeout: 120 }, {
+          timeout: 150_000,
+        });
+      }
+      await callOk(client, "ssh_job", { session_id: sid, action: "remove", job_id: id });
     }
   },
   // A job that made part of its own directory undeletable: its remove fails on the host.
