@@ -159,7 +159,11 @@ export class SessionRegistry {
    * registers the session.
    */
   async connect(target: ConnectTarget): Promise<Session> {
-    const resolved = await this.resolve(target);
+    return await this.openResolved(await this.resolve(target));
+  }
+
+  /** Connects to a target {@linkcode resolve} gave (ssh_config read once) and registers the session. */
+  async openResolved(resolved: ResolvedTarget): Promise<Session> {
     for (const warning of resolved.warnings) this.#logger.warn(warning);
     const { options, ...origin } = resolved;
     return await this.open(options, origin);

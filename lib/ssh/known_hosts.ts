@@ -9,6 +9,8 @@ import { BoundedReadError, ONE_MIB, readBoundedFile } from "../read_bounded.ts";
 import { Buffer } from "node:buffer";
 import { createHash, createHmac, timingSafeEqual } from "node:crypto";
 import { dirname } from "node:path";
+// match.c's match_pattern() (`*` and `?`, one backtrack point): the one ssh_config uses too.
+import { matchPattern } from "../ssh_config/pattern.ts";
 
 /** One usable line of a known_hosts file. */
 export interface KnownHostsEntry {
@@ -148,7 +150,7 @@ export function hostPatternsMatch(patterns: string, name: string): boolean {
     const negated = item.startsWith("!");
     const sub = negated ? item.slice(1) : item;
     if (sub.length >= MAX_SUBPATTERN) return false;
-    if (globMatch(lower, asciiLower(sub))) {
+    if (matchPattern(lower, asciiLower(sub))) {
       if (negated) return false;
       positive = true;
     }
@@ -365,26 +367,4 @@ function splitFields(line: string, max: number): string[] {
 // OpenSSH lowercases with tolower() in the C locale: ASCII only, length kept.
 function asciiLower(s: string): string {
   return s.replace(/[A-Z]+/g, (m) => m.toLowerCase());
-}
-
-// match.c's match_pattern(): `*` and `?` only, no escapes. Iterative with a
-// single backtrack point, so hostile patterns cannot go exponential.
-function globMatch(s: string, p: string): boolean {
-  let si = 0, pi = 0, starPi = -1, starSi = 0;
-  while (si < s.length) {
-    if (pi < p.length && (p[pi] === "?" || p[pi] === s[si])) {
-      si++;
-      pi++;
-    } else if (pi < p.length && p[pi] === "*") {
-      starPi = pi++;
-      starSi = si;
-    } else if (starPi !== -1) {
-      pi = starPi + 1;
-      si = ++starSi;
-    } else {
-      return false;
-    }
-  }
-  while (pi < p.length && p[pi] === "*") pi++;
-  return pi === p.length;
 }

@@ -167,11 +167,12 @@ export function fanoutTools(deps: ToolDeps): ToolDef[] {
           signal: ctx.signal,
         };
         // Resolved as a connect would (an alias is its HostName, User, Port and jump hosts), then looked up.
-        const open = sessions.findOpen((await sessions.resolve(request)).options);
+        const resolved = await sessions.resolve(request);
+        const open = sessions.findOpen(resolved.options);
         session = open === undefined ? undefined : sessions.get(open.id);
         reused = session !== undefined;
         if (session === undefined) {
-          session = await sessions.connect(request);
+          session = await sessions.openResolved(resolved);
           temporary = true;
         }
       }
