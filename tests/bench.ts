@@ -145,6 +145,14 @@ function sectionsToRun(): Set<number> {
   return new Set(named);
 }
 
+function isDirectory(path: string): boolean {
+  try {
+    return Deno.statSync(path).isDirectory;
+  } catch {
+    return false;
+  }
+}
+
 async function peakRssMiB(pid: number): Promise<number> {
   const status = await Deno.readTextFile(`/proc/${pid}/status`);
   return Number(status.match(/^VmHWM:\s+(\d+) kB/m)![1]) / 1024;
@@ -167,6 +175,13 @@ const NEEDS_MAIN = [1, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12];
 const PER_CIPHER = [1, 6, 8];
 
 const work = await Deno.makeTempDir({ prefix: "mcp-bench-" });
+/**
+ * Where section 6 puts its remote files (the remote side is this machine):
+ * tmpfs when there is one, so no transfer pays for the disk writeback of the
+ * bytes another wrote before it (the local downloads are removed at once,
+ * before any writeback starts). `BENCH_REMOTE_TMP=/tmp` measures on disk.
+ */
+const REMOTE_TMP = Deno.env.get("BENCH_REMOTE_TMP") ?? (isDirectory("/dev/shm") ? "/dev/shm" : "/tmp");
 // A bench that fails half-way must not leave its blobs behind.
 const removeWork = () => {
   try {
@@ -415,6 +430,7 @@ async function measureCipher(cipher: string, preferred: boolean): Promise<Cipher
         sshd,
         knownHosts,
         work,
+        remoteTmp: REMOTE_TMP,
         client: server.client,
         session,
         serverPid: server.pid!,
