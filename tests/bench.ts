@@ -1043,6 +1043,12 @@ function transferRows(t: TransferResult, peak: number | null): BenchRow[] {
       );
     }
   }
+  rows.push([
+    "  the ControlMaster of sftp/scp",
+    `${t.masterCheck}; its log: cipher ${t.cipher} both ways, ${t.muxSessions} sessions through it (one per transfer)`,
+    "-",
+    "-",
+  ]);
   const rss = t.rssAfterLargest;
   const largest = t.sizes.at(-1)!.mib;
   rows.push([
