@@ -466,7 +466,7 @@ async function measureExec(run: CipherRun, floor: Floor, cipherArgs: string[]): 
     if (out.code !== 0) throw new Error(`ssh failed: ${new TextDecoder().decode(out.stderr)}`);
   }
   for (let i = 0; i < 20; i++) await ssh("true");
-  // The master is up and every `ssh true` above went through it.
+  // The master is up (`-O check` fails otherwise): the timed runs below go through it.
   await ssh("-O", "check");
   async function sshOnce(): Promise<number> {
     const t0 = performance.now();
