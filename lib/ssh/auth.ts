@@ -12,7 +12,7 @@
 import { SshMcpError } from "../errors.ts";
 import type { Logger } from "../log.ts";
 import { BoundedReadError } from "../read_bounded.ts";
-import { type ParsedKey, selectedAgent } from "../ssh2/mod.ts";
+import { loadSsh2, type ParsedKey, selectedAgent } from "../ssh2/mod.ts";
 import { type LoadedKey, loadPrivateKey, loadPublicKey } from "./keys.ts";
 import type { ConnectPrompts } from "./prompts.ts";
 
@@ -93,6 +93,7 @@ const DEFAULT_ORDER: readonly AuthMethodName[] = ["publickey", "password", "keyb
  *   the only identity file left), AGENT_UNAVAILABLE when the agent was the only way and it did not answer.
  */
 export async function prepareAuth(options: AuthInput, signal?: AbortSignal): Promise<PreparedAuth> {
+  await loadSsh2(); // the agent and key parsing are ssh2's; loaded at first use
   const order = methodOrder(options.preferredAuthentications);
   const passwordOk = options.password !== undefined && options.passwordAuthentication !== false;
   const kbdOn = order.includes("keyboard-interactive") && options.kbdInteractiveAuthentication !== false;

@@ -17,6 +17,7 @@ import {
   type ConnectConfig,
   createClient,
   DenoSocket,
+  loadSsh2,
   type ParsedKey,
   preparePatches,
   selectedAgent,
@@ -132,6 +133,7 @@ async function connectUntil(
   via?: Connected,
 ): Promise<Connected> {
   const { stop } = steps;
+  await loadSsh2(); // ssh2 loads at the first connection, not at start-up (../ssh2/mod.ts)
   const auth = await prepareAuth(options, stop);
   const known = await loadKnownHosts(options.knownHosts.files, stop);
   for (const warning of known.warnings) options.logger.warn(warning);

@@ -1,5 +1,9 @@
 import assert from "node:assert/strict";
 import { lookupFailure, mapConnectError, mapRuntimeError } from "./connect_errors.ts";
+import { loadSsh2 } from "../ssh2/mod.ts";
+
+// The integrity check is the fast decipher's, loaded with ssh2 at the first connection.
+await loadSsh2();
 
 const ctx = {
   options: { host: "h", port: 22, username: "u" },

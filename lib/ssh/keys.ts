@@ -11,7 +11,7 @@
  */
 
 import { Buffer } from "node:buffer";
-import { type ParsedKey, parseKey } from "../ssh2/mod.ts";
+import { loadSsh2, type ParsedKey, parseKey } from "../ssh2/mod.ts";
 import { SshMcpError } from "../errors.ts";
 import { BoundedReadError, ONE_MIB, readBoundedFile } from "../read_bounded.ts";
 
@@ -35,6 +35,7 @@ export interface LoadedKey {
  * (a FIFO would block, `/dev/zero` would never end); `signal` ends the wait.
  */
 export async function loadPrivateKey(path: string, passphrase?: string, signal?: AbortSignal): Promise<LoadedKey> {
+  await loadSsh2(); // its key parser; loaded at first use
   let data: Uint8Array;
   try {
     data = await readBoundedFile(path, { maxBytes: MAX_KEY_FILE_BYTES, signal });
@@ -110,6 +111,7 @@ export interface IdentityPublicKey {
  *   with problem "not-found" as cause when neither exists).
  */
 export async function loadPublicKey(path: string, signal?: AbortSignal): Promise<IdentityPublicKey | null> {
+  await loadSsh2(); // its key parser; loaded at first use
   const own = await readKeyFile(path, signal);
   const ownKey = own instanceof Uint8Array ? onePublic(own) : null;
   if (ownKey !== null) return { parsed: ownKey, from: path };

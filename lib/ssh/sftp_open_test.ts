@@ -1,6 +1,10 @@
 import assert from "node:assert/strict";
 import { escapeText, recoveredText, sftpOpenError } from "./sftp_open.ts";
 import { feedSftp, sftpFixSelfTest } from "../ssh2/sftp_fix.ts";
+import { loadSsh2 } from "../ssh2/mod.ts";
+
+// sftpOpenError() reads what the SFTP repair kept, through lib/ssh2/mod.ts, which loads it at the first connection.
+await loadSsh2();
 
 const context = { host: "box", username: "ann" };
 

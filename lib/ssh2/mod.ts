@@ -6,19 +6,25 @@
  * keys. Everything outside lib/ssh2/ takes ssh2
  * and its types from here.
  *
+ * ssh2 itself loads at the first connection, not at start-up: ssh2 and the
+ * repairs (./client.ts) come in with {@linkcode loadSsh2}, which the
+ * connect path awaits before it reads a key, asks the agent or opens a
+ * client. The functions here that need ssh2's code throw until then; the
+ * two that only recognise what that code made ({@linkcode isIntegrityFailure},
+ * {@linkcode sftpFirstBytes}) answer "no" before, since nothing can have
+ * made it yet. The repairs are still decided, by {@linkcode preparePatches},
+ * before any client exists.
+ *
  * @module
  */
 
-import ssh2 from "./ssh2.ts";
 // @ts-types="@types/ssh2"
 import type { Client, ClientChannel, ConnectConfig, OpenSSHAgent, ParsedKey } from "ssh2";
-import { Buffer } from "node:buffer";
 import type { Logger } from "../log.ts";
-import { ownsNoInput, useFastDecipher } from "./chacha_decipher.ts";
-import { decipherHolderOf, remoteVersionOf, sendSignal } from "./internals.ts";
+import { remoteVersionOf, sendSignal } from "./internals.ts";
 import type { PatchStatus } from "./patches.ts";
-import { rekeyQueueFixed } from "./rekey_fix.ts";
-import { DenoSocket } from "./socket.ts";
+import type { ConnectClientOptions, SelectedAgentOptions } from "./client.ts";
+import type { IntegrityFailure } from "./chacha_decipher.ts";
 
 // @ts-types="@types/ssh2"
 export type {
@@ -34,36 +40,55 @@ export type {
   Stats,
 } from "ssh2";
 export { DenoSocket, type SocketError, toSocketError } from "./socket.ts";
-export { isIntegrityFailure } from "./chacha_decipher.ts";
-export { type PatchStatus, preparePatches } from "./patches.ts";
-export { sftpFirstBytes } from "./sftp_fix.ts";
+export type { PatchStatus } from "./patches.ts";
+export type { ConnectClientOptions, SelectedAgentOptions } from "./client.ts";
 export { installedSsh2Version, PINNED_SSH2_VERSION, pretendSsh2Version } from "./guard.ts";
 
-/** A new, unconnected ssh2 client (the leak fix is loaded before ssh2 is). */
+type Ssh2Code = typeof import("./client.ts");
+
+let code: Ssh2Code | undefined;
+let loading: Promise<void> | undefined;
+
+/**
+ * Loads ssh2 and the repairs (./client.ts), the first time only; later calls
+ * resolve at once. The chacha20 leak fix is evaluated before ssh2's modules
+ * (./ssh2.ts imports it first). Await it before any other function here
+ * that says it needs ssh2.
+ */
+export function loadSsh2(): Promise<void> {
+  // A string literal: `deno compile`, `deno check` and the -P graph include the module.
+  return loading ??= import("./client.ts").then((loaded) => {
+    code = loaded;
+  }, (error) => {
+    loading = undefined; // a later connect may try again
+    throw error;
+  });
+}
+
+/** Whether ssh2 has been loaded (by {@linkcode loadSsh2}); for tests of the lazy loading. */
+export function ssh2Loaded(): boolean {
+  return code !== undefined;
+}
+
+function ssh2Code(what: string): Ssh2Code {
+  if (code === undefined) throw new Error(`${what} needs ssh2, which is not loaded yet: await loadSsh2() first`);
+  return code;
+}
+
+/**
+ * Loads ssh2, then checks its version and runs every repair's self-test,
+ * the first time only; later calls get the same answer. Logs at most one
+ * warning, naming each repair left off and why. Never rejects once ssh2 is
+ * loaded.
+ */
+export async function preparePatches(logger: Logger): Promise<PatchStatus> {
+  await loadSsh2();
+  return ssh2Code("preparePatches").preparePatches(logger);
+}
+
+/** A new, unconnected ssh2 client. Needs ssh2 loaded. */
 export function createClient(): Client {
-  return new ssh2.Client();
-}
-
-/** What {@linkcode connectClient} needs besides the ssh2 settings. */
-export interface ConnectClientOptions {
-  /**
-   * What ssh2 runs over: a connected TCP socket, or a channel of another
-   * connection (a direct-tcpip channel on a jump host). The repairs apply to
-   * both; lending the read buffer is the TCP socket's alone.
-   */
-  socket: DenoSocket | ClientChannel;
-  /** Which repairs are on in this process, from {@linkcode preparePatches}. */
-  patches: PatchStatus;
-  /** Where a repair that does not fit this connection says so (once per process). */
-  logger: Logger;
-}
-
-const warned = new Set<string>();
-
-function warnOnce(logger: Logger, what: string): void {
-  if (warned.has(what)) return;
-  warned.add(what);
-  logger.warn(`ssh2 internals differ from 1.17.0: ${what} not applied, using ssh2's own code`);
+  return ssh2Code("createClient").createClient();
 }
 
 /**
@@ -72,52 +97,41 @@ function warnOnce(logger: Logger, what: string): void {
  * listeners before: ssh2 may emit them as soon as data arrives.
  */
 export function connectClient(client: Client, config: ConnectConfig, options: ConnectClientOptions): void {
-  const { socket, patches, logger } = options;
-  if (!(socket instanceof DenoSocket)) deferWrites(socket);
-  // ssh2 uses only the net.Socket surface DenoSocket provides, and takes any Duplex (a channel) as it is.
-  client.connect({ ...config, sock: socket as unknown as ConnectConfig["sock"] });
-  if (patches.rekeyFix && !rekeyQueueFixed(client)) warnOnce(logger, "the rekey queue fix");
-  if (!patches.fastDecipher) return;
-  if (!useFastDecipher(client)) return warnOnce(logger, "the fast chacha20-poly1305 decipher");
-  // A channel's chunks come from the outer connection's decipher; only our socket has a buffer to lend.
-  if (!patches.socketLending || !(socket instanceof DenoSocket)) return;
-  // Lent only while ssh2's packet parser is the one reader and its decipher keeps nothing.
-  const holder = decipherHolderOf(client);
-  socket.keepsNoChunk = () => socket.listenerCount("data") === 1 && ownsNoInput(holder?._decipher);
+  ssh2Code("connectClient").connectClient(client, config, options);
+}
+
+/** ssh2's key parser: one key, an array of keys, or the parse error. Needs ssh2 loaded. */
+export function parseKey(data: Uint8Array, passphrase?: string): ParsedKey | ParsedKey[] | Error {
+  return ssh2Code("parseKey").parseKey(data, passphrase);
 }
 
 /**
- * Makes a channel that carries another SSH connection (ProxyJump) take that
- * connection's writes one turn later, gathered into one write.
+ * An ssh-agent at `socket` whose identities are only the keys `options.pick` chooses, for ssh2's `agent`
+ * authentication (see ./client.ts). Needs ssh2 loaded.
  *
- * ssh2's chacha20-poly1305 cipher keeps its nonce in a module-wide buffer
- * and writes a packet in three pieces (length, payload, MAC), computing the
- * next piece after each write returns. Written straight into a channel, the
- * outer connection encrypts that piece at once, with the same module-wide
- * buffer: the inner packet's payload was then encrypted under the outer
- * connection's sequence number, and sshd read garbage ("incomplete
- * message"). Deferred, each encrypt runs to its end first; gathered, one
- * inner packet is one channel message instead of three.
+ * @param socket The agent's unix socket.
+ * @param options The choice of keys, and the signal that ends the agent's connections.
+ * @returns An agent for ssh2's authHandler, or for listing the agent's keys (`getIdentities`).
  */
-function deferWrites(channel: ClientChannel): void {
-  const write = channel.write.bind(channel);
-  const end = channel.end.bind(channel);
-  let queued: Buffer[] = [];
-  const flush = () => {
-    if (queued.length === 0) return;
-    const chunks = queued;
-    queued = [];
-    write(chunks.length === 1 ? chunks[0] : Buffer.concat(chunks));
-  };
-  channel.write = ((chunk: Buffer) => {
-    if (queued.push(chunk) === 1) queueMicrotask(flush);
-    return true; // ssh2 does not wait for drain on its socket; the channel's own window still applies
-  }) as ClientChannel["write"];
-  // What ssh2 writes last (its disconnect) goes out before the end.
-  channel.end = ((...args: Parameters<ClientChannel["end"]>) => {
-    flush();
-    return end(...args);
-  }) as ClientChannel["end"];
+export function selectedAgent(socket: string, options: SelectedAgentOptions): OpenSSHAgent {
+  return ssh2Code("selectedAgent").selectedAgent(socket, options);
+}
+
+/**
+ * Whether `error` is a failed MAC check of the fast decipher (a tampered or
+ * corrupted packet). False before ssh2 is loaded: no decipher exists yet.
+ */
+export function isIntegrityFailure(error: unknown): error is IntegrityFailure {
+  return code !== undefined && code.isIntegrityFailure(error);
+}
+
+/**
+ * The first bytes a server sent on an SFTP channel that the SFTP repair
+ * failed because they were not a VERSION packet, or null for any other
+ * error (always null before ssh2 is loaded: no channel exists yet).
+ */
+export function sftpFirstBytes(err: unknown): Uint8Array | null {
+  return code === undefined ? null : code.sftpFirstBytes(err);
 }
 
 /** The server's software version from its banner (e.g. `OpenSSH_9.2p1 Debian-2`), or "unknown". */
@@ -133,70 +147,4 @@ export function serverVersion(client: Client): string {
  */
 export function signalChannel(channel: ClientChannel, name: string): void {
   sendSignal(channel, name);
-}
-
-/** ssh2's key parser: one key, an array of keys, or the parse error. */
-export function parseKey(data: Uint8Array, passphrase?: string): ParsedKey | ParsedKey[] | Error {
-  return ssh2.utils.parseKey(Buffer.from(data), passphrase);
-}
-
-/** What {@linkcode selectedAgent} offers of the agent's keys. */
-export interface SelectedAgentOptions {
-  /**
-   * Chooses and orders the keys to offer from the agent's list (given in the agent's order); may choose none.
-   * Called each time ssh2 asks the agent for its keys, so a key removed from the agent meanwhile is not offered.
-   */
-  pick: (keys: ParsedKey[]) => ParsedKey[];
-  /** Destroys the agent connections still open (a pending list or signature fails). */
-  signal?: AbortSignal;
-}
-
-/**
- * An ssh-agent at `socket` whose identities are only the keys `options.pick` chooses, for ssh2's `agent`
- * authentication (`{ type: "agent", username, agent }`): ssh2 offers every key an agent lists, in its order,
- * while ssh offers the agent's copies of the identity files first and, with IdentitiesOnly, no others.
- * Signing goes to the agent as it is.
- *
- * @param socket The agent's unix socket.
- * @param options The choice of keys, and the signal that ends the agent's connections.
- * @returns An agent for ssh2's authHandler, or for listing the agent's keys (`getIdentities`).
- */
-export function selectedAgent(socket: string, options: SelectedAgentOptions): OpenSSHAgent {
-  return new SelectedAgent(socket, options);
-}
-
-class SelectedAgent extends ssh2.OpenSSHAgent {
-  #options: SelectedAgentOptions;
-
-  constructor(socket: string, options: SelectedAgentOptions) {
-    super(socket);
-    this.#options = options;
-  }
-
-  override getStream(cb: Parameters<OpenSSHAgent["getStream"]>[0]): void {
-    const { signal } = this.#options;
-    if (signal?.aborted) return cb(new Error("Agent request cancelled"));
-    super.getStream((err, stream) => {
-      if (err !== undefined && err !== null || stream === undefined || signal === undefined) return cb(err, stream);
-      // A hung agent (waiting on its user to approve a signature) must not outlive the connect that asked.
-      const onAbort = () => stream.destroy();
-      signal.addEventListener("abort", onAbort, { once: true });
-      stream.once("close", () => signal.removeEventListener("abort", onAbort));
-      cb(err, stream);
-    });
-  }
-
-  override getIdentities(cb: Parameters<OpenSSHAgent["getIdentities"]>[0]): void {
-    super.getIdentities((err, keys) => {
-      if (err !== undefined && err !== null) return cb(err);
-      let picked: ParsedKey[];
-      try {
-        // OpenSSHAgent lists parsed keys only; the type also allows `{ pubKey }` entries.
-        picked = this.#options.pick((keys ?? []).filter((k): k is ParsedKey => !("pubKey" in k)));
-      } catch (error) {
-        return cb(error instanceof Error ? error : new Error(String(error)));
-      }
-      cb(undefined, picked);
-    });
-  }
 }
