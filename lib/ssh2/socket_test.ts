@@ -103,3 +103,17 @@ Deno.test("DenoSocket lends its read buffer only while the reader keeps nothing,
     assert.deepEqual(seen.map((s) => s.chunk.toString()), ["two", "two", "three", "four"]);
   });
 });
+
+Deno.test("DenoSocket sends a turn's writes larger than its write buffer whole and in order", async () => {
+  await withPeer(async (socket, peer) => {
+    // Small chunks filling the buffer past its end, one larger than the buffer, then small ones again.
+    const sizes = [1, 100_000, 100_000, 70_000, 300_000, 5, 262_144, 262_143, 9];
+    const chunks = sizes.map((n, i) => new Uint8Array(n).map((_, j) => (i * 31 + j) & 0xff));
+    for (const c of chunks) socket.write(Buffer.from(c));
+    socket.end();
+    const got = new Uint8Array(await new Response(peer.readable).arrayBuffer());
+    const want = Buffer.concat(chunks);
+    assert.equal(got.length, want.length);
+    assert.ok(Buffer.from(got).equals(want));
+  });
+});
