@@ -80,23 +80,37 @@ Deno.test({ name: "the next command runs in the shell started ahead for it", ign
   assert.equal(r.stderr, "err\n");
   assert.equal(r.exitCode, 3);
   assert.equal(r.markerMissing, false);
-  // stdin, cwd and env reach it as in a fresh channel; newlines in values included.
+  // cwd and env reach it as in a fresh channel, newlines in values included.
+  const second = await oneSpare(sshd);
+  assert.notEqual(second, spare);
   const s = await execCommand(conn, {
-    command: 'cat; printf "%s|%s" "$PWD" "$V"',
+    command: 'echo $$; printf "%s|%s" "$PWD" "$V"',
     delivery: "direct",
     ownGroup: true,
     ahead: true,
     cwd: "/tmp",
     env: { V: "a\nb 'c'" },
+    timeoutMs: 30_000,
+    maxOutputBytes: 65536,
+  });
+  assert.equal(s.stdout, `${second}\n/tmp|a\nb 'c'`);
+  // Stdin of the command's own goes through a fresh channel (a shell's `read` might take some of it).
+  const third = await oneSpare(sshd);
+  const i = await execCommand(conn, {
+    command: "echo $$; cat",
+    delivery: "direct",
+    ownGroup: true,
+    ahead: true,
     stdin: "in\n",
     timeoutMs: 30_000,
     maxOutputBytes: 65536,
   });
-  assert.equal(s.stdout, "in\n/tmp|a\nb 'c'");
+  assert.notEqual(i.stdout, `${third}\nin\n`);
+  assert.match(i.stdout, /^\d+\nin\n$/);
   // A new spare for the next one, in the same one slot; the used ones are gone.
   const next = await oneSpare(sshd);
-  assert.notEqual(next, spare);
-  await waitFor(() => gone(spare), "the used spare shell exited");
+  assert.ok(![spare, second, third].includes(next));
+  await waitFor(() => gone(spare) && gone(second) && gone(third), "the used and retired spare shells exited");
   await waitFor(() => conn.channelSlots.inUse === 1, `one slot held (now ${conn.channelSlots.inUse})`);
 });
 

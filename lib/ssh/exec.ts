@@ -205,8 +205,11 @@ async function runUntil(
     delivery: options.delivery ?? "hop",
     ownGroup: options.ownGroup,
   };
-  // A shell started ahead, when there is one: it runs the same script, read from its stdin.
-  const ahead = options.ahead === true && options.onChannel === undefined
+  // A shell started ahead, when there is one: it runs the same script, read from its stdin. Not
+  // with stdin of the command's own behind the script: a login shell whose `read` reads a pipe in
+  // blocks (ksh93 may) would take some of it. (A sudo password is sent only once the script ran.)
+  const ownStdin = options.stdin !== undefined && options.stdin.length > 0 && options.stdinAfterStart !== true;
+  const ahead = options.ahead === true && options.onChannel === undefined && !ownStdin
     ? wrapCommand({ ...wrapOptions, ahead: true })
     : null;
   let viaSpare = false;
