@@ -10,6 +10,7 @@
 import assert from "node:assert/strict";
 import type { SshConnection } from "../lib/ssh/connection.ts";
 import { execCommand, type ExecResult } from "../lib/ssh/exec.ts";
+import { aheadLine } from "../lib/ssh/wrapper.ts";
 import { openConnection, readPid, type Sshd, sshdAvailable, startSshd } from "./fixtures/sshd.ts";
 import { waitFor } from "./fixtures/process.ts";
 
@@ -211,4 +212,24 @@ Deno.test({ name: "without ahead no spare is started", ignore: skip }, async () 
   await new Promise((r) => setTimeout(r, 300));
   assert.deepEqual(spares(sshd), []);
   assert.equal(conn.channelSlots.inUse, 0);
+});
+
+Deno.test({ name: "an idle spare outlives bash's TMOUT, which times its read out", ignore: skip }, async () => {
+  // sshd's SetEnv gives every session's shell TMOUT=1: bash's `read` then gives up after 1 s.
+  await using sshd = await startSshd({ extraConfig: "SetEnv TMOUT=1\n" });
+  await using conn = await openConnection(sshd);
+  assert.equal((await run(conn, "true")).exitCode, 0);
+  const spare = await oneSpare(sshd);
+  await new Promise((r) => setTimeout(r, 2500));
+  const r = await run(conn, 'echo "$$ $TMOUT"');
+  assert.equal(r.stdout, `${spare} 1\n`, "the command ran in the spare, still waiting after two timeouts");
+});
+
+Deno.test("the hop form of the spare's line is one line any login shell parses", () => {
+  const line = aheadLine("hop");
+  const quoted = line.slice(line.indexOf("'") + 1, line.lastIndexOf("'"));
+  assert.equal(line.split("'").length, 3, "one single-quoted string");
+  assert.doesNotMatch(quoted, /['\\!\n]/);
+  assert.ok(line.startsWith("exec /bin/sh -c '"));
+  assert.equal(aheadLine("direct"), quoted);
 });
