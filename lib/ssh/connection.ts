@@ -133,6 +133,8 @@ export class SshConnection {
   #activity = 0;
   /** Exec and shell channels of ours open or opening, a spare counted only once taken. */
   #busy = 0;
+  /** A spare asked for while channels were busy: started once the last of them closes. */
+  #wanted: string | null = null;
 
   private constructor(parts: {
     client: Client;
@@ -345,7 +347,7 @@ export class SshConnection {
       this.#busy++;
       let freed = false;
       const release = () => {
-        if (!freed) this.#busy--;
+        if (!freed) this.#idle();
         freed = true;
         slot();
       };
@@ -455,6 +457,8 @@ export class SshConnection {
    * edited is read again). Retired or left at close, it ends having run nothing.
    */
   prestart(line: string): void {
+    // A command's call returns before its channel's close handshake: the spare follows that close.
+    this.#wanted = this.#busy > 0 ? line : null;
     if (this.#closed || this.#spare !== null || this.#busy > 0) return;
     if (this.#budget.waiting > 0 || this.#budget.inUse + 1 >= this.#budget.max) return;
     const spare: Spare = {
@@ -467,7 +471,7 @@ export class SshConnection {
     };
     const slot = this.#budget.acquire(); // a slot is free: taken in this turn, before any await
     const release = () => {
-      if (!spare.freed && spare.taken) this.#busy--;
+      if (!spare.freed && spare.taken) this.#idle();
       spare.freed = true;
     };
     spare.opened = slot.then((free) => {
@@ -523,9 +527,18 @@ export class SshConnection {
     return opened;
   }
 
+  /** One busy channel fewer; the last one to close starts a spare asked for meanwhile. */
+  #idle(): void {
+    if (--this.#busy > 0 || this.#wanted === null) return;
+    const line = this.#wanted;
+    this.#wanted = null;
+    queueMicrotask(() => this.prestart(line));
+  }
+
   /** Every channel asked for retires the spare: it would keep a slot, and would be stale. */
   #noteActivity(): void {
     this.#activity++;
+    this.#wanted = null;
     if (this.#spare !== null) this.#retire(this.#spare);
   }
 
