@@ -278,7 +278,8 @@ Deno.test({ name: "ssh_sudo_execute keeps the password off every command line", 
     assert.ok(scans >= 5, `only ${scans} scans of /proc ran`);
     // Control: the scan does find a process whose command line holds a known marker.
     const marker = `marker-${crypto.randomUUID()}`;
-    const p = callOk(c, "ssh_execute", { session_id: id, command: `sleep 1; true # ${marker}` });
+    // On a command line of its own: a command run in a shell started ahead reaches it on stdin.
+    const p = callOk(c, "ssh_execute", { session_id: id, command: `sh -c 'sleep 1; true' ${marker}` });
     let ended = false;
     p.finally(() => (ended = true));
     let found = false;

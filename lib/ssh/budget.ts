@@ -27,6 +27,11 @@ export class ChannelBudget {
     this.#max = max;
   }
 
+  /** Slots in all. */
+  get max(): number {
+    return this.#max;
+  }
+
   /** Slots currently taken. */
   get inUse(): number {
     return this.#inUse;

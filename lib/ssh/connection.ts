@@ -75,6 +75,22 @@ export interface ExecChannel {
   closed: Promise<void>;
 }
 
+/** A shell started ahead of its command (see {@linkcode SshConnection.prestart}). */
+interface Spare {
+  /** Its exec request: what a caller must ask for to take it. */
+  line: string;
+  /** Its channel once open; null when the open failed. */
+  opened: Promise<ExecChannel | null>;
+  /** The connection's activity count when it was started: a change since makes it stale. */
+  activity: number;
+  /** A command took it: its channel counts as busy from then on. */
+  taken: boolean;
+  /** Its slot was given back (the open failed, or the channel closed). */
+  freed: boolean;
+  /** It ended (exit status or close) before anyone took it. */
+  ended: boolean;
+}
+
 /** The SFTP channel every file tool shares, while it opens and once it is open. */
 interface SharedOpen {
   channel: Promise<SFTPWrapper>;
@@ -111,6 +127,14 @@ export class SshConnection {
   #sftp: SharedOpen | null = null;
   /** Remote listeners (ssh -R) by "address:port", as the server reports connections to them. */
   #listeners = new Map<string, TcpInHandler>();
+  /** The shell started ahead for the next command, if any. */
+  #spare: Spare | null = null;
+  /** Counts every channel asked for (exec, shell, SFTP) other than a spare. */
+  #activity = 0;
+  /** Exec and shell channels of ours open or opening, a spare counted only once taken. */
+  #busy = 0;
+  /** A spare asked for while channels were busy: started once the last of them closes. */
+  #wanted: string | null = null;
 
   private constructor(parts: {
     client: Client;
@@ -202,6 +226,7 @@ export class SshConnection {
    * the whole wait, queue and channel open included.
    */
   async exec(command: string, options: ExecOpenOptions = {}): Promise<ExecChannel> {
+    this.#noteActivity();
     return await this.#open((cb) => {
       this.#client.exec(command, {}, cb);
       options.onSent?.();
@@ -214,6 +239,7 @@ export class SshConnection {
    */
   async shell(pty: PtyOptions, options: { signal?: AbortSignal } = {}): Promise<ExecChannel> {
     const window = { term: pty.term, cols: pty.cols, rows: pty.rows, width: 0, height: 0 };
+    this.#noteActivity();
     return await this.#open((cb) => this.#client.shell(window, {}, cb), options);
   }
 
@@ -225,6 +251,7 @@ export class SshConnection {
    * released) once every caller has.
    */
   async sftp(options: { signal?: AbortSignal } = {}): Promise<SFTPWrapper> {
+    this.#noteActivity(); // a file tool may change what login files read
     for (;;) {
       const sftp = await this.#sharedSftp(options.signal);
       if (!isAbandoned(sftp)) return sftp;
@@ -316,7 +343,14 @@ export class SshConnection {
     let settleWaits = 0;
     for (let attempt = 0;; attempt++) {
       if (this.#closed) throw this.#lostError();
-      const release = await this.#budget.acquire(options.signal, options.urgent);
+      const slot = await this.#budget.acquire(options.signal, options.urgent);
+      this.#busy++;
+      let freed = false;
+      const release = () => {
+        if (!freed) this.#idle();
+        freed = true;
+        slot();
+      };
       try {
         return await this.#openChannel(start, release, options);
       } catch (error) {
@@ -409,6 +443,108 @@ export class SshConnection {
         );
       }
     });
+  }
+
+  /**
+   * Starts a shell for the next command before it is asked for: `line` is its exec request, a
+   * shell that waits for its script on stdin (./wrapper.ts `aheadLine`). That command then skips
+   * the channel open, the server's session setup and the shell's start (most of a short
+   * command's time). Only on an idle connection: none of our exec or shell channels open or
+   * opening, nobody queued for a slot, and a slot left free beside it. It holds one slot until
+   * taken ({@linkcode takeSpare}) or retired: any other channel asked for (exec, shell, SFTP)
+   * retires it at once, so it never keeps a slot from other work, and a command never runs in a
+   * shell started before the last thing done on this connection (a login file a file tool
+   * edited is read again). Retired or left at close, it ends having run nothing.
+   */
+  prestart(line: string): void {
+    // A command's call returns before its channel's close handshake: the spare follows that close.
+    this.#wanted = this.#busy > 0 ? line : null;
+    if (this.#closed || this.#spare !== null || this.#busy > 0) return;
+    if (this.#budget.waiting > 0 || this.#budget.inUse + 1 >= this.#budget.max) return;
+    const spare: Spare = {
+      line,
+      activity: this.#activity,
+      taken: false,
+      freed: false,
+      ended: false,
+      opened: Promise.resolve(null),
+    };
+    const slot = this.#budget.acquire(); // a slot is free: taken in this turn, before any await
+    const release = () => {
+      if (!spare.freed && spare.taken) this.#idle();
+      spare.freed = true;
+    };
+    spare.opened = slot.then((free) => {
+      const both = () => {
+        release();
+        free();
+      };
+      return this.#openChannel((cb) => this.#client.exec(line, {}, cb), both, {});
+    }).then((opened) => {
+      void opened.exited.then(() => {
+        if (spare.taken) return;
+        spare.ended = true;
+        if (this.#spare === spare) this.#spare = null;
+        endSpare(opened);
+      });
+      return opened;
+    }, () => {
+      release();
+      if (this.#spare === spare) this.#spare = null;
+      return null;
+    });
+    this.#spare = spare;
+  }
+
+  /**
+   * The shell {@linkcode prestart} started with `line`, once open, now the caller's: it owns the
+   * channel and its slot from here on, as one from {@linkcode exec}; nothing was written to it. null
+   * when there is none fit to use (none, another line, stale, its open failed, it ended).
+   * When `signal` ends the wait for its open, it is retired (it ran nothing) and the signal's reason thrown.
+   */
+  async takeSpare(line: string, signal?: AbortSignal): Promise<ExecChannel | null> {
+    const spare = this.#spare;
+    if (spare === null) return null;
+    if (spare.line !== line || spare.activity !== this.#activity || this.#closed || spare.ended) {
+      this.#retire(spare);
+      return null;
+    }
+    this.#spare = null;
+    spare.taken = true;
+    if (!spare.freed) this.#busy++;
+    let opened: ExecChannel | null;
+    try {
+      opened = await untilAborted(spare.opened, signal);
+    } catch (error) {
+      void spare.opened.then((late) => late !== null && endSpare(late));
+      throw error;
+    }
+    if (opened === null) return null;
+    if (spare.ended || opened.status.code !== null || opened.status.signal !== null) {
+      endSpare(opened); // it ended on its own before anything was written to it
+      return null;
+    }
+    return opened;
+  }
+
+  /** One busy channel fewer; the last one to close starts a spare asked for meanwhile. */
+  #idle(): void {
+    if (--this.#busy > 0 || this.#wanted === null) return;
+    const line = this.#wanted;
+    this.#wanted = null;
+    queueMicrotask(() => this.prestart(line));
+  }
+
+  /** Every channel asked for retires the spare: it would keep a slot, and would be stale. */
+  #noteActivity(): void {
+    this.#activity++;
+    this.#wanted = null;
+    if (this.#spare !== null) this.#retire(this.#spare);
+  }
+
+  #retire(spare: Spare): void {
+    if (this.#spare === spare) this.#spare = null;
+    void spare.opened.then((opened) => opened !== null && endSpare(opened));
   }
 
   /**
@@ -557,6 +693,35 @@ export class SshConnection {
     );
   }
 }
+
+const endedSpares = new WeakSet<ClientChannel>();
+
+/**
+ * Ends a spare shell nobody will use: EOF on its stdin ends its `read`, so it exits having run
+ * nothing, and its streams are drained so the close (which frees its slot) can come. A shell that
+ * does not end within the grace (a login file still running) has its channel closed.
+ */
+function endSpare(spare: ExecChannel): void {
+  const { channel } = spare;
+  if (endedSpares.has(channel)) return;
+  endedSpares.add(channel);
+  channel.on("error", () => {});
+  channel.resume();
+  channel.stderr.resume();
+  try {
+    channel.eof();
+  } catch { /* the connection is gone: the channel closes with it */ }
+  const timer = setTimeout(() => {
+    try {
+      channel.close();
+    } catch { /* already closed */ }
+  }, SPARE_END_GRACE_MS);
+  Deno.unrefTimer(timer);
+  void spare.closed.then(() => clearTimeout(timer));
+}
+
+/** How long a retired spare shell may take to end before its channel is closed. */
+const SPARE_END_GRACE_MS = 2000;
 
 /** Ends a channel nobody waits for: drained (so its close can come), signalled KILL, closed. */
 function endLate(channel: ClientChannel): void {

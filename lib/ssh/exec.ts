@@ -19,7 +19,16 @@ import type { ExecChannel, SshConnection } from "./connection.ts";
 import { signalChannel } from "../ssh2/mod.ts";
 import { lastLine, OutputCapture } from "./output.ts";
 import { shellQuote } from "../validate.ts";
-import { type Delivery, type GroupState, killScript, MarkerScan, newNonce, wrapCommand } from "./wrapper.ts";
+import {
+  aheadLine,
+  type Delivery,
+  type GroupState,
+  killScript,
+  MarkerScan,
+  newNonce,
+  wrapCommand,
+  type Wrapped,
+} from "./wrapper.ts";
 
 /** Options of {@linkcode execCommand}. */
 export interface ExecOptions {
@@ -77,6 +86,14 @@ export interface ExecOptions {
    * ours must not hold a slot for as long as a login file's child lives.
    */
   handOver?: boolean;
+  /**
+   * Runs the command in a shell the connection started ahead for it, when it has one
+   * (./connection.ts `prestart`), and has one started for the next command once this one is
+   * done. Only for a server known to run our script: a shell started ahead runs the login files
+   * (and a forced command would run) before any command is asked for.
+   * @default {false}
+   */
+  ahead?: boolean;
 }
 
 /**
@@ -162,8 +179,15 @@ export async function execCommand(connection: SshConnection, options: ExecOption
   } finally {
     clearTimeout(timer);
     expiry.abort(); // releases every listener still waiting on the deadline
+    if (options.ahead === true) connection.prestart(aheadLine(options.delivery ?? "hop"));
   }
 }
+
+/**
+ * The biggest script sent to a shell started ahead: it reads its line one byte per read(2) (it
+ * must not take the command's stdin), so a bigger one is quicker through an exec request.
+ */
+const AHEAD_MAX_BYTES = 16 * 1024;
 
 async function runUntil(
   connection: SshConnection,
@@ -173,14 +197,37 @@ async function runUntil(
 ): Promise<ExecResult> {
   const stop = options.signal ? AbortSignal.any([deadline, options.signal]) : deadline;
   const nonce = newNonce();
-  const wrapped = wrapCommand({
+  const wrapOptions = {
     command: options.command,
     cwd: options.cwd,
     env: options.env,
     nonce,
     delivery: options.delivery ?? "hop",
     ownGroup: options.ownGroup,
-  });
+  };
+  // A shell started ahead, when there is one: it runs the same script, read from its stdin. Not
+  // with stdin of the command's own behind the script: a login shell whose `read` reads a pipe in
+  // blocks (ksh93 may) would take some of it. (A sudo password is sent only once the script ran.)
+  const ownStdin = options.stdin !== undefined && options.stdin.length > 0 && options.stdinAfterStart !== true;
+  const ahead = options.ahead === true && options.onChannel === undefined && !ownStdin
+    ? wrapCommand({ ...wrapOptions, ahead: true })
+    : null;
+  let viaSpare = false;
+  let spare: ExecChannel | null = null;
+  if (ahead !== null && new TextEncoder().encode(ahead.stdinPrefix).length <= AHEAD_MAX_BYTES) {
+    try {
+      spare = await connection.takeSpare(ahead.commandLine, stop);
+    } catch (error) {
+      // Nothing was written to it: the command never ran.
+      if (options.signal?.aborted) throw cancelledError(true);
+      if (deadline.aborted) {
+        return { ...emptyResult(started), timedOut: true, killConfirmed: true, started: false };
+      }
+      throw error;
+    }
+    viaSpare = spare !== null;
+  }
+  const wrapped: Wrapped = viaSpare ? ahead! : wrapCommand(wrapOptions);
   const delivery = wrapped.delivery;
   const stdout = new OutputCapture(options.maxOutputBytes);
   const stderr = new OutputCapture(options.maxOutputBytes);
@@ -234,11 +281,11 @@ async function runUntil(
     };
   };
 
-  let opened;
+  let opened: ExecChannel;
   const aliveBefore = connection.alive;
-  let sent = false;
+  let sent = viaSpare;
   try {
-    opened = await connection.exec(wrapped.commandLine, {
+    opened = spare ?? await connection.exec(wrapped.commandLine, {
       signal: stop,
       onSent: () => (sent = true),
       onRefused: () => (sent = false), // a refused open ran nothing; a retry sends again
@@ -273,8 +320,11 @@ async function runUntil(
     toStdout(outMark.take(chunk));
     release();
   });
+  // A shell started ahead that ended before it read the script (killed while idle, the moment
+  // it was taken) printed neither marker: nothing of this call ran, and it runs again below.
+  const spareUnread = () => viaSpare && outMark.line === null && errMark.line === null;
   channel.once("end", () => {
-    toStdout(outMark.end());
+    if (!spareUnread()) toStdout(outMark.end());
     release();
   });
   channel.stderr.on("data", (chunk: Buffer) => toStderr(errMark.take(chunk)));
@@ -351,6 +401,9 @@ async function runUntil(
   if (status.code === null && status.signal === null && !connection.alive) {
     throw outcomeUnknown(lostError(connection, "while the command ran"));
   }
+  if (spareUnread() && connection.alive) {
+    return await runUntil(connection, { ...options, ahead: false, onStart: undefined }, deadline, started);
+  }
   const done = result(status, false);
   if (outMark.report()?.kind === "cwd") throw cwdError(options.cwd, done.stderr);
   return done;
@@ -365,6 +418,24 @@ const QUIET_MS = 250;
  * a big output on a slow link or a loaded host is not a background child.
  */
 const STREAMING_GRACE = 10;
+
+// What a call that never sent its command reports.
+function emptyResult(started: number): ExecResult {
+  return {
+    stdout: "",
+    stderr: "",
+    exitCode: null,
+    signal: null,
+    timedOut: false,
+    truncated: false,
+    stdoutBytes: 0,
+    stderrBytes: 0,
+    durationMs: Math.round(performance.now() - started),
+    loginOutput: "",
+    markerMissing: false,
+    group: null,
+  };
+}
 
 function cwdError(cwd: string | undefined, stderr: string): SshMcpError {
   return new SshMcpError("CWD_FAILED", `Cannot run in ${cwd}: ${stderr.trim() || "cd failed"}`, {

@@ -85,6 +85,11 @@ export interface WrapOptions {
    * of /proc per command.
    */
   ownGroup?: boolean;
+  /**
+   * The script goes to a shell started ahead of the call with {@linkcode aheadLine}: one line on
+   * stdin, run in place by the shell that reads it (the login shell for `direct`, /bin/sh for `hop`).
+   */
+  ahead?: boolean;
 }
 
 /** The exec request to send, and the bytes to write to stdin before the command's own. */
@@ -104,6 +109,10 @@ export const DIRECT_MAX_BYTES = 96 * 1024;
 
 /** Builds the exec request (and, for `hop`, its stdin prefix) for one command. */
 export function wrapCommand(options: WrapOptions): Wrapped {
+  if (options.ahead) {
+    const script = buildScript(options, true, true);
+    return { commandLine: aheadLine(options.delivery), stdinPrefix: script + "\n", delivery: options.delivery };
+  }
   if (options.delivery === "direct") {
     const script = buildScript(options, false);
     if (new TextEncoder().encode(script).length <= DIRECT_MAX_BYTES) {
@@ -111,6 +120,19 @@ export function wrapCommand(options: WrapOptions): Wrapped {
     }
   }
   return { commandLine: HOP_LINE, stdinPrefix: buildScript(options, true) + "\n", delivery: "hop" };
+}
+
+/**
+ * The exec request of a shell started before its command is known (see ../ssh/connection.ts
+ * `prestart`): it waits for one line on stdin and runs it in place, as {@linkcode HOP_LINE} does; for
+ * `direct`, in the login shell itself, so the command runs where a `direct` request would run it.
+ * EOF before a line ends it having run nothing. A `read` cut short by a timeout (bash and ksh take
+ * `TMOUT` as one, status > 128) reads again: an idle shell must not end on its own. One line free of
+ * `'`, `\`, `!` and newlines, like HOP_LINE, so that any login shell parses the `hop` form.
+ */
+export function aheadLine(delivery: Delivery): string {
+  const wait = 'until IFS= read -r __mcp; do [ $? -gt 128 ] || exit 0; done; eval "$__mcp"';
+  return delivery === "direct" ? wait : `exec /bin/sh -c '${wait}'`;
 }
 
 /** Bytes of the command per exec argument: Linux caps one argument at 128 KiB. */
@@ -135,12 +157,13 @@ function cwdWord(cwd: string, quote: (v: string) => string): string {
   return quote(cwd === "-" ? "./-" : cwd);
 }
 
-function buildScript(options: WrapOptions, hop: boolean): string {
+function buildScript(options: WrapOptions, hop: boolean, ahead = false): string {
   // Which shell runs the command: a POSIX login shell always (delivery
   // `direct` was asked for, even when the size sent it `hop`), else /bin/sh.
   const loginPosix = options.delivery === "direct";
-  // In place (eval) when the script already runs in that shell; else exec it.
-  const inPlace = !hop || !loginPosix;
+  // In place (eval) when the script already runs in that shell (a shell
+  // started ahead reads it in the right one); else exec it.
+  const inPlace = ahead || !hop || !loginPosix;
   const values = [options.command, options.cwd ?? "", ...Object.values(options.env ?? {})];
   // The hop script is one line: newlines in values are spliced in from a
   // variable. The shell's default IFS is space, tab, newline, so its tail is

@@ -1,0 +1,235 @@
+/**
+ * The shell a connection starts ahead for the next command (`ahead` in
+ * lib/ssh/exec.ts, `prestart` in lib/ssh/connection.ts): the next command
+ * runs in it; it holds one slot of the channel budget and gives it back
+ * whenever other work asks for a channel; one the server ended is never
+ * used; closing the connection ends it. Driven on the SSH layer against a
+ * real sshd, whose processes show which shell ran what.
+ */
+
+import assert from "node:assert/strict";
+import type { SshConnection } from "../lib/ssh/connection.ts";
+import { execCommand, type ExecResult } from "../lib/ssh/exec.ts";
+import { aheadLine } from "../lib/ssh/wrapper.ts";
+import { openConnection, readPid, type Sshd, sshdAvailable, startSshd } from "./fixtures/sshd.ts";
+import { waitFor } from "./fixtures/process.ts";
+
+const skip = !sshdAvailable();
+if (skip) console.warn("SKIP spare shell tests: no sshd on this machine (apt-get install openssh-server)");
+
+/** Runs `command` as ssh_execute does on an OpenSSH server with a POSIX login shell, a spare shell allowed. */
+function run(conn: SshConnection, command: string, ahead = true): Promise<ExecResult> {
+  return execCommand(conn, {
+    command,
+    delivery: "direct",
+    ownGroup: true,
+    ahead,
+    timeoutMs: 30_000,
+    maxOutputBytes: 65536,
+  });
+}
+
+/** PIDs of the shells waiting for a script under this sshd (each test has its own sshd). */
+function spares(sshd: Sshd): number[] {
+  const master = readPid(`${sshd.dir}/sshd.pid`);
+  assert.ok(master !== null, "sshd wrote no pid file");
+  const found: number[] = [];
+  for (const entry of Deno.readDirSync("/proc")) {
+    if (!/^\d+$/.test(entry.name)) continue;
+    try {
+      const stat = Deno.readTextFileSync(`/proc/${entry.name}/stat`);
+      if (stat.slice(stat.lastIndexOf(")") + 2).startsWith("Z")) continue;
+      const cmdline = Deno.readTextFileSync(`/proc/${entry.name}/cmdline`);
+      if (cmdline.includes("read -r __mcp") && underPid(Number(entry.name), master)) found.push(Number(entry.name));
+    } catch { /* exited while we looked */ }
+  }
+  return found;
+}
+
+function underPid(pid: number, ancestor: number): boolean {
+  for (let p = pid, i = 0; p > 1 && i < 20; i++) {
+    const stat = Deno.readTextFileSync(`/proc/${p}/stat`);
+    p = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
+    if (p === ancestor) return true;
+  }
+  return false;
+}
+
+/** Waits for exactly one spare shell and returns its PID. */
+async function oneSpare(sshd: Sshd): Promise<number> {
+  let pids: number[] = [];
+  await waitFor(() => (pids = spares(sshd)).length === 1, "one spare shell");
+  return pids[0];
+}
+
+function gone(pid: number): boolean {
+  try {
+    const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
+    return stat.slice(stat.lastIndexOf(")") + 2).startsWith("Z");
+  } catch {
+    return true;
+  }
+}
+
+Deno.test({ name: "the next command runs in the shell started ahead for it", ignore: skip }, async () => {
+  await using sshd = await startSshd();
+  await using conn = await openConnection(sshd);
+  assert.equal((await run(conn, "true")).exitCode, 0);
+  const spare = await oneSpare(sshd);
+  const r = await run(conn, "echo $$; echo err >&2; exit 3");
+  assert.equal(r.stdout, `${spare}\n`, "the command ran in the spare shell");
+  assert.equal(r.stderr, "err\n");
+  assert.equal(r.exitCode, 3);
+  assert.equal(r.markerMissing, false);
+  // cwd and env reach it as in a fresh channel, newlines in values included.
+  const second = await oneSpare(sshd);
+  assert.notEqual(second, spare);
+  const s = await execCommand(conn, {
+    command: 'echo $$; printf "%s|%s" "$PWD" "$V"',
+    delivery: "direct",
+    ownGroup: true,
+    ahead: true,
+    cwd: "/tmp",
+    env: { V: "a\nb 'c'" },
+    timeoutMs: 30_000,
+    maxOutputBytes: 65536,
+  });
+  assert.equal(s.stdout, `${second}\n/tmp|a\nb 'c'`);
+  // Stdin of the command's own goes through a fresh channel (a shell's `read` might take some of it).
+  const third = await oneSpare(sshd);
+  const i = await execCommand(conn, {
+    command: "echo $$; cat",
+    delivery: "direct",
+    ownGroup: true,
+    ahead: true,
+    stdin: "in\n",
+    timeoutMs: 30_000,
+    maxOutputBytes: 65536,
+  });
+  assert.notEqual(i.stdout, `${third}\nin\n`);
+  assert.match(i.stdout, /^\d+\nin\n$/);
+  // A new spare for the next one, in the same one slot; the used ones are gone.
+  const next = await oneSpare(sshd);
+  assert.ok(![spare, second, third].includes(next));
+  await waitFor(() => gone(spare) && gone(second) && gone(third), "the used and retired spare shells exited");
+  await waitFor(() => conn.channelSlots.inUse === 1, `one slot held (now ${conn.channelSlots.inUse})`);
+});
+
+Deno.test(
+  { name: "any other channel asked for retires the spare, which gives its slot back", ignore: skip },
+  async () => {
+    await using sshd = await startSshd({ maxSessions: 2 });
+    // Two slots: the spare takes one only while the other is free, and must give it back.
+    await using conn = await openConnection(sshd, { maxChannels: 2 });
+    assert.equal((await run(conn, "true")).exitCode, 0);
+    const spare = await oneSpare(sshd);
+    assert.equal(conn.channelSlots.inUse, 1);
+    const signal = AbortSignal.timeout(15_000);
+    const shell = await conn.shell({ term: "dumb", cols: 80, rows: 24 }, { signal });
+    shell.channel.resume();
+    shell.channel.stderr.resume();
+    // The shell took the free slot; SFTP gets the spare's.
+    const sftp = await conn.sftp({ signal });
+    const names = await new Promise<string[]>((resolve, reject) =>
+      sftp.readdir("/", (err, list) => err ? reject(err) : resolve(list.map((e) => e.filename)))
+    );
+    assert.ok(names.includes("tmp"));
+    await waitFor(() => gone(spare), "the retired spare shell exited");
+    shell.channel.end("exit\n");
+    await shell.closed;
+    sftp.end();
+    await waitFor(() => conn.channelSlots.inUse === 0, `every slot back (now ${conn.channelSlots.inUse})`);
+    // A command after SFTP work runs in a fresh shell, not one started before that work.
+    const r = await run(conn, "echo $$");
+    assert.notEqual(r.stdout, `${spare}\n`);
+    assert.equal(r.exitCode, 0);
+  },
+);
+
+Deno.test({ name: "a command never runs in a spare started before other work", ignore: skip }, async () => {
+  await using sshd = await startSshd();
+  await using conn = await openConnection(sshd);
+  assert.equal((await run(conn, "true")).exitCode, 0);
+  const spare = await oneSpare(sshd);
+  // A file tool's SFTP call: what it wrote may be read by login files.
+  await conn.sftp();
+  const r = await run(conn, "echo $$");
+  assert.notEqual(r.stdout, `${spare}\n`);
+  await waitFor(() => gone(spare), "the stale spare shell exited");
+});
+
+Deno.test({ name: "25 parallel commands with a spare all succeed under MaxSessions 10", ignore: skip }, async () => {
+  await using sshd = await startSshd({ maxSessions: 10 });
+  await using conn = await openConnection(sshd, { maxChannels: 10 });
+  for (let round = 0; round < 3; round++) {
+    assert.equal((await run(conn, "true")).exitCode, 0);
+    await oneSpare(sshd);
+    // The spare holds one of the 10 slots: counted once, and given back to the queue.
+    assert.deepEqual(conn.channelSlots, { inUse: 1, waiting: 0 });
+    const results = await Promise.all(
+      Array.from({ length: 25 }, (_, i) => run(conn, `sleep 0.2; echo ${i}`)),
+    );
+    results.forEach((r, i) => {
+      assert.equal(r.exitCode, 0, r.stderr);
+      assert.equal(r.stdout, `${i}\n`);
+    });
+    await waitFor(
+      () => conn.channelSlots.inUse <= 1 && conn.channelSlots.waiting === 0,
+      `slots back (now ${JSON.stringify(conn.channelSlots)})`,
+    );
+  }
+});
+
+Deno.test({ name: "a spare the server ended is not used: the next command still runs", ignore: skip }, async () => {
+  await using sshd = await startSshd();
+  await using conn = await openConnection(sshd);
+  assert.equal((await run(conn, "true")).exitCode, 0);
+  // Ended long before the call, and ended right before it (its exit status may still be on the way).
+  for (const pause of [true, false, false, false, false]) {
+    const spare = await oneSpare(sshd);
+    Deno.kill(spare, "SIGKILL");
+    if (pause) await waitFor(() => gone(spare), "the killed spare shell exited");
+    const r = await run(conn, "echo ok");
+    assert.equal(r.markerMissing, false, r.stderr);
+    assert.equal(r.exitCode, 0);
+    assert.equal(r.stdout, "ok\n");
+  }
+});
+
+Deno.test({ name: "closing the connection ends the spare shell", ignore: skip }, async () => {
+  await using sshd = await startSshd();
+  const conn = await openConnection(sshd);
+  assert.equal((await run(conn, "true")).exitCode, 0);
+  const spare = await oneSpare(sshd);
+  await conn.close();
+  await waitFor(() => gone(spare), "the spare shell exited");
+});
+
+Deno.test({ name: "without ahead no spare is started", ignore: skip }, async () => {
+  await using sshd = await startSshd();
+  await using conn = await openConnection(sshd);
+  assert.equal((await run(conn, "true", false)).exitCode, 0);
+  await new Promise((r) => setTimeout(r, 300));
+  assert.deepEqual(spares(sshd), []);
+  assert.equal(conn.channelSlots.inUse, 0);
+});
+
+Deno.test({ name: "an idle spare outlives bash's TMOUT, which times its read out", ignore: skip }, async () => {
+  // sshd's SetEnv gives every session's shell TMOUT=1: bash's `read` then gives up after 1 s.
+  await using sshd = await startSshd({ extraConfig: "SetEnv TMOUT=1\n" });
+  await using conn = await openConnection(sshd);
+  assert.equal((await run(conn, "true")).exitCode, 0);
+  const spare = await oneSpare(sshd);
+  await new Promise((r) => setTimeout(r, 2500));
+  const r = await run(conn, 'echo "$$ $TMOUT"');
+  assert.equal(r.stdout, `${spare} 1\n`, "the command ran in the spare, still waiting after two timeouts");
+});
+
+Deno.test("the hop form of the spare's line is one line any login shell parses", () => {
+  const line = aheadLine("hop");
+  const quoted = line.slice(line.indexOf("'") + 1, line.lastIndexOf("'"));
+  assert.equal(line.split("'").length, 3, "one single-quoted string");
+  assert.doesNotMatch(quoted, /['\\!\n]/);
+  assert.ok(line.startsWith("exec /bin/sh -c '"));
+  assert.equal(aheadLine("direct"), quoted);
+});
