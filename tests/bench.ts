@@ -10,10 +10,12 @@
  *    in blocks (N ours, then N ssh), then alternating; the alternating rounds
  *    also run `true` on the ssh2 library floor (below), so the row beside it
  *    shows what the MCP layer and our code add.
- * 2. Start-up (N=10, alternated with `deno run` of an empty module with the
- *    same flags, spawned the same way): spawn -> `initialize` answer (target
- *    <= 2x the empty module) and spawn -> first `tools/list` answer (what a
- *    user waits for; reported against the same 2x).
+ * 2. Start-up (N=10, alternated with `deno run` of a module that prints one
+ *    line, same flags, timed to that line): spawn -> `initialize` answer
+ *    (target <= 2x that module) and spawn -> first `tools/list` answer (what a
+ *    user waits for; reported against the same 2x), then spawn -> first
+ *    `ssh_connect` ready beside a second connect on the same server (ssh2
+ *    loads after start-up; this shows where that cost lands).
  * 3. Peak RSS (VmHWM) of the server over the run: after exec (1), and after
  *    exec, all transfers (6), the forward (8) and the shells (5) (target
  *    <= 90 MiB each). Section 6 prints its VmRSS after each round of the
@@ -29,7 +31,8 @@
  *    cipher from its log, one mux session per transfer, and no credential
  *    given to the clients, so a fresh connection could not log in), the ssh2
  *    library floor (fastPut/fastGet), and sftp/scp on a fresh connection.
- *    Alternating: each round runs every method up, then every method down.
+ *    Alternating: each round runs every method up, then every method down,
+ *    starting one method later each round; every upload checked by size.
  *    Target ours >= 1.0x sftp (ControlMaster) for each size and direction.
  *    At 1 MiB the fixed costs decide, as a user meets them: our MCP call
  *    (JSON-RPC, the tool's checks, temp file + rename) against sftp's
@@ -953,52 +956,87 @@ async function section12(sshd: Sshd, knownHosts: string): Promise<BenchRow[]> {
   ]];
 }
 
-/** Section 2: spawn -> initialize and -> first tools/list, alternated with `deno run` of an empty module. */
+/**
+ * Section 2: spawn -> initialize, -> first tools/list and -> first ssh_connect
+ * ready, alternated with `deno run` of a module that prints one line, timed to
+ * that line as ours is timed to its answer (so neither side's exit counts).
+ * ssh2 loads after start-up (lib/ssh2/mod.ts): the connect row shows whether
+ * that cost reaches the first connection, beside a second connect on the same
+ * server.
+ */
 async function section2(): Promise<BenchRow[]> {
-  const knownHosts = `${work}/known_hosts-spawn`;
-  await Deno.writeTextFile(knownHosts, "", { mode: 0o600 });
+  await using sshd = await startSshd();
+  const knownHosts = await sshd.writeKnownHosts(`${work}/known_hosts-spawn`);
   const emptyModule = `${work}/empty.ts`;
-  await Deno.writeTextFile(emptyModule, "");
+  await Deno.writeTextFile(emptyModule, 'console.log("up");\n');
   const init: number[] = [];
   const listed: number[] = [];
+  const connected: number[] = [];
+  const again: number[] = [];
   const emptyRuns: number[] = [];
+  const connectArgs = {
+    host: sshd.host,
+    port: sshd.port,
+    username: sshd.user,
+    private_key_path: sshd.keys.ed25519.path,
+  };
   for (let i = 0; i < N_SPAWN + 1; i++) {
     const t0 = performance.now();
     const s = await startServer({ args: ["--known-hosts", knownHosts] });
     const tInit = performance.now() - t0;
     const tools = await s.client.listTools();
     const tList = performance.now() - t0;
+    const first = await callOk(s.client, "ssh_connect", connectArgs);
+    const tConnect = performance.now() - t0;
+    const t2 = performance.now();
+    const second = await callOk(s.client, "ssh_connect", connectArgs);
+    const tAgain = performance.now() - t2;
+    for (const c of [first, second]) {
+      await callOk(s.client, "ssh_close_session", { session_id: c.structured.session_id });
+    }
     await s.close();
     if (tools.tools.length === 0) throw new Error("tools/list answered no tools");
     const t1 = performance.now();
     // The flags of runArgs(): the same deno.json, permission set and V8 flags.
-    const empty = await new Deno.Command(Deno.execPath(), {
+    const empty = new Deno.Command(Deno.execPath(), {
       args: ["run", ...RUN_FLAGS, "--quiet", "--frozen", "--config", `${ROOT}deno.json`, emptyModule],
       stdin: "null",
-      stdout: "null",
+      stdout: "piped",
       stderr: "null",
-    }).output();
+    }).spawn();
+    const reader = empty.stdout.getReader();
+    const line = await reader.read();
     const tEmpty = performance.now() - t1;
-    if (!empty.success) throw new Error("deno run of an empty module failed");
+    reader.releaseLock();
+    await empty.stdout.cancel();
+    if (line.done || !(await empty.status).success) throw new Error("deno run of the one-line module failed");
     if (i === 0) continue; // warms the caches both read
     init.push(tInit);
     listed.push(tList);
+    connected.push(tConnect);
+    again.push(tAgain);
     emptyRuns.push(tEmpty);
   }
   const e = median(emptyRuns);
-  const [i, l] = [median(init), median(listed)];
+  const [i, l, c, a] = [median(init), median(listed), median(connected), median(again)];
   return [
     [
       `2. spawn -> initialize, median of ${N_SPAWN} (alternated)`,
-      `${fmt(i)} vs deno run of an empty module ${fmt(e)} = ${(i / e).toFixed(2)}x`,
+      `${fmt(i)} vs deno run of a one-line module ${fmt(e)} = ${(i / e).toFixed(2)}x`,
       `<= ${SPAWN_TARGET}x`,
       verdict(i / e <= SPAWN_TARGET),
     ],
     [
       `  spawn -> first tools/list answer`,
-      `${fmt(l)} = ${(l / e).toFixed(2)}x the empty module`,
+      `${fmt(l)} = ${(l / e).toFixed(2)}x the one-line module`,
       `(<= ${SPAWN_TARGET}x)`,
       verdict(l / e <= SPAWN_TARGET),
+    ],
+    [
+      `  spawn -> first ssh_connect ready (after tools/list)`,
+      `${fmt(c)}: ${fmt(c - l)} after tools/list, vs a second connect on the same server ${fmt(a)}`,
+      "-",
+      "-",
     ],
   ];
 }

@@ -18,6 +18,7 @@ import { Jobs, jobTools } from "./jobs.ts";
 import { fileTools } from "./files.ts";
 import { forwardTools } from "./forward.ts";
 import { shellTools } from "./shell.ts";
+import { loadSsh2 } from "../ssh2/mod.ts";
 
 /** Which tools a server instance offers. */
 export interface ToolSelection {
@@ -75,8 +76,23 @@ export function registerTools(server: McpServer, deps: ToolDeps): void {
   }
   // Built at the first tools/list, not at start: `initialize` does not wait for it.
   let listed: Tool[] | undefined;
-  server.server.setRequestHandler(ListToolsRequestSchema, () => ({ tools: listed ??= tools.map(listedTool) }));
+  server.server.setRequestHandler(ListToolsRequestSchema, () => {
+    if (listed === undefined) preloadSsh2();
+    return { tools: listed ??= tools.map(listedTool) };
+  });
 }
+
+/**
+ * Loads ssh2 while the client is still reading the tool list, so neither
+ * start-up nor the first ssh_connect waits for it (~70 ms of module
+ * evaluation on a quiet machine). Later: the answer is written first, since
+ * evaluating ssh2 holds the thread. A failure here is left to the first
+ * connect, which loads again and reports it.
+ */
+function preloadSsh2(): void {
+  setTimeout(() => loadSsh2().catch(() => {}), PRELOAD_DELAY_MS);
+}
+const PRELOAD_DELAY_MS = 50;
 
 function annotations(tool: ToolDef) {
   const readOnly = tool.changes === "nothing";
