@@ -65,11 +65,6 @@ export function loadSsh2(): Promise<void> {
   });
 }
 
-/** Whether ssh2 has been loaded (by {@linkcode loadSsh2}); for tests of the lazy loading. */
-export function ssh2Loaded(): boolean {
-  return code !== undefined;
-}
-
 function ssh2Code(what: string): Ssh2Code {
   if (code === undefined) throw new Error(`${what} needs ssh2, which is not loaded yet: await loadSsh2() first`);
   return code;
