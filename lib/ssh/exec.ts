@@ -174,8 +174,15 @@ export async function execCommand(connection: SshConnection, options: ExecOption
   // buffers included) would live on for the full timeout after we return.
   const expiry = new AbortController();
   const timer = setTimeout(() => expiry.abort(new Error("timeout")), options.timeoutMs);
+  // A rerun (see `rerun`) reports its own progress through the one onStart the caller got.
+  let current: (() => ExecProgress) | null = null;
+  const onStart = options.onStart;
+  const once = onStart === undefined ? undefined : (peek: () => ExecProgress) => {
+    if (current === null) onStart(() => current!());
+    current = peek;
+  };
   try {
-    return await runUntil(connection, options, expiry.signal, started);
+    return await runUntil(connection, { ...options, onStart: once }, expiry.signal, started);
   } finally {
     clearTimeout(timer);
     expiry.abort(); // releases every listener still waiting on the deadline
@@ -227,7 +234,7 @@ async function runUntil(
     }
     viaSpare = spare !== null;
   }
-  const wrapped: Wrapped = viaSpare ? ahead! : wrapCommand(wrapOptions);
+  const wrapped: Wrapped = spare !== null && ahead !== null ? ahead : wrapCommand(wrapOptions);
   const delivery = wrapped.delivery;
   const stdout = new OutputCapture(options.maxOutputBytes);
   const stderr = new OutputCapture(options.maxOutputBytes);
@@ -321,8 +328,14 @@ async function runUntil(
     release();
   });
   // A shell started ahead that ended before it read the script (killed while idle, the moment
-  // it was taken) printed neither marker: nothing of this call ran, and it runs again below.
-  const spareUnread = () => viaSpare && outMark.line === null && errMark.line === null;
+  // it was taken) printed neither marker. Missing markers alone prove nothing: a login file may
+  // send all output to /dev/null, or print more than MarkerScan looks through, while the command
+  // runs. Until the status is in, what MarkerScan holds is kept back (a rerun drops it).
+  const spareUnread = () =>
+    viaSpare && outMark.line === null && errMark.line === null && !outMark.overflowed && !errMark.overflowed;
+  // Only a shell that ended by a signal, or with no exit status at all, and printed no marker within
+  // the limit is taken to have run nothing: a command that ran to its end has an exit status.
+  const spareDied = () => spareUnread() && (status.signal !== null || status.code === null);
   channel.once("end", () => {
     if (!spareUnread()) toStdout(outMark.end());
     release();
@@ -370,6 +383,12 @@ async function runUntil(
   decided = true;
   clearTimeout(graceTimer);
   stop.removeEventListener("abort", onStop);
+  if (outcome === "background" && spareUnread()) {
+    // A spare that read nothing, its streams held by a login file's child: no job of the caller's.
+    channel.close();
+    if (spareDied() && connection.alive) return await rerun(connection, options, deadline, started);
+    return result(status, false);
+  }
   if (outcome === "background") {
     const kept = result(status, false);
     handedOver = true;
@@ -401,9 +420,7 @@ async function runUntil(
   if (status.code === null && status.signal === null && !connection.alive) {
     throw outcomeUnknown(lostError(connection, "while the command ran"));
   }
-  if (spareUnread() && connection.alive) {
-    return await runUntil(connection, { ...options, ahead: false, onStart: undefined }, deadline, started);
-  }
+  if (spareDied() && connection.alive) return await rerun(connection, options, deadline, started);
   const done = result(status, false);
   if (outMark.report()?.kind === "cwd") throw cwdError(options.cwd, done.stderr);
   return done;
@@ -419,7 +436,20 @@ const QUIET_MS = 250;
  */
 const STREAMING_GRACE = 10;
 
-// What a call that never sent its command reports.
+/**
+ * Runs the command again in a fresh channel, after a spare shell that provably ran nothing of it.
+ * Progress (onStart) then follows the new attempt.
+ */
+function rerun(
+  connection: SshConnection,
+  options: ExecOptions,
+  deadline: AbortSignal,
+  started: number,
+): Promise<ExecResult> {
+  return runUntil(connection, { ...options, ahead: false }, deadline, started);
+}
+
+/** What a call that never sent its command reports. */
 function emptyResult(started: number): ExecResult {
   return {
     stdout: "",

@@ -127,11 +127,13 @@ export function wrapCommand(options: WrapOptions): Wrapped {
  * `prestart`): it waits for one line on stdin and runs it in place, as {@linkcode HOP_LINE} does; for
  * `direct`, in the login shell itself, so the command runs where a `direct` request would run it.
  * EOF before a line ends it having run nothing. A `read` cut short by a timeout (bash and ksh take
- * `TMOUT` as one, status > 128) reads again: an idle shell must not end on its own. One line free of
- * `'`, `\`, `!` and newlines, like HOP_LINE, so that any login shell parses the `hop` form.
+ * `TMOUT` as one, status > 128) with nothing read reads again: an idle shell must not end on its
+ * own. One cut in the middle of a line exits having run nothing: the rest of that line, read on its
+ * own, would run without its start (the stderr marker, the `cd`). One line free of `'`, `\`, `!`
+ * and newlines, like HOP_LINE, so that any login shell parses the `hop` form.
  */
 export function aheadLine(delivery: Delivery): string {
-  const wait = 'until IFS= read -r __mcp; do [ $? -gt 128 ] || exit 0; done; eval "$__mcp"';
+  const wait = 'until IFS= read -r __mcp; do [ $? -gt 128 ] && [ -z "$__mcp" ] || exit 0; done; eval "$__mcp"';
   return delivery === "direct" ? wait : `exec /bin/sh -c '${wait}'`;
 }
 
@@ -294,6 +296,11 @@ export class MarkerScan {
   line: string | null = null;
   /** True once the stream ended or outgrew the limit without the marker. */
   missing = false;
+  /**
+   * True when the search gave up at {@linkcode MARKER_SEARCH_LIMIT}: the marker may still have
+   * come after it, so the missing marker proves nothing about whether the command ran.
+   */
+  overflowed = false;
   /** True once any byte arrived. */
   received = false;
 
@@ -321,7 +328,9 @@ export class MarkerScan {
       return joined.subarray(nl + 1);
     }
     this.#pending = joined;
-    return joined.length > MARKER_SEARCH_LIMIT ? this.end() : new Uint8Array(0);
+    if (joined.length <= MARKER_SEARCH_LIMIT) return new Uint8Array(0);
+    this.overflowed = true;
+    return this.end();
   }
 
   /** Gives up the search (the stream ended): what was held back is the command's output after all. */

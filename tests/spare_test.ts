@@ -1,5 +1,5 @@
 /**
- * The shell a connection starts ahead for the next command (`ahead` in
+ * The spare: the shell a connection starts ahead for the next command (`ahead` in
  * lib/ssh/exec.ts, `prestart` in lib/ssh/connection.ts): the next command
  * runs in it; it holds one slot of the channel budget and gives it back
  * whenever other work asks for a channel; one the server ended is never
@@ -8,6 +8,7 @@
  */
 
 import assert from "node:assert/strict";
+import { Buffer } from "node:buffer";
 import type { SshConnection } from "../lib/ssh/connection.ts";
 import { execCommand, type ExecResult } from "../lib/ssh/exec.ts";
 import { aheadLine } from "../lib/ssh/wrapper.ts";
@@ -209,9 +210,14 @@ Deno.test({ name: "without ahead no spare is started", ignore: skip }, async () 
   await using sshd = await startSshd();
   await using conn = await openConnection(sshd);
   assert.equal((await run(conn, "true", false)).exitCode, 0);
-  await new Promise((r) => setTimeout(r, 300));
+  // A spare would be asked for when the command's slot comes back, and take a slot in that turn.
+  await waitFor(() => conn.channelSlots.inUse === 0, "the command's slot back");
   assert.deepEqual(spares(sshd), []);
   assert.equal(conn.channelSlots.inUse, 0);
+  // The same with ahead: the slot comes back and a spare takes one.
+  assert.equal((await run(conn, "true")).exitCode, 0);
+  await oneSpare(sshd);
+  assert.equal(conn.channelSlots.inUse, 1);
 });
 
 Deno.test({ name: "an idle spare outlives bash's TMOUT, which times its read out", ignore: skip }, async () => {
@@ -233,3 +239,195 @@ Deno.test("the hop form of the spare's line is one line any login shell parses",
   assert.ok(line.startsWith("exec /bin/sh -c '"));
   assert.equal(aheadLine("direct"), quoted);
 });
+
+/** A directory the remote account can write to, and a way to read how often a command ran there. */
+async function counter(): Promise<{ file: string; runs: () => string[]; [Symbol.asyncDispose](): Promise<void> }> {
+  const dir = await Deno.makeTempDir({ prefix: "mcp-spare-" });
+  await Deno.chmod(dir, 0o777);
+  const file = `${dir}/runs`;
+  return {
+    file,
+    runs: () => {
+      try {
+        return Deno.readTextFileSync(file).split("\n").filter((l) => l !== "");
+      } catch (error) {
+        if (error instanceof Deno.errors.NotFound) return [];
+        throw error;
+      }
+    },
+    [Symbol.asyncDispose]: () => Deno.remove(dir, { recursive: true }),
+  };
+}
+
+for (
+  const [what, force] of [
+    ["sends all output to /dev/null", `exec >/dev/null 2>&1; eval "$SSH_ORIGINAL_COMMAND"`],
+    [
+      "prints more than the marker search looks through, on both streams",
+      `head -c 70000 /dev/zero | tr "\\\\0" x; head -c 70000 /dev/zero | tr "\\\\0" y >&2; eval "$SSH_ORIGINAL_COMMAND"`,
+    ],
+  ]
+) {
+  Deno.test({ name: `a command in a spare whose login ${what} runs once`, ignore: skip }, async () => {
+    // The markers never arrive (or arrive past the search): that proves nothing about the command.
+    await using sshd = await startSshd({ extraConfig: `ForceCommand ${force}\n` });
+    await using conn = await openConnection(sshd);
+    await using count = await counter();
+    await run(conn, "true");
+    // Its command line is the forced command's: seen by the slot it holds.
+    await waitFor(() => conn.channelSlots.inUse === 1, "a spare started");
+    const r = await run(conn, `echo b >> ${count.file}`);
+    assert.equal(r.markerMissing, true);
+    assert.equal(r.exitCode, 0);
+    assert.deepEqual(count.runs(), ["b"], "ran exactly once");
+  });
+}
+
+Deno.test({ name: "a spare killed in the middle of its command does not run it again", ignore: skip }, async () => {
+  await using sshd = await startSshd();
+  await using conn = await openConnection(sshd);
+  await using count = await counter();
+  await run(conn, "true");
+  const spare = await oneSpare(sshd);
+  const call = run(conn, `echo $$ >> ${count.file}; sleep 30`);
+  await waitFor(() => count.runs().length > 0, "the command started");
+  assert.deepEqual(count.runs(), [`${spare}`]);
+  Deno.kill(spare, "SIGKILL");
+  const r = await call;
+  assert.equal(r.signal, "SIGKILL");
+  assert.equal(r.markerMissing, false);
+  assert.deepEqual(count.runs(), [`${spare}`], "ran exactly once");
+});
+
+Deno.test({ name: "the hop form of the spare runs the command in /bin/sh", ignore: skip }, async () => {
+  await using sshd = await startSshd();
+  await using conn = await openConnection(sshd);
+  const hop = (command: string) =>
+    execCommand(conn, { command, delivery: "hop", ahead: true, cwd: "/tmp", timeoutMs: 30_000, maxOutputBytes: 65536 });
+  assert.equal((await hop("true")).exitCode, 0);
+  const spare = await oneSpare(sshd);
+  const r = await hop('echo "$$ $PWD"; exit 4');
+  assert.equal(r.stdout, `${spare} /tmp\n`);
+  assert.equal(r.exitCode, 4);
+  assert.equal(r.markerMissing, false);
+  assert.match(Deno.readTextFileSync(`/proc/${await oneSpare(sshd)}/cmdline`), /^\/bin\/sh\0-c\0/);
+});
+
+Deno.test(
+  { name: "a password held back for after the marker reaches the command in a spare", ignore: skip },
+  async () => {
+    await using sshd = await startSshd();
+    await using conn = await openConnection(sshd);
+    await run(conn, "true");
+    const spare = await oneSpare(sshd);
+    const r = await execCommand(conn, {
+      command: 'IFS= read -r p; echo "$$ got $p"; cat',
+      delivery: "direct",
+      ownGroup: true,
+      ahead: true,
+      stdin: "secret\n",
+      stdinAfterStart: true,
+      timeoutMs: 30_000,
+      maxOutputBytes: 65536,
+    });
+    assert.equal(r.stdout, `${spare} got secret\n`, "ran in the spare, stdin closed after the password");
+    assert.equal(r.exitCode, 0);
+  },
+);
+
+Deno.test({ name: "a command in a spare that times out or is cancelled is killed", ignore: skip }, async () => {
+  await using sshd = await startSshd();
+  await using conn = await openConnection(sshd);
+  await run(conn, "true");
+  let spare = await oneSpare(sshd);
+  const late = await execCommand(conn, {
+    command: "echo $$; sleep 100 & sleep 100",
+    delivery: "direct",
+    ownGroup: true,
+    ahead: true,
+    timeoutMs: 1500,
+    maxOutputBytes: 65536,
+  });
+  assert.equal(late.stdout, `${spare}\n`);
+  assert.equal(late.timedOut, true);
+  assert.equal(late.killConfirmed, true);
+  spare = await oneSpare(sshd);
+  const cancel = new AbortController();
+  const call = execCommand(conn, {
+    command: "echo $$; sleep 100 & sleep 100",
+    delivery: "direct",
+    ownGroup: true,
+    ahead: true,
+    signal: cancel.signal,
+    timeoutMs: 30_000,
+    maxOutputBytes: 65536,
+    onOutput: () => cancel.abort(),
+  });
+  await assert.rejects(call, (e: Error & { code?: string }) => {
+    assert.equal(e.code, "CANCELLED");
+    assert.match(e.message, /was killed/);
+    return true;
+  });
+  await waitFor(() => gone(spare), "the cancelled spare shell exited");
+});
+
+Deno.test({ name: "a spare started while a file was being written is not used", ignore: skip }, async () => {
+  await using sshd = await startSshd();
+  await using conn = await openConnection(sshd);
+  await using count = await counter();
+  await run(conn, "true");
+  await oneSpare(sshd);
+  const sftp = await conn.sftp();
+  const call = <T>(send: (cb: (err: Error | null | undefined, value: T) => void) => void) =>
+    new Promise<T>((resolve, reject) => send((err, value) => err ? reject(err) : resolve(value)));
+  // Reading leaves a spare alone.
+  await run(conn, "true");
+  const reader = await oneSpare(sshd);
+  await call((cb) => sftp.stat("/tmp", cb));
+  assert.equal((await run(conn, "echo $$")).stdout, `${reader}\n`);
+  const before = await oneSpare(sshd);
+  // Opening a file to write retires the spare...
+  const handle = await call<Buffer>((cb) => sftp.open(count.file, "w", cb));
+  await waitFor(() => gone(before), "the spare from before the write exited");
+  // ...and a spare started while the write is in progress (a command ended meanwhile)...
+  assert.equal((await run(conn, "echo $$")).stdout.trim() === `${before}`, false);
+  const started = await oneSpare(sshd);
+  await call((cb) => sftp.write(handle, Buffer.from("new\n"), 0, 4, 0, (err) => cb(err, undefined)));
+  await call((cb) => sftp.close(handle, (err) => cb(err, undefined)));
+  // ...leaves the next command to a shell started after it.
+  const r = await run(conn, "echo $$");
+  assert.notEqual(r.stdout, `${started}\n`);
+  await waitFor(() => gone(started), "the stale spare shell exited");
+});
+
+Deno.test({ name: "no spare is started once the connection is closing", ignore: skip }, async () => {
+  await using sshd = await startSshd();
+  const conn = await openConnection(sshd);
+  const closing = conn.close();
+  conn.prestart(aheadLine("direct"));
+  assert.equal(conn.channelSlots.inUse, 0);
+  await closing;
+});
+
+Deno.test(
+  { name: "a spare's read cut by TMOUT in the middle of a line runs nothing of it", ignore: skip },
+  async () => {
+    // bash's `read` times out with part of the line read: the rest alone would run without its `cd`.
+    const child = new Deno.Command("bash", {
+      args: ["-c", aheadLine("direct")],
+      env: { TMOUT: "1" },
+      cwd: "/tmp",
+      stdin: "piped",
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+    const writer = child.stdin.getWriter();
+    await writer.write(new TextEncoder().encode("printf M >&2; cd /nonexistent-mcp || exit 1; "));
+    await new Promise((r) => setTimeout(r, 1500)); // past TMOUT: the read gives up mid-line
+    await writer.write(new TextEncoder().encode("echo RAN-IN-$PWD\n")).catch(() => {});
+    await writer.close().catch(() => {});
+    const out = await child.output();
+    assert.equal(new TextDecoder().decode(out.stdout), "");
+    assert.equal(out.code, 0);
+  },
+);
