@@ -260,27 +260,40 @@ async function counter(): Promise<{ file: string; runs: () => string[]; [Symbol.
 }
 
 for (
-  const [what, force] of [
-    ["sends all output to /dev/null", `exec >/dev/null 2>&1; eval "$SSH_ORIGINAL_COMMAND"`],
+  const [what, login] of [
+    ["sends all output to /dev/null", `exec >/dev/null 2>&1`],
     [
       "prints more than the marker search looks through, on both streams",
-      `head -c 70000 /dev/zero | tr "\\\\0" x; head -c 70000 /dev/zero | tr "\\\\0" y >&2; eval "$SSH_ORIGINAL_COMMAND"`,
+      `head -c 70000 /dev/zero | tr "\\\\0" x; head -c 70000 /dev/zero | tr "\\\\0" y >&2`,
     ],
   ]
 ) {
   Deno.test({ name: `a command in a spare whose login ${what} runs once`, ignore: skip }, async () => {
     // The markers never arrive (or arrive past the search): that proves nothing about the command.
+    await using count = await counter();
+    const ready = `${count.file}.ready`;
+    const force = `${login}; : > ${ready}; eval "$SSH_ORIGINAL_COMMAND"`;
     await using sshd = await startSshd({ extraConfig: `ForceCommand ${force}\n` });
     await using conn = await openConnection(sshd);
-    await using count = await counter();
     await run(conn, "true");
-    // Its command line is the forced command's: seen by the slot it holds.
-    await waitFor(() => conn.channelSlots.inUse === 1, "a spare started");
+    await Deno.remove(ready);
+    // The spare's login part is done (its output sent) when it makes the file again.
+    await waitFor(() => exists(ready), "a spare past its login part");
     const r = await run(conn, `echo b >> ${count.file}`);
     assert.equal(r.markerMissing, true);
     assert.equal(r.exitCode, 0);
     assert.deepEqual(count.runs(), ["b"], "ran exactly once");
   });
+}
+
+function exists(path: string): boolean {
+  try {
+    Deno.statSync(path);
+    return true;
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) return false;
+    throw error;
+  }
 }
 
 Deno.test({ name: "a spare killed in the middle of its command does not run it again", ignore: skip }, async () => {
