@@ -175,10 +175,10 @@ export async function execCommand(connection: SshConnection, options: ExecOption
   const expiry = new AbortController();
   const timer = setTimeout(() => expiry.abort(new Error("timeout")), options.timeoutMs);
   // A rerun (see `rerun`) reports its own progress through the one onStart the caller got.
-  let current: (() => ExecProgress) | null = null;
+  let current: (() => ExecProgress) | undefined;
   const onStart = options.onStart;
   const once = onStart === undefined ? undefined : (peek: () => ExecProgress) => {
-    if (current === null) onStart(() => current!());
+    if (current === undefined) onStart(() => (current ?? peek)());
     current = peek;
   };
   try {
