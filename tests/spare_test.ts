@@ -296,6 +296,39 @@ function exists(path: string): boolean {
   }
 }
 
+Deno.test(
+  { name: "a spare killed unread while a login file's child holds its output is no job", ignore: skip },
+  async () => {
+    // The login part leaves a child holding stdout and stderr: the dead spare's channel stays open.
+    await using count = await counter();
+    const ready = `${count.file}.ready`;
+    const force = `sleep 20 & echo $$ > ${ready}; eval "$SSH_ORIGINAL_COMMAND"`;
+    await using sshd = await startSshd({ extraConfig: `ForceCommand ${force}\n` });
+    await using conn = await openConnection(sshd);
+    await run(conn, "true");
+    await Deno.remove(ready);
+    await waitFor(() => exists(ready) && Deno.readTextFileSync(ready).endsWith("\n"), "a spare past its login part");
+    const spare = Number(Deno.readTextFileSync(ready).trim());
+    const call = execCommand(conn, {
+      command: `echo b >> ${count.file}`,
+      delivery: "direct",
+      ownGroup: true,
+      ahead: true,
+      handOver: true,
+      timeoutMs: 30_000,
+      maxOutputBytes: 65536,
+    });
+    // Taken in this turn (it is open and alive); killed before it can read its line.
+    Deno.kill(spare, "SIGKILL");
+    const r = await call;
+    r.background?.close(); // the fresh channel's: the login file's child holds that one too
+    assert.equal(r.signal, null, "not the dead spare's channel, adopted as a job");
+    assert.equal(r.exitCode, 0);
+    assert.equal(r.markerMissing, false);
+    assert.deepEqual(count.runs(), ["b"], "ran once, in a fresh channel");
+  },
+);
+
 Deno.test({ name: "a spare killed in the middle of its command does not run it again", ignore: skip }, async () => {
   await using sshd = await startSshd();
   await using conn = await openConnection(sshd);
