@@ -356,7 +356,9 @@ Deno.test({ name: "the hop form of the spare runs the command in /bin/sh", ignor
   assert.equal(r.stdout, `${spare} /tmp\n`);
   assert.equal(r.exitCode, 4);
   assert.equal(r.markerMissing, false);
-  assert.match(Deno.readTextFileSync(`/proc/${await oneSpare(sshd)}/cmdline`), /^\/bin\/sh\0-c\0/);
+  // The login shell execs /bin/sh, which then waits for its line.
+  const next = await oneSpare(sshd);
+  await waitFor(() => Deno.readTextFileSync(`/proc/${next}/cmdline`).startsWith("/bin/sh\0-c\0"), "/bin/sh waiting");
 });
 
 Deno.test(
