@@ -1,6 +1,6 @@
 /**
  * The spare: the shell a connection starts ahead for the next command (`ahead` in
- * lib/ssh/exec.ts, `prestart` in lib/ssh/connection.ts): the next command
+ * lib/ssh/exec.ts, `startSpare` in lib/ssh/connection.ts): the next command
  * runs in it; it holds one slot of the channel budget and gives it back
  * whenever other work asks for a channel; one the server ended is never
  * used; closing the connection ends it. Driven on the SSH layer against a
@@ -11,7 +11,7 @@ import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
 import type { SshConnection } from "../lib/ssh/connection.ts";
 import { execCommand, type ExecResult } from "../lib/ssh/exec.ts";
-import { aheadLine } from "../lib/ssh/wrapper.ts";
+import { spareLine } from "../lib/ssh/wrapper.ts";
 import { openConnection, readPid, type Sshd, sshdAvailable, startSshd } from "./fixtures/sshd.ts";
 import { waitFor } from "./fixtures/process.ts";
 
@@ -19,12 +19,12 @@ const skip = !sshdAvailable();
 if (skip) console.warn("SKIP spare shell tests: no sshd on this machine (apt-get install openssh-server)");
 
 /** Runs `command` as ssh_execute does on an OpenSSH server with a POSIX login shell, a spare shell allowed. */
-function run(conn: SshConnection, command: string, ahead = true): Promise<ExecResult> {
+function run(conn: SshConnection, command: string, spare = true): Promise<ExecResult> {
   return execCommand(conn, {
     command,
     delivery: "direct",
     ownGroup: true,
-    ahead,
+    spare,
     timeoutMs: 30_000,
     maxOutputBytes: 65536,
   });
@@ -89,7 +89,7 @@ Deno.test({ name: "the next command runs in the shell started ahead for it", ign
     command: 'echo $$; printf "%s|%s" "$PWD" "$V"',
     delivery: "direct",
     ownGroup: true,
-    ahead: true,
+    spare: true,
     cwd: "/tmp",
     env: { V: "a\nb 'c'" },
     timeoutMs: 30_000,
@@ -102,7 +102,7 @@ Deno.test({ name: "the next command runs in the shell started ahead for it", ign
     command: "echo $$; cat",
     delivery: "direct",
     ownGroup: true,
-    ahead: true,
+    spare: true,
     stdin: "in\n",
     timeoutMs: 30_000,
     maxOutputBytes: 65536,
@@ -206,7 +206,7 @@ Deno.test({ name: "closing the connection ends the spare shell", ignore: skip },
   await waitFor(() => gone(spare), "the spare shell exited");
 });
 
-Deno.test({ name: "without ahead no spare is started", ignore: skip }, async () => {
+Deno.test({ name: "without the spare option no spare is started", ignore: skip }, async () => {
   await using sshd = await startSshd();
   await using conn = await openConnection(sshd);
   assert.equal((await run(conn, "true", false)).exitCode, 0);
@@ -214,7 +214,7 @@ Deno.test({ name: "without ahead no spare is started", ignore: skip }, async () 
   await waitFor(() => conn.channelSlots.inUse === 0, "the command's slot back");
   assert.deepEqual(spares(sshd), []);
   assert.equal(conn.channelSlots.inUse, 0);
-  // The same with ahead: the slot comes back and a spare takes one.
+  // The same with it: the slot comes back and a spare takes one.
   assert.equal((await run(conn, "true")).exitCode, 0);
   await oneSpare(sshd);
   assert.equal(conn.channelSlots.inUse, 1);
@@ -232,12 +232,12 @@ Deno.test({ name: "an idle spare outlives bash's TMOUT, which times its read out
 });
 
 Deno.test("the hop form of the spare's line is one line any login shell parses", () => {
-  const line = aheadLine("hop");
+  const line = spareLine("hop");
   const quoted = line.slice(line.indexOf("'") + 1, line.lastIndexOf("'"));
   assert.equal(line.split("'").length, 3, "one single-quoted string");
   assert.doesNotMatch(quoted, /['\\!\n]/);
   assert.ok(line.startsWith("exec /bin/sh -c '"));
-  assert.equal(aheadLine("direct"), quoted);
+  assert.equal(spareLine("direct"), quoted);
 });
 
 /** A directory the remote account can write to, and a way to read how often a command ran there. */
@@ -313,7 +313,7 @@ Deno.test(
       command: `echo b >> ${count.file}`,
       delivery: "direct",
       ownGroup: true,
-      ahead: true,
+      spare: true,
       handOver: true,
       timeoutMs: 30_000,
       maxOutputBytes: 65536,
@@ -349,7 +349,7 @@ Deno.test({ name: "the hop form of the spare runs the command in /bin/sh", ignor
   await using sshd = await startSshd();
   await using conn = await openConnection(sshd);
   const hop = (command: string) =>
-    execCommand(conn, { command, delivery: "hop", ahead: true, cwd: "/tmp", timeoutMs: 30_000, maxOutputBytes: 65536 });
+    execCommand(conn, { command, delivery: "hop", spare: true, cwd: "/tmp", timeoutMs: 30_000, maxOutputBytes: 65536 });
   assert.equal((await hop("true")).exitCode, 0);
   const spare = await oneSpare(sshd);
   const r = await hop('echo "$$ $PWD"; exit 4');
@@ -372,7 +372,7 @@ Deno.test(
       command: 'IFS= read -r p; echo "$$ got $p"; cat',
       delivery: "direct",
       ownGroup: true,
-      ahead: true,
+      spare: true,
       stdin: "secret\n",
       stdinAfterStart: true,
       timeoutMs: 30_000,
@@ -392,7 +392,7 @@ Deno.test({ name: "a command in a spare that times out or is cancelled is killed
     command: "echo $$; sleep 100 & sleep 100",
     delivery: "direct",
     ownGroup: true,
-    ahead: true,
+    spare: true,
     timeoutMs: 1500,
     maxOutputBytes: 65536,
   });
@@ -405,7 +405,7 @@ Deno.test({ name: "a command in a spare that times out or is cancelled is killed
     command: "echo $$; sleep 100 & sleep 100",
     delivery: "direct",
     ownGroup: true,
-    ahead: true,
+    spare: true,
     signal: cancel.signal,
     timeoutMs: 30_000,
     maxOutputBytes: 65536,
@@ -452,7 +452,7 @@ Deno.test({ name: "no spare is started once the connection is closing", ignore: 
   await using sshd = await startSshd();
   const conn = await openConnection(sshd);
   const closing = conn.close();
-  conn.prestart(aheadLine("direct"));
+  conn.startSpare(spareLine("direct"));
   assert.equal(conn.channelSlots.inUse, 0);
   await closing;
 });
@@ -462,7 +462,7 @@ Deno.test(
   async () => {
     // bash's `read` times out with part of the line read: the rest alone would run without its `cd`.
     const child = new Deno.Command("bash", {
-      args: ["-c", aheadLine("direct")],
+      args: ["-c", spareLine("direct")],
       env: { TMOUT: "1" },
       cwd: "/tmp",
       stdin: "piped",

@@ -75,7 +75,7 @@ export interface ExecChannel {
   closed: Promise<void>;
 }
 
-/** A shell started ahead of its command (see {@linkcode SshConnection.prestart}). */
+/** A shell started ahead of its command (see {@linkcode SshConnection.startSpare}). */
 interface Spare {
   /** Its exec request: what a caller must ask for to take it. */
   line: string;
@@ -454,7 +454,7 @@ export class SshConnection {
 
   /**
    * Starts a shell for the next command before it is asked for: `line` is its exec request, a
-   * shell that waits for its script on stdin (./wrapper.ts `aheadLine`). That command then skips
+   * shell that waits for its script on stdin (./wrapper.ts `spareLine`). That command then skips
    * the channel open, the server's session setup and the shell's start (most of a short
    * command's time). Only on an idle connection: none of our exec or shell channels open or
    * opening, nobody queued for a slot, and a slot left free beside it. It holds one slot until
@@ -463,7 +463,7 @@ export class SshConnection {
    * shell started before the last thing done on this connection (a login file a file tool
    * edited is read again). Retired or left at close, it ends having run nothing.
    */
-  prestart(line: string): void {
+  startSpare(line: string): void {
     // A command's call returns before its channel's close handshake: the spare follows that close.
     this.#wanted = this.#busy > 0 ? line : null;
     if (this.#closed || this.#closing || this.#spare !== null || this.#busy > 0) return;
@@ -505,7 +505,7 @@ export class SshConnection {
   }
 
   /**
-   * The shell {@linkcode prestart} started with `line`, once open, now the caller's: it owns the
+   * The shell {@linkcode startSpare} started with `line`, once open, now the caller's: it owns the
    * channel and its slot from here on, as one from {@linkcode exec}; nothing was written to it. null
    * when there is none fit to use (none, another line, stale, its open failed, it ended).
    * When `signal` ends the wait for its open, it is retired (it ran nothing) and the signal's reason thrown.
@@ -541,7 +541,7 @@ export class SshConnection {
     if (--this.#busy > 0 || this.#wanted === null) return;
     const line = this.#wanted;
     this.#wanted = null;
-    queueMicrotask(() => this.prestart(line));
+    queueMicrotask(() => this.startSpare(line));
   }
 
   /**

@@ -20,12 +20,12 @@ import { signalChannel } from "../ssh2/mod.ts";
 import { lastLine, OutputCapture } from "./output.ts";
 import { shellQuote } from "../validate.ts";
 import {
-  aheadLine,
   type Delivery,
   type GroupState,
   killScript,
   MarkerScan,
   newNonce,
+  spareLine,
   wrapCommand,
   type Wrapped,
 } from "./wrapper.ts";
@@ -88,12 +88,12 @@ export interface ExecOptions {
   handOver?: boolean;
   /**
    * Runs the command in a shell the connection started ahead for it, when it has one
-   * (./connection.ts `prestart`), and has one started for the next command once this one is
+   * (./connection.ts `startSpare`), and has one started for the next command once this one is
    * done. Only for a server known to run our script: a shell started ahead runs the login files
    * (and a forced command would run) before any command is asked for.
    * @default {false}
    */
-  ahead?: boolean;
+  spare?: boolean;
 }
 
 /**
@@ -186,7 +186,7 @@ export async function execCommand(connection: SshConnection, options: ExecOption
   } finally {
     clearTimeout(timer);
     expiry.abort(); // releases every listener still waiting on the deadline
-    if (options.ahead === true) connection.prestart(aheadLine(options.delivery ?? "hop"));
+    if (options.spare === true) connection.startSpare(spareLine(options.delivery ?? "hop"));
   }
 }
 
@@ -194,7 +194,7 @@ export async function execCommand(connection: SshConnection, options: ExecOption
  * The biggest script sent to a shell started ahead: it reads its line one byte per read(2) (it
  * must not take the command's stdin), so a bigger one is quicker through an exec request.
  */
-const AHEAD_MAX_BYTES = 16 * 1024;
+const SPARE_MAX_BYTES = 16 * 1024;
 
 async function runUntil(
   connection: SshConnection,
@@ -216,14 +216,14 @@ async function runUntil(
   // with stdin of the command's own behind the script: a login shell whose `read` reads a pipe in
   // blocks (ksh93 may) would take some of it. (A sudo password is sent only once the script ran.)
   const ownStdin = options.stdin !== undefined && options.stdin.length > 0 && options.stdinAfterStart !== true;
-  const ahead = options.ahead === true && options.onChannel === undefined && !ownStdin
-    ? wrapCommand({ ...wrapOptions, ahead: true })
+  const forSpare = options.spare === true && options.onChannel === undefined && !ownStdin
+    ? wrapCommand({ ...wrapOptions, spare: true })
     : null;
   let viaSpare = false;
   let spare: ExecChannel | null = null;
-  if (ahead !== null && new TextEncoder().encode(ahead.stdinPrefix).length <= AHEAD_MAX_BYTES) {
+  if (forSpare !== null && new TextEncoder().encode(forSpare.stdinPrefix).length <= SPARE_MAX_BYTES) {
     try {
-      spare = await connection.takeSpare(ahead.commandLine, stop);
+      spare = await connection.takeSpare(forSpare.commandLine, stop);
     } catch (error) {
       // Nothing was written to it: the command never ran.
       if (options.signal?.aborted) throw cancelledError(true);
@@ -234,7 +234,7 @@ async function runUntil(
     }
     viaSpare = spare !== null;
   }
-  const wrapped: Wrapped = spare !== null && ahead !== null ? ahead : wrapCommand(wrapOptions);
+  const wrapped: Wrapped = spare !== null && forSpare !== null ? forSpare : wrapCommand(wrapOptions);
   const delivery = wrapped.delivery;
   const stdout = new OutputCapture(options.maxOutputBytes);
   const stderr = new OutputCapture(options.maxOutputBytes);
@@ -446,7 +446,7 @@ function rerun(
   deadline: AbortSignal,
   started: number,
 ): Promise<ExecResult> {
-  return runUntil(connection, { ...options, ahead: false }, deadline, started);
+  return runUntil(connection, { ...options, spare: false }, deadline, started);
 }
 
 /** What a call that never sent its command reports. */
