@@ -75,7 +75,7 @@ export interface ExecChannel {
   closed: Promise<void>;
 }
 
-/** A shell started ahead of its command (see {@linkcode SshConnection.prestart}). */
+/** A shell started ahead of its command (see {@linkcode SshConnection.startSpare}). */
 interface Spare {
   /** Its exec request: what a caller must ask for to take it. */
   line: string;
@@ -89,6 +89,8 @@ interface Spare {
   freed: boolean;
   /** It ended (exit status or close) before anyone took it. */
   ended: boolean;
+  /** When it was started (performance.now()): one older than {@linkcode SPARE_MAX_AGE_MS} is not used. */
+  born: number;
 }
 
 /** The SFTP channel every file tool shares, while it opens and once it is open. */
@@ -135,6 +137,8 @@ export class SshConnection {
   #busy = 0;
   /** A spare asked for while channels were busy: started once the last of them closes. */
   #wanted: string | null = null;
+  /** close() was called: no spare is started any more (#closed follows only with ssh2's close). */
+  #closing = false;
 
   private constructor(parts: {
     client: Client;
@@ -251,7 +255,9 @@ export class SshConnection {
    * released) once every caller has.
    */
   async sftp(options: { signal?: AbortSignal } = {}): Promise<SFTPWrapper> {
-    this.#noteActivity(); // a file tool may change what login files read
+    // A new SFTP channel needs a slot: the spare gives its own back. Requests that change files
+    // retire it themselves (see #watchChanges): reading files leaves it in place.
+    if (this.#sftp === null) this.#noteActivity();
     for (;;) {
       const sftp = await this.#sharedSftp(options.signal);
       if (!isAbandoned(sftp)) return sftp;
@@ -317,6 +323,7 @@ export class SshConnection {
             return reject(this.#closed ? this.#lostError() : sftpOpenError(err, this.info));
           }
           sftp.on("error", () => {}); // surfaced through each request's callback
+          this.#watchChanges(sftp);
           let offClose: () => void = () => {};
           const lost = new Promise<never>((_, fail) => (offClose = this.onClose(() => fail(this.#lostError()))));
           failRequestsWhen(sftp, lost);
@@ -447,7 +454,7 @@ export class SshConnection {
 
   /**
    * Starts a shell for the next command before it is asked for: `line` is its exec request, a
-   * shell that waits for its script on stdin (./wrapper.ts `aheadLine`). That command then skips
+   * shell that waits for its script on stdin (./wrapper.ts `spareLine`). That command then skips
    * the channel open, the server's session setup and the shell's start (most of a short
    * command's time). Only on an idle connection: none of our exec or shell channels open or
    * opening, nobody queued for a slot, and a slot left free beside it. It holds one slot until
@@ -456,10 +463,10 @@ export class SshConnection {
    * shell started before the last thing done on this connection (a login file a file tool
    * edited is read again). Retired or left at close, it ends having run nothing.
    */
-  prestart(line: string): void {
+  startSpare(line: string): void {
     // A command's call returns before its channel's close handshake: the spare follows that close.
     this.#wanted = this.#busy > 0 ? line : null;
-    if (this.#closed || this.#spare !== null || this.#busy > 0) return;
+    if (this.#closed || this.#closing || this.#spare !== null || this.#busy > 0) return;
     if (this.#budget.waiting > 0 || this.#budget.inUse + 1 >= this.#budget.max) return;
     const spare: Spare = {
       line,
@@ -467,6 +474,7 @@ export class SshConnection {
       taken: false,
       freed: false,
       ended: false,
+      born: performance.now(),
       opened: Promise.resolve(null),
     };
     const slot = this.#budget.acquire(); // a slot is free: taken in this turn, before any await
@@ -497,7 +505,7 @@ export class SshConnection {
   }
 
   /**
-   * The shell {@linkcode prestart} started with `line`, once open, now the caller's: it owns the
+   * The shell {@linkcode startSpare} started with `line`, once open, now the caller's: it owns the
    * channel and its slot from here on, as one from {@linkcode exec}; nothing was written to it. null
    * when there is none fit to use (none, another line, stale, its open failed, it ended).
    * When `signal` ends the wait for its open, it is retired (it ran nothing) and the signal's reason thrown.
@@ -505,7 +513,8 @@ export class SshConnection {
   async takeSpare(line: string, signal?: AbortSignal): Promise<ExecChannel | null> {
     const spare = this.#spare;
     if (spare === null) return null;
-    if (spare.line !== line || spare.activity !== this.#activity || this.#closed || spare.ended) {
+    const old = performance.now() - spare.born > SPARE_MAX_AGE_MS;
+    if (spare.line !== line || spare.activity !== this.#activity || this.#closed || spare.ended || old) {
       this.#retire(spare);
       return null;
     }
@@ -532,7 +541,35 @@ export class SshConnection {
     if (--this.#busy > 0 || this.#wanted === null) return;
     const line = this.#wanted;
     this.#wanted = null;
-    queueMicrotask(() => this.prestart(line));
+    queueMicrotask(() => this.startSpare(line));
+  }
+
+  /**
+   * Makes the shared SFTP channel's requests that change files count as activity, when sent and
+   * again when answered: a spare started while a file tool wrote (a `.bashrc` half written, or
+   * renamed into place later) is retired, and none is started for a command done meanwhile.
+   * Reads (stat, read, list) leave the spare alone. The methods are shadowed on this one object
+   * (the public API, no private fields of ssh2's).
+   */
+  #watchChanges(sftp: SFTPWrapper): void {
+    const target = sftp as unknown as Record<string, unknown>;
+    for (const name of SFTP_CHANGES) {
+      const original = target[name];
+      if (typeof original !== "function") continue;
+      target[name] = (...args: unknown[]) => {
+        if (name === "open" && !opensForWrite(args[1])) return original.apply(sftp, args);
+        this.#noteActivity();
+        const last = args.length - 1;
+        const callback = args[last];
+        if (typeof callback === "function") {
+          args[last] = (...answer: unknown[]) => {
+            this.#noteActivity();
+            return callback(...answer);
+          };
+        }
+        return original.apply(sftp, args);
+      };
+    }
   }
 
   /** Every channel asked for retires the spare: it would keep a slot, and would be stale. */
@@ -637,6 +674,9 @@ export class SshConnection {
 
   /** Closes the connection and every channel on it, then its jump hosts, innermost first. */
   async close(): Promise<void> {
+    this.#closing = true;
+    this.#wanted = null;
+    if (this.#spare !== null) this.#retire(this.#spare);
     if (!this.#closed) {
       await new Promise<void>((resolve) => {
         this.#closeReason ??= new SshMcpError("SESSION_NOT_FOUND", "Session was closed", {
@@ -708,17 +748,48 @@ function endSpare(spare: ExecChannel): void {
   channel.on("error", () => {});
   channel.resume();
   channel.stderr.resume();
-  try {
-    channel.eof();
-  } catch { /* the connection is gone: the channel closes with it */ }
-  const timer = setTimeout(() => {
-    try {
-      channel.close();
-    } catch { /* already closed */ }
-  }, SPARE_END_GRACE_MS);
+  // ssh2 writes nothing on a channel already closed or a connection already gone (the channel
+  // then closes with it); eof() and close() return quietly there.
+  channel.eof();
+  const timer = setTimeout(() => channel.close(), SPARE_END_GRACE_MS);
   Deno.unrefTimer(timer);
   void spare.closed.then(() => clearTimeout(timer));
 }
+
+/**
+ * The oldest a spare shell may be when a command takes it. Freshness otherwise covers only this
+ * connection's own channels: a login file changed by another session or a background installer is
+ * not seen, so a spare older than this is retired instead, and the command gets a fresh shell.
+ */
+const SPARE_MAX_AGE_MS = 60_000;
+
+/** SFTP requests that may change what a login shell reads (see SshConnection #watchChanges). */
+const SFTP_CHANGES = [
+  "open",
+  "write",
+  "fchmod",
+  "chmod",
+  "fsetstat",
+  "setstat",
+  "futimes",
+  "utimes",
+  "fchown",
+  "chown",
+  "mkdir",
+  "rmdir",
+  "unlink",
+  "rename",
+  "ext_openssh_rename",
+  "ext_openssh_hardlink",
+  "symlink",
+] as const;
+
+/** Whether SFTP open flags (ssh2's string form, or the protocol's bits) can change the file. */
+function opensForWrite(flags: unknown): boolean {
+  if (typeof flags === "number") return (flags & ~SFTP_READ) !== 0;
+  return flags !== "r";
+}
+const SFTP_READ = 0x1;
 
 /** How long a retired spare shell may take to end before its channel is closed. */
 const SPARE_END_GRACE_MS = 2000;

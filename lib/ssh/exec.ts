@@ -20,12 +20,12 @@ import { signalChannel } from "../ssh2/mod.ts";
 import { lastLine, OutputCapture } from "./output.ts";
 import { shellQuote } from "../validate.ts";
 import {
-  aheadLine,
   type Delivery,
   type GroupState,
   killScript,
   MarkerScan,
   newNonce,
+  spareLine,
   wrapCommand,
   type Wrapped,
 } from "./wrapper.ts";
@@ -88,12 +88,12 @@ export interface ExecOptions {
   handOver?: boolean;
   /**
    * Runs the command in a shell the connection started ahead for it, when it has one
-   * (./connection.ts `prestart`), and has one started for the next command once this one is
+   * (./connection.ts `startSpare`), and has one started for the next command once this one is
    * done. Only for a server known to run our script: a shell started ahead runs the login files
    * (and a forced command would run) before any command is asked for.
    * @default {false}
    */
-  ahead?: boolean;
+  spare?: boolean;
 }
 
 /**
@@ -174,12 +174,19 @@ export async function execCommand(connection: SshConnection, options: ExecOption
   // buffers included) would live on for the full timeout after we return.
   const expiry = new AbortController();
   const timer = setTimeout(() => expiry.abort(new Error("timeout")), options.timeoutMs);
+  // A rerun (see `rerun`) reports its own progress through the one onStart the caller got.
+  let current: (() => ExecProgress) | undefined;
+  const onStart = options.onStart;
+  const once = onStart === undefined ? undefined : (peek: () => ExecProgress) => {
+    if (current === undefined) onStart(() => (current ?? peek)());
+    current = peek;
+  };
   try {
-    return await runUntil(connection, options, expiry.signal, started);
+    return await runUntil(connection, { ...options, onStart: once }, expiry.signal, started);
   } finally {
     clearTimeout(timer);
     expiry.abort(); // releases every listener still waiting on the deadline
-    if (options.ahead === true) connection.prestart(aheadLine(options.delivery ?? "hop"));
+    if (options.spare === true) connection.startSpare(spareLine(options.delivery ?? "hop"));
   }
 }
 
@@ -187,7 +194,7 @@ export async function execCommand(connection: SshConnection, options: ExecOption
  * The biggest script sent to a shell started ahead: it reads its line one byte per read(2) (it
  * must not take the command's stdin), so a bigger one is quicker through an exec request.
  */
-const AHEAD_MAX_BYTES = 16 * 1024;
+const SPARE_MAX_BYTES = 16 * 1024;
 
 async function runUntil(
   connection: SshConnection,
@@ -209,14 +216,14 @@ async function runUntil(
   // with stdin of the command's own behind the script: a login shell whose `read` reads a pipe in
   // blocks (ksh93 may) would take some of it. (A sudo password is sent only once the script ran.)
   const ownStdin = options.stdin !== undefined && options.stdin.length > 0 && options.stdinAfterStart !== true;
-  const ahead = options.ahead === true && options.onChannel === undefined && !ownStdin
-    ? wrapCommand({ ...wrapOptions, ahead: true })
+  const forSpare = options.spare === true && options.onChannel === undefined && !ownStdin
+    ? wrapCommand({ ...wrapOptions, spare: true })
     : null;
   let viaSpare = false;
   let spare: ExecChannel | null = null;
-  if (ahead !== null && new TextEncoder().encode(ahead.stdinPrefix).length <= AHEAD_MAX_BYTES) {
+  if (forSpare !== null && new TextEncoder().encode(forSpare.stdinPrefix).length <= SPARE_MAX_BYTES) {
     try {
-      spare = await connection.takeSpare(ahead.commandLine, stop);
+      spare = await connection.takeSpare(forSpare.commandLine, stop);
     } catch (error) {
       // Nothing was written to it: the command never ran.
       if (options.signal?.aborted) throw cancelledError(true);
@@ -227,7 +234,7 @@ async function runUntil(
     }
     viaSpare = spare !== null;
   }
-  const wrapped: Wrapped = viaSpare ? ahead! : wrapCommand(wrapOptions);
+  const wrapped: Wrapped = spare !== null && forSpare !== null ? forSpare : wrapCommand(wrapOptions);
   const delivery = wrapped.delivery;
   const stdout = new OutputCapture(options.maxOutputBytes);
   const stderr = new OutputCapture(options.maxOutputBytes);
@@ -321,8 +328,14 @@ async function runUntil(
     release();
   });
   // A shell started ahead that ended before it read the script (killed while idle, the moment
-  // it was taken) printed neither marker: nothing of this call ran, and it runs again below.
-  const spareUnread = () => viaSpare && outMark.line === null && errMark.line === null;
+  // it was taken) printed neither marker. Missing markers alone prove nothing: a login file may
+  // send all output to /dev/null, or print more than MarkerScan looks through, while the command
+  // runs. Until the status is in, what MarkerScan holds is kept back (a rerun drops it).
+  const spareUnread = () =>
+    viaSpare && outMark.line === null && errMark.line === null && !outMark.overflowed && !errMark.overflowed;
+  // Only a shell that ended by a signal, or with no exit status at all, and printed no marker within
+  // the limit is taken to have run nothing: a command that ran to its end has an exit status.
+  const spareDied = () => spareUnread() && (status.signal !== null || status.code === null);
   channel.once("end", () => {
     if (!spareUnread()) toStdout(outMark.end());
     release();
@@ -370,6 +383,12 @@ async function runUntil(
   decided = true;
   clearTimeout(graceTimer);
   stop.removeEventListener("abort", onStop);
+  if (outcome === "background" && spareUnread()) {
+    // A spare that read nothing, its streams held by a login file's child: no job of the caller's.
+    channel.close();
+    if (spareDied() && connection.alive) return await rerun(connection, options, deadline, started);
+    return result(status, false);
+  }
   if (outcome === "background") {
     const kept = result(status, false);
     handedOver = true;
@@ -401,9 +420,7 @@ async function runUntil(
   if (status.code === null && status.signal === null && !connection.alive) {
     throw outcomeUnknown(lostError(connection, "while the command ran"));
   }
-  if (spareUnread() && connection.alive) {
-    return await runUntil(connection, { ...options, ahead: false, onStart: undefined }, deadline, started);
-  }
+  if (spareDied() && connection.alive) return await rerun(connection, options, deadline, started);
   const done = result(status, false);
   if (outMark.report()?.kind === "cwd") throw cwdError(options.cwd, done.stderr);
   return done;
@@ -419,7 +436,20 @@ const QUIET_MS = 250;
  */
 const STREAMING_GRACE = 10;
 
-// What a call that never sent its command reports.
+/**
+ * Runs the command again in a fresh channel, after a spare shell that provably ran nothing of it.
+ * Progress (onStart) then follows the new attempt.
+ */
+function rerun(
+  connection: SshConnection,
+  options: ExecOptions,
+  deadline: AbortSignal,
+  started: number,
+): Promise<ExecResult> {
+  return runUntil(connection, { ...options, spare: false }, deadline, started);
+}
+
+/** What a call that never sent its command reports. */
 function emptyResult(started: number): ExecResult {
   return {
     stdout: "",

@@ -86,10 +86,10 @@ export interface WrapOptions {
    */
   ownGroup?: boolean;
   /**
-   * The script goes to a shell started ahead of the call with {@linkcode aheadLine}: one line on
+   * The script goes to a shell started ahead of the call with {@linkcode spareLine}: one line on
    * stdin, run in place by the shell that reads it (the login shell for `direct`, /bin/sh for `hop`).
    */
-  ahead?: boolean;
+  spare?: boolean;
 }
 
 /** The exec request to send, and the bytes to write to stdin before the command's own. */
@@ -109,9 +109,9 @@ export const DIRECT_MAX_BYTES = 96 * 1024;
 
 /** Builds the exec request (and, for `hop`, its stdin prefix) for one command. */
 export function wrapCommand(options: WrapOptions): Wrapped {
-  if (options.ahead) {
+  if (options.spare) {
     const script = buildScript(options, true, true);
-    return { commandLine: aheadLine(options.delivery), stdinPrefix: script + "\n", delivery: options.delivery };
+    return { commandLine: spareLine(options.delivery), stdinPrefix: script + "\n", delivery: options.delivery };
   }
   if (options.delivery === "direct") {
     const script = buildScript(options, false);
@@ -124,14 +124,16 @@ export function wrapCommand(options: WrapOptions): Wrapped {
 
 /**
  * The exec request of a shell started before its command is known (see ../ssh/connection.ts
- * `prestart`): it waits for one line on stdin and runs it in place, as {@linkcode HOP_LINE} does; for
+ * `startSpare`): it waits for one line on stdin and runs it in place, as {@linkcode HOP_LINE} does; for
  * `direct`, in the login shell itself, so the command runs where a `direct` request would run it.
  * EOF before a line ends it having run nothing. A `read` cut short by a timeout (bash and ksh take
- * `TMOUT` as one, status > 128) reads again: an idle shell must not end on its own. One line free of
- * `'`, `\`, `!` and newlines, like HOP_LINE, so that any login shell parses the `hop` form.
+ * `TMOUT` as one, status > 128) with nothing read reads again: an idle shell must not end on its
+ * own. One cut in the middle of a line exits having run nothing: the rest of that line, read on its
+ * own, would run without its start (the stderr marker, the `cd`). One line free of `'`, `\`, `!`
+ * and newlines, like HOP_LINE, so that any login shell parses the `hop` form.
  */
-export function aheadLine(delivery: Delivery): string {
-  const wait = 'until IFS= read -r __mcp; do [ $? -gt 128 ] || exit 0; done; eval "$__mcp"';
+export function spareLine(delivery: Delivery): string {
+  const wait = 'until IFS= read -r __mcp; do [ $? -gt 128 ] && [ -z "$__mcp" ] || exit 0; done; eval "$__mcp"';
   return delivery === "direct" ? wait : `exec /bin/sh -c '${wait}'`;
 }
 
@@ -157,13 +159,13 @@ function cwdWord(cwd: string, quote: (v: string) => string): string {
   return quote(cwd === "-" ? "./-" : cwd);
 }
 
-function buildScript(options: WrapOptions, hop: boolean, ahead = false): string {
+function buildScript(options: WrapOptions, hop: boolean, spare = false): string {
   // Which shell runs the command: a POSIX login shell always (delivery
   // `direct` was asked for, even when the size sent it `hop`), else /bin/sh.
   const loginPosix = options.delivery === "direct";
   // In place (eval) when the script already runs in that shell (a shell
   // started ahead reads it in the right one); else exec it.
-  const inPlace = ahead || !hop || !loginPosix;
+  const inPlace = spare || !hop || !loginPosix;
   const values = [options.command, options.cwd ?? "", ...Object.values(options.env ?? {})];
   // The hop script is one line: newlines in values are spliced in from a
   // variable. The shell's default IFS is space, tab, newline, so its tail is
@@ -294,6 +296,11 @@ export class MarkerScan {
   line: string | null = null;
   /** True once the stream ended or outgrew the limit without the marker. */
   missing = false;
+  /**
+   * True when the search gave up at {@linkcode MARKER_SEARCH_LIMIT}: the marker may still have
+   * come after it, so the missing marker proves nothing about whether the command ran.
+   */
+  overflowed = false;
   /** True once any byte arrived. */
   received = false;
 
@@ -321,7 +328,9 @@ export class MarkerScan {
       return joined.subarray(nl + 1);
     }
     this.#pending = joined;
-    return joined.length > MARKER_SEARCH_LIMIT ? this.end() : new Uint8Array(0);
+    if (joined.length <= MARKER_SEARCH_LIMIT) return new Uint8Array(0);
+    this.overflowed = true;
+    return this.end();
   }
 
   /** Gives up the search (the stream ended): what was held back is the command's output after all. */

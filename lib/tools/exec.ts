@@ -79,7 +79,7 @@ export function execTools(deps: ToolDeps, jobs: Jobs): ToolDef[] {
           delivery: session.remote.delivery,
           ownGroup: session.remote.processGroup === "own",
           // A shell started ahead runs login files before the command is known: only where the probe saw our script run.
-          ahead: session.remote.exec === "posix",
+          spare: session.remote.exec === "posix",
           command: args.command,
           cwd: args.cwd,
           env: args.env,
@@ -146,7 +146,7 @@ export function execTools(deps: ToolDeps, jobs: Jobs): ToolDef[] {
       const ran = await execCommand(session.connection, {
         delivery: session.remote.delivery,
         ownGroup: session.remote.processGroup === "own",
-        ahead: session.remote.exec === "posix",
+        spare: session.remote.exec === "posix",
         command: buildSudoCommand(args.command, { withPassword, timeoutSeconds, marker }),
         cwd: args.cwd,
         stdin: withPassword ? `${args.password}\n` : undefined,
