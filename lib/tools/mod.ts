@@ -18,7 +18,8 @@ import { Jobs, jobTools } from "./jobs.ts";
 import { fileTools } from "./files.ts";
 import { forwardTools } from "./forward.ts";
 import { shellTools } from "./shell.ts";
-import { loadSsh2 } from "../ssh2/mod.ts";
+import { preparePatches } from "../ssh2/mod.ts";
+import type { Logger } from "../log.ts";
 
 /** Which tools a server instance offers. */
 export interface ToolSelection {
@@ -77,20 +78,21 @@ export function registerTools(server: McpServer, deps: ToolDeps): void {
   // Built at the first tools/list, not at start: `initialize` does not wait for it.
   let listed: Tool[] | undefined;
   server.server.setRequestHandler(ListToolsRequestSchema, () => {
-    if (listed === undefined) preloadSsh2();
+    if (listed === undefined) preloadSsh2(deps.logger);
     return { tools: listed ??= tools.map(listedTool) };
   });
 }
 
 /**
- * Loads ssh2 while the client is still reading the tool list, so neither
- * start-up nor the first ssh_connect waits for it (~70 ms of module
- * evaluation on a quiet machine). Later: the answer is written first, since
- * evaluating ssh2 holds the thread. A failure here is left to the first
- * connect, which loads again and reports it.
+ * Loads ssh2 and runs the self-tests of its repairs while the client is still
+ * reading the tool list, so neither start-up nor the first ssh_connect waits
+ * for them (~70 ms of module evaluation and ~50-100 ms of self-tests on a
+ * quiet machine). Later: the answer is written first, since evaluating ssh2
+ * holds the thread. A failure here is left to the first connect, which loads
+ * again and reports it; the self-tests' outcome is kept and reused by it.
  */
-function preloadSsh2(): void {
-  setTimeout(() => loadSsh2().catch(() => {}), PRELOAD_DELAY_MS);
+function preloadSsh2(logger: Logger): void {
+  setTimeout(() => preparePatches(logger).catch(() => {}), PRELOAD_DELAY_MS);
 }
 const PRELOAD_DELAY_MS = 50;
 
