@@ -23,7 +23,7 @@ import { enableLeakFix, leakFixSelfTest } from "./chacha_fix.ts";
 import { fastDecipherSelfTest, isSsh2Chacha, prepareFastDecipher } from "./chacha_decipher.ts";
 import { rekeyFixSelfTest } from "./rekey_fix.ts";
 import { sftpFixSelfTest } from "./sftp_fix.ts";
-import { sftpWriteSelfTest } from "./sftp_alloc.ts";
+import { sftpReadSelfTest, sftpWriteSelfTest } from "./sftp_alloc.ts";
 import { ssh2VersionProblem } from "./guard.ts";
 
 /** Which repairs of ssh2 are on in this process. */
@@ -40,6 +40,8 @@ export interface PatchStatus {
   sftpFix: boolean;
   /** SFTP writes send the caller's data without copying it into a request buffer (./sftp_alloc.ts). */
   sftpWrite: boolean;
+  /** SFTP read answers are copied straight into the read's buffer as they arrive (./sftp_alloc.ts). */
+  sftpRead: boolean;
 }
 
 const NAMES: Record<keyof PatchStatus, string> = {
@@ -49,6 +51,7 @@ const NAMES: Record<keyof PatchStatus, string> = {
   socketLending: "socket buffer lending",
   sftpFix: "SFTP first-packet check",
   sftpWrite: "copy-free SFTP write",
+  sftpRead: "streaming SFTP read answers",
 };
 
 let decided: Promise<PatchStatus> | null = null;
@@ -79,6 +82,7 @@ async function decide(): Promise<{ status: PatchStatus; off: string[] }> {
     socketLending: false,
     sftpFix: false,
     sftpWrite: false,
+    sftpRead: false,
   };
   const version = ssh2VersionProblem();
   if (version !== null) {
@@ -106,6 +110,11 @@ async function decide(): Promise<{ status: PatchStatus; off: string[] }> {
   const write = sftpWriteSelfTest();
   if (write === null) status.sftpWrite = true;
   else failed("sftpWrite", write);
+
+  // After the SFTP first-packet check: this wraps the push() that one repaired.
+  const read = sftpReadSelfTest();
+  if (read === null) status.sftpRead = true;
+  else failed("sftpRead", read);
 
   await prepareFastDecipher();
   const { decipher } = await ssh2ChachaRoundTrip();

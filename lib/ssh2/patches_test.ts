@@ -22,6 +22,7 @@ Deno.test("preparePatches() turns every repair on for the pinned ssh2, silently,
     socketLending: true,
     sftpFix: true,
     sftpWrite: true,
+    sftpRead: true,
   });
   assert.deepEqual(first.warnings, []);
   // The repairs really run: ssh2's queued packets are exact, chacha20 ciphers are finished,
@@ -76,6 +77,7 @@ Deno.test("preparePatches() leaves every repair off, with one warning, when the 
     socketLending: false,
     sftpFix: false,
     sftpWrite: false,
+    sftpRead: false,
   });
   assert.equal(got.finished, false);
   assert.equal(got.sftpThrew, true, "ssh2's own SFTP parser, unrepaired");
