@@ -1,6 +1,11 @@
 /**
- * SFTP writes without a copy of the data (ssh2 1.17).
+ * SFTP writes and reads without ssh2's request-sized copies (ssh2 1.17).
  *
+ * Two repairs, each with its own self-test ({@linkcode sftpWriteSelfTest},
+ * {@linkcode sftpReadSelfTest}, run by ./patches.ts) and each off unless it
+ * passes.
+ *
+ * Writes:
  * ssh2's `SFTP.write()` (lib/protocol/SFTP.js) allocates a request buffer
  * the size of the data, copies the caller's bytes into it and hands it to
  * the channel, which cuts it into packets and copies each one again into
@@ -24,6 +29,18 @@
  * so reusing the buffer then is safe too. Anything unusual (server mode,
  * bad arguments, a write ssh2 would split into several requests, one that
  * fits one packet) goes to ssh2's own write.
+ *
+ * Reads: ssh2's parser (`push()`) gathers each response that spans several
+ * channel chunks into a new buffer of the packet's size (255 KiB per read
+ * answer), then the DATA handler copies it into the read's buffer. With
+ * this repair, a DATA answer whose header arrives whole, for a read
+ * waiting with a buffer large enough, exactly as long as its packet, and
+ * not all in one chunk, is copied from each chunk straight into the read's
+ * buffer; its callback gets what ssh2 would give, when the last byte
+ * arrives. Everything else (other packets, odd DATA, a header cut between
+ * chunks) goes to ssh2's parser, cut at packet boundaries it tracks. One
+ * difference: a read that fails (the channel closing mid-answer) may find
+ * part of the answer in its buffer.
  *
  * @module
  */

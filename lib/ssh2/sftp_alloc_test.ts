@@ -135,3 +135,40 @@ Deno.test("reads get ssh2's answers however the stream is cut (whole, short, unk
     if (streams) assert.equal(held, false, `cut ${first}/${size}`);
   }
 });
+
+Deno.test("the self-tests leave ssh2's write and push in place when ssh2 behaves otherwise", async () => {
+  // A fresh process, with ssh2's SFTP class altered as another ssh2 might be: writes that encode
+  // their offset otherwise, and a parser that keeps its state in other fields.
+  const here = (file: string) => new URL(file, import.meta.url).href;
+  const script = `
+    import sftpModule from "ssh2/lib/protocol/SFTP.js";
+    import { sftpReadSelfTest, sftpWriteSelfTest } from "${here("./sftp_alloc.ts")}";
+    const proto = sftpModule.SFTP.prototype;
+    const write = proto.write;
+    proto.write = function (h, b, o, l, p, cb) { return write.call(this, h, b, o, l, p + 1, cb); };
+    const altered = proto.write;
+    const push = proto.push;
+    // A parser whose length counter is not where 1.17 keeps it (a rename): _pktLenBytes reads undefined.
+    proto.push = function (data) {
+      this._pktLenBytes = this.lenBytes ?? 0;
+      const result = push.call(this, data);
+      this.lenBytes = this._pktLenBytes;
+      this._pktLenBytes = undefined;
+      return result;
+    };
+    const pushed = proto.push;
+    const write1 = sftpWriteSelfTest();
+    const read1 = sftpReadSelfTest();
+    console.log(JSON.stringify({ write1, writeKept: proto.write === altered, read1, pushKept: proto.push === pushed }));
+  `;
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["eval", "--quiet", "--frozen", "--config", new URL("../../deno.json", import.meta.url).pathname, script],
+    stderr: "inherit",
+  }).output();
+  assert.equal(out.code, 0);
+  const got = JSON.parse(new TextDecoder().decode(out.stdout));
+  assert.equal(got.write1, "a write sent other bytes or packets than ssh2's");
+  assert.equal(got.writeKept, true);
+  assert.equal(got.read1, "a DATA answer still gathered in a packet buffer");
+  assert.equal(got.pushKept, true);
+});
