@@ -23,6 +23,7 @@ import { enableLeakFix, leakFixSelfTest } from "./chacha_fix.ts";
 import { fastDecipherSelfTest, isSsh2Chacha, prepareFastDecipher } from "./chacha_decipher.ts";
 import { rekeyFixSelfTest } from "./rekey_fix.ts";
 import { sftpFixSelfTest } from "./sftp_fix.ts";
+import { sftpReadSelfTest, sftpWriteSelfTest } from "./sftp_alloc.ts";
 import { ssh2VersionProblem } from "./guard.ts";
 
 /** Which repairs of ssh2 are on in this process. */
@@ -37,6 +38,10 @@ export interface PatchStatus {
   socketLending: boolean;
   /** An SFTP channel whose first packet is not VERSION fails alone, not the connection (./sftp_fix.ts). */
   sftpFix: boolean;
+  /** SFTP writes send the caller's data without copying it into a request buffer (./sftp_alloc.ts). */
+  sftpWrite: boolean;
+  /** SFTP read answers are copied straight into the read's buffer as they arrive (./sftp_alloc.ts). */
+  sftpRead: boolean;
 }
 
 const NAMES: Record<keyof PatchStatus, string> = {
@@ -45,6 +50,8 @@ const NAMES: Record<keyof PatchStatus, string> = {
   fastDecipher: "fast chacha20-poly1305 decipher",
   socketLending: "socket buffer lending",
   sftpFix: "SFTP first-packet check",
+  sftpWrite: "copy-free SFTP write",
+  sftpRead: "streaming SFTP read answers",
 };
 
 let decided: Promise<PatchStatus> | null = null;
@@ -74,6 +81,8 @@ async function decide(): Promise<{ status: PatchStatus; off: string[] }> {
     fastDecipher: false,
     socketLending: false,
     sftpFix: false,
+    sftpWrite: false,
+    sftpRead: false,
   };
   const version = ssh2VersionProblem();
   if (version !== null) {
@@ -97,6 +106,15 @@ async function decide(): Promise<{ status: PatchStatus; off: string[] }> {
   const sftp = sftpFixSelfTest();
   if (sftp === null) status.sftpFix = true;
   else failed("sftpFix", sftp);
+
+  const write = sftpWriteSelfTest();
+  if (write === null) status.sftpWrite = true;
+  else failed("sftpWrite", write);
+
+  // After the SFTP first-packet check: this wraps the push() that one repaired.
+  const read = sftpReadSelfTest();
+  if (read === null) status.sftpRead = true;
+  else failed("sftpRead", read);
 
   await prepareFastDecipher();
   const { decipher } = await ssh2ChachaRoundTrip();

@@ -15,7 +15,15 @@ function recorder(): { logger: Logger; warnings: string[] } {
 Deno.test("preparePatches() turns every repair on for the pinned ssh2, silently, once per process", async () => {
   const first = recorder();
   const status = await preparePatches(first.logger);
-  assert.deepEqual(status, { leakFix: true, rekeyFix: true, fastDecipher: true, socketLending: true, sftpFix: true });
+  assert.deepEqual(status, {
+    leakFix: true,
+    rekeyFix: true,
+    fastDecipher: true,
+    socketLending: true,
+    sftpFix: true,
+    sftpWrite: true,
+    sftpRead: true,
+  });
   assert.deepEqual(first.warnings, []);
   // The repairs really run: ssh2's queued packets are exact, chacha20 ciphers are finished,
   // text before SFTP fails the channel instead of throwing.
@@ -68,6 +76,8 @@ Deno.test("preparePatches() leaves every repair off, with one warning, when the 
     fastDecipher: false,
     socketLending: false,
     sftpFix: false,
+    sftpWrite: false,
+    sftpRead: false,
   });
   assert.equal(got.finished, false);
   assert.equal(got.sftpThrew, true, "ssh2's own SFTP parser, unrepaired");
