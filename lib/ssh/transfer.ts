@@ -695,6 +695,12 @@ interface Ends {
  * A short read continues where it stopped; a read of nothing means the file
  * shrank. On an abort it fails at once and sends nothing more: ssh2 never
  * answers requests on a dead connection, so it cannot wait for them.
+ *
+ * A slot's buffer is lent to ssh2 until ssh2 itself calls the request back
+ * (../ssh2/sftp_alloc.ts sends it without copying, and a read answer is
+ * copied straight into it): a request that failed or gave up early (a
+ * watchdog, an abort) may still be sending from or receiving into it, so
+ * such a buffer is abandoned, never reused or pooled.
  */
 function pump(ends: Ends, options: TransferOptions, moved: { bytes: number; total: number }): Promise<void> {
   const chunk = options.chunk ?? TRANSFER_CHUNK;

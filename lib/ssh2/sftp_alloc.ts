@@ -21,8 +21,9 @@
  * large copy is gone. The pieces go through ssh2's own queue and drain
  * function, so the channel window is honoured as before.
  *
- * The one change for the caller: the buffer must not change until the
- * write's callback (ssh2's copy allowed reuse at once). Our callers (../ssh/
+ * The one change for the caller: the buffer must not change until ssh2
+ * calls the write back (ssh2's copy allowed reuse at once); a request our
+ * code gave up on earlier (a watchdog, an abort) still holds it. Our callers (../ssh/
  * transfer.ts reuses a buffer only after its callback; ../ssh/sftp.ts never)
  * do so. A callback that comes before all of the data was sent (a server
  * answering early, the channel closing) first copies what is still queued,
