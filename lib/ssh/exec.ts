@@ -228,7 +228,12 @@ async function runUntil(
       // Nothing was written to it: the command never ran.
       if (options.signal?.aborted) throw cancelledError(true);
       if (deadline.aborted) {
-        return { ...emptyResult(started), timedOut: true, killConfirmed: true, started: false };
+        return {
+          ...noResult(Math.round(performance.now() - started)),
+          timedOut: true,
+          killConfirmed: true,
+          started: false,
+        };
       }
       throw error;
     }
@@ -449,8 +454,8 @@ function rerun(
   return runUntil(connection, { ...options, spare: false }, deadline, started);
 }
 
-/** What a call that never sent its command reports. */
-function emptyResult(started: number): ExecResult {
+/** A result with nothing run to its end: a call that never sent its command, or a job just started. */
+export function noResult(durationMs: number): ExecResult {
   return {
     stdout: "",
     stderr: "",
@@ -460,7 +465,7 @@ function emptyResult(started: number): ExecResult {
     truncated: false,
     stdoutBytes: 0,
     stderrBytes: 0,
-    durationMs: Math.round(performance.now() - started),
+    durationMs,
     loginOutput: "",
     markerMissing: false,
     group: null,

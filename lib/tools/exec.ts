@@ -5,7 +5,7 @@
  */
 
 import { z } from "zod";
-import { execCommand, type ExecProgress, type ExecResult } from "../ssh/exec.ts";
+import { execCommand, type ExecProgress, type ExecResult, noResult } from "../ssh/exec.ts";
 import { buildSudoCommand, newSudoMarker, sudoOutcome } from "../ssh/sudo.ts";
 import { Buffer } from "node:buffer";
 import { SshMcpError } from "../errors.ts";
@@ -287,7 +287,7 @@ export function execTools(deps: ToolDeps, jobs: Jobs): ToolDef[] {
     const started = performance.now();
     const job = await jobs.start(session, { command: args.command, cwd: args.cwd, env: args.env, signal });
     const structured = {
-      ...toStructured(NOTHING_YET, session),
+      ...toStructured(noResult(0), session), // a job's start: nothing has run to its end yet
       duration_ms: Math.round(performance.now() - started),
       job_id: job.id,
     };
@@ -300,22 +300,6 @@ export function execTools(deps: ToolDeps, jobs: Jobs): ToolDef[] {
 
   return [execute, sudo, readOutput];
 }
-
-// What a job's start reports in ssh_execute's shape: nothing has run to its end yet.
-const NOTHING_YET: ExecResult = {
-  stdout: "",
-  stderr: "",
-  exitCode: null,
-  signal: null,
-  timedOut: false,
-  truncated: false,
-  stdoutBytes: 0,
-  stderrBytes: 0,
-  durationMs: 0,
-  loginOutput: "",
-  markerMissing: false,
-  group: null,
-};
 
 // What a progress notification says of a running command: bytes so far and where its output is.
 function progressText(p: ExecProgress): string {
