@@ -10,7 +10,7 @@ import assert from "node:assert/strict";
 import type { SshConnection } from "../lib/ssh/connection.ts";
 import { SshMcpError } from "../lib/errors.ts";
 import { execCommand } from "../lib/ssh/exec.ts";
-import { openConnection, type Sshd, sshdAvailable, startSshd } from "./fixtures/sshd.ts";
+import { openConnection, signalAll, type Sshd, sshdAvailable, startSshd } from "./fixtures/sshd.ts";
 import { waitFor } from "./fixtures/process.ts";
 
 const skip = !sshdAvailable();
@@ -142,7 +142,7 @@ Deno.test({ name: "a lost connection fails the queue and every later open at onc
   const queued = conn.exec("true");
   const sftpQueued = conn.sftp();
   await waitFor(() => conn.channelSlots.waiting === 2, "two callers queued");
-  for (const pid of pids) Deno.kill(pid, "SIGKILL");
+  signalAll(pids, "SIGKILL");
   for (const p of [queued, sftpQueued]) {
     await assert.rejects(p, (e) => e instanceof SshMcpError && e.code === "CONNECTION_LOST");
   }

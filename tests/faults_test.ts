@@ -9,7 +9,7 @@ import assert from "node:assert/strict";
 import type { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { call, callOk, connectWithKey, startServer } from "./fixtures/mcp.ts";
 import { findInPath } from "./fixtures/process.ts";
-import { sshdAvailable, startSshd } from "./fixtures/sshd.ts";
+import { signalAll, sshdAvailable, startSshd } from "./fixtures/sshd.ts";
 
 const skip = !sshdAvailable();
 
@@ -39,16 +39,6 @@ async function waitForFile(path: string, pending: Promise<unknown>): Promise<voi
     }
     if (done) throw new Error(`the command ended before it created ${path}`);
     await new Promise((r) => setTimeout(r, 20));
-  }
-}
-
-function signalAll(pids: number[], signal: Deno.Signal): void {
-  for (const pid of pids) {
-    try {
-      Deno.kill(pid, signal);
-    } catch (e) {
-      if (!(e instanceof Deno.errors.NotFound)) throw e; // already gone
-    }
   }
 }
 
@@ -121,7 +111,7 @@ Deno.test(
         const pending = failure(c, name, args(sid));
         await waitForFile(started, pending);
         await Deno.remove(started);
-        for (const pid of pids) Deno.kill(pid, "SIGKILL");
+        signalAll(pids, "SIGKILL");
         return { sid, result: await pending };
       };
 

@@ -13,7 +13,15 @@ import { joinTestAccount } from "./fixtures/account.ts";
 import { dropbearAvailable, startDropbear } from "./fixtures/dropbear.ts";
 import { call, callOk, connectAs, connectWithKey, startServer, type TestServer } from "./fixtures/mcp.ts";
 import { waitFor, within } from "./fixtures/process.ts";
-import { freePort, portIsFree, type Sshd, sshdAvailable, type SshdOptions, startSshd } from "./fixtures/sshd.ts";
+import {
+  freePort,
+  portIsFree,
+  signalAll,
+  type Sshd,
+  sshdAvailable,
+  type SshdOptions,
+  startSshd,
+} from "./fixtures/sshd.ts";
 
 const skip = !sshdAvailable();
 
@@ -296,8 +304,8 @@ Deno.test(
 
 /** Stops (SIGSTOP) the processes serving a session, so the server answers nothing; `thaw` resumes them. */
 function freeze(pids: number[]): { thaw: () => void } {
-  for (const pid of pids) Deno.kill(pid, "SIGSTOP");
-  return { thaw: () => pids.forEach((pid) => Deno.kill(pid, "SIGCONT")) };
+  signalAll(pids, "SIGSTOP");
+  return { thaw: () => signalAll(pids, "SIGCONT") };
 }
 
 Deno.test(

@@ -11,7 +11,7 @@ import assert from "node:assert/strict";
 // @ts-types="@modelcontextprotocol/sdk/types"
 import type { Progress } from "@modelcontextprotocol/sdk/types.js";
 import { call, callOk, connectWithKey, startServer } from "./fixtures/mcp.ts";
-import { sshdAvailable, startSshd } from "./fixtures/sshd.ts";
+import { signalAll, sshdAvailable, startSshd } from "./fixtures/sshd.ts";
 import { delay } from "./fixtures/process.ts";
 import {
   concat,
@@ -150,7 +150,7 @@ Deno.test({ name: "a job runs on when its connection is cut, and a new session f
     const pids = await sshd.sessionPids(before);
     const tick = await callOk(c, "ssh_job", { session_id: sid, action: "wait", job_id: id, pattern: "tick 2" });
     assert.equal(tick.structured.reason, "matched", tick.text);
-    for (const pid of pids) Deno.kill(pid, "SIGKILL");
+    signalAll(pids, "SIGKILL");
 
     // The session reads as lost.
     for (let i = 0;; i++) {

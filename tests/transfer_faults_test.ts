@@ -6,7 +6,7 @@
 
 import assert from "node:assert/strict";
 import { call, callOk, connectWithKey, startServer } from "./fixtures/mcp.ts";
-import { type Sshd, sshdAvailable, startSshd } from "./fixtures/sshd.ts";
+import { signalAll, type Sshd, sshdAvailable, startSshd } from "./fixtures/sshd.ts";
 
 const skip = !sshdAvailable();
 
@@ -126,7 +126,7 @@ Deno.test({ name: "a frozen peer ends a download with the bytes done", ignore: s
           if (!stopped && p.progress >= 32 * 1024 * 1024) {
             stopped = true;
             frozen = pids;
-            for (const pid of pids) Deno.kill(pid, "SIGSTOP"); // TCP stays up, the peer says nothing
+            signalAll(pids, "SIGSTOP"); // TCP stays up, the peer says nothing
           }
         },
       },
@@ -140,14 +140,14 @@ Deno.test({ name: "a frozen peer ends a download with the bytes done", ignore: s
     const left: string[] = [];
     for await (const e of Deno.readDir(`${root}/in`)) left.push(e.name);
     assert.deepEqual(left, [], "a partial download was left behind");
-    for (const pid of frozen) Deno.kill(pid, "SIGCONT");
+    signalAll(frozen, "SIGCONT");
     frozen = [];
     const check = await connectWithKey(c, sshd);
     await callOk(c, "ssh_execute", { session_id: check, command: `rm -f ${remote}` });
   } finally {
     // The "remote" side is this machine: a failed run must not leave its big file behind.
     await Deno.remove(remote, { recursive: true }).catch(() => {});
-    for (const pid of frozen) Deno.kill(pid, "SIGCONT");
+    signalAll(frozen, "SIGCONT");
     await Deno.remove(root, { recursive: true });
   }
 });

@@ -6,7 +6,7 @@
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { call, callOk, connectWithKey, startServer } from "./fixtures/mcp.ts";
-import { sshdAvailable, startSshd } from "./fixtures/sshd.ts";
+import { signalAll, sshdAvailable, startSshd } from "./fixtures/sshd.ts";
 
 const skip = !sshdAvailable();
 const sha = (b: Uint8Array) => createHash("sha256").update(b).digest("hex");
@@ -215,7 +215,7 @@ Deno.test(
           onprogress: () => {
             if (cut) return;
             cut = true;
-            for (const pid of mine) Deno.kill(pid, "SIGKILL");
+            signalAll(mine, "SIGKILL");
           },
         });
         assert.ok(cut, "no progress was reported before the transfer ended");
