@@ -38,6 +38,10 @@ export interface CliFlags {
   toolsets?: Toolset[];
   /** Offer only tools that change nothing. */
   readOnly: boolean;
+  /** `--allow-host` patterns, added to the config file's `allowed_hosts`. */
+  allowHosts: string[];
+  /** `--audit-log FILE`: replaces the config file's `audit_log`. */
+  auditLog?: string;
   /**
    * TEST ONLY (`--test-ssh2-version`, not in --help): the ssh2 version the
    * repairs of lib/ssh2/ are to believe is installed, so a test can see them
@@ -53,6 +57,7 @@ export const HELP = `mcp-remote-ssh ${VERSION}
 An MCP server that gives AI agents SSH sessions, commands and files on remote hosts.
 
 Usage: mcp-remote-ssh [options]
+       mcp-remote-ssh verify-audit FILE    check an audit log's hash chain
 
 Options:
   --transport KIND              stdio (default), streamable-http, or sse (older HTTP clients)
@@ -84,6 +89,11 @@ Options:
                                 (default all; connect is always on)
   --read-only                   Offer only tools that change nothing: no commands, shells,
                                 writes, transfers or forwards
+  --allow-host PATTERN          Connect only to hosts matching a pattern (repeatable; every
+                                jump hop too): host, host:port, *.example.com, 10.0.0.0/8,
+                                !excluded. Default: any host
+  --audit-log FILE              Record every tool call as one JSON line, hash-chained
+                                (see README: guardrails)
   --version                     Print the version and exit
   --help                        Print this help and exit
 
@@ -113,6 +123,8 @@ export function parseFlags(argv: string[]): CliFlags {
       "log-level": { type: "string" },
       toolsets: { type: "string" },
       "read-only": { type: "boolean" },
+      "allow-host": { type: "string", multiple: true },
+      "audit-log": { type: "string" },
       "test-ssh2-version": { type: "string" },
       version: { type: "boolean", short: "V" },
       help: { type: "boolean", short: "h" },
@@ -161,6 +173,8 @@ export function parseFlags(argv: string[]): CliFlags {
     logLevel: level as LogLevel | undefined,
     toolsets: values.toolsets === undefined ? undefined : parseToolsets(values.toolsets),
     readOnly: values["read-only"] ?? false,
+    allowHosts: values["allow-host"] ?? [],
+    auditLog: values["audit-log"],
     testSsh2Version: values["test-ssh2-version"],
     version: values.version ?? false,
     help: values.help ?? false,

@@ -10,6 +10,7 @@ import { LOG_LEVELS, type LogLevel } from "./log.ts";
 import type { WorkingDirRoot } from "./roots.ts";
 import { type Toolset, TOOLSETS } from "./toolsets.ts";
 import { BoundedReadError, ONE_MIB, readBoundedFile } from "./read_bounded.ts";
+import { type HostPolicyRule, patternProblem } from "./policy.ts";
 
 /** Everything the server needs to know at start-up. */
 export interface Config {
@@ -95,7 +96,22 @@ export interface Config {
   localHost?: string;
   /** The local user id, for %i in ssh_config and its owner check; undefined where there is none (Windows). */
   localUid?: number;
+  /**
+   * Host patterns (../policy.ts) every hop of a connection must match, checked
+   * before any network traffic; undefined: no restriction.
+   */
+  allowedHosts?: string[];
+  /** Per-host policies, first value obtained wins (../policy.ts `policyFor`). */
+  hostPolicies: HostPolicyRule[];
+  /** The audit log (./audit/mod.ts), when one is kept. */
+  audit?: { path: string; maxBytes: number; keep: number; chain: boolean };
 }
+
+/** A host pattern, checked when the file is read. */
+const hostPattern = z.string().min(1).max(1024).check((ctx) => {
+  const problem = patternProblem(ctx.value);
+  if (problem !== null) ctx.issues.push({ code: "custom", message: problem, input: ctx.value });
+});
 
 /** The JSON configuration file's shape (snake_case, every key optional). */
 export const ConfigFileSchema = z.strictObject({
@@ -142,6 +158,25 @@ export const ConfigFileSchema = z.strictObject({
     .describe("Seconds a new HTTP session may take to complete initialize before it is dropped (default 60)"),
   http_tls_cert: z.string().min(1).optional().describe("PEM certificate (chain) to serve HTTPS with"),
   http_tls_key: z.string().min(1).optional().describe("PEM private key of http_tls_cert"),
+  allowed_hosts: z.array(hostPattern).max(10_000).optional()
+    .describe("Hosts (every jump hop too) connections may go to: host, host:port, globs, address blocks, !exclusions"),
+  host_policies: z.array(z.strictObject({
+    // One pattern or a list; a list either way inside, so a bad pattern is named, not "invalid union".
+    match: z.preprocess((v) => typeof v === "string" ? [v] : v, z.array(hostPattern).min(1).max(10_000)),
+    read_only: z.boolean().optional().describe("Only tools that change nothing on the host"),
+    allow_forwards: z.boolean().optional(),
+    allow_sudo: z.boolean().optional(),
+    max_timeout: z.number().positive().max(7 * 86400).optional(),
+    approval: z.enum(["none", "destructive", "all"]).optional(),
+  })).max(10_000).optional().describe(
+    "Per-host policy; for each field the first rule that covers the host and sets it wins",
+  ),
+  audit_log: z.string().min(1).optional().describe("JSON-lines record of every tool call (hash-chained)"),
+  audit_log_max_bytes: z.int().min(64 * 1024).max(1024 ** 4).optional().describe(
+    "Rotate above this size (default 10 MiB)",
+  ),
+  audit_log_keep: z.int().min(1).max(1000).optional().describe("Rotated files kept (default 5)"),
+  audit_hash_chain: z.boolean().optional().describe("Each line carries the hash of the one before (default true)"),
 });
 
 /** The configuration file's parsed contents. */
@@ -215,6 +250,11 @@ export function resolveConfig(flags: CliFlags, file: ConfigFile, env: ConfigEnv)
   const sshConfigs = flags.sshConfigs.length > 0 ? flags.sshConfigs : file.ssh_config_files;
   const userSshConfig = env.home ? [`${env.home}/.ssh/config`] : [];
   const sshConfigFiles = (sshConfigs ?? userSshConfig).filter((f) => f !== "none");
+  const auditLog = flags.auditLog ?? file.audit_log;
+  for (const pattern of flags.allowHosts) {
+    const problem = patternProblem(pattern);
+    if (problem !== null) throw new TypeError(`--allow-host ${pattern}: ${problem}`);
+  }
   if (sshConfigs?.includes("none") && sshConfigs.length > 1) {
     throw new TypeError("ssh_config: none reads no file and cannot be combined with files");
   }
@@ -255,5 +295,22 @@ export function resolveConfig(flags: CliFlags, file: ConfigFile, env: ConfigEnv)
     localUser: env.localUser || undefined,
     localHost: env.localHost || undefined,
     localUid: env.localUid ?? undefined,
+    allowedHosts: file.allowed_hosts === undefined && flags.allowHosts.length === 0
+      ? undefined
+      : [...(file.allowed_hosts ?? []), ...flags.allowHosts],
+    hostPolicies: (file.host_policies ?? []).map((rule) => ({
+      match: rule.match,
+      readOnly: rule.read_only,
+      allowForwards: rule.allow_forwards,
+      allowSudo: rule.allow_sudo,
+      maxTimeoutSeconds: rule.max_timeout,
+      approval: rule.approval,
+    })),
+    audit: auditLog === undefined ? undefined : {
+      path: auditLog,
+      maxBytes: file.audit_log_max_bytes ?? 10 * 1024 * 1024,
+      keep: file.audit_log_keep ?? 5,
+      chain: file.audit_hash_chain ?? true,
+    },
   };
 }

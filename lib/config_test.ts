@@ -86,3 +86,55 @@ Deno.test("resolveConfig() refuses half a TLS pair and an initialize deadline ov
   assert.throws(() => parseConfigFile(`{"http_init_timeout": 61}`, "c.json"), /http_init_timeout/);
   assert.throws(() => parseConfigFile(`{"http_max_sessions": 0}`, "c.json"), /http_max_sessions/);
 });
+
+Deno.test("resolveConfig() reads the guardrails: allowed hosts from file and flags, policies, the audit log", () => {
+  const file = parseConfigFile(
+    JSON.stringify({
+      allowed_hosts: ["*.staging.example.com"],
+      host_policies: [{ match: "prod-*", read_only: true, approval: "all" }, { match: ["a", "b:22"], max_timeout: 5 }],
+      audit_log: "/var/log/file.jsonl",
+      audit_log_keep: 3,
+    }),
+    "c.json",
+  );
+  const c = resolveConfig(parseFlags(["--allow-host", "10.0.0.0/8", "--audit-log", "/tmp/a.jsonl"]), file, {
+    home: "/h",
+  });
+  assert.deepEqual(c.allowedHosts, ["*.staging.example.com", "10.0.0.0/8"]);
+  assert.deepEqual(c.hostPolicies, [
+    {
+      match: ["prod-*"],
+      readOnly: true,
+      approval: "all",
+      allowForwards: undefined,
+      allowSudo: undefined,
+      maxTimeoutSeconds: undefined,
+    },
+    {
+      match: ["a", "b:22"],
+      maxTimeoutSeconds: 5,
+      readOnly: undefined,
+      approval: undefined,
+      allowForwards: undefined,
+      allowSudo: undefined,
+    },
+  ]);
+  assert.deepEqual(c.audit, { path: "/tmp/a.jsonl", maxBytes: 10 * 1024 * 1024, keep: 3, chain: true });
+  const none = resolveConfig(parseFlags([]), {}, { home: "/h" });
+  assert.equal(none.allowedHosts, undefined, "no list is no restriction");
+  assert.equal(none.audit, undefined);
+  assert.deepEqual(
+    resolveConfig(parseFlags([]), { allowed_hosts: [] }, { home: "/h" }).allowedHosts,
+    [],
+    "[] allows none",
+  );
+});
+
+Deno.test("parseConfigFile() refuses a bad host pattern, naming it", () => {
+  assert.throws(
+    () => parseConfigFile(JSON.stringify({ host_policies: [{ match: "db:99999" }] }), "c.json"),
+    /host_policies\.0\.match\.0: "db:99999": port must be 1-65535/,
+  );
+  assert.throws(() => parseConfigFile(JSON.stringify({ allowed_hosts: ["a b"] }), "c.json"), /allowed_hosts\.0/);
+  assert.throws(() => resolveConfig(parseFlags(["--allow-host", "!"]), {}, { home: "/h" }), /--allow-host !/);
+});

@@ -10,6 +10,10 @@
 /** Every code a tool error can carry. */
 export type ErrorCode =
   | "INVALID_ARGUMENT"
+  | "HOST_NOT_ALLOWED"
+  | "POLICY_DENIED"
+  | "APPROVAL_DECLINED"
+  | "APPROVAL_UNAVAILABLE"
   | "SSH_CONFIG_INVALID"
   | "SSH_CONFIG_REFUSED"
   | "HOST_KEY_UNKNOWN"
@@ -79,6 +83,13 @@ export type ErrorCode =
  */
 export const DEFAULT_HINTS: Readonly<Record<ErrorCode, string>> = {
   INVALID_ARGUMENT: "Fix the named argument and call again",
+  HOST_NOT_ALLOWED: "This server may only reach the hosts its operator listed (allowed_hosts, --allow-host); " +
+    "use one of them or ask the operator",
+  POLICY_DENIED: "The host's policy (host_policies in the server's config) does not allow this; do it another " +
+    "way or ask the operator",
+  APPROVAL_DECLINED: "A person declined this request; do not repeat it unchanged, ask them what they want instead",
+  APPROVAL_UNAVAILABLE: "This host needs a person's approval, which this client cannot ask for (MCP elicitation); " +
+    "use a client that supports it, or ask the operator to change the host's policy",
   SSH_CONFIG_INVALID: "Fix the named line of the ssh_config file (ssh -G shows how OpenSSH reads it)",
   SSH_CONFIG_REFUSED: "This server never runs local programs: use ProxyJump instead of ProxyCommand, or connect " +
     "with explicit arguments",

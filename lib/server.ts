@@ -26,6 +26,7 @@ import { LocalRoots } from "./roots.ts";
 import { SessionRegistry } from "./sessions.ts";
 import { ToolServer } from "./tools/dispatch.ts";
 import { registerTools } from "./tools/mod.ts";
+import { Guard } from "./tools/guard.ts";
 
 let processOutputs: OutputStore | undefined;
 
@@ -107,13 +108,16 @@ export function createServer(config: Config, stderrLogger: Logger): CreatedServe
   const offOutputs = sessions.onChange((change) => {
     if (change.what === "session" && change.type === "close") outputs.dropOwner(change.session_id);
   });
+  const clientCapabilities = () => server.server.getClientCapabilities();
   registerTools(server, {
     sessions,
     config,
     logger,
     roots,
     outputs,
-    clientCapabilities: () => server.server.getClientCapabilities(),
+    clientCapabilities,
+    // Per instance: an approval remembered by one client's person is not another client's.
+    guard: config.hostPolicies.length > 0 ? new Guard({ config, clientCapabilities }) : undefined,
   });
   const resources = registerResources(server, sessions);
   return {

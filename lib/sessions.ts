@@ -24,6 +24,7 @@ import {
 } from "./targets.ts";
 import { type KnownHostsEntry, knownKeyTypes, loadKnownHosts } from "./ssh/known_hosts.ts";
 import { loadSshConfig, type SshConfig, SshConfigError } from "./ssh_config/mod.ts";
+import { hostMatches } from "./policy.ts";
 
 /** One session as tools see it. */
 export interface Session {
@@ -222,8 +223,13 @@ export class SessionRegistry {
     }
   }
 
-  /** Connects with `options` as given and registers a new session. */
+  /**
+   * Connects with `options` as given and registers a new session. Every hop
+   * must be in the configured allowlist: checked here, the one way in, before
+   * anything goes on the network (not even a DNS query).
+   */
   async open(options: ConnectOptions, origin: SessionOrigin | null = null): Promise<Session> {
+    refuseUnlisted(options, this.#config?.allowedHosts);
     if (this.#sessions.size + this.#opening >= this.#max) {
       throw new SshMcpError("SESSION_LIMIT", `Cannot open more than ${this.#max} sessions`, {
         hint: "Close sessions you no longer need with ssh_close_session (ssh_list_sessions shows them)",
@@ -439,6 +445,22 @@ export class SessionRegistry {
 // Shells, forwards and jobs together: every close is started before any is awaited.
 async function closeTables(session: Session): Promise<void> {
   await Promise.all([session.shells.closeAll(), session.forwards.closeAll(), session.jobs.closeAll()]);
+}
+
+/** Throws HOST_NOT_ALLOWED unless every hop of `options` matches `allowed` (undefined: no list). */
+function refuseUnlisted(options: ConnectOptions, allowed: readonly string[] | undefined): void {
+  if (allowed === undefined) return;
+  const hops: ConnectOptions[] = [];
+  for (let hop: ConnectOptions | undefined = options; hop !== undefined; hop = hop.jump) hops.unshift(hop);
+  for (const [i, hop] of hops.entries()) {
+    if (hostMatches(allowed, hop.host, hop.port)) continue;
+    const what = i === hops.length - 1 ? "Host" : `Jump host ${i + 1} of ${hops.length - 1}`;
+    const shown = allowed.slice(0, 20).join(", ") + (allowed.length > 20 ? `, and ${allowed.length - 20} more` : "");
+    throw new SshMcpError("HOST_NOT_ALLOWED", `${what} ${hop.host}:${hop.port} is not in the allowed hosts`, {
+      hint: `Nothing was sent to it. This server may reach only: ${shown === "" ? "(none)" : shown}. ` +
+        "Use one of those, or ask the operator to add the host (allowed_hosts, --allow-host)",
+    });
+  }
 }
 
 /** `user@host:port` of every hop and the target, outermost first, as one string. */

@@ -68,6 +68,16 @@ const ELSEWHERE: Partial<Record<ErrorCode, Elsewhere>> = {
   FORWARD_LIMIT: { file: "tests/forward_test.ts", name: "forward requests that are not allowed are refused clearly" },
   BIND_FAILED: { file: "tests/forward_test.ts", name: "forward requests that are not allowed are refused clearly" },
   INTERNAL: { file: "lib/tools/dispatch_test.ts", name: "ToolServer codes argument errors, naming the field" },
+  HOST_NOT_ALLOWED: {
+    file: "tests/guardrails_test.ts",
+    name: "another port, another spelling of an address, an alias",
+  },
+  POLICY_DENIED: { file: "tests/guardrails_test.ts", name: "a read-only host refuses every tool that could change it" },
+  APPROVAL_DECLINED: { file: "tests/guardrails_test.ts", name: "decline and cancel refuse with APPROVAL_DECLINED" },
+  APPROVAL_UNAVAILABLE: {
+    file: "tests/guardrails_test.ts",
+    name: "approval fails closed for a client that cannot elicit",
+  },
 };
 
 /** A coded tool error as the client sees it. */

@@ -23,6 +23,7 @@ export const PROGRESS_EVERY_MS = 2000;
 export type { Toolset };
 
 import type { Toolset } from "../toolsets.ts";
+import type { Guard } from "./guard.ts";
 
 /** What the client declared about elicitation in `initialize`, as far as it is read here. */
 export interface ClientElicitationCapability {
@@ -41,6 +42,8 @@ export interface ToolDeps {
   outputs: OutputStore;
   /** The client's capabilities once it has initialized (whether it can answer elicitation). */
   clientCapabilities?: () => ClientElicitationCapability | undefined;
+  /** Host policies and approval (./guard.ts); undefined: none apply. */
+  guard?: Guard;
 }
 
 /** What the SDK hands a request handler, as far as tools use it. */
@@ -77,6 +80,12 @@ export interface ToolContext {
   readonly logger: Logger;
   /** The SDK's request context, for requests back to the client (`roots/list`). */
   readonly extra: RequestExtra;
+  /**
+   * Applies the host policy (and approval) of `session` to this call; for a
+   * tool that finds its hosts itself (ssh_execute_many). A call with a
+   * `session_id` argument has been admitted to that session's host before it runs.
+   */
+  admit(session: Session): Promise<void>;
 }
 
 /**
@@ -116,9 +125,9 @@ export function defineTool<I extends z.ZodRawShape>(def: ToolDef<I>): ToolDef {
  */
 export function toolContext(
   extra: RequestExtra,
-  sessions: SessionRegistry,
-  logger: Logger,
+  options: { sessions: SessionRegistry; logger: Logger; admit?: (session: Session) => Promise<void> },
 ): ToolContext & { close(): void } {
+  const { sessions, logger } = options;
   const stop = new AbortController();
   const offs: (() => void)[] = [];
   const onCancel = () => stop.abort(new SshMcpError("CANCELLED", "The client cancelled the call"));
@@ -152,6 +161,7 @@ export function toolContext(
     },
     progress,
     progressSent: () => sent,
+    admit: options.admit ?? (() => Promise.resolve()),
     keepAlive(describe) {
       if (token === undefined) return;
       const started = performance.now();

@@ -177,7 +177,10 @@ export function fanoutTools(deps: ToolDeps): ToolDef[] {
         }
       }
       label = session.connection.info;
-      const result = await execOn(session, run, started, temporary, ctx.signal);
+      const asking = performance.now();
+      await ctx.admit(session); // the host's policy, and a person's yes where it asks for one
+      // The host's timeout is for the command: a person's time to answer does not count against it.
+      const result = await execOn(session, run, started + (performance.now() - asking), temporary, ctx.signal);
       return {
         target: text,
         host: hostLabel(label.username, label.host, label.port),

@@ -20,6 +20,7 @@ import { forwardTools } from "./forward.ts";
 import { shellTools } from "./shell.ts";
 import { preparePatches } from "../ssh2/mod.ts";
 import type { Logger } from "../log.ts";
+import type { Session } from "../sessions.ts";
 
 /** Which tools a server instance offers. */
 export interface ToolSelection {
@@ -66,8 +67,14 @@ export function registerTools(server: McpServer, deps: ToolDeps): void {
         annotations: annotations(tool),
       },
       async (args: unknown, extra: RequestExtra) => {
-        const ctx = toolContext(extra, deps.sessions, deps.logger);
+        const { guard } = deps;
+        const values = args as Record<string, unknown>;
+        const admit = guard && ((session: Session) => guard.admit({ tool, args: values, session, extra }));
+        const ctx = toolContext(extra, { sessions: deps.sessions, logger: deps.logger, admit });
         try {
+          // A session that is gone gets its own error from the handler; nothing to admit it to.
+          const session = typeof values?.session_id === "string" ? deps.sessions.find(values.session_id) : undefined;
+          if (admit !== undefined && session?.connection.alive) await admit(session);
           return await tool.run(args as never, ctx);
         } finally {
           ctx.close();
