@@ -169,6 +169,7 @@ export class AuditLog implements AsyncDisposable {
     // changes nothing, and a bad entry fails this call alone.
     let record: Record<string, unknown>;
     try {
+      if (this.#closed) throw new Error("the log is closed");
       record = recordOf(entry);
     } catch (error) {
       return Promise.reject(this.#fail(error));
@@ -193,7 +194,6 @@ export class AuditLog implements AsyncDisposable {
 
   async #write(record: Record<string, unknown>): Promise<void> {
     try {
-      if (this.#closed) throw new Error("the log is closed");
       await this.#ensureOpen();
       const torn = this.#torn;
       let line = lineOf(record, { prev: this.#prevHash(), tornBefore: torn > 0 ? torn : undefined });
