@@ -74,6 +74,7 @@ export type ErrorCode =
   | "FORWARD_NOT_FOUND"
   | "FORWARD_LIMIT"
   | "BIND_FAILED"
+  | "AUDIT_FAILED"
   | "CANCELLED"
   | "INTERNAL";
 
@@ -151,6 +152,7 @@ export const DEFAULT_HINTS: Readonly<Record<ErrorCode, string>> = {
   FORWARD_NOT_FOUND: "List the session's forwards with ssh_list_forwards",
   FORWARD_LIMIT: "Close a forward you no longer need, then call again",
   BIND_FAILED: "Choose another local port, or 0 for any free one",
+  AUDIT_FAILED: "The audit log cannot be written, so nothing runs: the operator must fix the log file or its disk",
   CANCELLED: "The call was cancelled; call again if it is still wanted",
   INTERNAL: "This is a bug in mcp-remote-ssh; the session may still be usable",
 };

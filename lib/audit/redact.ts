@@ -1,0 +1,135 @@
+/**
+ * What of a tool call's arguments may go into the audit log.
+ *
+ * Secrets (passwords, passphrases, tokens, at any depth) become the string
+ * `"[redacted]"`: never a hash or a length, since the sha256 of a short
+ * password is a guessing oracle and its length narrows the guess. Data (file
+ * contents, stdin, text typed into a shell, edits) and any string over
+ * 1024 bytes become `{ bytes, sha256 }`: enough to prove later what was sent
+ * without keeping it. Everything else, commands included, is kept as given;
+ * a command line that carries a secret (`PGPASSWORD=… psql`) keeps it.
+ *
+ * Rules go by field name, not by tool, so a new tool's `password` or
+ * `content` field is covered without a change here.
+ *
+ * @module
+ */
+
+import { createHash } from "node:crypto";
+
+/** The value a secret is replaced with. */
+export const REDACTED = "[redacted]";
+
+/** Strings longer than this (in UTF-8 bytes) are kept as their size and digest. */
+export const MAX_KEPT_STRING_BYTES = 1024;
+
+// Field names whose value is a secret, whatever the tool and the depth. The
+// brief's rule (/token|secret|passw/) plus the forms it misses: "passphrase"
+// has no "passw", and environment variables name their secrets DB_PASS,
+// MYSQL_PWD, API_KEY. `private_key_path` is a path, kept; a `private_key`
+// would be key material.
+const SECRET_KEY =
+  /passw|passphrase|(?:^|_)pass(?:$|_)|pwd|token|secret|credential|api_?key|private_?key(?!_path)|cookie/i;
+
+// Fields that carry data rather than describe the call: their strings are
+// digested whatever their size.
+const DATA_FIELDS: ReadonlySet<string> = new Set(["stdin", "content", "data", "old_text", "new_text"]);
+
+// Deeper than any tool's schema goes; a deeper value is not from a schema
+// the server accepted, and recursing on it would risk the stack.
+const MAX_DEPTH = 32;
+
+const encoder = new TextEncoder();
+
+/** The stand-in for data: its size and sha256, never the bytes. */
+export interface DataDigest {
+  /** Size in bytes (UTF-8 for strings). */
+  bytes: number;
+  /** sha256 of the bytes, lowercase hex. */
+  sha256: string;
+}
+
+function digest(bytes: Uint8Array): DataDigest {
+  return { bytes: bytes.length, sha256: createHash("sha256").update(bytes).digest("hex") };
+}
+
+/**
+ * The arguments of one tool call as the audit log may keep them: secrets
+ * replaced by `"[redacted]"`, data by its size and sha256, the rest as given.
+ * The result is plain JSON (no prototype tricks, no cycles, no BigInt);
+ * the input is never changed.
+ *
+ * @param tool The tool called. Every rule applies to every tool today (rules go by field name, so a new tool is
+ *   covered without a change here); the name is taken so a rule for one tool needs no new signature.
+ * @param args The arguments as the client sent them.
+ * @returns A JSON value safe to write to the log.
+ *
+ * @example
+ * ```ts
+ * redactArguments("ssh_connect", { host: "h", password: "hunter2" }); // { host: "h", password: "[redacted]" }
+ * redactArguments("ssh_execute", { stdin: "x" }); // { stdin: { bytes: 1, sha256: "2d71…" } }
+ * ```
+ */
+export function redactArguments(tool: string, args: unknown): unknown {
+  void tool;
+  return redact(args, "", 0, new Set());
+}
+
+function redact(value: unknown, key: string, depth: number, seen: Set<object>): unknown {
+  if (SECRET_KEY.test(key)) return REDACTED;
+  switch (typeof value) {
+    case "string": {
+      // Length first in UTF-16 units: no encoding for the short common case.
+      if (!DATA_FIELDS.has(key) && value.length <= MAX_KEPT_STRING_BYTES / 3) return value;
+      const bytes = encoder.encode(value);
+      return DATA_FIELDS.has(key) || bytes.length > MAX_KEPT_STRING_BYTES ? digest(bytes) : value;
+    }
+    case "number":
+      // JSON would write NaN and Infinity as null, which says less than the value.
+      return Number.isFinite(value) ? value : String(value);
+    case "boolean":
+      return value;
+    case "bigint":
+      return value.toString();
+    case "undefined":
+      return undefined;
+    case "object":
+      break;
+    default: // symbol, function: nothing a JSON client can send
+      return "[unserialisable]";
+  }
+  if (value === null) return null;
+  if (ArrayBuffer.isView(value)) {
+    return digest(new Uint8Array(value.buffer, value.byteOffset, value.byteLength));
+  }
+  if (value instanceof ArrayBuffer) return digest(new Uint8Array(value));
+  if (depth >= MAX_DEPTH) return "[too deep]";
+  if (seen.has(value)) return "[circular]";
+  seen.add(value);
+  try {
+    if (Array.isArray(value)) {
+      // Items inherit their array's field name: a list under `data` is data.
+      return value.map((item) => redact(item, key, depth + 1, seen) ?? null);
+    }
+    const out: [string, unknown][] = [];
+    for (const name of Object.keys(value)) {
+      const item = redact(readProperty(value, name), name, depth + 1, seen);
+      if (item !== undefined) out.push([name, item]);
+    }
+    // fromEntries defines own properties, so a `__proto__` key stays a key
+    // instead of setting the result's prototype.
+    return Object.fromEntries(out);
+  } finally {
+    seen.delete(value);
+  }
+}
+
+// A getter may throw on an exotic object; a record of the call matters more
+// than that one value.
+function readProperty(value: object, name: string): unknown {
+  try {
+    return (value as Record<string, unknown>)[name];
+  } catch {
+    return "[unreadable]";
+  }
+}
