@@ -19,8 +19,14 @@ import { createServer } from "./lib/server.ts";
 import { serveStdio } from "./lib/transport/stdio.ts";
 import { onShutdownSignal } from "./lib/transport/signals.ts";
 import { pretendSsh2Version } from "./lib/ssh2/mod.ts";
+import type { AuditLog } from "./lib/audit/mod.ts";
 
 async function main(argv: string[]): Promise<number> {
+  if (argv[0] === "verify-audit") {
+    // Loaded only here: a normal start does not pay for it.
+    const { verifyAuditMain } = await import("./lib/audit/verify.ts");
+    return await verifyAuditMain(argv.slice(1));
+  }
   let flags;
   try {
     flags = parseFlags(argv);
@@ -74,17 +80,31 @@ async function main(argv: string[]): Promise<number> {
     await Deno.permissions.revoke({ name: "write" });
     logger.info(`${why} and strict host keys: write permission dropped`);
   };
-  const strict = config.hostKeyPolicy === "strict";
-  if (config.localFilesOff && strict) await dropWrite("Local files off");
+  let audit: AuditLog | undefined;
+  if (config.audit !== undefined) {
+    // Loaded only when configured. Opening never throws: a log that cannot be
+    // written refuses every call (lib/tools/record.ts), and says why here.
+    const { AuditLog } = await import("./lib/audit/mod.ts");
+    audit = await AuditLog.open({ ...config.audit, onNotice: (message) => logger.warn(`Audit log: ${message}`) });
+    if (audit.failure !== null) {
+      logger.error(
+        `Audit log ${config.audit.path}: ${audit.failure}; every tool call is refused until it can be written`,
+      );
+    }
+  }
+  // The audit log writes (and rotates) for the whole run: then the permission stays.
+  const mayDrop = config.hostKeyPolicy === "strict" && audit === undefined;
+  if (config.localFilesOff && mayDrop) await dropWrite("Local files off");
   if (flags.transport === "stdio") {
-    const created = createServer(config, logger);
+    const created = createServer(config, logger, { audit });
     // One client per process: once it has initialized, its capabilities say
     // for good whether any root can ever arrive.
-    if (strict && !config.localFilesOff) {
+    if (mayDrop && !config.localFilesOff) {
       created.roots.decided.then(() => created.roots.neverAny ? dropWrite("No local roots possible") : undefined)
         .catch((error) => logger.error(`Cannot drop the write permission: ${error}`));
     }
     await serveStdio(created, logger);
+    await audit?.close();
     return 0;
   }
   // Loaded only here: stdio, the common case, starts without the HTTP modules.
@@ -119,7 +139,7 @@ async function main(argv: string[]): Promise<number> {
       maxSessions: config.httpMaxSessions,
       initTimeoutMs: config.httpInitTimeoutSeconds * 1000,
       tls,
-      create: () => createServer(config!, logger),
+      create: () => createServer(config!, logger, { audit }),
       logger,
     });
   } catch (error) {
@@ -145,6 +165,7 @@ async function main(argv: string[]): Promise<number> {
     http.shutdown();
   });
   await http.finished;
+  await audit?.close();
   return 0;
 }
 

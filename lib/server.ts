@@ -27,6 +27,8 @@ import { SessionRegistry } from "./sessions.ts";
 import { ToolServer } from "./tools/dispatch.ts";
 import { registerTools } from "./tools/mod.ts";
 import { Guard } from "./tools/guard.ts";
+import { auditCalls } from "./tools/record.ts";
+import type { AuditLog } from "./audit/mod.ts";
 
 let processOutputs: OutputStore | undefined;
 
@@ -53,14 +55,21 @@ export interface CreatedServer {
   close(): Promise<void>;
 }
 
+/** Options of {@linkcode createServer}. */
+export interface ServerOptions {
+  /** The process's audit log (one for every instance): every tools/call is recorded in it. */
+  audit?: AuditLog;
+}
+
 /**
  * Builds the MCP server with all tools and resources registered.
  *
  * @param config The validated configuration.
  * @param stderrLogger The process's stderr logger; this instance's messages also go to its client once it sets a level.
+ * @param options The audit log, when one is kept.
  * @returns The server, its sessions and roots, and its close.
  */
-export function createServer(config: Config, stderrLogger: Logger): CreatedServer {
+export function createServer(config: Config, stderrLogger: Logger, options: ServerOptions = {}): CreatedServer {
   // Its own tools/call (dispatch.ts): an own-name lookup, coded argument errors, no NUL sent.
   const server = new ToolServer(
     { name: "mcp-remote-ssh", version: VERSION },
@@ -109,16 +118,10 @@ export function createServer(config: Config, stderrLogger: Logger): CreatedServe
     if (change.what === "session" && change.type === "close") outputs.dropOwner(change.session_id);
   });
   const clientCapabilities = () => server.server.getClientCapabilities();
-  registerTools(server, {
-    sessions,
-    config,
-    logger,
-    roots,
-    outputs,
-    clientCapabilities,
-    // Per instance: an approval remembered by one client's person is not another client's.
-    guard: config.hostPolicies.length > 0 ? new Guard({ config, clientCapabilities }) : undefined,
-  });
+  // Per instance: an approval remembered by one client's person is not another client's.
+  const guard = config.hostPolicies.length > 0 ? new Guard({ config, clientCapabilities }) : undefined;
+  registerTools(server, { sessions, config, logger, roots, outputs, clientCapabilities, guard });
+  if (options.audit !== undefined) server.observeCalls(auditCalls(options.audit, { sessions, guard }));
   const resources = registerResources(server, sessions);
   return {
     server,

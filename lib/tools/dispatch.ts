@@ -86,12 +86,34 @@ interface ToolConfig<I, O> {
   _meta?: Record<string, unknown>;
 }
 
+/** One tools/call as {@linkcode CallObserver} sees it, before it runs. */
+export interface ObservedCall {
+  /** The tool's name as the client sent it (perhaps no tool of ours). */
+  name: string;
+  /** The arguments as the client sent them, unchecked. */
+  args: unknown;
+  /** The SDK's request context (its session id over HTTP; the same object the handler gets). */
+  extra: { sessionId?: string; signal: AbortSignal };
+}
+
+/**
+ * Sees every tools/call whole, unknown tools and refused arguments included:
+ * `run` answers the call; the observer returns what the client gets (./record.ts).
+ */
+export type CallObserver = (call: ObservedCall, run: () => Promise<CallToolResult>) => Promise<CallToolResult>;
+
 /**
  * An McpServer whose `tools/call` is the one described in this module; tools
  * are registered as on McpServer and listed by it.
  */
 export class ToolServer extends McpServer {
   #tools = new Map<string, RegisteredTool>();
+  #observer: CallObserver | undefined;
+
+  /** Puts `observer` around every later tools/call (one at most: the audit log). */
+  observeCalls(observer: CallObserver): void {
+    this.#observer = observer;
+  }
 
   /** Registers a tool, as McpServer.registerTool does, and keeps it for `tools/call`. */
   override registerTool<
@@ -103,7 +125,15 @@ export class ToolServer extends McpServer {
       // McpServer installed its handler with the first tool; this one replaces it.
       this.server.setRequestHandler(
         ToolCallRequest,
-        async (request, extra) => neutralisedText(await this.#call(request.params, extra)),
+        async (request, extra) => {
+          const params = request.params as { name?: unknown; arguments?: unknown } | undefined;
+          const run = () => this.#call(request.params, extra);
+          const observer = this.#observer;
+          const result = observer === undefined
+            ? await run()
+            : await observer({ name: String(params?.name), args: params?.arguments, extra }, run);
+          return neutralisedText(result);
+        },
       );
     }
     this.#tools.set(name, tool);

@@ -1,0 +1,206 @@
+/**
+ * End to end, under the shipped permission set, against a real sshd: the
+ * audit log records exactly one line per tool call (failures, refusals and
+ * cancellations included), keeps secrets out, verifies with `verify-audit`
+ * (and points at an edited line), and fails calls closed when it cannot be
+ * written.
+ */
+
+import assert from "node:assert/strict";
+import { call, callOk, connectWithKey, ROOT, RUN_FLAGS, startServer } from "./fixtures/mcp.ts";
+import { sshdAvailable, startSshd } from "./fixtures/sshd.ts";
+
+const skip = !sshdAvailable();
+
+// deno-lint-ignore no-explicit-any
+type Line = Record<string, any>;
+
+async function lines(path: string): Promise<Line[]> {
+  const text = await Deno.readTextFile(path).catch(() => "");
+  return text.split("\n").filter((l) => l !== "").map((l) => JSON.parse(l));
+}
+
+/** Waits until the log holds `n` lines (a cancelled call's line is written after the client gave up on it). */
+async function waitLines(path: string, n: number): Promise<Line[]> {
+  for (let i = 0; i < 200; i++) {
+    const got = await lines(path);
+    if (got.length >= n) return got;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return await lines(path);
+}
+
+/** `mcp-remote-ssh verify-audit FILE`, as users run it (deno run -P). */
+async function verify(path: string): Promise<{ code: number; out: string }> {
+  const r = await new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      ...RUN_FLAGS,
+      "--quiet",
+      "--frozen",
+      "--config",
+      `${ROOT}deno.json`,
+      `${ROOT}main.ts`,
+      "verify-audit",
+      path,
+    ],
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const dec = new TextDecoder();
+  return { code: r.code, out: dec.decode(r.stdout) + dec.decode(r.stderr) };
+}
+
+Deno.test(
+  { name: "every tool call is one audit line, secrets never written, the chain verifies", ignore: skip },
+  async (t) => {
+    await using sshd = await startSshd();
+    const dir = await Deno.makeTempDir({ prefix: "mcp-audit-" });
+    const log = `${dir}/audit.jsonl`;
+    const canary = `canary-${crypto.randomUUID()}`;
+    try {
+      const kh = await sshd.writeKnownHosts(`${dir}/kh`);
+      await using server = await startServer({ args: ["--known-hosts", kh, "--audit-log", log] });
+      const c = server.client;
+      let calls = 0;
+      const counted = async <T>(p: Promise<T>) => {
+        calls++;
+        return await p;
+      };
+
+      await t.step("successes, failures and refusals each leave one line", async () => {
+        const sid = await counted(connectWithKey(c, sshd));
+        await counted(
+          callOk(c, "ssh_execute", { session_id: sid, command: "echo hi; exit 3", stdin: "x".repeat(5000) }),
+        );
+        assert.equal(
+          (await counted(call(c, "ssh_execute", { session_id: "s-0000000000000000", command: "true" }))).code,
+          "SESSION_NOT_FOUND",
+        );
+        assert.equal((await counted(call(c, "ssh_execute", { session_id: sid }))).code, "INVALID_ARGUMENT");
+        assert.equal((await counted(call(c, "no_such_tool", { password: canary }))).code, "INVALID_ARGUMENT");
+        await counted(
+          call(c, "ssh_connect", {
+            host: sshd.host,
+            port: sshd.port,
+            username: sshd.passwordUser ?? sshd.user,
+            password: canary,
+          }),
+        );
+        await counted(call(c, "ssh_connect", {
+          host: sshd.host,
+          port: sshd.port,
+          username: sshd.user,
+          private_key_path: sshd.keys.ed25519.path,
+          passphrase: canary,
+        }));
+        await counted(call(c, "ssh_sudo_execute", { session_id: sid, command: "true", password: canary }));
+        await counted(callOk(c, "ssh_list_sessions"));
+        const got = await waitLines(log, calls);
+        assert.equal(got.length, calls, "not one line per call");
+        const exec = got[1];
+        assert.equal(exec.tool, "ssh_execute");
+        assert.equal(exec.outcome, "ok");
+        assert.equal(exec.exit_code, 3);
+        assert.equal(exec.bytes_out, 3);
+        assert.equal(exec.host, "127.0.0.1");
+        assert.equal(exec.port, sshd.port);
+        assert.equal(exec.user, sshd.user);
+        assert.equal(exec.ssh_session, got[0].ssh_session);
+        assert.equal(exec.transport_session, "stdio");
+        assert.deepEqual(exec.arguments.stdin.bytes, 5000, "large data is its length and hash");
+        assert.equal(got[2].code, "SESSION_NOT_FOUND");
+        assert.equal(got[3].code, "INVALID_ARGUMENT");
+        assert.equal(got[4].tool, "no_such_tool");
+        assert.equal(got[0].tool, "ssh_connect");
+        assert.equal(got[0].ssh_session, exec.ssh_session);
+      });
+
+      await t.step("a cancelled call leaves its line", async () => {
+        const before = (await lines(log)).length;
+        const sid = (await lines(log))[0].ssh_session;
+        const ac = new AbortController();
+        const pending = c.callTool(
+          { name: "ssh_execute", arguments: { session_id: sid, command: "sleep 30" } },
+          undefined,
+          {
+            signal: ac.signal,
+          },
+        );
+        setTimeout(() => ac.abort(), 300);
+        await assert.rejects(pending);
+        const got = await waitLines(log, before + 1);
+        assert.equal(got.length, before + 1);
+        assert.equal(got.at(-1)!.code, "CANCELLED");
+      });
+
+      await t.step("the canary is nowhere in the file, not even hashed", async () => {
+        const raw = await Deno.readTextFile(log);
+        const hex = Array.from(
+          new Uint8Array(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(canary))),
+          (b) => b.toString(16).padStart(2, "0"),
+        ).join("");
+        for (const form of [canary, hex, btoa(canary)]) assert.ok(!raw.includes(form), `found ${form}`);
+        assert.ok(raw.includes('"password":"[redacted]"'));
+        assert.ok(raw.includes('"passphrase":"[redacted]"'));
+        const mode = (await Deno.stat(log)).mode! & 0o777;
+        assert.equal(mode, 0o600);
+      });
+
+      await t.step("verify-audit passes, and points at an edited line", async () => {
+        const ok = await verify(log);
+        assert.equal(ok.code, 0, ok.out);
+        const text = await Deno.readTextFile(log);
+        const all = text.split("\n");
+        all[3] = all[3].replace('"outcome":"error"', '"outcome":"ok"');
+        await Deno.writeTextFile(`${dir}/edited.jsonl`, all.join("\n"));
+        const bad = await verify(`${dir}/edited.jsonl`);
+        assert.equal(bad.code, 1, bad.out);
+        assert.match(bad.out, /edited\.jsonl:4\b/);
+      });
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+);
+
+Deno.test({ name: "an audit log that cannot be written fails calls closed, and recovers", ignore: skip }, async () => {
+  await using sshd = await startSshd();
+  const dir = await Deno.makeTempDir({ prefix: "mcp-audit-closed-" });
+  const logDir = `${dir}/logs`;
+  const log = `${logDir}/audit.jsonl`;
+  try {
+    const kh = await sshd.writeKnownHosts(`${dir}/kh`);
+    await using server = await startServer({ args: ["--known-hosts", kh, "--audit-log", log] });
+    const c = server.client;
+    // No directory yet: the log cannot be opened, so nothing runs.
+    const refused = await call(c, "ssh_connect", {
+      host: sshd.host,
+      port: sshd.port,
+      username: sshd.user,
+      private_key_path: sshd.keys.ed25519.path,
+    });
+    assert.equal(refused.code, "AUDIT_FAILED", refused.text);
+    assert.match(server.stderr(), /Audit log .*every tool call is refused/);
+
+    // The directory appears: the next refusal is recorded, and that reopens the server.
+    await Deno.mkdir(logDir);
+    assert.equal((await call(c, "ssh_list_sessions")).code, "AUDIT_FAILED");
+    const sid = await connectWithKey(c, sshd);
+    await callOk(c, "ssh_execute", { session_id: sid, command: `touch ${dir}/ran1` });
+    assert.deepEqual((await lines(log)).map((l) => l.code ?? l.outcome), ["AUDIT_FAILED", "ok", "ok"]);
+
+    // The directory goes away mid-run: the call that ran says so, and the next one does not run.
+    await Deno.remove(logDir, { recursive: true });
+    const ran = await call(c, "ssh_execute", { session_id: sid, command: `touch ${dir}/ran2` });
+    assert.equal(ran.code, "AUDIT_FAILED");
+    assert.match(ran.text, /ran, but its audit record could not be written/);
+    const next = await call(c, "ssh_execute", { session_id: sid, command: `touch ${dir}/ran3` });
+    assert.equal(next.code, "AUDIT_FAILED");
+    assert.match(next.text, /nothing runs unrecorded/);
+    await assert.rejects(Deno.lstat(`${dir}/ran3`), Deno.errors.NotFound, "a call ran unrecorded");
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
