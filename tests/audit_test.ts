@@ -204,3 +204,35 @@ Deno.test({ name: "an audit log that cannot be written fails calls closed, and r
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test({ name: "the audit line carries the approval decision and the policy refusal", ignore: skip }, async () => {
+  await using sshd = await startSshd();
+  const dir = await Deno.makeTempDir({ prefix: "mcp-audit-approval-" });
+  const log = `${dir}/audit.jsonl`;
+  try {
+    const kh = await sshd.writeKnownHosts(`${dir}/kh`);
+    const config = `${dir}/config.json`;
+    await Deno.writeTextFile(
+      config,
+      JSON.stringify({ host_policies: [{ match: "*", approval: "destructive", allow_forwards: false }] }),
+    );
+    await using server = await startServer({ args: ["--known-hosts", kh, "--audit-log", log, "--config", config] });
+    const c = server.client;
+    const sid = await connectWithKey(c, sshd);
+    assert.equal((await call(c, "ssh_execute", { session_id: sid, command: "true" })).code, "APPROVAL_UNAVAILABLE");
+    assert.equal((await call(c, "ssh_forward_port", { session_id: sid, direction: "dynamic" })).code, "POLICY_DENIED");
+    await callOk(c, "ssh_stat_remote", { session_id: sid, remote_path: "/" });
+    const got = await lines(log);
+    assert.deepEqual(
+      got.map((l) => [l.tool, l.code ?? l.outcome, l.approval]),
+      [
+        ["ssh_connect", "ok", undefined],
+        ["ssh_execute", "APPROVAL_UNAVAILABLE", "unavailable"],
+        ["ssh_forward_port", "POLICY_DENIED", undefined],
+        ["ssh_stat_remote", "ok", "not_required"],
+      ],
+    );
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

@@ -56,6 +56,8 @@
  *    content) and wall time. Reported only.
  * 13.-15. ssh_config aliases, one ProxyJump hop, fan-out to 20 hosts, on
  *    sshds and servers of their own: see tests/fixtures/bench_hosts.ts.
+ * 16. `ssh_execute true` with an audit log against without, alternating
+ *    (target <= 1.05x): see tests/fixtures/bench_audit.ts.
  *
  * The ssh2 library floor (tests/fixtures/bench_floor.ts) is one connection
  * of the `ssh2` npm library in the bench process, made through
@@ -75,7 +77,7 @@
  *
  * `BENCH_ONLY=6` (comma-separated numbers) runs only the sections named,
  * with only the set-up they need: `BENCH_ONLY=6 BENCH_CIPHERS=chacha20-poly1305@openssh.com`
- * is the transfer section alone on the preferred cipher (~2 minutes). `BENCH_N` sets N of 1, 5 and 9;
+ * is the transfer section alone on the preferred cipher (~2 minutes). `BENCH_N` sets N of 1, 5, 9 and 16;
  * `BENCH_SIZES=1x15,50x7,200x5` (MiB x rounds, the default) the sizes of 6, the last also the other ciphers' size.
  */
 
@@ -89,6 +91,7 @@ import { CIPHERS as OUR_CIPHERS } from "../lib/ssh/connect.ts";
 import { TOOLSETS } from "../lib/toolsets.ts";
 import { listTools, modelVisibleBytes } from "./fixtures/tool_list.ts";
 import { benchHostSections, type BenchRow, HOST_SECTIONS } from "./fixtures/bench_hosts.ts";
+import { AUDIT_SECTION, benchAudit } from "./fixtures/bench_audit.ts";
 import { type Floor, openFloor } from "./fixtures/bench_floor.ts";
 import {
   benchTransfers,
@@ -139,7 +142,7 @@ function printRows(rows: BenchRow[]): void {
 
 /** The sections to run: `BENCH_ONLY`, comma-separated, or all. */
 function sectionsToRun(): Set<number> {
-  const all = [...Array.from({ length: 12 }, (_, i) => i + 1), ...HOST_SECTIONS];
+  const all = [...Array.from({ length: 12 }, (_, i) => i + 1), ...HOST_SECTIONS, AUDIT_SECTION];
   const only = Deno.env.get("BENCH_ONLY");
   if (only === undefined || only.trim() === "") return new Set(all);
   const named = only.split(",").map((x) => Number(x.trim()));
@@ -171,7 +174,7 @@ const has = (n: number) => SECTIONS.has(n);
 /** Rows by section, printed in the order of {@linkcode PRINT_ORDER}. */
 const rowsOf = new Map<number, BenchRow[]>();
 const addRows = (section: number, ...rows: BenchRow[]) => rowsOf.set(section, [...rowsOf.get(section) ?? [], ...rows]);
-const PRINT_ORDER = [1, 9, 5, 2, 3, 4, 7, 8, 6, 10, 11, 12, ...HOST_SECTIONS];
+const PRINT_ORDER = [1, 9, 5, 2, 3, 4, 7, 8, 6, 10, 11, 12, ...HOST_SECTIONS, AUDIT_SECTION];
 /** Sections that use the preferred cipher's sshd (and, but for 7 and 12, its server and session). */
 const NEEDS_MAIN = [1, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12];
 /** Sections that run once per cipher. */
@@ -1275,6 +1278,8 @@ try {
 
 // --- 13-15. hosts from ssh_config, ProxyJump, fan-out: servers of their own -------
 for (const row of await benchHostSections(SECTIONS)) addRows(13, row);
+// --- 16. the audit log's cost per call: servers of their own -----------------------
+if (has(AUDIT_SECTION)) addRows(AUDIT_SECTION, ...await benchAudit());
 
 const cipherNote = main === null ? "" : `, cipher ${PREFERRED}`;
 console.log(`\nmcp-remote-ssh bench, sections ${[...SECTIONS].join(", ")} (${Deno.build.target}${cipherNote})`);

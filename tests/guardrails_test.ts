@@ -9,7 +9,20 @@
 import assert from "node:assert/strict";
 // @ts-types="@modelcontextprotocol/sdk/types"
 import { ElicitRequestSchema, type ElicitResult } from "@modelcontextprotocol/sdk/types.js";
-import { call, callOk, connectWithKey, type ServerOptions, startServer, type TestServer } from "./fixtures/mcp.ts";
+// @ts-types="@modelcontextprotocol/sdk/client/index"
+import { Client } from "@modelcontextprotocol/sdk/client/index.js";
+// @ts-types="@modelcontextprotocol/sdk/client/stdio"
+import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js";
+import {
+  call,
+  callOk,
+  connectWithKey,
+  ROOT,
+  serverEnv,
+  type ServerOptions,
+  startServer,
+  type TestServer,
+} from "./fixtures/mcp.ts";
 import { type Sshd, sshdAvailable, startSshd } from "./fixtures/sshd.ts";
 
 const skip = !sshdAvailable();
@@ -400,6 +413,59 @@ Deno.test({ name: "allow_sudo, allow_forwards and max_timeout hold on their host
     });
     await callOk(c, "ssh_forward_port", { session_id: other.structured.session_id, direction: "dynamic" });
   } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test({ name: "the README's narrowed --allow-net makes Deno refuse a host outside it", ignore: skip }, async () => {
+  await using sshd = await startSshd();
+  const dir = await Deno.makeTempDir({ prefix: "mcp-guard-net-" });
+  const trap = recordingListener();
+  try {
+    const kh = await sshd.writeKnownHosts(`${dir}/kh`);
+    const home = `${dir}/home`;
+    await Deno.mkdir(`${home}/.ssh`, { recursive: true });
+    // The README's command with this test's paths: no -P, every permission spelled out and narrowed.
+    const transport = new StdioClientTransport({
+      command: Deno.execPath(),
+      args: [
+        "run",
+        "--quiet",
+        "--frozen",
+        "--config",
+        `${ROOT}deno.json`,
+        `--allow-net=127.0.0.1:${sshd.port}`,
+        `--allow-read=${home}/.ssh,${dir},${sshd.keys.ed25519.path}`,
+        `--allow-write=${home}/.ssh/known_hosts`,
+        "--allow-env=HOME,USERPROFILE,USER,LOGNAME,USERNAME,SSH_AUTH_SOCK",
+        "--allow-sys=hostname,uid",
+        `${ROOT}main.ts`,
+        "--known-hosts",
+        kh,
+        "--log-level",
+        "debug",
+      ],
+      env: serverEnv(home),
+      stderr: "pipe",
+    });
+    let stderr = "";
+    transport.stderr?.on("data", (chunk: Uint8Array) => stderr += new TextDecoder().decode(chunk));
+    const client = new Client({ name: "t", version: "0" });
+    await client.connect(transport);
+    try {
+      const target = { username: sshd.user, private_key_path: sshd.keys.ed25519.path, host: "127.0.0.1" };
+      const ok = await call(client, "ssh_connect", { ...target, port: sshd.port });
+      assert.equal(ok.isError, false, `${ok.text}\n${stderr}`);
+      const refused = await call(client, "ssh_connect", { ...target, port: trap.port });
+      assert.equal(refused.isError, true);
+      assert.equal(refused.code, "HOST_NOT_ALLOWED", refused.text);
+      assert.match(refused.text, /--allow-net/);
+      assert.equal(trap.accepted(), 0, "Deno let a connection through outside --allow-net");
+    } finally {
+      await client.close();
+    }
+  } finally {
+    trap.close();
     await Deno.remove(dir, { recursive: true });
   }
 });

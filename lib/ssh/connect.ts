@@ -510,6 +510,17 @@ async function connectTcp(options: ConnectOptions, stop: AbortSignal): Promise<D
     // A connect that completes after we gave up must not leak its socket.
     attempt.then((late) => late.destroy(), () => {});
     if (stop.aborted && error === stop.reason) throw error;
+    // Deno's own wall (a narrowed --allow-net) refused it, before any packet: say so, not "socket error".
+    if (error instanceof Deno.errors.NotCapable || error instanceof Deno.errors.PermissionDenied) {
+      throw new SshMcpError(
+        "HOST_NOT_ALLOWED",
+        `${options.host}:${options.port} is outside the network access this server was started with (Deno --allow-net)`,
+        {
+          hint: "Nothing was sent to it. Use a host the server may reach, or ask the operator to add it to --allow-net",
+          cause: error,
+        },
+      );
+    }
     const err = Object.assign(toSocketError(error), { level: "client-socket" });
     throw mapConnectError(err, { options, lastAuth: null, authStarted: false, hostKeyChecked: false });
   } finally {
