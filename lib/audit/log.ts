@@ -22,6 +22,9 @@
  * record carries `torn_before: <fragment bytes>` inside its hash: the writer
  * vouches that a record was lost there, and `verify-audit` counts it as torn
  * rather than as tampering. The chain goes on from the last whole record.
+ * If only the newline was lost, the fragment is a whole record: the next
+ * write's leading `"\n"` completes it and the chain goes on from it, with no
+ * `torn_before`.
  * A file with a torn tail is not rotated until a record has ended it.
  *
  * Rotation. Before a write that would take the file past `maxBytes`, FILE
@@ -47,7 +50,7 @@
  */
 
 import { SshMcpError } from "../errors.ts";
-import { GENESIS, hashOfLine, lineOf, recordOf } from "./record.ts";
+import { checkLine, GENESIS, hashOfLine, lineOf, recordOf } from "./record.ts";
 import type { AuditEntry } from "./record.ts";
 
 /** Options of {@linkcode AuditLog.open}. */
@@ -105,6 +108,8 @@ interface Tail {
   hasLine: boolean;
   /** Bytes after the last `"\n"` (a torn record); 0 when the file ends in one. */
   torn: number;
+  /** Whether those bytes are a whole record that lacks only its `"\n"` (then `lastHash` is its hash). */
+  tornWhole: boolean;
 }
 
 /** An append-only, hash-chained, rotated log of tool calls; see the module doc. */
@@ -120,6 +125,7 @@ export class AuditLog implements AsyncDisposable {
   #dev = 0;
   #size = 0;
   #torn = 0;
+  #tornWhole = false;
   #lastHash: string | null = null;
   #failure: string | null = null;
   #queue: Promise<void> = Promise.resolve();
@@ -200,7 +206,8 @@ export class AuditLog implements AsyncDisposable {
     try {
       await this.#ensureOpen();
       const torn = this.#torn;
-      let line = lineOf(record, { prev: this.#prevHash(), tornBefore: torn > 0 ? torn : undefined });
+      const tornBefore = torn > 0 && !this.#tornWhole ? torn : undefined;
+      let line = lineOf(record, { prev: this.#prevHash(), tornBefore });
       if (torn === 0 && this.#size > 0 && this.#size + line.bytes.length > this.#maxBytes) {
         await this.#rotate();
         line = lineOf(record, { prev: this.#prevHash() });
@@ -299,6 +306,7 @@ export class AuditLog implements AsyncDisposable {
       this.#dev = info.dev;
       this.#size = info.size;
       this.#torn = tail.torn;
+      this.#tornWhole = tail.tornWhole;
     } catch (error) {
       file.close();
       throw error;
@@ -335,7 +343,7 @@ async function statOrNull(path: string): Promise<Deno.FileInfo | null> {
  * whole line.
  */
 async function readTail(path: string, size: number): Promise<Tail> {
-  if (size === 0) return { lastHash: null, hasLine: false, torn: 0 };
+  if (size === 0) return { lastHash: null, hasLine: false, torn: 0, tornWhole: false };
   using file = await Deno.open(path, { read: true });
   for (let window = Math.min(size, TAIL_WINDOW);; window = Math.min(size, window * 2)) {
     const bytes = new Uint8Array(window);
@@ -351,8 +359,20 @@ async function readTail(path: string, size: number): Promise<Tail> {
     const start = end <= 0 ? -1 : bytes.lastIndexOf(NEWLINE, end - 1);
     // The last whole line needs the "\n" before it, or the file's start.
     if (start >= 0 || (end >= 0 && window === size)) {
-      return { lastHash: hashOfLine(bytes.subarray(start + 1, end)), hasLine: true, torn: window - end - 1 };
+      const torn = window - end - 1;
+      const whole = torn > 0 ? wholeRecord(bytes.subarray(end + 1)) : null;
+      if (whole !== null) return { lastHash: whole, hasLine: true, torn, tornWhole: true };
+      return { lastHash: hashOfLine(bytes.subarray(start + 1, end)), hasLine: true, torn, tornWhole: false };
     }
-    if (window === size) return { lastHash: null, hasLine: false, torn: size };
+    if (window === size) {
+      const whole = wholeRecord(bytes);
+      return { lastHash: whole, hasLine: whole !== null, torn: size, tornWhole: whole !== null };
+    }
   }
+}
+
+// The hash of a fragment that is a whole chained record, or null.
+function wholeRecord(fragment: Uint8Array): string | null {
+  const checked = checkLine(fragment);
+  return checked.kind === "record" ? checked.hash : null;
 }
