@@ -224,6 +224,26 @@ Deno.test("AuditLog ends a torn last line before the next record and vouches for
   assert.deepEqual(result, { ok: true, records: 4, files: [path], fromGenesis: true, torn: [{ file: path, line: 4 }] });
 });
 
+Deno.test("AuditLog completes a last record that lost only its newline and chains on from it", async () => {
+  await using dir = await tempDir();
+  const path = `${dir}/audit.jsonl`;
+  {
+    await using log = await AuditLog.open({ path });
+    for (let i = 0; i < 3; i++) await log.append(entry(i));
+  }
+  const bytes = await Deno.readFile(path);
+  await Deno.writeFile(path, bytes.subarray(0, bytes.length - 1));
+  {
+    await using log = await AuditLog.open({ path });
+    await log.append(entry(3));
+  }
+  const all = (await lines(path)).map((l) => JSON.parse(l));
+  assert.equal(all.length, 4);
+  assert.ok(!("torn_before" in all[3]));
+  assert.equal(all[3].prev, all[2].hash);
+  assert.deepEqual(await verifyAudit(path), { ok: true, records: 4, files: [path], fromGenesis: true, torn: [] });
+});
+
 Deno.test("AuditLog after a file holding only a torn fragment starts the chain and says so", async () => {
   await using dir = await tempDir();
   const path = `${dir}/audit.jsonl`;

@@ -8,8 +8,10 @@
  * await log.append({ startedAt, durationMs, transportSession: "stdio", tool, arguments: args, outcome: "ok" });
  * ```
  *
- * See `log.ts` for writing, failure, rotation and what the chain does not
- * promise; `record.ts` for the line format; `redact.ts` for what is kept of
+ * The chain finds a changed byte at its own line and a removed, reordered or
+ * inserted record at the next one; it does not stop someone who can write the
+ * file from rewriting it and recomputing every hash, nor show records cut off
+ * its end. See `log.ts` for writing, failure, rotation and those limits; `record.ts` for the line format; `redact.ts` for what is kept of
  * arguments; `verify.ts` for the check.
  *
  * @module
