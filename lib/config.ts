@@ -104,7 +104,7 @@ export interface Config {
   /** Per-host policies, first value obtained wins (../policy.ts `policyFor`). */
   hostPolicies: HostPolicyRule[];
   /** The audit log (./audit/mod.ts), when one is kept. */
-  audit?: { path: string; maxBytes: number; keep: number; chain: boolean };
+  audit?: { path: string; maxBytes: number; keep: number; chain: boolean; fsync: boolean };
 }
 
 /** A host pattern, checked when the file is read. */
@@ -177,6 +177,7 @@ export const ConfigFileSchema = z.strictObject({
   ),
   audit_log_keep: z.int().min(1).max(1000).optional().describe("Rotated files kept (default 5)"),
   audit_hash_chain: z.boolean().optional().describe("Each line carries the hash of the one before (default true)"),
+  audit_log_fsync: z.boolean().optional().describe("Flush each line to the disk before the result (default true)"),
 });
 
 /** The configuration file's parsed contents. */
@@ -311,6 +312,7 @@ export function resolveConfig(flags: CliFlags, file: ConfigFile, env: ConfigEnv)
       maxBytes: file.audit_log_max_bytes ?? 10 * 1024 * 1024,
       keep: file.audit_log_keep ?? 5,
       chain: file.audit_hash_chain ?? true,
+      fsync: file.audit_log_fsync ?? true,
     },
   };
 }

@@ -74,6 +74,7 @@ const ELSEWHERE: Partial<Record<ErrorCode, Elsewhere>> = {
   },
   POLICY_DENIED: { file: "tests/guardrails_test.ts", name: "a read-only host refuses every tool that could change it" },
   APPROVAL_DECLINED: { file: "tests/guardrails_test.ts", name: "decline and cancel refuse with APPROVAL_DECLINED" },
+  AUDIT_FAILED: { file: "tests/audit_test.ts", name: "an audit log that cannot be written fails calls closed" },
   APPROVAL_UNAVAILABLE: {
     file: "tests/guardrails_test.ts",
     name: "approval fails closed for a client that cannot elicit",

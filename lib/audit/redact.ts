@@ -4,10 +4,14 @@
  * Secrets (passwords, passphrases, tokens, at any depth) become the string
  * `"[redacted]"`: never a hash or a length, since the sha256 of a short
  * password is a guessing oracle and its length narrows the guess. Data (file
- * contents, stdin, text typed into a shell, edits) and any string over
- * 1024 bytes become `{ bytes, sha256 }`: enough to prove later what was sent
- * without keeping it. Everything else, commands included, is kept as given;
- * a command line that carries a secret (`PGPASSWORD=… psql`) keeps it.
+ * contents, stdin, edits) becomes `{ bytes, sha256 }`, enough to prove later
+ * what was sent without keeping it; up to 64 bytes only `{ bytes }`, since a
+ * value that short (a password piped to a command's stdin) would be guessable
+ * from its hash. Any other string over 1024 bytes becomes `{ bytes, sha256 }`.
+ * Everything else is kept as given: commands, and keystrokes sent to a shell
+ * (`ssh_shell_send` `data`), which are what an agent did there. A command line
+ * that carries a secret (`PGPASSWORD=… psql`), or a password typed into a
+ * shell's prompt, is kept with it: secrets belong in the password fields.
  *
  * Rules go by field name, not by tool, so a new tool's `password` or
  * `content` field is covered without a change here.
@@ -32,8 +36,11 @@ const SECRET_KEY =
   /passw|passphrase|(?:^|_)pass(?:$|_)|pwd|token|secret|credential|api_?key|private_?key(?!_path)|cookie/i;
 
 // Fields that carry data rather than describe the call: their strings are
-// digested whatever their size.
-const DATA_FIELDS: ReadonlySet<string> = new Set(["stdin", "content", "data", "old_text", "new_text"]);
+// digested whatever their size (a short one only counted).
+const DATA_FIELDS: ReadonlySet<string> = new Set(["stdin", "content", "old_text", "new_text"]);
+
+/** Data up to this size (bytes) is recorded by its size alone: its hash would give a short secret away. */
+export const SHORT_DATA_BYTES = 64;
 
 // Deeper than any tool's schema goes; a deeper value is not from a schema
 // the server accepted, and recursing on it would risk the stack.
@@ -67,7 +74,7 @@ function digest(bytes: Uint8Array): DataDigest {
  * @example
  * ```ts
  * redactArguments("ssh_connect", { host: "h", password: "hunter2" }); // { host: "h", password: "[redacted]" }
- * redactArguments("ssh_execute", { stdin: "x" }); // { stdin: { bytes: 1, sha256: "2d71…" } }
+ * redactArguments("ssh_execute", { stdin: "x" }); // { stdin: { bytes: 1 } }
  * ```
  */
 export function redactArguments(tool: string, args: unknown): unknown {
@@ -82,6 +89,7 @@ function redact(value: unknown, key: string, depth: number, seen: Set<object>): 
       // Length first in UTF-16 units: no encoding for the short common case.
       if (!DATA_FIELDS.has(key) && value.length <= MAX_KEPT_STRING_BYTES / 3) return value;
       const bytes = encoder.encode(value);
+      if (DATA_FIELDS.has(key) && bytes.length <= SHORT_DATA_BYTES) return { bytes: bytes.length };
       return DATA_FIELDS.has(key) || bytes.length > MAX_KEPT_STRING_BYTES ? digest(bytes) : value;
     }
     case "number":

@@ -3,7 +3,7 @@
 
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
-import { MAX_KEPT_STRING_BYTES, redactArguments, REDACTED } from "./redact.ts";
+import { MAX_KEPT_STRING_BYTES, redactArguments, REDACTED, SHORT_DATA_BYTES } from "./redact.ts";
 
 const CANARY = "canary-Secret-7f3a91";
 
@@ -65,15 +65,19 @@ Deno.test("redactArguments() never keeps a hash or length of a secret, whatever 
   }
 });
 
-Deno.test("redactArguments() keeps data fields as bytes and sha256 whatever their size", () => {
-  const text = "héllo\n";
+Deno.test("redactArguments() keeps data fields as bytes and sha256, short ones as bytes alone", () => {
+  const text = "héllo\n".repeat(12); // 84 bytes
   const digest = { bytes: new TextEncoder().encode(text).length, sha256: sha256(text) };
-  for (const field of ["stdin", "content", "data", "old_text", "new_text"]) {
+  for (const field of ["stdin", "content", "old_text", "new_text"]) {
     assert.deepEqual(redactArguments("t", { [field]: text }), { [field]: digest }, field);
+    // 64 bytes or less: a hash would let someone guess a short secret piped in.
+    assert.deepEqual(redactArguments("t", { [field]: "x".repeat(SHORT_DATA_BYTES) }), { [field]: { bytes: 64 } });
   }
-  assert.deepEqual(redactArguments("t", { data: "" }), { data: { bytes: 0, sha256: sha256("") } });
+  assert.deepEqual(redactArguments("t", { stdin: "" }), { stdin: { bytes: 0 } });
   // A list under a data field is data too.
-  assert.deepEqual(redactArguments("t", { data: [text] }), { data: [digest] });
+  assert.deepEqual(redactArguments("t", { content: [text] }), { content: [digest] });
+  // Keystrokes are what the agent did in a shell: kept like a command line.
+  assert.deepEqual(redactArguments("ssh_shell_send", { data: "ls -la\n" }), { data: "ls -la\n" });
 });
 
 Deno.test("redactArguments() digests other strings only over 1024 bytes, counted in UTF-8", () => {
