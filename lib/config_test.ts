@@ -119,7 +119,7 @@ Deno.test("resolveConfig() reads the guardrails: allowed hosts from file and fla
       allowSudo: undefined,
     },
   ]);
-  assert.deepEqual(c.audit, { path: "/tmp/a.jsonl", maxBytes: 10 * 1024 * 1024, keep: 3, chain: true, fsync: true });
+  assert.deepEqual(c.audit, { path: "/tmp/a.jsonl", maxBytes: 10 * 1024 * 1024, keep: 3, chain: true, fsync: false });
   const none = resolveConfig(parseFlags([]), {}, { home: "/h" });
   assert.equal(none.allowedHosts, undefined, "no list is no restriction");
   assert.equal(none.audit, undefined);

@@ -5,7 +5,7 @@
  * Writing. Appends are serialised (calls run concurrently, a chain needs one
  * order). Each line reaches the OS in one `write` on a file opened with
  * O_APPEND before `append()` resolves: no userspace buffer, so a crash of
- * this process loses no line already appended; with `fsync` (on by default,
+ * this process loses no line already appended; with `fsync` (off by default,
  * see {@linkcode AuditOptions.fsync} for the measured cost) it also waits for
  * the disk, so a power loss or kernel crash loses no returned call's line.
  *
@@ -74,16 +74,17 @@ export interface AuditOptions {
   chain?: boolean;
   /**
    * Whether each append also waits for `fdatasync`, so a line survives a power
-   * loss or kernel crash, not only a crash of this process. On by default: an
-   * audit record matters most after a crash, and the cost is small beside a
-   * tool call's SSH round trips. Measured with `log_bench.ts` (10,000 appends,
+   * loss or kernel crash, not only a crash of this process. Off by default:
+   * through the whole server it cost `ssh_execute true` 1.30x (16.8 ms against
+   * 12.9 ms, section 16 of `deno task bench`, log on /tmp), far over the 5 %
+   * an audit log may cost; without it 0.99x. Measured with `log_bench.ts` (10,000 appends,
    * a 2-core VM, virtio disk, shared and loaded; averages of five runs):
    * 55-135 µs per append without it, on disk or tmpfs; 440-700 µs with it
    * on disk; 70-170 µs with it on tmpfs. Appends are serialised, so with it
    * on a disk whose flush takes 10 ms caps the server near 100 calls a
    * second. Turn it off for a log on a slow disk; lines then still reach the
    * OS before the call returns. Rotation's renames are not flushed to the directory.
-   * @default true
+   * @default false
    */
   fsync?: boolean;
   /**
@@ -136,7 +137,7 @@ export class AuditLog implements AsyncDisposable {
     this.#maxBytes = options.maxBytes ?? DEFAULT_MAX_BYTES;
     this.#keep = options.keep ?? DEFAULT_KEEP;
     this.#chain = options.chain ?? true;
-    this.#fsync = options.fsync ?? true;
+    this.#fsync = options.fsync ?? false;
     this.#notice = options.onNotice ?? (() => {});
     if (!Number.isSafeInteger(this.#maxBytes) || this.#maxBytes < 1) {
       throw new RangeError(`Audit log maxBytes must be a positive integer, not ${this.#maxBytes}`);
