@@ -706,3 +706,41 @@ Deno.test("a session that never completes initialize is dropped and frees its sl
     for (const c of clients) await c.close().catch(() => {});
   }
 });
+
+Deno.test({ name: "over HTTP the audit log names each client's session, in one chain", ignore: skip }, async () => {
+  await using sshd = await startSshd();
+  await using tmp = await tempDir("mcp-http-audit-");
+  const dir = tmp.path;
+  const kh = await sshd.writeKnownHosts(`${dir}/kh`);
+  const log = `${dir}/audit.jsonl`;
+  await using server = await startHttp([
+    "--transport",
+    "streamable-http",
+    "--port",
+    "0",
+    "--known-hosts",
+    kh,
+    "--audit-log",
+    log,
+  ]);
+  const a = await connectClient("streamable-http", server.url);
+  const b = await connectClient("streamable-http", server.url);
+  try {
+    const sid = await connectWithKey(a, sshd);
+    await callOk(a, "ssh_execute", { session_id: sid, command: "true" });
+    await callOk(b, "ssh_list_sessions");
+    const ids = [a, b].map((c) => (c.transport as StreamableHTTPClientTransport).sessionId);
+    const lines = (await Deno.readTextFile(log)).trim().split("\n").map((l) => JSON.parse(l));
+    assert.deepEqual(lines.map((l) => [l.tool, l.transport_session]), [
+      ["ssh_connect", ids[0]],
+      ["ssh_execute", ids[0]],
+      ["ssh_list_sessions", ids[1]],
+    ]);
+    assert.notEqual(ids[0], ids[1]);
+    // One chain across the two clients' instances.
+    assert.equal(lines[2].prev, lines[1].hash);
+  } finally {
+    await a.close();
+    await b.close();
+  }
+});
