@@ -83,11 +83,11 @@ export interface FoundJob {
 /**
  * Lists the detached jobs on the remote host (any this account started, from
  * this server or an earlier one), removing finished ones older than
- * `keepMinutes` first. One round trip.
+ * `keepMinutes` first (none when null). One round trip.
  */
 export async function findDetached(
   context: Pick<DetachedContext, "connection" | "remote">,
-  keepMinutes: number,
+  keepMinutes: number | null,
   signal?: AbortSignal,
 ): Promise<FoundJob[]> {
   const r = await runScript(context, listScript(keepMinutes), { signal });

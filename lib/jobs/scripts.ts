@@ -72,8 +72,9 @@ const BASE = `"$HOME"/${JOBS_DIR}`;
 
 /**
  * `__mine`: reads the job's `pid` file in `$__d` (into `__p __g __t __r __b`)
- * and succeeds when group `$__g` is still this job's (see the module doc).
- * Where there is /proc, only live members count: PID 1 may reap late.
+ * and succeeds when group `$__g` is still this job's, or its runner `$__r` is
+ * still there to write `exit` (see the module doc). Where there is /proc,
+ * only live processes carrying the job's mark count: PID 1 may reap late.
  */
 const MINE = [
   "__mine() {",
@@ -84,7 +85,9 @@ const MINE = [
   "  if [ -r /proc/self/stat ]; then",
   "    for __f in /proc/[0-9]*/stat; do",
   '      read -r __l 2>/dev/null < "$__f" || continue; __l=${__l##*) }; set -- $__l',
-  '      [ "$1" != Z ] && [ "$3" = "$__g" ] || continue',
+  // The group's members, or the runner itself: it outlives the command's group by the moment it takes to
+  // write `exit`, and a job in that moment has ended, not been lost.
+  '      [ "$1" != Z ] && { [ "$3" = "$__g" ] || [ "${__f%/stat}" = "/proc/$__r" ]; } || continue',
   `      tr '\\0' '\\n' < "\${__f%/stat}/environ" 2>/dev/null | grep -qx "${JOB_MARK}=\${__d##*/}" && return 0`,
   "    done",
   "    return 1",
@@ -193,15 +196,17 @@ export interface ListedJob {
 }
 
 /**
- * Lists every job directory (after removing old finished ones): one line
+ * Lists every job directory (after removing old finished ones, unless
+ * `keepMinutes` is null): one line
  * each, tab-separated: id, pid line, exit line, signal, alive, out bytes,
  * err bytes, meta.
  */
-export function listScript(keepMinutes: number): string {
+export function listScript(keepMinutes: number | null): string {
   return [
     `[ -d ${BASE} ] || exit 0`,
     MINE,
-    cleanup(keepMinutes),
+    // null: list only (a read-only host's policy: nothing is removed there).
+    keepMinutes === null ? ":" : cleanup(keepMinutes),
     `for __d in ${BASE}/j-*; do`,
     '  [ -d "$__d" ] && [ ! -L "$__d" ] && [ -f "$__d/meta" ] || continue',
     "  __pl=; __e=; __s=; __a=0",

@@ -218,3 +218,37 @@ Deno.test("cleanup removes old job directories and nothing else", async () => {
     p.close();
   }
 });
+
+Deno.test("listScript(null) lists without removing anything (a read-only host's policy)", () => {
+  assert.match(listScript(60), /rm -rf/);
+  assert.doesNotMatch(listScript(null), /rm /);
+});
+
+Deno.test("a job whose command group is gone but whose runner is still writing its exit reads as alive, not lost", async () => {
+  const p = await place(true);
+  const id = "j-0000000000aa";
+  const dir = `${p.home}/${JOBS_DIR}/${id}`;
+  // The runner: a live process carrying the job's mark, in a group of its own.
+  const runner = new Deno.Command("/usr/bin/setsid", {
+    args: ["/bin/sleep", "30"],
+    env: { MCP_REMOTE_SSH_JOB: id },
+    clearEnv: true,
+  }).spawn();
+  try {
+    await Deno.mkdir(dir, { recursive: true });
+    const boot = await Deno.readTextFile("/proc/sys/kernel/random/boot_id").then((t) => t.trim(), () => "-");
+    // The command's group (999999) is gone; no `exit` yet: the moment between the command's end and the runner's write.
+    await Deno.writeTextFile(`${dir}/pid`, `999999 999999 ${Math.floor(Date.now() / 1000)} ${runner.pid} ${boot}\n`);
+    await Deno.writeTextFile(`${dir}/meta`, "{}\n");
+    assert.equal((await sh(aliveScript(id), p.env)).code, 0, "read as ended without a status (lost)");
+    runner.kill("SIGKILL");
+    await runner.status;
+    assert.notEqual((await sh(aliveScript(id), p.env)).code, 0, "a job with neither group nor runner is not alive");
+  } finally {
+    try {
+      runner.kill("SIGKILL");
+    } catch { /* already gone */ }
+    await runner.status;
+    p.close();
+  }
+});
