@@ -22,8 +22,11 @@
  * form, as the resolver would read them (`167772161`, `10.1` and `0x0a.0.0.1`
  * all reach 10.0.0.1, as does the IPv4-mapped `::ffff:10.0.0.1`), so another
  * spelling of an address cannot slip past an exclusion such as `!10.0.0.0/8`.
- * Other IPv6 spellings are compared by value in address blocks only: write
- * IPv6 patterns as blocks (`2001:db8::/32`, `::1/128`).
+ * IPv6 addresses are brought to one text (RFC 5952: `FD00:0::0005` is
+ * `fd00::5`) on both sides, so an address pattern matches every spelling; a
+ * glob with `*` over IPv6 text sees only that canonical text, so write IPv6
+ * ranges as blocks (`2001:db8::/32`). The unspecified addresses (0.0.0.0/8,
+ * `::`), which connect to this machine, are matched by no list at all.
  *
  * @module
  */
@@ -121,6 +124,8 @@ export function patternProblem(pattern: string): string | null {
 export function hostMatches(patterns: readonly string[], host: string, port: number): boolean {
   const name = normalHost(host);
   const address = addressOf(name);
+  // 0.0.0.0 and :: connect to this machine: never allowed by a list, whatever it says (name 127.0.0.1 instead).
+  if (unspecified(address)) return false;
   let matched = false;
   for (const text of patterns) {
     const p = parse(text);
@@ -167,8 +172,39 @@ export function normalHost(host: string): string {
   let h = asciiLower(host.trim());
   if (h.startsWith("[") && h.endsWith("]")) h = h.slice(1, -1);
   if (h.endsWith(".") && !h.endsWith("..")) h = h.slice(0, -1);
-  const v4 = inetAton(h) ?? mappedV4(ipv6Value(h));
-  return v4 === null ? h : dottedQuad(v4);
+  const v6 = ipv6Value(h);
+  const v4 = inetAton(h) ?? mappedV4(v6);
+  if (v4 !== null) return dottedQuad(v4);
+  return v6 === null ? h : canonicalV6(v6);
+}
+
+/** RFC 5952's text of an IPv6 address: lowercase, no leading zeros, the longest run of zero groups as `::`. */
+function canonicalV6(value: bigint): string {
+  const groups = Array.from({ length: 8 }, (_, i) => Number((value >> BigInt(16 * (7 - i))) & 0xffffn));
+  let best = -1;
+  let bestLength = 1; // a single zero group stays "0"
+  for (let i = 0; i < 8;) {
+    if (groups[i] !== 0) {
+      i++;
+      continue;
+    }
+    let j = i;
+    while (j < 8 && groups[j] === 0) j++;
+    if (j - i > bestLength) [best, bestLength] = [i, j - i];
+    i = j;
+  }
+  const hex = groups.map((g) => g.toString(16));
+  if (best < 0) return hex.join(":");
+  return `${hex.slice(0, best).join(":")}::${hex.slice(best + bestLength).join(":")}`;
+}
+
+/**
+ * Whether `host` is an unspecified address (0.0.0.0/8, `::`): a connection to
+ * one reaches this machine itself, whatever a pattern would say of its text.
+ */
+function unspecified(address: { v6: boolean; value: bigint } | null): boolean {
+  if (address === null) return false;
+  return address.v6 ? address.value === 0n : address.value >> 24n === 0n;
 }
 
 /** The IPv4 address inside an IPv4-mapped IPv6 one (::ffff:a.b.c.d), which reaches that IPv4 host. */

@@ -72,3 +72,21 @@ Deno.test("policyFor() takes each field from the first rule that covers the host
   assert.deepEqual(policyFor(rules, "dev", 22), { ...OPEN_POLICY, approval: "destructive", maxTimeoutSeconds: 60 });
   assert.deepEqual(policyFor([], "dev", 22), OPEN_POLICY);
 });
+
+Deno.test("hostMatches() reads every spelling of an IPv6 address as one, in globs and exclusions", () => {
+  for (const host of ["fd00:0::5", "fd00:0:0:0:0:0:0:5", "FD00::0005", "[fd00::5]"]) {
+    assert.equal(hostMatches(["fd00::5"], host, 22), true, host);
+    assert.equal(hostMatches(["*", "!fd00::5"], host, 22), false, host);
+    assert.equal(hostMatches(["[FD00:0::5]:22"], host, 22), true, host);
+  }
+  assert.equal(normalHost("2001:DB8:0:0:1:0:0:1"), "2001:db8::1:0:0:1", "the first of two equal zero runs");
+  assert.equal(normalHost("2001:db8:0:1:1:1:1:1"), "2001:db8:0:1:1:1:1:1", "one zero group is not ::");
+});
+
+Deno.test("hostMatches() never allows the unspecified addresses, which reach this machine", () => {
+  for (const host of ["0", "0.0.0.0", "0.1.2.3", "::", "0:0:0:0:0:0:0:0", "[::]"]) {
+    assert.equal(hostMatches(["*"], host, 22), false, host);
+    assert.equal(hostMatches(["0.0.0.0/0", "::/0", host], host, 22), false, host);
+  }
+  assert.equal(hostMatches(["*"], "1.0.0.0", 22), true);
+});

@@ -187,7 +187,7 @@ Deno.test({ name: "a read-only host refuses every tool that could change it; rea
     const kh = await sshd.writeKnownHosts(`${dir}/kh`);
     await using server = await withConfig(
       dir,
-      { host_policies: [{ match: "127.0.0.1", read_only: true }, { match: "*", approval: "all" }] },
+      { host_policies: [{ match: "127.0.0.1", read_only: true }, { match: "*", approval: "destructive" }] },
       {},
       ["--known-hosts", kh, "--allow-local-dir", `${dir}/local`],
     );
@@ -212,10 +212,14 @@ Deno.test({ name: "a read-only host refuses every tool that could change it; rea
     await assert.rejects(Deno.lstat(`${dir}/ran`), Deno.errors.NotFound, "a refused tool ran");
     assert.equal(await Deno.readTextFile(`${dir}/file`), "hello\n", "the file was changed");
 
-    // Reads, listings and downloads change nothing on the host: they work (and the first rule's
-    // read_only did not stop the second rule's approval from applying: a client without forms is refused it).
-    const read = await call(c, "ssh_read_remote_file", { session_id: sid, remote_path: `${dir}/file` });
-    assert.equal(read.code, "APPROVAL_UNAVAILABLE", read.text);
+    // The first rule's read_only did not keep the second rule's approval from applying: a download (it may
+    // overwrite a local file) needs a yes, which a client without forms cannot give.
+    const down = await call(c, "ssh_download_file", {
+      session_id: sid,
+      remote_path: `${dir}/file`,
+      local_path: `${dir}/local/got`,
+    });
+    assert.equal(down.code, "APPROVAL_UNAVAILABLE", down.text);
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
@@ -469,3 +473,82 @@ Deno.test({ name: "the README's narrowed --allow-net makes Deno refuse a host ou
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test(
+  { name: "guardrails reach past session_id: forwards, all-sessions listings, connects", ignore: skip },
+  async (t) => {
+    await using sshd = await startSshd();
+    const dir = await Deno.makeTempDir({ prefix: "mcp-guard-reach-" });
+    const trap = recordingListener();
+    try {
+      const kh = await sshd.writeKnownHosts(`${dir}/kh`);
+      await Deno.writeTextFile(kh, sshd.hostKeys.map((k) => `[localhost]:${sshd.port} ${k.publicKeyLine}\n`).join(""), {
+        append: true,
+      });
+      const key = { username: sshd.user, private_key_path: sshd.keys.ed25519.path };
+
+      await t.step("a remote forward may not make this server connect outside the allowed hosts", async () => {
+        await using server = await withConfig(dir, { allowed_hosts: [`127.0.0.1:${sshd.port}`] }, {}, [
+          "--known-hosts",
+          kh,
+        ]);
+        const sid = await connectWithKey(server.client, sshd);
+        const r = await call(server.client, "ssh_forward_port", {
+          session_id: sid,
+          direction: "remote",
+          local_port: trap.port,
+        });
+        assert.equal(r.code, "HOST_NOT_ALLOWED", r.text);
+        const ok = await callOk(server.client, "ssh_forward_port", {
+          session_id: sid,
+          direction: "remote",
+          local_port: sshd.port,
+        });
+        assert.ok(ok.structured.forward_id);
+        assert.equal(trap.accepted(), 0);
+      });
+
+      await t.step("an all-sessions job listing skips a session whose host policy refuses it", async () => {
+        await using server = await withConfig(dir, { host_policies: [{ match: "127.0.0.1", read_only: true }] }, {}, [
+          "--known-hosts",
+          kh,
+        ]);
+        const c = server.client;
+        const ro = await connectWithKey(c, sshd);
+        const rw =
+          (await callOk(c, "ssh_connect", { host: "localhost", port: sshd.port, ...key })).structured.session_id;
+        assert.equal((await call(c, "ssh_job", { session_id: ro, action: "list" })).code, "POLICY_DENIED");
+        const listed = await callOk(c, "ssh_job", { session_id: rw, action: "list", all_sessions: true });
+        assert.match(listed.text, new RegExp(`Not listed \\(host policy\\): ${ro} \\(POLICY_DENIED\\)`), listed.text);
+      });
+
+      await t.step("approval: all asks before ssh_connect sends anything", async () => {
+        const questions: string[] = [];
+        let answer: ElicitResult = { action: "decline" };
+        await using server = await withConfig(
+          dir,
+          { host_policies: [{ match: "127.0.0.1", approval: "all" }] },
+          { capabilities: { elicitation: {} } },
+          ["--known-hosts", kh],
+        );
+        server.client.setRequestHandler(ElicitRequestSchema, (request) => {
+          questions.push((request.params as Question).message);
+          return answer;
+        });
+        const refused = await call(server.client, "ssh_connect", { host: "127.0.0.1", port: trap.port, ...key });
+        assert.equal(refused.code, "APPROVAL_DECLINED", refused.text);
+        assert.equal(trap.accepted(), 0, "a declined connect reached the host");
+        assert.match(
+          questions[0],
+          new RegExp(`Approve ssh_connect on ${sshd.user}@127\\.0\\.0\\.1:${trap.port}\\?\\nNew session`),
+        );
+        assert.match(questions[0], /private_key_path: /);
+        answer = { action: "accept", content: {} };
+        await callOk(server.client, "ssh_connect", { host: "127.0.0.1", port: sshd.port, ...key });
+      });
+    } finally {
+      trap.close();
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+);

@@ -37,7 +37,7 @@ export function connectionTools(deps: ToolDeps): ToolDef[] {
       // Under accept-new it records a host key in known_hosts here; it changes nothing remote.
       changes: "local",
       run: async (args, ctx) => {
-        const session = await sessions.connect({
+        const resolved = await sessions.resolve({
           host: args.host,
           port: args.port,
           username: args.username,
@@ -50,6 +50,10 @@ export function connectionTools(deps: ToolDeps): ToolDef[] {
           ask: connectPrompts(ctx.extra, deps.clientCapabilities?.()),
           expectedFingerprint: args.host_key_fingerprint,
         });
+        // A host whose policy asks approval for every call asks it for the login too, before anything is sent.
+        const { host, port, username } = resolved.options;
+        await ctx.admit({ host, port, username });
+        const session = await sessions.openResolved(resolved);
         const info = session.connection.info;
         const origin = session.origin;
         const result = {

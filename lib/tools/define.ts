@@ -23,7 +23,7 @@ export const PROGRESS_EVERY_MS = 2000;
 export type { Toolset };
 
 import type { Toolset } from "../toolsets.ts";
-import type { Guard } from "./guard.ts";
+import type { AdmissionTarget, Guard } from "./guard.ts";
 
 /** What the client declared about elicitation in `initialize`, as far as it is read here. */
 export interface ClientElicitationCapability {
@@ -85,7 +85,7 @@ export interface ToolContext {
    * tool that finds its hosts itself (ssh_execute_many). A call with a
    * `session_id` argument has been admitted to that session's host before it runs.
    */
-  admit(session: Session): Promise<void>;
+  admit(target: AdmissionTarget): Promise<void>;
 }
 
 /**
@@ -125,7 +125,7 @@ export function defineTool<I extends z.ZodRawShape>(def: ToolDef<I>): ToolDef {
  */
 export function toolContext(
   extra: RequestExtra,
-  options: { sessions: SessionRegistry; logger: Logger; admit?: (session: Session) => Promise<void> },
+  options: { sessions: SessionRegistry; logger: Logger; admit?: (target: AdmissionTarget) => Promise<void> },
 ): ToolContext & { close(): void } {
   const { sessions, logger } = options;
   const stop = new AbortController();

@@ -26,6 +26,7 @@ import {
 } from "../fanout.ts";
 import type { Session } from "../sessions.ts";
 import { execCommand, type ExecResult } from "../ssh/exec.ts";
+import { type AdmissionTarget, sessionTarget } from "./guard.ts";
 import { defineTool, type ToolContext, type ToolDef, type ToolDeps } from "./define.ts";
 import { refuseWindows } from "./exec.ts";
 import { ok } from "./result.ts";
@@ -155,8 +156,16 @@ export function fanoutTools(deps: ToolDeps): ToolDef[] {
     let temporary = false;
     let reused = false;
     try {
+      // The host's policy, and a person's yes where it asks for one; the person's time is not the host's.
+      let waited = 0;
+      const admit = async (where: AdmissionTarget) => {
+        const asking = performance.now();
+        await ctx.admit(where);
+        waited += performance.now() - asking;
+      };
       if (target.kind === "session") {
         session = sessions.get(target.sessionId);
+        await admit(sessionTarget(session));
       } else {
         const request = {
           host: target.host,
@@ -168,6 +177,9 @@ export function fanoutTools(deps: ToolDeps): ToolDef[] {
         };
         // Resolved as a connect would (an alias is its HostName, User, Port and jump hosts), then looked up.
         const resolved = await sessions.resolve(request);
+        // Admitted before connecting: a host the policy refuses is not even logged in to.
+        const { host, port, username } = resolved.options;
+        await admit({ host, port, username });
         const open = sessions.findOpen(resolved.options);
         session = open === undefined ? undefined : sessions.get(open.id);
         reused = session !== undefined;
@@ -177,10 +189,7 @@ export function fanoutTools(deps: ToolDeps): ToolDef[] {
         }
       }
       label = session.connection.info;
-      const asking = performance.now();
-      await ctx.admit(session); // the host's policy, and a person's yes where it asks for one
-      // The host's timeout is for the command: a person's time to answer does not count against it.
-      const result = await execOn(session, run, started + (performance.now() - asking), temporary, ctx.signal);
+      const result = await execOn(session, run, started + waited, temporary, ctx.signal);
       return {
         target: text,
         host: hostLabel(label.username, label.host, label.port),

@@ -9,6 +9,7 @@
 import { isIP } from "node:net";
 import { z } from "zod";
 import { SshMcpError } from "../errors.ts";
+import { hostMatches } from "../policy.ts";
 import { type Endpoint, Forward, type ForwardInfo } from "../ssh/forward.ts";
 import { hostProblem, isLoopback } from "../validate.ts";
 import { defineTool, type ToolDef, type ToolDeps } from "./define.ts";
@@ -140,10 +141,19 @@ export function forwardTools(deps: ToolDeps): ToolDef[] {
             hint: "local_port is the port here that connections to the SSH server's listener reach",
           });
         }
+        // This process connects to the target itself: the allowlist holds for it as for ssh_connect.
+        const target = { host: args.local_host ?? "127.0.0.1", port: args.local_port };
+        if (config.allowedHosts !== undefined && !hostMatches(config.allowedHosts, target.host, target.port)) {
+          throw new SshMcpError(
+            "HOST_NOT_ALLOWED",
+            `${target.host}:${target.port} is not in the allowed hosts, and a remote forward would connect there from here`,
+            { hint: "Nothing was opened. Forward to a host and port listed in allowed_hosts (--allow-host)" },
+          );
+        }
         forward = await Forward.remote(common.connection, {
           ...common,
           bind: { host: args.remote_bind ?? "127.0.0.1", port: args.remote_port ?? 0 },
-          target: { host: args.local_host ?? "127.0.0.1", port: args.local_port },
+          target,
         });
       }
       if (!session.connection.alive) {

@@ -56,13 +56,28 @@ export interface GuardOptions {
   clientCapabilities: () => ClientElicitationCapability | undefined;
 }
 
+/** Where a call is to run: a session's host, or the host a connect is about to reach. */
+export interface AdmissionTarget {
+  host: string;
+  port: number;
+  username: string;
+  /** The session, once there is one (for "remember", which is per session). */
+  sessionId?: string;
+}
+
 /** One call's admission to one host, for {@linkcode Guard.admit}. */
 export interface Admission {
   tool: ToolDef;
   /** The call's arguments, valid; `timeout` may be lowered to the host's cap. */
   args: Record<string, unknown>;
-  session: Session;
+  target: AdmissionTarget;
   extra: RequestExtra;
+}
+
+/** The admission target of an open session. */
+export function sessionTarget(session: Session): AdmissionTarget {
+  const { host, port, username } = session.connection.info;
+  return { host, port, username, sessionId: session.id };
 }
 
 /**
@@ -101,22 +116,22 @@ export class Guard {
    * @throws SshMcpError POLICY_DENIED, APPROVAL_DECLINED, APPROVAL_UNAVAILABLE or CANCELLED.
    */
   async admit(admission: Admission): Promise<void> {
-    const { tool, args, session, extra } = admission;
+    const { tool, args, target, extra } = admission;
     if (!this.active || ALWAYS_ALLOWED.has(tool.name)) return;
-    const policy = this.policyOf(session);
-    const { username, host, port } = session.connection.info;
-    const where = `${username}@${host}:${port}`;
+    const policy = policyFor(this.#config.hostPolicies, target.host, target.port);
+    const where = `${target.username}@${target.host}:${target.port}`;
     const deny = (rule: string, why: string, hint?: string) => {
       throw new SshMcpError("POLICY_DENIED", `${tool.name} is not allowed on ${where}: ${why} (${rule})`, {
-        hint: hint ?? "Nothing was sent to the host. Use a tool the host's policy allows, or ask the operator",
+        hint: hint ?? "The call did not run on the host. Use a tool the host's policy allows, or ask the operator",
       });
     };
+    // Connecting changes nothing there: ssh_connect is "local" (the connect toolset is on even in read-only mode).
     if (policy.readOnly && tool.changes === "remote") {
       deny(
         "read_only",
         "the host is read-only",
-        "Nothing was sent to the host. Only tools that change nothing there " +
-          "work on it (reading files, listing, stat, downloads)",
+        "The call did not run on the host. Only tools that change nothing " +
+          "there work on it (reading files, listing, stat, downloads)",
       );
     }
     if (!policy.allowForwards && tool.name === "ssh_forward_port") deny("allow_forwards: false", "no forwards");
@@ -151,7 +166,7 @@ export class Guard {
     }
     const needed = policy.approval === "all" || (policy.approval === "destructive" && tool.destructive === true);
     if (!needed) return this.#note(extra, "not_required");
-    await this.#approve(tool, args, session, extra, policy);
+    await this.#approve(tool, args, target, extra, policy);
   }
 
   /**
@@ -177,14 +192,14 @@ export class Guard {
   async #approve(
     tool: ToolDef,
     args: Record<string, unknown>,
-    session: Session,
+    target: AdmissionTarget,
     extra: RequestExtra,
     policy: HostPolicy,
   ): Promise<void> {
-    const key = await requestKey(tool.name, session.id, args);
+    const where = `${target.username}@${target.host}:${target.port}`;
+    // Per session; a connect (no session yet) by the host it reaches.
+    const key = await requestKey(tool.name, target.sessionId ?? where, args);
     if (this.#remembered.has(key)) return this.#note(extra, "remembered");
-    const { username, host, port } = session.connection.info;
-    const where = `${username}@${host}:${port}`;
     if (!canElicitForm(this.#capabilities())) {
       this.#note(extra, "unavailable");
       throw new SshMcpError(
@@ -195,7 +210,8 @@ export class Guard {
     }
     const lines = [
       `Approve ${tool.name} on ${where}?`,
-      `Session: ${session.id}. This host's policy asks for approval of ${
+      `${target.sessionId === undefined ? "New session" : `Session: ${target.sessionId}`}. ` +
+      `This host's policy asks for approval of ${
         policy.approval === "all" ? "every call" : "calls that can change or delete data"
       }.`,
       ...shownArguments(args),
@@ -235,7 +251,8 @@ export class Guard {
       this.#note(extra, "cancelled");
       throw new SshMcpError("APPROVAL_DECLINED", `${tool.name} on ${where} was not approved: no answer`, {
         cause: error,
-        hint: "Nothing was sent to the host. The approval question went unanswered; ask the person before trying again",
+        hint:
+          "The call did not run on the host. The approval question went unanswered; ask the person before trying again",
       });
     } finally {
       done();
@@ -247,7 +264,9 @@ export class Guard {
         `${tool.name} on ${where} was not approved: the person chose ${
           answer.action === "decline" ? "decline" : "cancel"
         }`,
-        { hint: "Nothing was sent to the host. Do not repeat the request unchanged; ask the person what they want" },
+        {
+          hint: "The call did not run on the host. Do not repeat the request unchanged; ask the person what they want",
+        },
       );
     }
     if (answer.content?.remember === true) this.#remembered.add(key);
@@ -255,13 +274,19 @@ export class Guard {
   }
 }
 
-/** Every argument but the session and the secrets, one per line, exactly: JSON-quoted and escaped, nothing cut. */
+/**
+ * Every argument but the session and the secrets, one per line, exactly:
+ * JSON-quoted and escaped, nothing cut. A long value is announced with its
+ * length first, so a person sees there is more than a form shows at once.
+ */
 function shownArguments(args: Record<string, unknown>): string[] {
   return Object.entries(args)
     .filter(([name, value]) => name !== "session_id" && value !== undefined)
-    .map(([name, value]) =>
-      SECRET_FIELDS.has(name) ? `${name}: (secret, not shown)` : `${name}: ${neutralise(JSON.stringify(value))}`
-    );
+    .map(([name, value]) => {
+      if (SECRET_FIELDS.has(name)) return `${name}: (secret, not shown)`;
+      const long = typeof value === "string" && value.length > 200 ? ` (${value.length} characters)` : "";
+      return `${name}${long}: ${neutralise(JSON.stringify(value))}`;
+    });
 }
 
 /** What makes two requests identical for "remember": tool, session and every argument, hashed. */

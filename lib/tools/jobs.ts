@@ -10,6 +10,7 @@
 import { z } from "zod";
 import { Buffer } from "node:buffer";
 import { SshMcpError } from "../errors.ts";
+import { type Guard, sessionTarget } from "./guard.ts";
 import {
   type DetachedContext,
   DetachedJob,
@@ -39,10 +40,12 @@ const WAIT_RETURN_BYTES = 32 * 1024;
 export class Jobs {
   #config: Config;
   #outputs: OutputStore;
+  #guard: Guard | undefined;
 
-  constructor(config: Config, outputs: OutputStore) {
+  constructor(config: Config, outputs: OutputStore, guard?: Guard) {
     this.#config = config;
     this.#outputs = outputs;
+    this.#guard = guard;
   }
 
   /** What a detached job of `session` needs. */
@@ -95,7 +98,9 @@ export class Jobs {
   async find(session: Session, signal?: AbortSignal): Promise<Map<string, JobStatus>> {
     const statuses = new Map<string, JobStatus>();
     if (!this.detached(session)) return statuses;
-    const found = await findDetached(this.context(session), this.#keepMinutes, signal);
+    // A read-only host's old job files stay: listing there removes nothing.
+    const keep = this.#guard?.policyOf(session).readOnly ? null : this.#keepMinutes;
+    const found = await findDetached(this.context(session), keep, signal);
     for (const { facts, status } of found) {
       if (!session.jobs.has(facts.id)) session.jobs.set(facts.id, new DetachedJob(this.context(session), facts));
       statuses.set(facts.id, status);
@@ -121,6 +126,9 @@ export class Jobs {
     return session.jobs.lookup(id);
   }
 }
+
+/** Refusals by a host's policy: the session is left out of an all-sessions list, the rest is listed. */
+const WITHHELD = new Set(["POLICY_DENIED", "APPROVAL_DECLINED", "APPROVAL_UNAVAILABLE"]);
 
 /** The jobs tool. */
 export function jobTools(deps: ToolDeps, jobs: Jobs): ToolDef[] {
@@ -150,7 +158,18 @@ export function jobTools(deps: ToolDeps, jobs: Jobs): ToolDef[] {
         const targets = args.all_sessions ? sessions.all().filter((x) => x.connection.alive) : [session];
         const rows = [];
         const seen = new Set<string>(); // two sessions to one account find the same detached jobs
+        const withheld: string[] = [];
         for (const target of targets) {
+          // Listing runs a script on each host: every other session's host policy (and approval) applies too.
+          if (target !== session) {
+            try {
+              await ctx.admit(sessionTarget(target));
+            } catch (error) {
+              if (!(error instanceof SshMcpError) || !WITHHELD.has(error.code)) throw error;
+              withheld.push(`${target.id} (${error.code})`);
+              continue;
+            }
+          }
           const listed = await jobs.find(target, ctx.signal);
           for (const [, j] of target.jobs) {
             if (seen.has(j.id)) continue;
@@ -158,10 +177,12 @@ export function jobTools(deps: ToolDeps, jobs: Jobs): ToolDef[] {
             rows.push({ session_id: target.id, ...jobRow(j, listed.get(j.id) ?? await j.status({ liveness: true })) });
           }
         }
-        const text = rows.length === 0
+        const text = (rows.length === 0
           ? "No jobs"
-          : rows.map((r) => `${r.job_id} ${r.state}${ended(r)} ${r.stdout_bytes}+${r.stderr_bytes} B: ${r.command}`)
-            .join("\n");
+          : rows.map((r) =>
+            `${r.job_id} ${r.state}${ended(r)} ${r.stdout_bytes}+${r.stderr_bytes} B: ${r.command}`
+          )
+            .join("\n")) + (withheld.length === 0 ? "" : `\nNot listed (host policy): ${withheld.join(", ")}`);
         return ok({ jobs: rows }, text);
       }
       if (args.job_id === undefined) {

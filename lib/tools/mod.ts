@@ -13,6 +13,7 @@ import { z } from "zod";
 import { connectionTools } from "./connection.ts";
 import { type RequestExtra, toolContext, type ToolDef, type ToolDeps, type Toolset } from "./define.ts";
 import { execTools } from "./exec.ts";
+import { type AdmissionTarget, sessionTarget } from "./guard.ts";
 import { fanoutTools } from "./fanout.ts";
 import { Jobs, jobTools } from "./jobs.ts";
 import { fileTools } from "./files.ts";
@@ -20,7 +21,6 @@ import { forwardTools } from "./forward.ts";
 import { shellTools } from "./shell.ts";
 import { preparePatches } from "../ssh2/mod.ts";
 import type { Logger } from "../log.ts";
-import type { Session } from "../sessions.ts";
 
 /** Which tools a server instance offers. */
 export interface ToolSelection {
@@ -32,7 +32,7 @@ export interface ToolSelection {
 
 /** Every tool of the server, in the order tools/list shows them. */
 export function allTools(deps: ToolDeps): ToolDef[] {
-  const jobs = new Jobs(deps.config, deps.outputs);
+  const jobs = new Jobs(deps.config, deps.outputs, deps.guard);
   return [
     ...connectionTools(deps),
     ...execTools(deps, jobs),
@@ -69,12 +69,12 @@ export function registerTools(server: McpServer, deps: ToolDeps): void {
       async (args: unknown, extra: RequestExtra) => {
         const { guard } = deps;
         const values = args as Record<string, unknown>;
-        const admit = guard && ((session: Session) => guard.admit({ tool, args: values, session, extra }));
+        const admit = guard && ((target: AdmissionTarget) => guard.admit({ tool, args: values, target, extra }));
         const ctx = toolContext(extra, { sessions: deps.sessions, logger: deps.logger, admit });
         try {
           // A session that is gone gets its own error from the handler; nothing to admit it to.
           const session = typeof values?.session_id === "string" ? deps.sessions.find(values.session_id) : undefined;
-          if (admit !== undefined && session?.connection.alive) await admit(session);
+          if (admit !== undefined && session?.connection.alive) await admit(sessionTarget(session));
           return await tool.run(args as never, ctx);
         } finally {
           ctx.close();
