@@ -143,11 +143,33 @@ Deno.test(
         assert.equal((await lines(log)).length, before + 1, "a second line for the cancelled call");
       });
 
-      await t.step("a secret in ssh_execute's env is redacted", async () => {
+      await t.step("secrets in ssh_execute's env and in a URL of its command are redacted", async () => {
         const sid = (await lines(log))[0].ssh_session;
-        await counted(callOk(c, "ssh_execute", { session_id: sid, command: "true", env: { DB_PASSWORD: canary } }));
-        const got = await lines(log);
-        assert.equal(got.at(-1)!.arguments.env.DB_PASSWORD, "[redacted]");
+        await counted(callOk(c, "ssh_execute", {
+          session_id: sid,
+          command: `true https://u:${canary}@127.0.0.1/`,
+          env: { DB_PASSWORD: canary, SSHPASS: canary, DATABASE_URL: `postgres://u:${canary}@h/db` },
+        }));
+        const got = (await lines(log)).at(-1)!;
+        assert.deepEqual(got.arguments.env, {
+          DB_PASSWORD: "[redacted]",
+          SSHPASS: "[redacted]",
+          DATABASE_URL: "postgres://u:[redacted]@h/db",
+        });
+        assert.equal(got.arguments.command, "true https://u:[redacted]@127.0.0.1/");
+      });
+
+      await t.step("arguments of 11 MB are recorded by size and digest in a short line", async () => {
+        const junk = Array(36000).fill("x".repeat(300));
+        assert.equal((await counted(call(c, "no_such_tool", { junk }))).code, "INVALID_ARGUMENT");
+        const raw = await Deno.readTextFile(log);
+        const last = raw.trimEnd().split("\n").at(-1)!;
+        assert.ok(last.length < 2048, `a line of ${last.length} bytes`);
+        const { arguments: args } = JSON.parse(last);
+        assert.deepEqual(Object.keys(args), ["bytes", "sha256", "keys"]);
+        assert.ok(args.bytes > 10_000_000);
+        assert.deepEqual(args.keys, ["junk"]);
+        await assert.rejects(Deno.lstat(`${log}.1`), Deno.errors.NotFound, "the log rotated");
       });
 
       await t.step("the canary is nowhere in the file, not even hashed", async () => {
