@@ -23,13 +23,14 @@ import type { AuditLog } from "./lib/audit/mod.ts";
 import { drainAuditCalls } from "./lib/tools/record.ts";
 
 /**
- * How long the audit log waits at shutdown for calls still running. Under the
- * 4 s in which the SDK's stdio client escalates from closing stdin to SIGKILL
- * (2 s, SIGTERM, 2 s): a line for a call that is still running is written
- * before a client like that kills the process. Calls on SSH sessions end well
- * within it, since shutdown closes the sessions first.
+ * How long the audit log waits at shutdown for calls still running. Shutdown
+ * has closed the SSH sessions and aborted every call's signal by then, so a
+ * call that honours them ends in milliseconds; this bounds the rest. Short
+ * because of clients that escalate: the SDK's stdio client sends SIGTERM 2 s
+ * after closing stdin and SIGKILL 2 s after that, and this wait starts at
+ * that SIGTERM, so its lines must be written well within the second 2 s.
  */
-const AUDIT_DRAIN_MS = 3000;
+const AUDIT_DRAIN_MS = 1500;
 
 /** Lets running calls write their lines (or records them as still running), then closes the log. */
 async function closeAudit(audit: AuditLog | undefined, logger: Logger): Promise<void> {
