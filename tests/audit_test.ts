@@ -7,13 +7,17 @@
  */
 
 import assert from "node:assert/strict";
-import { call, callOk, connectWithKey, ROOT, RUN_FLAGS, startServer } from "./fixtures/mcp.ts";
+import { call, callOk, connectWithKey, ROOT, RUN_FLAGS, runArgs, serverEnv, startServer } from "./fixtures/mcp.ts";
 import { sshdAvailable, startSshd } from "./fixtures/sshd.ts";
 import { AuditLog } from "../lib/audit/mod.ts";
 import { auditCalls, drainAuditCalls } from "../lib/tools/record.ts";
 import type { SessionRegistry } from "../lib/sessions.ts";
 // @ts-types="@modelcontextprotocol/sdk/types"
 import type { CallToolResult } from "@modelcontextprotocol/sdk/types.js";
+// @ts-types="@modelcontextprotocol/sdk/client/index"
+import { Client } from "@modelcontextprotocol/sdk/client/index.js";
+// @ts-types="@modelcontextprotocol/sdk/client/streamableHttp"
+import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 
 const skip = !sshdAvailable();
 
@@ -327,6 +331,85 @@ for (const how of ["the client disconnects", "the server gets SIGTERM"] as const
     },
   );
 }
+
+// A guard more than a proof of the drain: it passed without it too, since the HTTP server's shutdown
+// (http.finished) waited for the call's open response, and so for its line.
+Deno.test({ name: "over HTTP a call still running at SIGTERM leaves its line", ignore: skip }, async () => {
+  await using sshd = await startSshd();
+  const dir = await Deno.makeTempDir({ prefix: "mcp-audit-http-drain-" });
+  const log = `${dir}/audit.jsonl`;
+  const token = `t-${crypto.randomUUID()}`;
+  const home = await Deno.makeTempDir({ prefix: "mcp-home-" });
+  try {
+    const kh = await sshd.writeKnownHosts(`${dir}/kh`);
+    const marks = `${dir}/marks`;
+    await Deno.mkdir(marks);
+    await Deno.chmod(dir, 0o711);
+    await Deno.chmod(marks, 0o1777);
+    const proc = new Deno.Command(Deno.execPath(), {
+      args: runArgs("main.ts", [
+        "--transport",
+        "streamable-http",
+        "--port",
+        "0",
+        "--known-hosts",
+        kh,
+        "--audit-log",
+        log,
+      ]),
+      env: { ...serverEnv(home), MCP_REMOTE_SSH_TOKEN: token },
+      clearEnv: true,
+      cwd: ROOT,
+      stdin: "null",
+      stdout: "null",
+      stderr: "piped",
+    }).spawn();
+    let stderr = "";
+    let url: string | undefined;
+    const reader = proc.stderr.pipeThrough(new TextDecoderStream()).getReader();
+    const pump = (async () => {
+      for (let r = await reader.read(); !r.done; r = await reader.read()) stderr += r.value;
+    })();
+    try {
+      for (let i = 0; i < 800 && url === undefined; i++) {
+        url = stderr.match(/listening on (http:\/\/\S+)/)?.[1];
+        if (url === undefined) await new Promise((r) => setTimeout(r, 25));
+      }
+      assert.ok(url !== undefined, `the server did not start:\n${stderr}`);
+      const headers = { Authorization: `Bearer ${token}` };
+      const client = new Client({ name: "audit-test", version: "0" });
+      await client.connect(new StreamableHTTPClientTransport(new URL(url), { requestInit: { headers } }));
+      try {
+        const sid = await connectWithKey(client, sshd);
+        const pending = client.callTool({
+          name: "ssh_execute",
+          arguments: { session_id: sid, command: `touch ${marks}/started; sleep 3; touch ${marks}/ended` },
+        });
+        pending.catch(() => {});
+        await appears(`${marks}/started`);
+        proc.kill("SIGTERM");
+        assert.equal((await proc.status).code, 0, stderr);
+      } finally {
+        await client.close().catch(() => {});
+      }
+    } finally {
+      try {
+        proc.kill("SIGKILL");
+      } catch {
+        // already gone
+      }
+      await proc.status;
+      await pump;
+    }
+    const got = await lines(log);
+    assert.deepEqual(got.map((l) => l.tool), ["ssh_connect", "ssh_execute"], "the running call left no line");
+    assert.equal(got[1].outcome, "error");
+    assert.equal((await verify(log)).code, 0);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+    await Deno.remove(home, { recursive: true });
+  }
+});
 
 // In process: a call that never ends cannot be made on a real server without waiting out its shutdown bound.
 const noSessions = { find: () => undefined } as unknown as SessionRegistry;
