@@ -12,7 +12,7 @@
 
 import { HELP, parseFlags, VERSION } from "./lib/cli.ts";
 import { type ConfigFile, readConfigFile, resolveConfig } from "./lib/config.ts";
-import { createLogger } from "./lib/log.ts";
+import { createLogger, type Logger } from "./lib/log.ts";
 import { resolveRoots } from "./lib/local_paths.ts";
 import { workingDirRoot } from "./lib/roots.ts";
 import { createServer } from "./lib/server.ts";
@@ -20,6 +20,25 @@ import { serveStdio } from "./lib/transport/stdio.ts";
 import { onShutdownSignal } from "./lib/transport/signals.ts";
 import { pretendSsh2Version } from "./lib/ssh2/mod.ts";
 import type { AuditLog } from "./lib/audit/mod.ts";
+import { drainAuditCalls } from "./lib/tools/record.ts";
+
+/**
+ * How long the audit log waits at shutdown for calls still running. Shutdown
+ * has closed the SSH sessions and aborted every call's signal by then, so a
+ * call that honours them ends in milliseconds; this bounds the rest. Short
+ * because of clients that escalate: the SDK's stdio client sends SIGTERM 2 s
+ * after closing stdin and SIGKILL 2 s after that, and this wait starts at
+ * that SIGTERM, so its lines must be written well within the second 2 s.
+ */
+const AUDIT_DRAIN_MS = 1500;
+
+/** Lets running calls write their lines (or records them as still running), then closes the log. */
+async function closeAudit(audit: AuditLog | undefined, logger: Logger): Promise<void> {
+  if (audit === undefined) return;
+  const unfinished = await drainAuditCalls(audit, { timeoutMs: AUDIT_DRAIN_MS });
+  if (unfinished > 0) logger.warn(`Audit log: ${unfinished} call(s) still running at shutdown, recorded as CANCELLED`);
+  await audit.close();
+}
 
 async function main(argv: string[]): Promise<number> {
   if (argv[0] === "verify-audit") {
@@ -104,7 +123,7 @@ async function main(argv: string[]): Promise<number> {
         .catch((error) => logger.error(`Cannot drop the write permission: ${error}`));
     }
     await serveStdio(created, logger);
-    await audit?.close();
+    await closeAudit(audit, logger);
     return 0;
   }
   // Loaded only here: stdio, the common case, starts without the HTTP modules.
@@ -165,7 +184,7 @@ async function main(argv: string[]): Promise<number> {
     http.shutdown();
   });
   await http.finished;
-  await audit?.close();
+  await closeAudit(audit, logger);
   return 0;
 }
 

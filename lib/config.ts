@@ -175,7 +175,7 @@ export const ConfigFileSchema = z.strictObject({
   audit_log_max_bytes: z.int().min(64 * 1024).max(1024 ** 4).optional().describe(
     "Rotate above this size (default 10 MiB)",
   ),
-  audit_log_keep: z.int().min(1).max(1000).optional().describe("Rotated files kept (default 5)"),
+  audit_log_keep: z.int().min(1).max(1000).optional().describe("Rotated files kept (default 100)"),
   audit_hash_chain: z.boolean().optional().describe("Each line carries the hash of the one before (default true)"),
   audit_log_fsync: z.boolean().optional().describe(
     "Flush each line to the disk (fdatasync) before the result (default false)",
@@ -312,7 +312,7 @@ export function resolveConfig(flags: CliFlags, file: ConfigFile, env: ConfigEnv)
     audit: auditLog === undefined ? undefined : {
       path: auditLog,
       maxBytes: file.audit_log_max_bytes ?? 10 * 1024 * 1024,
-      keep: file.audit_log_keep ?? 5,
+      keep: file.audit_log_keep ?? 100,
       chain: file.audit_hash_chain ?? true,
       fsync: file.audit_log_fsync ?? false,
     },

@@ -7,8 +7,17 @@
  */
 
 import assert from "node:assert/strict";
-import { call, callOk, connectWithKey, ROOT, RUN_FLAGS, startServer } from "./fixtures/mcp.ts";
+import { call, callOk, connectWithKey, ROOT, RUN_FLAGS, runArgs, serverEnv, startServer } from "./fixtures/mcp.ts";
 import { sshdAvailable, startSshd } from "./fixtures/sshd.ts";
+import { AuditLog } from "../lib/audit/mod.ts";
+import { auditCalls, drainAuditCalls } from "../lib/tools/record.ts";
+import type { SessionRegistry } from "../lib/sessions.ts";
+// @ts-types="@modelcontextprotocol/sdk/types"
+import type { CallToolResult } from "@modelcontextprotocol/sdk/types.js";
+// @ts-types="@modelcontextprotocol/sdk/client/index"
+import { Client } from "@modelcontextprotocol/sdk/client/index.js";
+// @ts-types="@modelcontextprotocol/sdk/client/streamableHttp"
+import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 
 const skip = !sshdAvailable();
 
@@ -133,6 +142,38 @@ Deno.test(
         const got = await waitLines(log, before + 1);
         assert.equal(got.length, before + 1);
         assert.equal(got.at(-1)!.code, "CANCELLED");
+        // The handler may still end later (the remote sleep is killed): that must not add a second line.
+        await new Promise((r) => setTimeout(r, 1000));
+        assert.equal((await lines(log)).length, before + 1, "a second line for the cancelled call");
+      });
+
+      await t.step("secrets in ssh_execute's env and in a URL of its command are redacted", async () => {
+        const sid = (await lines(log))[0].ssh_session;
+        await counted(callOk(c, "ssh_execute", {
+          session_id: sid,
+          command: `true https://u:${canary}@127.0.0.1/`,
+          env: { DB_PASSWORD: canary, SSHPASS: canary, DATABASE_URL: `postgres://u:${canary}@h/db` },
+        }));
+        const got = (await lines(log)).at(-1)!;
+        assert.deepEqual(got.arguments.env, {
+          DB_PASSWORD: "[redacted]",
+          SSHPASS: "[redacted]",
+          DATABASE_URL: "postgres://u:[redacted]@h/db",
+        });
+        assert.equal(got.arguments.command, "true https://u:[redacted]@127.0.0.1/");
+      });
+
+      await t.step("arguments of 11 MB are recorded by size and digest in a short line", async () => {
+        const junk = Array(36000).fill("x".repeat(300));
+        assert.equal((await counted(call(c, "no_such_tool", { junk }))).code, "INVALID_ARGUMENT");
+        const raw = await Deno.readTextFile(log);
+        const last = raw.trimEnd().split("\n").at(-1)!;
+        assert.ok(last.length < 2048, `a line of ${last.length} bytes`);
+        const { arguments: args } = JSON.parse(last);
+        assert.deepEqual(Object.keys(args), ["bytes", "sha256", "keys"]);
+        assert.ok(args.bytes > 10_000_000);
+        assert.deepEqual(args.keys, ["junk"]);
+        await assert.rejects(Deno.lstat(`${log}.1`), Deno.errors.NotFound, "the log rotated");
       });
 
       await t.step("the canary is nowhere in the file, not even hashed", async () => {
@@ -232,6 +273,188 @@ Deno.test({ name: "the audit line carries the approval decision and the policy r
         ["ssh_stat_remote", "ok", "not_required"],
       ],
     );
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+/** Resolves once `path` exists. */
+async function appears(path: string): Promise<void> {
+  for (let i = 0; i < 400; i++) {
+    if (await Deno.lstat(path).then(() => true, () => false)) return;
+    await new Promise((r) => setTimeout(r, 25));
+  }
+  throw new Error(`${path} never appeared`);
+}
+
+for (const how of ["the client disconnects", "the server gets SIGTERM"] as const) {
+  Deno.test(
+    { name: `a call still running when ${how} leaves its line, and only one`, ignore: skip },
+    async () => {
+      await using sshd = await startSshd();
+      const dir = await Deno.makeTempDir({ prefix: "mcp-audit-drain-" });
+      const log = `${dir}/audit.jsonl`;
+      try {
+        const kh = await sshd.writeKnownHosts(`${dir}/kh`);
+        // Where the remote command (the test user when run as root) may leave its marks.
+        const marks = `${dir}/marks`;
+        await Deno.mkdir(marks);
+        await Deno.chmod(dir, 0o711);
+        await Deno.chmod(marks, 0o1777);
+        const server = await startServer({ args: ["--known-hosts", kh, "--audit-log", log] });
+        try {
+          const sid = await connectWithKey(server.client, sshd);
+          const pending = server.client.callTool({
+            name: "ssh_execute",
+            arguments: { session_id: sid, command: `touch ${marks}/started; sleep 3; touch ${marks}/ended` },
+          });
+          pending.catch(() => {}); // the client goes before the answer does
+          await appears(`${marks}/started`);
+          if (how === "the server gets SIGTERM") Deno.kill(server.pid!, "SIGTERM");
+        } finally {
+          // Ends stdin and waits for the process to exit (the SDK's client kills it after 2 s + 2 s).
+          await server.close();
+        }
+        const got = await lines(log);
+        assert.deepEqual(got.map((l) => l.tool), ["ssh_connect", "ssh_execute"], "the running call left no line");
+        const exec = got[1];
+        assert.equal(exec.outcome, "error");
+        assert.equal(typeof exec.code, "string");
+        assert.match(exec.arguments.command, /sleep 3/);
+        // The process is gone: nothing can add a line now, but look again all the same.
+        await new Promise((r) => setTimeout(r, 1000));
+        assert.equal((await lines(log)).length, 2);
+        assert.equal((await verify(log)).code, 0);
+      } finally {
+        await Deno.remove(dir, { recursive: true });
+      }
+    },
+  );
+}
+
+// A guard more than a proof of the drain: it passed without it too, since the HTTP server's shutdown
+// (http.finished) waited for the call's open response, and so for its line.
+Deno.test({ name: "over HTTP a call still running at SIGTERM leaves its line", ignore: skip }, async () => {
+  await using sshd = await startSshd();
+  const dir = await Deno.makeTempDir({ prefix: "mcp-audit-http-drain-" });
+  const log = `${dir}/audit.jsonl`;
+  const token = `t-${crypto.randomUUID()}`;
+  const home = await Deno.makeTempDir({ prefix: "mcp-home-" });
+  try {
+    const kh = await sshd.writeKnownHosts(`${dir}/kh`);
+    const marks = `${dir}/marks`;
+    await Deno.mkdir(marks);
+    await Deno.chmod(dir, 0o711);
+    await Deno.chmod(marks, 0o1777);
+    const proc = new Deno.Command(Deno.execPath(), {
+      args: runArgs("main.ts", [
+        "--transport",
+        "streamable-http",
+        "--port",
+        "0",
+        "--known-hosts",
+        kh,
+        "--audit-log",
+        log,
+      ]),
+      env: { ...serverEnv(home), MCP_REMOTE_SSH_TOKEN: token },
+      clearEnv: true,
+      cwd: ROOT,
+      stdin: "null",
+      stdout: "null",
+      stderr: "piped",
+    }).spawn();
+    let stderr = "";
+    let url: string | undefined;
+    const reader = proc.stderr.pipeThrough(new TextDecoderStream()).getReader();
+    const pump = (async () => {
+      for (let r = await reader.read(); !r.done; r = await reader.read()) stderr += r.value;
+    })();
+    try {
+      for (let i = 0; i < 800 && url === undefined; i++) {
+        url = stderr.match(/listening on (http:\/\/\S+)/)?.[1];
+        if (url === undefined) await new Promise((r) => setTimeout(r, 25));
+      }
+      assert.ok(url !== undefined, `the server did not start:\n${stderr}`);
+      const headers = { Authorization: `Bearer ${token}` };
+      const client = new Client({ name: "audit-test", version: "0" });
+      await client.connect(new StreamableHTTPClientTransport(new URL(url), { requestInit: { headers } }));
+      try {
+        const sid = await connectWithKey(client, sshd);
+        const pending = client.callTool({
+          name: "ssh_execute",
+          arguments: { session_id: sid, command: `touch ${marks}/started; sleep 3; touch ${marks}/ended` },
+        });
+        pending.catch(() => {});
+        await appears(`${marks}/started`);
+        proc.kill("SIGTERM");
+        assert.equal((await proc.status).code, 0, stderr);
+      } finally {
+        await client.close().catch(() => {});
+      }
+    } finally {
+      try {
+        proc.kill("SIGKILL");
+      } catch {
+        // already gone
+      }
+      await proc.status;
+      await pump;
+    }
+    const got = await lines(log);
+    assert.deepEqual(got.map((l) => l.tool), ["ssh_connect", "ssh_execute"], "the running call left no line");
+    assert.equal(got[1].outcome, "error");
+    assert.equal((await verify(log)).code, 0);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+    await Deno.remove(home, { recursive: true });
+  }
+});
+
+// In process: a call that never ends cannot be made on a real server without waiting out its shutdown bound.
+const noSessions = { find: () => undefined } as unknown as SessionRegistry;
+const stdioExtra = { signal: new AbortController().signal };
+
+Deno.test("drainAuditCalls() waits for a running call's own line", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "mcp-audit-wait-" });
+  try {
+    const log = await AuditLog.open({ path: `${dir}/audit.jsonl` });
+    const observe = auditCalls(log, { sessions: noSessions });
+    const { promise, resolve } = Promise.withResolvers<CallToolResult>();
+    const call = observe({ name: "ssh_execute", args: { command: "true" }, extra: stdioExtra }, () => promise);
+    const drained = drainAuditCalls(log, { timeoutMs: 60_000 });
+    setTimeout(() => resolve({ content: [], structuredContent: { exit_code: 0 } }), 100);
+    assert.equal(await drained, 0);
+    await call;
+    await log.close();
+    const got = await lines(`${dir}/audit.jsonl`);
+    assert.deepEqual(got.map((l) => [l.tool, l.outcome, l.exit_code, l.note]), [["ssh_execute", "ok", 0, undefined]]);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("drainAuditCalls() records a call still running after its bound once, as CANCELLED", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "mcp-audit-abandon-" });
+  try {
+    const log = await AuditLog.open({ path: `${dir}/audit.jsonl` });
+    const observe = auditCalls(log, { sessions: noSessions });
+    await observe({ name: "ssh_list_sessions", args: {}, extra: stdioExtra }, () => Promise.resolve({ content: [] }));
+    const { promise, resolve } = Promise.withResolvers<CallToolResult>();
+    const stuck = observe({ name: "ssh_execute", args: { command: "sleep 600" }, extra: stdioExtra }, () => promise);
+    assert.equal(await drainAuditCalls(log, { timeoutMs: 50 }), 1);
+    // It ends after all: its own line would be a second record of one call.
+    resolve({ content: [], structuredContent: { exit_code: 0 } });
+    await stuck;
+    await log.close();
+    const got = await lines(`${dir}/audit.jsonl`);
+    assert.deepEqual(got.map((l) => [l.tool, l.code ?? l.outcome]), [["ssh_list_sessions", "ok"], [
+      "ssh_execute",
+      "CANCELLED",
+    ]]);
+    assert.equal(got[1].arguments.command, "sleep 600");
+    assert.match(got[1].note, /still running when the server shut down/);
+    assert.equal((await verify(`${dir}/audit.jsonl`)).code, 0);
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

@@ -28,7 +28,7 @@
  * A file with a torn tail is not rotated until a record has ended it.
  *
  * Rotation. Before a write that would take the file past `maxBytes`, FILE
- * becomes FILE.1 (FILE.1 becomes FILE.2, …, FILE.`keep` is overwritten) and
+ * becomes FILE.1 (FILE.1 becomes FILE.2, …, FILE.`keep` is overwritten: its records are gone) and
  * a new FILE is created 0600. The chain goes on across files. A record larger
  * than `maxBytes` still goes whole into a file of its own. Files numbered
  * above `keep` (left by an earlier, larger `keep`) are not removed.
@@ -63,8 +63,10 @@ export interface AuditOptions {
    */
   maxBytes?: number;
   /**
-   * Rotated files kept (FILE.1 … FILE.keep); at least 1.
-   * @default 5
+   * Rotated files kept (FILE.1 … FILE.keep); at least 1. The oldest beyond
+   * it is deleted at each rotation: a caller making enough calls pushes old
+   * records out, so ship the lines elsewhere to keep them for good.
+   * @default 100
    */
   keep?: number;
   /**
@@ -96,7 +98,7 @@ export interface AuditOptions {
 }
 
 const DEFAULT_MAX_BYTES = 10 * 1024 * 1024;
-const DEFAULT_KEEP = 5;
+const DEFAULT_KEEP = 100;
 // How much of a file's end is read at a time to find its last line.
 const TAIL_WINDOW = 64 * 1024;
 const NEWLINE = 0x0a;

@@ -19,5 +19,12 @@
 
 export { AuditLog, type AuditOptions } from "./log.ts";
 export { type AuditEntry, GENESIS } from "./record.ts";
-export { type DataDigest, MAX_KEPT_STRING_BYTES, redactArguments, REDACTED } from "./redact.ts";
+export {
+  type ArgumentsDigest,
+  type DataDigest,
+  MAX_ARGUMENTS_BYTES,
+  MAX_KEPT_STRING_BYTES,
+  redactArguments,
+  REDACTED,
+} from "./redact.ts";
 export { auditFiles, type LinePlace, verifyAudit, verifyAuditMain, type VerifyResult } from "./verify.ts";

@@ -51,6 +51,8 @@ export interface AuditEntry {
   outcome: "ok" | "error";
   /** The error code (e.g. `"AUTH_FAILED"`) when `outcome` is `"error"`. */
   code?: string;
+  /** What the server knows of an outcome it could not wait for (a call still running at shutdown). */
+  note?: string;
   /** The remote command's exit code; null when it ended without one. */
   exitCode?: number | null;
   /** The signal that ended the remote command; null when none did. */
@@ -88,6 +90,7 @@ export function recordOf(entry: AuditEntry): Record<string, unknown> {
     arguments: redactArguments(entry.tool, entry.arguments),
     outcome: entry.outcome,
     code: entry.code,
+    note: entry.note,
     exit_code: entry.exitCode,
     signal: entry.signal,
     bytes_in: entry.bytesIn,

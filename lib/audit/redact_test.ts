@@ -3,7 +3,14 @@
 
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
-import { MAX_KEPT_STRING_BYTES, redactArguments, REDACTED, SHORT_DATA_BYTES } from "./redact.ts";
+import {
+  type ArgumentsDigest,
+  MAX_ARGUMENTS_BYTES,
+  MAX_KEPT_STRING_BYTES,
+  redactArguments,
+  REDACTED,
+  SHORT_DATA_BYTES,
+} from "./redact.ts";
 
 const CANARY = "canary-Secret-7f3a91";
 
@@ -148,4 +155,93 @@ Deno.test("redactArguments() leaves its input unchanged", () => {
   const copy = structuredClone(args);
   redactArguments("t", args);
   assert.deepEqual(args, copy);
+});
+
+Deno.test("redactArguments() redacts secrets named like SSHPASS, REDISCLI_AUTH and SIGNING_KEY, not a bare key", () => {
+  const env = { SSHPASS: CANARY, REDISCLI_AUTH: CANARY, SIGNING_KEY: CANARY, aws_secret_access_key: CANARY, LANG: "C" };
+  const out = redactArguments("ssh_execute", { command: "true", env }) as { env: Record<string, string> };
+  assert.deepEqual(leaks(JSON.stringify(out), CANARY), []);
+  assert.equal(out.env.LANG, "C");
+  // Names that describe, not hold, a secret stay.
+  assert.deepEqual(redactArguments("ssh_shell_send_control", { session_id: "s", shell_id: "h", key: "ctrl+c" }), {
+    session_id: "s",
+    shell_id: "h",
+    key: "ctrl+c",
+  });
+  assert.deepEqual(redactArguments("ssh_connect", { private_key_path: "/k", keepalive: 1 }), {
+    private_key_path: "/k",
+    keepalive: 1,
+  });
+});
+
+Deno.test("redactArguments() redacts the password of scheme://user:password@ in every kept string", () => {
+  const cases: [string, string][] = [
+    ["DATABASE_URL=postgres://u:pw@h/db psql", `DATABASE_URL=postgres://u:${REDACTED}@h/db psql`],
+    [
+      "curl https://u:pw@host/x && curl 'ftp://a:b@c'",
+      `curl https://u:${REDACTED}@host/x && curl 'ftp://a:${REDACTED}@c'`,
+    ],
+    ["redis-cli -u redis://:pw@127.0.0.1:6379", `redis-cli -u redis://:${REDACTED}@127.0.0.1:6379`],
+    // An unescaped "@" in the password: the authority runs to its last "@".
+    ["mysql://root:p@ss@db:3306/x", `mysql://root:${REDACTED}@db:3306/x`],
+    // No password: nothing to hide. A path's "@" is not userinfo.
+    ["git clone ssh://git@host:22/r.git", "git clone ssh://git@host:22/r.git"],
+    ["curl http://host:8080/a@b", "curl http://host:8080/a@b"],
+  ];
+  for (const [given, kept] of cases) {
+    assert.deepEqual(redactArguments("ssh_execute", { command: given }), { command: kept }, given);
+  }
+  const out = redactArguments("ssh_execute", {
+    command: "true",
+    env: { DATABASE_URL: `postgres://u:${CANARY}@h/db` },
+    targets: [{ command: `curl https://u:${CANARY}@h` }],
+  });
+  assert.deepEqual(leaks(JSON.stringify(out), CANARY), []);
+  assert.deepEqual((out as { env: unknown }).env, { DATABASE_URL: `postgres://u:${REDACTED}@h/db` });
+});
+
+Deno.test("redactArguments() records arguments over 16 KiB as their size, sha256 and field names", () => {
+  const junk = Array(36000).fill("x".repeat(300));
+  const huge = redactArguments("no_such_tool", { junk, session_id: "s" }) as ArgumentsDigest;
+  const json = JSON.stringify({ junk, session_id: "s" });
+  assert.deepEqual(huge, { bytes: json.length, sha256: sha256(json), keys: ["junk", "session_id"] });
+
+  // A list of short strings, each kept alone, still counts as a whole.
+  const list = Array.from({ length: 2000 }, (_, i) => `item-${i}`);
+  assert.deepEqual(Object.keys(redactArguments("t", { list }) as object), ["bytes", "sha256", "keys"]);
+
+  // Long field names and many of them: the digest keeps 32, each cut to 64 characters.
+  const many = Object.fromEntries(Array.from({ length: 100 }, (_, i) => [`${i}-${"k".repeat(1000)}`, 1]));
+  const cut = redactArguments("t", many) as ArgumentsDigest;
+  assert.equal(cut.keys.length, 32);
+  for (const key of cut.keys) assert.ok(key.length <= 64, key);
+  assert.ok(JSON.stringify(cut).length < MAX_ARGUMENTS_BYTES);
+  // One name alone over the cap.
+  const one = redactArguments("t", { ["n".repeat(100_000)]: 1 }) as ArgumentsDigest;
+  assert.deepEqual(one.keys, ["n".repeat(64)]);
+  // Not an object: no names.
+  assert.deepEqual((redactArguments("t", list) as ArgumentsDigest).keys, []);
+});
+
+Deno.test("redactArguments() keeps arguments of exactly 16 KiB and digests one byte more", () => {
+  const sized = (n: number) => {
+    const base = { a: [] as string[] };
+    const empty = JSON.stringify(base).length; // {"a":[]}
+    // Items of 1000 kept bytes each ("x"*998 quoted) plus commas, then one to make up the rest.
+    const items: string[] = [];
+    let size = empty;
+    while (size + 1001 + 2 <= n) {
+      items.push("x".repeat(998));
+      size += (items.length > 1 ? 1 : 0) + 1000;
+    }
+    const rest = n - size - (items.length > 0 ? 1 : 0) - 2;
+    items.push("y".repeat(rest));
+    base.a = items;
+    assert.equal(JSON.stringify(base).length, n);
+    return base;
+  };
+  const at = sized(MAX_ARGUMENTS_BYTES);
+  assert.deepEqual(redactArguments("t", at), at);
+  const over = sized(MAX_ARGUMENTS_BYTES + 1);
+  assert.deepEqual(Object.keys(redactArguments("t", over) as object), ["bytes", "sha256", "keys"]);
 });

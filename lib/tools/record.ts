@@ -10,6 +10,12 @@
  * has already run: the client gets AUDIT_FAILED in place of its result, saying
  * so, and nothing further runs until the log works.
  *
+ * Calls in flight at shutdown: the log is closed only after
+ * {@linkcode drainAuditCalls} has let every running call finish and write its
+ * line; a call that does not finish in time gets a line saying it was still
+ * running (`CANCELLED`), and writes none of its own later. Only a process
+ * killed outright (SIGKILL, a crash) leaves its running calls unrecorded.
+ *
  * @module
  */
 
@@ -43,37 +49,133 @@ export function auditCalls(log: AuditLog, options: AuditCallsOptions): CallObser
     // Looked up first: ssh_close_session ends the session it names.
     const where = targetOf(call, options.sessions);
     const failure = log.failure;
-    let result = failure === null ? await run() : toToolResult(
-      new SshMcpError(
-        "AUDIT_FAILED",
-        `Refused: the audit log cannot be written (${failure}); nothing runs unrecorded`,
-        {
-          retryable: false,
-        },
-      ),
-    );
-    const entry = entryOf(call, result, {
-      ...where,
-      ...connected(call.name, result),
-      startedAt,
-      durationMs: Math.round(performance.now() - started),
-      approval: options.guard?.decisionOf(call.extra),
-    });
+    const { promise: released, resolve: release } = Promise.withResolvers<void>();
+    const running: Running = {
+      abandoned: false,
+      released,
+      // What drainAuditCalls writes if this call is still running when the log must close.
+      abandon: () => ({
+        ...where,
+        startedAt,
+        durationMs: Math.round(performance.now() - started),
+        approval: options.guard?.decisionOf(call.extra),
+        transportSession: call.extra.sessionId ?? "stdio",
+        tool: call.name.slice(0, 256),
+        arguments: call.args ?? {},
+        outcome: "error",
+        code: "CANCELLED",
+        note: "still running when the server shut down; its outcome is unknown",
+      }),
+    };
+    const tracked = trackedOf(log);
+    tracked.add(running);
     try {
-      await log.append(entry);
-    } catch (error) {
-      if (failure !== null) return result;
-      result = toToolResult(
+      let result = failure === null ? await run() : toToolResult(
         new SshMcpError(
           "AUDIT_FAILED",
-          `${call.name} ran, but its audit record could not be written (${describe(error)}); its result is withheld ` +
-            "and nothing more runs until the audit log can be written",
-          { retryable: false, cause: error },
+          `Refused: the audit log cannot be written (${failure}); nothing runs unrecorded`,
+          {
+            retryable: false,
+          },
         ),
       );
+      // Its line is already written; a second would say the call ran twice.
+      if (running.abandoned) return result;
+      // From here to append() nothing awaits: a drain that finds this call
+      // released finds its line already queued in the log.
+      tracked.delete(running);
+      release();
+      const entry = entryOf(call, result, {
+        ...where,
+        ...connected(call.name, result),
+        startedAt,
+        durationMs: Math.round(performance.now() - started),
+        approval: options.guard?.decisionOf(call.extra),
+      });
+      try {
+        await log.append(entry);
+      } catch (error) {
+        if (failure !== null) return result;
+        result = toToolResult(
+          new SshMcpError(
+            "AUDIT_FAILED",
+            `${call.name} ran, but its audit record could not be written (${
+              describe(error)
+            }); its result is withheld ` +
+              "and nothing more runs until the audit log can be written",
+            { retryable: false, cause: error },
+          ),
+        );
+      }
+      return result;
+    } finally {
+      tracked.delete(running);
+      release();
     }
-    return result;
   };
+}
+
+/** A call that has started and whose line is not yet queued. */
+interface Running {
+  /** Set once drainAuditCalls has written this call's line for it. */
+  abandoned: boolean;
+  /** Resolves when the call has queued its line (or ended without one, having been abandoned). */
+  released: Promise<void>;
+  /** The line for this call if it must be recorded before it ends. */
+  abandon(): AuditEntry;
+}
+
+// Per log, not per server instance: over HTTP every client's instance shares
+// the process's one log, and the log closes once, after all of them.
+const inFlight = new WeakMap<AuditLog, Set<Running>>();
+
+function trackedOf(log: AuditLog): Set<Running> {
+  let set = inFlight.get(log);
+  if (set === undefined) inFlight.set(log, set = new Set());
+  return set;
+}
+
+/** Options of {@linkcode drainAuditCalls}. */
+export interface DrainOptions {
+  /**
+   * How long to wait for running calls to finish, in milliseconds.
+   * @default 3000
+   */
+  timeoutMs?: number;
+}
+
+/**
+ * Waits until every call recorded in `log` that is still running has ended
+ * and queued its line; after `timeoutMs`, writes a line for each call still
+ * running (outcome `error`, code `CANCELLED`, a `note` that its outcome is
+ * unknown), whose own line is then never written. Call it after the
+ * transport has ended (so no call starts) and before `log.close()`.
+ *
+ * @param log The log the calls are recorded in.
+ * @param options How long to wait.
+ * @returns How many calls were recorded as still running.
+ *
+ * @example
+ * ```ts
+ * await drainAuditCalls(log, { timeoutMs: 3000 });
+ * await log.close();
+ * ```
+ */
+export async function drainAuditCalls(log: AuditLog, options: DrainOptions = {}): Promise<number> {
+  const tracked = trackedOf(log);
+  const deadline = AbortSignal.timeout(options.timeoutMs ?? 3000);
+  const expired = new Promise<void>((resolve) => deadline.addEventListener("abort", () => resolve(), { once: true }));
+  // Again while calls remain: one may have started while the others ended.
+  while (tracked.size > 0 && !deadline.aborted) {
+    await Promise.race([expired, Promise.all([...tracked].map((running) => running.released))]);
+  }
+  const left = [...tracked];
+  tracked.clear();
+  await Promise.allSettled(left.map((running) => {
+    running.abandoned = true;
+    return log.append(running.abandon());
+  }));
+  return left.length;
 }
 
 interface Where {
