@@ -267,7 +267,7 @@ Deno.test({ name: "the audit line carries the approval decision and the policy r
     assert.deepEqual(
       got.map((l) => [l.tool, l.code ?? l.outcome, l.approval]),
       [
-        ["ssh_connect", "ok", undefined],
+        ["ssh_connect", "ok", "not_required"],
         ["ssh_execute", "APPROVAL_UNAVAILABLE", "unavailable"],
         ["ssh_forward_port", "POLICY_DENIED", undefined],
         ["ssh_stat_remote", "ok", "not_required"],
