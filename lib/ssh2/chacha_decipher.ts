@@ -265,6 +265,7 @@ export class ChachaPolyDecipher {
   #lenPos = 0;
   #len = 0;
   #packet: Uint8Array | null = null; // own copy (length field first), only when a packet spans chunks
+  #spanning: Uint8Array | null = null; // where #packet is kept, reused from packet to packet
   #pktPos = 0;
   #mac = new Uint8Array(16);
   #macPos = 0;
@@ -332,7 +333,10 @@ export class ChachaPolyDecipher {
           message = data.subarray(lenAt, p + nb); // all here, MAC too: used in place
         } else {
           if (this.#packet === null) {
-            this.#packet = new Uint8Array(4 + this.#len);
+            // One buffer per connection for every packet that spans chunks: only the MAC check and the
+            // decryption read it, before this call returns, so the next packet may reuse it.
+            this.#spanning ??= new Uint8Array(4 + MAX_PACKET_LENGTH);
+            this.#packet = this.#spanning.subarray(0, 4 + this.#len);
             this.#packet.set(this.#lenBytes);
           }
           this.#packet.set(data.subarray(p, p + nb), 4 + this.#pktPos);
@@ -400,6 +404,36 @@ export class ChachaPolyDecipher {
     heap.fill(0, out, out + 16);
     return diff === 0;
   }
+}
+
+/** A larger message area for {@linkcode poly1305Tag}, made when a message exceeds the decipher's. */
+let largeArea = { at: 0, size: 0 };
+
+/**
+ * Writes into `out` the Poly1305 tag of `message` under the 32-byte `key`,
+ * with the same wasm module and message area as the decipher (each use
+ * copies its message in whole just before computing, within one call).
+ * For ./chacha_cipher.ts; needs {@linkcode prepareFastDecipher} first.
+ */
+export function poly1305Tag(message: Uint8Array, key: Uint8Array, out: Uint8Array): void {
+  if (wasm === null) throw new Error("The wasm Poly1305 is not loaded: await prepareFastDecipher() first");
+  const { module, key: keyAt, out: outAt } = wasm;
+  let at = wasm.message;
+  if (message.length > 4 + MAX_PACKET_LENGTH) {
+    if (message.length > largeArea.size) {
+      const more = module._malloc(message.length);
+      if (more === 0) throw new Error(`The wasm Poly1305 has no room for a ${message.length}-byte packet`);
+      largeArea = { at: more, size: message.length };
+    }
+    at = largeArea.at;
+  }
+  const heap = module.HEAPU8; // read after _malloc, which may have grown (replaced) it
+  heap.set(message, at);
+  heap.set(key.subarray(0, 32), keyAt);
+  module._poly1305_auth(outAt, at, message.length, 0, 0, keyAt);
+  out.set(heap.subarray(outAt, outAt + 16));
+  heap.fill(0, keyAt, keyAt + 32);
+  heap.fill(0, outAt, outAt + 16);
 }
 
 function keyWords(key: Uint8Array): Uint32Array {
