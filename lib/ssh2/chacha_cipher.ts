@@ -27,7 +27,8 @@
  * The plaintext buffer is lent by `allocPacket()` and taken back by the
  * `encrypt()` of that packet (ssh2 always encrypts a packet in the same
  * turn it allocates it); a second `allocPacket()` before then, or a packet
- * too large for it, gets a buffer of its own. Nothing handed to the socket
+ * too large for it, gets a buffer of its own (and so does every packet after
+ * one that was never encrypted). Nothing handed to the socket
  * is ever reused: ./socket.ts copies a chunk only when it flushes, later.
  *
  * @module
@@ -52,15 +53,21 @@ const ROOM = 36 * 1024;
 
 /** The fields of ssh2's `ChaChaPolyCipherNative` (lib/protocol/crypto.js) this cipher takes over. */
 export interface Ssh2ChachaCipher {
+  /** Sequence number of the next packet. */
   outSeqno: number;
+  /** Where sealed packets go. */
   _onWrite: (data: Buffer) => unknown;
   /** K_2 of PROTOCOL.chacha20poly1305: payload and Poly1305 key. */
   _encKeyMain: Buffer;
   /** K_1: the length field. */
   _encKeyPktLen: Buffer;
+  /** Set by free(). */
   _dead: boolean;
+  /** A framed packet with room for `payloadLen` bytes at offset 5. */
   allocPacket(payloadLen: number): Buffer;
+  /** Seals a packet from allocPacket and writes it. */
   encrypt(packet: Buffer): void;
+  /** Retires the cipher. */
   free(): void;
 }
 
