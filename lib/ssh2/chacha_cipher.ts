@@ -167,6 +167,8 @@ export class ChachaPolyCipher {
     chachaBlock(this.#wordsLen, 0, this.outSeqno, this.#block);
     for (let i = 0; i < 4; i++) out[LEAD + i] = packet[i] ^ b[i];
     this.#block.fill(0);
+    // The plaintext (a password in a USERAUTH packet, say) does not wait in the lent buffer for the next packet.
+    input.fill(0, LEAD, LEAD + n);
 
     const wire = out.subarray(LEAD, LEAD + n + TAG);
     poly1305Tag(wire.subarray(0, n), out.subarray(0, 32), this.#tag);
@@ -225,7 +227,8 @@ export async function fastCipherSelfTest(): Promise<string | null> {
     const made = ssh2Crypto.createCipher(config(() => {}, start));
     if (!isSsh2ChachaCipher(made)) return "ssh2's chacha20-poly1305 cipher is not the shape it replaces";
     const cipher = new ChachaPolyCipher(made);
-    cipher._onWrite = (b) => void ours.push(Buffer.from(b));
+    // Kept by reference, as the socket keeps them: a later packet overwriting an earlier one fails the test.
+    cipher._onWrite = (b) => void ours.push(b);
     const reused: boolean[] = [];
     for (const c of [ssh2Cipher, cipher]) {
       let last: ArrayBufferLike | null = null;

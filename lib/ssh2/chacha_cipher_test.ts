@@ -4,7 +4,7 @@ import crypto from "node:crypto";
 import "./chacha_fix.ts";
 // @ts-types="./ssh2_crypto.d.ts"
 import ssh2Crypto from "ssh2/lib/protocol/crypto.js";
-import { prepareFastDecipher } from "./chacha_decipher.ts";
+import { poly1305HeapBytes, poly1305Tag, prepareFastDecipher } from "./chacha_decipher.ts";
 import {
   ChachaPolyCipher,
   fastCipherSelfTest,
@@ -40,7 +40,8 @@ function pair(key: Buffer, seqno: number) {
   const made = ssh2Crypto.createCipher(outbound(NAME, key, seqno, () => {}));
   assert.ok(isSsh2ChachaCipher(made));
   const cipher = new ChachaPolyCipher(made);
-  cipher._onWrite = (b) => void ours.push(Buffer.from(b));
+  // What the socket gets, by reference (the socket keeps references too): a later packet must not change it.
+  cipher._onWrite = (b) => void ours.push(b);
   return { ssh2Cipher, cipher, theirs, ours };
 }
 
@@ -81,7 +82,10 @@ Deno.test("the cipher seals exactly what ssh2's cipher seals, one write per pack
     }
   }
   assert.equal(ours.length, payloads.length);
-  assert.deepEqual(Buffer.concat(ours), Buffer.concat(theirs));
+  assert.ok(
+    Buffer.concat(ours).equals(Buffer.concat(theirs)),
+    `sealed otherwise than ssh2: ${firstDiff(ours, theirs)}`,
+  );
   assert.equal(cipher.outSeqno, (start + payloads.length) >>> 0);
   // ssh2's decipher takes packets up to 35000 bytes: the last two are for peers that allow more.
   assert.deepEqual(ssh2Opens(key, start, Buffer.concat(ours.slice(0, -2))), payloads.slice(0, -2));
@@ -121,21 +125,41 @@ Deno.test("one plaintext buffer is lent per cipher; a packet allocated before th
     fill(packet, payload);
     ssh2Cipher.encrypt(packet);
   }
-  assert.deepEqual(Buffer.concat(ours), Buffer.concat(theirs));
-  // What was written stays as written: the next packet does not reuse the bytes handed to the socket.
+  // By reference, after later packets: what was handed to the socket was not reused.
+  assert.ok(
+    Buffer.concat(ours).equals(Buffer.concat(theirs)),
+    `sealed otherwise than ssh2: ${firstDiff(ours, theirs)}`,
+  );
   const written = Buffer.from(ours[2]);
   const next = cipher.allocPacket(10);
+  fill(next, crypto.randomBytes(10));
   cipher.encrypt(next);
-  assert.deepEqual(ours[2], written);
+  assert.ok(ours[2].equals(written), "a written packet changed when the next one was sealed");
 });
 
-Deno.test("free() wipes the keys and sends nothing more", () => {
+Deno.test("free() wipes the keys and the plaintext buffer, and sends nothing more", () => {
   const { cipher, ours } = pair(crypto.randomBytes(64), 0);
+  const packet = cipher.allocPacket(100);
+  fill(packet, new Uint8Array(100).fill(0x5a)); // a password, say
+  cipher.encrypt(packet);
+  assert.equal(ours.length, 1);
+  assert.ok(packet.every((b) => b === 0), "the sealed packet's plaintext stayed in the lent buffer");
   cipher.free();
   assert.equal(cipher._dead, true);
+  assert.ok(new Uint8Array(packet.buffer).every((b) => b === 0), "the lent plaintext buffer was not wiped");
   cipher.encrypt(cipher.allocPacket(10));
-  assert.equal(ours.length, 0);
+  assert.equal(ours.length, 1);
 });
+
+/** Where two packet lists first differ, for a failure message (a deepEqual of megabytes would exhaust memory). */
+function firstDiff(a: Uint8Array[], b: Uint8Array[]): string {
+  for (let i = 0; i < Math.max(a.length, b.length); i++) {
+    if (a[i] === undefined || b[i] === undefined || !Buffer.from(a[i]).equals(Buffer.from(b[i]))) {
+      return `packet ${i} of ${a.length} vs ${b.length}`;
+    }
+  }
+  return "no packet differs";
+}
 
 Deno.test("useFastCipher swaps in this cipher for ssh2's chacha20-poly1305 only, keeping the sequence number", () => {
   const protocol: { _cipher: unknown } = { _cipher: "null cipher" };
@@ -168,4 +192,19 @@ Deno.test("fastCipherSelfTest() passes on ssh2 1.17 and fails when the cipher se
   } finally {
     ChachaPolyCipher.prototype.encrypt = encrypt;
   }
+});
+
+Deno.test("poly1305Tag() over ever larger packets keeps one large area: the shared wasm memory stays bounded", () => {
+  const key = crypto.randomBytes(32);
+  const big = crypto.randomBytes(270_000);
+  const first = new Uint8Array(16);
+  poly1305Tag(big.subarray(0, 35_100), key, first);
+  const before = poly1305HeapBytes();
+  // A hostile server's maxPacket lets each packet be a little longer than the last.
+  for (let size = 35_200; size <= 260_000; size += 100) poly1305Tag(big.subarray(0, size), key, new Uint8Array(16));
+  const grown = poly1305HeapBytes() - before;
+  assert.ok(grown <= 1024 * 1024, `the wasm heap grew by ${grown} bytes over 2,250 growing packets`);
+  const again = new Uint8Array(16);
+  poly1305Tag(big.subarray(0, 35_100), key, again);
+  assert.deepEqual(again, first, "the same packet, the same tag, after the area moved");
 });
