@@ -58,6 +58,7 @@ function integrityFailure(message: string): IntegrityFailure {
 interface Poly1305Wasm {
   HEAPU8: Uint8Array;
   _malloc(size: number): number;
+  _free(at: number): void;
   /** poly1305_auth(out, m1, m1len, m2, m2len, key): the tag of m1‖m2. */
   _poly1305_auth(out: number, m1: number, m1len: number, m2: number, m2len: number, key: number): void;
 }
@@ -265,6 +266,7 @@ export class ChachaPolyDecipher {
   #lenPos = 0;
   #len = 0;
   #packet: Uint8Array | null = null; // own copy (length field first), only when a packet spans chunks
+  #spanning: Uint8Array | null = null; // where #packet is kept, reused from packet to packet
   #pktPos = 0;
   #mac = new Uint8Array(16);
   #macPos = 0;
@@ -332,7 +334,10 @@ export class ChachaPolyDecipher {
           message = data.subarray(lenAt, p + nb); // all here, MAC too: used in place
         } else {
           if (this.#packet === null) {
-            this.#packet = new Uint8Array(4 + this.#len);
+            // One buffer per connection for every packet that spans chunks: only the MAC check and the
+            // decryption read it, before this call returns, so the next packet may reuse it.
+            this.#spanning ??= new Uint8Array(4 + MAX_PACKET_LENGTH);
+            this.#packet = this.#spanning.subarray(0, 4 + this.#len);
             this.#packet.set(this.#lenBytes);
           }
           this.#packet.set(data.subarray(p, p + nb), 4 + this.#pktPos);
@@ -400,6 +405,52 @@ export class ChachaPolyDecipher {
     heap.fill(0, out, out + 16);
     return diff === 0;
   }
+}
+
+/** A larger message area for {@linkcode poly1305Tag}, made when a message exceeds the decipher's. */
+let largeArea = { at: 0, size: 0 };
+
+/**
+ * Writes into `out` the Poly1305 tag of `message` under the 32-byte `key`,
+ * with the same wasm module and message area as the decipher (each use
+ * copies its message in whole just before computing, within one call).
+ * For ./chacha_cipher.ts; needs {@linkcode prepareFastDecipher} first.
+ */
+export function poly1305Tag(message: Uint8Array, key: Uint8Array, out: Uint8Array): void {
+  if (wasm === null) throw new Error("The wasm Poly1305 is not loaded: await prepareFastDecipher() first");
+  const { module, key: keyAt, out: outAt } = wasm;
+  let at = wasm.message;
+  if (message.length > 4 + MAX_PACKET_LENGTH) {
+    if (message.length > largeArea.size) {
+      // One area, grown by doubling and the old one freed: packets that grow a little each time (a server's
+      // large maxPacket, longer and longer commands) must not leave an area behind each, in a module every
+      // session shares and whose memory never shrinks.
+      let size = Math.max(64 * 1024, largeArea.size);
+      while (size < message.length) size *= 2;
+      const more = module._malloc(size);
+      if (more === 0) throw new Error(`The wasm Poly1305 has no room for a ${message.length}-byte packet`);
+      if (largeArea.at !== 0) module._free(largeArea.at);
+      largeArea = { at: more, size };
+    }
+    at = largeArea.at;
+  }
+  const heap = module.HEAPU8; // read after _malloc, which may have grown (replaced) it
+  heap.set(message, at);
+  heap.set(key.subarray(0, 32), keyAt);
+  module._poly1305_auth(outAt, at, message.length, 0, 0, keyAt);
+  out.set(heap.subarray(outAt, outAt + 16));
+  heap.fill(0, keyAt, keyAt + 32);
+  heap.fill(0, outAt, outAt + 16);
+}
+
+/**
+ * Bytes of the wasm Poly1305 module's memory, which grows and never shrinks:
+ * for tests that prove {@linkcode poly1305Tag} does not leak it.
+ *
+ * @returns The size of its heap, or 0 before {@linkcode prepareFastDecipher}.
+ */
+export function poly1305HeapBytes(): number {
+  return wasm === null ? 0 : wasm.module.HEAPU8.length;
 }
 
 function keyWords(key: Uint8Array): Uint32Array {

@@ -14,6 +14,7 @@ import type { Client, ClientChannel, ConnectConfig, OpenSSHAgent, ParsedKey } fr
 import { Buffer } from "node:buffer";
 import type { Logger } from "../log.ts";
 import { ownsNoInput, useFastDecipher } from "./chacha_decipher.ts";
+import { useFastCipher } from "./chacha_cipher.ts";
 import { decipherHolderOf } from "./internals.ts";
 import type { PatchStatus } from "./patches.ts";
 import { rekeyQueueFixed } from "./rekey_fix.ts";
@@ -61,6 +62,7 @@ export function connectClient(client: Client, config: ConnectConfig, options: Co
   // ssh2 uses only the net.Socket surface DenoSocket provides, and takes any Duplex (a channel) as it is.
   client.connect({ ...config, sock: socket as unknown as ConnectConfig["sock"] });
   if (patches.rekeyFix && !rekeyQueueFixed(client)) warnOnce(logger, "the rekey queue fix");
+  if (patches.fastCipher && !useFastCipher(client)) warnOnce(logger, "the fast chacha20-poly1305 cipher");
   if (!patches.fastDecipher) return;
   if (!useFastDecipher(client)) return warnOnce(logger, "the fast chacha20-poly1305 decipher");
   // A channel's chunks come from the outer connection's decipher; only our socket has a buffer to lend.

@@ -55,6 +55,8 @@ export interface PacketWriterInternals {
 interface ProtocolInternals {
   /** The inbound decipher; ssh2 assigns a new one at every NEWKEYS. */
   _decipher?: unknown;
+  /** The outbound cipher; ssh2 assigns a new one at every NEWKEYS. */
+  _cipher?: unknown;
   _packetRW?: { write?: PacketWriterInternals };
   signal?(channelId: number, name: string): void;
 }
@@ -94,6 +96,16 @@ export function packetWriterOf(client: unknown): PacketWriterInternals | undefin
 export function decipherHolderOf(client: unknown): { _decipher?: unknown } | undefined {
   const protocol = protocolOf(client);
   return protocol !== undefined && "_decipher" in protocol ? protocol : undefined;
+}
+
+/**
+ * The object that holds a connected client's outbound cipher (its
+ * Protocol), for code that replaces the cipher at each NEWKEYS; undefined
+ * if the field is not where 1.17 keeps it.
+ */
+export function cipherHolderOf(client: unknown): { _cipher?: unknown } | undefined {
+  const protocol = protocolOf(client);
+  return protocol !== undefined && "_cipher" in protocol ? protocol : undefined;
 }
 
 /** The server's software version as ssh2 read it from the banner, or "unknown". */

@@ -1,6 +1,6 @@
 /**
  * The only room that imports ssh2: client creation, the socket adapter, the
- * repairs of ssh2 1.17 (chacha20 leak, rekey queue, fast decipher), the
+ * repairs of ssh2 1.17 (chacha20 leak, rekey queue, fast cipher and decipher), the
  * version guard, and the few reads of ssh2's private fields the SSH layer
  * needs (server version, signals), and an ssh-agent that offers only chosen
  * keys. Everything outside lib/ssh2/ takes ssh2

@@ -21,6 +21,7 @@ import ssh2Crypto from "ssh2/lib/protocol/crypto.js";
 import type { Logger } from "../log.ts";
 import { enableLeakFix, leakFixSelfTest } from "./chacha_fix.ts";
 import { fastDecipherSelfTest, isSsh2Chacha, prepareFastDecipher } from "./chacha_decipher.ts";
+import { fastCipherSelfTest } from "./chacha_cipher.ts";
 import { rekeyFixSelfTest } from "./rekey_fix.ts";
 import { sftpFixSelfTest } from "./sftp_fix.ts";
 import { sftpReadSelfTest, sftpWriteSelfTest } from "./sftp_alloc.ts";
@@ -36,6 +37,8 @@ export interface PatchStatus {
   fastDecipher: boolean;
   /** The socket lends its read buffer to a decipher that keeps nothing (needs `fastDecipher`). */
   socketLending: boolean;
+  /** Outbound chacha20-poly1305 uses ./chacha_cipher.ts: one allocation and one write per packet. */
+  fastCipher: boolean;
   /** An SFTP channel whose first packet is not VERSION fails alone, not the connection (./sftp_fix.ts). */
   sftpFix: boolean;
   /** SFTP writes send the caller's data without copying it into a request buffer (./sftp_alloc.ts). */
@@ -49,6 +52,7 @@ const NAMES: Record<keyof PatchStatus, string> = {
   rekeyFix: "rekey queue fix",
   fastDecipher: "fast chacha20-poly1305 decipher",
   socketLending: "socket buffer lending",
+  fastCipher: "fast chacha20-poly1305 cipher",
   sftpFix: "SFTP first-packet check",
   sftpWrite: "copy-free SFTP write",
   sftpRead: "streaming SFTP read answers",
@@ -80,6 +84,7 @@ async function decide(): Promise<{ status: PatchStatus; off: string[] }> {
     rekeyFix: false,
     fastDecipher: false,
     socketLending: false,
+    fastCipher: false,
     sftpFix: false,
     sftpWrite: false,
     sftpRead: false,
@@ -125,6 +130,11 @@ async function decide(): Promise<{ status: PatchStatus; off: string[] }> {
     failed("fastDecipher", fast);
     failed("socketLending", `needs the ${NAMES.fastDecipher}`);
   }
+
+  // After the decipher's known-answer test: both use its wasm Poly1305 and block function.
+  const seal = fast === null ? await fastCipherSelfTest() : `needs the ${NAMES.fastDecipher}`;
+  if (seal === null) status.fastCipher = true;
+  else failed("fastCipher", seal);
   return { status, off };
 }
 
