@@ -23,7 +23,7 @@ export const PROGRESS_EVERY_MS = 2000;
 export type { Toolset };
 
 import type { Toolset } from "../toolsets.ts";
-import type { AdmissionTarget, Guard } from "./guard.ts";
+import type { HostPolicy } from "../policy.ts";
 
 /** What the client declared about elicitation in `initialize`, as far as it is read here. */
 export interface ClientElicitationCapability {
@@ -43,7 +43,33 @@ export interface ToolDeps {
   /** The client's capabilities once it has initialized (whether it can answer elicitation). */
   clientCapabilities?: () => ClientElicitationCapability | undefined;
   /** Host policies and approval (./guard.ts); undefined: none apply. */
-  guard?: Guard;
+  guard?: CallGuard;
+}
+
+/** Where a call is to run: a session's host, or the host a connect is about to reach. */
+export interface AdmissionTarget {
+  host: string;
+  port: number;
+  username: string;
+  /** The session, once there is one (for "remember", which is per session). */
+  sessionId?: string;
+}
+
+/** One call's admission to one host (./guard.ts `Guard.admit`). */
+export interface Admission {
+  tool: ToolDef;
+  /** The call's arguments, valid; `timeout` may be lowered to the host's cap. */
+  args: Record<string, unknown>;
+  target: AdmissionTarget;
+  extra: RequestExtra;
+}
+
+/** Host policies and approval as tools use them; ./guard.ts is the one there is. */
+export interface CallGuard {
+  /** Admits a call to a host, asking a person where its policy says so; throws a coded refusal. */
+  admit(admission: Admission): Promise<void>;
+  /** The policy of the host `session` is connected to. */
+  policyOf(session: Session): HostPolicy;
 }
 
 /** What the SDK hands a request handler, as far as tools use it. */

@@ -26,8 +26,8 @@ import {
 } from "../fanout.ts";
 import type { Session } from "../sessions.ts";
 import { execCommand, type ExecResult } from "../ssh/exec.ts";
-import { type AdmissionTarget, sessionTarget } from "./guard.ts";
-import { defineTool, type ToolContext, type ToolDef, type ToolDeps } from "./define.ts";
+import { sessionTarget } from "./guard.ts";
+import { type AdmissionTarget, defineTool, type ToolContext, type ToolDef, type ToolDeps } from "./define.ts";
 import { refuseWindows } from "./exec.ts";
 import { ok } from "./result.ts";
 import * as s from "./schemas.ts";

@@ -35,7 +35,16 @@ import type { Config } from "../config.ts";
 import type { Session } from "../sessions.ts";
 import { QUESTION_TIMEOUT_MS } from "../ssh/prompts.ts";
 import { canElicitForm } from "./ask.ts";
-import type { ClientElicitationCapability, RequestExtra, ToolDef } from "./define.ts";
+import type {
+  Admission,
+  AdmissionTarget,
+  CallGuard,
+  ClientElicitationCapability,
+  RequestExtra,
+  ToolDef,
+} from "./define.ts";
+
+export type { Admission, AdmissionTarget };
 
 /** What became of a call's need for approval, as the audit log records it. */
 export type ApprovalDecision = "not_required" | "accepted" | "remembered" | "declined" | "cancelled" | "unavailable";
@@ -56,24 +65,6 @@ export interface GuardOptions {
   clientCapabilities: () => ClientElicitationCapability | undefined;
 }
 
-/** Where a call is to run: a session's host, or the host a connect is about to reach. */
-export interface AdmissionTarget {
-  host: string;
-  port: number;
-  username: string;
-  /** The session, once there is one (for "remember", which is per session). */
-  sessionId?: string;
-}
-
-/** One call's admission to one host, for {@linkcode Guard.admit}. */
-export interface Admission {
-  tool: ToolDef;
-  /** The call's arguments, valid; `timeout` may be lowered to the host's cap. */
-  args: Record<string, unknown>;
-  target: AdmissionTarget;
-  extra: RequestExtra;
-}
-
 /** The admission target of an open session. */
 export function sessionTarget(session: Session): AdmissionTarget {
   const { host, port, username } = session.connection.info;
@@ -84,7 +75,7 @@ export function sessionTarget(session: Session): AdmissionTarget {
  * Applies host policies and asks for approval, for one client (one server
  * instance): remembered approvals are this client's only.
  */
-export class Guard {
+export class Guard implements CallGuard {
   #config: Config;
   #capabilities: () => ClientElicitationCapability | undefined;
   #remembered = new Set<string>();

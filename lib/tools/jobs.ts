@@ -10,7 +10,7 @@
 import { z } from "zod";
 import { Buffer } from "node:buffer";
 import { SshMcpError } from "../errors.ts";
-import { type Guard, sessionTarget } from "./guard.ts";
+import { sessionTarget } from "./guard.ts";
 import {
   type DetachedContext,
   DetachedJob,
@@ -29,7 +29,7 @@ import type { OutputStore } from "../output_store.ts";
 import { startBound } from "../jobs/bound.ts";
 import type { Config } from "../config.ts";
 import { utf8SafeEnd } from "../ssh/utf8.ts";
-import { defineTool, type ToolContext, type ToolDef, type ToolDeps } from "./define.ts";
+import { type CallGuard, defineTool, type ToolContext, type ToolDef, type ToolDeps } from "./define.ts";
 import { asText, ok, sessionSftp } from "./result.ts";
 import * as s from "./schemas.ts";
 
@@ -40,9 +40,9 @@ const WAIT_RETURN_BYTES = 32 * 1024;
 export class Jobs {
   #config: Config;
   #outputs: OutputStore;
-  #guard: Guard | undefined;
+  #guard: CallGuard | undefined;
 
-  constructor(config: Config, outputs: OutputStore, guard?: Guard) {
+  constructor(config: Config, outputs: OutputStore, guard?: CallGuard) {
     this.#config = config;
     this.#outputs = outputs;
     this.#guard = guard;

@@ -11,9 +11,16 @@ import type { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
 import { ListToolsRequestSchema, type Tool } from "@modelcontextprotocol/sdk/types.js";
 import { z } from "zod";
 import { connectionTools } from "./connection.ts";
-import { type RequestExtra, toolContext, type ToolDef, type ToolDeps, type Toolset } from "./define.ts";
+import {
+  type AdmissionTarget,
+  type RequestExtra,
+  toolContext,
+  type ToolDef,
+  type ToolDeps,
+  type Toolset,
+} from "./define.ts";
 import { execTools } from "./exec.ts";
-import { type AdmissionTarget, sessionTarget } from "./guard.ts";
+import { sessionTarget } from "./guard.ts";
 import { fanoutTools } from "./fanout.ts";
 import { Jobs, jobTools } from "./jobs.ts";
 import { fileTools } from "./files.ts";
