@@ -85,7 +85,12 @@ export class DenoSocket extends EventEmitter {
     return this;
   }
 
-  /** Queues bytes; everything written in one task goes out as one write. */
+  /**
+   * Queues bytes; everything written in one task goes out as one write. The
+   * bytes are kept by reference until the flush (a later task, across its
+   * awaits) copies them, and a chunk of WRITE_SIZE or more is sent as it is:
+   * a caller must not change a buffer once written.
+   */
   write(data: Uint8Array | string): boolean {
     if (!this.writable) return false;
     this.#pending.push(typeof data === "string" ? Buffer.from(data) : data);
