@@ -79,7 +79,7 @@ export interface AuditOptions {
    * loss or kernel crash, not only a crash of this process. Off by default:
    * through the whole server it cost `ssh_execute true` 1.30x (16.8 ms against
    * 12.9 ms, section 16 of `deno task bench`, log on /tmp), far over the 5 %
-   * an audit log may cost; without it 0.99x. Measured with `log_bench.ts` (10,000 appends,
+   * an audit log may cost; without it 1.02-1.04x (section 16, agent's pace). Measured with `log_bench.ts` (10,000 appends,
    * a 2-core VM, virtio disk, shared and loaded; averages of five runs):
    * 55-135 µs per append without it, on disk or tmpfs; 440-700 µs with it
    * on disk; 70-170 µs with it on tmpfs. Appends are serialised, so with it
