@@ -128,7 +128,7 @@ export function hostMatches(patterns: readonly string[], host: string, port: num
   if (unspecified(address)) return false;
   let matched = false;
   for (const text of patterns) {
-    const p = parse(text);
+    const p = parsedPattern(text);
     if (!covers(p, name, address, port)) continue;
     if (p.negated) return false;
     matched = true;
@@ -210,6 +210,16 @@ function unspecified(address: { v6: boolean; value: bigint } | null): boolean {
 /** The IPv4 address inside an IPv4-mapped IPv6 one (::ffff:a.b.c.d), which reaches that IPv4 host. */
 function mappedV4(v6: bigint | null): number | null {
   return v6 !== null && v6 >> 32n === 0xffffn ? Number(v6 & 0xffffffffn) : null;
+}
+
+// Patterns come from the configuration (a fixed set) and are matched on every connect and every
+// tool call on a host with policies: each is parsed once.
+const parsed = new Map<string, Parsed>();
+
+function parsedPattern(text: string): Parsed {
+  let p = parsed.get(text);
+  if (p === undefined) parsed.set(text, p = parse(text));
+  return p;
 }
 
 function covers(p: Parsed, name: string, address: { v6: boolean; value: bigint } | null, port: number): boolean {

@@ -118,7 +118,7 @@ export function createServer(config: Config, stderrLogger: Logger, options: Serv
     if (change.what === "session" && change.type === "close") outputs.dropOwner(change.session_id);
   });
   const clientCapabilities = () => server.server.getClientCapabilities();
-  // Per instance: an approval remembered by one client's person is not another client's.
+  // Per instance: an approval remembered by one client's person is not another client's. None without policies.
   const guard = config.hostPolicies.length > 0 ? new Guard({ config, clientCapabilities }) : undefined;
   registerTools(server, { sessions, config, logger, roots, outputs, clientCapabilities, guard });
   if (options.audit !== undefined) server.observeCalls(auditCalls(options.audit, { sessions, guard }));

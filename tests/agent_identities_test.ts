@@ -9,7 +9,7 @@
  */
 
 import assert from "node:assert/strict";
-import { call, callOk, startServer, type TestServer } from "./fixtures/mcp.ts";
+import { call, callOk, startServer, type TestServer, writeSshConfig } from "./fixtures/mcp.ts";
 import { type Sshd, sshdAvailable, startAgent, startSshd } from "./fixtures/sshd.ts";
 
 const skip = !sshdAvailable();
@@ -46,9 +46,8 @@ async function unrelatedKeys(dir: string, count: number): Promise<TestKey[]> {
 
 /** Writes the server's ~/.ssh/config with one host `target` for `sshd` and the given lines. */
 async function writeConfig(server: TestServer, sshd: Sshd, lines: string[]): Promise<void> {
-  await Deno.mkdir(`${server.home}/.ssh`, { recursive: true, mode: 0o700 });
   const text = ["Host target", "  HostName 127.0.0.1", `  Port ${sshd.port}`, `  User ${sshd.user}`, ...lines, ""];
-  await Deno.writeTextFile(`${server.home}/.ssh/config`, text.join("\n"), { mode: 0o600 });
+  await writeSshConfig(server, text.join("\n"));
 }
 
 /** The fingerprints among `keys` that sshd says it was offered (failed or accepted). */

@@ -21,7 +21,7 @@ import {
   serverEnv,
   type ServerOptions,
   startServer,
-  type TestServer,
+  writeSshConfig,
 } from "./fixtures/mcp.ts";
 import { type Sshd, sshdAvailable, startSshd } from "./fixtures/sshd.ts";
 
@@ -44,11 +44,6 @@ async function withConfig(dir: string, config: object, extra: ServerOptions = {}
   const path = `${dir}/config-${crypto.randomUUID()}.json`;
   await Deno.writeTextFile(path, JSON.stringify(config));
   return await startServer({ ...extra, args: ["--config", path, ...args, ...(extra.args ?? [])] });
-}
-
-async function writeSshConfig(server: TestServer, text: string): Promise<void> {
-  await Deno.mkdir(`${server.home}/.ssh`, { recursive: true, mode: 0o700 });
-  await Deno.writeTextFile(`${server.home}/.ssh/config`, text, { mode: 0o600 });
 }
 
 function hostBlock(alias: string, host: string, port: number, sshd: Sshd, extra: string[] = []): string {

@@ -8,7 +8,7 @@
  */
 
 import assert from "node:assert/strict";
-import { call, callOk, startServer, type TestServer } from "./fixtures/mcp.ts";
+import { call, callOk, startServer, type TestServer, writeSshConfig } from "./fixtures/mcp.ts";
 import { createNetns, httpGet, type Netns, netnsAvailable, startHttpService } from "./fixtures/netns.ts";
 import { randomHex, run, waitFor } from "./fixtures/process.ts";
 import { readPid, type Sshd, sshdAvailable, startSshd } from "./fixtures/sshd.ts";
@@ -40,11 +40,6 @@ function hostBlock(alias: string, sshd: Sshd, extra: string[] = []): string {
   ].join("\n");
 }
 
-async function writeConfig(server: TestServer, text: string): Promise<void> {
-  await Deno.mkdir(`${server.home}/.ssh`, { recursive: true, mode: 0o700 });
-  await Deno.writeTextFile(`${server.home}/.ssh/config`, text, { mode: 0o600 });
-}
-
 Deno.test(
   { name: "ssh_connect by alias through ProxyJump: every tool works, close leaves nothing", ignore: skip },
   async (t) => {
@@ -63,7 +58,7 @@ Deno.test(
     );
     await using server = await startServer({ args: ["--known-hosts", kh] });
     const c = server.client;
-    await writeConfig(
+    await writeSshConfig(
       server,
       hostBlock("bastion", bastion) +
         hostBlock("bastion2", bastion2) +
@@ -179,7 +174,7 @@ Deno.test(
     });
 
     await t.step("cancelling ssh_connect mid-chain (bastion up, inner handshake hanging) leaves nothing", async () => {
-      await writeConfig(server, hostBlock("bastion", bastion) + hostBlock("inner", inner, ["ProxyJump bastion"]));
+      await writeSshConfig(server, hostBlock("bastion", bastion) + hostBlock("inner", inner, ["ProxyJump bastion"]));
       // The inner sshd stopped: its kernel still accepts the tunnelled TCP connection, no banner ever comes.
       const pid = readPid(`${inner.dir}/sshd.pid`)!;
       Deno.kill(pid, "SIGSTOP");
@@ -216,7 +211,7 @@ Deno.test(
           `[127.0.0.1]:${inner.port} ${bastion.hostKeys[0].publicKeyLine}\n`,
       );
       await using other = await startServer({ args: ["--known-hosts", wrong] });
-      await writeConfig(other, hostBlock("bastion", bastion) + hostBlock("inner", inner, ["ProxyJump bastion"]));
+      await writeSshConfig(other, hostBlock("bastion", bastion) + hostBlock("inner", inner, ["ProxyJump bastion"]));
       const r = await call(other.client, "ssh_connect", { host: "inner" });
       assert.equal(r.code, "HOST_KEY_MISMATCH", r.text);
       assert.match(r.text, /via jump host/);
@@ -232,7 +227,7 @@ Deno.test(
         // known_hosts trusts the bastion only.
         const bastionOnly = await bastion.writeKnownHosts(`${bastion.dir}/kh-${randomHex(4)}`);
         await using other = await startServer({ args: ["--known-hosts", bastionOnly] });
-        await writeConfig(other, hostBlock("bastion", bastion) + hostBlock("inner", inner, ["ProxyJump bastion"]));
+        await writeSshConfig(other, hostBlock("bastion", bastion) + hostBlock("inner", inner, ["ProxyJump bastion"]));
         const r = await call(other.client, "ssh_connect", { host: "inner" });
         assert.equal(r.code, "HOST_KEY_UNKNOWN", r.text);
         assert.match(r.text, /via jump host/);
@@ -251,7 +246,7 @@ Deno.test(
           await Deno.readTextFile(await inner.writeKnownHosts(`${inner.dir}/kh-${randomHex(4)}`)),
       );
       await using other = await startServer({ args: ["--known-hosts", wrong] });
-      await writeConfig(other, hostBlock("bastion", bastion) + hostBlock("inner", inner, ["ProxyJump bastion"]));
+      await writeSshConfig(other, hostBlock("bastion", bastion) + hostBlock("inner", inner, ["ProxyJump bastion"]));
       const r = await call(other.client, "ssh_connect", { host: "inner" });
       assert.equal(r.code, "HOST_KEY_MISMATCH", r.text);
       assert.match(r.text, /Jump host .*\(hop 1 of 1\)/);
@@ -264,7 +259,7 @@ Deno.test(
       await waitFor(async () => (await bastion.childPids()).length === 0, "the bastion to be idle");
       const bastionBefore = authLines(bastion).length;
       // The bastion has no key in the config and no default key exists: only a leaked password could be tried.
-      await writeConfig(
+      await writeSshConfig(
         server,
         `Host bastion\n  HostName ${bastion.host}\n  Port ${bastion.port}\n  User ${bastion.user}\n` +
           hostBlock("inner", inner, ["ProxyJump bastion"]),

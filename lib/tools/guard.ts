@@ -89,11 +89,6 @@ export class Guard implements CallGuard {
     this.#capabilities = options.clientCapabilities;
   }
 
-  /** Whether any policy is configured (else {@linkcode admit} has nothing to do). */
-  get active(): boolean {
-    return this.#config.hostPolicies.length > 0;
-  }
-
   /** The policy of the host `session` is connected to. */
   policyOf(session: Session): HostPolicy {
     const { host, port } = session.connection.info;
@@ -108,7 +103,7 @@ export class Guard implements CallGuard {
    */
   async admit(admission: Admission): Promise<void> {
     const { tool, args, target, extra } = admission;
-    if (!this.active || ALWAYS_ALLOWED.has(tool.name)) return;
+    if (ALWAYS_ALLOWED.has(tool.name)) return;
     const policy = policyFor(this.#config.hostPolicies, target.host, target.port);
     const where = `${target.username}@${target.host}:${target.port}`;
     const deny = (rule: string, why: string, hint?: string) => {
