@@ -8,7 +8,7 @@
  */
 
 import assert from "node:assert/strict";
-import { call, callOk, startServer, type TestServer, writeSshConfig } from "./fixtures/mcp.ts";
+import { call, callOk, startServer, writeSshConfig } from "./fixtures/mcp.ts";
 import { createNetns, httpGet, type Netns, netnsAvailable, startHttpService } from "./fixtures/netns.ts";
 import { randomHex, run, waitFor } from "./fixtures/process.ts";
 import { readPid, type Sshd, sshdAvailable, startSshd } from "./fixtures/sshd.ts";
