@@ -137,7 +137,7 @@ Deno.test({ name: "an unknown host key under strict is put to the user by elicit
 
     await t.step("a changed host key is refused without a question", async () => {
       // Another server's ed25519 key listed for this host and port.
-      await using other = await startSshd();
+      await using other = await startSshd({ freshHostKeys: true });
       const kh = await knownHosts("changed", `[127.0.0.1]:${sshd.port} ${ed25519(other).publicKeyLine}\n`);
       const before = await Deno.readTextFile(kh);
       await using server = await askingServer(() => decide("record"), { args: ["--known-hosts", kh] });
@@ -148,7 +148,7 @@ Deno.test({ name: "an unknown host key under strict is put to the user by elicit
     });
 
     await t.step("host_key_fingerprint: a different key is HOST_KEY_MISMATCH, known or not, unasked", async () => {
-      await using other = await startSshd();
+      await using other = await startSshd({ freshHostKeys: true });
       const wrong = ed25519(other).fingerprint;
       const kh = await knownHosts("expected");
       await using server = await askingServer(() => decide("once"), { args: ["--known-hosts", kh] });
