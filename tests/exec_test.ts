@@ -211,9 +211,10 @@ Deno.test({ name: "ssh_execute runs commands with real results", ignore: skip },
         clearInterval(sampler);
       }
     }
-    const warm = await peakDuring("yes | head -c 256M");
+    // `yes y`, not `yes`: the count below must not see another test file's `yes` (tests run in parallel).
+    const warm = await peakDuring("yes y | head -c 256M");
     assert.equal(warm.r.structured.stdout_bytes, 256 * 1024 ** 2);
-    const { r, peakMiB } = await peakDuring("yes | head -c 2G; echo tail-marker");
+    const { r, peakMiB } = await peakDuring("yes y | head -c 2G; echo tail-marker");
     assert.equal(r.structured.exit_code, 0);
     assert.equal(r.structured.stdout_bytes, 2 * 1024 ** 3 + "tail-marker\n".length);
     assert.equal(r.structured.truncated, true);
@@ -228,7 +229,7 @@ Deno.test({ name: "ssh_execute runs commands with real results", ignore: skip },
         peakMiB - warm.peakMiB < 32,
         `peak RSS rose from ${warm.peakMiB} to ${peakMiB} MiB with 8x the output`,
       );}
-    assert.equal(await remoteProcessCount(server, id, "yes"), 0);
+    assert.equal(await remoteProcessCount(server, id, "yes y"), 0);
   });
 });
 
