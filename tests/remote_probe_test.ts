@@ -65,11 +65,16 @@ Deno.test({ name: "login files that print: reported once, never in a command's o
         const connected = await connectAs(c, dropbear, account.name, dropbear.key.path);
         assert.match(connected.structured.remote.login_output ?? "", /Welcome to the box/);
         const id = connected.structured.session_id;
+        // SFTP before any command: after one, opening the SFTP channel retires the spare shell,
+        // and Dropbear 2022.83 (Debian 12's) closes a session channel opened just as another
+        // channel's process exits, before its subsystem request runs (mkj/dropbear#173, fixed
+        // by mkj/dropbear#326 in 2024.86): then ssh2 reports "Unable to start subsystem" and the
+        // answer is SFTP_UNAVAILABLE, about one time in three. That is not what this step tests.
+        const listed = await call(c, "ssh_list_remote_dir", { session_id: id, remote_path: "/" });
+        assert.equal(listed.code, "SFTP_LOGIN_OUTPUT", listed.text);
         const r = await callOk(c, "ssh_execute", { session_id: id, command: "echo ok" });
         assert.equal(r.structured.stdout, "ok\n");
         assert.equal(r.structured.stderr, "");
-        const listed = await call(c, "ssh_list_remote_dir", { session_id: id, remote_path: "/" });
-        assert.equal(listed.code, "SFTP_LOGIN_OUTPUT", listed.text);
         const again = await callOk(c, "ssh_execute", { session_id: id, command: "echo still" });
         assert.equal(again.structured.stdout, "still\n");
       },
