@@ -61,24 +61,36 @@ export const SLOW_FIRST: readonly string[] = [
   "tests/jump_test.ts",
 ];
 
+/**
+ * Test files whose code changes the working directory of its process (lib/confined*.ts walks
+ * local paths with chdir(), into directories the tests then remove). The working directory is
+ * one per process, shared by every parallel test module: a process another module spawned meanwhile
+ * failed to start ("failed resolving cwd"). These run in a `deno test` process of their own, beside
+ * the main one; their results are added to the one summary line.
+ */
+export const CHANGE_CWD: readonly string[] = ["lib/confined_test.ts", "lib/local_paths_test.ts"];
+
 const TEST_FILE = /(^|[._])test\.(ts|tsx|mts|js|jsx|mjs)$/;
 const KEYS_PREFIX = "mcp-run-keys-";
 
-if (import.meta.main) {
-  Deno.exit(await main(Deno.args));
-}
-
-/** Runs the tests; returns the exit code of `deno test`. */
+/** Runs the tests; returns the exit code of `deno test` (the first non-zero one). */
 async function main(args: string[]): Promise<number> {
   const soak = args.includes("--soak");
-  const passed = args.filter((arg) => arg !== "--soak");
-  const files = passed.some(isPath) ? [] : await testFiles(soak);
-  if (files.length === 0 && !passed.some(isPath)) {
+  const rest = args.filter((arg) => arg !== "--soak");
+  const dashes = rest.indexOf("--") < 0 ? rest.length : rest.indexOf("--");
+  const named = rest.slice(0, dashes).filter(isPath);
+  const flags = rest.slice(0, dashes).filter((arg) => !isPath(arg));
+  const scriptArgs = rest.slice(dashes);
+  const files = named.length > 0 ? named.flatMap(expand) : await testFiles(soak);
+  if (files.length === 0) {
     console.error("No test files found");
     return 1;
   }
-  const dashes = passed.indexOf("--");
-  const testArgs = dashes < 0 ? [...passed, ...files] : [...passed.slice(0, dashes), ...files, ...passed.slice(dashes)];
+  const alone = files.filter((file) => CHANGE_CWD.includes(file));
+  const groups = [
+    { files: files.filter((file) => !alone.includes(file)), parallel: true },
+    { files: alone, parallel: false },
+  ].filter((group) => group.files.length > 0);
   const jobs = Deno.env.get("DENO_JOBS") ?? String(DEFAULT_JOBS);
 
   sweepStaleKeyDirs();
@@ -86,28 +98,57 @@ async function main(args: string[]): Promise<number> {
   let account: TestAccount | null = null;
   try {
     if (Deno.uid() === 0 && Deno.build.os === "linux") account = await joinTestAccount();
-    const child = new Deno.Command(Deno.execPath(), {
-      args: ["test", "-A", "--frozen", "--v8-flags=--expose-gc", "--parallel", ...testArgs],
-      cwd: ROOT,
-      env: { DENO_JOBS: jobs, [KEY_CACHE_ENV]: keys },
-      stdin: "inherit",
-      stdout: "inherit",
-      stderr: "inherit",
-    }).spawn();
+    const started = performance.now();
+    const children = groups.map((group) =>
+      new Deno.Command(Deno.execPath(), {
+        args: [
+          "test",
+          "-A",
+          "--frozen",
+          "--v8-flags=--expose-gc",
+          ...(group.parallel ? ["--parallel"] : []),
+          ...flags,
+          ...group.files,
+          ...scriptArgs,
+        ],
+        cwd: ROOT,
+        env: { DENO_JOBS: jobs, [KEY_CACHE_ENV]: keys },
+        stdin: groups.length === 1 ? "inherit" : "null",
+        stdout: groups.length === 1 ? "inherit" : "piped",
+        stderr: "inherit",
+      }).spawn()
+    );
     // Ctrl+C reaches deno test through the terminal; a TERM to us is passed on. Either way we
     // stay to clean up after it.
     const forward = (signal: Deno.Signal) => () => {
-      try {
-        child.kill(signal);
-      } catch (error) {
-        if (!(error instanceof TypeError)) throw error; // already exited
+      for (const child of children) {
+        try {
+          child.kill(signal);
+        } catch (error) {
+          if (!(error instanceof TypeError)) throw error; // already exited
+        }
       }
     };
     const handlers = (["SIGINT", "SIGTERM"] as const).map((signal) => [signal, forward(signal)] as const);
     for (const [signal, handler] of handlers) Deno.addSignalListener(signal, handler);
     try {
-      const status = await child.status;
-      return status.code !== 0 ? status.code : status.signal === null ? 0 : 1;
+      if (children.length > 1) {
+        // The main run's output as it comes; the short separate run's after it; one summary line.
+        const [main, ...others] = children;
+        try {
+          const outputs = [pump(main.stdout, true), ...others.map((child) => pump(child.stdout, false))];
+          const done = await Promise.all(outputs);
+          for (const output of done.slice(1)) await write(output.lines.join(""));
+          await write(mergeSummaries(done.flatMap((output) => output.summaries), performance.now() - started) + "\n");
+        } catch (error) {
+          forward("SIGTERM")(); // nobody reads their output any more
+          throw error;
+        }
+      }
+      const codes = (await Promise.all(children.map((child) => child.status))).map((status) =>
+        status.code !== 0 ? status.code : status.signal === null ? 0 : 1
+      );
+      return codes.find((code) => code !== 0) ?? 0;
     } finally {
       for (const [signal, handler] of handlers) Deno.removeSignalListener(signal, handler);
     }
@@ -119,7 +160,100 @@ async function main(args: string[]): Promise<number> {
 
 /** Whether a `deno test` argument names a file or directory (and is not a flag or its value). */
 function isPath(arg: string): boolean {
-  return !arg.startsWith("-") && exists(arg.startsWith("/") ? arg : `${ROOT}${arg}`);
+  return !arg.startsWith("-") && exists(absolute(arg));
+}
+
+function absolute(path: string): string {
+  return path.startsWith("/") ? path : `${ROOT}${path}`;
+}
+
+/** A named file as it is; a directory as the test files below it, as paths from the root when inside it. */
+function expand(path: string): string[] {
+  const full = absolute(path).replace(/\/+$/, "");
+  if (!Deno.statSync(full).isDirectory) return [relative(full)];
+  const found: string[] = [];
+  const walk = (dir: string) => {
+    for (const entry of Deno.readDirSync(dir)) {
+      if (entry.isDirectory && !["node_modules", ".git"].includes(entry.name)) walk(`${dir}/${entry.name}`);
+      else if (entry.isFile && TEST_FILE.test(entry.name)) found.push(relative(`${dir}/${entry.name}`));
+    }
+  };
+  walk(full);
+  return found.sort();
+}
+
+function relative(path: string): string {
+  return path.startsWith(ROOT) ? path.slice(ROOT.length) : path;
+}
+
+/** What a piped `deno test` printed: its lines but the summary (kept apart), ends included. */
+interface Output {
+  lines: string[];
+  summaries: string[];
+}
+
+const SUMMARY = /^(ok|FAILED) \| \d+ passed/;
+
+/** Reads `stream` line by line; with `live`, writes each line on at once instead of keeping it. */
+async function pump(stream: ReadableStream<Uint8Array>, live: boolean): Promise<Output> {
+  const output: Output = { lines: [], summaries: [] };
+  let pending = "";
+  const take = async (line: string) => {
+    if (SUMMARY.test(stripAnsi(line))) output.summaries.push(stripAnsi(line).trim());
+    else if (live) await write(line);
+    else output.lines.push(line);
+  };
+  for await (const text of stream.pipeThrough(new TextDecoderStream())) {
+    pending += text;
+    for (let end = pending.indexOf("\n"); end >= 0; end = pending.indexOf("\n")) {
+      await take(pending.slice(0, end + 1));
+      pending = pending.slice(end + 1);
+    }
+  }
+  if (pending !== "") await take(pending);
+  return output;
+}
+
+async function write(text: string): Promise<void> {
+  const bytes = new TextEncoder().encode(text);
+  for (let done = 0; done < bytes.length;) done += await Deno.stdout.write(bytes.subarray(done));
+}
+
+function stripAnsi(text: string): string {
+  // deno-lint-ignore no-control-regex
+  return text.replace(/\x1b\[[0-9;]*m/g, "");
+}
+
+/**
+ * One summary line, in deno test's own form (`ok | 731 passed (436 steps) | 0 failed (5m33s)`),
+ * adding up the counts of several: .ci/run reads the last such line.
+ */
+export function mergeSummaries(lines: string[], elapsedMs: number): string {
+  const counts = new Map<string, { count: number; steps: number }>();
+  let failed = false;
+  for (const line of lines) {
+    const [verdict, ...parts] = line.split(" | ");
+    if (verdict !== "ok") failed = true;
+    for (const part of parts) {
+      const match = /^(\d+) ([a-z][a-z ]*?)(?: \((\d+) steps?\))?(?: \([^)]*\))?$/.exec(part);
+      if (match === null) continue;
+      const total = counts.get(match[2]) ?? { count: 0, steps: 0 };
+      total.count += Number(match[1]);
+      total.steps += Number(match[3] ?? 0);
+      counts.set(match[2], total);
+    }
+  }
+  if (!counts.has("failed")) counts.set("failed", { count: 0, steps: 0 });
+  const shown = [...counts].map(([label, { count, steps }]) =>
+    `${count} ${label}${steps === 0 ? "" : ` (${steps} step${steps === 1 ? "" : "s"})`}`
+  );
+  return `${failed ? "FAILED" : "ok"} | ${shown.join(" | ")} (${duration(elapsedMs)})`;
+}
+
+function duration(ms: number): string {
+  if (ms < 1000) return `${Math.round(ms)}ms`;
+  const seconds = Math.floor(ms / 1000);
+  return seconds < 60 ? `${seconds}s` : `${Math.floor(seconds / 60)}m${seconds % 60}s`;
 }
 
 /** The files `deno test` would find (or the soak files), the slow ones first, paths from the root. */
@@ -154,4 +288,8 @@ function sweepStaleKeyDirs(): void {
     if (pid === undefined || exists(`/proc/${pid}`)) continue;
     Deno.removeSync(`${tmp}/${entry.name}`, { recursive: true });
   }
+}
+
+if (import.meta.main) {
+  Deno.exit(await main(Deno.args));
 }
