@@ -90,14 +90,16 @@ Deno.test({ name: "an unknown host key under strict is put to the user by elicit
 
     await t.step("the connect deadline does not run while the user reads the question", async () => {
       const kh = await knownHosts("slow");
-      // Answered only well after connect_timeout has passed: the deadline must be paused meanwhile.
+      // Answered 2 s after connect_timeout has passed: the deadline must be paused meanwhile. The
+      // timeout leaves the rest of the connect (key exchange, authentication) time to spare on a
+      // loaded machine: 1 s was seen to run out there with the pause working.
       await using server = await askingServer(() => decide("once"), { args: ["--known-hosts", kh] });
       server.client.setRequestHandler(ElicitRequestSchema, async (request) => {
         server.questions.push(request.params as Question);
-        await delay(2500);
+        await delay(5000);
         return decide("once");
       });
-      const r = await callOk(server.client, "ssh_connect", { ...target(sshd), connect_timeout: 1 });
+      const r = await callOk(server.client, "ssh_connect", { ...target(sshd), connect_timeout: 3 });
       assert.equal(r.structured.host_key_fingerprint, key.fingerprint);
       assert.equal(server.questions.length, 1);
     });
@@ -137,7 +139,7 @@ Deno.test({ name: "an unknown host key under strict is put to the user by elicit
 
     await t.step("a changed host key is refused without a question", async () => {
       // Another server's ed25519 key listed for this host and port.
-      await using other = await startSshd();
+      await using other = await startSshd({ freshHostKeys: true });
       const kh = await knownHosts("changed", `[127.0.0.1]:${sshd.port} ${ed25519(other).publicKeyLine}\n`);
       const before = await Deno.readTextFile(kh);
       await using server = await askingServer(() => decide("record"), { args: ["--known-hosts", kh] });
@@ -148,7 +150,7 @@ Deno.test({ name: "an unknown host key under strict is put to the user by elicit
     });
 
     await t.step("host_key_fingerprint: a different key is HOST_KEY_MISMATCH, known or not, unasked", async () => {
-      await using other = await startSshd();
+      await using other = await startSshd({ freshHostKeys: true });
       const wrong = ed25519(other).fingerprint;
       const kh = await knownHosts("expected");
       await using server = await askingServer(() => decide("once"), { args: ["--known-hosts", kh] });

@@ -220,11 +220,18 @@ const WITH_SSHD: Partial<Record<ErrorCode, Trigger>> = {
   CWD_FAILED: ({ client, sid }) =>
     failing(client, "ssh_execute", { session_id: sid, command: "true", cwd: "/no/such/directory" }),
   SHELL_NOT_FOUND: ({ client, sid }) => failing(client, "ssh_shell_read", { session_id: sid, shell_id: "no-such" }),
-  SHELL_LIMIT: async ({ client, sid }) => {
-    for (let i = 0;; i++) {
-      const r = await client.callTool({ name: "ssh_shell_open", arguments: { session_id: sid } });
-      if (r.isError) return await failing(client, "ssh_shell_open", { session_id: sid });
-      assert.ok(i < 64, "no shell limit was reached");
+  SHELL_LIMIT: async ({ client, sshd }) => {
+    // A session of its own, closed afterwards: the shells would hold the shared one's channels, and
+    // the cases after this one (job scripts bounded at 20 s, SFTP) would queue for what is left.
+    const sid = await connectWithKey(client, sshd);
+    try {
+      for (let i = 0;; i++) {
+        const r = await client.callTool({ name: "ssh_shell_open", arguments: { session_id: sid } });
+        if (r.isError) return await failing(client, "ssh_shell_open", { session_id: sid });
+        assert.ok(i < 64, "no shell limit was reached");
+      }
+    } finally {
+      await callOk(client, "ssh_close_session", { session_id: sid });
     }
   },
   SFTP_NO_SUCH_FILE: ({ client, sid }) =>
@@ -243,7 +250,7 @@ const WITH_SSHD: Partial<Record<ErrorCode, Trigger>> = {
     // A program that never reads: the terminal's buffer, the channel window, then ours fill up. Raw mode
     // without echo: a canonical terminal discards input past its line buffer and echoes it, so the
     // input would drain as output as fast as the emulator draws it (how fast is up to the machine).
-    const sid = await connectWithKey(client, sshd); // the shells of SHELL_LIMIT fill the first one
+    const sid = await connectWithKey(client, sshd); // its own, for the shell left blocked with a full buffer
     const shell = await callOk(client, "ssh_shell_open", { session_id: sid });
     const shellId = shell.structured.shell_id;
     await callOk(client, "ssh_shell_send", {

@@ -46,7 +46,8 @@ Deno.test(
     await using ns = await createNetns();
     await using bastion = await startSshd({ netns: { name: ns.name, address: ns.nsAddr } });
     await using bastion2 = await startSshd({ netns: { name: ns.name, address: "127.0.0.1" } });
-    await using inner = await startSshd({ netns: { name: ns.name, address: "127.0.0.1" } });
+    // Fresh keys: the bastion's key listed for the inner host (and back) must be a mismatch.
+    await using inner = await startSshd({ netns: { name: ns.name, address: "127.0.0.1" }, freshHostKeys: true });
     // One known_hosts file that trusts all three, as a user's would.
     const kh = `${inner.dir}/known_hosts-all`;
     await Deno.writeTextFile(

@@ -33,7 +33,8 @@ async function world(jumpOptions: { allowTcpForwarding?: boolean } = {}): Promis
   const started: Sshd[] = [];
   try {
     started.push(await startSshd({ ...jumpOptions, netns: { name: ns.name, address: ns.nsAddr } }));
-    started.push(await startSshd({ netns: { name: ns.name, address: "127.0.0.1" } }));
+    // Fresh keys: tests list the jump host's key for the inner host and expect a mismatch.
+    started.push(await startSshd({ netns: { name: ns.name, address: "127.0.0.1" }, freshHostKeys: true }));
     return {
       ns,
       jump: started[0],

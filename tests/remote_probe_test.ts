@@ -65,11 +65,16 @@ Deno.test({ name: "login files that print: reported once, never in a command's o
         const connected = await connectAs(c, dropbear, account.name, dropbear.key.path);
         assert.match(connected.structured.remote.login_output ?? "", /Welcome to the box/);
         const id = connected.structured.session_id;
+        // SFTP before any command: after one, opening the SFTP channel retires the spare shell,
+        // and Dropbear 2022.83 (Debian 12's) closes a session channel opened just as another
+        // channel's process exits, before its subsystem request runs (mkj/dropbear#173, fixed
+        // by mkj/dropbear#326 in 2024.86): then ssh2 reports "Unable to start subsystem" and the
+        // answer is SFTP_UNAVAILABLE, about one time in three. That is not what this step tests.
+        const listed = await call(c, "ssh_list_remote_dir", { session_id: id, remote_path: "/" });
+        assert.equal(listed.code, "SFTP_LOGIN_OUTPUT", listed.text);
         const r = await callOk(c, "ssh_execute", { session_id: id, command: "echo ok" });
         assert.equal(r.structured.stdout, "ok\n");
         assert.equal(r.structured.stderr, "");
-        const listed = await call(c, "ssh_list_remote_dir", { session_id: id, remote_path: "/" });
-        assert.equal(listed.code, "SFTP_LOGIN_OUTPUT", listed.text);
         const again = await callOk(c, "ssh_execute", { session_id: id, command: "echo still" });
         assert.equal(again.structured.stdout, "still\n");
       },
@@ -157,13 +162,15 @@ Deno.test({ name: "a forced command: the agent is told its commands are replaced
 Deno.test({ name: "a probe that gets no answer in time says unknown, not forced", ignore: skip }, async () => {
   const account = await joinTestAccount({ name: "mcp-rssh-slowrc", shell: "/bin/bash" });
   try {
-    await writeHomeFile(account, ".bashrc", "sleep 4\n");
+    // Twice the timeout: the probe cannot finish, and the connect itself (key exchange,
+    // authentication) keeps 4 s of it on a loaded machine, where 2 s was seen to run out.
+    await writeHomeFile(account, ".bashrc", "sleep 8\n");
     await using sshd = await startSshd();
     const kh = await sshd.writeKnownHosts();
     await using server = await startServer({ args: ["--known-hosts", kh] });
     const c = server.client;
     // What is left of connect_timeout bounds the probe.
-    const connected = await connectAs(c, sshd, account.name, sshd.keys.ed25519.path, { connect_timeout: 2 });
+    const connected = await connectAs(c, sshd, account.name, sshd.keys.ed25519.path, { connect_timeout: 4 });
     assert.equal(connected.structured.remote.exec, "unknown", connected.text);
     assert.match(connected.structured.remote.note ?? "", /no answer within/);
     assert.doesNotMatch(connected.text, /does not run the commands/);

@@ -389,7 +389,7 @@ Deno.test({ name: "a command in a spare that times out or is cancelled is killed
   await run(conn, "true");
   let spare = await oneSpare(sshd);
   const late = await execCommand(conn, {
-    command: "echo $$; sleep 100 & sleep 100",
+    command: "echo $$; sleep 109 & sleep 109",
     delivery: "direct",
     ownGroup: true,
     spare: true,
@@ -402,7 +402,7 @@ Deno.test({ name: "a command in a spare that times out or is cancelled is killed
   spare = await oneSpare(sshd);
   const cancel = new AbortController();
   const call = execCommand(conn, {
-    command: "echo $$; sleep 100 & sleep 100",
+    command: "echo $$; sleep 109 & sleep 109",
     delivery: "direct",
     ownGroup: true,
     spare: true,
