@@ -56,7 +56,7 @@ export interface CliFlags {
 export const HELP = `mcp-remote-ssh ${VERSION}
 An MCP server that gives AI agents SSH sessions, commands and files on remote hosts.
 
-Usage: mcp-remote-ssh [options]
+Usage: mcp-remote-ssh [options] [-- DIR...]
        mcp-remote-ssh verify-audit FILE    check an audit log's hash chain
 
 Options:
@@ -80,8 +80,9 @@ Options:
                                 the last one given receives new keys under accept-new
                                 (repeatable)
   --allow-local-dir DIR         Local directory that uploads may read and downloads may write
-                                (repeatable). Without one: the MCP client's roots if it sends
-                                any, else the working directory unless it is / or your home
+                                (repeatable, or list them after --). Without one: the MCP
+                                client's roots if it sends any, else the working directory
+                                unless it is / or your home
   --host-key-policy POLICY      strict (default): refuse unknown host keys;
                                 accept-new: record unknown keys, refuse changed ones
   --log-level LEVEL             debug, info, warn (default), error, silent; logs go to stderr
@@ -97,16 +98,18 @@ Options:
   --version                     Print the version and exit
   --help                        Print this help and exit
 
-With stdio, stdout carries only MCP messages. The server exits on stdin EOF (stdio),
-SIGINT or SIGTERM, closing every SSH connection it holds.
+An empty --ssh-config= or --host-key-policy= counts as not given (a desktop bundle's
+setting left empty). With stdio, stdout carries only MCP messages. The server exits on
+stdin EOF (stdio), SIGINT or SIGTERM, closing every SSH connection it holds.
 `;
 
 /** Parses argv; throws a TypeError with a readable message on bad flags. */
 export function parseFlags(argv: string[]): CliFlags {
-  const { values } = parseArgs({
+  const { values, positionals, tokens } = parseArgs({
     args: argv,
     strict: true,
-    allowPositionals: false,
+    allowPositionals: true,
+    tokens: true,
     options: {
       transport: { type: "string" },
       host: { type: "string" },
@@ -130,6 +133,14 @@ export function parseFlags(argv: string[]): CliFlags {
       help: { type: "boolean", short: "h" },
     },
   });
+  // Local directories may also follow `--`: a desktop bundle (packaging/mcpb) expands a list
+  // of folders into separate arguments only, never into one flag per folder. Before `--` a
+  // bare word is a mistake (`--read-only yes`) and is refused.
+  const end = tokens.findIndex((t) => t.kind === "option-terminator");
+  const stray = tokens.find((t, i) => t.kind === "positional" && (end === -1 || i < end));
+  if (stray?.kind === "positional") {
+    throw new TypeError(`Unexpected argument ${JSON.stringify(stray.value)}: local directories go after --`);
+  }
   const transport = values.transport ?? "stdio";
   if (transport !== "stdio" && transport !== "streamable-http" && transport !== "sse") {
     throw new TypeError(`Invalid --transport ${JSON.stringify(transport)}: use stdio, streamable-http or sse`);
@@ -149,7 +160,8 @@ export function parseFlags(argv: string[]): CliFlags {
   if ((values["tls-cert"] === undefined) !== (values["tls-key"] === undefined)) {
     throw new TypeError("--tls-cert and --tls-key go together: give both PEM files, or neither");
   }
-  const policy = values["host-key-policy"];
+  // A bundle setting left empty arrives as `--host-key-policy=` / `--ssh-config=`: not given.
+  const policy = values["host-key-policy"] || undefined;
   if (policy !== undefined && policy !== "strict" && policy !== "accept-new") {
     throw new TypeError(`Invalid --host-key-policy ${JSON.stringify(policy)}: use strict or accept-new`);
   }
@@ -167,8 +179,8 @@ export function parseFlags(argv: string[]): CliFlags {
     tlsKey: values["tls-key"],
     config: values.config,
     knownHosts: values["known-hosts"] ?? [],
-    sshConfigs: values["ssh-config"] ?? [],
-    allowLocalDirs: values["allow-local-dir"] ?? [],
+    sshConfigs: (values["ssh-config"] ?? []).filter((f) => f !== ""),
+    allowLocalDirs: [...(values["allow-local-dir"] ?? []), ...positionals],
     hostKeyPolicy: policy,
     logLevel: level as LogLevel | undefined,
     toolsets: values.toolsets === undefined ? undefined : parseToolsets(values.toolsets),
