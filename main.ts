@@ -10,7 +10,7 @@
  * @module
  */
 
-import { HELP, parseFlags, VERSION } from "./lib/cli.ts";
+import { HELP, parseFlags, readConfigEnv, VERSION } from "./lib/cli.ts";
 import { type ConfigFile, readConfigFile, resolveConfig } from "./lib/config.ts";
 import { createLogger, type Logger } from "./lib/log.ts";
 import { resolveRoots } from "./lib/local_paths.ts";
@@ -46,6 +46,11 @@ async function main(argv: string[]): Promise<number> {
     const { verifyAuditMain } = await import("./lib/audit/verify.ts");
     return await verifyAuditMain(argv.slice(1));
   }
+  if (argv[0] === "doctor") {
+    // Loaded only here, like verify-audit.
+    const { doctorMain } = await import("./lib/doctor/cli.ts");
+    return await doctorMain(argv.slice(1));
+  }
   let flags;
   try {
     flags = parseFlags(argv);
@@ -67,13 +72,7 @@ async function main(argv: string[]): Promise<number> {
   try {
     let file: ConfigFile = {};
     if (flags.config !== undefined) file = await readConfigFile(flags.config);
-    config = resolveConfig(flags, file, {
-      home: Deno.env.get("HOME") ?? Deno.env.get("USERPROFILE"),
-      sshAuthSock: Deno.env.get("SSH_AUTH_SOCK"),
-      localUser: Deno.env.get("USER") ?? Deno.env.get("LOGNAME") ?? Deno.env.get("USERNAME"),
-      localHost: Deno.hostname(),
-      localUid: Deno.uid() ?? undefined,
-    });
+    config = resolveConfig(flags, file, readConfigEnv());
   } catch (error) {
     console.error(`mcp-remote-ssh: ${error instanceof Error ? error.message : String(error)}`);
     return 2;
