@@ -11,8 +11,6 @@ import { connectPrompts } from "./ask.ts";
 import { defineTool, type ToolDef, type ToolDeps } from "./define.ts";
 import { ok } from "./result.ts";
 import * as s from "./schemas.ts";
-import { diagnose } from "../doctor/mod.ts";
-import { renderDiagnosis } from "../doctor/render.ts";
 
 /** The target and credentials ssh_connect and ssh_diagnose both take. */
 const target = {
@@ -218,6 +216,9 @@ export function connectionTools(deps: ToolDeps): ToolDef[] {
       // Known_hosts is never written, and a login that works is closed before any channel opens.
       changes: "nothing",
       run: async (args, ctx) => {
+        // Loaded at the first call: a server that never diagnoses does not pay for it.
+        const { diagnose } = await import("../doctor/mod.ts");
+        const { renderDiagnosis } = await import("../doctor/render.ts");
         const diagnosis = await diagnose({
           host: args.host,
           port: args.port,
