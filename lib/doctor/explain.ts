@@ -134,7 +134,7 @@ function dnsStep(facts: ConnectFacts, hop: HopFacts, previous: HopFacts | null, 
       data: { addresses: found.addresses },
     };
   }
-  return { status: "fail", detail: found.error.message, fix: found.error.hint ?? undefined, data: codeOf(error) };
+  return { status: "fail", detail: found.error.message, fix: found.error.hint, data: codeOf(error) };
 }
 
 function tcpStep(hop: HopFacts, previous: HopFacts | null, error: SshMcpError | null, timeoutSeconds: number): Finding {

@@ -51,6 +51,7 @@ export function connectionTools(deps: ToolDeps): ToolDef[] {
           password: args.password,
           privateKeyPath: args.private_key_path,
           passphrase: args.passphrase,
+          connectTimeoutSeconds: args.connect_timeout,
           signal: ctx.signal, // the client's cancel ends the connect at any step
           // An unknown host key (strict) and keyboard-interactive prompts go to the user, if the client can ask.
           ask: connectPrompts(ctx.extra, deps.clientCapabilities?.()),
