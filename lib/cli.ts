@@ -6,7 +6,6 @@
 
 import { parseArgs } from "node:util";
 import denoJson from "../deno.json" with { type: "json" };
-import type { ConfigEnv } from "./config.ts";
 import { LOG_LEVELS, type LogLevel } from "./log.ts";
 import { parseToolsets, type Toolset, TOOLSETS } from "./toolsets.ts";
 
@@ -182,16 +181,5 @@ export function parseFlags(argv: string[]): CliFlags {
     testSsh2Version: values["test-ssh2-version"],
     version: values.version ?? false,
     help: values.help ?? false,
-  };
-}
-
-/** The environment the configuration depends on: home, agent socket, local user, host name and uid. */
-export function readConfigEnv(): ConfigEnv {
-  return {
-    home: Deno.env.get("HOME") ?? Deno.env.get("USERPROFILE"),
-    sshAuthSock: Deno.env.get("SSH_AUTH_SOCK"),
-    localUser: Deno.env.get("USER") ?? Deno.env.get("LOGNAME") ?? Deno.env.get("USERNAME"),
-    localHost: Deno.hostname(),
-    localUid: Deno.uid() ?? undefined,
   };
 }

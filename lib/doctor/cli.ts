@@ -10,8 +10,8 @@
  */
 
 import { parseArgs } from "node:util";
-import { type CliFlags, readConfigEnv } from "../cli.ts";
-import { type ConfigFile, readConfigFile, resolveConfig } from "../config.ts";
+import type { CliFlags } from "../cli.ts";
+import { type ConfigEnv, type ConfigFile, readConfigFile, resolveConfig } from "../config.ts";
 import { createLogger } from "../log.ts";
 import { SessionRegistry } from "../sessions.ts";
 import { parsePort } from "../ssh_config/jump.ts";
@@ -57,9 +57,10 @@ interface DoctorArgs {
  * Runs the doctor from the command line.
  *
  * @param argv The arguments after `doctor`.
+ * @param options `env` reads the environment the configuration depends on, as the server reads it.
  * @returns The exit status: 0 a login would succeed, 1 it would not, 2 bad usage or configuration.
  */
-export async function doctorMain(argv: string[]): Promise<number> {
+export async function doctorMain(argv: string[], options: { env: () => ConfigEnv }): Promise<number> {
   let args: DoctorArgs | "help";
   try {
     args = parseDoctorArgs(argv);
@@ -75,7 +76,7 @@ export async function doctorMain(argv: string[]): Promise<number> {
   let config;
   try {
     const file: ConfigFile = args.config === undefined ? {} : await readConfigFile(args.config);
-    config = resolveConfig(args.flags, file, readConfigEnv());
+    config = resolveConfig(args.flags, file, options.env());
   } catch (error) {
     if (!(error instanceof TypeError)) throw error;
     console.error(`mcp-remote-ssh doctor: ${error.message}`);
