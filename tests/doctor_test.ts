@@ -322,6 +322,26 @@ Deno.test({ name: "doctor walks a connect and names the failing step with its fi
       assert.ok(!everything.includes(canary), "a secret reached an output");
     });
 
+    await t.step("ssh_diagnose to a host outside allowed_hosts: refused by policy, nothing sent", async () => {
+      const connections = () => a.logs().split("\n").filter((l) => l.includes("Connection from")).length;
+      const before = connections();
+      assert.ok(before > 0, "sshd logs each connection (the cases before connected)");
+      await using server = await startServer({
+        args: ["--known-hosts", known, "--ssh-config", "none", "--allow-host", "10.0.0.0/8"],
+      });
+      const r = await callOk(server.client, "ssh_diagnose", {
+        host: "127.0.0.1",
+        port: a.port,
+        username: a.user,
+        private_key_path: a.keys.ed25519.path,
+      });
+      assert.equal(r.structured.ok, false);
+      const step = failure(r.structured);
+      assert.equal(step.step, "allowed_hosts");
+      assert.match(step.fix ?? "", /Nothing was sent/);
+      assert.equal(connections(), before);
+    });
+
     await t.step("no channel was opened on the host: no session started", () => {
       assert.match(a.logs(), /Accepted publickey for /);
       assert.doesNotMatch(a.logs() + b.logs(), /Starting session/);

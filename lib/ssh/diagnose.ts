@@ -15,6 +15,7 @@
 import { lookup } from "node:dns/promises";
 import { isIP } from "node:net";
 import { SshMcpError } from "../errors.ts";
+import { preparePatches } from "../ssh2/mod.ts";
 import {
   type AgreedAlgorithms,
   type AuthAttemptName,
@@ -123,6 +124,9 @@ export async function observeConnect(options: ConnectOptions): Promise<ConnectFa
   });
   const target = copies.at(-1)!;
   const first = chain[0];
+  // ssh2 loaded and its repairs self-tested before the clock starts: on a busy machine that alone can take
+  // seconds, which a short --timeout would otherwise report as a host that does not answer.
+  await preparePatches(options.logger);
   const found = await lookUp(first.host, { timeoutMs: options.connectTimeoutMs ?? 20_000, signal: options.signal });
   if (found.kind === "failed") return { lookup: found, hops, error: found.error };
   let error: SshMcpError | null = null;
