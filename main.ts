@@ -11,7 +11,7 @@
  */
 
 import { HELP, parseFlags, VERSION } from "./lib/cli.ts";
-import { type ConfigFile, readConfigFile, resolveConfig } from "./lib/config.ts";
+import { type ConfigEnv, type ConfigFile, readConfigFile, resolveConfig } from "./lib/config.ts";
 import { createLogger, type Logger } from "./lib/log.ts";
 import { resolveRoots } from "./lib/local_paths.ts";
 import { workingDirRoot } from "./lib/roots.ts";
@@ -40,11 +40,27 @@ async function closeAudit(audit: AuditLog | undefined, logger: Logger): Promise<
   await audit.close();
 }
 
+/** The environment the configuration depends on: home, agent socket, local user, host name and uid. */
+function configEnv(): ConfigEnv {
+  return {
+    home: Deno.env.get("HOME") ?? Deno.env.get("USERPROFILE"),
+    sshAuthSock: Deno.env.get("SSH_AUTH_SOCK"),
+    localUser: Deno.env.get("USER") ?? Deno.env.get("LOGNAME") ?? Deno.env.get("USERNAME"),
+    localHost: Deno.hostname(),
+    localUid: Deno.uid() ?? undefined,
+  };
+}
+
 async function main(argv: string[]): Promise<number> {
   if (argv[0] === "verify-audit") {
     // Loaded only here: a normal start does not pay for it.
     const { verifyAuditMain } = await import("./lib/audit/verify.ts");
     return await verifyAuditMain(argv.slice(1));
+  }
+  if (argv[0] === "doctor") {
+    // Loaded only here, like verify-audit.
+    const { doctorMain } = await import("./lib/doctor/cli.ts");
+    return await doctorMain(argv.slice(1), { env: configEnv });
   }
   let flags;
   try {
@@ -67,13 +83,7 @@ async function main(argv: string[]): Promise<number> {
   try {
     let file: ConfigFile = {};
     if (flags.config !== undefined) file = await readConfigFile(flags.config);
-    config = resolveConfig(flags, file, {
-      home: Deno.env.get("HOME") ?? Deno.env.get("USERPROFILE"),
-      sshAuthSock: Deno.env.get("SSH_AUTH_SOCK"),
-      localUser: Deno.env.get("USER") ?? Deno.env.get("LOGNAME") ?? Deno.env.get("USERNAME"),
-      localHost: Deno.hostname(),
-      localUid: Deno.uid() ?? undefined,
-    });
+    config = resolveConfig(flags, file, configEnv());
   } catch (error) {
     console.error(`mcp-remote-ssh: ${error instanceof Error ? error.message : String(error)}`);
     return 2;

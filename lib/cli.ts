@@ -58,6 +58,9 @@ An MCP server that gives AI agents SSH sessions, commands and files on remote ho
 
 Usage: mcp-remote-ssh [options] [-- DIR...]
        mcp-remote-ssh verify-audit FILE    check an audit log's hash chain
+       mcp-remote-ssh doctor [options] HOST
+                                           why a connection to HOST fails (or works), step
+                                           by step, with the fix; changes nothing (--help)
 
 Options:
   --transport KIND              stdio (default), streamable-http, or sse (older HTTP clients)

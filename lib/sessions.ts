@@ -448,7 +448,7 @@ async function closeTables(session: Session): Promise<void> {
 }
 
 /** Throws HOST_NOT_ALLOWED unless every hop of `options` matches `allowed` (undefined: no list). */
-function refuseUnlisted(options: ConnectOptions, allowed: readonly string[] | undefined): void {
+export function refuseUnlisted(options: ConnectOptions, allowed: readonly string[] | undefined): void {
   if (allowed === undefined) return;
   const hops: ConnectOptions[] = [];
   for (let hop: ConnectOptions | undefined = options; hop !== undefined; hop = hop.jump) hops.unshift(hop);

@@ -76,7 +76,9 @@ Deno.test("--toolsets keeps connect and the sets named; each tool belongs to exa
     const names = (await listTools(["--toolsets", set])).map((t) => t.name);
     assert.ok(names.includes("ssh_connect"), `${set}: connect is always on`);
     for (const name of names) {
-      if (!["ssh_connect", "ssh_list_sessions", "ssh_close_session"].includes(name) || set === "connect") {
+      if (
+        !["ssh_connect", "ssh_list_sessions", "ssh_close_session", "ssh_diagnose"].includes(name) || set === "connect"
+      ) {
         assert.ok(!seen.has(name) || set === "connect", `${name} is in two toolsets`);
         seen.add(name);
       }
@@ -88,6 +90,7 @@ Deno.test("--toolsets keeps connect and the sets named; each tool belongs to exa
     "ssh_connect",
     "ssh_list_sessions",
     "ssh_close_session",
+    "ssh_diagnose",
     "ssh_execute",
     "ssh_sudo_execute",
     "ssh_output_read",
@@ -129,6 +132,7 @@ Deno.test("--read-only offers the session tools and those that change nothing, n
     "ssh_connect",
     "ssh_list_sessions",
     "ssh_close_session",
+    "ssh_diagnose",
     "ssh_read_remote_file",
     "ssh_list_remote_dir",
     "ssh_stat_remote",

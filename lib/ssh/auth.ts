@@ -15,6 +15,7 @@ import { BoundedReadError } from "../read_bounded.ts";
 import { loadSsh2, type ParsedKey, selectedAgent } from "../ssh2/mod.ts";
 import { type LoadedKey, loadPrivateKey, loadPublicKey } from "./keys.ts";
 import type { ConnectPrompts } from "./prompts.ts";
+import type { ConnectObserver } from "./connect_options.ts";
 
 /** The method names PreferredAuthentications orders; others are ignored. */
 export type AuthMethodName = "publickey" | "password" | "keyboard-interactive";
@@ -52,6 +53,8 @@ export interface AuthInput {
   ask?: ConnectPrompts;
   /** Where skipped identity files are reported (debug). */
   logger?: Logger;
+  /** Told each identity file skipped for a reason other than its absence (the doctor lists them). */
+  observer?: Pick<ConnectObserver, "keySkipped">;
 }
 
 /** One authentication attempt; each public key from a file is an attempt of its own. */
@@ -117,6 +120,7 @@ export async function prepareAuth(options: AuthInput, signal?: AbortSignal): Pro
       if (!(error instanceof SshMcpError)) throw error;
       if (isMissing(error)) return; // as ssh: an IdentityFile that does not exist is no error
       options.logger?.debug(`Skipping identity file ${path}: ${error.message}`);
+      options.observer?.keySkipped?.(path, error);
       skipped.push(error);
     };
     // Each identity file's public key, known without a passphrase; null: known only by loading the key.

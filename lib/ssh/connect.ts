@@ -24,15 +24,32 @@ import {
   serverVersion,
   toSocketError,
 } from "../ssh2/mod.ts";
-import { type KnownHostsEntry, knownKeyTypes, loadKnownHosts } from "./known_hosts.ts";
+import { fingerprintSha256, type KnownHostsEntry, knownKeyTypes, loadKnownHosts } from "./known_hosts.ts";
 import { type AcceptedHostKey, verifyHostKey } from "./host_key_check.ts";
 import { mapConnectError } from "./connect_errors.ts";
 import { type AuthAttempt, passwordAnswers, prepareAuth, type PreparedAuth } from "./auth.ts";
 import { PausableTimer, timedPrompts } from "./prompts.ts";
-import type { Connected, ConnectionInfo, ConnectOptions, Transport } from "./connect_options.ts";
+import type {
+  AuthAttemptName,
+  AuthAttemptReport,
+  Connected,
+  ConnectionInfo,
+  ConnectOptions,
+  Transport,
+} from "./connect_options.ts";
 import { abandonHops, atJumpHost, jumpHostsOf, jumpInfo, openTunnel, viaJumpHosts } from "./jump.ts";
 
-export type { Connected, ConnectionInfo, ConnectOptions, JumpInfo, Transport } from "./connect_options.ts";
+export type {
+  AgreedAlgorithms,
+  AuthAttemptName,
+  AuthAttemptReport,
+  Connected,
+  ConnectionInfo,
+  ConnectObserver,
+  ConnectOptions,
+  JumpInfo,
+  Transport,
+} from "./connect_options.ts";
 
 // chacha20 first, measured with its exact MAC check against AES-GCM in one
 // `deno task bench` run (load ~1.5 on 2 cores): through a forward 390 MB/s
@@ -124,6 +141,22 @@ function stopError(options: ConnectOptions, stop: AbortSignal): SshMcpError {
 }
 
 /**
+ * The attempts to make. With an observer, a credential that cannot be
+ * prepared (a key that needs a passphrase, no agent) is told and leaves
+ * only `none`, so the doctor still learns what the server would accept.
+ */
+async function prepareAuthFor(options: ConnectOptions, stop: AbortSignal): Promise<PreparedAuth> {
+  if (options.observer === undefined) return await prepareAuth(options, stop);
+  try {
+    return await prepareAuth(options, stop);
+  } catch (error) {
+    if (!(error instanceof SshMcpError) || (stop.aborted && error === stop.reason)) throw error;
+    options.observer.authUnprepared?.(error);
+    return { attempts: [], kbdUnanswerable: false };
+  }
+}
+
+/**
  * Connects one host: over TCP, or over a direct-tcpip channel on `via` (the
  * jump host before it), then the handshake, host key check and authentication.
  */
@@ -133,11 +166,14 @@ async function connectUntil(
   via?: Connected,
 ): Promise<Connected> {
   const { stop } = steps;
+  const { observer } = options;
   await loadSsh2(); // ssh2 loads at the first connection, not at start-up (../ssh2/mod.ts)
-  const auth = await prepareAuth(options, stop);
+  const auth = await prepareAuthFor(options, stop);
   const known = await loadKnownHosts(options.knownHosts.files, stop);
   for (const warning of known.warnings) options.logger.warn(warning);
+  const began = performance.now();
   const socket = via === undefined ? await connectTcp(options, stop) : await openTunnel(via, options, stop);
+  observer?.transport?.({ ms: Math.round(performance.now() - began), tunnel: via !== undefined });
   const patches = await preparePatches(options.logger);
   if (stop.aborted) {
     socket.destroy();
@@ -147,6 +183,26 @@ async function connectUntil(
   const client = createClient();
   const verifier = hostKeyVerifier(options, known.entries);
   const authenticator = authHandler(options, auth, stop);
+  // The server's version is told once: with the handshake, or when the connect fails before it.
+  let versionTold = false;
+  const tellVersion = () => {
+    if (versionTold || observer?.serverVersion === undefined) return;
+    versionTold = true;
+    const version = serverVersion(client);
+    observer.serverVersion(version === "unknown" ? null : version);
+  };
+  if (observer !== undefined) {
+    client.once("handshake", (agreed) => {
+      tellVersion();
+      observer.handshake?.({
+        kex: agreed.kex,
+        hostKey: agreed.serverHostKey,
+        cipher: agreed.cs.cipher,
+        mac: agreed.cs.mac,
+        compression: agreed.cs.compress,
+      });
+    });
+  }
   const ready = readyBefore(client, {
     socket,
     stop,
@@ -182,7 +238,10 @@ async function connectUntil(
   try {
     await ready;
     stop.throwIfAborted(); // ready in the same turn as the cancel: nobody would own this connection
+    authenticator.settle("accepted");
   } catch (error) {
+    tellVersion();
+    authenticator.settle("unanswered");
     client.end();
     throw error;
   }
@@ -248,6 +307,7 @@ function hostKeyVerifier(options: ConnectOptions, entries: KnownHostsEntry[]): H
       );
       return answer(false);
     }
+    options.observer?.hostKey?.(new Uint8Array(key));
     verifyHostKey({ ...options, ...keyName(options) }, entries, new Uint8Array(key)).then(
       (result) => {
         accepted = result;
@@ -281,7 +341,12 @@ interface AuthHandler {
   started: () => boolean;
   /** An authentication failure this handler explains better than its method's name would, else null. */
   error: (err: Error & { level?: string }) => SshMcpError | null;
+  /** Tells the observer what became of the attempt still waiting for its answer, if one is. */
+  settle: (result: "accepted" | "unanswered") => void;
 }
+
+/** An attempt of the handler: a prepared one, or `none`, which only an observer asks for. */
+type Attempt = AuthAttempt | { type: "none" };
 
 /**
  * Offers the prepared attempts in order, each once, skipping methods the
@@ -295,7 +360,15 @@ const LONG_LIVED_SECRET = /pass(word|phrase)|passwort|mot de passe|contraseña/i
 function authHandler(options: ConnectOptions, auth: PreparedAuth, stop: AbortSignal): AuthHandler {
   const { host, port, username } = options;
   const where = `${host}:${port}`;
-  const attempts = [...auth.attempts];
+  const { observer } = options;
+  const attempts: Attempt[] = observer === undefined
+    ? [...auth.attempts]
+    : [{ type: "none" }, ...auth.attempts.flatMap(oneAgentKeyEach)];
+  observer?.authPlan?.(attempts.filter((a) => a.type !== "none").map(attemptName));
+  // Sent and not yet answered: the next call of `next` (or settle) says what became of it.
+  let pending: Attempt | null = null;
+  const tell = (attempt: Attempt, result: AuthAttemptReport["result"], methodsLeft?: string[]) =>
+    observer?.authAttempt?.({ ...attemptName(attempt), result, ...(methodsLeft ? { methodsLeft } : {}) });
   let last: AuthAttempt | null = null;
   let started = false;
   // ssh2 passes null until the server has answered a first attempt with its list.
@@ -305,8 +378,9 @@ function authHandler(options: ConnectOptions, auth: PreparedAuth, stop: AbortSig
   let kbdStop: "declined" | SshMcpError | null = null;
   // Prompts no one could answer (no human to ask).
   let unanswered: string | null = null;
-  const offered = (a: AuthAttempt) =>
-    serverMethods === null || serverMethods.includes(a.type === "agent" ? "publickey" : a.type);
+  const offered = (a: Attempt) =>
+    a.type === "none" || serverMethods === null ||
+    serverMethods.includes(a.type === "agent" ? "publickey" : a.type);
 
   const prompt = (
     name: string,
@@ -356,13 +430,20 @@ function authHandler(options: ConnectOptions, auth: PreparedAuth, stop: AbortSig
     );
   };
 
-  const next: AuthHandler["next"] = (methodsLeft, _partial, done) => {
+  const next: AuthHandler["next"] = (methodsLeft, partial, done) => {
     started = true;
     if (methodsLeft) serverMethods = methodsLeft;
+    if (pending !== null) tell(pending, partial ? "partial" : "refused", methodsLeft ?? undefined);
+    pending = null;
     if (kbdStop !== null) return done(false);
     let attempt = attempts.shift();
-    while (attempt !== undefined && !offered(attempt)) attempt = attempts.shift();
+    while (attempt !== undefined && !offered(attempt)) {
+      tell(attempt, "skipped");
+      attempt = attempts.shift();
+    }
     if (attempt === undefined) return done(false);
+    pending = attempt;
+    if (attempt.type === "none") return done({ type: "none", username });
     last = attempt;
     switch (attempt.type) {
       case "password":
@@ -436,7 +517,33 @@ function authHandler(options: ConnectOptions, auth: PreparedAuth, stop: AbortSig
     }
     return null;
   };
-  return { next, lastMethod: () => last?.type ?? null, started: () => started, error };
+  const settle = (result: "accepted" | "unanswered") => {
+    if (pending !== null) tell(pending, result);
+    pending = null;
+  };
+  return { next, lastMethod: () => last?.type ?? null, started: () => started, error, settle };
+}
+
+/** The agent's other keys as one attempt each, so each gets its own answer (for an observer). */
+function oneAgentKeyEach(attempt: AuthAttempt): AuthAttempt[] {
+  if (attempt.type !== "agent" || attempt.keys.length < 2) return [attempt];
+  return attempt.keys.map((key) => ({ type: "agent", keys: [key] }));
+}
+
+/** How an attempt is named to an observer. */
+function attemptName(attempt: Attempt): AuthAttemptName {
+  switch (attempt.type) {
+    case "publickey":
+      return { method: "publickey", key: attempt.path };
+    case "agent": {
+      if (attempt.path !== undefined) return { method: "agent", key: `${attempt.path} (in the ssh-agent)` };
+      const [key] = attempt.keys;
+      const comment = key.comment === "" ? "" : ` ${key.comment}`;
+      return { method: "agent", key: `${key.type} ${fingerprintSha256(key.getPublicSSH())}${comment}` };
+    }
+    default:
+      return { method: attempt.type };
+  }
 }
 
 /** How {@linkcode readyBefore} ends the wait when "ready" does not come. */

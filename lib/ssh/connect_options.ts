@@ -88,6 +88,62 @@ export interface ConnectOptions {
   passwordAuthentication?: boolean;
   /** False: keyboard-interactive prompts are never answered. */
   kbdInteractiveAuthentication?: boolean;
+  /**
+   * Told each step of this host's connect as it happens (`mcp-remote-ssh doctor`, ../doctor/). Present, it
+   * changes three things so that every step can be seen: authentication starts with `none` (the server
+   * answers with the methods it accepts; OpenSSH does not count it against MaxAuthTries), the ssh-agent's
+   * keys are offered one attempt each (the server sees the same requests), and a failure to prepare any
+   * credential is reported and leaves `none` the only attempt instead of ending the connect before TCP.
+   * @default undefined
+   */
+  observer?: ConnectObserver;
+}
+
+/** What {@linkcode ConnectObserver} is told, step by step, about one host's connect. It decides nothing. */
+export interface ConnectObserver {
+  /** The transport is up: TCP (`ms` to connect, name lookup included), or a channel through the hop before. */
+  transport?(event: { ms: number; tunnel: boolean }): void;
+  /** The software the server names in its identification line; null when none came before the connect ended. */
+  serverVersion?(version: string | null): void;
+  /** The algorithms the key exchange agreed on (told once the exchange completed). */
+  handshake?(algorithms: AgreedAlgorithms): void;
+  /** The host key the server presented, before it is checked. */
+  hostKey?(key: Uint8Array): void;
+  /** An identity file that cannot be used (a missing file is not told: ssh skips those silently). */
+  keySkipped?(path: string, error: SshMcpError): void;
+  /** No credential could be prepared; the connect goes on to learn the server's methods, then fails. */
+  authUnprepared?(error: SshMcpError): void;
+  /** The attempts prepared, in the order they will be offered (after `none`). */
+  authPlan?(attempts: AuthAttemptName[]): void;
+  /** One attempt and what became of it. */
+  authAttempt?(report: AuthAttemptReport): void;
+}
+
+/** The algorithms of a completed key exchange, client to server (`mac` is "" for an AEAD cipher). */
+export interface AgreedAlgorithms {
+  kex: string;
+  hostKey: string;
+  cipher: string;
+  mac: string;
+  compression: string;
+}
+
+/** An authentication attempt as a person would name it: the method and, for a key, which key. */
+export interface AuthAttemptName {
+  method: "none" | "publickey" | "agent" | "password" | "keyboard-interactive";
+  /** The key file (`path (in the ssh-agent)` for the agent's copy), or an agent key as `type SHA256:… comment`. */
+  key?: string;
+}
+
+/** What became of one attempt. */
+export interface AuthAttemptReport extends AuthAttemptName {
+  /**
+   * accepted: logged in; partial: accepted, another method is needed; refused: the server said no; skipped:
+   * not sent, the server does not accept the method; unanswered: the connection ended before the answer.
+   */
+  result: "accepted" | "partial" | "refused" | "skipped" | "unanswered";
+  /** The methods the server said can continue, with a refusal. */
+  methodsLeft?: string[];
 }
 
 /** Facts about an established connection. */

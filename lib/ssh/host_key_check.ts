@@ -33,6 +33,12 @@ export interface KnownHostsConfig {
   writeFile: string;
   /** strict refuses unknown keys; accept-new records them. Changed keys are always refused. */
   policy: HostKeyPolicy;
+  /**
+   * True: nothing is ever written; a key accept-new would record is accepted without it (the doctor
+   * reports it as one that would be recorded).
+   * @default false
+   */
+  readOnly?: boolean;
 }
 
 /** A host key that was accepted. */
@@ -148,6 +154,7 @@ export async function verifyHostKey(
       return { type, fingerprint, added: false };
     }
   }
+  if (target.knownHosts.readOnly === true) return { type, fingerprint, added: false };
   // Another connect may have recorded a key for this host since we read the
   // files: look again under the file lock and write only if still unknown.
   let raced: HostKeyVerdict | null = null;

@@ -1,6 +1,6 @@
 /**
- * Tools of the connection family: ssh_connect, ssh_list_sessions,
- * ssh_close_session.
+ * Tools of the connection family: ssh_connect, ssh_diagnose,
+ * ssh_list_sessions, ssh_close_session.
  *
  * @module
  */
@@ -12,6 +12,16 @@ import { defineTool, type ToolDef, type ToolDeps } from "./define.ts";
 import { ok } from "./result.ts";
 import * as s from "./schemas.ts";
 
+/** The target and credentials ssh_connect and ssh_diagnose both take. */
+const target = {
+  host: s.host,
+  port: s.port.optional(),
+  username: s.username.optional(),
+  password: z.string().max(4096).optional(),
+  private_key_path: z.string().min(1).max(4096).optional(),
+  passphrase: z.string().max(4096).optional(),
+};
+
 /** The connection tools. */
 export function connectionTools(deps: ToolDeps): ToolDef[] {
   const { sessions } = deps;
@@ -20,19 +30,16 @@ export function connectionTools(deps: ToolDeps): ToolDef[] {
       name: "ssh_connect",
       toolset: "connect",
       title: "Connect to an SSH server",
-      description: "Open an SSH session (session_id for other tools). host may be a ~/.ssh/config alias (its " +
-        "User, Port, keys, ProxyJump apply; arguments win). Host key checked in known_hosts before any " +
-        "credential. Auth: password, private_key_path, else agent and keys.",
+      description: "Open an SSH session; returns session_id. host may be a ~/.ssh/config alias (its " +
+        "User, Port, keys, ProxyJump apply; arguments win). known_hosts checked before any credential. Auth: " +
+        "password, private_key_path, else agent/keys.",
       input: {
-        host: s.host,
-        port: s.port.optional(),
-        username: s.username.optional(),
-        password: z.string().max(4096).optional(),
-        private_key_path: z.string().min(1).max(4096).optional().describe("Key file on this machine"),
-        passphrase: z.string().max(4096).optional().describe("Of the private key"),
+        ...target,
+        private_key_path: target.private_key_path.describe("Key file on this machine"),
+        passphrase: target.passphrase,
         connect_timeout: s.timeoutSeconds(600).optional(),
         host_key_fingerprint: z.string().regex(/^SHA256:[A-Za-z0-9+/]{43}=?$/).optional()
-          .describe("Expected SHA256:… of the host key"),
+          .describe("Expected SHA256:…"),
       },
       // Under accept-new it records a host key in known_hosts here; it changes nothing remote.
       changes: "local",
@@ -103,7 +110,7 @@ export function connectionTools(deps: ToolDeps): ToolDef[] {
       name: "ssh_list_sessions",
       toolset: "connect",
       title: "List SSH sessions",
-      description: "List open sessions, and the hosts of ~/.ssh/config you can connect to by name.",
+      description: "List open sessions and the ~/.ssh/config hosts to connect to by name.",
       input: {},
       output: {
         sessions: z.array(z.object({
@@ -174,7 +181,7 @@ export function connectionTools(deps: ToolDeps): ToolDef[] {
       name: "ssh_close_session",
       toolset: "connect",
       title: "Close an SSH session",
-      description: "Close a session and everything running on it.",
+      description: "Close a session and all that runs on it.",
       input: { session_id: s.sessionId },
       // Ends what this server started there (shells and what runs in them, forwards).
       changes: "remote",
@@ -183,6 +190,51 @@ export function connectionTools(deps: ToolDeps): ToolDef[] {
       run: async (args) => {
         await sessions.close(args.session_id);
         return ok({ session_id: args.session_id, closed: true }, `Closed session ${args.session_id}`);
+      },
+    }),
+    defineTool({
+      name: "ssh_diagnose",
+      toolset: "connect",
+      title: "Diagnose an SSH connection",
+      // ssh_connect's own arguments, described there: the list every turn pays for stays within its budget.
+      description: "Why ssh_connect fails (same arguments): each step, DNS to auth, every jump hop, with fixes. " +
+        "Runs nothing.",
+      input: target,
+      output: {
+        ok: z.boolean(),
+        target: z.string(),
+        verdict: z.string(),
+        steps: z.array(z.object({
+          step: z.string(),
+          status: z.enum(["ok", "warn", "fail", "skip"]),
+          host: z.string().optional(),
+          hop: z.number().optional(),
+          detail: z.string(),
+          fix: z.string().optional(),
+          data: z.record(z.string(), z.unknown()).optional(),
+        })),
+      },
+      // Known_hosts is never written, and a login that works is closed before any channel opens.
+      changes: "nothing",
+      run: async (args, ctx) => {
+        // Loaded at the first call: a server that never diagnoses does not pay for it.
+        const { diagnose } = await import("../doctor/mod.ts");
+        const { renderDiagnosis } = await import("../doctor/render.ts");
+        const diagnosis = await diagnose({
+          host: args.host,
+          port: args.port,
+          username: args.username,
+          password: args.password,
+          privateKeyPath: args.private_key_path,
+          passphrase: args.passphrase,
+          signal: ctx.signal,
+        }, {
+          config: deps.config,
+          resolve: (request) => sessions.resolve(request),
+          // A host whose policy asks approval for every call asks it for this login too.
+          admit: (t) => ctx.admit(t),
+        });
+        return ok(diagnosis, renderDiagnosis(diagnosis));
       },
     }),
   ];

@@ -70,7 +70,7 @@ export function fanoutTools(deps: ToolDeps): ToolDef[] {
     toolset: "exec",
     title: "Run a command on many hosts",
     description: "Run one command on many targets at once: session ids, ~/.ssh/config aliases or " +
-      "[user@]host[:port] (connected, then closed). Identical results are grouped; a host's failure is its own.",
+      "[user@]host[:port] (connected, then closed). Identical results grouped; each host fails alone.",
     input: {
       targets: z.array(target).min(1).max(MAX_TARGETS)
         .refine((list) => new Set(list).size === list.length, "targets must not repeat"),

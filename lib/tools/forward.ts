@@ -85,7 +85,7 @@ export function forwardTools(deps: ToolDeps): ToolDef[] {
     name: "ssh_forward_port",
     toolset: "forward",
     title: "Open a port forward (SSH tunnel)",
-    description: "local (ssh -L, default): listen on local_bind:local_port (0 = free), connect from the server " +
+    description: "local (ssh -L, default): listen on local_bind:local_port (0 = free), the server connects " +
       "to remote_host:remote_port. remote (ssh -R): server's remote_bind:remote_port to local_host:local_port. " +
       "dynamic (ssh -D): SOCKS5 here. Hosts default to 127.0.0.1.",
     input: {
@@ -200,7 +200,7 @@ export function forwardTools(deps: ToolDeps): ToolDef[] {
     name: "ssh_close_forward",
     toolset: "forward",
     title: "Close a port forward",
-    description: "Stop a forward and every connection it carries.",
+    description: "Stop a forward and the connections it carries.",
     input: { session_id: s.sessionId, forward_id: z.string().min(1).max(64) },
     changes: "remote",
     destructive: true,

@@ -137,9 +137,9 @@ export function jobTools(deps: ToolDeps, jobs: Jobs): ToolDef[] {
     name: "ssh_job",
     toolset: "jobs",
     title: "Manage background jobs",
-    description: "Jobs come from ssh_execute background=true. wait: until it ends, pattern appears or timeout; " +
-      "returns new output. list (found on the host too). signal: its process group. cancel: TERM, then KILL. " +
-      "remove: an ended job's files. All output: ssh_output_read output_id=job_id.",
+    description: "Jobs come from ssh_execute background=true. wait: until the end, pattern or timeout; returns " +
+      "new output. list (found on the host too). signal: its process group. cancel: TERM, then KILL. remove: " +
+      "an ended job's files. All output: ssh_output_read output_id=job_id.",
     input: {
       session_id: s.sessionId,
       action: z.enum(["wait", "list", "signal", "cancel", "remove"]),

@@ -148,6 +148,11 @@ export function listedTool(tool: ToolDef): Tool {
 
 const DROPPED = new Set(["$schema", "minLength", "maxLength", "pattern", "default"]);
 
+function isStringType(node: unknown): boolean {
+  return node !== null && typeof node === "object" && Object.keys(node).length === 1 &&
+    (node as { type?: unknown }).type === "string";
+}
+
 function compactSchema(node: unknown): unknown {
   if (Array.isArray(node)) return node.map(compactSchema);
   if (node === null || typeof node !== "object") return node;
@@ -158,6 +163,8 @@ function compactSchema(node: unknown): unknown {
       (key === "maximum" && value === Number.MAX_SAFE_INTEGER) ||
       (key === "minimum" && value === -Number.MAX_SAFE_INTEGER)
     ) continue;
+    // JSON object keys are strings whatever a schema says: this one says nothing.
+    if (key === "propertyNames" && isStringType(value)) continue;
     out[key] = key === "properties"
       ? Object.fromEntries(Object.entries(value as object).map(([k, v]) => [k, compactSchema(v)]))
       : compactSchema(value);

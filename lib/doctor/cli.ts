@@ -1,0 +1,187 @@
+/**
+ * `mcp-remote-ssh doctor <host or alias>`: the doctor (./mod.ts) from a
+ * terminal. It reads the server's own configuration (`--config`, the same
+ * flags), so it sees what the server would; prints the findings (or JSON
+ * with `--json`) to stdout; exits 0 only when a login would succeed, 1 when
+ * it would not, 2 on bad usage. A password comes from an environment
+ * variable named with `--password-env`, never from the command line.
+ *
+ * @module
+ */
+
+import { parseArgs } from "node:util";
+import type { CliFlags } from "../cli.ts";
+import { type ConfigEnv, type ConfigFile, readConfigFile, resolveConfig } from "../config.ts";
+import { createLogger } from "../log.ts";
+import { SessionRegistry } from "../sessions.ts";
+import { parsePort } from "../ssh_config/jump.ts";
+import { hostHint, hostProblem, userProblem } from "../validate.ts";
+import { diagnose, type DiagnoseRequest } from "./mod.ts";
+import { renderDiagnosis } from "./render.ts";
+
+/** Help text of `mcp-remote-ssh doctor`. */
+export const DOCTOR_USAGE = `Usage: mcp-remote-ssh doctor [options] [user@]HOST
+
+Walks a connection to HOST (a name, an address or a ~/.ssh/config alias) step by step, as
+ssh_connect would make it, and says what it found and what to do: ssh_config lines, DNS, TCP,
+the banner, algorithms, the host key against known_hosts, the server's methods and every key
+tried, for each jump host too. It changes nothing: known_hosts is never written, and a login
+that succeeds is closed at once without running anything. Exit status 0 when a login would
+succeed, 1 when not, 2 on bad usage.
+
+Options:
+  -p, --port N              Port (default: ssh_config's, else 22)
+  -l, --user USER           Remote user (default: ssh_config's, else the local user)
+  -i, --identity FILE       Private key to try first
+  --password-env NAME       Read the password from environment variable NAME. The shipped
+                            permission set reads only its own variables: on a terminal Deno
+                            asks; otherwise add NAME to --allow-env (which replaces the set's
+                            list, so name those too)
+  --jump HOPS               Jump hosts as ssh -J takes them: [user@]host[:port],...
+  --timeout SECONDS         Connect timeout (default: the configuration's, 20)
+  --json                    Print the findings as JSON
+  --config FILE, --ssh-config FILE, --known-hosts FILE, --host-key-policy POLICY,
+  --allow-host PATTERN      As for the server (see mcp-remote-ssh --help), so the doctor
+                            sees what the server would
+  -h, --help                Print this help`;
+
+/** The options of one doctor run. */
+interface DoctorArgs {
+  request: DiagnoseRequest;
+  json: boolean;
+  flags: CliFlags;
+  config?: string;
+}
+
+/**
+ * Runs the doctor from the command line.
+ *
+ * @param argv The arguments after `doctor`.
+ * @param options `env` reads the environment the configuration depends on, as the server reads it.
+ * @returns The exit status: 0 a login would succeed, 1 it would not, 2 bad usage or configuration.
+ */
+export async function doctorMain(argv: string[], options: { env: () => ConfigEnv }): Promise<number> {
+  let args: DoctorArgs | "help";
+  try {
+    args = parseDoctorArgs(argv);
+  } catch (error) {
+    if (!(error instanceof TypeError)) throw error;
+    console.error(`mcp-remote-ssh doctor: ${error.message}\n\n${DOCTOR_USAGE}`);
+    return 2;
+  }
+  if (args === "help") {
+    console.log(DOCTOR_USAGE);
+    return 0;
+  }
+  let config;
+  try {
+    const file: ConfigFile = args.config === undefined ? {} : await readConfigFile(args.config);
+    config = resolveConfig(args.flags, file, options.env());
+  } catch (error) {
+    if (!(error instanceof TypeError)) throw error;
+    console.error(`mcp-remote-ssh doctor: ${error.message}`);
+    return 2;
+  }
+  // Warnings (malformed known_hosts lines, skipped keys) go to stderr as the server logs them.
+  const logger = createLogger(config.logLevel);
+  const registry = new SessionRegistry({ logger, config });
+  const diagnosis = await diagnose(args.request, { config, resolve: (request) => registry.resolve(request) });
+  console.log(args.json ? JSON.stringify(diagnosis, null, 2) : renderDiagnosis(diagnosis));
+  return diagnosis.ok ? 0 : 1;
+}
+
+/** Parses the doctor's arguments; throws a TypeError naming what is wrong. */
+function parseDoctorArgs(argv: string[]): DoctorArgs | "help" {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    strict: true,
+    allowPositionals: true,
+    options: {
+      port: { type: "string", short: "p" },
+      user: { type: "string", short: "l" },
+      identity: { type: "string", short: "i" },
+      "password-env": { type: "string" },
+      jump: { type: "string" },
+      timeout: { type: "string" },
+      json: { type: "boolean" },
+      config: { type: "string" },
+      "ssh-config": { type: "string", multiple: true },
+      "known-hosts": { type: "string", multiple: true },
+      "host-key-policy": { type: "string" },
+      "allow-host": { type: "string", multiple: true },
+      help: { type: "boolean", short: "h" },
+    },
+  });
+  if (values.help) return "help";
+  if (positionals.length !== 1) throw new TypeError("give exactly one host");
+  let host = positionals[0];
+  let username = values.user;
+  const at = host.lastIndexOf("@");
+  if (at >= 0) {
+    username ??= host.slice(0, at);
+    host = host.slice(at + 1);
+  }
+  const hostWrong = hostProblem(host);
+  if (hostWrong !== null) throw new TypeError(`${hostWrong}${hostHint(host) ? ` (${hostHint(host)})` : ""}`);
+  const userWrong = username === undefined ? null : userProblem(username);
+  if (userWrong !== null) throw new TypeError(userWrong);
+  const port = values.port === undefined ? undefined : parsePort(values.port);
+  if (port === null) throw new TypeError(`Invalid --port ${JSON.stringify(values.port)}: use 1-65535`);
+  const timeout = values.timeout === undefined ? undefined : Number(values.timeout);
+  if (timeout !== undefined && !(timeout > 0 && timeout <= 600)) {
+    throw new TypeError(`Invalid --timeout ${JSON.stringify(values.timeout)}: use seconds, more than 0, at most 600`);
+  }
+  const policy = values["host-key-policy"];
+  if (policy !== undefined && policy !== "strict" && policy !== "accept-new") {
+    throw new TypeError(`Invalid --host-key-policy ${JSON.stringify(policy)}: use strict or accept-new`);
+  }
+  const passwordEnv = values["password-env"];
+  const password = passwordEnv === undefined ? undefined : readPassword(passwordEnv);
+  return {
+    request: {
+      host,
+      port,
+      username,
+      password,
+      privateKeyPath: values.identity,
+      connectTimeoutSeconds: timeout,
+      jump: values.jump,
+    },
+    json: values.json ?? false,
+    config: values.config,
+    flags: {
+      transport: "stdio",
+      allowOrigins: [],
+      config: values.config,
+      knownHosts: values["known-hosts"] ?? [],
+      sshConfigs: values["ssh-config"] ?? [],
+      allowLocalDirs: [],
+      hostKeyPolicy: policy,
+      readOnly: false,
+      allowHosts: values["allow-host"] ?? [],
+      version: false,
+      help: false,
+    },
+  };
+}
+
+/**
+ * The password from the environment variable `name`. Under the shipped permission set only the variables
+ * it names can be read; Deno then asks on a terminal, and without one the user is told how to allow it.
+ */
+function readPassword(name: string): string {
+  if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(name)) {
+    throw new TypeError(`--password-env ${JSON.stringify(name)}: not a variable name`);
+  }
+  const allowed = Deno.permissions.requestSync({ name: "env", variable: name }).state === "granted";
+  if (!allowed) {
+    throw new TypeError(
+      `--password-env ${name}: this process may not read that variable (its permission set names the ` +
+        `variables it may read); run it with --allow-env listing those and ${name}, or on a terminal, where ` +
+        "Deno asks",
+    );
+  }
+  const password = Deno.env.get(name);
+  if (password === undefined) throw new TypeError(`--password-env ${name}: the variable is not set`);
+  return password;
+}
