@@ -12,11 +12,11 @@
 import assert from "node:assert/strict";
 import type { Diagnosis, Step } from "../lib/doctor/mod.ts";
 import { callOk, ROOT, RUN_FLAGS, serverEnv, startServer } from "./fixtures/mcp.ts";
-import { randomHex, tempDir } from "./fixtures/process.ts";
+import { randomHex, run, tempDir } from "./fixtures/process.ts";
 import { type Agent, freePort, type Sshd, sshdAvailable, startAgent, startSshd } from "./fixtures/sshd.ts";
 
-/** The environment variables the shipped permission set may read. */
-const SET_ENV: string[] = JSON.parse(await Deno.readTextFile(`${ROOT}deno.json`)).permissions.default.env;
+/** A variable the shipped permission set lets --password-env read (deno.json: MCP_REMOTE_SSH_PASSWORD*). */
+const PASSWORD_ENV = "MCP_REMOTE_SSH_PASSWORD_DOCTOR_TEST";
 
 const skip = !sshdAvailable();
 if (skip) console.warn("SKIP doctor tests: they need sshd and ssh-keygen");
@@ -30,16 +30,14 @@ interface DoctorRun {
 
 /**
  * Runs `main.ts doctor ARGS` under the shipped permission set, with only `env` (plus PATH, the Deno cache
- * and an empty HOME); `allowEnv` adds one variable the doctor may read (its --password-env).
+ * and an empty HOME).
  */
-async function doctor(args: string[], options: { env?: Record<string, string>; allowEnv?: string } = {}) {
+async function doctor(args: string[], options: { env?: Record<string, string> } = {}) {
   await using home = await tempDir("mcp-doctor-home-");
   const child = new Deno.Command(Deno.execPath(), {
     args: [
       "run",
       ...RUN_FLAGS,
-      // --allow-env replaces the set's list of variables: the set's own, plus the one.
-      ...(options.allowEnv === undefined ? [] : [`--allow-env=${[...SET_ENV, options.allowEnv].join(",")}`]),
       "--quiet",
       "--frozen",
       "--config",
@@ -57,6 +55,13 @@ async function doctor(args: string[], options: { env?: Record<string, string>; a
   const out = await child.output();
   const decode = (b: Uint8Array) => new TextDecoder().decode(b);
   return { code: out.code, stdout: decode(out.stdout), stderr: decode(out.stderr) } satisfies DoctorRun;
+}
+
+/** A client key pair no fixture sshd authorises: `dir/name` and `dir/name.pub`. */
+async function freshKey(dir: string, name: string): Promise<string> {
+  const out = await run("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-C", "", "-f", `${dir}/${name}`]);
+  assert.equal(out.code, 0, out.stderr);
+  return `${dir}/${name}`;
 }
 
 /** The parsed --json output. */
@@ -90,8 +95,12 @@ function shape(diagnosis: Diagnosis): string[] {
 }
 
 Deno.test({ name: "doctor walks a connect and names the failing step with its fix", ignore: skip }, async (t) => {
-  const [a, b] = await Promise.all([startSshd({ maxAuthTries: 2 }), startSshd()]);
+  // b has host keys of its own (a's key at b's address is a changed key) and, below, an authorized_keys
+  // without the run's client keys (an inner hop that refuses a's key); the run's keys are shared otherwise.
+  const [a, b] = await Promise.all([startSshd({ maxAuthTries: 2 }), startSshd({ freshHostKeys: true })]);
   await using dir = await tempDir("mcp-doctor-");
+  const [stranger1, stranger2] = await Promise.all([freshKey(dir.path, "stranger1"), freshKey(dir.path, "stranger2")]);
+  await Deno.writeTextFile(`${b.dir}/authorized_keys`, await Deno.readTextFile(`${stranger1}.pub`));
   const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const held: Deno.Conn[] = [];
   let agent: Agent | undefined;
@@ -117,12 +126,7 @@ Deno.test({ name: "doctor walks a connect and names the failing step with its fi
       }
     })();
     // Four keys A refuses, then A's own: MaxAuthTries 2 ends the login after two of them.
-    agent = await startAgent([
-      b.keys.ed25519.path,
-      b.keys.unauthorized.path,
-      a.keys.unauthorized.path,
-      a.keys.ed25519.path,
-    ]);
+    agent = await startAgent([stranger1, stranger2, a.keys.unauthorized.path, a.keys.ed25519.path]);
     // Hosts of a jump chain: a, then b (which refuses A's key), then a again as the target.
     const sshConfig = `${dir.path}/ssh_config`;
     const entry = (name: string, s: Sshd) =>
@@ -150,9 +154,13 @@ Deno.test({ name: "doctor walks a connect and names the failing step with its fi
       closed: doctor([...base, "-p", String(freePort()), "--json", "127.0.0.1"]),
       silent: doctor([...base, "-p", String(silentPort), "--timeout", "2", "--json", "127.0.0.1"]),
       wrongPassword: a.passwordUser === null ? null : doctor(
-        [...base.slice(0, 6), "-l", a.passwordUser.name, "--password-env", "DOCTOR_PW", "--json", "127.0.0.1"],
-        { env: { DOCTOR_PW: `wrong-${canary}` }, allowEnv: "DOCTOR_PW" },
+        [...base.slice(0, 6), "-l", a.passwordUser.name, "--password-env", PASSWORD_ENV, "--json", "127.0.0.1"],
+        { env: { [PASSWORD_ENV]: `wrong-${canary}` } },
       ),
+      // Set, but outside what the shipped set may read: refused before anything connects.
+      passwordOutside: doctor([...base.slice(0, 6), "--password-env", "DOCTOR_PW", "--json", "127.0.0.1"], {
+        env: { DOCTOR_PW: `outside-${canary}` },
+      }),
       unauthorized: doctor([...base, "-i", a.keys.unauthorized.path, "--json", "127.0.0.1"]),
       tooMany: doctor([...base, "--json", "127.0.0.1"], { env: { SSH_AUTH_SOCK: agent.socket } }),
       jump: doctor(["--ssh-config", sshConfig, "--known-hosts", known, "--jump", "hop-a,hop-b", "--json", "hop-a"]),
@@ -246,6 +254,13 @@ Deno.test({ name: "doctor walks a connect and names the failing step with its fi
         assert.match(step.fix ?? "", /Check the password/);
         assert.ok(!(run.stdout + run.stderr).includes(canary), "the password was printed");
       },
+    });
+
+    await t.step("--password-env outside MCP_REMOTE_SSH_PASSWORD*: usage error naming the prefix", async () => {
+      const run = await cases.passwordOutside;
+      assert.equal(run.code, 2, run.stdout + run.stderr);
+      assert.match(run.stderr, /DOCTOR_PW: this process may not read that variable.*MCP_REMOTE_SSH_PASSWORD/);
+      assert.ok(!(run.stdout + run.stderr).includes(canary), "the password was printed");
     });
 
     await t.step("a key the server does not authorise: refused, the fix names authorized_keys", async () => {

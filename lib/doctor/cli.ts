@@ -33,10 +33,10 @@ Options:
   -p, --port N              Port (default: ssh_config's, else 22)
   -l, --user USER           Remote user (default: ssh_config's, else the local user)
   -i, --identity FILE       Private key to try first
-  --password-env NAME       Read the password from environment variable NAME. The shipped
-                            permission set reads only its own variables: on a terminal Deno
-                            asks; otherwise add NAME to --allow-env (which replaces the set's
-                            list, so name those too)
+  --password-env NAME       Read the password from environment variable NAME, which starts
+                            with MCP_REMOTE_SSH_PASSWORD (the only ones the shipped permission
+                            set may read), e.g. MCP_REMOTE_SSH_PASSWORD or
+                            MCP_REMOTE_SSH_PASSWORD_PROD
   --jump HOPS               Jump hosts as ssh -J takes them: [user@]host[:port],...
   --timeout SECONDS         Connect timeout (default: the configuration's, 20)
   --json                    Print the findings as JSON
@@ -166,19 +166,19 @@ function parseDoctorArgs(argv: string[]): DoctorArgs | "help" {
 }
 
 /**
- * The password from the environment variable `name`. Under the shipped permission set only the variables
- * it names can be read; Deno then asks on a terminal, and without one the user is told how to allow it.
+ * The password from the environment variable `name`. The shipped permission set (deno.json, and so the
+ * binary, which takes no Deno flags) may read `MCP_REMOTE_SSH_PASSWORD*` and no other variable a user
+ * would choose; a run with a wider set may name others. Queried, not requested: a prompt would hang a run
+ * without a terminal and surprise one with it.
  */
 function readPassword(name: string): string {
   if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(name)) {
     throw new TypeError(`--password-env ${JSON.stringify(name)}: not a variable name`);
   }
-  const allowed = Deno.permissions.requestSync({ name: "env", variable: name }).state === "granted";
-  if (!allowed) {
+  if (Deno.permissions.querySync({ name: "env", variable: name }).state !== "granted") {
     throw new TypeError(
-      `--password-env ${name}: this process may not read that variable (its permission set names the ` +
-        `variables it may read); run it with --allow-env listing those and ${name}, or on a terminal, where ` +
-        "Deno asks",
+      `--password-env ${name}: this process may not read that variable; put the password in one whose name ` +
+        "starts with MCP_REMOTE_SSH_PASSWORD (e.g. MCP_REMOTE_SSH_PASSWORD), which it may read",
     );
   }
   const password = Deno.env.get(name);
