@@ -1,10 +1,12 @@
 /**
  * Smoke check of a built server, as a user's MCP client would start it:
  * `--version` must print the version in deno.json, then an MCP `initialize`
- * and `tools/list` over stdio must answer with every core tool.
+ * and `tools/list` over stdio must answer with every core tool, and neither
+ * may write a byte to stderr (a normal start is quiet: issue 20; the binary
+ * can only be checked here, where it is built).
  *
  *   deno run -A tests/smoke_binary.ts ./mcp-remote-ssh-x86_64-unknown-linux-gnu
- *   deno run -A tests/smoke_binary.ts deno run -P main.ts     (the same checks on the source)
+ *   deno run -A tests/smoke_binary.ts deno run -q -P main.ts  (the same checks on the source)
  *
  * The release workflow runs it on each binary, on a native runner, before
  * anything is published. Exits non-zero on any failure.
@@ -42,12 +44,14 @@ if (command === undefined) {
   Deno.exit(2);
 }
 
-const version = await new Deno.Command(command, { args: [...args, "--version"], stdout: "piped" }).output();
+const version = await new Deno.Command(command, { args: [...args, "--version"], stdout: "piped", stderr: "piped" })
+  .output();
 const printed = new TextDecoder().decode(version.stdout).trim();
 if (version.code !== 0 || printed !== `mcp-remote-ssh ${denoJson.version}`) {
   console.error(`--version printed ${JSON.stringify(printed)} (exit ${version.code}), want ${denoJson.version}`);
   Deno.exit(1);
 }
+const stderrs = [new TextDecoder().decode(version.stderr)];
 
 const home = await Deno.makeTempDir({ prefix: "mcp-smoke-" });
 const transport = new StdioClientTransport({
@@ -60,8 +64,10 @@ const transport = new StdioClientTransport({
     // Only for `deno run` on the source: its module cache stays where it was.
     DENO_DIR: Deno.env.get("DENO_DIR") ?? `${Deno.env.get("HOME") ?? home}/.cache/deno`,
   },
-  stderr: "inherit",
+  stderr: "pipe",
 });
+const serverStderr: string[] = [];
+transport.stderr?.on("data", (chunk: Uint8Array) => serverStderr.push(new TextDecoder().decode(chunk)));
 const client = new Client({ name: "mcp-remote-ssh-smoke", version: "0" });
 const timer = setTimeout(() => {
   console.error("no answer within 30 s");
@@ -79,4 +85,9 @@ if (missing.length > 0 || server?.version !== denoJson.version) {
   console.error(`missing tools: ${missing.join(", ") || "none"}; server version ${server?.version}`);
   Deno.exit(1);
 }
-console.log(`ok: ${printed}, ${tools.length} tools`);
+stderrs.push(serverStderr.join(""));
+if (stderrs.some((text) => text !== "")) {
+  console.error(`a normal start wrote to stderr:\n--version: ${stderrs[0]}\nserver: ${stderrs[1]}`);
+  Deno.exit(1);
+}
+console.log(`ok: ${printed}, ${tools.length} tools, stderr empty`);
