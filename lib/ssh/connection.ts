@@ -139,6 +139,10 @@ export class SshConnection {
   #wanted: string | null = null;
   /** close() was called: no spare is started any more (#closed follows only with ssh2's close). */
   #closing = false;
+  /** The server closes a channel opened as another's process exits ({@linkcode opensRaceExits}). */
+  #opensRaceExits: boolean;
+  /** There, the close of the last retired spare: a new channel is asked for only after it. */
+  #retiredSpareClosed: Promise<void> | null = null;
 
   private constructor(parts: {
     client: Client;
@@ -157,6 +161,7 @@ export class SshConnection {
     this.info = info;
     this.#budget = new ChannelBudget(parts.maxChannels);
     this.#logger = logger;
+    this.#opensRaceExits = opensRaceExits(info.serverVersion);
     if (parts.hops.length > 0) {
       this.#chain = new JumpChain(parts.hops, (reason) => {
         if (this.#closed) return;
@@ -301,6 +306,7 @@ export class SshConnection {
 
   async #openSftp(signal: AbortSignal): Promise<SFTPWrapper> {
     if (this.#closed) throw this.#lostError();
+    await this.#afterRetiredSpare(signal);
     const release = await this.#budget.acquire(signal);
     return await new Promise<SFTPWrapper>((resolve, reject) => {
       let abandoned = false;
@@ -347,6 +353,7 @@ export class SshConnection {
   }
 
   async #open(start: OpenChannel, options: ExecOpenOptions): Promise<ExecChannel> {
+    await this.#afterRetiredSpare(options.signal);
     let settleWaits = 0;
     for (let attempt = 0;; attempt++) {
       if (this.#closed) throw this.#lostError();
@@ -581,7 +588,24 @@ export class SshConnection {
 
   #retire(spare: Spare): void {
     if (this.#spare === spare) this.#spare = null;
-    void spare.opened.then((opened) => opened !== null && endSpare(opened));
+    const closed = spare.opened.then((opened) => {
+      if (opened === null) return;
+      endSpare(opened);
+      return opened.closed;
+    });
+    // endSpare closes the channel after its grace, and a lost connection closes it too: this settles.
+    if (this.#opensRaceExits) this.#retiredSpareClosed = closed.then(() => {}, () => {});
+  }
+
+  /**
+   * On a server whose channel opens race its exits, waits until the spare just retired has closed: it
+   * exits when retired, and a channel asked for at that moment would be closed by the server.
+   */
+  async #afterRetiredSpare(signal?: AbortSignal): Promise<void> {
+    const closed = this.#retiredSpareClosed;
+    if (closed === null) return;
+    await untilAborted(closed, signal);
+    if (this.#retiredSpareClosed === closed) this.#retiredSpareClosed = null;
   }
 
   /**
@@ -790,6 +814,21 @@ function opensForWrite(flags: unknown): boolean {
   return flags !== "r";
 }
 const SFTP_READ = 0x1;
+
+/**
+ * Whether the server is a Dropbear before 2024.86, which closes a session channel opened just as
+ * another channel's process exits, before the new channel's request runs (mkj/dropbear#173, fixed
+ * by mkj/dropbear#326): an SFTP open then fails "Unable to start subsystem", a command never runs.
+ * Debian 12 ships 2022.83. A Dropbear without a version counts as one.
+ * @param serverVersion The software part of the server's identification, e.g. `dropbear_2022.83`.
+ */
+export function opensRaceExits(serverVersion: string): boolean {
+  if (!/^dropbear/i.test(serverVersion)) return false;
+  const version = /^dropbear_(\d+)\.(\d+)/i.exec(serverVersion);
+  if (version === null) return true;
+  const [year, release] = [Number(version[1]), Number(version[2])];
+  return year < 2024 || (year === 2024 && release < 86);
+}
 
 /** How long a retired spare shell may take to end before its channel is closed. */
 const SPARE_END_GRACE_MS = 2000;
