@@ -7,7 +7,7 @@
  */
 
 import assert from "node:assert/strict";
-import { call, callOk, connectWithKey, ROOT, RUN_FLAGS, runArgs, serverEnv, startServer } from "./fixtures/mcp.ts";
+import { call, callOk, connectWithKey, ROOT, runArgs, serverEnv, startServer } from "./fixtures/mcp.ts";
 import { sshdAvailable, startSshd } from "./fixtures/sshd.ts";
 import { AuditLog } from "../lib/audit/mod.ts";
 import { auditCalls, drainAuditCalls } from "../lib/tools/record.ts";
@@ -42,17 +42,7 @@ async function waitLines(path: string, n: number): Promise<Line[]> {
 /** `mcp-remote-ssh verify-audit FILE`, as users run it (deno run -P). */
 async function verify(path: string): Promise<{ code: number; out: string }> {
   const r = await new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      ...RUN_FLAGS,
-      "--quiet",
-      "--frozen",
-      "--config",
-      `${ROOT}deno.json`,
-      `${ROOT}main.ts`,
-      "verify-audit",
-      path,
-    ],
+    args: runArgs("main.ts", ["verify-audit", path]),
     stdin: "null",
     stdout: "piped",
     stderr: "piped",
