@@ -199,11 +199,22 @@ Deno.test({ name: "doctor walks a connect and names the failing step with its fi
         ["skip", "skip"],
         "no credential is offered to an unknown host",
       );
+      // accept-new: the methods are heard (`none`), but no credential goes to a key nobody verified.
       const accept = await cases.acceptNew;
-      assert.equal(accept.code, 0, accept.stdout + accept.stderr);
-      const warned = stepOf(parsed(accept), "host_key");
+      assert.equal(accept.code, 1, accept.stdout + accept.stderr);
+      const unverified = parsed(accept);
+      assert.equal(unverified.ok, false);
+      const warned = stepOf(unverified, "host_key");
       assert.equal(warned.status, "warn");
-      assert.match(warned.detail, /would record it in .* \(accept-new\).*doctor wrote nothing/);
+      assert.match(
+        warned.detail,
+        /would record it in .* \(accept-new\).*the doctor wrote nothing and sent it no credential/,
+      );
+      assert.equal(stepOf(unverified, "auth_methods").status, "ok");
+      const auth = stepOf(unverified, "auth");
+      assert.equal(auth.status, "warn");
+      assert.ok(auth.detail.endsWith(`would record the key, then try key ${a.keys.ed25519.path}`), auth.detail);
+      assert.match(unverified.verdict, /was not verified: no credential was sent/);
       await assert.rejects(Deno.lstat(unknown), Deno.errors.NotFound, "the doctor wrote known_hosts");
     });
 
@@ -280,12 +291,12 @@ Deno.test({ name: "doctor walks a connect and names the failing step with its fi
       const step = failure(parsed(run));
       assert.equal(step.step, "auth");
       assert.match(step.detail, /closed the connection after 1 refused attempt .*MaxAuthTries/);
-      // The agent's keys one by one: refused, cut off by the disconnect, then never offered.
-      assert.deepEqual(attempts(step).map((a) => a.replace(/ \S+ \S+ \S+ /, " ")), [
+      // The agent's keys one by one, by type and fingerprint: refused, cut off by the disconnect; the two never
+      // offered are one line with their count.
+      assert.deepEqual(attempts(step).map((a) => a.replace(/ \S+ SHA256:\S+ /, " ")), [
         "agent refused",
         "agent unanswered",
-        "agent not tried",
-        "agent not tried",
+        "agent - not tried",
         "password - not given",
       ]);
       assert.match(step.fix ?? "", /IdentitiesOnly yes.*IdentityFile.*ssh-add/);

@@ -137,7 +137,7 @@ Deno.test("--read-only offers the session tools and those that change nothing, n
     "ssh_list_remote_dir",
     "ssh_stat_remote",
   ]);
-  for (const tool of tools.filter((t) => !["ssh_connect", "ssh_close_session"].includes(t.name))) {
+  for (const tool of tools.filter((t) => !["ssh_connect", "ssh_close_session", "ssh_diagnose"].includes(t.name))) {
     assert.equal(tool.annotations?.readOnlyHint, true, tool.name);
   }
   // A tool left out cannot be called by name either.

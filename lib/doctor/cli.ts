@@ -17,7 +17,7 @@ import { SessionRegistry } from "../sessions.ts";
 import { parsePort } from "../ssh_config/jump.ts";
 import { hostHint, hostProblem, userProblem } from "../validate.ts";
 import { diagnose, type DiagnoseRequest } from "./mod.ts";
-import { renderDiagnosis } from "./render.ts";
+import { renderDiagnosis, renderDiagnosisJson } from "./render.ts";
 
 /** Help text of `mcp-remote-ssh doctor`. */
 export const DOCTOR_USAGE = `Usage: mcp-remote-ssh doctor [options] [user@]HOST
@@ -25,9 +25,10 @@ export const DOCTOR_USAGE = `Usage: mcp-remote-ssh doctor [options] [user@]HOST
 Walks a connection to HOST (a name, an address or a ~/.ssh/config alias) step by step, as
 ssh_connect would make it, and says what it found and what to do: ssh_config lines, DNS, TCP,
 the banner, algorithms, the host key against known_hosts, the server's methods and every key
-tried, for each jump host too. It changes nothing: known_hosts is never written, and a login
-that succeeds is closed at once without running anything. Exit status 0 when a login would
-succeed, 1 when not, 2 on bad usage.
+tried, for each jump host too. It writes nothing: known_hosts is never written, no credential
+goes to a host key known_hosts does not hold, and a login that succeeds is closed at once
+without running anything (the server still sees a login, and counts a refused one). Exit
+status 0 when a login with a credential would succeed, 1 when not, 2 on bad usage.
 
 Options:
   -p, --port N              Port (default: ssh_config's, else 22)
@@ -86,7 +87,7 @@ export async function doctorMain(argv: string[], options: { env: () => ConfigEnv
   const logger = createLogger(config.logLevel);
   const registry = new SessionRegistry({ logger, config });
   const diagnosis = await diagnose(args.request, { config, resolve: (request) => registry.resolve(request) });
-  console.log(args.json ? JSON.stringify(diagnosis, null, 2) : renderDiagnosis(diagnosis));
+  console.log(args.json ? renderDiagnosisJson(diagnosis) : renderDiagnosis(diagnosis));
   return diagnosis.ok ? 0 : 1;
 }
 

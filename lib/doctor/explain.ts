@@ -10,10 +10,11 @@
  */
 
 import { SshMcpError } from "../errors.ts";
-import { neutralise } from "../remote_text.ts";
+import { neutralise, quoteName } from "../remote_text.ts";
 import type { AuthAttemptName, AuthAttemptReport } from "../ssh/connect.ts";
 import type { ConnectFacts, HopFacts, HostKeyFacts } from "../ssh/diagnose.ts";
 import { fingerprintSha256 } from "../ssh/known_hosts.ts";
+import { shellQuote } from "../validate.ts";
 import { Buffer } from "node:buffer";
 
 /** The stages of a diagnosis, in order. */
@@ -65,13 +66,17 @@ export function connectSteps(facts: ConnectFacts, timeoutSeconds: number): Step[
   facts.hops.forEach((hop, index) => {
     const host = hopLabel(hop);
     if (failing >= 0 && index > failing) {
-      const reason = `not reached: ${hopLabel(facts.hops[failing])} failed first`;
+      const stoppedAt = facts.hops[failing];
+      const reason = stoppedAt.credentialsWithheld
+        ? `not reached: no credential was sent to ${hopLabel(stoppedAt)}, whose host key is not verified`
+        : `not reached: ${hopLabel(stoppedAt)} failed first`;
       for (const step of HOP_STEPS) steps.push({ step, status: "skip", host, hop: index + 1, detail: reason });
       return;
     }
     const found = hopSteps(facts, index, index === failing ? facts.error : null, timeoutSeconds);
-    // A failure with no stage missing (a cancel in the last moment): said at the last step.
-    if (index === failing && !found.some((s) => s.status === "fail")) {
+    // A failure with no stage missing (a cancel in the last moment): said at the last step. Credentials
+    // held back from an unverified key are no such failure: the auth step says so.
+    if (index === failing && !found.some((s) => s.status === "fail") && !hop.credentialsWithheld) {
       const last = found.at(-1)!;
       Object.assign(last, { status: "fail", detail: facts.error!.message, fix: facts.error!.hint });
     }
@@ -127,6 +132,13 @@ function dnsStep(facts: ConnectFacts, hop: HopFacts, previous: HopFacts | null, 
   }
   const found = facts.lookup;
   if (found.kind === "literal") return { status: "ok", detail: `${hop.host} is an address: no lookup` };
+  if (found.kind === "deferred") {
+    return {
+      status: "skip",
+      detail: `not looked up apart: Deno's --allow-net names ${hop.host} only with its port, so the connect ` +
+        "resolves it",
+    };
+  }
   if (found.kind === "found") {
     return {
       status: "ok",
@@ -257,6 +269,31 @@ function hostKeyStep(hop: HopFacts, error: SshMcpError | null): Finding {
   const data: Record<string, unknown> = { type: seen.type, fingerprint: seen.fingerprint, verdict: seen.verdict.kind };
   const hostError = error !== null && error.code.startsWith("HOST_KEY_") ? error : null;
   const verdict = seen.verdict;
+  if (hop.hostKeyAccepted && hop.algorithms === null && error !== null && hostError === null) {
+    // ssh2 asks the check before it verifies the server's signature over the exchange with that key: the key
+    // passed, then the exchange failed, so the failure belongs to this step, not to the methods after it.
+    // ssh2 hashes a server identification line with bytes above 0x7f differently from the server (as UTF-8,
+    // not as sent), which alone breaks the signature.
+    const nonAscii = typeof hop.serverVersion === "string" && /[^\p{ASCII}]/u.test(hop.serverVersion)
+      ? "; the server's identification line holds non-ASCII bytes, which this client hashes differently from " +
+        "the server: that alone breaks the signature"
+      : "";
+    return error.code === "HANDSHAKE_FAILED"
+      ? {
+        status: "fail",
+        detail: `the key exchange failed after ${key} passed the known_hosts check: the server's signature ` +
+          `with that key did not verify (${causeText(error) || error.message})${nonAscii}`,
+        fix: "The server did not prove that it holds the private half of the key it presented: a man in the " +
+          "middle, or a broken server. Do not log in until the host's administrator has checked it",
+        data: { ...data, ...codeOf(error) },
+      }
+      : {
+        status: "fail",
+        detail: `the key exchange did not complete after ${key} passed the known_hosts check: ${innermost(error)}`,
+        fix: error.hint,
+        data: { ...data, ...codeOf(error) },
+      };
+  }
   if (
     hostError !== null && (verdict.kind === "match" || verdict.kind === "unknown") &&
     hostError.code !== "HOST_KEY_UNKNOWN"
@@ -292,12 +329,14 @@ function hostKeyStep(hop: HopFacts, error: SshMcpError | null): Finding {
     case "unknown": {
       const check = checkCommand(seen);
       const withLine = seen.line === null ? {} : { line: seen.line };
-      if (seen.policy === "accept-new" && hostError === null) {
+      if (seen.policy === "accept-new" && (hostError === null || hop.credentialsWithheld)) {
+        // Not ok: the login was not tried (no credential goes to a key nobody verified; see the auth step).
         return {
           status: "warn",
           detail: `${key} is not in known_hosts; ssh_connect would record it in ${seen.writeFile} (accept-new), ` +
-            "trusting it unchecked (doctor wrote nothing)",
-          fix: `To check it first: ${check}, and compare with the host's administrator${addLine(seen)}`,
+            "trusting it unchecked (the doctor wrote nothing and sent it no credential)",
+          fix: `Verify it first: ${check}, and compare with the host's administrator${addLine(seen)}; then run ` +
+            "the doctor again",
           data: { ...data, ...withLine },
         };
       }
@@ -313,16 +352,25 @@ function hostKeyStep(hop: HopFacts, error: SshMcpError | null): Finding {
   }
 }
 
-/** `ssh-keyscan … | ssh-keygen -lf -`: the fingerprint as a second connection sees it. */
+/**
+ * `ssh-keyscan … | ssh-keygen -lf -`: the fingerprint as a second connection sees it. It asks the host and
+ * port the server really is at: a HostKeyAlias names only the key.
+ */
 function checkCommand(seen: HostKeyFacts): string {
   const type = seen.type.replace(/^ssh-/, "").replace(/^ecdsa-sha2-nistp\d+$/, "ecdsa").replace(/^rsa-.*/, "rsa");
-  const port = seen.port === 22 ? "" : ` -p ${seen.port}`;
-  return `ssh-keyscan${port} -t ${type} ${seen.name} | ssh-keygen -lf -`;
+  const { host, port } = seen.address;
+  const portFlag = port === 22 ? "" : ` -p ${port}`;
+  return `ssh-keyscan${portFlag} -t ${shellWord(type)} ${shellWord(host)} | ssh-keygen -lf -`;
 }
 
 function removeCommand(seen: HostKeyFacts, file: string): string {
   const name = seen.port === 22 ? seen.name : `[${seen.name}]:${seen.port}`;
-  return `ssh-keygen -R '${name}' -f ${file}`;
+  return `ssh-keygen -R ${shellWord(name)} -f ${shellWord(file)}`;
+}
+
+/** `value` as one word of a command line to paste: as it is when no shell reads anything into it, else quoted. */
+function shellWord(value: string): string {
+  return /^[A-Za-z0-9@%+=:,./_-]+$/.test(value) ? value : shellQuote(value);
 }
 
 function addLine(seen: HostKeyFacts): string {
@@ -339,10 +387,17 @@ function methodsStep(hop: HopFacts, error: SshMcpError | null): Finding {
     return { status: "warn", detail: `the server let ${hop.username} in without authentication (method none)` };
   }
   if (none.result === "refused" && none.methodsLeft !== undefined) {
+    const { names, more, others } = methodNames(none.methodsLeft);
+    const extra = [
+      ...(more > 0 ? [`${more} more`] : []),
+      ...(others.length > 0 ? [`names that are not method names: ${others.join(", ")}`] : []),
+    ];
     return {
       status: "ok",
-      detail: `the server accepts: ${none.methodsLeft.join(", ")}`,
-      data: { methods: none.methodsLeft },
+      detail: `the server accepts: ${names.join(", ") || "nothing"}${
+        extra.length > 0 ? ` (and ${extra.join("; ")})` : ""
+      }`,
+      data: { methods: names },
     };
   }
   return {
@@ -353,20 +408,75 @@ function methodsStep(hop: HopFacts, error: SshMcpError | null): Finding {
   };
 }
 
+/** The most method names shown: the list is the server's, and it may send any. */
+const MAX_METHODS = 16;
+
+/** What a method name looks like (RFC 4250: US-ASCII, at most 64 characters; every real one is lower case). */
+const METHOD_NAME = /^[a-z0-9@._-]{1,64}$/;
+
+/**
+ * The server's method list as it can be shown: the names that look like method names (at most
+ * {@linkcode MAX_METHODS}), how many more of those there were, and a few others quoted and escaped.
+ */
+function methodNames(raw: readonly string[]): { names: string[]; more: number; others: string[] } {
+  const valid = raw.filter((m) => METHOD_NAME.test(m));
+  const odd = raw.filter((m) => !METHOD_NAME.test(m));
+  const others = odd.slice(0, 3).map((m) => quoteName(m.length > 64 ? `${m.slice(0, 64)}…` : m));
+  if (odd.length > 3) others.push(`${odd.length - 3} more`);
+  return { names: valid.slice(0, MAX_METHODS), more: Math.max(0, valid.length - MAX_METHODS), others };
+}
+
 /** One attempt as the auth step lists it: made, or not (and why not). */
 export interface AttemptLine extends AuthAttemptName {
   result: AuthAttemptReport["result"] | "not tried" | "not loaded" | "not given";
   /** Why a key could not be loaded. */
   why?: string;
+  /** This line stands for this many of the ssh-agent's keys that were not offered (they are not listed). */
+  more?: number;
 }
 
 function authStep(hop: HopFacts, error: SshMcpError | null): Finding {
   const attempts = attemptLines(hop);
   if (!hop.passwordGiven) attempts.push({ method: "password", result: "not given" });
   const data = { attempts, ...codeOf(error) };
+  const nothing = hop.unprepared === null ? null : {
+    status: "fail" as const,
+    detail: `nothing to offer: ${hop.unprepared.message}`,
+    fix: hop.unprepared.hint,
+    data: { ...data, unprepared: hop.unprepared.code },
+  };
+  if (hop.credentialsWithheld) {
+    // ssh_connect with nothing to offer fails before it connects, key or no key.
+    if (nothing !== null) return nothing;
+    return {
+      status: "warn",
+      detail: `no credential was sent to a host key nobody verified; ssh_connect would record the key, then try ` +
+        plannedText(hop),
+      fix: "Verify the host key (the host_key step says how) and add it to known_hosts, then run the doctor again",
+      data,
+    };
+  }
   if (hop.loggedIn) {
     const used = attempts.find((l) => l.result === "accepted");
-    return { status: "ok", detail: `logged in as ${hop.username} with ${used ? nameOf(used) : "none"}`, data };
+    if (used !== undefined) {
+      return { status: "ok", detail: `logged in as ${hop.username} with ${nameOf(used)}`, data };
+    }
+    // In with `none`, which ssh_connect never sends: what it would send was not tested.
+    const letIn = `the server let ${hop.username} in without authentication (method none)`;
+    if (nothing !== null) {
+      return {
+        ...nothing,
+        detail: `${letIn}, but ssh_connect never sends none, and has nothing to offer: ${hop.unprepared!.message}`,
+      };
+    }
+    return {
+      status: "warn",
+      detail: `${letIn}, which ssh_connect never sends; it would try ${plannedText(hop)}, which the doctor did ` +
+        "not test",
+      fix: "The server lets this user in without any credential: check that this is meant (sshd_config, PAM); " +
+        "whether it accepts the credentials ssh_connect offers was not tested",
+      data,
+    };
   }
   if (error === null) return { status: "skip", detail: "not reached" };
   const refused = attempts.filter((l) => l.result === "refused");
@@ -384,15 +494,8 @@ function authStep(hop: HopFacts, error: SshMcpError | null): Finding {
       data,
     };
   }
-  if (hop.unprepared !== null && !attempts.some((l) => l.result === "refused" || l.result === "skipped")) {
-    return {
-      status: "fail",
-      detail: `nothing to offer: ${hop.unprepared.message}`,
-      fix: hop.unprepared.hint,
-      data: { ...data, unprepared: hop.unprepared.code },
-    };
-  }
-  const methods = hop.attempts.find((a) => a.method === "none")?.methodsLeft ?? [];
+  if (nothing !== null && !attempts.some((l) => l.result === "refused" || l.result === "skipped")) return nothing;
+  const methods = methodNames(hop.attempts.find((a) => a.method === "none")?.methodsLeft ?? []).names;
   const fixes: string[] = [];
   const refusedKeys = refused.filter((l) => l.method === "publickey" || l.method === "agent");
   if (refusedKeys.length > 0) {
@@ -425,7 +528,11 @@ function authStep(hop: HopFacts, error: SshMcpError | null): Finding {
   return { status: "fail", detail, fix: fixes.join(". "), data };
 }
 
-/** The attempts as they went: skipped identity files, each prepared attempt with its result, then the untried. */
+/**
+ * The attempts as they went: skipped identity files, each prepared attempt with its result, then the
+ * untried. The ssh-agent's own keys (not an identity file's) are listed only when offered: the others are
+ * one line with their count, so the agent's whole inventory does not travel.
+ */
 function attemptLines(hop: HopFacts): AttemptLine[] {
   const lines: AttemptLine[] = hop.skippedKeys.map(({ path, error }) => ({
     method: "publickey",
@@ -436,13 +543,38 @@ function attemptLines(hop: HopFacts): AttemptLine[] {
   // Every attempt after `none` is reported once, in plan order; those after the end were never reached.
   const reports = hop.attempts.filter((a) => a.method !== "none");
   hop.plan.forEach((planned, i) => {
-    const report = reports[i];
-    lines.push(report === undefined ? { ...planned, result: "not tried" } : { ...planned, result: report.result });
+    const result = (reports[i]?.result ?? "not tried") as AttemptLine["result"];
+    if (agentOnly(planned) && (result === "not tried" || result === "skipped")) {
+      const folded = lines.find((l) => l.more !== undefined && l.result === result);
+      if (folded !== undefined) folded.more! += 1;
+      else lines.push({ method: "agent", result, more: 1 });
+      return;
+    }
+    lines.push({ ...planned, result });
   });
   return lines;
 }
 
-function nameOf(line: AuthAttemptName): string {
+/** One of the ssh-agent's own keys, not the agent's copy of an identity file. */
+function agentOnly(attempt: AuthAttemptName): boolean {
+  return attempt.method === "agent" && attempt.key !== undefined && !attempt.key.endsWith("(in the ssh-agent)");
+}
+
+/** What ssh_connect would offer, in order: `key /k, password`, the agent's own keys as a count. */
+function plannedText(hop: HopFacts): string {
+  const names: string[] = [];
+  const agentKeys = hop.plan.filter(agentOnly).length;
+  for (const planned of hop.plan) {
+    if (!agentOnly(planned)) names.push(nameOf(planned));
+    else if (names.at(-1) !== "agent") names.push("agent");
+  }
+  const text = names.map((n) => n === "agent" ? nameOf({ method: "agent", more: agentKeys }) : n);
+  if (text.length === 0) return "nothing";
+  return text.join(", ");
+}
+
+function nameOf(line: AuthAttemptName & { more?: number }): string {
+  if (line.more !== undefined) return `${line.more} ssh-agent key${line.more === 1 ? "" : "s"}`;
   if (line.key === undefined) return line.method;
   return line.method === "agent" && !line.key.endsWith("(in the ssh-agent)")
     ? `ssh-agent key ${line.key}`

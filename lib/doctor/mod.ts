@@ -5,13 +5,17 @@
  * each hop (jump hosts first) DNS, TCP, the banner, the algorithms, the host
  * key against known_hosts, the methods the server accepts and every
  * credential tried. Used by `mcp-remote-ssh doctor` (./cli.ts) and the
- * ssh_diagnose tool (../tools/diagnose.ts).
+ * ssh_diagnose tool (../tools/connection.ts).
  *
  * It resolves the target exactly as ssh_connect does (the caller passes the
  * server's own resolver) and connects with the SSH layer's own connect
  * (../ssh/diagnose.ts), so it sees the same known_hosts, host-key policy,
- * keys and agent. It changes nothing: known_hosts is never written, and a
- * login that succeeds is closed at once, before any channel opens.
+ * keys and agent. It writes nothing here: known_hosts is never written, a
+ * login that succeeds is closed at once, before any channel opens, and no
+ * credential goes to a host key that is not in known_hosts. It is a login
+ * attempt all the same: the server logs it, and a refused credential counts
+ * toward its bans (fail2ban, PerSourcePenalties), so at most
+ * {@linkcode DIAGNOSES_AT_ONCE} run at a time in this process.
  *
  * @module
  */
@@ -44,14 +48,25 @@ export interface DiagnoseDeps {
 
 /** The findings, and whether a login would succeed. */
 export interface Diagnosis {
-  /** True only when authentication succeeded (and the login was closed at once). */
+  /** True only when authentication with a credential ssh_connect would send succeeded (and was closed at once). */
   ok: boolean;
   /** The target as resolved, `user@host:port`, or the name given when it could not be resolved. */
   target: string;
+  /** Where the target resolved to (after ssh_config); absent when it could not be resolved. */
+  host?: string;
+  port?: number;
+  username?: string;
   /** One sentence: would a login work, and if not, where it fails. */
   verdict: string;
   steps: Step[];
 }
+
+/**
+ * Diagnoses that may log in at once, in this process: each is a login attempt the server counts (a burst of
+ * refused ones gets this machine banned), and ssh_connect's session limit does not see them.
+ */
+export const DIAGNOSES_AT_ONCE = 2;
+let running = 0;
 
 /**
  * Walks a connect to `request` and reports every stage.
@@ -59,7 +74,8 @@ export interface Diagnosis {
  * @param request The host (or ssh_config alias) and what ssh_connect would take with it.
  * @param deps The server's configuration and target resolver.
  * @returns The findings; a failure to reach the host is a finding, not an error.
- * @throws SshMcpError only when `deps.admit` refuses, or for a cancel before the connect starts.
+ * @throws SshMcpError when `deps.admit` refuses, SESSION_LIMIT when {@linkcode DIAGNOSES_AT_ONCE} are
+ *   already connecting, or for a cancel before the connect starts.
  */
 export async function diagnose(request: DiagnoseRequest, deps: DiagnoseDeps): Promise<Diagnosis> {
   const { config } = deps;
@@ -93,9 +109,16 @@ export async function diagnose(request: DiagnoseRequest, deps: DiagnoseDeps): Pr
     return finish(target, steps);
   }
   await deps.admit?.({ host: options.host, port: options.port, username: options.username });
-  const facts = await observeConnect(options);
+  if (running >= DIAGNOSES_AT_ONCE) {
+    throw new SshMcpError("SESSION_LIMIT", `Cannot run more than ${DIAGNOSES_AT_ONCE} diagnoses at once`, {
+      hint: "Each one is a login attempt the host counts; wait for the running ones to finish, then call again",
+      retryable: true,
+    });
+  }
+  running++;
+  const facts = await observeConnect(options).finally(() => running--);
   steps.push(...connectSteps(facts, (options.connectTimeoutMs ?? 20_000) / 1000));
-  return finish(target, steps);
+  return { ...finish(target, steps), host: options.host, port: options.port, username: options.username };
 }
 
 /** The target as ssh_connect resolves it, with `request.jump` (if any) as its jump hosts. */
@@ -153,12 +176,18 @@ function configStep(resolved: ResolvedTarget, config: Config): Step {
 
 function finish(target: string, steps: Step[]): Diagnosis {
   const failed = steps.find((s) => s.status === "fail");
-  const auth = steps.findLast((s) => s.step === "auth");
-  const ok = failed === undefined && auth !== undefined && auth.status === "ok";
+  // Every hop logged in with a credential: a hop let in without one (or not tried) leaves the login unproven.
+  const auths = steps.filter((s) => s.step === "auth");
+  const ok = failed === undefined && auths.length > 0 && auths.every((s) => s.status === "ok");
   const hops = Math.max(0, ...steps.map((s) => s.hop ?? 0));
   const where = failed?.hop === undefined || failed.hop === hops ? "" : ` of jump host ${failed.host}`;
+  // No failure, yet no login with a credential on some hop: not tried (an unverified host key), or in without one.
+  const unverified = failed === undefined ? steps.find((s) => s.step === "auth" && s.status === "warn") : undefined;
+  const at = unverified?.hop === undefined || unverified.hop === hops ? "" : ` (jump host ${unverified.host})`;
   const verdict = ok
     ? `A login to ${target} would succeed (the doctor logged in and closed the connection at once, running nothing)`
+    : unverified !== undefined
+    ? `A login to ${target} was not verified${at}: ${unverified.detail}`
     : failed === undefined
     ? `A login to ${target} was not completed`
     : `A login to ${target} fails at ${failed.step}${where}: ${failed.detail}`;

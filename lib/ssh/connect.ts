@@ -182,7 +182,7 @@ async function connectUntil(
 
   const client = createClient();
   const verifier = hostKeyVerifier(options, known.entries);
-  const authenticator = authHandler(options, auth, stop);
+  const authenticator = authHandler(options, auth, { stop, hostKey: verifier.accepted });
   // The server's version is told once: with the handshake, or when the connect fails before it.
   let versionTold = false;
   const tellVersion = () => {
@@ -312,6 +312,7 @@ function hostKeyVerifier(options: ConnectOptions, entries: KnownHostsEntry[]): H
       (result) => {
         accepted = result;
         acceptedKey = Buffer.from(key);
+        options.observer?.hostKeyAccepted?.();
         answer(true);
       },
       (cause: unknown) => {
@@ -357,7 +358,12 @@ type Attempt = AuthAttempt | { type: "none" };
 /** A hidden keyboard-interactive prompt for a long-lived secret, which is not put to the human through MCP. */
 const LONG_LIVED_SECRET = /pass(word|phrase)|passwort|mot de passe|contraseña/i;
 
-function authHandler(options: ConnectOptions, auth: PreparedAuth, stop: AbortSignal): AuthHandler {
+function authHandler(
+  options: ConnectOptions,
+  auth: PreparedAuth,
+  context: { stop: AbortSignal; hostKey: () => AcceptedHostKey | null },
+): AuthHandler {
+  const { stop } = context;
   const { host, port, username } = options;
   const where = `${host}:${port}`;
   const { observer } = options;
@@ -378,6 +384,8 @@ function authHandler(options: ConnectOptions, auth: PreparedAuth, stop: AbortSig
   let kbdStop: "declined" | SshMcpError | null = null;
   // Prompts no one could answer (no human to ask).
   let unanswered: string | null = null;
+  // The credentials were held back from a host key accepted for a look only.
+  let withheld = false;
   const offered = (a: Attempt) =>
     a.type === "none" || serverMethods === null ||
     serverMethods.includes(a.type === "agent" ? "publickey" : a.type);
@@ -436,6 +444,13 @@ function authHandler(options: ConnectOptions, auth: PreparedAuth, stop: AbortSig
     if (pending !== null) tell(pending, partial ? "partial" : "refused", methodsLeft ?? undefined);
     pending = null;
     if (kbdStop !== null) return done(false);
+    // A key accepted for a look only (readOnly: the doctor) gets `none` and nothing more: ssh_connect would
+    // send a credential only after recording the key, and where it cannot record it, none at all.
+    if (attempts[0]?.type !== "none" && context.hostKey()?.unverified === true) {
+      withheld = true;
+      observer?.authWithheld?.();
+      return done(false);
+    }
     let attempt = attempts.shift();
     while (attempt !== undefined && !offered(attempt)) {
       tell(attempt, "skipped");
@@ -469,6 +484,13 @@ function authHandler(options: ConnectOptions, auth: PreparedAuth, stop: AbortSig
 
   const error = (err: Error & { level?: string }): SshMcpError | null => {
     if (err.level !== "client-authentication") return null;
+    if (withheld) {
+      return new SshMcpError(
+        "HOST_KEY_UNKNOWN",
+        `Host ${where} is not in known_hosts: its key was accepted for a look only, and no credential was sent`,
+        { hint: "Verify the host key, add it to known_hosts, then try again", cause: err },
+      );
+    }
     if (kbdStop === "declined") {
       return new SshMcpError("AUTH_FAILED", `The user declined the keyboard-interactive prompt of ${where}`, {
         hint: "The user chose not to answer; do not retry unless the user asks to",
@@ -537,9 +559,9 @@ function attemptName(attempt: Attempt): AuthAttemptName {
       return { method: "publickey", key: attempt.path };
     case "agent": {
       if (attempt.path !== undefined) return { method: "agent", key: `${attempt.path} (in the ssh-agent)` };
+      // Type and fingerprint only: the comment (often an e-mail address or a host name) says who the user is.
       const [key] = attempt.keys;
-      const comment = key.comment === "" ? "" : ` ${key.comment}`;
-      return { method: "agent", key: `${key.type} ${fingerprintSha256(key.getPublicSSH())}${comment}` };
+      return { method: "agent", key: `${key.type} ${fingerprintSha256(key.getPublicSSH())}` };
     }
     default:
       return { method: attempt.type };

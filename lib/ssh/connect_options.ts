@@ -109,6 +109,8 @@ export interface ConnectObserver {
   handshake?(algorithms: AgreedAlgorithms): void;
   /** The host key the server presented, before it is checked. */
   hostKey?(key: Uint8Array): void;
+  /** The check accepted that key; the exchange goes on (the server's signature is verified after this). */
+  hostKeyAccepted?(): void;
   /** An identity file that cannot be used (a missing file is not told: ssh skips those silently). */
   keySkipped?(path: string, error: SshMcpError): void;
   /** No credential could be prepared; the connect goes on to learn the server's methods, then fails. */
@@ -117,6 +119,11 @@ export interface ConnectObserver {
   authPlan?(attempts: AuthAttemptName[]): void;
   /** One attempt and what became of it. */
   authAttempt?(report: AuthAttemptReport): void;
+  /**
+   * The host key was accepted for a look only (`knownHosts.readOnly`, a key accept-new would record): after
+   * `none` the prepared credentials were withheld, and the connect fails with HOST_KEY_UNKNOWN.
+   */
+  authWithheld?(): void;
 }
 
 /** The algorithms of a completed key exchange, client to server (`mac` is "" for an AEAD cipher). */
@@ -131,7 +138,7 @@ export interface AgreedAlgorithms {
 /** An authentication attempt as a person would name it: the method and, for a key, which key. */
 export interface AuthAttemptName {
   method: "none" | "publickey" | "agent" | "password" | "keyboard-interactive";
-  /** The key file (`path (in the ssh-agent)` for the agent's copy), or an agent key as `type SHA256:… comment`. */
+  /** The key file (`path (in the ssh-agent)` for the agent's copy), or an agent key as `type SHA256:…`. */
   key?: string;
 }
 

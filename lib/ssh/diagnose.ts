@@ -3,11 +3,14 @@
  * ssh_diagnose tool (../doctor/ turns what is seen here into findings and
  * fixes). The connect is ./connect.ts's own, with a {@linkcode ConnectObserver}
  * on every hop: the same ssh_config, known_hosts, keys, agent and jump
- * tunnels as ssh_connect, with three differences that only change what is
+ * tunnels as ssh_connect, with differences that only change what is
  * learnt, never what is trusted: known_hosts is never written (a key
- * accept-new would record is accepted for this look only), authentication
- * starts with `none` to hear the server's methods, and once logged in the
- * connection is closed at once, without a channel.
+ * accept-new would record is accepted for this look only, and then gets
+ * nothing but `none`: no credential goes to a key nobody verified),
+ * authentication starts with `none` to hear the server's methods, and once
+ * logged in the connection is closed at once, without a channel. The whole
+ * look, name lookup and disconnect included, keeps to the one connect
+ * timeout.
  *
  * @module
  */
@@ -25,7 +28,7 @@ import {
   type ConnectOptions,
 } from "./connect.ts";
 import { lookupFailure } from "./connect_errors.ts";
-import { JumpChain, jumpHostsOf } from "./jump.ts";
+import { jumpHostsOf } from "./jump.ts";
 import {
   checkHostKey,
   fingerprintSha256,
@@ -35,10 +38,14 @@ import {
   loadKnownHosts,
 } from "./known_hosts.ts";
 
-/** What the name lookup of the first hop found. */
+/**
+ * What the name lookup of the first hop found. `deferred`: not looked up apart, because Deno's --allow-net
+ * names this host only with its port (a lookup needs the name alone); the connect resolves it itself.
+ */
 export type LookupFacts =
   | { kind: "literal" }
   | { kind: "found"; addresses: string[] }
+  | { kind: "deferred" }
   | { kind: "failed"; error: SshMcpError };
 
 /** The host key one hop presented and what known_hosts says of it. */
@@ -56,6 +63,8 @@ export interface HostKeyFacts {
   /** The name known_hosts lists it under (HostKeyAlias, else host), and its port. */
   name: string;
   port: number;
+  /** Where the server really is (HostKeyAlias names the key, not the host): what ssh-keyscan must ask. */
+  address: { host: string; port: number };
 }
 
 /** Everything seen of one hop (a jump host or the target), in connect order. */
@@ -81,6 +90,10 @@ export interface HopFacts {
   loggedIn: boolean;
   /** A password was given for this hop (only the target ever has one). */
   passwordGiven: boolean;
+  /** The host key check accepted the key (the exchange went on to the server's signature). */
+  hostKeyAccepted: boolean;
+  /** The key was accepted for this look only (unknown, accept-new): no credential was sent after `none`. */
+  credentialsWithheld: boolean;
 }
 
 /** The whole connect as seen. */
@@ -92,14 +105,24 @@ export interface ConnectFacts {
   error: SshMcpError | null;
 }
 
-/** How long a disconnect may take before the socket is torn down. */
+/** The most a disconnect after the login may take before the sockets are torn down. */
 const CLOSE_GRACE_MS = 2000;
+
+/**
+ * The least a disconnect is given even when the deadline has passed: enough for the goodbye to be written,
+ * so the server logs a disconnect rather than a reset. The one time the whole look may exceed its timeout.
+ */
+const CLOSE_FLOOR_MS = 200;
 
 /**
  * Connects as ssh_connect would with `options` (a jump chain included), watching every step, and
  * disconnects as soon as the target has accepted the login: no channel is opened, nothing runs.
  * known_hosts is never written. A failure is part of the facts, not thrown (a cancel through
  * `options.signal` is a failure like any other).
+ *
+ * One clock, `options.connectTimeoutMs` (default 20 s), covers the name lookup, the connect and the
+ * disconnect: the connect gets what the lookup left, the disconnect what the connect left (at most 2 s, at
+ * least {@linkcode CLOSE_FLOOR_MS}), so the whole look ends within the timeout plus that floor.
  *
  * @param options The resolved connect options of the target; observers and `knownHosts.readOnly` are set
  *   here, on a copy of every hop.
@@ -127,11 +150,18 @@ export async function observeConnect(options: ConnectOptions): Promise<ConnectFa
   // ssh2 loaded and its repairs self-tested before the clock starts: on a busy machine that alone can take
   // seconds, which a short --timeout would otherwise report as a host that does not answer.
   await preparePatches(options.logger);
-  const found = await lookUp(first.host, { timeoutMs: options.connectTimeoutMs ?? 20_000, signal: options.signal });
+  const timeoutMs = options.connectTimeoutMs ?? 20_000;
+  const deadline = performance.now() + timeoutMs;
+  const left = () => Math.max(0, Math.round(deadline - performance.now()));
+  const found = await lookUp(first, { timeoutMs, signal: options.signal });
   if (found.kind === "failed") return { lookup: found, hops, error: found.error };
   let error: SshMcpError | null = null;
   try {
-    await disconnect(await connect(target));
+    // What the lookup left (at least 1 ms: 0 would be connect's default); all of it when there was none, so
+    // a timeout names the time given.
+    const looked = found.kind === "found";
+    const connected = await connect({ ...target, connectTimeoutMs: looked ? Math.max(1, left()) : timeoutMs });
+    await disconnect(connected, Math.min(CLOSE_GRACE_MS, Math.max(CLOSE_FLOOR_MS, left())));
   } catch (caught) {
     if (!(caught instanceof SshMcpError)) throw caught;
     error = caught;
@@ -160,6 +190,8 @@ function newHop(options: ConnectOptions): HopFacts {
     attempts: [],
     loggedIn: false,
     passwordGiven: options.password !== undefined,
+    hostKeyAccepted: false,
+    credentialsWithheld: false,
   };
 }
 
@@ -176,6 +208,8 @@ function observerOf(
       facts.hostKey = hostKeyFacts(key, options);
       keys.set(facts, key);
     },
+    hostKeyAccepted: () => facts.hostKeyAccepted = true,
+    authWithheld: () => facts.credentialsWithheld = true,
     keySkipped: (path, error) => facts.skippedKeys.push({ path, error }),
     authUnprepared: (error) => facts.unprepared = error,
     authPlan: (plan) => facts.plan = plan,
@@ -214,12 +248,23 @@ function hostKeyFacts(key: Uint8Array, options: ConnectOptions): HostKeyFacts {
     policy: options.knownHosts.policy,
     name,
     port,
+    address: { host: options.host, port: options.port },
   };
 }
 
-/** The name lookup of the first hop, as the connect's own (getaddrinfo) does it, within the connect timeout. */
-async function lookUp(host: string, within: { timeoutMs: number; signal?: AbortSignal }): Promise<LookupFacts> {
+/**
+ * The name lookup of the first hop, as the connect's own (getaddrinfo) does it, within `within.timeoutMs`.
+ * Every failure is a finding. Deno refusing it (a narrowed --allow-net) is HOST_NOT_ALLOWED, as for the
+ * connect; but a lookup needs the name alone, and --allow-net may name the host only with its port, which
+ * lets the connect go there: then the lookup is left to the connect.
+ */
+async function lookUp(
+  hop: { host: string; port: number },
+  within: { timeoutMs: number; signal?: AbortSignal },
+): Promise<LookupFacts> {
+  const { host, port } = hop;
   if (isIP(host) !== 0) return { kind: "literal" };
+  if (!netGranted(host) && netGranted(`${host}:${port}`)) return { kind: "deferred" };
   const expiry = new AbortController();
   const timer = setTimeout(() =>
     expiry.abort(
@@ -239,47 +284,76 @@ async function lookUp(host: string, within: { timeoutMs: number; signal?: AbortS
     const found = await Promise.race([lookup(host, { all: true }), stopped]);
     return { kind: "found", addresses: [...new Set(found.map((a) => a.address))] };
   } catch (error) {
-    if (signal.aborted && error === signal.reason) {
-      const reason = signal.reason instanceof SshMcpError
-        ? signal.reason
-        : new SshMcpError("CANCELLED", `Lookup of ${host} was cancelled`, { cause: error });
-      return { kind: "failed", error: reason };
-    }
-    const failure = error instanceof Error ? lookupFailure(error) : null;
-    if (failure === null) throw error;
-    const temporary = failure.temporary;
-    return {
-      kind: "failed",
-      error: new SshMcpError("DNS_FAILED", `Cannot resolve host name ${host}: ${failure.reason}`, {
-        hint: temporary
-          ? "The resolver did not answer: check the network and DNS settings, retry, or give the IP address"
-          : "Check the spelling of the host name (and HostName in ssh_config), or give its IP address",
-        retryable: temporary,
-        cause: error,
-      }),
-    };
+    return { kind: "failed", error: lookupError(error, { host, port, signal }) };
   } finally {
     clearTimeout(timer);
     signal.removeEventListener("abort", onAbort);
   }
 }
 
+/** Whether this process may reach `host` (`name` or `name:port`) without asking: Deno's --allow-net. */
+function netGranted(host: string): boolean {
+  return Deno.permissions.querySync({ name: "net", host }).state === "granted";
+}
+
+/** Why a lookup failed, coded: its deadline or cancel, Deno's permission wall, or the resolver's answer. */
+function lookupError(error: unknown, context: { host: string; port: number; signal: AbortSignal }): SshMcpError {
+  const { host, port, signal } = context;
+  if (signal.aborted && error === signal.reason) {
+    return signal.reason instanceof SshMcpError
+      ? signal.reason
+      : new SshMcpError("CANCELLED", `Lookup of ${host} was cancelled`, { cause: error });
+  }
+  // node:dns under a narrowed --allow-net fails with EPERM (Deno's own calls with NotCapable).
+  const code = error instanceof Error ? (error as Error & { code?: unknown }).code : undefined;
+  if (code === "EPERM" || error instanceof Deno.errors.NotCapable || error instanceof Deno.errors.PermissionDenied) {
+    return new SshMcpError(
+      "HOST_NOT_ALLOWED",
+      `${host}:${port} is outside the network access this server was started with (Deno --allow-net)`,
+      {
+        hint: "Nothing was sent to it. Use a host the server may reach, or ask the operator to add it to --allow-net",
+        cause: error,
+      },
+    );
+  }
+  const failure = error instanceof Error ? lookupFailure(error) : null;
+  const temporary = failure?.temporary ?? false;
+  const reason = failure?.reason ?? (error instanceof Error ? error.message : String(error));
+  return new SshMcpError("DNS_FAILED", `Cannot resolve host name ${host}: ${reason}`, {
+    hint: temporary
+      ? "The resolver did not answer: check the network and DNS settings, retry, or give the IP address"
+      : "Check the spelling of the host name (and HostName in ssh_config), or give its IP address",
+    retryable: temporary,
+    cause: error,
+  });
+}
+
 /**
- * Ends the login at once: the target first (its goodbye travels through the hops), then the hops, each
- * torn down if its server does not answer within the grace period.
+ * Ends the login at once, within `graceMs` whatever happens: the target's goodbye first (it travels through
+ * the hops), then the hops', innermost first; the sockets are torn down when the servers have not closed by
+ * then. It listens from the first moment and one timer ends it, so a hop that has already gone, or goes
+ * while the target says goodbye, cannot make it wait.
  */
-async function disconnect(connected: Connected): Promise<void> {
+function disconnect(connected: Connected, graceMs: number): Promise<void> {
   const { client, socket, hops } = connected;
-  await new Promise<void>((resolve) => {
+  const outer = hops[0] ?? connected;
+  return new Promise<void>((resolve) => {
     const timer = setTimeout(() => {
       socket.destroy();
+      outer.socket.destroy();
       resolve();
-    }, CLOSE_GRACE_MS);
-    client.once("close", () => {
+    }, graceMs);
+    const done = () => {
       clearTimeout(timer);
       resolve();
-    });
+    };
+    // The outermost connection closing ends the rest with it.
+    outer.client.once("close", done);
+    if (hops.length > 0) {
+      client.once("close", () => {
+        for (const hop of hops.toReversed()) hop.client.end();
+      });
+    }
     client.end();
   });
-  await new JumpChain(hops, () => {}).close();
 }

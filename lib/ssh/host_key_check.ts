@@ -34,8 +34,8 @@ export interface KnownHostsConfig {
   /** strict refuses unknown keys; accept-new records them. Changed keys are always refused. */
   policy: HostKeyPolicy;
   /**
-   * True: nothing is ever written; a key accept-new would record is accepted without it (the doctor
-   * reports it as one that would be recorded).
+   * True: nothing is ever written; a key accept-new would record is accepted without it, marked
+   * `unverified` so that no credential follows (the doctor reports it as one that would be recorded).
    * @default false
    */
   readOnly?: boolean;
@@ -47,6 +47,11 @@ export interface AcceptedHostKey {
   fingerprint: string;
   /** True when it was recorded just now (accept-new, or the user answered "record"). */
   added: boolean;
+  /**
+   * True: a key accept-new would record, accepted for a look only (`readOnly`) and neither recorded nor
+   * verified. ssh_connect sends a credential only once the key is recorded; so no credential may follow.
+   */
+  unverified?: boolean;
 }
 
 /** The host being checked. */
@@ -154,7 +159,7 @@ export async function verifyHostKey(
       return { type, fingerprint, added: false };
     }
   }
-  if (target.knownHosts.readOnly === true) return { type, fingerprint, added: false };
+  if (target.knownHosts.readOnly === true) return { type, fingerprint, added: false, unverified: true };
   // Another connect may have recorded a key for this host since we read the
   // files: look again under the file lock and write only if still unknown.
   let raced: HostKeyVerdict | null = null;

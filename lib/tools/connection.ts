@@ -12,14 +12,16 @@ import { defineTool, type ToolDef, type ToolDeps } from "./define.ts";
 import { ok } from "./result.ts";
 import * as s from "./schemas.ts";
 
-/** The target and credentials ssh_connect and ssh_diagnose both take. */
+/** The target, credentials and checks ssh_connect and ssh_diagnose both take, with the same meaning. */
 const target = {
   host: s.host,
   port: s.port.optional(),
   username: s.username.optional(),
   password: z.string().max(4096).optional(),
-  private_key_path: z.string().min(1).max(4096).optional(),
+  private_key_path: z.string().min(1).max(4096).optional().describe("Local key file"),
   passphrase: z.string().max(4096).optional(),
+  connect_timeout: s.timeoutSeconds(600).optional(),
+  host_key_fingerprint: z.string().regex(/^SHA256:[A-Za-z0-9+/]{43}=?$/).optional().describe("SHA256:…"),
 };
 
 /** The connection tools. */
@@ -30,17 +32,10 @@ export function connectionTools(deps: ToolDeps): ToolDef[] {
       name: "ssh_connect",
       toolset: "connect",
       title: "Connect to an SSH server",
-      description: "Open an SSH session; returns session_id. host may be a ~/.ssh/config alias (its " +
-        "User, Port, keys, ProxyJump apply; arguments win). known_hosts checked before any credential. Auth: " +
-        "password, private_key_path, else agent/keys.",
-      input: {
-        ...target,
-        private_key_path: target.private_key_path.describe("Key file on this machine"),
-        passphrase: target.passphrase,
-        connect_timeout: s.timeoutSeconds(600).optional(),
-        host_key_fingerprint: z.string().regex(/^SHA256:[A-Za-z0-9+/]{43}=?$/).optional()
-          .describe("Expected SHA256:…"),
-      },
+      // Worded to the byte: the whole tool list has a budget (tests/tool_list_test.ts).
+      description: "Open an SSH session. host may be a ~/.ssh/config alias (arguments override). Host key " +
+        "checked before credentials. Auth: password, key, else agent/keys.",
+      input: target,
       // Under accept-new it records a host key in known_hosts here; it changes nothing remote.
       changes: "local",
       run: async (args, ctx) => {
@@ -110,7 +105,7 @@ export function connectionTools(deps: ToolDeps): ToolDef[] {
       name: "ssh_list_sessions",
       toolset: "connect",
       title: "List SSH sessions",
-      description: "List open sessions and the ~/.ssh/config hosts to connect to by name.",
+      description: "List sessions and ~/.ssh/config hosts.",
       input: {},
       output: {
         sessions: z.array(z.object({
@@ -181,7 +176,7 @@ export function connectionTools(deps: ToolDeps): ToolDef[] {
       name: "ssh_close_session",
       toolset: "connect",
       title: "Close an SSH session",
-      description: "Close a session and all that runs on it.",
+      description: "Close a session and all in it.",
       input: { session_id: s.sessionId },
       // Ends what this server started there (shells and what runs in them, forwards).
       changes: "remote",
@@ -196,13 +191,14 @@ export function connectionTools(deps: ToolDeps): ToolDef[] {
       name: "ssh_diagnose",
       toolset: "connect",
       title: "Diagnose an SSH connection",
-      // ssh_connect's own arguments, described there: the list every turn pays for stays within its budget.
-      description: "Why ssh_connect fails (same arguments): each step, DNS to auth, every jump hop, with fixes. " +
-        "Runs nothing.",
+      description: "Why ssh_connect fails: each step, with fixes. Tries a login.",
       input: target,
       output: {
         ok: z.boolean(),
         target: z.string(),
+        host: z.string().optional(),
+        port: z.number().optional(),
+        username: z.string().optional(),
         verdict: z.string(),
         steps: z.array(z.object({
           step: z.string(),
@@ -214,8 +210,11 @@ export function connectionTools(deps: ToolDeps): ToolDef[] {
           data: z.record(z.string(), z.unknown()).optional(),
         })),
       },
-      // Known_hosts is never written, and a login that works is closed before any channel opens.
-      changes: "nothing",
+      // Not read-only, not idempotent: it sends the credentials (each refusal counts toward the host's bans,
+      // fail2ban or PerSourcePenalties) though it writes nothing and opens no channel. "local" as ssh_connect,
+      // not "remote": a host policy's read_only then leaves it where it leaves ssh_connect, which needs it most.
+      changes: "local",
+      idempotent: false,
       run: async (args, ctx) => {
         // Loaded at the first call: a server that never diagnoses does not pay for it.
         const { diagnose } = await import("../doctor/mod.ts");
@@ -227,6 +226,8 @@ export function connectionTools(deps: ToolDeps): ToolDef[] {
           password: args.password,
           privateKeyPath: args.private_key_path,
           passphrase: args.passphrase,
+          connectTimeoutSeconds: args.connect_timeout,
+          expectedFingerprint: args.host_key_fingerprint,
           signal: ctx.signal,
         }, {
           config: deps.config,

@@ -195,8 +195,8 @@ function targetOf(call: ObservedCall, sessions: SessionRegistry): Where {
     const { host, port, username } = session.connection.info;
     return { sshSession: session.id, host, port, user: username };
   }
-  if (call.name === "ssh_connect") {
-    // As asked; a success replaces it with where the connection went (connected()).
+  if (call.name === "ssh_connect" || call.name === "ssh_diagnose") {
+    // As asked; a result replaces it with where the connection went (connected()).
     return {
       host: typeof args.host === "string" ? args.host.slice(0, 1024) : undefined,
       port: typeof args.port === "number" ? args.port : undefined,
@@ -206,10 +206,18 @@ function targetOf(call: ObservedCall, sessions: SessionRegistry): Where {
   return {};
 }
 
-/** For a successful ssh_connect: the new session and where it really goes (after ssh_config). */
+/**
+ * For a successful ssh_connect: the new session and where it really goes (after ssh_config); for an
+ * ssh_diagnose result (a failed login is a result too): where the login went, once the target resolved.
+ */
 function connected(tool: string, result: CallToolResult): Where {
   const s = result.structuredContent as Record<string, unknown> | undefined;
-  if (tool !== "ssh_connect" || result.isError === true || s === undefined) return {};
+  if (result.isError === true || s === undefined) return {};
+  if (tool === "ssh_diagnose") {
+    if (typeof s.host !== "string") return {};
+    return { host: s.host, port: Number(s.port), user: String(s.username) };
+  }
+  if (tool !== "ssh_connect") return {};
   return {
     sshSession: String(s.session_id),
     host: String(s.host),
