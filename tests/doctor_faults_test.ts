@@ -17,58 +17,14 @@ import { Buffer } from "node:buffer";
 import ssh2 from "ssh2";
 import type { Diagnosis, Step } from "../lib/doctor/mod.ts";
 import { fingerprintSha256 } from "../lib/ssh/known_hosts.ts";
-import { call, ROOT, RUN_FLAGS, serverEnv, startServer } from "./fixtures/mcp.ts";
+import { call, startServer } from "./fixtures/mcp.ts";
+import { type DoctorRun, runDoctor } from "./fixtures/doctor.ts";
 import { run, tempDir, waitFor } from "./fixtures/process.ts";
 import { inProcess } from "./fixtures/tool_list.ts";
 import { freePort, sshdAvailable, startAgent } from "./fixtures/sshd.ts";
 
 const skip = !sshdAvailable();
 if (skip) console.warn("SKIP doctor fault tests: they need ssh-keygen and ssh-agent");
-
-/** What one doctor run printed, its exit status, and whether it ended on its own. */
-interface DoctorRun {
-  code: number;
-  stdout: string;
-  stderr: string;
-  /** Killed by the test's bound: the doctor hung. */
-  killed: boolean;
-}
-
-/** Far beyond any case's timeout: a run still going then is hung, and is killed so the test can say so. */
-const HUNG_MS = 90_000;
-
-/**
- * Runs `main.ts doctor ARGS` with `flags` (default: the shipped permission set), only `env` (plus PATH,
- * the Deno cache and an empty HOME), killed if it has not ended after {@linkcode HUNG_MS}.
- */
-async function doctor(
-  args: string[],
-  options: { env?: Record<string, string>; flags?: readonly string[] } = {},
-): Promise<DoctorRun> {
-  await using home = await tempDir("mcp-doctor-home-");
-  const child = new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      ...(options.flags ?? RUN_FLAGS),
-      "--quiet",
-      "--frozen",
-      "--config",
-      `${ROOT}deno.json`,
-      `${ROOT}main.ts`,
-      "doctor",
-      ...args,
-    ],
-    clearEnv: true,
-    env: { ...serverEnv(home.path), ...options.env },
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-    signal: AbortSignal.timeout(HUNG_MS),
-  });
-  const out = await child.output();
-  const decode = (b: Uint8Array) => new TextDecoder().decode(b);
-  return { code: out.code, stdout: decode(out.stdout), stderr: decode(out.stderr), killed: out.signal !== null };
-}
 
 function parsed(run: DoctorRun): Diagnosis {
   assert.ok(!run.killed, `the doctor hung: ${run.stdout}${run.stderr}`);
@@ -217,10 +173,10 @@ Deno.test(
         const kh = await knownHosts(dir.path, "kh_forge", methods, ident);
         const args = (port: number) => [...base(kh, port), "-l", USER, "-i", key, "127.0.0.1"];
         const [text, json, identText, identJson] = await Promise.all([
-          doctor(args(methods.port)),
-          doctor(["--json", ...args(methods.port)]),
-          doctor(args(ident.port)),
-          doctor(["--json", ...args(ident.port)]),
+          runDoctor(args(methods.port)),
+          runDoctor(["--json", ...args(methods.port)]),
+          runDoctor(args(ident.port)),
+          runDoctor(["--json", ...args(ident.port)]),
         ]);
         for (const run of [text, json, identText, identJson]) {
           assert.equal(run.code, 1, run.stdout + run.stderr);
@@ -245,7 +201,7 @@ Deno.test(
             "127.0.0.1",
           ];
           const env = { [PASSWORD_ENV]: "not-for-an-unknown-host" };
-          const acceptNew = await doctor(args("accept-new"), { env });
+          const acceptNew = await runDoctor(args("accept-new"), { env });
           assert.equal(acceptNew.code, 1, acceptNew.stdout + acceptNew.stderr);
           assert.deepEqual(server.auths, ["none"], "a credential went to an unknown host key");
           const diagnosis = parsed(acceptNew);
@@ -258,7 +214,7 @@ Deno.test(
           assert.ok(auth.detail.endsWith(planned), auth.detail);
           assert.match(diagnosis.verdict, /was not verified: no credential was sent/);
           server.auths.length = 0;
-          const strict = await doctor(args("strict"), { env });
+          const strict = await runDoctor(args("strict"), { env });
           assert.equal(strict.code, 1, strict.stdout + strict.stderr);
           assert.deepEqual(server.auths, []);
           assert.equal(stepOf(parsed(strict), "host_key").status, "fail");
@@ -270,8 +226,8 @@ Deno.test(
         const server = await start("none", { auth: (ctx) => ctx.accept() });
         const kh = await knownHosts(dir.path, "kh_none", server);
         const [withKey, withNothing] = await Promise.all([
-          doctor([...base(kh, server.port), "-l", USER, "-i", key, "--json", "127.0.0.1"]),
-          doctor([...base(kh, server.port), "-l", USER, "--json", "127.0.0.1"]),
+          runDoctor([...base(kh, server.port), "-l", USER, "-i", key, "--json", "127.0.0.1"]),
+          runDoctor([...base(kh, server.port), "-l", USER, "--json", "127.0.0.1"]),
         ]);
         assert.equal(withKey.code, 1, withKey.stdout + withKey.stderr);
         const warned = parsed(withKey);
@@ -296,7 +252,7 @@ Deno.test(
           },
         });
         const kh = await knownHosts(dir.path, "kh_jump", hop, target);
-        const result = await doctor([
+        const result = await runDoctor([
           ...base(kh, target.port),
           ...["-l", USER, "-i", key, "--jump", `${USER}@127.0.0.1:${hop.port}`, "--json", "127.0.0.1"],
         ]);
@@ -318,8 +274,8 @@ Deno.test(
         ];
         const kh = await knownHosts(dir.path, "kh_net", server);
         const [allowed, refused] = await Promise.all([
-          doctor([...base(kh, server.port), "-l", USER, "-i", key, "--json", "localhost"], { flags }),
-          doctor([...base(kh, other), "-l", USER, "-i", key, "--json", "localhost"], { flags }),
+          runDoctor([...base(kh, server.port), "-l", USER, "-i", key, "--json", "localhost"], { flags }),
+          runDoctor([...base(kh, other), "-l", USER, "-i", key, "--json", "localhost"], { flags }),
         ]);
         assert.equal(allowed.code, 1, allowed.stdout + allowed.stderr);
         const reached = parsed(allowed);
@@ -352,7 +308,7 @@ Deno.test(
         const kh = await knownHosts(dir.path, "kh_agent", server);
         const args = [...base(kh, server.port), "-l", USER, "127.0.0.1"];
         const env = { SSH_AUTH_SOCK: agent.socket };
-        const [text, json] = await Promise.all([doctor(args, { env }), doctor(["--json", ...args], { env })]);
+        const [text, json] = await Promise.all([runDoctor(args, { env }), runDoctor(["--json", ...args], { env })]);
         assert.ok(!(text.stdout + json.stdout).includes(comment), "a key comment reached the output");
         const auth = stepOf(parsed(json), "auth");
         const attempts = (auth.data?.attempts ?? []) as {
@@ -374,7 +330,7 @@ Deno.test(
       await t.step("a signature that does not match the host key: the host key step fails", async () => {
         const server = await start("forged", { forgedSignature: true, auth: (ctx) => ctx.reject(["publickey"]) });
         const kh = await knownHosts(dir.path, "kh_sig", server);
-        const result = await doctor([...base(kh, server.port), "-l", USER, "-i", key, "--json", "127.0.0.1"]);
+        const result = await runDoctor([...base(kh, server.port), "-l", USER, "-i", key, "--json", "127.0.0.1"]);
         assert.equal(result.code, 1, result.stdout + result.stderr);
         const diagnosis = parsed(result);
         const failed = diagnosis.steps.filter((s) => s.status === "fail");

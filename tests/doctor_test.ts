@@ -11,7 +11,8 @@
 
 import assert from "node:assert/strict";
 import type { Diagnosis, Step } from "../lib/doctor/mod.ts";
-import { callOk, ROOT, RUN_FLAGS, serverEnv, startServer } from "./fixtures/mcp.ts";
+import { callOk, startServer } from "./fixtures/mcp.ts";
+import { type DoctorRun, runDoctor } from "./fixtures/doctor.ts";
 import { randomHex, run, tempDir } from "./fixtures/process.ts";
 import { type Agent, freePort, type Sshd, sshdAvailable, startAgent, startSshd } from "./fixtures/sshd.ts";
 
@@ -20,42 +21,6 @@ const PASSWORD_ENV = "MCP_REMOTE_SSH_PASSWORD_DOCTOR_TEST";
 
 const skip = !sshdAvailable();
 if (skip) console.warn("SKIP doctor tests: they need sshd and ssh-keygen");
-
-/** What one doctor run printed, and its exit status. */
-interface DoctorRun {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-/**
- * Runs `main.ts doctor ARGS` under the shipped permission set, with only `env` (plus PATH, the Deno cache
- * and an empty HOME).
- */
-async function doctor(args: string[], options: { env?: Record<string, string> } = {}) {
-  await using home = await tempDir("mcp-doctor-home-");
-  const child = new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      ...RUN_FLAGS,
-      "--quiet",
-      "--frozen",
-      "--config",
-      `${ROOT}deno.json`,
-      `${ROOT}main.ts`,
-      "doctor",
-      ...args,
-    ],
-    clearEnv: true,
-    env: { ...serverEnv(home.path), ...options.env },
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  });
-  const out = await child.output();
-  const decode = (b: Uint8Array) => new TextDecoder().decode(b);
-  return { code: out.code, stdout: decode(out.stdout), stderr: decode(out.stderr) } satisfies DoctorRun;
-}
 
 /** A client key pair no fixture sshd authorises: `dir/name` and `dir/name.pub`. */
 async function freshKey(dir: string, name: string): Promise<string> {
@@ -137,33 +102,33 @@ Deno.test({ name: "doctor walks a connect and names the failing step with its fi
 
     const base = ["--ssh-config", "none", "--known-hosts", known, "-p", String(a.port), "-l", a.user];
     const cases = {
-      good: doctor([...base, "-i", a.keys.ed25519.path, "127.0.0.1"]),
-      goodJson: doctor([...base, "-i", a.keys.ed25519.path, "--json", "127.0.0.1"]),
-      unknown: doctor([
+      good: runDoctor([...base, "-i", a.keys.ed25519.path, "127.0.0.1"]),
+      goodJson: runDoctor([...base, "-i", a.keys.ed25519.path, "--json", "127.0.0.1"]),
+      unknown: runDoctor([
         ...["--ssh-config", "none", "--known-hosts", unknown, "-p", String(a.port), "-l", a.user],
         ...["-i", a.keys.ed25519.path, "--json", "127.0.0.1"],
       ]),
-      acceptNew: doctor([
+      acceptNew: runDoctor([
         ...["--ssh-config", "none", "--known-hosts", unknown, "--host-key-policy", "accept-new"],
         ...["-p", String(a.port), "-l", a.user, "-i", a.keys.ed25519.path, "--json", "127.0.0.1"],
       ]),
-      changed: doctor([
+      changed: runDoctor([
         ...["--ssh-config", "none", "--known-hosts", changed, "-p", String(a.port), "-l", a.user],
         ...["-i", a.keys.ed25519.path, "--json", "127.0.0.1"],
       ]),
-      closed: doctor([...base, "-p", String(freePort()), "--json", "127.0.0.1"]),
-      silent: doctor([...base, "-p", String(silentPort), "--timeout", "2", "--json", "127.0.0.1"]),
-      wrongPassword: a.passwordUser === null ? null : doctor(
+      closed: runDoctor([...base, "-p", String(freePort()), "--json", "127.0.0.1"]),
+      silent: runDoctor([...base, "-p", String(silentPort), "--timeout", "2", "--json", "127.0.0.1"]),
+      wrongPassword: a.passwordUser === null ? null : runDoctor(
         [...base.slice(0, 6), "-l", a.passwordUser.name, "--password-env", PASSWORD_ENV, "--json", "127.0.0.1"],
         { env: { [PASSWORD_ENV]: `wrong-${canary}` } },
       ),
       // Set, but outside what the shipped set may read: refused before anything connects.
-      passwordOutside: doctor([...base.slice(0, 6), "--password-env", "DOCTOR_PW", "--json", "127.0.0.1"], {
+      passwordOutside: runDoctor([...base.slice(0, 6), "--password-env", "DOCTOR_PW", "--json", "127.0.0.1"], {
         env: { DOCTOR_PW: `outside-${canary}` },
       }),
-      unauthorized: doctor([...base, "-i", a.keys.unauthorized.path, "--json", "127.0.0.1"]),
-      tooMany: doctor([...base, "--json", "127.0.0.1"], { env: { SSH_AUTH_SOCK: agent.socket } }),
-      jump: doctor(["--ssh-config", sshConfig, "--known-hosts", known, "--jump", "hop-a,hop-b", "--json", "hop-a"]),
+      unauthorized: runDoctor([...base, "-i", a.keys.unauthorized.path, "--json", "127.0.0.1"]),
+      tooMany: runDoctor([...base, "--json", "127.0.0.1"], { env: { SSH_AUTH_SOCK: agent.socket } }),
+      jump: runDoctor(["--ssh-config", sshConfig, "--known-hosts", known, "--jump", "hop-a,hop-b", "--json", "hop-a"]),
     };
     runs = cases;
 

@@ -7,6 +7,7 @@
 
 import { z } from "zod";
 import type { RemoteInfo } from "../ssh/remote.ts";
+import type { TargetRequest } from "../targets.ts";
 import { connectPrompts } from "./ask.ts";
 import { defineTool, type ToolDef, type ToolDeps } from "./define.ts";
 import { ok } from "./result.ts";
@@ -24,6 +25,24 @@ const target = {
   host_key_fingerprint: z.string().regex(/^SHA256:[A-Za-z0-9+/]{43}=?$/).optional().describe("SHA256:…"),
 };
 
+/** ssh_connect's and ssh_diagnose's arguments as the request both resolve, with the same meaning. */
+function targetRequest(
+  args: z.infer<z.ZodObject<typeof target>>,
+  signal: AbortSignal,
+): Omit<TargetRequest, "ask"> {
+  return {
+    host: args.host,
+    port: args.port,
+    username: args.username,
+    password: args.password,
+    privateKeyPath: args.private_key_path,
+    passphrase: args.passphrase,
+    connectTimeoutSeconds: args.connect_timeout,
+    expectedFingerprint: args.host_key_fingerprint,
+    signal, // the client's cancel ends the connect at any step
+  };
+}
+
 /** The connection tools. */
 export function connectionTools(deps: ToolDeps): ToolDef[] {
   const { sessions } = deps;
@@ -40,17 +59,9 @@ export function connectionTools(deps: ToolDeps): ToolDef[] {
       changes: "local",
       run: async (args, ctx) => {
         const resolved = await sessions.resolve({
-          host: args.host,
-          port: args.port,
-          username: args.username,
-          password: args.password,
-          privateKeyPath: args.private_key_path,
-          passphrase: args.passphrase,
-          connectTimeoutSeconds: args.connect_timeout,
-          signal: ctx.signal, // the client's cancel ends the connect at any step
+          ...targetRequest(args, ctx.signal),
           // An unknown host key (strict) and keyboard-interactive prompts go to the user, if the client can ask.
           ask: connectPrompts(ctx.extra, deps.clientCapabilities?.()),
-          expectedFingerprint: args.host_key_fingerprint,
         });
         // A host whose policy asks approval for every call asks it for the login too, before anything is sent.
         const { host, port, username } = resolved.options;
@@ -219,17 +230,7 @@ export function connectionTools(deps: ToolDeps): ToolDef[] {
         // Loaded at the first call: a server that never diagnoses does not pay for it.
         const { diagnose } = await import("../doctor/mod.ts");
         const { renderDiagnosis } = await import("../doctor/render.ts");
-        const diagnosis = await diagnose({
-          host: args.host,
-          port: args.port,
-          username: args.username,
-          password: args.password,
-          privateKeyPath: args.private_key_path,
-          passphrase: args.passphrase,
-          connectTimeoutSeconds: args.connect_timeout,
-          expectedFingerprint: args.host_key_fingerprint,
-          signal: ctx.signal,
-        }, {
+        const diagnosis = await diagnose(targetRequest(args, ctx.signal), {
           config: deps.config,
           resolve: (request) => sessions.resolve(request),
           // A host whose policy asks approval for every call asks it for this login too.
