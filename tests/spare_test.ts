@@ -147,6 +147,28 @@ Deno.test(
   },
 );
 
+Deno.test(
+  {
+    name: "an SFTP open the server refuses (MaxSessions) waits for a channel of ours, as a command does",
+    ignore: skip,
+  },
+  async () => {
+    // Our budget of 2 is above the server's 1: the server refuses the second channel, and the SFTP open
+    // must wait for the command's close, not fail as if the server had no SFTP subsystem.
+    await using sshd = await startSshd({ maxSessions: 1 });
+    await using conn = await openConnection(sshd, { maxChannels: 2 });
+    const busy = run(conn, "sleep 1; echo done", false);
+    await waitFor(() => conn.channelSlots.inUse === 1, "the command holds the server's one session");
+    const sftp = await conn.sftp({ signal: AbortSignal.timeout(15_000) });
+    const names = await new Promise<string[]>((resolve, reject) =>
+      sftp.readdir("/", (err, list) => err ? reject(err) : resolve(list.map((e) => e.filename)))
+    );
+    assert.ok(names.includes("tmp"));
+    assert.equal((await busy).stdout, "done\n");
+    sftp.end();
+  },
+);
+
 Deno.test({ name: "a command never runs in a spare started before other work", ignore: skip }, async () => {
   await using sshd = await startSshd();
   await using conn = await openConnection(sshd);

@@ -104,8 +104,14 @@ interface SharedOpen {
   abandon: AbortController;
 }
 
-// Waits before asking again for a channel the server refused while none of ours was open.
+// Waits before asking again for a channel the server refused (see SshConnection #afterRefusal).
 const REFUSED_WAITS_MS = [50, 100, 200, 400];
+
+/** The short waits one channel open has had after refusals: with none of ours open, and with some. */
+interface Refusals {
+  settleWaits: number;
+  busyWaits: number;
+}
 
 /**
  * An authenticated SSH connection. Close it with {@linkcode SshConnection.close}.
@@ -304,9 +310,22 @@ export class SshConnection {
     }
   }
 
+  /** Opens the SFTP channel; a refused open is tried again as {@linkcode #open} does. */
   async #openSftp(signal: AbortSignal): Promise<SFTPWrapper> {
-    if (this.#closed) throw this.#lostError();
     await this.#afterRetiredSpare(signal);
+    const refusals: Refusals = { settleWaits: 0, busyWaits: 0 };
+    for (let attempt = 0;; attempt++) {
+      try {
+        return await this.#openSftpOnce(signal);
+      } catch (error) {
+        const refused = error instanceof SshMcpError && error.code === "CHANNEL_OPEN_FAILED";
+        if (!refused || attempt >= 50 || !(await this.#afterRefusal(refusals, signal))) throw error;
+      }
+    }
+  }
+
+  async #openSftpOnce(signal: AbortSignal): Promise<SFTPWrapper> {
+    if (this.#closed) throw this.#lostError();
     const release = await this.#budget.acquire(signal);
     return await new Promise<SFTPWrapper>((resolve, reject) => {
       let abandoned = false;
@@ -325,8 +344,11 @@ export class SshConnection {
           if (err) {
             release();
             if (abandoned) return;
+            if (this.#closed) return reject(this.#lostError());
+            // The channel itself refused (ssh2 gives its reason): a full server, not a missing subsystem.
+            if ((err as { reason?: unknown }).reason !== undefined) return reject(this.#mapChannelError(err));
             // With the connection up, the subsystem was refused or spoke no SFTP (./sftp_open.ts).
-            return reject(this.#closed ? this.#lostError() : sftpOpenError(err, this.info));
+            return reject(sftpOpenError(err, this.info));
           }
           sftp.on("error", () => {}); // surfaced through each request's callback
           this.#watchChanges(sftp);
@@ -354,7 +376,7 @@ export class SshConnection {
 
   async #open(start: OpenChannel, options: ExecOpenOptions): Promise<ExecChannel> {
     await this.#afterRetiredSpare(options.signal);
-    let settleWaits = 0;
+    const refusals: Refusals = { settleWaits: 0, busyWaits: 0 };
     for (let attempt = 0;; attempt++) {
       if (this.#closed) throw this.#lostError();
       const slot = await this.#budget.acquire(options.signal, options.urgent);
@@ -370,19 +392,40 @@ export class SshConnection {
       } catch (error) {
         const refused = error instanceof SshMcpError && error.code === "CHANNEL_OPEN_FAILED";
         if (refused) options.onRefused?.();
-        if (!refused || attempt >= 50) throw error;
-        if (this.#budget.inUse > 0) {
-          await this.#budget.nextRelease(options.signal);
-          continue;
-        }
-        // None of ours is open, but sshd frees a session slot only once it has
-        // handled our close, which can arrive after this open: a channel that
-        // just closed may still count there. A few short waits settle that; a
-        // server that refuses every channel costs 0.75 s more before the error.
-        if (settleWaits >= REFUSED_WAITS_MS.length) throw error;
-        await delay(REFUSED_WAITS_MS[settleWaits++], options.signal);
+        if (!refused || attempt >= 50 || !(await this.#afterRefusal(refusals, options.signal))) throw error;
       }
     }
+  }
+
+  /**
+   * After the server refused a channel: waits until one of ours closes (its MaxSessions is below our
+   * budget), or a short while. sshd frees a session slot only once it has handled our close, which can
+   * arrive after a new open: a channel that just closed (a retired spare, a command that ended) may still
+   * count there. A few short waits settle that (raced with a close of ours while any is open); then only
+   * a close of ours helps, and with none open the refusal stands (a server that refuses every channel
+   * costs 0.75 s more before the error).
+   * @returns false when trying again cannot help.
+   */
+  async #afterRefusal(refusals: Refusals, signal?: AbortSignal): Promise<boolean> {
+    if (this.#budget.inUse === 0) {
+      if (refusals.settleWaits >= REFUSED_WAITS_MS.length) return false;
+      await delay(REFUSED_WAITS_MS[refusals.settleWaits++], signal);
+      return true;
+    }
+    if (refusals.busyWaits >= REFUSED_WAITS_MS.length) {
+      await this.#budget.nextRelease(signal);
+      return true;
+    }
+    const settle = REFUSED_WAITS_MS[refusals.busyWaits++];
+    // Whichever comes first; the other is called off.
+    const done = new AbortController();
+    const either = signal === undefined ? done.signal : AbortSignal.any([signal, done.signal]);
+    try {
+      await Promise.race([this.#budget.nextRelease(either), delay(settle, either)]);
+    } finally {
+      done.abort();
+    }
+    return true;
   }
 
   // Owns `release`: called when the open fails or the channel closes. An
