@@ -189,11 +189,20 @@ Deno.test({ name: "a read-only host refuses every tool that could change it; rea
     const c = server.client;
     const sid = await connectWithKey(c, sshd);
 
-    // Every tool tools/list marks as able to change something, but connect and close, is in the table.
+    // Every tool tools/list marks as able to change something, but connect, diagnose (a login, as connect
+    // makes) and close, is in the table.
     const listed = (await c.listTools()).tools;
     const calls = mutatingCalls(sid, dir);
     const changing = listed.filter((t) => t.annotations?.readOnlyHint !== true).map((t) => t.name)
-      .filter((n) => !["ssh_connect", "ssh_close_session", "ssh_download_file"].includes(n));
+      .filter((n) => !["ssh_connect", "ssh_diagnose", "ssh_close_session", "ssh_download_file"].includes(n));
+    // Not read-only, yet where ssh_connect is allowed, so is the diagnosis of that login.
+    const diagnosed = await callOk(c, "ssh_diagnose", {
+      host: "127.0.0.1",
+      port: sshd.port,
+      username: sshd.user,
+      private_key_path: sshd.keys.ed25519.path,
+    });
+    assert.equal(diagnosed.structured.ok, true, diagnosed.text);
     assert.deepEqual(changing.toSorted(), Object.keys(calls).toSorted(), "a changing tool is missing from the table");
     for (const [name, args] of Object.entries(calls)) {
       const r = await call(c, name, args);
