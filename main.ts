@@ -95,8 +95,11 @@ async function main(argv: string[]): Promise<number> {
     console.error(`mcp-remote-ssh: local root: ${error instanceof Error ? error.message : String(error)}`);
     return 2;
   }
-  // The working directory is only the last resort, and never / or the home directory.
-  if (!config.localFilesOff && config.localRoots.length === 0) {
+  // The working directory is only the last resort, and never / or the home directory; with
+  // --no-working-dir (a client that starts the server wherever it likes: the desktop bundle) never.
+  if (flags.noWorkingDir) {
+    config.workingDir = { refused: "the working directory is not used (--no-working-dir)" };
+  } else if (!config.localFilesOff && config.localRoots.length === 0) {
     config.workingDir = await workingDirRoot(Deno.cwd(), config.home);
   }
   const logger = createLogger(config.logLevel);

@@ -32,6 +32,8 @@ export interface CliFlags {
   /** `--ssh-config` files, in order ("none" reads none). */
   sshConfigs: string[];
   allowLocalDirs: string[];
+  /** `--no-working-dir`: the working directory is never a local root, not even as the last resort. */
+  noWorkingDir?: boolean;
   hostKeyPolicy?: "strict" | "accept-new";
   logLevel?: LogLevel;
   /** Toolsets to offer (`connect` always); undefined: the config file's, else all. */
@@ -86,6 +88,8 @@ Options:
                                 (repeatable, or list them after --). Without one: the MCP
                                 client's roots if it sends any, else the working directory
                                 unless it is / or your home
+  --no-working-dir              Never use the working directory as that last resort (a
+                                client that starts the server where it likes)
   --host-key-policy POLICY      strict (default): refuse unknown host keys;
                                 accept-new: record unknown keys, refuse changed ones
   --log-level LEVEL             debug, info, warn (default), error, silent; logs go to stderr
@@ -125,6 +129,7 @@ export function parseFlags(argv: string[]): CliFlags {
       "known-hosts": { type: "string", multiple: true },
       "ssh-config": { type: "string", multiple: true },
       "allow-local-dir": { type: "string", multiple: true },
+      "no-working-dir": { type: "boolean" },
       "host-key-policy": { type: "string" },
       "log-level": { type: "string" },
       toolsets: { type: "string" },
@@ -184,6 +189,7 @@ export function parseFlags(argv: string[]): CliFlags {
     knownHosts: values["known-hosts"] ?? [],
     sshConfigs: (values["ssh-config"] ?? []).filter((f) => f !== ""),
     allowLocalDirs: [...(values["allow-local-dir"] ?? []), ...positionals],
+    noWorkingDir: values["no-working-dir"] ?? false,
     hostKeyPolicy: policy,
     logLevel: level as LogLevel | undefined,
     toolsets: values.toolsets === undefined ? undefined : parseToolsets(values.toolsets),

@@ -134,7 +134,11 @@ async function mcpConfig(installed: Installed, userConfig: Record<string, string
 }
 
 /** Starts the server as the app would, and returns the client with what the tests ask of it. */
-async function start(installed: Installed, config: { command: string; args?: string[]; env?: Record<string, string> }) {
+async function start(
+  installed: Installed,
+  config: { command: string; args?: string[]; env?: Record<string, string> },
+  cwd = installed.home,
+) {
   const transport = new StdioClientTransport({
     command: config.command,
     args: config.args,
@@ -145,7 +149,7 @@ async function start(installed: Installed, config: { command: string; args?: str
       // Only for the stand-in's `deno run`: its module cache stays where it was.
       DENO_DIR: Deno.env.get("DENO_DIR") ?? `${Deno.env.get("HOME")}/.cache/deno`,
     },
-    cwd: installed.home,
+    cwd,
     stderr: "inherit",
   });
   const client = new Client({ name: "bundle-test", version: "0" });
@@ -179,7 +183,13 @@ Deno.test("a packed bundle starts as its manifest says, with the settings it was
     ssh_config: sshConfig,
   });
   assert.equal(config.command, `${installed.unpacked}/server/mcp-remote-ssh`);
-  assert.deepEqual(config.args, ["--host-key-policy=accept-new", `--ssh-config=${sshConfig}`, "--", ...local]);
+  assert.deepEqual(config.args, [
+    "--host-key-policy=accept-new",
+    `--ssh-config=${sshConfig}`,
+    "--no-working-dir",
+    "--",
+    ...local,
+  ]);
   await using server = await start(installed, config);
   const manifest = await readManifest();
   assert.deepEqual(await server.toolNames(), manifest.tools.map((t) => t.name).sort(), "manifest tools != tools/list");
@@ -195,16 +205,20 @@ Deno.test("a packed bundle starts with its optional settings left empty", async 
   await using installed = await install();
   // Never configured: the manifest's defaults apply.
   const defaults = await mcpConfig(installed, {});
-  assert.deepEqual(defaults.args, ["--host-key-policy=strict", "--ssh-config=", "--"]);
+  assert.deepEqual(defaults.args, ["--host-key-policy=strict", "--ssh-config=", "--no-working-dir", "--"]);
   // Configured, then cleared: every value empty.
   const cleared = await mcpConfig(installed, { local_dirs: [], host_key_policy: "", ssh_config: "" });
-  assert.deepEqual(cleared.args, ["--host-key-policy=", "--ssh-config=", "--"]);
-  await using server = await start(installed, cleared);
+  assert.deepEqual(cleared.args, ["--host-key-policy=", "--ssh-config=", "--no-working-dir", "--"]);
+  // Started where the app likes, here the bundle's own directory (outside HOME, so without
+  // --no-working-dir it would be a local root the user never chose).
+  await using server = await start(installed, cleared, installed.unpacked);
   assert.ok((await server.toolNames()).includes("ssh_execute"));
   // An empty ssh_config setting means ~/.ssh/config.
   assert.match(await server.hosts(), /from-home-config/);
-  // No folder given, and the working directory is the home: no local files.
-  assert.match(await server.uploadRefusal(), /no local roots are configured/);
+  // No folder given: no local files, whatever the working directory.
+  const refusal = await server.uploadRefusal();
+  assert.match(refusal, /no local roots are configured/);
+  assert.match(refusal, /--no-working-dir/);
 });
 
 Deno.test("server.json matches the registry's schema, with deno.json's version and a bundle per release target", async () => {
