@@ -93,68 +93,78 @@ async function main(args: string[]): Promise<number> {
   ].filter((group) => group.files.length > 0);
   const jobs = Deno.env.get("DENO_JOBS") ?? String(DEFAULT_JOBS);
 
-  sweepStaleKeyDirs();
-  const keys = await Deno.makeTempDir({ prefix: `${KEYS_PREFIX}${Deno.pid}-` });
-  let account: TestAccount | null = null;
+  // Ctrl+C reaches deno test through the terminal; a TERM to us is passed on. Either way we stay
+  // to clean up after it. Listening from the start: a signal while the account is being set up
+  // stops the run before any test starts, and still cleans up.
+  const children: Deno.ChildProcess[] = [];
+  let stopped = false;
+  const forward = (signal: Deno.Signal) => () => {
+    stopped = true;
+    for (const child of children) {
+      try {
+        child.kill(signal);
+      } catch (error) {
+        if (!(error instanceof TypeError)) throw error; // already exited
+      }
+    }
+  };
+  const handlers = (["SIGINT", "SIGTERM"] as const).map((signal) => [signal, forward(signal)] as const);
+  for (const [signal, handler] of handlers) Deno.addSignalListener(signal, handler);
   try {
-    if (Deno.uid() === 0 && Deno.build.os === "linux") account = await joinTestAccount();
-    const started = performance.now();
-    const children = groups.map((group) =>
-      new Deno.Command(Deno.execPath(), {
-        args: [
-          "test",
-          "-A",
-          "--frozen",
-          "--v8-flags=--expose-gc",
-          ...(group.parallel ? ["--parallel"] : []),
-          ...flags,
-          ...group.files,
-          ...scriptArgs,
-        ],
-        cwd: ROOT,
-        env: { DENO_JOBS: jobs, [KEY_CACHE_ENV]: keys },
-        stdin: groups.length === 1 ? "inherit" : "null",
-        stdout: groups.length === 1 ? "inherit" : "piped",
-        stderr: "inherit",
-      }).spawn()
-    );
-    // Ctrl+C reaches deno test through the terminal; a TERM to us is passed on. Either way we
-    // stay to clean up after it.
-    const forward = (signal: Deno.Signal) => () => {
-      for (const child of children) {
-        try {
-          child.kill(signal);
-        } catch (error) {
-          if (!(error instanceof TypeError)) throw error; // already exited
-        }
-      }
-    };
-    const handlers = (["SIGINT", "SIGTERM"] as const).map((signal) => [signal, forward(signal)] as const);
-    for (const [signal, handler] of handlers) Deno.addSignalListener(signal, handler);
+    sweepStaleKeyDirs();
+    const keys = await Deno.makeTempDir({ prefix: `${KEYS_PREFIX}${Deno.pid}-` });
+    let account: TestAccount | null = null;
     try {
-      if (children.length > 1) {
-        // The main run's output as it comes; the short separate run's after it; one summary line.
-        const [main, ...others] = children;
-        try {
-          const outputs = [pump(main.stdout, true), ...others.map((child) => pump(child.stdout, false))];
-          const done = await Promise.all(outputs);
-          for (const output of done.slice(1)) await write(output.lines.join(""));
-          await write(mergeSummaries(done.flatMap((output) => output.summaries), performance.now() - started) + "\n");
-        } catch (error) {
-          forward("SIGTERM")(); // nobody reads their output any more
-          throw error;
-        }
+      if (Deno.uid() === 0 && Deno.build.os === "linux") account = await joinTestAccount();
+      if (stopped) return 130;
+      const started = performance.now();
+      for (const group of groups) {
+        children.push(
+          new Deno.Command(Deno.execPath(), {
+            args: [
+              "test",
+              "-A",
+              "--frozen",
+              "--v8-flags=--expose-gc",
+              ...(group.parallel ? ["--parallel"] : []),
+              ...flags,
+              ...group.files,
+              ...scriptArgs,
+            ],
+            cwd: ROOT,
+            env: { DENO_JOBS: jobs, [KEY_CACHE_ENV]: keys },
+            stdin: groups.length === 1 ? "inherit" : "null",
+            stdout: groups.length === 1 ? "inherit" : "piped",
+            stderr: "inherit",
+          }).spawn(),
+        );
       }
-      const codes = (await Promise.all(children.map((child) => child.status))).map((status) =>
-        status.code !== 0 ? status.code : status.signal === null ? 0 : 1
-      );
+      const exitCodes = async () =>
+        (await Promise.all(children.map((child) => child.status))).map((status) =>
+          status.code !== 0 ? status.code : status.signal === null ? 0 : 1
+        );
+      if (children.length === 1) return (await exitCodes())[0];
+      // The main run's output as it comes; the short separate run's after it; one summary line.
+      const [main, ...others] = children;
+      let done: Output[];
+      try {
+        done = await Promise.all([pump(main.stdout, true), ...others.map((child) => pump(child.stdout, false))]);
+      } catch (error) {
+        forward("SIGTERM")(); // nobody reads their output any more
+        await exitCodes(); // and the keys and the account stay until they have ended
+        throw error;
+      }
+      const codes = await exitCodes();
+      for (const output of done.slice(1)) await write(output.lines.join(""));
+      const runs = done.map((output, i) => ({ summaries: output.summaries, code: codes[i] }));
+      await write(mergeSummaries(runs, performance.now() - started) + "\n");
       return codes.find((code) => code !== 0) ?? 0;
     } finally {
-      for (const [signal, handler] of handlers) Deno.removeSignalListener(signal, handler);
+      account?.leave();
+      await Deno.remove(keys, { recursive: true });
     }
   } finally {
-    account?.leave();
-    await Deno.remove(keys, { recursive: true });
+    for (const [signal, handler] of handlers) Deno.removeSignalListener(signal, handler);
   }
 }
 
@@ -224,23 +234,40 @@ function stripAnsi(text: string): string {
   return text.replace(/\x1b\[[0-9;]*m/g, "");
 }
 
+/** What one `deno test` process printed as its summary line(s), and how it exited. */
+export interface TestRun {
+  summaries: string[];
+  code: number;
+}
+
 /**
  * One summary line, in deno test's own form (`ok | 731 passed (436 steps) | 0 failed (5m33s)`),
- * adding up the counts of several: .ci/run reads the last such line.
+ * adding up the counts of several: .ci/run reads the last such line. A process that exited
+ * non-zero without a FAILED summary of its own (it crashed, or was killed) counts as one failure,
+ * so the line never says ok, or 0 failed, for a run that failed.
  */
-export function mergeSummaries(lines: string[], elapsedMs: number): string {
-  const counts = new Map<string, { count: number; steps: number }>();
+export function mergeSummaries(runs: TestRun[], elapsedMs: number): string {
+  const counts = new Map<string, { count: number; steps: number }>([["passed", { count: 0, steps: 0 }]]);
+  const add = (label: string, count: number, steps: number) => {
+    const total = counts.get(label) ?? { count: 0, steps: 0 };
+    total.count += count;
+    total.steps += steps;
+    counts.set(label, total);
+  };
   let failed = false;
-  for (const line of lines) {
-    const [verdict, ...parts] = line.split(" | ");
-    if (verdict !== "ok") failed = true;
-    for (const part of parts) {
-      const match = /^(\d+) ([a-z][a-z ]*?)(?: \((\d+) steps?\))?(?: \([^)]*\))?$/.exec(part);
-      if (match === null) continue;
-      const total = counts.get(match[2]) ?? { count: 0, steps: 0 };
-      total.count += Number(match[1]);
-      total.steps += Number(match[3] ?? 0);
-      counts.set(match[2], total);
+  for (const run of runs) {
+    let saidFailed = false;
+    for (const line of run.summaries) {
+      const [verdict, ...parts] = line.split(" | ");
+      if (verdict !== "ok") failed = saidFailed = true;
+      for (const part of parts) {
+        const match = /^(\d+) ([a-z][a-z ]*?)(?: \((\d+) steps?\))?(?: \([^)]*\))?$/.exec(part);
+        if (match !== null) add(match[2], Number(match[1]), Number(match[3] ?? 0));
+      }
+    }
+    if (run.code !== 0 && !saidFailed) {
+      failed = true;
+      add("failed", 1, 0);
     }
   }
   if (!counts.has("failed")) counts.set("failed", { count: 0, steps: 0 });
