@@ -12,11 +12,25 @@ import assert from "node:assert/strict";
 import { joinTestAccount } from "./fixtures/account.ts";
 import { dropbearAvailable, startDropbear } from "./fixtures/dropbear.ts";
 import { call, callOk, connectAs, startServer } from "./fixtures/mcp.ts";
+import { waitFor } from "./fixtures/process.ts";
 import { opensRaceExits } from "../lib/ssh/connection.ts";
 
 const root = Deno.uid() === 0 && Deno.build.os === "linux";
 const skip = !root || !dropbearAvailable();
 if (skip) console.warn("SKIP Dropbear channel tests: they need root on Linux and dropbear");
+
+/** How many spare shells (a shell waiting for its script: lib/ssh/wrapper.ts) the user `uid` runs. */
+function spareShells(uid: number): number {
+  let found = 0;
+  for (const entry of Deno.readDirSync("/proc")) {
+    if (!/^\d+$/.test(entry.name)) continue;
+    try {
+      if (Deno.statSync(`/proc/${entry.name}`).uid !== uid) continue;
+      if (Deno.readTextFileSync(`/proc/${entry.name}/cmdline`).includes("read -r __mcp")) found++;
+    } catch { /* exited while we looked */ }
+  }
+  return found;
+}
 
 /** Sessions tried: with the race open, all of them passing by chance is about (2/3)^8, 4%. */
 const ROUNDS = 8;
@@ -36,8 +50,9 @@ Deno.test(
         const id = connected.structured.session_id;
         const r = await callOk(c, "ssh_execute", { session_id: id, command: "echo ok" });
         assert.equal(r.structured.stdout, "ok\n");
-        // The spare for the next command is open by now (it follows the command's close).
-        await new Promise((resolve) => setTimeout(resolve, 30));
+        // The spare for the next command (it follows the command's close) is running: its retire is
+        // what races the SFTP open.
+        await waitFor(() => spareShells(account.uid) === 1, `round ${round + 1}: the spare shell is running`);
         const listed = await call(c, "ssh_list_remote_dir", { session_id: id, remote_path: "/" });
         assert.equal(listed.isError, false, `round ${round + 1}: ${listed.text}`);
         const again = await callOk(c, "ssh_execute", { session_id: id, command: "echo still" });

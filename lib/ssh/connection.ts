@@ -318,6 +318,15 @@ export class SshConnection {
       try {
         return await this.#openSftpOnce(signal);
       } catch (error) {
+        // Where opens race exits, a channel closed before its subsystem started (any channel of ours
+        // ending at that moment, not only a retired spare) looks like a server without SFTP: tried
+        // again a few times, after the same short waits.
+        const raced = this.#opensRaceExits && error instanceof SshMcpError && error.code === "SFTP_UNAVAILABLE" &&
+          refusals.settleWaits < REFUSED_WAITS_MS.length;
+        if (raced) {
+          await delay(REFUSED_WAITS_MS[refusals.settleWaits++], signal);
+          continue;
+        }
         const refused = error instanceof SshMcpError && error.code === "CHANNEL_OPEN_FAILED";
         if (!refused || attempt >= 50 || !(await this.#afterRefusal(refusals, signal))) throw error;
       }
@@ -647,7 +656,14 @@ export class SshConnection {
   async #afterRetiredSpare(signal?: AbortSignal): Promise<void> {
     const closed = this.#retiredSpareClosed;
     if (closed === null) return;
-    await untilAborted(closed, signal);
+    // Bounded: Dropbear closes the channel only once its process has exited, and a login file that
+    // hangs keeps it running until the grace's KILL (endSpare) lands, if the server takes signals.
+    const bound = new AbortController();
+    try {
+      await untilAborted(Promise.race([closed, delay(RETIRED_SPARE_WAIT_MS, bound.signal).catch(() => {})]), signal);
+    } finally {
+      bound.abort();
+    }
     if (this.#retiredSpareClosed === closed) this.#retiredSpareClosed = null;
   }
 
@@ -818,7 +834,12 @@ function endSpare(spare: ExecChannel): void {
   // ssh2 writes nothing on a channel already closed or a connection already gone (the channel
   // then closes with it); eof() and close() return quietly there.
   channel.eof();
-  const timer = setTimeout(() => channel.close(), SPARE_END_GRACE_MS);
+  // A shell still in its login files after the grace is killed, then closed: a server such as Dropbear
+  // closes the channel only once the process has exited.
+  const timer = setTimeout(() => {
+    signalChannel(channel, "KILL");
+    channel.close();
+  }, SPARE_END_GRACE_MS);
   Deno.unrefTimer(timer);
   void spare.closed.then(() => clearTimeout(timer));
 }
@@ -875,6 +896,9 @@ export function opensRaceExits(serverVersion: string): boolean {
 
 /** How long a retired spare shell may take to end before its channel is closed. */
 const SPARE_END_GRACE_MS = 2000;
+
+/** The longest a new channel waits for a retired spare's close where opens race exits (Dropbear). */
+const RETIRED_SPARE_WAIT_MS = SPARE_END_GRACE_MS + 1000;
 
 /** Ends a channel nobody waits for: drained (so its close can come), signalled KILL, closed. */
 function endLate(channel: ClientChannel): void {
