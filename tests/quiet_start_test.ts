@@ -32,8 +32,13 @@ Deno.test("the README's quick start runs the server: it answers, and stderr stay
       args: ["-c", line],
       cwd: ROOT,
       // npm's weekly "new version of npm available" notice is npm's, shown whatever it runs: off here,
-      // so what is asserted is what Deno and the server print.
-      env: { ...serverEnv(home), npm_config_update_notifier: "false" },
+      // so what is asserted is what Deno and the server print. npm's own cache stays the user's, so
+      // npx does not fetch Deno again for the empty HOME.
+      env: {
+        ...serverEnv(home),
+        npm_config_update_notifier: "false",
+        npm_config_cache: Deno.env.get("npm_config_cache") ?? `${Deno.env.get("HOME")}/.npm`,
+      },
       clearEnv: true,
       stdin: "null",
       stdout: "piped",
