@@ -29,6 +29,7 @@ interface Package {
   registryType: string;
   identifier: string;
   fileSha256?: string;
+  version?: string;
   [key: string]: unknown;
 }
 
@@ -55,6 +56,8 @@ export async function serverJsonProblems(doc: unknown): Promise<string[]> {
 export interface ReleaseOptions {
   /** `owner/name` of the GitHub repository the release is published from. */
   repo: string;
+  /** The version being released (deno.json's): the template and every package must name it. */
+  version: string;
   /** SHA-256 (hex) of each built file, by file name (e.g. `mcp-remote-ssh-x86_64-apple-darwin.mcpb`). */
   sha256: Map<string, string>;
 }
@@ -66,7 +69,8 @@ export interface ReleaseOptions {
  * @param template the parsed template
  * @param options repository and file hashes
  * @returns a new document; the template is not changed
- * @throws {Error} when a bundle the template names was not built, or the repository is malformed
+ * @throws {Error} when a bundle the template names was not built, the template names another version
+ *   than the one released, or the repository is malformed
  */
 export function releaseServerJson(template: unknown, options: ReleaseOptions): Record<string, unknown> {
   const [owner, name] = options.repo.split("/");
@@ -77,6 +81,15 @@ export function releaseServerJson(template: unknown, options: ReleaseOptions): R
     .replaceAll(`io.github.${PLACEHOLDER_OWNER}/mcp-remote-ssh`, `io.github.${owner}/${name}`)
     .replaceAll(`github.com/${PLACEHOLDER_OWNER}/mcp-remote-ssh`, `github.com/${owner}/${name}`);
   const doc = JSON.parse(text);
+  // A template left at the last version would publish this release's hashes under the old URLs.
+  if (doc.version !== options.version) {
+    throw new Error(`server.json is at version ${doc.version}, the release is ${options.version}: update it`);
+  }
+  for (const pkg of (doc.packages ?? []) as Package[]) {
+    if (pkg.version !== options.version || !pkg.identifier.includes(`/download/v${options.version}/`)) {
+      throw new Error(`server.json package ${pkg.identifier} (version ${pkg.version}) is not of ${options.version}`);
+    }
+  }
   for (const pkg of (doc.packages ?? []) as Package[]) {
     if (pkg.registryType !== "mcpb") continue;
     const file = pkg.identifier.slice(pkg.identifier.lastIndexOf("/") + 1);
@@ -106,7 +119,8 @@ if (import.meta.main) {
   }
   let doc;
   try {
-    doc = releaseServerJson(JSON.parse(await Deno.readTextFile(TEMPLATE_URL)), { repo: values.repo, sha256 });
+    const { version } = JSON.parse(await Deno.readTextFile(new URL("../deno.json", import.meta.url)));
+    doc = releaseServerJson(JSON.parse(await Deno.readTextFile(TEMPLATE_URL)), { repo: values.repo, version, sha256 });
   } catch (error) {
     console.error(error instanceof Error ? error.message : String(error));
     Deno.exit(1);

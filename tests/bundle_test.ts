@@ -239,15 +239,27 @@ Deno.test("server.json matches the registry's schema, with deno.json's version a
 
 Deno.test("the release's server.json gets the repository and each bundle's sha256, and still matches the schema", async () => {
   const sha256 = new Map(TARGETS.map((t, i) => [`mcp-remote-ssh-${t}.mcpb`, String(i).repeat(64)]));
-  const doc = releaseServerJson(serverJson, { repo: "someone/ssh-server", sha256 });
+  const version = denoJson.version;
+  const doc = releaseServerJson(serverJson, { repo: "someone/ssh-server", version, sha256 });
   assert.deepEqual(await serverJsonProblems(doc), []);
   assert.equal(doc.name, "io.github.someone/ssh-server");
   const packages = doc.packages as { identifier: string; fileSha256: string }[];
   assert.deepEqual(packages.map((p) => p.fileSha256), TARGETS.map((_, i) => String(i).repeat(64)));
   assert.match(packages[0].identifier, /^https:\/\/github\.com\/someone\/ssh-server\/releases\/download\/v/);
   assert.doesNotMatch(JSON.stringify(doc), /OWNER/);
+  // deno.json bumped, server.json not: its URLs would name the old release.
+  assert.throws(
+    () => releaseServerJson(serverJson, { repo: "someone/ssh-server", version: "9.9.9", sha256 }),
+    /server.json is at version .*, the release is 9\.9\.9/,
+  );
+  const stalePackage = structuredClone(serverJson);
+  stalePackage.packages[1].identifier = stalePackage.packages[1].identifier.replace(`/v${version}/`, "/v0.0.1/");
+  assert.throws(
+    () => releaseServerJson(stalePackage, { repo: "someone/ssh-server", version, sha256 }),
+    /is not of /,
+  );
   sha256.delete(`mcp-remote-ssh-${TARGETS[2]}.mcpb`);
-  assert.throws(() => releaseServerJson(serverJson, { repo: "someone/ssh-server", sha256 }), /did not build/);
+  assert.throws(() => releaseServerJson(serverJson, { repo: "someone/ssh-server", version, sha256 }), /did not build/);
 });
 
 Deno.test("the registry schema refuses what the registry refuses", async () => {
