@@ -82,6 +82,8 @@ export class ChannelBudget {
 
   #wait(list: Waiter[], signal?: AbortSignal, first = false): Promise<void> {
     return new Promise<void>((resolve, reject) => {
+      // An abort event never comes for a signal already aborted: the wait would never end.
+      if (signal?.aborted) return reject(signal.reason);
       const onAbort = () => {
         const i = list.indexOf(waiter);
         if (i >= 0) list.splice(i, 1);

@@ -74,3 +74,13 @@ Deno.test("ChannelBudget stops waiting when the signal aborts", async () => {
   await assert.rejects(waiting, /stop/);
   assert.equal(budget.waiting, 0);
 });
+
+Deno.test("ChannelBudget refuses at once a wait whose signal is already aborted", async () => {
+  const budget = new ChannelBudget(1);
+  await budget.acquire();
+  const aborted = AbortSignal.abort(new Error("already"));
+  // Without the check these never settle: an abort event does not come twice.
+  await assert.rejects(budget.nextRelease(aborted), /already/);
+  await assert.rejects(budget.acquire(aborted), /already/);
+  assert.equal(budget.waiting, 0);
+});
