@@ -45,9 +45,12 @@
  * @module
  */
 
-// One class for everything escaped but CR. `u` mode, for the tag characters
-// above U+FFFF.
-const ESCAPED_CLASS = "[\\0-\\x08\\x0b\\x0c\\x0e-\\x1f\\x7f-\\x9f\\xad\\u061c\\u180e\\u200b\\u200e\\u200f" +
+/**
+ * One regular-expression class (`u` mode, for the tag characters above U+FFFF) of every character
+ * {@linkcode neutralise} escapes but CR: what a terminal would act on or a reader could not see.
+ */
+export const ESCAPED_CLASS: string =
+  "[\\0-\\x08\\x0b\\x0c\\x0e-\\x1f\\x7f-\\x9f\\xad\\u061c\\u180e\\u200b\\u200e\\u200f" +
   "\\u2028-\\u202e\\u2060-\\u2064\\u2066-\\u2069\\ufeff\\ufff9-\\ufffb\\u{e0000}-\\u{e007f}]";
 
 // Whether anything needs escaping: one scan, so clean text (the usual case)

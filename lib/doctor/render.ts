@@ -9,7 +9,7 @@
  * @module
  */
 
-import { neutralise } from "../remote_text.ts";
+import { ESCAPED_CLASS, neutralise } from "../remote_text.ts";
 import { type AttemptLine, describeAttempt } from "./explain.ts";
 import type { Diagnosis, Step } from "./mod.ts";
 
@@ -66,12 +66,12 @@ function oneLine(text: string): string {
 }
 
 /**
- * What JSON.stringify leaves as it is and a terminal would act on: DEL and the C1 controls U+0080–U+009F
- * (a server's identification line is latin1, and some terminals take C1 as CSI or OSC), bidi, invisible and
- * line-separator characters, Unicode tags (../remote_text.ts says why each). JSON escapes C0 itself.
+ * What a terminal would act on in JSON.stringify's output: the characters {@linkcode neutralise} escapes.
+ * JSON escapes the C0 controls itself; DEL, the C1 controls (a server's identification line is latin1, and
+ * some terminals take C1 as CSI or OSC), bidi, invisible and line-separator characters and Unicode tags it
+ * leaves as they are.
  */
-const JSON_UNSAFE =
-  /[\u007f-\u009f\u00ad\u061c\u180e\u200b\u200e\u200f\u2028-\u202e\u2060-\u2064\u2066-\u2069\ufeff\ufff9-\ufffb]|\udb40[\udc00-\udc7f]/g;
+const JSON_UNSAFE = new RegExp(ESCAPED_CLASS, "gu");
 
 /**
  * The diagnosis as JSON for a terminal (`doctor --json`): the same data as `JSON.stringify`, with every
