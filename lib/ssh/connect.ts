@@ -26,7 +26,7 @@ import {
 } from "../ssh2/mod.ts";
 import { fingerprintSha256, type KnownHostsEntry, knownKeyTypes, loadKnownHosts } from "./known_hosts.ts";
 import { type AcceptedHostKey, verifyHostKey } from "./host_key_check.ts";
-import { mapConnectError } from "./connect_errors.ts";
+import { hostNotAllowed, mapConnectError } from "./connect_errors.ts";
 import { type AuthAttempt, passwordAnswers, prepareAuth, type PreparedAuth } from "./auth.ts";
 import { PausableTimer, timedPrompts } from "./prompts.ts";
 import type {
@@ -641,14 +641,7 @@ async function connectTcp(options: ConnectOptions, stop: AbortSignal): Promise<D
     if (stop.aborted && error === stop.reason) throw error;
     // Deno's own wall (a narrowed --allow-net) refused it, before any packet: say so, not "socket error".
     if (error instanceof Deno.errors.NotCapable || error instanceof Deno.errors.PermissionDenied) {
-      throw new SshMcpError(
-        "HOST_NOT_ALLOWED",
-        `${options.host}:${options.port} is outside the network access this server was started with (Deno --allow-net)`,
-        {
-          hint: "Nothing was sent to it. Use a host the server may reach, or ask the operator to add it to --allow-net",
-          cause: error,
-        },
-      );
+      throw hostNotAllowed(options.host, options.port, error);
     }
     const err = Object.assign(toSocketError(error), { level: "client-socket" });
     throw mapConnectError(err, { options, lastAuth: null, authStarted: false, hostKeyChecked: false });

@@ -17,6 +17,32 @@ export interface ConnectErrorContext {
   hostKeyChecked: boolean;
 }
 
+/**
+ * DNS_FAILED for `host`: the resolver's answer, retryable when it may answer later (nothing was sent to
+ * the host).
+ */
+export function dnsFailed(host: string, lookup: { reason: string; temporary: boolean }, cause: unknown): SshMcpError {
+  return new SshMcpError("DNS_FAILED", `Cannot resolve host name ${host}: ${lookup.reason}`, {
+    hint: lookup.temporary
+      ? "The resolver did not answer: check the network and DNS settings, retry, or give the IP address"
+      : "Check the spelling of the host name (and HostName in ssh_config), or give its IP address",
+    retryable: lookup.temporary,
+    cause,
+  });
+}
+
+/** HOST_NOT_ALLOWED: Deno's own wall (a narrowed --allow-net) refused `host:port`, before any packet. */
+export function hostNotAllowed(host: string, port: number, cause: unknown): SshMcpError {
+  return new SshMcpError(
+    "HOST_NOT_ALLOWED",
+    `${host}:${port} is outside the network access this server was started with (Deno --allow-net)`,
+    {
+      hint: "Nothing was sent to it. Use a host the server may reach, or ask the operator to add it to --allow-net",
+      cause,
+    },
+  );
+}
+
 /** Maps a failure during connect, handshake or authentication. */
 export function mapConnectError(err: Error & { level?: string; code?: string }, ctx: ConnectErrorContext): SshMcpError {
   const { host, port, username } = ctx.options;
@@ -46,16 +72,7 @@ export function mapConnectError(err: Error & { level?: string; code?: string }, 
       });
     }
     const lookup = lookupFailure(err);
-    if (lookup !== null) {
-      return new SshMcpError("DNS_FAILED", `Cannot resolve host name ${host}: ${lookup.reason}`, {
-        hint: lookup.temporary
-          ? "The resolver did not answer: check the network and DNS settings, retry, or give the IP address"
-          : "Check the spelling of the host name, or give its IP address",
-        // Nothing was sent to the host; a resolver that failed for now may answer later.
-        retryable: lookup.temporary,
-        cause: err,
-      });
-    }
+    if (lookup !== null) return dnsFailed(host, lookup, err);
     return new SshMcpError("CONNECTION_LOST", `Connection to ${where} failed (${err.code ?? "socket error"})`, {
       hint: "Check that the host is reachable",
       cause: err,

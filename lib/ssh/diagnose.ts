@@ -27,7 +27,7 @@ import {
   type Connected,
   type ConnectOptions,
 } from "./connect.ts";
-import { lookupFailure } from "./connect_errors.ts";
+import { dnsFailed, hostNotAllowed, lookupFailure } from "./connect_errors.ts";
 import { jumpHostsOf } from "./jump.ts";
 import {
   checkHostKey,
@@ -307,25 +307,11 @@ function lookupError(error: unknown, context: { host: string; port: number; sign
   // node:dns under a narrowed --allow-net fails with EPERM (Deno's own calls with NotCapable).
   const code = error instanceof Error ? (error as Error & { code?: unknown }).code : undefined;
   if (code === "EPERM" || error instanceof Deno.errors.NotCapable || error instanceof Deno.errors.PermissionDenied) {
-    return new SshMcpError(
-      "HOST_NOT_ALLOWED",
-      `${host}:${port} is outside the network access this server was started with (Deno --allow-net)`,
-      {
-        hint: "Nothing was sent to it. Use a host the server may reach, or ask the operator to add it to --allow-net",
-        cause: error,
-      },
-    );
+    return hostNotAllowed(host, port, error);
   }
   const failure = error instanceof Error ? lookupFailure(error) : null;
-  const temporary = failure?.temporary ?? false;
-  const reason = failure?.reason ?? (error instanceof Error ? error.message : String(error));
-  return new SshMcpError("DNS_FAILED", `Cannot resolve host name ${host}: ${reason}`, {
-    hint: temporary
-      ? "The resolver did not answer: check the network and DNS settings, retry, or give the IP address"
-      : "Check the spelling of the host name (and HostName in ssh_config), or give its IP address",
-    retryable: temporary,
-    cause: error,
-  });
+  const reason = error instanceof Error ? error.message : String(error);
+  return dnsFailed(host, failure ?? { reason, temporary: false }, error);
 }
 
 /**
