@@ -235,6 +235,13 @@ Deno.test("a job whose command group is gone but whose runner is still writing i
     clearEnv: true,
   }).spawn();
   try {
+    // The mark is in its environment only once setsid has exec'd (before, /proc shows ours): on a busy
+    // machine the check below could otherwise look first.
+    for (let i = 0; i < 200; i++) {
+      const environ = await Deno.readTextFile(`/proc/${runner.pid}/environ`).catch(() => "");
+      if (environ.includes(`MCP_REMOTE_SSH_JOB=${id}`)) break;
+      await new Promise((resolve) => setTimeout(resolve, 25));
+    }
     await Deno.mkdir(dir, { recursive: true });
     const boot = await Deno.readTextFile("/proc/sys/kernel/random/boot_id").then((t) => t.trim(), () => "-");
     // The command's group (999999) is gone; no `exit` yet: the moment between the command's end and the runner's write.
