@@ -11,10 +11,9 @@
  */
 
 import { HELP, parseFlags, VERSION } from "./lib/cli.ts";
-import { type ConfigEnv, type ConfigFile, readConfigFile, resolveConfig } from "./lib/config.ts";
+import type { ConfigEnv } from "./lib/config.ts";
 import { createLogger, type Logger } from "./lib/log.ts";
-import { resolveRoots } from "./lib/local_paths.ts";
-import { workingDirRoot } from "./lib/roots.ts";
+import { startupConfig, StartupError } from "./lib/startup.ts";
 import { createServer } from "./lib/server.ts";
 import { serveStdio } from "./lib/transport/stdio.ts";
 import { onShutdownSignal } from "./lib/transport/signals.ts";
@@ -81,26 +80,11 @@ async function main(argv: string[]): Promise<number> {
   if (flags.testSsh2Version !== undefined) pretendSsh2Version(flags.testSsh2Version);
   let config;
   try {
-    let file: ConfigFile = {};
-    if (flags.config !== undefined) file = await readConfigFile(flags.config);
-    config = resolveConfig(flags, file, configEnv());
+    config = await startupConfig(flags, configEnv(), Deno.cwd());
   } catch (error) {
-    console.error(`mcp-remote-ssh: ${error instanceof Error ? error.message : String(error)}`);
+    if (!(error instanceof StartupError)) throw error;
+    console.error(`mcp-remote-ssh: ${error.message}`);
     return 2;
-  }
-  try {
-    // Roots become real paths once, here: every transfer compares against them.
-    config.localRoots = await resolveRoots(config.localRoots, Deno.cwd());
-  } catch (error) {
-    console.error(`mcp-remote-ssh: local root: ${error instanceof Error ? error.message : String(error)}`);
-    return 2;
-  }
-  // The working directory is only the last resort, and never / or the home directory; with
-  // --no-working-dir (a client that starts the server wherever it likes: the desktop bundle) never.
-  if (flags.noWorkingDir) {
-    config.workingDir = { refused: "the working directory is not used (--no-working-dir)" };
-  } else if (!config.localFilesOff && config.localRoots.length === 0) {
-    config.workingDir = await workingDirRoot(Deno.cwd(), config.home);
   }
   const logger = createLogger(config.logLevel);
   // Writes happen only for downloads (into the local roots) and for new host

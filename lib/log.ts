@@ -36,24 +36,32 @@ export interface Logger {
 
 const encoder = new TextEncoder();
 
-/** Creates a logger that writes lines at or above `level` to stderr (the message only, not its fields). */
-export function createLogger(level: LogLevel): Logger {
+/** Writes one finished line to the process's stderr. */
+function toStderr(line: string): void {
+  Deno.stderr.writeSync(encoder.encode(line));
+}
+
+/**
+ * Creates a logger that writes lines at or above `level` to stderr (the message only, not its fields).
+ *
+ * @param level The least severe level written.
+ * @param write Where each finished line goes: stderr unless given (an in-process test server keeps them).
+ */
+export function createLogger(level: LogLevel, write: (line: string) => void = toStderr): Logger {
   const min = LOG_LEVELS.indexOf(level);
-  function write(at: LogLevel, message: string): void {
+  function log(at: LogLevel, message: string): void {
     if (LOG_LEVELS.indexOf(at) < min) return;
     // Control characters from remote input (a server's disconnect reason)
     // must not drive the user's terminal: escaped as in tool results, and a
     // line break too, so a message stays one line.
     const clean = neutralise(message).replaceAll("\n", "\\n").replaceAll("\t", "\\t");
-    Deno.stderr.writeSync(
-      encoder.encode(`${new Date().toISOString()} ${at.toUpperCase()} ${clean}\n`),
-    );
+    write(`${new Date().toISOString()} ${at.toUpperCase()} ${clean}\n`);
   }
   return {
-    debug: (m) => write("debug", m),
-    info: (m) => write("info", m),
-    warn: (m) => write("warn", m),
-    error: (m) => write("error", m),
+    debug: (m) => log("debug", m),
+    info: (m) => log("info", m),
+    warn: (m) => log("warn", m),
+    error: (m) => log("error", m),
   };
 }
 

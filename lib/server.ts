@@ -59,6 +59,11 @@ export interface CreatedServer {
 export interface ServerOptions {
   /** The process's audit log (one for every instance): every tools/call is recorded in it. */
   audit?: AuditLog;
+  /**
+   * Where kept output lives. Default: the one store of the process, shared by every instance. An
+   * in-process test server, which stands for a process of its own, passes its own.
+   */
+  outputs?: OutputStore;
 }
 
 /**
@@ -113,7 +118,7 @@ export function createServer(config: Config, stderrLogger: Logger, options: Serv
     (handler) => server.server.setNotificationHandler(RootsListChangedNotificationSchema, handler),
   );
   // One store for the process: over HTTP every client's instance shares the one budget.
-  const outputs = processOutputs ??= new OutputStore(config.outputRetentionBytes);
+  const outputs = options.outputs ?? (processOutputs ??= new OutputStore(config.outputRetentionBytes));
   const offOutputs = sessions.onChange((change) => {
     if (change.what === "session" && change.type === "close") outputs.dropOwner(change.session_id);
   });
