@@ -6,7 +6,8 @@
  */
 
 import assert from "node:assert/strict";
-import { call, callOk, connectWithKey, startServer, type TestServer } from "./fixtures/mcp.ts";
+import { call, callOk, connectWithKey, type TestServer } from "./fixtures/mcp.ts";
+import { startInProcessServer } from "./fixtures/in_process.ts";
 import { type Agent, freePort, readsBanner, type Sshd, sshdAvailable, startAgent, startSshd } from "./fixtures/sshd.ts";
 import { run, tempDir, waitFor, within } from "./fixtures/process.ts";
 
@@ -81,7 +82,7 @@ async function startHosts(): Promise<Hosts> {
 }
 
 async function startFanoutServer(knownHosts: string, agentSocket: string): Promise<TestServer> {
-  return await startServer({ args: ["--known-hosts", knownHosts], env: { SSH_AUTH_SOCK: agentSocket } });
+  return await startInProcessServer({ args: ["--known-hosts", knownHosts], env: { SSH_AUTH_SOCK: agentSocket } });
 }
 
 /** Processes of `user` whose whole command line is `commandLine` (they run on this machine: sshd is local). */
@@ -266,7 +267,7 @@ Deno.test({
   name: "ssh_execute_many refuses repeated and malformed targets before connecting",
   ignore: skip,
 }, async () => {
-  await using server = await startServer();
+  await using server = await startInProcessServer();
   for (
     const targets of [
       ["web1", "web1"],
@@ -320,7 +321,7 @@ Deno.test({
     new RegExp(`^Whole output \\(ssh_output_read\\): ${session} ${session} ${onSession.output_id}$`, "m"),
   );
 
-  await using readOnly = await startServer({ args: ["--read-only"] });
+  await using readOnly = await startInProcessServer({ args: ["--read-only"] });
   const names = (await readOnly.client.listTools()).tools.map((t) => t.name);
   assert.ok(names.includes("ssh_list_sessions") && !names.includes("ssh_execute_many"), names.join(", "));
 });

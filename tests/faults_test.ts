@@ -7,7 +7,8 @@
 import assert from "node:assert/strict";
 // @ts-types="@modelcontextprotocol/sdk/client/index"
 import type { Client } from "@modelcontextprotocol/sdk/client/index.js";
-import { call, callOk, connectWithKey, startServer } from "./fixtures/mcp.ts";
+import { call, callOk, connectWithKey } from "./fixtures/mcp.ts";
+import { startInProcessServer } from "./fixtures/in_process.ts";
 import { findInPath } from "./fixtures/process.ts";
 import { signalAll, sshdAvailable, startSshd } from "./fixtures/sshd.ts";
 
@@ -52,7 +53,7 @@ Deno.test(
       const kh = await sshd.writeKnownHosts(`${dir}/kh`);
       const config = `${dir}/config.json`;
       await Deno.writeTextFile(config, JSON.stringify({ keepalive_interval: 1, keepalive_count_max: 2 }));
-      await using server = await startServer({ args: ["--known-hosts", kh, "--config", config] });
+      await using server = await startInProcessServer({ args: ["--known-hosts", kh, "--config", config] });
       const c = server.client;
       const args = { host: sshd.host, port: sshd.port, username: sshd.user, private_key_path: sshd.keys.ed25519.path };
       const a = (await callOk(c, "ssh_connect", args)).structured.session_id;
@@ -99,7 +100,7 @@ Deno.test(
     const started = `/tmp/mcp-unknown-${crypto.randomUUID()}`;
     try {
       const kh = await sshd.writeKnownHosts(`${dir}/kh`);
-      await using server = await startServer({ args: ["--known-hosts", kh] });
+      await using server = await startInProcessServer({ args: ["--known-hosts", kh] });
       const c = server.client;
 
       // Kills the connection's sshd processes once the command has really started.
@@ -155,7 +156,7 @@ Deno.test(
 );
 
 Deno.test({ name: "a connect refused before anything reaches the server stays retryable" }, async () => {
-  await using server = await startServer();
+  await using server = await startInProcessServer();
   // A port nobody listens on: refused at connect.
   const probe = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const port = probe.addr.port;

@@ -11,7 +11,8 @@
 import assert from "node:assert/strict";
 import { joinTestAccount } from "./fixtures/account.ts";
 import { dropbearAvailable, startDropbear } from "./fixtures/dropbear.ts";
-import { call, callOk, connectAs, connectWithKey, startServer, type TestServer } from "./fixtures/mcp.ts";
+import { call, callOk, connectAs, connectWithKey, type TestServer } from "./fixtures/mcp.ts";
+import { startInProcessServer } from "./fixtures/in_process.ts";
 import { waitFor, within } from "./fixtures/process.ts";
 import {
   freePort,
@@ -43,7 +44,7 @@ async function world(options: SshdOptions, config: Record<string, unknown> = {})
   try {
     const kh = await sshd.writeKnownHosts(`${dir}/kh`);
     await Deno.writeTextFile(`${dir}/config.json`, JSON.stringify(config));
-    server = await startServer({ args: ["--known-hosts", kh, "--config", `${dir}/config.json`] });
+    server = await startInProcessServer({ args: ["--known-hosts", kh, "--config", `${dir}/config.json`] });
     const before = await sshd.childPids();
     const sid = await connectWithKey(server.client, sshd);
     await callOk(server.client, "ssh_execute", { session_id: sid, command: "true" });
@@ -385,7 +386,7 @@ Deno.test({
     for (const noLocalForward of [true, false]) {
       await using dropbear = await startDropbear({ user: account, noLocalForward });
       const kh = await dropbear.writeKnownHosts();
-      await using server = await startServer({ args: ["--known-hosts", kh] });
+      await using server = await startInProcessServer({ args: ["--known-hosts", kh] });
       const c = server.client;
       const connected = await connectAs(c, dropbear, account.name, dropbear.key.path);
       const sid = connected.structured.session_id;

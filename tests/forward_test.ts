@@ -6,7 +6,8 @@
  */
 
 import assert from "node:assert/strict";
-import { call, callOk, connectWithKey, startServer } from "./fixtures/mcp.ts";
+import { call, callOk, connectWithKey } from "./fixtures/mcp.ts";
+import { startInProcessServer } from "./fixtures/in_process.ts";
 import {
   createNetns,
   httpGet,
@@ -60,7 +61,7 @@ Deno.test(
     await using hostService = await startHttpService({ host: "127.0.0.1" }); // for -R: only this side has it
     try {
       const kh = await sshd.writeKnownHosts(`${dir}/kh`);
-      await using server = await startServer({ args: ["--known-hosts", kh] });
+      await using server = await startInProcessServer({ args: ["--known-hosts", kh] });
       const c = server.client;
       const sid = await connectWithKey(c, sshd);
 
@@ -187,7 +188,7 @@ Deno.test({ name: "forwards end with their session and their server, freeing the
   const dir = await Deno.makeTempDir({ prefix: "mcp-fwd-close-" });
   try {
     const kh = await sshd.writeKnownHosts(`${dir}/kh`);
-    await using server = await startServer({ args: ["--known-hosts", kh] });
+    await using server = await startInProcessServer({ args: ["--known-hosts", kh] });
     const c = server.client;
     const sid = await connectWithKey(c, sshd);
     const a = (await callOk(c, "ssh_forward_port", { session_id: sid, remote_port: 22 })).structured;
@@ -201,7 +202,7 @@ Deno.test({ name: "forwards end with their session and their server, freeing the
     assert.equal(eof, null, "the connection through the closed forward was left open");
     held.close();
 
-    await using other = await startServer({ args: ["--known-hosts", kh] });
+    await using other = await startInProcessServer({ args: ["--known-hosts", kh] });
     const sid2 = await connectWithKey(other.client, sshd);
     const d = (await callOk(other.client, "ssh_forward_port", { session_id: sid2, remote_port: 22 })).structured;
     await other.close();
@@ -235,7 +236,7 @@ Deno.test({ name: "SOCKS clients that reset right after CONNECT leave no channel
   })().catch(() => {});
   try {
     const kh = await sshd.writeKnownHosts(`${dir}/kh`);
-    await using server = await startServer({ args: ["--known-hosts", kh] });
+    await using server = await startInProcessServer({ args: ["--known-hosts", kh] });
     const c = server.client;
     const sid = await connectWithKey(c, sshd);
     const d = (await callOk(c, "ssh_forward_port", { session_id: sid, direction: "dynamic" })).structured;
@@ -277,7 +278,7 @@ Deno.test({ name: "forward requests that are not allowed are refused clearly", i
     const kh = await sshd.writeKnownHosts(`${dir}/kh`);
     const config = `${dir}/config.json`;
     await Deno.writeTextFile(config, JSON.stringify({ max_forwards_per_session: 3 }));
-    await using server = await startServer({ args: ["--known-hosts", kh, "--config", config] });
+    await using server = await startInProcessServer({ args: ["--known-hosts", kh, "--config", config] });
     const c = server.client;
     const sid = await connectWithKey(c, sshd);
 

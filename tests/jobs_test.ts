@@ -11,6 +11,7 @@ import assert from "node:assert/strict";
 // @ts-types="@modelcontextprotocol/sdk/types"
 import type { Progress } from "@modelcontextprotocol/sdk/types.js";
 import { call, callOk, connectWithKey, startServer } from "./fixtures/mcp.ts";
+import { startInProcessServer } from "./fixtures/in_process.ts";
 import { signalAll, sshdAvailable, startSshd } from "./fixtures/sshd.ts";
 import { delay } from "./fixtures/process.ts";
 import {
@@ -47,7 +48,7 @@ Deno.test(
   async () => {
     await using sshd = await startSshd();
     const kh = await sshd.writeKnownHosts();
-    await using server = await startServer({ args: ["--known-hosts", kh] });
+    await using server = await startInProcessServer({ args: ["--known-hosts", kh] });
     const c = server.client;
     const request = { timeout: 10_000 };
     const started: string[] = [];
@@ -139,7 +140,7 @@ function ticking(pause: string): string {
 Deno.test({ name: "a job runs on when its connection is cut, and a new session finds it", ignore: skip }, async () => {
   await using sshd = await startSshd();
   const kh = await sshd.writeKnownHosts();
-  await using server = await startServer({ args: ["--known-hosts", kh] });
+  await using server = await startInProcessServer({ args: ["--known-hosts", kh] });
   const c = server.client;
   const started: string[] = [];
   try {
@@ -188,6 +189,7 @@ Deno.test({ name: "a job runs on when the server restarts, and the new server fi
   const expected = await runLocally(ticking(":"));
   let id: string;
   {
+    // Processes, not in-process servers: nothing the first kept in memory may reach the second.
     await using first = await startServer({ args: ["--known-hosts", kh] });
     try {
       const sid = await connectWithKey(first.client, sshd);
@@ -236,7 +238,7 @@ Deno.test(
   async () => {
     await using sshd = await startSshd({ maxSessions: 10 });
     const kh = await sshd.writeKnownHosts();
-    await using server = await startServer({ args: ["--known-hosts", kh] });
+    await using server = await startInProcessServer({ args: ["--known-hosts", kh] });
     const c = server.client;
     const started: string[] = [];
     try {
@@ -275,7 +277,7 @@ const SLEEPS = [3011, 3012, 3013, 3014];
 Deno.test({ name: "signal and cancel reach the job's whole process group", ignore: skip }, async (t) => {
   await using sshd = await startSshd();
   const kh = await sshd.writeKnownHosts();
-  await using server = await startServer({ args: ["--known-hosts", kh] });
+  await using server = await startInProcessServer({ args: ["--known-hosts", kh] });
   const c = server.client;
   const started: string[] = [];
   try {
@@ -349,7 +351,7 @@ Deno.test({ name: "signal and cancel reach the job's whole process group", ignor
 Deno.test({ name: "remove refuses a running job and deletes an ended one's files", ignore: skip }, async () => {
   await using sshd = await startSshd();
   const kh = await sshd.writeKnownHosts();
-  await using server = await startServer({ args: ["--known-hosts", kh] });
+  await using server = await startInProcessServer({ args: ["--known-hosts", kh] });
   const c = server.client;
   const started: string[] = [];
   try {
@@ -391,7 +393,9 @@ Deno.test(
     const started: string[] = [];
     try {
       await Deno.writeTextFile(`${dir}/config.json`, JSON.stringify({ job_retention_hours: 1 }));
-      await using server = await startServer({ args: ["--known-hosts", kh, "--config", `${dir}/config.json`] });
+      await using server = await startInProcessServer({
+        args: ["--known-hosts", kh, "--config", `${dir}/config.json`],
+      });
       const c = server.client;
       try {
         const sid = await connectWithKey(c, sshd);
@@ -435,7 +439,7 @@ Deno.test(
 Deno.test({ name: "a wait longer than the request timeout completes by progress", ignore: skip }, async () => {
   await using sshd = await startSshd();
   const kh = await sshd.writeKnownHosts();
-  await using server = await startServer({ args: ["--known-hosts", kh] });
+  await using server = await startInProcessServer({ args: ["--known-hosts", kh] });
   const c = server.client;
   const started: string[] = [];
   try {
@@ -468,7 +472,7 @@ Deno.test({ name: "a wait longer than the request timeout completes by progress"
 Deno.test({ name: "a job whose files were removed on the host is JOB_NOT_FOUND", ignore: skip }, async () => {
   await using sshd = await startSshd();
   const kh = await sshd.writeKnownHosts();
-  await using server = await startServer({ args: ["--known-hosts", kh] });
+  await using server = await startInProcessServer({ args: ["--known-hosts", kh] });
   const c = server.client;
   const started: string[] = [];
   try {

@@ -4,7 +4,8 @@
  */
 
 import assert from "node:assert/strict";
-import { call, callOk, connectWithKey, startServer } from "./fixtures/mcp.ts";
+import { call, callOk, connectWithKey } from "./fixtures/mcp.ts";
+import { startInProcessServer } from "./fixtures/in_process.ts";
 import { sshdAvailable, startSshd } from "./fixtures/sshd.ts";
 
 const skip = !sshdAvailable();
@@ -12,7 +13,7 @@ const skip = !sshdAvailable();
 Deno.test({ name: "max_output_bytes caps one call's output below the configured cap", ignore: skip }, async () => {
   await using sshd = await startSshd();
   const kh = await sshd.writeKnownHosts();
-  await using server = await startServer({ args: ["--known-hosts", kh] });
+  await using server = await startInProcessServer({ args: ["--known-hosts", kh] });
   const c = server.client;
   const sid = await connectWithKey(c, sshd);
   // seq 1 200000 prints 1,288,895 bytes; the default cap keeps 100,000 of them.
@@ -42,7 +43,7 @@ const SEQ = new TextEncoder().encode(Array.from({ length: 200000 }, (_, i) => `$
 Deno.test({ name: "a cut result's whole output is read back by range, byte-exact", ignore: skip }, async () => {
   await using sshd = await startSshd();
   const kh = await sshd.writeKnownHosts();
-  await using server = await startServer({ args: ["--known-hosts", kh] });
+  await using server = await startInProcessServer({ args: ["--known-hosts", kh] });
   const c = server.client;
   const sid = await connectWithKey(c, sshd);
   const r = await callOk(c, "ssh_execute", { session_id: sid, command: "seq 1 200000; echo err >&2" });
@@ -79,7 +80,7 @@ Deno.test({ name: "past the retention budget the oldest output goes, and a read 
   const dir = await Deno.makeTempDir({ prefix: "mcp-retain-" });
   try {
     await Deno.writeTextFile(`${dir}/config.json`, JSON.stringify({ output_retention_bytes: 65536 }));
-    await using server = await startServer({ args: ["--known-hosts", kh, "--config", `${dir}/config.json`] });
+    await using server = await startInProcessServer({ args: ["--known-hosts", kh, "--config", `${dir}/config.json`] });
     const c = server.client;
     const sid = await connectWithKey(c, sshd);
     const r = await callOk(c, "ssh_execute", { session_id: sid, command: "seq 1 200000" });

@@ -9,7 +9,8 @@
 import assert from "node:assert/strict";
 // @ts-types="@modelcontextprotocol/sdk/types"
 import type { Progress } from "@modelcontextprotocol/sdk/types.js";
-import { connectWithKey, startServer } from "./fixtures/mcp.ts";
+import { connectWithKey } from "./fixtures/mcp.ts";
+import { startInProcessServer } from "./fixtures/in_process.ts";
 import { sshdAvailable, startSshd } from "./fixtures/sshd.ts";
 
 const skip = !sshdAvailable();
@@ -20,7 +21,7 @@ const CLIENT_TIMEOUT_MS = 4000;
 Deno.test({ name: "long calls keep a client with a short timeout waiting by progress", ignore: skip }, async (t) => {
   await using sshd = await startSshd();
   const kh = await sshd.writeKnownHosts();
-  await using server = await startServer({ args: ["--known-hosts", kh] });
+  await using server = await startInProcessServer({ args: ["--known-hosts", kh] });
   const c = server.client;
   const sid = await connectWithKey(c, sshd);
   const stray: unknown[] = [];

@@ -11,7 +11,8 @@
 import assert from "node:assert/strict";
 import { joinTestAccount, type TestAccount, writeHomeFile } from "./fixtures/account.ts";
 import { dropbearAvailable, startDropbear } from "./fixtures/dropbear.ts";
-import { call, callOk, connectAs, startServer } from "./fixtures/mcp.ts";
+import { call, callOk, connectAs } from "./fixtures/mcp.ts";
+import { startInProcessServer } from "./fixtures/in_process.ts";
 import { fakeWindows } from "./fixtures/fake_windows.ts";
 import { sshdAvailable, startSshd } from "./fixtures/sshd.ts";
 
@@ -32,7 +33,7 @@ Deno.test({ name: "login files that print: reported once, never in a command's o
     await t.step("OpenSSH (internal-sftp): exec is clean and SFTP works", async () => {
       await using sshd = await startSshd();
       const kh = await sshd.writeKnownHosts();
-      await using server = await startServer({ args: ["--known-hosts", kh] });
+      await using server = await startInProcessServer({ args: ["--known-hosts", kh] });
       const c = server.client;
       const connected = await connectAs(c, sshd, account.name, sshd.keys.ed25519.path);
       const remote = connected.structured.remote;
@@ -60,7 +61,7 @@ Deno.test({ name: "login files that print: reported once, never in a command's o
       fn: async () => {
         await using dropbear = await startDropbear({ user: account });
         const kh = await dropbear.writeKnownHosts();
-        await using server = await startServer({ args: ["--known-hosts", kh] });
+        await using server = await startInProcessServer({ args: ["--known-hosts", kh] });
         const c = server.client;
         const connected = await connectAs(c, dropbear, account.name, dropbear.key.path);
         assert.match(connected.structured.remote.login_output ?? "", /Welcome to the box/);
@@ -92,7 +93,7 @@ Deno.test({ name: "a forced command: the agent is told its commands are replaced
         extraConfig: `Match User ${account.name}\n  ForceCommand echo forced-reply\n`,
       });
       const kh = await sshd.writeKnownHosts();
-      await using server = await startServer({ args: ["--known-hosts", kh] });
+      await using server = await startInProcessServer({ args: ["--known-hosts", kh] });
       const c = server.client;
       const connected = await connectAs(c, sshd, account.name, sshd.keys.ed25519.path);
       assert.equal(connected.structured.remote.exec, "replaced", connected.text);
@@ -111,7 +112,7 @@ Deno.test({ name: "a forced command: the agent is told its commands are replaced
       const forced = `if [ -e ${flag} ]; then cat; else eval "$SSH_ORIGINAL_COMMAND"; fi`;
       await using sshd = await startSshd({ extraConfig: `Match User ${account.name}\n  ForceCommand ${forced}\n` });
       const kh = await sshd.writeKnownHosts();
-      await using server = await startServer({ args: ["--known-hosts", kh] });
+      await using server = await startInProcessServer({ args: ["--known-hosts", kh] });
       const c = server.client;
       const secret = `pw-${crypto.randomUUID()}`;
       const connect = () => connectAs(c, sshd, account.name, sshd.keys.ed25519.path);
@@ -145,7 +146,7 @@ Deno.test({ name: "a forced command: the agent is told its commands are replaced
       fn: async () => {
         await using dropbear = await startDropbear({ user: account, forcedCommand: "echo dropbear-forced" });
         const kh = await dropbear.writeKnownHosts();
-        await using server = await startServer({ args: ["--known-hosts", kh] });
+        await using server = await startInProcessServer({ args: ["--known-hosts", kh] });
         const c = server.client;
         const connected = await connectAs(c, dropbear, account.name, dropbear.key.path);
         assert.equal(connected.structured.remote.exec, "replaced", connected.text);
@@ -167,7 +168,7 @@ Deno.test({ name: "a probe that gets no answer in time says unknown, not forced"
     await writeHomeFile(account, ".bashrc", "sleep 8\n");
     await using sshd = await startSshd();
     const kh = await sshd.writeKnownHosts();
-    await using server = await startServer({ args: ["--known-hosts", kh] });
+    await using server = await startInProcessServer({ args: ["--known-hosts", kh] });
     const c = server.client;
     // What is left of connect_timeout bounds the probe.
     const connected = await connectAs(c, sshd, account.name, sshd.keys.ed25519.path, { connect_timeout: 4 });
@@ -190,7 +191,7 @@ Deno.test("a Windows server: no POSIX line is sent, and ssh_execute says it is u
   ) {
     await t.step(what, async () => {
       await using win = await fakeWindows(ident);
-      await using server = await startServer({ args: ["--known-hosts", win.knownHosts] });
+      await using server = await startInProcessServer({ args: ["--known-hosts", win.knownHosts] });
       const c = server.client;
       const connected = await callOk(c, "ssh_connect", {
         host: "127.0.0.1",

@@ -14,7 +14,8 @@
  */
 
 import assert from "node:assert/strict";
-import { call, callOk, connectAs, SSH2_REPAIRS_FORCED_OFF, startServer } from "./fixtures/mcp.ts";
+import { call, callOk, connectAs, SSH2_REPAIRS_FORCED_OFF } from "./fixtures/mcp.ts";
+import { startInProcessServer } from "./fixtures/in_process.ts";
 import { sshdAvailable, startSshd } from "./fixtures/sshd.ts";
 import { joinTestAccount, writeHomeFile } from "./fixtures/account.ts";
 import { isFile } from "./fixtures/process.ts";
@@ -32,7 +33,7 @@ Deno.test({
   try {
     await writeHomeFile(noisy, ".bashrc", 'echo "welcome to the box"\n');
     const kh = await sshd.writeKnownHosts();
-    await using server = await startServer({ args: ["--known-hosts", kh] });
+    await using server = await startInProcessServer({ args: ["--known-hosts", kh] });
     const c = server.client;
     const connect = async (username: string) =>
       (await connectAs(c, sshd, username, sshd.keys.ed25519.path)).structured.session_id as string;
@@ -72,7 +73,7 @@ Deno.test({
     // "é" is 0xc3 0xa9: a first byte >= 0x80, which ssh2 read as a negative packet length.
     await writeHomeFile(noisy, ".bashrc", 'echo "élan — bienvenue"\n');
     const kh = await sshd.writeKnownHosts();
-    await using server = await startServer({ args: ["--known-hosts", kh] });
+    await using server = await startInProcessServer({ args: ["--known-hosts", kh] });
     const c = server.client;
     const sid = (await connectAs(c, sshd, noisy.name, sshd.keys.ed25519.path)).structured.session_id as string;
 

@@ -4,7 +4,8 @@
  */
 
 import assert from "node:assert/strict";
-import { call, callOk, connectWithKey, startServer } from "./fixtures/mcp.ts";
+import { call, callOk, connectWithKey } from "./fixtures/mcp.ts";
+import { startInProcessServer } from "./fixtures/in_process.ts";
 import { sshdAvailable, startSshd } from "./fixtures/sshd.ts";
 
 const skip = !sshdAvailable();
@@ -15,7 +16,7 @@ const PROMPT = "[mcp]$ ";
 Deno.test({ name: "interactive shells behave like a terminal", ignore: skip }, async (t) => {
   await using sshd = await startSshd();
   const kh = await sshd.writeKnownHosts();
-  await using server = await startServer({ args: ["--known-hosts", kh] });
+  await using server = await startInProcessServer({ args: ["--known-hosts", kh] });
   const c = server.client;
   const sid = await connectWithKey(c, sshd);
 

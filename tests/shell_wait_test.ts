@@ -6,7 +6,8 @@
  */
 
 import assert from "node:assert/strict";
-import { call, callOk, connectWithKey, startServer } from "./fixtures/mcp.ts";
+import { call, callOk, connectWithKey } from "./fixtures/mcp.ts";
+import { startInProcessServer } from "./fixtures/in_process.ts";
 import { sshdAvailable, startSshd } from "./fixtures/sshd.ts";
 import { within } from "./fixtures/process.ts";
 
@@ -21,7 +22,7 @@ Deno.test(
   async () => {
     await using sshd = await startSshd();
     const kh = await sshd.writeKnownHosts();
-    await using server = await startServer({ args: ["--known-hosts", kh] });
+    await using server = await startInProcessServer({ args: ["--known-hosts", kh] });
     const c = server.client;
     const shellSession = await connectWithKey(c, sshd);
     const otherSession = await connectWithKey(c, sshd);
