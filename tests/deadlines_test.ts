@@ -7,6 +7,7 @@
 
 import assert from "node:assert/strict";
 import { call, callOk, connectWithKey, runArgs, startServer, type TestServer } from "./fixtures/mcp.ts";
+import { startInProcessServer } from "./fixtures/in_process.ts";
 import { sshdAvailable, startSshd } from "./fixtures/sshd.ts";
 import { exists, run, tempDir, waitFor, within } from "./fixtures/process.ts";
 import { withRounds } from "./fixtures/key_rounds.ts";
@@ -25,7 +26,7 @@ Deno.test({
 }, async () => {
   await using sshd = await startSshd({ maxSessions: 10 });
   const kh = await sshd.writeKnownHosts();
-  await using server = await startServer({ args: ["--known-hosts", kh] });
+  await using server = await startInProcessServer({ args: ["--known-hosts", kh] });
   const c = server.client;
   const id = await connectWithKey(c, sshd);
 
@@ -82,7 +83,7 @@ Deno.test({
   await using dir = await tempDir("mcp-slot-");
   const config = `${dir.path}/config.json`;
   await Deno.writeTextFile(config, JSON.stringify({ max_channels_per_session: 1 }));
-  await using server = await startServer({ args: ["--known-hosts", kh, "--config", config] });
+  await using server = await startInProcessServer({ args: ["--known-hosts", kh, "--config", config] });
   const c = server.client;
   const id = await connectWithKey(c, sshd);
   // sshd runs on this machine: the marker shows the holder has the one slot. The login user may not be ours.
@@ -115,7 +116,7 @@ Deno.test({
   await using dir = await tempDir("mcp-slot-");
   const config = `${dir.path}/config.json`;
   await Deno.writeTextFile(config, JSON.stringify({ max_channels_per_session: 1, default_timeout: 3 }));
-  await using server = await startServer({ args: ["--known-hosts", kh, "--config", config] });
+  await using server = await startInProcessServer({ args: ["--known-hosts", kh, "--config", config] });
   const c = server.client;
   const id = await connectWithKey(c, sshd);
   // A shell holds the session's one slot until it is closed, which a client that never cancels may never do.
@@ -192,7 +193,7 @@ Deno.test({
   assert.equal(out.code, 0);
   const key = `${dir.path}/k-rounds`;
   await Deno.writeTextFile(key, withRounds(await Deno.readTextFile(`${dir.path}/k`), 0xffffffff), { mode: 0o600 });
-  await using server = await startServer({ args: ["--known-hosts", kh] });
+  await using server = await startInProcessServer({ args: ["--known-hosts", kh] });
   const c = server.client;
   const r = await within(
     5_000 + 10_000,
@@ -218,7 +219,7 @@ Deno.test({
   await using sshd = await startSshd();
   const kh = await sshd.writeKnownHosts();
   using listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  await using server = await startServer({ args: ["--known-hosts", kh] });
+  await using server = await startInProcessServer({ args: ["--known-hosts", kh] });
   const cancel = new AbortController();
   const connecting = server.client.callTool(
     {
@@ -272,7 +273,7 @@ Deno.test({
   await using dir = await tempDir("mcp-kh-");
   const fifo = `${dir.path}/kh-fifo`;
   await mkfifo(fifo);
-  await using server: TestServer = await startServer({
+  await using server: TestServer = await startInProcessServer({
     args: ["--known-hosts", fifo, "--known-hosts", "/dev/zero", "--known-hosts", kh],
   });
   const id = await within(30_000, "ssh_connect", connectWithKey(server.client, sshd));

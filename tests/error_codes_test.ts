@@ -21,6 +21,7 @@ import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js"
 import { DEFAULT_HINTS, type ErrorCode, SshMcpError, toToolResult } from "../lib/errors.ts";
 import { execCommand } from "../lib/ssh/exec.ts";
 import { callOk, connectWithKey, ROOT, runArgs, serverEnv, startServer } from "./fixtures/mcp.ts";
+import { startInProcessServer } from "./fixtures/in_process.ts";
 import { findInPath } from "./fixtures/process.ts";
 import { openConnection, type Sshd, sshdAvailable, startSshd } from "./fixtures/sshd.ts";
 
@@ -172,7 +173,9 @@ const WITHOUT_SSHD: Partial<Record<ErrorCode, (client: Client, dir: string) => P
 /** Codes triggered here against a real sshd. */
 const WITH_SSHD: Partial<Record<ErrorCode, Trigger>> = {
   HOST_KEY_UNKNOWN: async ({ sshd, dir }) => {
-    await using server = await startServer({ args: ["--known-hosts", await emptyFile(`${dir}/empty_known_hosts`)] });
+    await using server = await startInProcessServer({
+      args: ["--known-hosts", await emptyFile(`${dir}/empty_known_hosts`)],
+    });
     return await failing(server.client, "ssh_connect", keyLogin(sshd));
   },
   HOST_KEY_MISMATCH: async ({ sshd, dir }) => {
@@ -180,20 +183,20 @@ const WITH_SSHD: Partial<Record<ErrorCode, Trigger>> = {
     const other = (await Deno.readTextFile(`${sshd.keys.ed25519.path}.pub`)).split(" ").slice(0, 2).join(" ");
     const kh = `${dir}/mismatch_known_hosts`;
     await Deno.writeTextFile(kh, `[${sshd.host}]:${sshd.port} ${other}\n`);
-    await using server = await startServer({ args: ["--known-hosts", kh] });
+    await using server = await startInProcessServer({ args: ["--known-hosts", kh] });
     return await failing(server.client, "ssh_connect", keyLogin(sshd));
   },
   HOST_KEY_REVOKED: async ({ sshd, dir }) => {
     const kh = `${dir}/revoked_known_hosts`;
     const lines = sshd.hostKeys.map((k) => `@revoked [${sshd.host}]:${sshd.port} ${k.publicKeyLine}\n`);
     await Deno.writeTextFile(kh, lines.join(""));
-    await using server = await startServer({ args: ["--known-hosts", kh] });
+    await using server = await startInProcessServer({ args: ["--known-hosts", kh] });
     return await failing(server.client, "ssh_connect", keyLogin(sshd));
   },
   KNOWN_HOSTS_WRITE_FAILED: async ({ sshd, dir }) => {
     // Its directory is a regular file: no one, root included, can create the file.
     const notDir = await emptyFile(`${dir}/not-a-directory`);
-    await using server = await startServer({
+    await using server = await startInProcessServer({
       args: ["--known-hosts", `${notDir}/known_hosts`, "--host-key-policy", "accept-new"],
     });
     return await failing(server.client, "ssh_connect", keyLogin(sshd));
@@ -211,7 +214,7 @@ const WITH_SSHD: Partial<Record<ErrorCode, Trigger>> = {
   SESSION_LIMIT: async ({ sshd, dir }) => {
     const config = `${dir}/one_session.json`;
     await Deno.writeTextFile(config, JSON.stringify({ max_sessions: 1 }));
-    await using server = await startServer({
+    await using server = await startInProcessServer({
       args: ["--known-hosts", await sshd.writeKnownHosts(), "--config", config],
     });
     await callOk(server.client, "ssh_connect", keyLogin(sshd));
@@ -397,14 +400,14 @@ Deno.test("each code proven elsewhere is asserted by the test named for it", asy
 });
 
 Deno.test("codes that need no sshd reach the client coded, with a hint", async (t) => {
-  await using server = await startServer(); // no SSH_AUTH_SOCK
+  await using server = await startInProcessServer(); // no SSH_AUTH_SOCK
   const dir = await Deno.makeTempDir({ prefix: "mcp-codes-" });
   try {
     for (const [code, trigger] of Object.entries(WITHOUT_SSHD)) {
       await t.step(code, async () => assertCoded(await trigger(server.client, dir), code as ErrorCode));
     }
     await t.step("AGENT_UNAVAILABLE", async () => {
-      await using agentless = await startServer({ env: { SSH_AUTH_SOCK: `${dir}/no-such-agent.sock` } });
+      await using agentless = await startInProcessServer({ env: { SSH_AUTH_SOCK: `${dir}/no-such-agent.sock` } });
       const r = await failing(agentless.client, "ssh_connect", { host: "127.0.0.1", port: 22, username: "u" });
       assertCoded(r, "AGENT_UNAVAILABLE");
     });
@@ -446,7 +449,7 @@ Deno.test(
   { name: "codes that need an sshd reach the client coded, with a hint", ignore: !sshdAvailable() },
   async (t) => {
     await using sshd = await startSshd();
-    await using server = await startServer({ args: ["--known-hosts", await sshd.writeKnownHosts()] });
+    await using server = await startInProcessServer({ args: ["--known-hosts", await sshd.writeKnownHosts()] });
     const dir = await Deno.makeTempDir({ prefix: "mcp-codes-" });
     await Deno.chmod(dir, 0o777); // the login user writes here too
     try {

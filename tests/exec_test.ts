@@ -5,6 +5,7 @@
 
 import assert from "node:assert/strict";
 import { call, callOk, connectWithKey, SSH2_REPAIRS_FORCED_OFF, startServer, type TestServer } from "./fixtures/mcp.ts";
+import { startInProcessServer } from "./fixtures/in_process.ts";
 import { rekeyUnderLoad } from "./fixtures/rekey.ts";
 import { type Sshd, sshdAvailable, startSshd } from "./fixtures/sshd.ts";
 
@@ -242,7 +243,7 @@ Deno.test({ name: "ssh_sudo_execute keeps the password off every command line", 
   }
   const password = sshd.passwordUser.password;
   const kh = await sshd.writeKnownHosts();
-  await using server = await startServer({ args: ["--known-hosts", kh] });
+  await using server = await startInProcessServer({ args: ["--known-hosts", kh] });
   const c = server.client;
   const id = await connect(server, sshd);
 
@@ -349,7 +350,7 @@ Deno.test({ name: "the timeout is wall clock: time queued for a channel counts",
   try {
     const kh = await sshd.writeKnownHosts(`${dir}/kh`);
     await Deno.writeTextFile(`${dir}/config.json`, JSON.stringify({ max_channels_per_session: 1 }));
-    await using server = await startServer({ args: ["--known-hosts", kh, "--config", `${dir}/config.json`] });
+    await using server = await startInProcessServer({ args: ["--known-hosts", kh, "--config", `${dir}/config.json`] });
     const id = await connect(server, sshd);
     // The long command must hold the only channel before the next call queues behind it.
     const started = `/tmp/mcp-queue-${crypto.randomUUID()}`;

@@ -8,6 +8,7 @@
 
 import assert from "node:assert/strict";
 import { call, callOk, connectWithKey, startServer, type TestServer } from "./fixtures/mcp.ts";
+import { startInProcessServer } from "./fixtures/in_process.ts";
 import { sshdAvailable, startSshd } from "./fixtures/sshd.ts";
 import { fakeWindows, notRecognized } from "./fixtures/fake_windows.ts";
 
@@ -62,7 +63,7 @@ Deno.test(
   async (t) => {
     await using sshd = await startSshd();
     const kh = await sshd.writeKnownHosts();
-    await using server = await startServer({ args: ["--known-hosts", kh] });
+    await using server = await startInProcessServer({ args: ["--known-hosts", kh] });
     const c = server.client;
     const sid = await connectWithKey(c, sshd);
     const cases = [
@@ -287,7 +288,7 @@ Deno.test("a server without a POSIX shell: jobs are connection-bound and say so"
       stream.end();
     }, 1500);
   });
-  await using server = await startServer({ args: ["--known-hosts", win.knownHosts] });
+  await using server = await startInProcessServer({ args: ["--known-hosts", win.knownHosts] });
   const c = server.client;
   const connected = await callOk(c, "ssh_connect", { host: "127.0.0.1", port: win.port, username: "u", password: "x" });
   const sid = connected.structured.session_id;

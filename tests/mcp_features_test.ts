@@ -21,6 +21,7 @@ import { createLogger } from "../lib/log.ts";
 import { createServer } from "../lib/server.ts";
 import { serveHttp } from "../lib/transport/http.ts";
 import { call, callOk, connectWithKey, startServer } from "./fixtures/mcp.ts";
+import { startInProcessServer } from "./fixtures/in_process.ts";
 import { type Sshd, sshdAvailable, startSshd } from "./fixtures/sshd.ts";
 
 const skip = !sshdAvailable();
@@ -150,7 +151,7 @@ Deno.test(
 Deno.test({ name: "sessions and their shells are resources, with list_changed", ignore: skip }, async (t) => {
   await using sshd = await startSshd();
   const kh = await sshd.writeKnownHosts();
-  await using server = await startServer({ args: ["--known-hosts", kh] });
+  await using server = await startInProcessServer({ args: ["--known-hosts", kh] });
   const c = server.client;
   const changes = collect(c, ResourceListChangedNotificationSchema, () => Date.now());
   const read = async (uri: string) => {
