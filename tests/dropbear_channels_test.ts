@@ -11,7 +11,8 @@
 import assert from "node:assert/strict";
 import { joinTestAccount } from "./fixtures/account.ts";
 import { dropbearAvailable, startDropbear } from "./fixtures/dropbear.ts";
-import { call, callOk, connectAs, startServer } from "./fixtures/mcp.ts";
+import { call, callOk, connectAs } from "./fixtures/mcp.ts";
+import { startInProcessServer } from "./fixtures/in_process.ts";
 import { waitFor } from "./fixtures/process.ts";
 import { opensRaceExits } from "../lib/ssh/connection.ts";
 
@@ -42,7 +43,7 @@ Deno.test(
     try {
       await using dropbear = await startDropbear({ user: account });
       const kh = await dropbear.writeKnownHosts();
-      await using server = await startServer({ args: ["--known-hosts", kh] });
+      await using server = await startInProcessServer({ args: ["--known-hosts", kh] });
       const c = server.client;
       for (let round = 0; round < ROUNDS; round++) {
         const connected = await connectAs(c, dropbear, account.name, dropbear.key.path);
