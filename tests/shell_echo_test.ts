@@ -83,7 +83,8 @@ Deno.test({ name: "shell waits see only output that is new", ignore: skip }, asy
     await send("echo second");
     const older = await wait({ pattern: "first-2", after: w.structured.sent_at });
     assert.equal(older.structured.reason, "matched", older.text);
-    await wait({ pattern: PROMPT });
+    // The prompt after "second", not the one after first-2: the next step must start with nothing unread.
+    await wait({ pattern: `\nsecond\n${PROMPT}` });
   });
 
   await t.step("a prompt printed by read -p is caught, not the echo that contains it", async () => {
@@ -165,12 +166,13 @@ Deno.test({ name: "shell waits see only output that is new", ignore: skip }, asy
     for (const mode of ["text", "raw"]) {
       for (let cut = 1; cut < 4; cut++) {
         const flag = `/tmp/mcp-utf8-${crypto.randomUUID()}`;
+        await send(`f=${flag}`, { wait_for: PROMPT });
         // The rest is printed once the flag file exists: the first part is
-        // read while the character is incomplete.
-        await send(
-          `printf 'A${esc(bytes.slice(0, cut))}'; while [ ! -e ${flag} ]; do sleep 0.05; done; ` +
-            `rm -f ${flag}; printf '${esc(bytes.slice(cut))}B\\n'`,
-        );
+        // read while the character is incomplete. Shorter than the terminal is
+        // wide: readline redraws a wrapped line in pieces when the machine is
+        // busy, and that echo is not the sent text byte for byte.
+        const [head, tail] = [esc(bytes.slice(0, cut)), esc(bytes.slice(cut))];
+        await send(`printf 'A${head}'; until [ -e $f ]; do sleep .05; done; rm $f; printf '${tail}B\\n'`);
         const a = await wait({ pattern: "A" });
         assert.equal(a.structured.reason, "matched", a.text);
         let text = "";

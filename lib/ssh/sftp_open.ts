@@ -57,7 +57,7 @@ export function sftpOpenError(err: Error, context: SftpOpenContext): SshMcpError
       cause: err,
     });
   }
-  const text = sftpFirstBytes(err) ?? recoveredText(err);
+  const text = textBefore(sftpFirstBytes(err) ?? recoveredText(err));
   const what = text === null
     ? `Server ${context.host} sent something other than SFTP when the SFTP session started`
     : `Server ${context.host} sent text instead of SFTP, starting "${escapeText(text, SHOWN_CHARS)}"`;
@@ -68,6 +68,19 @@ export function sftpOpenError(err: Error, context: SftpOpenContext): SshMcpError
       "ssh_execute still works (its output starts with the same text)",
     cause: err,
   });
+}
+
+/**
+ * The login output of `bytes`: up to the first NUL. Text has none, and the
+ * sftp-server's VERSION packet, which may have come in the same read, starts
+ * with one (the high byte of its length), so what is shown does not depend on
+ * how the bytes were split on their way.
+ */
+function textBefore(bytes: Uint8Array | null): Uint8Array | null {
+  if (bytes === null) return null;
+  const end = bytes.indexOf(0);
+  if (end === 0) return null;
+  return end < 0 ? bytes : bytes.subarray(0, end);
 }
 
 /**

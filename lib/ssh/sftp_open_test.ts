@@ -44,6 +44,20 @@ Deno.test("sftpOpenError() shows all the text the SFTP repair kept, non-ASCII es
   assert.equal(e.cause, err);
 });
 
+Deno.test("sftpOpenError() shows the login text only, when the SFTP server's first packet came in the same read", () => {
+  const greeting = new TextEncoder().encode("welcome\n");
+  // SSH_FXP_VERSION 3, as sftp-server sends it: length 5, type 2, version 3.
+  const version = Uint8Array.of(0, 0, 0, 5, 2, 0, 0, 0, 3);
+  const [err] = feedSftp([Uint8Array.from([...greeting, ...version])]).errors;
+  assert.equal(sftpOpenError(err, context).message, 'Server box sent text instead of SFTP, starting "welcome\\n"');
+  // Nothing before the NUL: no text to show.
+  const [binary] = feedSftp([Uint8Array.of(0, 5, 0, 0, 1, 2, 3, 4, 5)]).errors;
+  assert.equal(
+    sftpOpenError(binary, context).message,
+    "Server box sent something other than SFTP when the SFTP session started",
+  );
+});
+
 Deno.test("sftpOpenError() keeps SFTP_UNAVAILABLE for a refused subsystem or one that ended", () => {
   for (const message of ["Unable to start subsystem: sftp", "Received exit code 127 while establishing SFTP session"]) {
     const e = sftpOpenError(new Error(message), context);
