@@ -9,8 +9,7 @@
  */
 
 import assert from "node:assert/strict";
-import { call, callOk, type TestServer, writeSshConfig } from "./fixtures/mcp.ts";
-import { startInProcessServer } from "./fixtures/in_process.ts";
+import { call, callOk, startServer, type TestServer, writeSshConfig } from "./fixtures/mcp.ts";
 import { type Sshd, sshdAvailable, startAgent, startSshd } from "./fixtures/sshd.ts";
 
 const skip = !sshdAvailable();
@@ -69,10 +68,7 @@ Deno.test(
       const pub = `${dir}/login.pub`;
       await Deno.writeTextFile(pub, sshd.keys.ed25519.publicKey + "\n");
       const kh = await sshd.writeKnownHosts();
-      await using server = await startInProcessServer({
-        args: ["--known-hosts", kh],
-        env: { SSH_AUTH_SOCK: agent.socket },
-      });
+      await using server = await startServer({ args: ["--known-hosts", kh], env: { SSH_AUTH_SOCK: agent.socket } });
       await writeConfig(server, sshd, [`  IdentityFile ${pub}`, "  IdentitiesOnly yes"]);
       const r = await call(server.client, "ssh_connect", { host: "target" });
       assert.equal(r.isError, false, r.text);
@@ -101,10 +97,7 @@ Deno.test(
       const pub = `${dir}/login.pub`;
       await Deno.writeTextFile(pub, sshd.keys.ed25519.publicKey + "\n");
       const kh = await sshd.writeKnownHosts();
-      await using server = await startInProcessServer({
-        args: ["--known-hosts", kh],
-        env: { SSH_AUTH_SOCK: agent.socket },
-      });
+      await using server = await startServer({ args: ["--known-hosts", kh], env: { SSH_AUTH_SOCK: agent.socket } });
       await writeConfig(server, sshd, [`  IdentityFile ${pub}`]);
       const r = await call(server.client, "ssh_connect", { host: "target" });
       assert.equal(r.isError, false, r.text);
@@ -125,10 +118,7 @@ Deno.test(
       const others = await unrelatedKeys(dir, 3);
       await using agent = await startAgent(others.map((k) => k.path));
       const kh = await sshd.writeKnownHosts();
-      await using server = await startInProcessServer({
-        args: ["--known-hosts", kh],
-        env: { SSH_AUTH_SOCK: agent.socket },
-      });
+      await using server = await startServer({ args: ["--known-hosts", kh], env: { SSH_AUTH_SOCK: agent.socket } });
       await writeConfig(server, sshd, [`  IdentityFile ${dir}/absent`, "  IdentitiesOnly yes"]);
       const r = await call(server.client, "ssh_connect", { host: "target" });
       assert.ok(r.code === "AUTH_METHOD_MISSING" || r.code === "AUTH_FAILED", r.text);

@@ -5,7 +5,6 @@
 
 import assert from "node:assert/strict";
 import { call, callOk, startServer } from "./fixtures/mcp.ts";
-import { startInProcessServer } from "./fixtures/in_process.ts";
 import { opensshArgs, type Sshd, sshdAvailable, startAgent, startSshd } from "./fixtures/sshd.ts";
 
 const skip = !sshdAvailable();
@@ -173,7 +172,7 @@ Deno.test({ name: "host keys are verified before authentication", ignore: skip }
     await t.step("strict: an unknown host is refused before any credential is sent", async () => {
       const empty = `${dir}/empty_known_hosts`;
       await Deno.writeTextFile(empty, "");
-      await using server = await startInProcessServer({ args: ["--known-hosts", empty] });
+      await using server = await startServer({ args: ["--known-hosts", empty] });
       const before = authLines();
       const r = await call(server.client, "ssh_connect", { ...base(sshd), ...secret });
       assert.equal(r.code, "HOST_KEY_UNKNOWN", r.text);
@@ -185,16 +184,14 @@ Deno.test({ name: "host keys are verified before authentication", ignore: skip }
       assert.equal(await Deno.readTextFile(empty), "");
       // Control: a connection that does authenticate is visible in the same log.
       const kh = await sshd.writeKnownHosts(`${dir}/good`);
-      await using good = await startInProcessServer({ args: ["--known-hosts", kh] });
+      await using good = await startServer({ args: ["--known-hosts", kh] });
       await callOk(good.client, "ssh_connect", { ...base(sshd), private_key_path: sshd.keys.ed25519.path });
       assert.ok(authLines() > before, "auth attempts are not logged; the check above proves nothing");
     });
 
     await t.step("accept-new writes one line that OpenSSH accepts, then connects silently", async () => {
       const file = `${dir}/new/known_hosts`;
-      await using server = await startInProcessServer({
-        args: ["--known-hosts", file, "--host-key-policy", "accept-new"],
-      });
+      await using server = await startServer({ args: ["--known-hosts", file, "--host-key-policy", "accept-new"] });
       const first = await callOk(server.client, "ssh_connect", { ...base(sshd), ...secret });
       assert.equal(first.structured.host_key_added, true);
       const text = await Deno.readTextFile(file);
@@ -219,7 +216,7 @@ Deno.test({ name: "host keys are verified before authentication", ignore: skip }
       const content = `[127.0.0.1]:${sshd.port} ${wrong}\n`;
       await Deno.writeTextFile(file, content);
       for (const policy of ["strict", "accept-new"]) {
-        await using server = await startInProcessServer({ args: ["--known-hosts", file, "--host-key-policy", policy] });
+        await using server = await startServer({ args: ["--known-hosts", file, "--host-key-policy", policy] });
         const before = authLines();
         const r = await call(server.client, "ssh_connect", { ...base(sshd), ...secret });
         assert.equal(r.code, "HOST_KEY_MISMATCH", r.text);
@@ -235,7 +232,7 @@ Deno.test({ name: "host keys are verified before authentication", ignore: skip }
     await t.step("no tool argument can turn host key checking off", async () => {
       const empty = `${dir}/empty2`;
       await Deno.writeTextFile(empty, "");
-      await using server = await startInProcessServer({ args: ["--known-hosts", empty] });
+      await using server = await startServer({ args: ["--known-hosts", empty] });
       const tools = await server.client.listTools();
       const connect = tools.tools.find((x) => x.name === "ssh_connect")!;
       const props = Object.keys(connect.inputSchema.properties ?? {});
@@ -269,10 +266,7 @@ Deno.test({ name: "an agent with more keys than MaxAuthTries fails fast with AUT
     }
     await using agent = await startAgent(keys);
     const kh = await sshd.writeKnownHosts();
-    await using server = await startInProcessServer({
-      args: ["--known-hosts", kh],
-      env: { SSH_AUTH_SOCK: agent.socket },
-    });
+    await using server = await startServer({ args: ["--known-hosts", kh], env: { SSH_AUTH_SOCK: agent.socket } });
     const r = await call(server.client, "ssh_connect", base(sshd));
     assert.equal(r.code, "AUTH_FAILED", r.text);
     assert.match(r.text, /closed the connection during authentication/);
@@ -305,9 +299,7 @@ Deno.test(
     const dir = await Deno.makeTempDir({ prefix: "mcp-race-" });
     try {
       const file = `${dir}/known_hosts`;
-      await using server = await startInProcessServer({
-        args: ["--known-hosts", file, "--host-key-policy", "accept-new"],
-      });
+      await using server = await startServer({ args: ["--known-hosts", file, "--host-key-policy", "accept-new"] });
       // The password user and the run's client keys are shared by both servers; only the host keys differ.
       const secret = a.passwordUser ? { password: a.passwordUser.password } : { private_key_path: a.keys.ed25519.path };
       const args = { host: "127.0.0.1", port, username: a.user, ...secret };

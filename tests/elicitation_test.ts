@@ -11,7 +11,6 @@ import assert from "node:assert/strict";
 // @ts-types="@modelcontextprotocol/sdk/types"
 import { ElicitRequestSchema, type ElicitResult } from "@modelcontextprotocol/sdk/types.js";
 import { call, callOk, type ServerOptions, startServer, type TestServer } from "./fixtures/mcp.ts";
-import { startInProcessServer } from "./fixtures/in_process.ts";
 import { otpServer } from "./fixtures/otp_server.ts";
 import { type Sshd, sshdAvailable, startSshd } from "./fixtures/sshd.ts";
 
@@ -25,17 +24,12 @@ interface Question {
   requestedSchema: any;
 }
 
-/**
- * A server whose client declares elicitation and answers each question with `answer`: in process,
- * unless the test is about the process (`spawned`: its permissions, everything on its stderr).
- */
+/** A server whose client declares elicitation and answers each question with `answer`. */
 async function askingServer(
   answer: (q: Question) => ElicitResult,
-  options: ServerOptions & { spawned?: boolean } = {},
+  options: ServerOptions = {},
 ): Promise<TestServer & { questions: Question[] }> {
-  const { spawned, ...rest } = options;
-  const start = spawned ? startServer : startInProcessServer;
-  const server = await start({ ...rest, capabilities: { elicitation: {} } });
+  const server = await startServer({ ...options, capabilities: { elicitation: {} } });
   const questions: Question[] = [];
   server.client.setRequestHandler(ElicitRequestSchema, (request) => {
     const q = request.params as Question;
@@ -135,7 +129,7 @@ Deno.test({ name: "an unknown host key under strict is put to the user by elicit
 
     await t.step("a client without the capability gets HOST_KEY_UNKNOWN as before", async () => {
       const kh = await knownHosts("nocap");
-      await using server = await startInProcessServer({ args: ["--known-hosts", kh] });
+      await using server = await startServer({ args: ["--known-hosts", kh] });
       const r = await call(server.client, "ssh_connect", target(sshd));
       assert.equal(r.code, "HOST_KEY_UNKNOWN", r.text);
       assert.ok(r.text.includes(key.fingerprint), r.text);
@@ -189,7 +183,7 @@ Deno.test({ name: "an unknown host key under strict is put to the user by elicit
       // Started in / with no roots: main.ts gives up the write permission (strict, no local roots possible).
       const kh = await knownHosts("readonly");
       const args = ["--known-hosts", kh, "--log-level", "info"];
-      await using server = await askingServer(() => decide("once"), { args, cwd: "/", spawned: true });
+      await using server = await askingServer(() => decide("once"), { args, cwd: "/" });
       for (let i = 0; i < 200 && !/write permission dropped/.test(server.stderr()); i++) await delay(50);
       assert.match(server.stderr(), /write permission dropped/);
       await callOk(server.client, "ssh_connect", target(sshd));
@@ -225,7 +219,7 @@ Deno.test({ name: "keyboard-interactive prompts are answered by the user", ignor
   });
 
   await t.step("no elicitation capability: AUTH_FAILED naming keyboard-interactive", async () => {
-    await using server = await startInProcessServer({ args });
+    await using server = await startServer({ args });
     const r = await call(server.client, "ssh_connect", { ...base, private_key_path: sshd.keys.ed25519.path });
     assert.equal(r.code, "AUTH_FAILED", r.text);
     assert.match(r.text, /keyboard-interactive/);
@@ -254,10 +248,7 @@ Deno.test("a one-time code prompt is put to the user, and never answered with th
   });
 
   await t.step("the code from the form logs in, and is in no log", async () => {
-    await using server = await askingServer(answering("246810"), {
-      args: [...args, "--log-level", "debug"],
-      spawned: true,
-    });
+    await using server = await askingServer(answering("246810"), { args: [...args, "--log-level", "debug"] });
     const r = await callOk(server.client, "ssh_connect", base);
     assert.equal(r.structured.auth_method, "keyboard-interactive");
     assert.equal(server.questions.length, 1);
@@ -288,7 +279,7 @@ Deno.test("a one-time code prompt is put to the user, and never answered with th
 
   await t.step("no capability: the password is not sent to the code prompt; AUTH_FAILED names the prompt", async () => {
     const before = otp.answers.length;
-    await using server = await startInProcessServer({ args });
+    await using server = await startServer({ args });
     const r = await call(server.client, "ssh_connect", { ...base, password: "not-a-code" });
     assert.equal(r.code, "AUTH_FAILED", r.text);
     assert.match(r.text, /Verification code/);

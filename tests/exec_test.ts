@@ -243,7 +243,7 @@ Deno.test({ name: "ssh_sudo_execute keeps the password off every command line", 
   }
   const password = sshd.passwordUser.password;
   const kh = await sshd.writeKnownHosts();
-  await using server = await startInProcessServer({ args: ["--known-hosts", kh] });
+  await using server = await startServer({ args: ["--known-hosts", kh] });
   const c = server.client;
   const id = await connect(server, sshd);
 

@@ -6,7 +6,7 @@
  */
 
 import assert from "node:assert/strict";
-import { call, callOk, connectWithKey } from "./fixtures/mcp.ts";
+import { call, callOk, connectWithKey, startServer } from "./fixtures/mcp.ts";
 import { startInProcessServer } from "./fixtures/in_process.ts";
 import {
   createNetns,
@@ -278,7 +278,7 @@ Deno.test({ name: "forward requests that are not allowed are refused clearly", i
     const kh = await sshd.writeKnownHosts(`${dir}/kh`);
     const config = `${dir}/config.json`;
     await Deno.writeTextFile(config, JSON.stringify({ max_forwards_per_session: 3 }));
-    await using server = await startInProcessServer({ args: ["--known-hosts", kh, "--config", config] });
+    await using server = await startServer({ args: ["--known-hosts", kh, "--config", config] });
     const c = server.client;
     const sid = await connectWithKey(c, sshd);
 

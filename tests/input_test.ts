@@ -4,8 +4,7 @@
  */
 
 import assert from "node:assert/strict";
-import { call, callOk } from "./fixtures/mcp.ts";
-import { startInProcessServer } from "./fixtures/in_process.ts";
+import { call, callOk, startServer } from "./fixtures/mcp.ts";
 import { sshdAvailable, startSshd } from "./fixtures/sshd.ts";
 
 const skip = !sshdAvailable();
@@ -13,7 +12,7 @@ const skip = !sshdAvailable();
 Deno.test({ name: "hostile inputs are rejected and the server stays up", ignore: skip }, async (t) => {
   await using sshd = await startSshd();
   const kh = await sshd.writeKnownHosts();
-  await using server = await startInProcessServer({ args: ["--known-hosts", kh] });
+  await using server = await startServer({ args: ["--known-hosts", kh] });
   const c = server.client;
   // The canary's directory is writable by the remote user too, so an injection that ran would succeed.
   const dir = await Deno.makeTempDir({ prefix: "mcp-canary-" });

@@ -9,7 +9,6 @@
 
 import assert from "node:assert/strict";
 import { call, callOk, startServer, writeSshConfig } from "./fixtures/mcp.ts";
-import { startInProcessServer } from "./fixtures/in_process.ts";
 import { createNetns, httpGet, type Netns, netnsAvailable, startHttpService } from "./fixtures/netns.ts";
 import { randomHex, run, waitFor } from "./fixtures/process.ts";
 import { readPid, type Sshd, sshdAvailable, startSshd } from "./fixtures/sshd.ts";
@@ -212,7 +211,7 @@ Deno.test(
         await Deno.readTextFile(await bastion.writeKnownHosts(`${bastion.dir}/kh-${randomHex(4)}`)) +
           `[127.0.0.1]:${inner.port} ${bastion.hostKeys[0].publicKeyLine}\n`,
       );
-      await using other = await startInProcessServer({ args: ["--known-hosts", wrong] });
+      await using other = await startServer({ args: ["--known-hosts", wrong] });
       await writeSshConfig(other, hostBlock("bastion", bastion) + hostBlock("inner", inner, ["ProxyJump bastion"]));
       const r = await call(other.client, "ssh_connect", { host: "inner" });
       assert.equal(r.code, "HOST_KEY_MISMATCH", r.text);
@@ -228,7 +227,7 @@ Deno.test(
         const before = authLines(inner).length;
         // known_hosts trusts the bastion only.
         const bastionOnly = await bastion.writeKnownHosts(`${bastion.dir}/kh-${randomHex(4)}`);
-        await using other = await startInProcessServer({ args: ["--known-hosts", bastionOnly] });
+        await using other = await startServer({ args: ["--known-hosts", bastionOnly] });
         await writeSshConfig(other, hostBlock("bastion", bastion) + hostBlock("inner", inner, ["ProxyJump bastion"]));
         const r = await call(other.client, "ssh_connect", { host: "inner" });
         assert.equal(r.code, "HOST_KEY_UNKNOWN", r.text);
@@ -247,7 +246,7 @@ Deno.test(
         `[${bastion.host}]:${bastion.port} ${inner.hostKeys[0].publicKeyLine}\n` +
           await Deno.readTextFile(await inner.writeKnownHosts(`${inner.dir}/kh-${randomHex(4)}`)),
       );
-      await using other = await startInProcessServer({ args: ["--known-hosts", wrong] });
+      await using other = await startServer({ args: ["--known-hosts", wrong] });
       await writeSshConfig(other, hostBlock("bastion", bastion) + hostBlock("inner", inner, ["ProxyJump bastion"]));
       const r = await call(other.client, "ssh_connect", { host: "inner" });
       assert.equal(r.code, "HOST_KEY_MISMATCH", r.text);

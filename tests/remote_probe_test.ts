@@ -11,7 +11,7 @@
 import assert from "node:assert/strict";
 import { joinTestAccount, type TestAccount, writeHomeFile } from "./fixtures/account.ts";
 import { dropbearAvailable, startDropbear } from "./fixtures/dropbear.ts";
-import { call, callOk, connectAs } from "./fixtures/mcp.ts";
+import { call, callOk, connectAs, startServer } from "./fixtures/mcp.ts";
 import { startInProcessServer } from "./fixtures/in_process.ts";
 import { fakeWindows } from "./fixtures/fake_windows.ts";
 import { sshdAvailable, startSshd } from "./fixtures/sshd.ts";
@@ -112,7 +112,7 @@ Deno.test({ name: "a forced command: the agent is told its commands are replaced
       const forced = `if [ -e ${flag} ]; then cat; else eval "$SSH_ORIGINAL_COMMAND"; fi`;
       await using sshd = await startSshd({ extraConfig: `Match User ${account.name}\n  ForceCommand ${forced}\n` });
       const kh = await sshd.writeKnownHosts();
-      await using server = await startInProcessServer({ args: ["--known-hosts", kh] });
+      await using server = await startServer({ args: ["--known-hosts", kh] });
       const c = server.client;
       const secret = `pw-${crypto.randomUUID()}`;
       const connect = () => connectAs(c, sshd, account.name, sshd.keys.ed25519.path);

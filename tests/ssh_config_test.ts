@@ -8,8 +8,7 @@
  */
 
 import assert from "node:assert/strict";
-import { call, callOk, type TestServer } from "./fixtures/mcp.ts";
-import { startInProcessServer } from "./fixtures/in_process.ts";
+import { call, callOk, startServer, type TestServer } from "./fixtures/mcp.ts";
 import { type Sshd, sshdAvailable, startSshd } from "./fixtures/sshd.ts";
 
 const skip = !sshdAvailable();
@@ -59,7 +58,7 @@ Deno.test(
   async (t) => {
     await using sshd = await startSshd();
     const kh = await sshd.writeKnownHosts();
-    await using server = await startInProcessServer({ args: ["--known-hosts", kh] });
+    await using server = await startServer({ args: ["--known-hosts", kh] });
     const c = server.client;
     const text = webConfig(sshd);
     const path = await writeConfig(server, text);
@@ -143,7 +142,7 @@ Deno.test(
   async (t) => {
     await using sshd = await startSshd();
     const kh = await sshd.writeKnownHosts();
-    await using server = await startInProcessServer({ args: ["--known-hosts", kh, "--host-key-policy", "accept-new"] });
+    await using server = await startServer({ args: ["--known-hosts", kh, "--host-key-policy", "accept-new"] });
     const c = server.client;
 
     await t.step("Match exec is refused naming its line", async () => {
@@ -192,7 +191,7 @@ Deno.test(
     await t.step(
       "StrictHostKeyChecking no never makes a host weaker: the server's policy holds, with a warning",
       async () => {
-        await using strictServer = await startInProcessServer({ args: ["--known-hosts", kh] });
+        await using strictServer = await startServer({ args: ["--known-hosts", kh] });
         await writeConfig(
           strictServer,
           `Host lax\n  HostName localhost\n  Port ${sshd.port}\n  User ${sshd.user}\n` +
@@ -219,7 +218,7 @@ Deno.test(
       const aliasKh = `${server.home}/alias_known_hosts`;
       const key = sshd.hostKeys.find((k) => k.type === "ssh-ed25519")!;
       await Deno.writeTextFile(aliasKh, `box-alias ${key.publicKeyLine}\n`);
-      await using strictServer = await startInProcessServer({ args: ["--known-hosts", aliasKh] });
+      await using strictServer = await startServer({ args: ["--known-hosts", aliasKh] });
       await writeConfig(
         strictServer,
         `Host box\n  HostName 127.0.0.1\n  Port ${sshd.port}\n  User ${sshd.user}\n` +
@@ -253,11 +252,11 @@ Deno.test({ name: "--ssh-config none reads no ssh_config", ignore: skip }, async
   const target = { host: "127.0.0.1", port: sshd.port, username: sshd.user };
   {
     // The same config read: the key it names logs in.
-    await using server = await startInProcessServer({ args: ["--known-hosts", kh] });
+    await using server = await startServer({ args: ["--known-hosts", kh] });
     await writeConfig(server, config);
     await callOk(server.client, "ssh_connect", target);
   }
-  await using server = await startInProcessServer({ args: ["--known-hosts", kh, "--ssh-config", "none"] });
+  await using server = await startServer({ args: ["--known-hosts", kh, "--ssh-config", "none"] });
   await writeConfig(server, config);
   const r = await call(server.client, "ssh_connect", target);
   assert.equal(r.code, "AUTH_METHOD_MISSING", r.text);
