@@ -39,6 +39,17 @@ interface Hosts extends AsyncDisposable {
   childPids(): Promise<number[]>;
 }
 
+/**
+ * `n` different ports free now: each listener stays open until all are chosen, since a port freed
+ * at once may be the next one handed out (two equal Port lines made two equal targets, once).
+ */
+function freePorts(n: number): number[] {
+  const listeners = Array.from({ length: n }, () => Deno.listen({ hostname: "127.0.0.1", port: 0 }));
+  const ports = listeners.map((listener) => listener.addr.port);
+  for (const listener of listeners) listener.close();
+  return ports;
+}
+
 async function startHosts(): Promise<Hosts> {
   const servers: Sshd[] = [];
   const stop = async () => {
@@ -47,7 +58,7 @@ async function startHosts(): Promise<Hosts> {
   try {
     const hosts: Host[] = [];
     for (let i = 0; i < SERVERS; i++) {
-      const extra = Array.from({ length: HOSTS / SERVERS - 1 }, () => freePort());
+      const extra = freePorts(HOSTS / SERVERS - 1);
       // Port lines before the fixture's ListenAddress: sshd listens on every one of them.
       const sshd = await startSshd({
         maxStartups: "200:30:300",
@@ -55,7 +66,7 @@ async function startHosts(): Promise<Hosts> {
       });
       servers.push(sshd);
       for (const port of [sshd.port, ...extra]) {
-        // A port another process took between freePort() and sshd's bind would be refused: fail clearly.
+        // A port another process took between freePorts() and sshd's bind would be refused: fail clearly.
         assert.ok(await readsBanner(sshd.host, port), `sshd does not answer on port ${port}:\n${sshd.logs()}`);
         hosts.push({ sshd, port, target: `${sshd.user}@${sshd.host}:${port}` });
       }
