@@ -13,7 +13,7 @@
 import { HELP, parseFlags, VERSION } from "./lib/cli.ts";
 import type { ConfigEnv } from "./lib/config.ts";
 import { createLogger, type Logger } from "./lib/log.ts";
-import { startupConfig, StartupError } from "./lib/startup.ts";
+import { configEnvFrom, startupConfig, StartupError } from "./lib/startup.ts";
 import { createServer } from "./lib/server.ts";
 import { serveStdio } from "./lib/transport/stdio.ts";
 import { onShutdownSignal } from "./lib/transport/signals.ts";
@@ -39,15 +39,9 @@ async function closeAudit(audit: AuditLog | undefined, logger: Logger): Promise<
   await audit.close();
 }
 
-/** The environment the configuration depends on: home, agent socket, local user, host name and uid. */
+/** The environment the configuration depends on, from this process's. */
 function configEnv(): ConfigEnv {
-  return {
-    home: Deno.env.get("HOME") ?? Deno.env.get("USERPROFILE"),
-    sshAuthSock: Deno.env.get("SSH_AUTH_SOCK"),
-    localUser: Deno.env.get("USER") ?? Deno.env.get("LOGNAME") ?? Deno.env.get("USERNAME"),
-    localHost: Deno.hostname(),
-    localUid: Deno.uid() ?? undefined,
-  };
+  return configEnvFrom((name) => Deno.env.get(name));
 }
 
 async function main(argv: string[]): Promise<number> {

@@ -13,6 +13,21 @@ import { type Config, type ConfigEnv, type ConfigFile, readConfigFile, resolveCo
 import { resolveRoots } from "./local_paths.ts";
 import { workingDirRoot } from "./roots.ts";
 
+/**
+ * The environment the configuration depends on (home, agent socket, local user, host name and
+ * uid), read through `variable`: the process's environment in main.ts, a test server's own in
+ * tests/fixtures/in_process.ts.
+ */
+export function configEnvFrom(variable: (name: string) => string | undefined): ConfigEnv {
+  return {
+    home: variable("HOME") ?? variable("USERPROFILE"),
+    sshAuthSock: variable("SSH_AUTH_SOCK"),
+    localUser: variable("USER") ?? variable("LOGNAME") ?? variable("USERNAME"),
+    localHost: Deno.hostname(),
+    localUid: Deno.uid() ?? undefined,
+  };
+}
+
 /** A configuration the server cannot start with; the message is what to print after the program's name. */
 export class StartupError extends Error {
   override name = "StartupError";
