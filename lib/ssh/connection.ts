@@ -8,7 +8,7 @@
 
 import { SshMcpError } from "../errors.ts";
 import type { Logger } from "../log.ts";
-import { type Client, type ClientChannel, type SFTPWrapper, signalChannel } from "../ssh2/mod.ts";
+import { type Client, type ClientChannel, prepareSftpPatches, type SFTPWrapper, signalChannel } from "../ssh2/mod.ts";
 import { ChannelBudget } from "./budget.ts";
 import { failRequestsWhen, isAbandoned, sftpOpenError } from "./sftp.ts";
 import { mapRuntimeError } from "./connect_errors.ts";
@@ -334,6 +334,10 @@ export class SshConnection {
   }
 
   async #openSftpOnce(signal: AbortSignal): Promise<SFTPWrapper> {
+    if (this.#closed) throw this.#lostError();
+    // SFTP's repairs of ssh2 are decided at the first open in this process: a process that only runs
+    // commands never pays for their self-tests.
+    await prepareSftpPatches(this.#logger);
     if (this.#closed) throw this.#lostError();
     const release = await this.#budget.acquire(signal);
     return await new Promise<SFTPWrapper>((resolve, reject) => {

@@ -21,7 +21,7 @@ import { rekeyQueueFixed } from "./rekey_fix.ts";
 import { DenoSocket } from "./socket.ts";
 
 export { isIntegrityFailure } from "./chacha_decipher.ts";
-export { preparePatches } from "./patches.ts";
+export { preparePatches, prepareSftpPatches } from "./patches.ts";
 export { sftpFirstBytes } from "./sftp_fix.ts";
 
 /** A new, unconnected ssh2 client (the leak fix is loaded before ssh2 is). */

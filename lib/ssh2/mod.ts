@@ -13,7 +13,8 @@
  * two that only recognise what that code made ({@linkcode isIntegrityFailure},
  * {@linkcode sftpFirstBytes}) answer "no" before, since nothing can have
  * made it yet. The repairs are still decided, by {@linkcode preparePatches},
- * before any client exists.
+ * before any client exists, and SFTP's by {@linkcode prepareSftpPatches}
+ * before the first SFTP channel opens.
  *
  * @module
  */
@@ -22,7 +23,7 @@
 import type { Client, ClientChannel, ConnectConfig, OpenSSHAgent, ParsedKey } from "ssh2";
 import type { Logger } from "../log.ts";
 import { remoteVersionOf, sendSignal } from "./internals.ts";
-import type { PatchStatus } from "./patches.ts";
+import type { PatchStatus, SftpPatchStatus } from "./patches.ts";
 import type { ConnectClientOptions, SelectedAgentOptions } from "./client.ts";
 import type { IntegrityFailure } from "./chacha_decipher.ts";
 
@@ -40,7 +41,7 @@ export type {
   Stats,
 } from "ssh2";
 export { DenoSocket, type SocketError, toSocketError } from "./socket.ts";
-export type { PatchStatus } from "./patches.ts";
+export type { PatchStatus, SftpPatchStatus } from "./patches.ts";
 export type { ConnectClientOptions, SelectedAgentOptions } from "./client.ts";
 export { installedSsh2Version, PINNED_SSH2_VERSION, pretendSsh2Version } from "./guard.ts";
 
@@ -71,14 +72,23 @@ function ssh2Code(what: string): Ssh2Code {
 }
 
 /**
- * Loads ssh2, then checks its version and runs every repair's self-test,
- * the first time only; later calls get the same answer. Logs at most one
- * warning, naming each repair left off and why. Never rejects once ssh2 is
- * loaded.
+ * Loads ssh2, then checks its version and runs the self-test of every repair
+ * of a connection, the first time only; later calls get the same answer.
+ * Logs at most one warning, naming each repair left off and why. Never
+ * rejects once ssh2 is loaded.
  */
 export async function preparePatches(logger: Logger): Promise<PatchStatus> {
   await loadSsh2();
   return ssh2Code("preparePatches").preparePatches(logger);
+}
+
+/**
+ * The same for the repairs of ssh2's SFTP channel (./patches.ts), which only a
+ * process that opens SFTP pays for: await it before the first SFTP channel opens.
+ */
+export async function prepareSftpPatches(logger: Logger): Promise<SftpPatchStatus> {
+  await loadSsh2();
+  return ssh2Code("prepareSftpPatches").prepareSftpPatches(logger);
 }
 
 /** A new, unconnected ssh2 client. Needs ssh2 loaded. */

@@ -2,10 +2,15 @@
  * Decides, once per process, which repairs of ssh2 run.
  *
  * Each repair relies on private fields and behaviour of one ssh2 version.
- * Before the first connection every one of them checks that the installed
- * ssh2 is the pinned version (./guard.ts) and passes a behavioural
- * self-test on ssh2's own code; one that does not stays off, and one
- * warning for the whole process says which are off and why. With all of
+ * Every one of them checks that the installed ssh2 is the pinned version
+ * (./guard.ts) and passes a behavioural self-test on ssh2's own code; one
+ * that does not stays off, and a warning says which are off and why. The
+ * connection's repairs (ciphers, rekey queue) are decided before the first
+ * connection ({@linkcode preparePatches}); SFTP's before the first SFTP
+ * channel opens ({@linkcode prepareSftpPatches}): their self-tests are most
+ * of the CPU the decision costs (~0.15 s), and a process that only runs
+ * commands never needs them. A version mismatch is known at once and turns
+ * all of them off, in the one warning of the first decision. With all of
  * them off, ssh2 runs as published: slower, leaking memory per
  * chacha20-poly1305 packet under Deno, and losing the whole connection when
  * login output that starts with a non-ASCII byte precedes SFTP; otherwise
@@ -27,7 +32,7 @@ import { sftpFixSelfTest } from "./sftp_fix.ts";
 import { sftpReadSelfTest, sftpWriteSelfTest } from "./sftp_alloc.ts";
 import { ssh2VersionProblem } from "./guard.ts";
 
-/** Which repairs of ssh2 are on in this process. */
+/** Which repairs of a connection (its ciphers and rekey queue) are on in this process. */
 export interface PatchStatus {
   /** chacha20 ciphers are finished after their one update (./chacha_fix.ts). */
   leakFix: boolean;
@@ -39,6 +44,10 @@ export interface PatchStatus {
   socketLending: boolean;
   /** Outbound chacha20-poly1305 uses ./chacha_cipher.ts: one allocation and one write per packet. */
   fastCipher: boolean;
+}
+
+/** Which repairs of ssh2's SFTP channel are on in this process. */
+export interface SftpPatchStatus {
   /** An SFTP channel whose first packet is not VERSION fails alone, not the connection (./sftp_fix.ts). */
   sftpFix: boolean;
   /** SFTP writes send the caller's data without copying it into a request buffer (./sftp_alloc.ts). */
@@ -47,7 +56,7 @@ export interface PatchStatus {
   sftpRead: boolean;
 }
 
-const NAMES: Record<keyof PatchStatus, string> = {
+const NAMES: Record<keyof PatchStatus | keyof SftpPatchStatus, string> = {
   leakFix: "chacha20 leak fix",
   rekeyFix: "rekey queue fix",
   fastDecipher: "fast chacha20-poly1305 decipher",
@@ -58,36 +67,53 @@ const NAMES: Record<keyof PatchStatus, string> = {
   sftpRead: "streaming SFTP read answers",
 };
 
-let decided: Promise<PatchStatus> | null = null;
-
-/**
- * Checks the ssh2 version and runs every repair's self-test, the first time
- * only; later calls get the same answer. Logs at most one warning, naming
- * each repair left off and why. Never rejects.
- */
-export function preparePatches(logger: Logger): Promise<PatchStatus> {
-  return decided ??= decide().then(({ status, off }) => {
-    if (off.length > 0) {
-      logger.warn(
-        `ssh2 repairs off, using ssh2's own code instead: ${off.join("; ")}. ` +
-          "Connections work, but may be slower, leak memory per chacha20-poly1305 packet under Deno, " +
-          "and be lost when an account's login files print text before SFTP starts",
-      );
-    }
-    return status;
-  });
+/** What one decision found: the status, and each repair left off with why. */
+interface Decision<T> {
+  status: T;
+  off: string[];
 }
 
-async function decide(): Promise<{ status: PatchStatus; off: string[] }> {
+let decided: Promise<PatchStatus> | null = null;
+let sftpDecided: Promise<SftpPatchStatus> | null = null;
+
+/**
+ * Checks the ssh2 version and runs the self-test of every repair of a
+ * connection, the first time only; later calls get the same answer. Logs at
+ * most one warning, naming each repair left off and why (with a version
+ * mismatch: every repair, SFTP's included). Never rejects.
+ */
+export function preparePatches(logger: Logger): Promise<PatchStatus> {
+  return decided ??= decide().then((decision) => told(decision, logger));
+}
+
+/**
+ * The same for SFTP's repairs, once the connection's are decided; call it
+ * before the first SFTP channel opens. Logs its own warning only for a
+ * self-test that failed: a version mismatch was told by
+ * {@linkcode preparePatches}. Never rejects.
+ */
+export function prepareSftpPatches(logger: Logger): Promise<SftpPatchStatus> {
+  return sftpDecided ??= preparePatches(logger).then(() => told(decideSftp(), logger));
+}
+
+function told<T>({ status, off }: Decision<T>, logger: Logger): T {
+  if (off.length > 0) {
+    logger.warn(
+      `ssh2 repairs off, using ssh2's own code instead: ${off.join("; ")}. ` +
+        "Connections work, but may be slower, leak memory per chacha20-poly1305 packet under Deno, " +
+        "and be lost when an account's login files print text before SFTP starts",
+    );
+  }
+  return status;
+}
+
+async function decide(): Promise<Decision<PatchStatus>> {
   const status: PatchStatus = {
     leakFix: false,
     rekeyFix: false,
     fastDecipher: false,
     socketLending: false,
     fastCipher: false,
-    sftpFix: false,
-    sftpWrite: false,
-    sftpRead: false,
   };
   const version = ssh2VersionProblem();
   if (version !== null) {
@@ -108,19 +134,6 @@ async function decide(): Promise<{ status: PatchStatus; off: string[] }> {
   if (rekey === null) status.rekeyFix = true;
   else failed("rekeyFix", rekey);
 
-  const sftp = sftpFixSelfTest();
-  if (sftp === null) status.sftpFix = true;
-  else failed("sftpFix", sftp);
-
-  const write = sftpWriteSelfTest();
-  if (write === null) status.sftpWrite = true;
-  else failed("sftpWrite", write);
-
-  // After the SFTP first-packet check: this wraps the push() that one repaired.
-  const read = sftpReadSelfTest();
-  if (read === null) status.sftpRead = true;
-  else failed("sftpRead", read);
-
   await prepareFastDecipher();
   const { decipher } = await ssh2ChachaRoundTrip();
   const fast = fastDecipherSelfTest() ??
@@ -135,6 +148,28 @@ async function decide(): Promise<{ status: PatchStatus; off: string[] }> {
   const seal = fast === null ? await fastCipherSelfTest() : `needs the ${NAMES.fastDecipher}`;
   if (seal === null) status.fastCipher = true;
   else failed("fastCipher", seal);
+  return { status, off };
+}
+
+/** SFTP's repairs: all off without a word when the version differs (already told). */
+function decideSftp(): Decision<SftpPatchStatus> {
+  const status: SftpPatchStatus = { sftpFix: false, sftpWrite: false, sftpRead: false };
+  if (ssh2VersionProblem() !== null) return { status, off: [] };
+  const off: string[] = [];
+  const failed = (name: keyof SftpPatchStatus, why: string) => off.push(`${NAMES[name]}: ${why}`);
+
+  const sftp = sftpFixSelfTest();
+  if (sftp === null) status.sftpFix = true;
+  else failed("sftpFix", sftp);
+
+  const write = sftpWriteSelfTest();
+  if (write === null) status.sftpWrite = true;
+  else failed("sftpWrite", write);
+
+  // After the SFTP first-packet check: this wraps the push() that one repaired.
+  const read = sftpReadSelfTest();
+  if (read === null) status.sftpRead = true;
+  else failed("sftpRead", read);
   return { status, off };
 }
 

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import crypto from "node:crypto";
 import { Buffer } from "node:buffer";
 import type { Logger } from "../log.ts";
-import { preparePatches } from "./patches.ts";
+import { preparePatches, prepareSftpPatches } from "./patches.ts";
 import { EXPECTED_WINDOW_ADJUST, queuedWindowAdjust } from "./rekey_fix.ts";
 import { feedSftp, UTF8_GREETING } from "./sftp_fix.ts";
 
@@ -12,7 +12,7 @@ function recorder(): { logger: Logger; warnings: string[] } {
   return { logger: { debug() {}, info() {}, warn: keep, error: keep }, warnings };
 }
 
-Deno.test("preparePatches() turns every repair on for the pinned ssh2, silently, once per process", async () => {
+Deno.test("preparePatches() turns every repair of a connection on for the pinned ssh2, silently, once per process", async () => {
   const first = recorder();
   const status = await preparePatches(first.logger);
   assert.deepEqual(status, {
@@ -21,23 +21,32 @@ Deno.test("preparePatches() turns every repair on for the pinned ssh2, silently,
     fastDecipher: true,
     socketLending: true,
     fastCipher: true,
-    sftpFix: true,
-    sftpWrite: true,
-    sftpRead: true,
   });
   assert.deepEqual(first.warnings, []);
-  // The repairs really run: ssh2's queued packets are exact, chacha20 ciphers are finished,
-  // text before SFTP fails the channel instead of throwing.
+  // The repairs really run: ssh2's queued packets are exact, chacha20 ciphers are finished.
   assert.equal(queuedWindowAdjust(), EXPECTED_WINDOW_ADJUST);
-  const sftp = feedSftp([UTF8_GREETING]);
-  assert.equal(sftp.threw, null);
-  assert.equal(sftp.errors.length, 1);
   const c = crypto.createCipheriv("chacha20", Buffer.alloc(32), Buffer.alloc(16));
   c.update(Buffer.from("x"));
   assert.throws(() => c.update(Buffer.from("y")));
+  // SFTP's wait for the first SFTP channel: text before SFTP still throws in ssh2's own parser.
+  assert.notEqual(feedSftp([UTF8_GREETING]).threw, null);
   // Decided once: a second caller gets the same answer and no log line.
   const second = recorder();
   assert.equal(await preparePatches(second.logger), status);
+  assert.deepEqual(second.warnings, []);
+});
+
+Deno.test("prepareSftpPatches() turns SFTP's repairs on for the pinned ssh2, silently, once per process", async () => {
+  const first = recorder();
+  const status = await prepareSftpPatches(first.logger);
+  assert.deepEqual(status, { sftpFix: true, sftpWrite: true, sftpRead: true });
+  assert.deepEqual(first.warnings, []);
+  // Text before SFTP now fails the channel instead of throwing.
+  const sftp = feedSftp([UTF8_GREETING]);
+  assert.equal(sftp.threw, null);
+  assert.equal(sftp.errors.length, 1);
+  const second = recorder();
+  assert.equal(await prepareSftpPatches(second.logger), status);
   assert.deepEqual(second.warnings, []);
 });
 
@@ -48,14 +57,15 @@ Deno.test("preparePatches() leaves every repair off, with one warning, when the 
     import crypto from "node:crypto";
     import { Buffer } from "node:buffer";
     import { pretendSsh2Version } from "${here("./guard.ts")}";
-    import { preparePatches } from "${here("./patches.ts")}";
+    import { preparePatches, prepareSftpPatches } from "${here("./patches.ts")}";
     import { EXPECTED_WINDOW_ADJUST, queuedWindowAdjust } from "${here("./rekey_fix.ts")}";
     import { feedSftp, UTF8_GREETING } from "${here("./sftp_fix.ts")}";
     pretendSsh2Version("1.17.1");
     const warnings = [];
     const logger = { debug() {}, info() {}, warn: (m) => warnings.push(m), error: (m) => warnings.push(m) };
-    const status = await preparePatches(logger);
+    const status = { ...await preparePatches(logger), ...await prepareSftpPatches(logger) };
     await preparePatches(logger);
+    await prepareSftpPatches(logger);
     const c = crypto.createCipheriv("chacha20", Buffer.alloc(32), Buffer.alloc(16));
     c.update(Buffer.from("x"));
     let finished = false;
