@@ -8,7 +8,16 @@
 import assert from "node:assert/strict";
 import { call, callOk, connectWithKey, type TestServer } from "./fixtures/mcp.ts";
 import { startInProcessServer } from "./fixtures/in_process.ts";
-import { type Agent, freePort, readsBanner, type Sshd, sshdAvailable, startAgent, startSshd } from "./fixtures/sshd.ts";
+import {
+  type Agent,
+  freePort,
+  freePorts,
+  readsBanner,
+  type Sshd,
+  sshdAvailable,
+  startAgent,
+  startSshd,
+} from "./fixtures/sshd.ts";
 import { run, tempDir, waitFor, within } from "./fixtures/process.ts";
 
 const skip = !sshdAvailable();
@@ -37,17 +46,6 @@ interface Hosts extends AsyncDisposable {
   agent: Agent;
   /** Per-connection sshd processes of every server. */
   childPids(): Promise<number[]>;
-}
-
-/**
- * `n` different ports free now: each listener stays open until all are chosen, since a port freed
- * at once may be the next one handed out (two equal Port lines made two equal targets, once).
- */
-function freePorts(n: number): number[] {
-  const listeners = Array.from({ length: n }, () => Deno.listen({ hostname: "127.0.0.1", port: 0 }));
-  const ports = listeners.map((listener) => listener.addr.port);
-  for (const listener of listeners) listener.close();
-  return ports;
 }
 
 async function startHosts(): Promise<Hosts> {
